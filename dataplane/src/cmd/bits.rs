@@ -1,0 +1,6 @@
+//! The bits command family.
+
+use super::CommandSpec;
+
+/// Commands of this family.
+pub const COMMANDS: &[CommandSpec] = &[];

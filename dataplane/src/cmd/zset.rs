@@ -1,0 +1,6 @@
+//! The zset command family.
+
+use super::CommandSpec;
+
+/// Commands of this family.
+pub const COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,1 @@
+//! Redis's serialization format: DUMP/RESTORE payloads (and later RDB files).

@@ -1,0 +1,220 @@
+//! Per-connection state: [`Client`] is owned by the connection task; [`ClientInfo`] is the part
+//! other clients can see (CLIENT LIST / KILL), kept in atomics so updating it is cheap.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use tokio::sync::{Notify, mpsc};
+
+use crate::store::WatchFlag;
+
+/// Something the connection loop must do after a command, outside the store lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send the pending replies, then close (QUIT, protocol error).
+    Close,
+    /// Wait until a watched key changes or the deadline passes, then run the command again.
+    Block {
+        /// When to give up (None: never).
+        deadline: Option<Instant>,
+    },
+    /// Stop the server (SHUTDOWN).
+    Shutdown,
+    /// Sleep, then continue (DEBUG SLEEP).
+    Sleep(std::time::Duration),
+}
+
+/// A message pushed to a client from outside its own commands.
+#[derive(Debug, Clone)]
+pub enum Push {
+    /// A PUBLISH to a subscribed channel.
+    Message {
+        /// Channel.
+        channel: bytes::Bytes,
+        /// Payload.
+        data: bytes::Bytes,
+    },
+    /// A PUBLISH matching a subscribed pattern.
+    PMessage {
+        /// Pattern.
+        pattern: bytes::Bytes,
+        /// Channel.
+        channel: bytes::Bytes,
+        /// Payload.
+        data: bytes::Bytes,
+    },
+    /// A MONITOR line.
+    Monitor(Arc<str>),
+}
+
+/// The shared, read-mostly view of a client.
+#[derive(Debug)]
+pub struct ClientInfo {
+    /// Client id.
+    pub id: u64,
+    /// Peer address.
+    pub addr: String,
+    /// Local address.
+    pub laddr: String,
+    /// Connection time.
+    pub created: Instant,
+    name: parking_lot::Mutex<String>,
+    /// Selected database.
+    pub db: AtomicUsize,
+    last_cmd: AtomicUsize,
+    /// Unix ms of the last command.
+    pub last_active: AtomicU64,
+    /// Wakes the connection when it is killed.
+    pub kill: Notify,
+    /// True once CLIENT KILL targeted it.
+    pub killed: AtomicBool,
+    /// Channel + pattern subscriptions.
+    pub subs: AtomicUsize,
+    /// Pattern subscriptions.
+    pub psubs: AtomicUsize,
+    /// Protocol version (2 or 3).
+    pub resp: AtomicUsize,
+    /// Flags string pieces: MULTI active.
+    pub in_multi: AtomicBool,
+    /// True for MONITOR clients.
+    pub monitor: AtomicBool,
+    /// True when blocked.
+    pub blocked: AtomicBool,
+    /// CLIENT NO-EVICT.
+    pub no_evict: AtomicBool,
+    /// Bytes waiting in the query buffer.
+    pub qbuf: AtomicUsize,
+}
+
+impl ClientInfo {
+    /// A new record.
+    pub fn new(id: u64, addr: String, laddr: String) -> Self {
+        ClientInfo {
+            id,
+            addr,
+            laddr,
+            created: Instant::now(),
+            name: parking_lot::Mutex::new(String::new()),
+            db: AtomicUsize::new(0),
+            last_cmd: AtomicUsize::new(usize::MAX),
+            last_active: AtomicU64::new(crate::store::now_ms()),
+            kill: Notify::new(),
+            killed: AtomicBool::new(false),
+            subs: AtomicUsize::new(0),
+            psubs: AtomicUsize::new(0),
+            resp: AtomicUsize::new(2),
+            in_multi: AtomicBool::new(false),
+            monitor: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
+            no_evict: AtomicBool::new(false),
+            qbuf: AtomicUsize::new(0),
+        }
+    }
+
+    /// The name set with CLIENT SETNAME.
+    pub fn name(&self) -> String {
+        self.name.lock().clone()
+    }
+
+    /// Sets the name.
+    pub fn set_name(&self, n: String) {
+        *self.name.lock() = n;
+    }
+
+    /// Records the last command (index in the registry).
+    pub fn set_last_cmd(&self, id: usize) {
+        self.last_cmd.store(id, Ordering::Relaxed);
+    }
+
+    /// The last command's name.
+    pub fn last_cmd_name(&self) -> &'static str {
+        let id = self.last_cmd.load(Ordering::Relaxed);
+        crate::cmd::registry().commands.get(id).map(|c| c.name).unwrap_or("NULL")
+    }
+
+    /// Asks the connection to close.
+    pub fn request_kill(&self) {
+        self.killed.store(true, Ordering::Relaxed);
+        self.kill.notify_one();
+    }
+}
+
+/// State owned by one connection.
+#[derive(Debug)]
+pub struct Client {
+    /// Unique id.
+    pub id: u64,
+    /// Selected database.
+    pub db: usize,
+    /// Passed AUTH (or none needed).
+    pub authenticated: bool,
+    /// RESP3 after HELLO 3.
+    pub resp3: bool,
+    /// Commands queued by MULTI (None outside a transaction).
+    pub multi: Option<Vec<Vec<Vec<u8>>>>,
+    /// A queued command was refused: EXEC must abort.
+    pub multi_error: bool,
+    /// True while EXEC runs queued commands (blocking commands do not block then).
+    pub in_exec: bool,
+    /// Raised when a WATCHed key changes.
+    pub watch_flag: WatchFlag,
+    /// WATCHed keys (db, key).
+    pub watched: Vec<(usize, Vec<u8>)>,
+    /// What the connection must do after this command.
+    pub action: Option<Action>,
+    /// Deadline of the blocking command being retried (outer None: not blocked).
+    pub block_deadline: Option<Option<Instant>>,
+    /// The blocking command's timeout has passed: reply with the timeout value now.
+    pub block_timed_out: bool,
+    /// Keys the client is blocked on.
+    pub blocked_keys: Vec<Vec<u8>>,
+    /// Woken when a key it is blocked on changes.
+    pub waker: Arc<Notify>,
+    /// Subscribed channels.
+    pub channels: BTreeSet<Vec<u8>>,
+    /// Subscribed patterns.
+    pub patterns: BTreeSet<Vec<u8>>,
+    /// Sender for pushes (pub/sub messages, MONITOR lines) to this client.
+    pub push_tx: mpsc::UnboundedSender<Push>,
+    /// The shared view.
+    pub info: Arc<ClientInfo>,
+}
+
+impl Client {
+    /// A new client.
+    pub fn new(info: Arc<ClientInfo>, push_tx: mpsc::UnboundedSender<Push>) -> Self {
+        Client {
+            id: info.id,
+            db: 0,
+            authenticated: false,
+            resp3: false,
+            multi: None,
+            multi_error: false,
+            in_exec: false,
+            watch_flag: Arc::new(AtomicBool::new(false)),
+            watched: Vec::new(),
+            action: None,
+            block_deadline: None,
+            block_timed_out: false,
+            blocked_keys: Vec::new(),
+            waker: Arc::new(Notify::new()),
+            channels: BTreeSet::new(),
+            patterns: BTreeSet::new(),
+            push_tx,
+            info,
+        }
+    }
+
+    /// Number of subscriptions (channels + patterns).
+    pub fn subscriptions(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    /// True in RESP2 with at least one subscription: only (un)subscribe, PING, QUIT and RESET
+    /// are accepted.
+    pub fn in_pubsub_context(&self) -> bool {
+        !self.resp3 && self.subscriptions() > 0
+    }
+}

@@ -1,0 +1,307 @@
+//! One client connection: read → parse every complete request → run them under one lock
+//! acquisition → one write for the whole batch.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::Shared;
+use super::client::{Action, Client, ClientInfo, Push};
+use crate::cmd::{Ctx, execute};
+use crate::resp::reply::Out;
+use crate::resp::request::{Limits, ParseError, Request, RequestParser};
+use crate::store::now_ms;
+
+/// Serves one client until it quits, breaks the protocol, is killed or the server stops.
+#[tracing::instrument(skip(sock, shared), fields(peer = %peer))]
+pub async fn serve(sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let _ = sock.set_nodelay(true);
+    let laddr = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let info = Arc::new(ClientInfo::new(id, peer.to_string(), laddr));
+    {
+        let (maxclients, over) = {
+            let mut store = shared.store.lock();
+            store.stats.connections_received += 1;
+            let max = store.config.maxclients;
+            let n = shared.client_count();
+            if n >= max {
+                store.stats.rejected_connections += 1;
+            }
+            (max, n >= max)
+        };
+        if over {
+            let mut sock = sock;
+            let _ = sock.write_all(b"-ERR max number of clients reached\r\n").await;
+            tracing::debug!(maxclients, "client refused");
+            return;
+        }
+    }
+    shared.clients.lock().insert(id, info.clone());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut client = Client::new(info.clone(), tx);
+    let res = client_loop(sock, &shared, &mut client, rx).await;
+    if let Err(e) = res {
+        tracing::debug!(error = %e, "connection closed");
+    }
+    cleanup(&shared, &mut client);
+}
+
+fn cleanup(shared: &Shared, client: &mut Client) {
+    shared.clients.lock().remove(&client.id);
+    if client.info.monitor.load(Ordering::Relaxed) {
+        shared.remove_monitor(client.id);
+    }
+    if client.subscriptions() > 0 {
+        let mut ps = shared.pubsub.lock();
+        for c in &client.channels {
+            ps.unsubscribe(c, client.id);
+        }
+        for p in &client.patterns {
+            ps.punsubscribe(p, client.id);
+        }
+    }
+    if !client.watched.is_empty() || !client.blocked_keys.is_empty() {
+        let mut store = shared.store.lock();
+        for (db, key) in client.watched.drain(..) {
+            if let Some(d) = store.dbs.get_mut(db) {
+                d.unwatch(&key, &client.watch_flag);
+            }
+        }
+        let db = client.db;
+        for key in client.blocked_keys.drain(..) {
+            store.dbs[db].unblock(&key, &client.waker);
+        }
+    }
+}
+
+fn encode_push(out: &mut Out, p: &Push) {
+    match p {
+        Push::Message { channel, data } => {
+            out.push(3);
+            out.bulk(b"message");
+            out.bulk(channel);
+            out.bulk(data);
+        }
+        Push::PMessage { pattern, channel, data } => {
+            out.push(4);
+            out.bulk(b"pmessage");
+            out.bulk(pattern);
+            out.bulk(channel);
+            out.bulk(data);
+        }
+        Push::Monitor(line) => {
+            out.simple(line);
+        }
+    }
+}
+
+async fn client_loop(
+    mut sock: TcpStream,
+    shared: &Shared,
+    client: &mut Client,
+    mut rx: mpsc::UnboundedReceiver<Push>,
+) -> std::io::Result<()> {
+    let mut rbuf = BytesMut::with_capacity(16 * 1024);
+    let mut parser = RequestParser::new();
+    let mut out = Out::new();
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        // Run every complete request already buffered.
+        let consumed = process(shared, client, &mut parser, &rbuf, &mut out);
+        rbuf.advance(consumed);
+        if !out.is_empty() {
+            sock.write_all(&out.buf).await?;
+            shared.net_output.fetch_add(out.len() as u64, Ordering::Relaxed);
+            out.buf.clear();
+            if out.buf.capacity() > 1024 * 1024 {
+                out.buf = Vec::with_capacity(16 * 1024);
+            }
+        }
+        match client.action.take() {
+            Some(Action::Close) => return Ok(()),
+            Some(Action::Shutdown) => {
+                shared.request_shutdown();
+                return Ok(());
+            }
+            Some(Action::Sleep(d)) => {
+                tokio::time::sleep(d).await;
+                continue;
+            }
+            Some(Action::Block { deadline }) => {
+                client.info.blocked.store(true, Ordering::Relaxed);
+                let woke = wait_unblocked(&mut sock, shared, client, deadline).await;
+                client.info.blocked.store(false, Ordering::Relaxed);
+                {
+                    let mut store = shared.store.lock();
+                    let db = client.db;
+                    for key in client.blocked_keys.drain(..) {
+                        store.dbs[db].unblock(&key, &client.waker);
+                    }
+                }
+                match woke {
+                    BlockEnd::Woken => {}
+                    BlockEnd::TimedOut => client.block_timed_out = true,
+                    BlockEnd::Closed => return Ok(()),
+                }
+                continue; // run the blocked command again
+            }
+            None => {}
+        }
+        if client.info.killed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let idle = shared.store.lock().config.timeout;
+        let idle_limit = if idle > 0 && client.subscriptions() == 0 {
+            Some(Duration::from_secs(idle))
+        } else {
+            None
+        };
+        tokio::select! {
+            biased;
+            n = sock.read_buf(&mut rbuf) => {
+                let n = n?;
+                if n == 0 {
+                    return Ok(());
+                }
+                shared.net_input.fetch_add(n as u64, Ordering::Relaxed);
+                let limit = shared.query_buffer_limit.load(Ordering::Relaxed);
+                if rbuf.len() as u64 > limit {
+                    tracing::warn!(client = client.id, "closing client that reached max query buffer length");
+                    return Ok(());
+                }
+                client.info.qbuf.store(rbuf.len(), Ordering::Relaxed);
+            }
+            Some(p) = rx.recv() => {
+                encode_push(&mut out, &p);
+                while let Ok(p) = rx.try_recv() {
+                    encode_push(&mut out, &p);
+                    if out.len() > 64 * 1024 {
+                        break;
+                    }
+                }
+            }
+            _ = client.info.kill.notified() => return Ok(()),
+            _ = shutdown.changed() => return Ok(()),
+            _ = sleep_opt(idle_limit) => return Ok(()),
+        }
+    }
+}
+
+async fn sleep_opt(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+enum BlockEnd {
+    Woken,
+    TimedOut,
+    Closed,
+}
+
+async fn wait_unblocked(
+    sock: &mut TcpStream,
+    shared: &Shared,
+    client: &Client,
+    deadline: Option<std::time::Instant>,
+) -> BlockEnd {
+    let mut shutdown = shared.shutdown.subscribe();
+    let timeout = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    // A blocked client still notices its peer going away, as Redis does.
+    let mut probe = [0u8; 0];
+    tokio::select! {
+        _ = client.waker.notified() => BlockEnd::Woken,
+        _ = timeout => BlockEnd::TimedOut,
+        _ = client.info.kill.notified() => BlockEnd::Closed,
+        _ = shutdown.changed() => BlockEnd::Closed,
+        r = sock.peek(&mut probe) => match r {
+            Ok(_) => std::future::pending::<BlockEnd>().await,
+            Err(_) => BlockEnd::Closed,
+        },
+    }
+}
+
+/// Parses and runs every complete request in `buf`, taking the store lock once for the batch.
+/// Returns how many bytes were used.
+fn process(
+    shared: &Shared,
+    client: &mut Client,
+    parser: &mut RequestParser,
+    buf: &[u8],
+    out: &mut Out,
+) -> usize {
+    let mut pos = 0;
+    let mut guard = None;
+    let mut argv: Vec<&[u8]> = Vec::with_capacity(8);
+    let limits = Limits {
+        max_bulk_len: shared.max_bulk_len.load(Ordering::Relaxed) as usize,
+        authenticated: client.authenticated || !shared.auth_required.load(Ordering::Relaxed),
+    };
+    let mut now = 0;
+    loop {
+        if client.action.is_some() {
+            break;
+        }
+        let req = parser.parse(&buf[pos..], &limits);
+        let (consumed, inline) = match req {
+            Ok(Request::Multibulk { consumed }) => {
+                argv.clear();
+                argv.extend(parser.spans().iter().map(|&(s, e)| &buf[pos + s..pos + e]));
+                (consumed, None)
+            }
+            Ok(Request::Inline { consumed, args }) => (consumed, Some(args)),
+            Ok(Request::Empty { consumed }) => {
+                pos += consumed;
+                continue;
+            }
+            Err(ParseError::Incomplete) => break,
+            Err(ParseError::Protocol(msg)) => {
+                out.error(&format!("ERR Protocol error: {msg}"));
+                client.action = Some(Action::Close);
+                pos = buf.len();
+                break;
+            }
+        };
+        let store = guard.get_or_insert_with(|| {
+            now = now_ms();
+            shared.store.lock()
+        });
+        out.resp3 = client.resp3;
+        let mut ctx = Ctx { store: &mut *store, client, out, shared, now_ms: now };
+        match &inline {
+            Some(args) => {
+                let v: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+                execute(&mut ctx, &v);
+            }
+            None => execute(&mut ctx, &argv),
+        }
+        out.resp3 = client.resp3;
+        if matches!(client.action, Some(Action::Block { .. })) {
+            // Leave the request in the buffer: it runs again when the client is woken.
+            break;
+        }
+        pos += consumed;
+        // Bound the reply batch so one huge pipeline does not hold the lock for long.
+        if out.len() > 4 * 1024 * 1024 {
+            break;
+        }
+    }
+    if guard.is_some() {
+        client.info.db.store(client.db, Ordering::Relaxed);
+        client.info.last_active.store(now, Ordering::Relaxed);
+    }
+    pos
+}

@@ -1,0 +1,247 @@
+//! The codis-server process: shared state, the accept loop and the background cycle.
+//!
+//! - [`client`]: per-connection state.
+//! - [`connection`]: the read → parse → execute → write loop of one client.
+//! - [`pubsub`]: channel and pattern subscriptions.
+
+pub mod client;
+pub mod connection;
+pub mod pubsub;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::store::{Store, now_ms};
+use client::{Client, ClientInfo, Push};
+
+/// The version we report as `redis_version`: the Redis release whose behaviour we follow.
+pub const REDIS_VERSION: &str = "7.0.15";
+
+/// State shared by every connection.
+#[derive(Debug)]
+pub struct Shared {
+    /// The keyspace and everything that must change atomically with it.
+    pub store: Mutex<Store>,
+    /// Connected clients by id.
+    pub clients: Mutex<HashMap<u64, Arc<ClientInfo>>>,
+    /// Pub/sub subscriptions.
+    pub pubsub: Mutex<pubsub::PubSub>,
+    monitors: Mutex<Vec<(u64, UnboundedSender<Push>)>>,
+    monitor_count: AtomicUsize,
+    /// Next client id.
+    pub next_id: AtomicU64,
+    /// Flips to true when the server must stop.
+    pub shutdown: watch::Sender<bool>,
+    /// Process start.
+    pub started: Instant,
+    /// Unix ms at start.
+    pub started_unix_ms: u64,
+    /// True while `requirepass` is set (read without the store lock by the parser).
+    pub auth_required: AtomicBool,
+    /// `proto-max-bulk-len`, readable without the store lock.
+    pub max_bulk_len: AtomicU64,
+    /// `client-query-buffer-limit`, readable without the store lock.
+    pub query_buffer_limit: AtomicU64,
+    /// Bytes read from clients.
+    pub net_input: AtomicU64,
+    /// Bytes written to clients.
+    pub net_output: AtomicU64,
+    /// Random run id (40 hex chars).
+    pub run_id: String,
+    /// The port actually bound.
+    pub port: AtomicU64,
+    /// The config file, if any (CONFIG REWRITE, INFO).
+    pub config_file: Option<std::path::PathBuf>,
+    /// The executable path (INFO).
+    pub executable: String,
+}
+
+impl Shared {
+    /// Shared state around a fresh store.
+    pub fn new(config: Config, config_file: Option<std::path::PathBuf>) -> Arc<Self> {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        let run_id: String = (0..40).map(|_| format!("{:x}", rng.random_range(0..16u8))).collect();
+        let (tx, _) = watch::channel(false);
+        let shared = Shared {
+            auth_required: AtomicBool::new(!config.requirepass.is_empty()),
+            max_bulk_len: AtomicU64::new(config.proto_max_bulk_len),
+            query_buffer_limit: AtomicU64::new(config.client_query_buffer_limit),
+            port: AtomicU64::new(config.port as u64),
+            store: Mutex::new(Store::new(config)),
+            clients: Mutex::new(HashMap::new()),
+            pubsub: Mutex::new(pubsub::PubSub::default()),
+            monitors: Mutex::new(Vec::new()),
+            monitor_count: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+            shutdown: tx,
+            started: Instant::now(),
+            started_unix_ms: now_ms(),
+            net_input: AtomicU64::new(0),
+            net_output: AtomicU64::new(0),
+            run_id,
+            config_file,
+            executable: std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        };
+        Arc::new(shared)
+    }
+
+    /// Re-reads config values cached outside the lock (after CONFIG SET).
+    pub fn refresh_cached_config(&self, config: &Config) {
+        self.auth_required.store(!config.requirepass.is_empty(), Ordering::Relaxed);
+        self.max_bulk_len.store(config.proto_max_bulk_len, Ordering::Relaxed);
+        self.query_buffer_limit.store(config.client_query_buffer_limit, Ordering::Relaxed);
+    }
+
+    /// True when some client runs MONITOR.
+    pub fn has_monitors(&self) -> bool {
+        self.monitor_count.load(Ordering::Relaxed) > 0
+    }
+
+    /// Adds a MONITOR client.
+    pub fn add_monitor(&self, id: u64, tx: UnboundedSender<Push>) {
+        let mut m = self.monitors.lock();
+        m.push((id, tx));
+        self.monitor_count.store(m.len(), Ordering::Relaxed);
+    }
+
+    /// Removes a MONITOR client.
+    pub fn remove_monitor(&self, id: u64) {
+        let mut m = self.monitors.lock();
+        m.retain(|(i, _)| *i != id);
+        self.monitor_count.store(m.len(), Ordering::Relaxed);
+    }
+
+    /// Sends a command line to every MONITOR client, formatted as Redis does.
+    pub fn feed_monitors(&self, client: &Client, args: &[&[u8]]) {
+        let now = now_ms();
+        let mut line = format!(
+            "{}.{:06} [{} {}]",
+            now / 1000,
+            (now % 1000) * 1000,
+            client.db,
+            client.info.addr
+        );
+        for a in args {
+            line.push(' ');
+            line.push_str(&repr(a));
+        }
+        let line: Arc<str> = line.into();
+        for (id, tx) in self.monitors.lock().iter() {
+            if *id != client.id {
+                let _ = tx.send(Push::Monitor(line.clone()));
+            }
+        }
+    }
+
+    /// Number of connected clients.
+    pub fn client_count(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    /// Asks the server to stop.
+    pub fn request_shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Quotes bytes as Redis's `sdscatrepr` does (`"a\x00b\n"`).
+pub fn repr(a: &[u8]) -> String {
+    let mut s = String::from("\"");
+    for &c in a {
+        match c {
+            b'\\' => s.push_str("\\\\"),
+            b'"' => s.push_str("\\\""),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            b'\t' => s.push_str("\\t"),
+            7 => s.push_str("\\a"),
+            8 => s.push_str("\\b"),
+            c if c.is_ascii_graphic() || c == b' ' => s.push(c as char),
+            c => s.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// Accepts clients on `listener` until shutdown is requested, running the background cycle
+/// beside. Returns when every connection has been told to stop.
+pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
+    if let Ok(addr) = listener.local_addr() {
+        shared.port.store(addr.port() as u64, Ordering::Relaxed);
+    }
+    let cron = tokio::spawn(cron(shared.clone()));
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            res = listener.accept() => match res {
+                Ok((sock, peer)) => {
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        connection::serve(sock, peer, shared).await;
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => break,
+        }
+    }
+    cron.abort();
+    // Tell every connection to stop.
+    for c in shared.clients.lock().values() {
+        c.request_kill();
+    }
+}
+
+/// The background cycle: runs `hz` times a second, like Redis's `serverCron`.
+async fn cron(shared: Arc<Shared>) {
+    let mut last_ops = Instant::now();
+    loop {
+        let hz = shared.store.lock().config.hz.max(1);
+        tokio::time::sleep(Duration::from_millis(1000 / hz as u64)).await;
+        let now = now_ms();
+        let deadline = Instant::now() + Duration::from_millis(25 * 10 / hz as u64 + 1);
+        // Active expiry, in short lock holds so clients are never stalled for long.
+        loop {
+            let mut store = shared.store.lock();
+            store.stats.expire_cycles += 1;
+            let mut removed = 0;
+            for db in &mut store.dbs {
+                removed += db.active_expire(now, 200);
+            }
+            drop(store);
+            if removed < 50 || Instant::now() >= deadline {
+                break;
+            }
+        }
+        let mut store = shared.store.lock();
+        store.lru_clock = crate::store::evict::lru_clock_now();
+        store.sync_clock();
+        if last_ops.elapsed() >= Duration::from_millis(100) {
+            let el = last_ops.elapsed().as_secs_f64();
+            let total = store.stats.total_commands;
+            let ops = ((total - store.stats.ops_sample_commands) as f64 / el) as u64;
+            store.stats.instantaneous_ops = ops;
+            store.stats.ops_sample_commands = total;
+            store.stats.ops_sample_time = now;
+            last_ops = Instant::now();
+        }
+        if store.config.maxmemory > 0 {
+            store.evict_to_fit(crate::alloc::allocated_bytes);
+        }
+    }
+}

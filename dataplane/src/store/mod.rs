@@ -1,0 +1,599 @@
+//! The keyspace.
+//!
+//! [`Store`] holds 16 [`Db`]s plus server-wide counters and the live config; the server keeps
+//! it behind one mutex (see `docs/ARCHITECTURE.md` for why). Each [`Db`] is split into 1024
+//! [`SlotTable`]s by Codis's slot hash, so a slot's keys can be counted, scanned and removed
+//! without touching the others, and no single hash table ever grows large enough for a resize
+//! to stall the server.
+//!
+//! Keys with a TTL are also listed in their slot's `expires` table (as Redis keeps an
+//! `expires` dict), so keys without a TTL pay nothing for expiry.
+
+pub mod evict;
+pub mod value;
+pub mod zset;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use codis_model::{MAX_SLOT_NUM, slot_of};
+
+use crate::config::Config;
+pub use value::{HashValue, ListValue, Map, SetValue, SmallBytes, Value};
+pub use zset::ZSet;
+
+/// A value with its access metadata.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The value.
+    pub value: Value,
+    /// LRU clock (seconds, 24 bits) of the last access, or LFU data (16-bit minutes + 8-bit
+    /// counter) when an LFU policy is active, as Redis packs its `lru` field.
+    pub lru: u32,
+}
+
+/// The keys of one slot of one database.
+#[derive(Debug, Default)]
+pub struct SlotTable {
+    /// key → entry.
+    pub keys: Map<SmallBytes, Entry>,
+    /// key → absolute expiry time in unix milliseconds.
+    pub expires: Map<SmallBytes, u64>,
+}
+
+/// Flag a client raises when a key it WATCHes is modified.
+pub type WatchFlag = Arc<AtomicBool>;
+
+/// One of the 16 databases.
+#[derive(Debug)]
+pub struct Db {
+    /// Database index (0..16).
+    pub id: usize,
+    slots: Vec<SlotTable>,
+    len: usize,
+    expires_len: usize,
+    /// Keys some client WATCHes → the flags to raise when they change.
+    watched: std::collections::HashMap<SmallBytes, Vec<WatchFlag>>,
+    /// Keys some client is blocked on (BLPOP...) → the clients to wake.
+    blocked: std::collections::HashMap<SmallBytes, Vec<Arc<tokio::sync::Notify>>>,
+    /// LRU clock copied from the store so lookups can stamp entries.
+    pub(crate) lru_clock: u32,
+    /// True when an LFU eviction policy is active.
+    pub(crate) lfu: bool,
+    /// Lookups that found / missed a key (INFO keyspace_hits / keyspace_misses).
+    pub hits: u64,
+    /// See `hits`.
+    pub misses: u64,
+    /// Keys removed because their TTL passed (lazily or actively).
+    pub expired: u64,
+    /// Where the active expiry cycle resumes.
+    pub(crate) expire_cursor: usize,
+    /// True on a replica: expired keys are hidden but not deleted.
+    pub(crate) readonly_expire: bool,
+}
+
+/// Current unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Db {
+    /// An empty database.
+    pub fn new(id: usize) -> Self {
+        Db {
+            id,
+            slots: (0..MAX_SLOT_NUM).map(|_| SlotTable::default()).collect(),
+            len: 0,
+            expires_len: 0,
+            watched: Default::default(),
+            blocked: Default::default(),
+            lru_clock: 0,
+            lfu: false,
+            hits: 0,
+            misses: 0,
+            expired: 0,
+            expire_cursor: 0,
+            readonly_expire: false,
+        }
+    }
+
+    /// Number of keys (expired keys not yet removed included, as Redis's DBSIZE).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the database holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of keys with a TTL.
+    pub fn expires_len(&self) -> usize {
+        self.expires_len
+    }
+
+    /// The keys of one slot.
+    pub fn slot(&self, slot: usize) -> &SlotTable {
+        &self.slots[slot]
+    }
+
+    /// Removes `key` if its TTL has passed; returns true if it did.
+    fn expire_if_needed(&mut self, slot: usize, key: &[u8], now: u64) -> bool {
+        let t = &self.slots[slot];
+        if t.expires.is_empty() {
+            return false;
+        }
+        match t.expires.get(key) {
+            Some(&at) if at <= now => {
+                if self.readonly_expire {
+                    return true;
+                }
+                self.remove_in(slot, key);
+                self.expired += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn stamp(lru_clock: u32, lfu: bool, e: &mut Entry) {
+        if lfu {
+            e.lru = evict::lfu_touch(e.lru);
+        } else {
+            e.lru = lru_clock;
+        }
+    }
+
+    /// Looks a key up for reading: expires it if due, updates its access time and the
+    /// hit/miss counters.
+    pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Value> {
+        let slot = slot_of(key);
+        if self.expire_if_needed(slot, key, now) {
+            self.misses += 1;
+            return None;
+        }
+        let (clock, lfu) = (self.lru_clock, self.lfu);
+        match self.slots[slot].keys.get_mut(key) {
+            Some(e) => {
+                self.hits += 1;
+                Self::stamp(clock, lfu, e);
+                Some(&e.value)
+            }
+            None => {
+                self.misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Looks a key up without touching access times or counters (TYPE-like internal use).
+    pub fn peek(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
+        let slot = slot_of(key);
+        if self.expire_if_needed(slot, key, now) {
+            return None;
+        }
+        self.slots[slot].keys.get(key)
+    }
+
+    /// Looks a key up for writing. The key counts as modified: WATCHers are invalidated and
+    /// clients blocked on it are woken.
+    pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Value> {
+        let slot = slot_of(key);
+        if self.expire_if_needed(slot, key, now) {
+            return None;
+        }
+        if !self.slots[slot].keys.contains_key(key) {
+            return None;
+        }
+        self.touched(key);
+        let (clock, lfu) = (self.lru_clock, self.lfu);
+        let e = self.slots[slot].keys.get_mut(key)?;
+        Self::stamp(clock, lfu, e);
+        Some(&mut e.value)
+    }
+
+    /// True when the key exists (and has not expired).
+    pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
+        let slot = slot_of(key);
+        if self.expire_if_needed(slot, key, now) {
+            return false;
+        }
+        self.slots[slot].keys.contains_key(key)
+    }
+
+    /// Stores `value` under `key`, replacing any old value and dropping its TTL.
+    pub fn set(&mut self, key: &[u8], value: Value) {
+        self.set_with(key, value, false);
+    }
+
+    /// Stores `value` under `key`; `keep_ttl` keeps an existing TTL (SET KEEPTTL).
+    pub fn set_with(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
+        let slot = slot_of(key);
+        self.touched(key);
+        let lru = if self.lfu { evict::LFU_INIT } else { self.lru_clock };
+        let t = &mut self.slots[slot];
+        if let Some(e) = t.keys.get_mut(key) {
+            e.value = value;
+            e.lru = lru;
+            if !keep_ttl && t.expires.swap_remove(key).is_some() {
+                self.expires_len -= 1;
+            }
+        } else {
+            t.keys.insert(SmallBytes::new(key), Entry { value, lru });
+            self.len += 1;
+        }
+    }
+
+    /// Inserts a key that is known to be absent (after a lookup); same as [`Db::set`].
+    pub fn insert(&mut self, key: &[u8], value: Value) {
+        self.set_with(key, value, false)
+    }
+
+    fn remove_in(&mut self, slot: usize, key: &[u8]) -> Option<Value> {
+        let t = &mut self.slots[slot];
+        let e = t.keys.swap_remove(key)?;
+        self.len -= 1;
+        if !t.expires.is_empty() && t.expires.swap_remove(key).is_some() {
+            self.expires_len -= 1;
+        }
+        self.touched(key);
+        Some(e.value)
+    }
+
+    /// Deletes a key (expired or not); returns its value.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
+        self.remove_in(slot_of(key), key)
+    }
+
+    /// Deletes a key if it exists and has not expired; returns true if it was deleted.
+    pub fn delete(&mut self, key: &[u8], now: u64) -> bool {
+        let slot = slot_of(key);
+        if self.expire_if_needed(slot, key, now) {
+            return false;
+        }
+        self.remove_in(slot, key).is_some()
+    }
+
+    /// The absolute expiry (unix ms) of a key, if it has one.
+    pub fn expire_at(&self, key: &[u8]) -> Option<u64> {
+        let t = &self.slots[slot_of(key)];
+        if t.expires.is_empty() { None } else { t.expires.get(key).copied() }
+    }
+
+    /// Sets the absolute expiry (unix ms) of an existing key.
+    pub fn set_expire(&mut self, key: &[u8], at_ms: u64) {
+        let slot = slot_of(key);
+        self.touched(key);
+        let t = &mut self.slots[slot];
+        if let Some(e) = t.expires.get_mut(key) {
+            *e = at_ms;
+        } else if t.keys.contains_key(key) {
+            t.expires.insert(SmallBytes::new(key), at_ms);
+            self.expires_len += 1;
+        }
+    }
+
+    /// Removes the TTL of a key; returns true if it had one.
+    pub fn persist(&mut self, key: &[u8]) -> bool {
+        let slot = slot_of(key);
+        let t = &mut self.slots[slot];
+        if !t.expires.is_empty() && t.expires.swap_remove(key).is_some() {
+            self.expires_len -= 1;
+            self.touched(key);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Deletes every key. Every WATCHer is invalidated.
+    pub fn clear(&mut self) {
+        for t in &mut self.slots {
+            if !t.keys.is_empty() {
+                *t = SlotTable::default();
+            }
+        }
+        self.len = 0;
+        self.expires_len = 0;
+        for flags in self.watched.values() {
+            for f in flags {
+                f.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Swaps the contents of two databases (SWAPDB), keeping each one's watchers and blocked
+    /// clients, which are all signalled.
+    pub fn swap_contents(&mut self, other: &mut Db) {
+        std::mem::swap(&mut self.slots, &mut other.slots);
+        std::mem::swap(&mut self.len, &mut other.len);
+        std::mem::swap(&mut self.expires_len, &mut other.expires_len);
+        for db in [self, other] {
+            for flags in db.watched.values() {
+                for f in flags {
+                    f.store(true, Ordering::Relaxed);
+                }
+            }
+            for (_, waiters) in db.blocked.drain() {
+                for w in waiters {
+                    w.notify_one();
+                }
+            }
+        }
+    }
+
+    /// Marks a key modified: raises WATCH flags and wakes clients blocked on it.
+    pub fn touched(&mut self, key: &[u8]) {
+        if !self.watched.is_empty() {
+            if let Some(flags) = self.watched.get(key) {
+                for f in flags {
+                    f.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        if !self.blocked.is_empty() {
+            if let Some(waiters) = self.blocked.remove(key) {
+                for w in waiters {
+                    w.notify_one();
+                }
+            }
+        }
+    }
+
+    /// Registers a WATCH of `key` by the client owning `flag`.
+    pub fn watch(&mut self, key: &[u8], flag: &WatchFlag) {
+        let list = self.watched.entry(SmallBytes::new(key)).or_default();
+        if !list.iter().any(|f| Arc::ptr_eq(f, flag)) {
+            list.push(flag.clone());
+        }
+    }
+
+    /// Removes a WATCH of `key` by the client owning `flag`.
+    pub fn unwatch(&mut self, key: &[u8], flag: &WatchFlag) {
+        if let Some(list) = self.watched.get_mut(key) {
+            list.retain(|f| !Arc::ptr_eq(f, flag));
+            if list.is_empty() {
+                self.watched.remove(key);
+            }
+        }
+    }
+
+    /// Registers a client blocked on `key`; it is woken once when the key changes.
+    pub fn block_on(&mut self, key: &[u8], waker: &Arc<tokio::sync::Notify>) {
+        let list = self.blocked.entry(SmallBytes::new(key)).or_default();
+        if !list.iter().any(|w| Arc::ptr_eq(w, waker)) {
+            list.push(waker.clone());
+        }
+    }
+
+    /// Removes a blocked client's registration on `key`.
+    pub fn unblock(&mut self, key: &[u8], waker: &Arc<tokio::sync::Notify>) {
+        if let Some(list) = self.blocked.get_mut(key) {
+            list.retain(|w| !Arc::ptr_eq(w, waker));
+            if list.is_empty() {
+                self.blocked.remove(key);
+            }
+        }
+    }
+
+    /// Number of keys some client is blocked on.
+    pub fn blocked_keys(&self) -> usize {
+        self.blocked.len()
+    }
+
+    /// Number of keys WATCHed.
+    pub fn watched_keys(&self) -> usize {
+        self.watched.len()
+    }
+
+    /// A random key that has not expired, if any.
+    pub fn random_key(&mut self, now: u64) -> Option<SmallBytes> {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        for _ in 0..100 {
+            if self.len == 0 {
+                return None;
+            }
+            // Pick a slot weighted by size: a random key index over the whole db.
+            let mut idx = rng.random_range(0..self.len);
+            let mut chosen = None;
+            for (s, t) in self.slots.iter().enumerate() {
+                if idx < t.keys.len() {
+                    chosen = Some((s, idx));
+                    break;
+                }
+                idx -= t.keys.len();
+            }
+            let (s, i) = chosen?;
+            let key = self.slots[s].keys.get_index(i).map(|(k, _)| k.clone())?;
+            if self.expire_if_needed(s, &key, now) {
+                continue;
+            }
+            return Some(key);
+        }
+        None
+    }
+
+    /// One SCAN step over the whole database: visits keys from `cursor`, calling `f` for each
+    /// (key, entry), until about `count` keys were visited. Returns the next cursor (0 = done).
+    ///
+    /// Slots are visited in order and each slot from its last index to its first. Because
+    /// removal moves the last key into the hole, a key present for the whole scan is never
+    /// skipped (it may be returned twice), which is Redis's SCAN guarantee.
+    pub fn scan(
+        &self,
+        cursor: u64,
+        count: usize,
+        mut f: impl FnMut(&SmallBytes, &Entry, Option<u64>),
+    ) -> u64 {
+        let mut slot = (cursor & 0x3ff) as usize;
+        let mut next = cursor >> 10; // 0 = start of slot, else next index + 1
+        let mut visited = 0;
+        while slot < MAX_SLOT_NUM {
+            let t = &self.slots[slot];
+            let len = t.keys.len();
+            let mut i = if next == 0 { len } else { (next as usize).min(len) };
+            while i > 0 && visited < count {
+                i -= 1;
+                let (k, e) = t.keys.get_index(i).expect("index in range");
+                let exp = if t.expires.is_empty() { None } else { t.expires.get(k).copied() };
+                f(k, e, exp);
+                visited += 1;
+            }
+            if i > 0 {
+                return ((i as u64) << 10) | slot as u64;
+            }
+            slot += 1;
+            next = 0;
+            if visited >= count {
+                break;
+            }
+        }
+        if slot >= MAX_SLOT_NUM { 0 } else { slot as u64 }
+    }
+
+    /// Iterates over every (key, entry, expiry) of the database.
+    pub fn iter(&self) -> impl Iterator<Item = (&SmallBytes, &Entry, Option<u64>)> {
+        self.slots.iter().flat_map(|t| {
+            t.keys.iter().map(move |(k, e)| {
+                let exp = if t.expires.is_empty() { None } else { t.expires.get(k).copied() };
+                (k, e, exp)
+            })
+        })
+    }
+
+    /// Removes expired keys of a few slots, starting where the last call stopped, visiting at
+    /// most `budget` keys with a TTL. Returns how many keys were removed.
+    pub fn active_expire(&mut self, now: u64, budget: usize) -> usize {
+        if self.expires_len == 0 || self.readonly_expire {
+            return 0;
+        }
+        let mut seen = 0;
+        let mut removed = 0;
+        let mut slots_done = 0;
+        while seen < budget && slots_done < MAX_SLOT_NUM {
+            let s = self.expire_cursor;
+            self.expire_cursor = (self.expire_cursor + 1) % MAX_SLOT_NUM;
+            slots_done += 1;
+            let t = &self.slots[s];
+            if t.expires.is_empty() {
+                continue;
+            }
+            let due: Vec<SmallBytes> =
+                t.expires.iter().filter(|(_, at)| **at <= now).map(|(k, _)| k.clone()).collect();
+            seen += t.expires.len();
+            for k in due {
+                self.remove_in(s, &k);
+                self.expired += 1;
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Deletes every key of a slot; returns how many were deleted.
+    pub fn clear_slot(&mut self, slot: usize) -> usize {
+        let t = std::mem::take(&mut self.slots[slot]);
+        let n = t.keys.len();
+        self.len -= n;
+        self.expires_len -= t.expires.len();
+        for k in t.keys.keys() {
+            self.touched(k);
+        }
+        n
+    }
+
+    /// Mutable access to a slot table for code that keeps the counters right itself
+    /// (eviction, migration). Prefer the key-level methods.
+    pub(crate) fn slot_mut(&mut self, slot: usize) -> &mut SlotTable {
+        &mut self.slots[slot]
+    }
+}
+
+/// Server-wide counters reported by INFO.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    /// Commands processed.
+    pub total_commands: u64,
+    /// Connections accepted.
+    pub connections_received: u64,
+    /// Connections refused (maxclients).
+    pub rejected_connections: u64,
+    /// Keys evicted by maxmemory.
+    pub evicted_keys: u64,
+    /// Expired keys removed (besides each Db's counter, kept for keys removed by FLUSH).
+    pub expired_stale_perc: f64,
+    /// Total error replies.
+    pub total_error_replies: u64,
+    /// Operations per second over the last sample window.
+    pub instantaneous_ops: u64,
+    /// Commands counted at the last ops sample.
+    pub(crate) ops_sample_commands: u64,
+    /// Time of the last ops sample (ms).
+    pub(crate) ops_sample_time: u64,
+    /// Number of active-expire cycles run.
+    pub expire_cycles: u64,
+}
+
+/// Everything behind the server's data lock: the 16 databases, the live config, counters.
+#[derive(Debug)]
+pub struct Store {
+    /// The databases.
+    pub dbs: Vec<Db>,
+    /// The live configuration (CONFIG GET/SET act on it).
+    pub config: Config,
+    /// Counters for INFO.
+    pub stats: Stats,
+    /// Per-command counters, indexed by command id.
+    pub cmdstats: Vec<crate::cmd::CmdStat>,
+    /// Per-error-prefix counters (INFO errorstats).
+    pub errorstats: std::collections::BTreeMap<String, u64>,
+    /// The slow log.
+    pub slowlog: crate::cmd::server::SlowLog,
+    /// Latency monitor events.
+    pub latency: crate::cmd::server::LatencyMonitor,
+    /// LRU clock in seconds (24 bits), refreshed by the background cycle.
+    pub lru_clock: u32,
+    /// Unix time (ms) of the last successful save (no persistence yet: start time).
+    pub lastsave: u64,
+    /// Number of changes since the last save.
+    pub dirty: u64,
+}
+
+impl Store {
+    /// An empty store with `config`.
+    pub fn new(config: Config) -> Self {
+        let n = config.databases.max(1);
+        let mut s = Store {
+            dbs: (0..n).map(Db::new).collect(),
+            config,
+            stats: Stats::default(),
+            cmdstats: Vec::new(),
+            errorstats: Default::default(),
+            slowlog: Default::default(),
+            latency: Default::default(),
+            lru_clock: evict::lru_clock_now(),
+            lastsave: now_ms(),
+            dirty: 0,
+        };
+        s.sync_clock();
+        s
+    }
+
+    /// Copies the LRU clock and policy into every db (after a tick or CONFIG SET).
+    pub fn sync_clock(&mut self) {
+        let lfu = self.config.maxmemory_policy.is_lfu();
+        for db in &mut self.dbs {
+            db.lru_clock = self.lru_clock;
+            db.lfu = lfu;
+        }
+    }
+
+    /// Total keys across databases.
+    pub fn total_keys(&self) -> usize {
+        self.dbs.iter().map(|d| d.len()).sum()
+    }
+}

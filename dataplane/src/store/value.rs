@@ -1,0 +1,250 @@
+//! Values held in the keyspace and the compact byte string they are built from.
+
+use std::borrow::Borrow;
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+
+use super::zset::ZSet;
+
+/// Bytes stored inline up to this length (no heap allocation for short keys and values).
+pub const INLINE_CAP: usize = 22;
+
+/// A byte string of 24 bytes that stores up to [`INLINE_CAP`] bytes inline and longer ones in
+/// one exact-size heap allocation. Keys, string values and collection members all use it, so a
+/// typical small key costs no allocation of its own.
+#[derive(Clone)]
+pub enum SmallBytes {
+    /// Short data, stored in place.
+    Inline {
+        /// Number of bytes used in `buf`.
+        len: u8,
+        /// The bytes (only `..len` is meaningful).
+        buf: [u8; INLINE_CAP],
+    },
+    /// Longer data, on the heap.
+    Heap(Box<[u8]>),
+}
+
+impl SmallBytes {
+    /// Copies `data`.
+    pub fn new(data: &[u8]) -> Self {
+        if data.len() <= INLINE_CAP {
+            let mut buf = [0u8; INLINE_CAP];
+            buf[..data.len()].copy_from_slice(data);
+            SmallBytes::Inline { len: data.len() as u8, buf }
+        } else {
+            SmallBytes::Heap(data.into())
+        }
+    }
+
+    /// Takes ownership of a vector (inlined when short).
+    pub fn from_vec(v: Vec<u8>) -> Self {
+        if v.len() <= INLINE_CAP { Self::new(&v) } else { SmallBytes::Heap(v.into_boxed_slice()) }
+    }
+
+    /// The bytes.
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            SmallBytes::Inline { len, buf } => &buf[..*len as usize],
+            SmallBytes::Heap(b) => b,
+        }
+    }
+
+    /// Heap bytes owned beyond the 24-byte struct itself.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            SmallBytes::Inline { .. } => 0,
+            SmallBytes::Heap(b) => b.len(),
+        }
+    }
+
+    /// Copies the bytes into a vector.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.as_bytes().to_vec()
+    }
+}
+
+impl std::ops::Deref for SmallBytes {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl AsRef<[u8]> for SmallBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl Borrow<[u8]> for SmallBytes {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl Hash for SmallBytes {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Must hash exactly like `[u8]` so that lookups by `&[u8]` work.
+        self.as_bytes().hash(state)
+    }
+}
+
+impl PartialEq for SmallBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+impl Eq for SmallBytes {}
+
+impl PartialOrd for SmallBytes {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for SmallBytes {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl std::fmt::Debug for SmallBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+impl From<&[u8]> for SmallBytes {
+    fn from(v: &[u8]) -> Self {
+        SmallBytes::new(v)
+    }
+}
+
+impl From<Vec<u8>> for SmallBytes {
+    fn from(v: Vec<u8>) -> Self {
+        SmallBytes::from_vec(v)
+    }
+}
+
+/// Hasher for every map in the store: fast, seeded per map.
+pub type BuildHasher = foldhash::fast::RandomState;
+/// An insertion-ordered hash map (stable positions make SCAN cursors and random picks cheap).
+pub type Map<K, V> = indexmap::IndexMap<K, V, BuildHasher>;
+/// An insertion-ordered hash set.
+pub type Set<K> = indexmap::IndexSet<K, BuildHasher>;
+
+/// A hash value: field → value, in insertion order (as Redis's listpack keeps small hashes).
+pub type HashValue = Map<SmallBytes, SmallBytes>;
+/// A set value.
+pub type SetValue = Set<SmallBytes>;
+/// A list value.
+pub type ListValue = VecDeque<SmallBytes>;
+
+/// A value stored under a key.
+#[derive(Debug, Clone)]
+pub enum Value {
+    /// A string (also integers, bitmaps and HyperLogLogs).
+    Str(SmallBytes),
+    /// A list.
+    List(Box<ListValue>),
+    /// A hash.
+    Hash(Box<HashValue>),
+    /// A set.
+    Set(Box<SetValue>),
+    /// A sorted set.
+    ZSet(Box<ZSet>),
+}
+
+impl Value {
+    /// The type name TYPE replies with.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
+        }
+    }
+
+    /// A new empty list.
+    pub fn new_list() -> Value {
+        Value::List(Box::default())
+    }
+
+    /// A new empty hash.
+    pub fn new_hash() -> Value {
+        Value::Hash(Box::default())
+    }
+
+    /// A new empty set.
+    pub fn new_set() -> Value {
+        Value::Set(Box::default())
+    }
+
+    /// A new empty sorted set.
+    pub fn new_zset() -> Value {
+        Value::ZSet(Box::default())
+    }
+
+    /// Number of elements of a collection (1 for a string).
+    pub fn len(&self) -> usize {
+        match self {
+            Value::Str(_) => 1,
+            Value::List(l) => l.len(),
+            Value::Hash(h) => h.len(),
+            Value::Set(s) => s.len(),
+            Value::ZSet(z) => z.len(),
+        }
+    }
+
+    /// True for an empty collection (such a key must be deleted).
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Value::Str(_) => false,
+            _ => self.len() == 0,
+        }
+    }
+
+    /// An estimate of the heap bytes this value owns (MEMORY USAGE, eviction accounting).
+    pub fn heap_size(&self) -> usize {
+        const SB: usize = std::mem::size_of::<SmallBytes>();
+        match self {
+            Value::Str(s) => s.heap_size(),
+            Value::List(l) => l.capacity() * SB + l.iter().map(|e| e.heap_size()).sum::<usize>(),
+            Value::Hash(h) => {
+                h.capacity() * (2 * SB + 8 + 9)
+                    + h.iter().map(|(k, v)| k.heap_size() + v.heap_size()).sum::<usize>()
+            }
+            Value::Set(s) => {
+                s.capacity() * (SB + 8 + 9) + s.iter().map(|e| e.heap_size()).sum::<usize>()
+            }
+            Value::ZSet(z) => z.heap_size(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_stay_compact() {
+        assert_eq!(std::mem::size_of::<SmallBytes>(), 24);
+        assert_eq!(std::mem::size_of::<Value>(), 24);
+    }
+
+    #[test]
+    fn inline_and_heap() {
+        let a = SmallBytes::new(b"short");
+        assert!(matches!(a, SmallBytes::Inline { .. }));
+        let b = SmallBytes::new(&[7u8; 40]);
+        assert!(matches!(b, SmallBytes::Heap(_)));
+        assert_eq!(b.len(), 40);
+        let mut m: Map<SmallBytes, u32> = Map::default();
+        m.insert(a, 1);
+        assert_eq!(m.get(&b"short"[..]), Some(&1));
+    }
+}

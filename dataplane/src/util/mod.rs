@@ -1,0 +1,7 @@
+//! Small helpers that behave exactly like Redis's C helpers.
+//!
+//! - [`number`]: `string2ll`, `strtod`-style parsing and `%.17g` / human-friendly formatting.
+//! - [`glob`]: `stringmatchlen`, the glob matcher of KEYS, SCAN MATCH, PSUBSCRIBE.
+
+pub mod glob;
+pub mod number;

@@ -1,0 +1,5 @@
+//! The integration test binary of the data plane (one binary, many modules, to keep CI fast).
+//! Every test starts real processes on free loopback ports.
+
+mod diff;
+mod support;
