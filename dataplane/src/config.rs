@@ -45,12 +45,19 @@ impl EvictionPolicy {
 
     /// The policy's name.
     pub fn name(self) -> &'static str {
-        Self::ALL.iter().find(|(_, p)| *p == self).map(|(n, _)| *n).unwrap_or("noeviction")
+        Self::ALL
+            .iter()
+            .find(|(_, p)| *p == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("noeviction")
     }
 
     /// True for the LFU policies.
     pub fn is_lfu(self) -> bool {
-        matches!(self, EvictionPolicy::AllKeysLfu | EvictionPolicy::VolatileLfu)
+        matches!(
+            self,
+            EvictionPolicy::AllKeysLfu | EvictionPolicy::VolatileLfu
+        )
     }
 }
 
@@ -260,14 +267,17 @@ impl Config {
             let Some(words) = crate::resp::request::split_args(line.as_bytes()) else {
                 return Err(format!("line {}: unbalanced quotes", n + 1));
             };
-            let words: Vec<String> =
-                words.iter().map(|w| String::from_utf8_lossy(w).into_owned()).collect();
+            let words: Vec<String> = words
+                .iter()
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect();
             if words.is_empty() {
                 continue;
             }
-            if let Some(w) = self.apply(&words[0], &words[1..]).map_err(|e| {
-                format!("line {}: '{}': {e}", n + 1, line)
-            })? {
+            if let Some(w) = self
+                .apply(&words[0], &words[1..])
+                .map_err(|e| format!("line {}: '{}': {e}", n + 1, line))?
+            {
                 warnings.push(format!("line {}: {w}", n + 1));
             }
         }
@@ -306,7 +316,10 @@ impl Config {
             if vals.is_empty() {
                 return Err("wrong number of arguments".into());
             }
-            self.bind = vals.iter().map(|v| v.trim_start_matches('-').to_string()).collect();
+            self.bind = vals
+                .iter()
+                .map(|v| v.trim_start_matches('-').to_string())
+                .collect();
             return Ok(None);
         }
         if name == "save" {
@@ -385,12 +398,13 @@ impl Config {
     /// [`SetError::Unknown`] for a name we do not know, [`SetError::Invalid`] for a bad value.
     pub fn set(&mut self, name: &str, val: &str) -> Result<(), SetError> {
         fn num<T: std::str::FromStr>(v: &str) -> Result<T, SetError> {
-            v.trim().parse().map_err(|_| SetError::Invalid("argument couldn't be parsed into an integer".into()))
+            v.trim().parse().map_err(|_| {
+                SetError::Invalid("argument couldn't be parsed into an integer".into())
+            })
         }
         fn mem(v: &str) -> Result<u64, SetError> {
-            parse_memory(v.trim()).ok_or_else(|| {
-                SetError::Invalid("argument must be a memory value".into())
-            })
+            parse_memory(v.trim())
+                .ok_or_else(|| SetError::Invalid("argument must be a memory value".into()))
         }
         match name {
             "port" => self.port = num(val)?,
@@ -484,10 +498,18 @@ mod tests {
         assert_eq!(parse_memory("2GB"), Some(2 << 30));
         let mut c = Config::default();
         let w = c
-            .apply_args(&["--port".into(), "6380".into(), "--no-such".into(), "x".into()])
+            .apply_args(&[
+                "--port".into(),
+                "6380".into(),
+                "--no-such".into(),
+                "x".into(),
+            ])
             .unwrap();
         assert_eq!(c.port, 6380);
         assert_eq!(w.len(), 1);
-        assert!(c.apply_args(&["--maxmemory".into(), "lots".into()]).is_err());
+        assert!(
+            c.apply_args(&["--maxmemory".into(), "lots".into()])
+                .is_err()
+        );
     }
 }

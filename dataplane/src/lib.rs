@@ -13,8 +13,8 @@
 //! - [`util`]: glob matching and Redis's number parsing and formatting.
 
 pub mod alloc;
-pub mod config;
 pub mod cmd;
+pub mod config;
 pub mod rdb;
 pub mod resp;
 pub mod server;

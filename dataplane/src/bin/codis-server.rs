@@ -82,7 +82,10 @@ fn main() -> ExitCode {
             tracing::warn!(error = %e, "failed to write pidfile");
         }
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("can't start runtime: {e}");
@@ -91,8 +94,11 @@ fn main() -> ExitCode {
     };
     let pidfile = config.pidfile.clone();
     let code = rt.block_on(async move {
-        let addrs: Vec<String> =
-            config.bind.iter().map(|b| format!("{b}:{}", config.port)).collect();
+        let addrs: Vec<String> = config
+            .bind
+            .iter()
+            .map(|b| format!("{b}:{}", config.port))
+            .collect();
         let mut listener = None;
         for a in &addrs {
             match tokio::net::TcpListener::bind(a).await {
@@ -150,12 +156,21 @@ fn init_logging(config: &Config) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     if config.logfile.is_empty() {
         builder.init();
     } else {
-        match std::fs::OpenOptions::new().create(true).append(true).open(&config.logfile) {
-            Ok(f) => builder.with_ansi(false).with_writer(std::sync::Mutex::new(f)).init(),
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&config.logfile)
+        {
+            Ok(f) => builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(f))
+                .init(),
             Err(e) => {
                 eprintln!("can't open the log file {}: {e}", config.logfile);
                 builder.init();

@@ -10,11 +10,35 @@ use crate::server::client::Action;
 pub const COMMANDS: &[CommandSpec] = &[
     spec("ping", -1, FAST | STALE | SUB_CONTEXT, (0, 0, 0), ping),
     spec("echo", 2, FAST, (0, 0, 0), echo),
-    spec("quit", -1, NO_AUTH | FAST | TX_CONTROL | SUB_CONTEXT, (0, 0, 0), quit),
+    spec(
+        "quit",
+        -1,
+        NO_AUTH | FAST | TX_CONTROL | SUB_CONTEXT,
+        (0, 0, 0),
+        quit,
+    ),
     spec("select", 2, LOADING | STALE | FAST, (0, 0, 0), select),
-    spec("auth", -2, NO_AUTH | FAST | STALE | SKIP_MONITOR, (0, 0, 0), auth),
-    spec("hello", -1, NO_AUTH | FAST | STALE | SKIP_MONITOR, (0, 0, 0), hello),
-    spec("reset", 1, NO_AUTH | FAST | TX_CONTROL | SUB_CONTEXT, (0, 0, 0), reset),
+    spec(
+        "auth",
+        -2,
+        NO_AUTH | FAST | STALE | SKIP_MONITOR,
+        (0, 0, 0),
+        auth,
+    ),
+    spec(
+        "hello",
+        -1,
+        NO_AUTH | FAST | STALE | SKIP_MONITOR,
+        (0, 0, 0),
+        hello,
+    ),
+    spec(
+        "reset",
+        1,
+        NO_AUTH | FAST | TX_CONTROL | SUB_CONTEXT,
+        (0, 0, 0),
+        reset,
+    ),
     spec("client", -2, ADMIN | STALE | NOSCRIPT, (0, 0, 0), client),
 ];
 
@@ -62,7 +86,9 @@ fn check_password(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> CmdResult {
         ctx.client.authenticated = true;
         return Ok(());
     }
-    Err(CmdError::Msg("WRONGPASS invalid username-password pair or user is disabled.".into()))
+    Err(CmdError::Msg(
+        "WRONGPASS invalid username-password pair or user is disabled.".into(),
+    ))
 }
 
 fn auth(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
@@ -74,7 +100,11 @@ fn auth(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
         ));
     }
-    let (user, pass) = if args.len() == 2 { (&b"default"[..], args[1]) } else { (args[1], args[2]) };
+    let (user, pass) = if args.len() == 2 {
+        (&b"default"[..], args[1])
+    } else {
+        (args[1], args[2])
+    };
     check_password(ctx, user, pass)?;
     ctx.out.ok();
     Ok(())
@@ -115,11 +145,16 @@ fn hello(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         ));
     }
     if let Some(n) = setname {
-        ctx.client.info.set_name(String::from_utf8_lossy(n).into_owned());
+        ctx.client
+            .info
+            .set_name(String::from_utf8_lossy(n).into_owned());
     }
     ctx.client.resp3 = proto == 3;
     ctx.out.resp3 = proto == 3;
-    ctx.client.info.resp.store(proto as usize, Ordering::Relaxed);
+    ctx.client
+        .info
+        .resp
+        .store(proto as usize, Ordering::Relaxed);
     ctx.out.map(7);
     ctx.out.bulk(b"server");
     ctx.out.bulk(b"redis");
@@ -201,7 +236,11 @@ pub fn client_line(c: &crate::server::client::ClientInfo, now_ms: u64) -> String
         c.db.load(Ordering::Relaxed),
         c.subs.load(Ordering::Relaxed),
         c.psubs.load(Ordering::Relaxed),
-        if c.in_multi.load(Ordering::Relaxed) { 0 } else { -1 },
+        if c.in_multi.load(Ordering::Relaxed) {
+            0
+        } else {
+            -1
+        },
         c.qbuf.load(Ordering::Relaxed),
         cmd,
         c.resp.load(Ordering::Relaxed),
@@ -238,10 +277,16 @@ fn client(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         ctx.out.int(ctx.client.id as i64);
     } else if eq_ic(sub, "getname") && n == 2 {
         let name = ctx.client.info.name();
-        if name.is_empty() { ctx.out.null() } else { ctx.out.bulk(name.as_bytes()) }
+        if name.is_empty() {
+            ctx.out.null()
+        } else {
+            ctx.out.bulk(name.as_bytes())
+        }
     } else if eq_ic(sub, "setname") && n == 3 {
         validate_name(args[2])?;
-        ctx.client.info.set_name(String::from_utf8_lossy(args[2]).into_owned());
+        ctx.client
+            .info
+            .set_name(String::from_utf8_lossy(args[2]).into_owned());
         ctx.out.ok();
     } else if eq_ic(sub, "info") && n == 2 {
         ctx.client.info.set_last_cmd(usize::MAX);
@@ -290,7 +335,8 @@ fn client(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
                 }
             }
             if let Some(k) = &kind {
-                let is_pubsub = c.subs.load(Ordering::Relaxed) + c.psubs.load(Ordering::Relaxed) > 0;
+                let is_pubsub =
+                    c.subs.load(Ordering::Relaxed) + c.psubs.load(Ordering::Relaxed) > 0;
                 let matches = match k.as_slice() {
                     b"pubsub" => is_pubsub,
                     b"normal" => !is_pubsub,
@@ -325,9 +371,11 @@ fn client(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         for l in CLIENT_HELP {
             ctx.out.simple(l);
         }
-    } else if ["id", "getname", "setname", "info", "kill", "no-evict", "help", "list"]
-        .iter()
-        .any(|s| eq_ic(sub, s))
+    } else if [
+        "id", "getname", "setname", "info", "kill", "no-evict", "help", "list",
+    ]
+    .iter()
+    .any(|s| eq_ic(sub, s))
     {
         return Err(CmdError::Arity(format!(
             "client|{}",

@@ -10,6 +10,7 @@
 
 pub mod bits;
 pub mod connection;
+pub mod dump;
 pub mod hash;
 pub mod hll;
 pub mod keys;
@@ -27,8 +28,8 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use crate::resp::reply::Out;
-use crate::server::client::{Action, Client};
 use crate::server::Shared;
+use crate::server::client::{Action, Client};
 use crate::store::{Db, Store};
 use crate::util::number;
 
@@ -86,7 +87,11 @@ pub mod flags {
             (NO_AUTH, "no_auth"),
             (NO_MULTI, "no_multi"),
         ];
-        table.iter().filter(|(b, _)| f & b != 0).map(|(_, n)| *n).collect()
+        table
+            .iter()
+            .filter(|(b, _)| f & b != 0)
+            .map(|(_, n)| *n)
+            .collect()
     }
 }
 
@@ -175,7 +180,15 @@ pub const fn spec(
     keys: (i32, i32, i32),
     handler: Handler,
 ) -> CommandSpec {
-    CommandSpec { name, arity, flags, first_key: keys.0, last_key: keys.1, step: keys.2, handler }
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key: keys.0,
+        last_key: keys.1,
+        step: keys.2,
+        handler,
+    }
 }
 
 /// Per-command counters (INFO commandstats).
@@ -221,6 +234,7 @@ pub fn registry() -> &'static Registry {
         let families: &[&'static [CommandSpec]] = &[
             connection::COMMANDS,
             keys::COMMANDS,
+            dump::COMMANDS,
             string::COMMANDS,
             bits::COMMANDS,
             hash::COMMANDS,
@@ -283,8 +297,10 @@ impl Ctx<'_> {
     /// Inside MULTI or once the timeout has passed, the caller must reply with its
     /// timeout reply instead (see [`Ctx::block_timed_out`] and [`Client::in_exec`]).
     pub fn block_on(&mut self, keys: &[&[u8]], timeout: Option<std::time::Duration>) {
-        let deadline =
-            *self.client.block_deadline.get_or_insert_with(|| timeout.map(|t| Instant::now() + t));
+        let deadline = *self
+            .client
+            .block_deadline
+            .get_or_insert_with(|| timeout.map(|t| Instant::now() + t));
         let waker = self.client.waker.clone();
         let db = self.client.db;
         for k in keys {
@@ -393,12 +409,20 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     if ctx.client.multi.is_some() && cmd.flags & flags::TX_CONTROL == 0 {
         if cmd.flags & flags::NO_MULTI != 0 {
             ctx.client.multi_error = true;
-            reject(ctx, Some(id), &format!("ERR Command not allowed inside a transaction"));
+            reject(
+                ctx,
+                Some(id),
+                &format!("ERR Command not allowed inside a transaction"),
+            );
             return;
         }
         if cmd.flags & flags::DENYOOM != 0 && oom(ctx) {
             ctx.client.multi_error = true;
-            reject(ctx, Some(id), "OOM command not allowed when used memory > 'maxmemory'.");
+            reject(
+                ctx,
+                Some(id),
+                "OOM command not allowed when used memory > 'maxmemory'.",
+            );
             return;
         }
         let queued = args.iter().map(|a| a.to_vec()).collect();
@@ -409,7 +433,11 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         return;
     }
     if cmd.flags & flags::DENYOOM != 0 && oom(ctx) {
-        reject(ctx, Some(id), "OOM command not allowed when used memory > 'maxmemory'.");
+        reject(
+            ctx,
+            Some(id),
+            "OOM command not allowed when used memory > 'maxmemory'.",
+        );
         return;
     }
     call(ctx, id, cmd, args);
@@ -422,7 +450,9 @@ pub fn call(ctx: &mut Ctx<'_>, id: usize, cmd: &'static CommandSpec, args: &[&[u
     let res = (cmd.handler)(ctx, args);
     let usec = start.elapsed().as_micros() as u64;
     if ctx.store.cmdstats.len() <= id {
-        ctx.store.cmdstats.resize(registry().commands.len(), CmdStat::default());
+        ctx.store
+            .cmdstats
+            .resize(registry().commands.len(), CmdStat::default());
     }
     let blocked = matches!(ctx.client.action, Some(Action::Block { .. }));
     if !blocked {
@@ -462,7 +492,9 @@ fn count_error(store: &mut Store, text: &str) {
 fn reject(ctx: &mut Ctx<'_>, id: Option<usize>, msg: &str) {
     if let Some(id) = id {
         if ctx.store.cmdstats.len() <= id {
-            ctx.store.cmdstats.resize(registry().commands.len(), CmdStat::default());
+            ctx.store
+                .cmdstats
+                .resize(registry().commands.len(), CmdStat::default());
         }
         ctx.store.cmdstats[id].rejected += 1;
     }

@@ -86,7 +86,9 @@ fn dbsize(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
 }
 
 fn flush_mode_ok(args: &[&[u8]]) -> CmdResult {
-    if args.len() > 2 || (args.len() == 2 && !super::eq_ic(args[1], "async") && !super::eq_ic(args[1], "sync")) {
+    if args.len() > 2
+        || (args.len() == 2 && !super::eq_ic(args[1], "async") && !super::eq_ic(args[1], "sync"))
+    {
         return Err(super::CmdError::Syntax);
     }
     Ok(())

@@ -7,11 +7,41 @@ use super::{CmdError, CmdResult, CommandSpec, Ctx, spec};
 
 /// Commands of this family.
 pub const COMMANDS: &[CommandSpec] = &[
-    spec("multi", 1, NOSCRIPT | LOADING | STALE | FAST | TX_CONTROL, (0, 0, 0), multi),
-    spec("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_MONITOR | TX_CONTROL, (0, 0, 0), exec),
-    spec("discard", 1, NOSCRIPT | LOADING | STALE | FAST | TX_CONTROL, (0, 0, 0), discard),
-    spec("watch", -2, NOSCRIPT | LOADING | STALE | FAST | TX_CONTROL, (1, -1, 1), watch),
-    spec("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST, (0, 0, 0), unwatch),
+    spec(
+        "multi",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | TX_CONTROL,
+        (0, 0, 0),
+        multi,
+    ),
+    spec(
+        "exec",
+        1,
+        NOSCRIPT | LOADING | STALE | SKIP_MONITOR | TX_CONTROL,
+        (0, 0, 0),
+        exec,
+    ),
+    spec(
+        "discard",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | TX_CONTROL,
+        (0, 0, 0),
+        discard,
+    ),
+    spec(
+        "watch",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST | TX_CONTROL,
+        (1, -1, 1),
+        watch,
+    ),
+    spec(
+        "unwatch",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST,
+        (0, 0, 0),
+        unwatch,
+    ),
 ];
 
 fn multi(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
@@ -54,7 +84,9 @@ fn exec(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     }
     // A WATCHed key may also have expired since WATCH.
     let expired_watched = ctx.client.watched.iter().any(|(db, key)| {
-        ctx.store.dbs[*db].expire_at(key).is_some_and(|at| at <= ctx.now_ms)
+        ctx.store.dbs[*db]
+            .expire_at(key)
+            .is_some_and(|at| at <= ctx.now_ms)
     });
     if ctx.client.watch_flag.load(Ordering::Relaxed) || expired_watched {
         unwatch_all(ctx);
@@ -88,7 +120,12 @@ fn watch(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     }
     let db = ctx.client.db;
     for key in &args[1..] {
-        if ctx.client.watched.iter().any(|(d, k)| *d == db && k.as_slice() == *key) {
+        if ctx
+            .client
+            .watched
+            .iter()
+            .any(|(d, k)| *d == db && k.as_slice() == *key)
+        {
             continue;
         }
         ctx.store.dbs[db].watch(key, &ctx.client.watch_flag);

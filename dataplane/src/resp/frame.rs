@@ -88,7 +88,11 @@ impl Frame {
                 if n < 0 {
                     return Ok((Frame::Null, next));
                 }
-                let count = if kind == b'%' { 2 * n as usize } else { n as usize };
+                let count = if kind == b'%' {
+                    2 * n as usize
+                } else {
+                    n as usize
+                };
                 let mut items = Vec::with_capacity(count.min(1024));
                 let mut p = next;
                 for _ in 0..count {
@@ -102,7 +106,10 @@ impl Frame {
                     Ok((Frame::Array(kind, items), p))
                 }
             }
-            other => Err(FrameError::Invalid(format!("unknown type byte {:?}", other as char))),
+            other => Err(FrameError::Invalid(format!(
+                "unknown type byte {:?}",
+                other as char
+            ))),
         }
     }
 

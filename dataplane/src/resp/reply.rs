@@ -55,7 +55,8 @@ impl Out {
     pub fn error(&mut self, msg: &str) {
         self.buf.push(b'-');
         for &b in msg.as_bytes() {
-            self.buf.push(if b == b'\r' || b == b'\n' { b' ' } else { b });
+            self.buf
+                .push(if b == b'\r' || b == b'\n' { b' ' } else { b });
         }
         self.buf.extend_from_slice(b"\r\n");
     }
@@ -143,7 +144,8 @@ impl Out {
     /// A boolean: `#t`/`#f` in RESP3, `:1`/`:0` in RESP2.
     pub fn boolean(&mut self, b: bool) {
         if self.resp3 {
-            self.buf.extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
+            self.buf
+                .extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
         } else {
             self.int(b as i64);
         }
@@ -198,7 +200,10 @@ mod tests {
         o.double(1.5);
         o.error("ERR a\r\nb");
         assert_eq!(o.buf, b"$-1\r\n*4\r\n$3\r\n1.5\r\n-ERR a  b\r\n");
-        let mut o = Out { resp3: true, ..Out::new() };
+        let mut o = Out {
+            resp3: true,
+            ..Out::new()
+        };
         o.null();
         o.map(2);
         o.double(1.5);

@@ -22,7 +22,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_bulk_len: 512 * 1024 * 1024, authenticated: true }
+        Limits {
+            max_bulk_len: 512 * 1024 * 1024,
+            authenticated: true,
+        }
     }
 }
 
@@ -188,7 +191,10 @@ fn parse_inline(buf: &[u8]) -> Result<Request, ParseError> {
     }
     match split_args(line) {
         Some(args) if args.is_empty() => Ok(Request::Empty { consumed: nl + 1 }),
-        Some(args) => Ok(Request::Inline { consumed: nl + 1, args }),
+        Some(args) => Ok(Request::Inline {
+            consumed: nl + 1,
+            args,
+        }),
         None => protocol("unbalanced quotes in request"),
     }
 }
@@ -307,13 +313,26 @@ mod tests {
         let req = b"*2\r\n$3\r\nGET\r\n$3\r\na\0b\r\n";
         let mut p = RequestParser::new();
         let r = p.parse(req, &Limits::default()).unwrap();
-        assert_eq!(r, Request::Multibulk { consumed: req.len() });
+        assert_eq!(
+            r,
+            Request::Multibulk {
+                consumed: req.len()
+            }
+        );
         assert_eq!(args_of(&p, req), vec![b"GET".to_vec(), b"a\0b".to_vec()]);
         for cut in 0..req.len() {
             let mut p = RequestParser::new();
-            assert_eq!(p.parse(&req[..cut], &Limits::default()), Err(ParseError::Incomplete));
+            assert_eq!(
+                p.parse(&req[..cut], &Limits::default()),
+                Err(ParseError::Incomplete)
+            );
             let r = p.parse(req, &Limits::default()).unwrap();
-            assert_eq!(r, Request::Multibulk { consumed: req.len() });
+            assert_eq!(
+                r,
+                Request::Multibulk {
+                    consumed: req.len()
+                }
+            );
             assert_eq!(args_of(&p, req).len(), 2);
         }
     }
@@ -336,17 +355,22 @@ mod tests {
         );
         assert_eq!(p.parse(b"*0\r\n", &l), Ok(Request::Empty { consumed: 4 }));
         let big = vec![b'a'; INLINE_MAX_SIZE + 1];
-        assert_eq!(p.parse(&big, &l), Err(ParseError::Protocol("too big inline request".into())));
+        assert_eq!(
+            p.parse(&big, &l),
+            Err(ParseError::Protocol("too big inline request".into()))
+        );
     }
 
     #[test]
     fn inline_quotes() {
         let mut p = RequestParser::new();
-        let r = p.parse(b"set \"a\\x00b\\n\" 'it\\'s'\r\n", &Limits::default()).unwrap();
+        let r = p
+            .parse(b"set \"a\\x00b\\n\" 'it\\'s'\r\n", &Limits::default())
+            .unwrap();
         assert_eq!(
             r,
             Request::Inline {
-                consumed: 23,
+                consumed: 24,
                 args: vec![b"set".to_vec(), b"a\0b\n".to_vec(), b"it's".to_vec()]
             }
         );
@@ -354,6 +378,9 @@ mod tests {
             p.parse(b"get \"abc\r\n", &Limits::default()),
             Err(ParseError::Protocol("unbalanced quotes in request".into()))
         );
-        assert_eq!(p.parse(b"\r\n", &Limits::default()), Ok(Request::Empty { consumed: 2 }));
+        assert_eq!(
+            p.parse(b"\r\n", &Limits::default()),
+            Ok(Request::Empty { consumed: 2 })
+        );
     }
 }

@@ -131,7 +131,11 @@ impl ClientInfo {
     /// The last command's name.
     pub fn last_cmd_name(&self) -> &'static str {
         let id = self.last_cmd.load(Ordering::Relaxed);
-        crate::cmd::registry().commands.get(id).map(|c| c.name).unwrap_or("NULL")
+        crate::cmd::registry()
+            .commands
+            .get(id)
+            .map(|c| c.name)
+            .unwrap_or("NULL")
     }
 
     /// Asks the connection to close.

@@ -38,7 +38,9 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         };
         if over {
             let mut sock = sock;
-            let _ = sock.write_all(b"-ERR max number of clients reached\r\n").await;
+            let _ = sock
+                .write_all(b"-ERR max number of clients reached\r\n")
+                .await;
             tracing::debug!(maxclients, "client refused");
             return;
         }
@@ -89,7 +91,11 @@ fn encode_push(out: &mut Out, p: &Push) {
             out.bulk(channel);
             out.bulk(data);
         }
-        Push::PMessage { pattern, channel, data } => {
+        Push::PMessage {
+            pattern,
+            channel,
+            data,
+        } => {
             out.push(4);
             out.bulk(b"pmessage");
             out.bulk(pattern);
@@ -118,7 +124,9 @@ async fn client_loop(
         rbuf.advance(consumed);
         if !out.is_empty() {
             sock.write_all(&out.buf).await?;
-            shared.net_output.fetch_add(out.len() as u64, Ordering::Relaxed);
+            shared
+                .net_output
+                .fetch_add(out.len() as u64, Ordering::Relaxed);
             out.buf.clear();
             if out.buf.capacity() > 1024 * 1024 {
                 out.buf = Vec::with_capacity(16 * 1024);
@@ -280,7 +288,13 @@ fn process(
             shared.store.lock()
         });
         out.resp3 = client.resp3;
-        let mut ctx = Ctx { store: &mut *store, client, out, shared, now_ms: now };
+        let mut ctx = Ctx {
+            store: &mut *store,
+            client,
+            out,
+            shared,
+            now_ms: now,
+        };
         match &inline {
             Some(args) => {
                 let v: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();

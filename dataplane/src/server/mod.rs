@@ -69,7 +69,9 @@ impl Shared {
     pub fn new(config: Config, config_file: Option<std::path::PathBuf>) -> Arc<Self> {
         use rand::Rng;
         let mut rng = rand::rng();
-        let run_id: String = (0..40).map(|_| format!("{:x}", rng.random_range(0..16u8))).collect();
+        let run_id: String = (0..40)
+            .map(|_| format!("{:x}", rng.random_range(0..16u8)))
+            .collect();
         let (tx, _) = watch::channel(false);
         let shared = Shared {
             auth_required: AtomicBool::new(!config.requirepass.is_empty()),
@@ -98,9 +100,12 @@ impl Shared {
 
     /// Re-reads config values cached outside the lock (after CONFIG SET).
     pub fn refresh_cached_config(&self, config: &Config) {
-        self.auth_required.store(!config.requirepass.is_empty(), Ordering::Relaxed);
-        self.max_bulk_len.store(config.proto_max_bulk_len, Ordering::Relaxed);
-        self.query_buffer_limit.store(config.client_query_buffer_limit, Ordering::Relaxed);
+        self.auth_required
+            .store(!config.requirepass.is_empty(), Ordering::Relaxed);
+        self.max_bulk_len
+            .store(config.proto_max_bulk_len, Ordering::Relaxed);
+        self.query_buffer_limit
+            .store(config.client_query_buffer_limit, Ordering::Relaxed);
     }
 
     /// True when some client runs MONITOR.

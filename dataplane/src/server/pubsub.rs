@@ -27,7 +27,9 @@ impl PubSub {
 
     /// Unsubscribes; false if it was not subscribed.
     pub fn unsubscribe(&mut self, channel: &[u8], id: u64) -> bool {
-        let Some(subs) = self.channels.get_mut(channel) else { return false };
+        let Some(subs) = self.channels.get_mut(channel) else {
+            return false;
+        };
         let removed = subs.remove(&id).is_some();
         if subs.is_empty() {
             self.channels.remove(channel);
@@ -46,7 +48,9 @@ impl PubSub {
 
     /// Unsubscribes from a pattern.
     pub fn punsubscribe(&mut self, pattern: &[u8], id: u64) -> bool {
-        let Some(subs) = self.patterns.get_mut(pattern) else { return false };
+        let Some(subs) = self.patterns.get_mut(pattern) else {
+            return false;
+        };
         let removed = subs.remove(&id).is_some();
         if subs.is_empty() {
             self.patterns.remove(pattern);
@@ -61,7 +65,12 @@ impl PubSub {
         let data_b = Bytes::copy_from_slice(data);
         if let Some(subs) = self.channels.get(channel) {
             for tx in subs.values() {
-                if tx.send(Push::Message { channel: channel_b.clone(), data: data_b.clone() }).is_ok()
+                if tx
+                    .send(Push::Message {
+                        channel: channel_b.clone(),
+                        data: data_b.clone(),
+                    })
+                    .is_ok()
                 {
                     n += 1;
                 }

@@ -26,7 +26,11 @@ fn now_minutes() -> u32 {
 
 /// Idle seconds of an entry stamped with `lru` at clock `clock` (OBJECT IDLETIME).
 pub fn idle_secs(lru: u32, clock: u32) -> u64 {
-    if clock >= lru { (clock - lru) as u64 } else { (clock as u64 + 0xff_ffff) - lru as u64 }
+    if clock >= lru {
+        (clock - lru) as u64
+    } else {
+        (clock as u64 + 0xff_ffff) - lru as u64
+    }
 }
 
 /// Decays and increments an LFU field on access (log factor 10, decay 1 minute).
@@ -41,7 +45,11 @@ pub fn lfu_decayed(field: u32) -> u8 {
     let ldt = field >> 8;
     let counter = (field & 0xff) as u8;
     let now = now_minutes();
-    let elapsed = if now >= ldt { now - ldt } else { 65535 - ldt + now };
+    let elapsed = if now >= ldt {
+        now - ldt
+    } else {
+        65535 - ldt + now
+    };
     counter.saturating_sub(elapsed.min(255) as u8)
 }
 
@@ -112,7 +120,11 @@ impl Store {
                 tries += 1;
                 let slot = rng.random_range(0..codis_model::MAX_SLOT_NUM);
                 let t = db.slot(slot);
-                let n = if volatile { t.expires.len() } else { t.keys.len() };
+                let n = if volatile {
+                    t.expires.len()
+                } else {
+                    t.keys.len()
+                };
                 if n == 0 {
                     continue;
                 }
@@ -123,7 +135,9 @@ impl Store {
                 } else {
                     (t.keys.get_index(i).expect("in range").0, None)
                 };
-                let Some(entry) = t.keys.get(key.as_bytes()) else { continue };
+                let Some(entry) = t.keys.get(key.as_bytes()) else {
+                    continue;
+                };
                 taken += 1;
                 let score = match policy {
                     EvictionPolicy::AllKeysLru | EvictionPolicy::VolatileLru => {

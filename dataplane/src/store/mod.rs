@@ -213,7 +213,11 @@ impl Db {
     pub fn set_with(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
         let slot = slot_of(key);
         self.touched(key);
-        let lru = if self.lfu { evict::LFU_INIT } else { self.lru_clock };
+        let lru = if self.lfu {
+            evict::LFU_INIT
+        } else {
+            self.lru_clock
+        };
         let t = &mut self.slots[slot];
         if let Some(e) = t.keys.get_mut(key) {
             e.value = value;
@@ -260,7 +264,11 @@ impl Db {
     /// The absolute expiry (unix ms) of a key, if it has one.
     pub fn expire_at(&self, key: &[u8]) -> Option<u64> {
         let t = &self.slots[slot_of(key)];
-        if t.expires.is_empty() { None } else { t.expires.get(key).copied() }
+        if t.expires.is_empty() {
+            None
+        } else {
+            t.expires.get(key).copied()
+        }
     }
 
     /// Sets the absolute expiry (unix ms) of an existing key.
@@ -435,11 +443,19 @@ impl Db {
         while slot < MAX_SLOT_NUM {
             let t = &self.slots[slot];
             let len = t.keys.len();
-            let mut i = if next == 0 { len } else { (next as usize).min(len) };
+            let mut i = if next == 0 {
+                len
+            } else {
+                (next as usize).min(len)
+            };
             while i > 0 && visited < count {
                 i -= 1;
                 let (k, e) = t.keys.get_index(i).expect("index in range");
-                let exp = if t.expires.is_empty() { None } else { t.expires.get(k).copied() };
+                let exp = if t.expires.is_empty() {
+                    None
+                } else {
+                    t.expires.get(k).copied()
+                };
                 f(k, e, exp);
                 visited += 1;
             }
@@ -459,7 +475,11 @@ impl Db {
     pub fn iter(&self) -> impl Iterator<Item = (&SmallBytes, &Entry, Option<u64>)> {
         self.slots.iter().flat_map(|t| {
             t.keys.iter().map(move |(k, e)| {
-                let exp = if t.expires.is_empty() { None } else { t.expires.get(k).copied() };
+                let exp = if t.expires.is_empty() {
+                    None
+                } else {
+                    t.expires.get(k).copied()
+                };
                 (k, e, exp)
             })
         })
@@ -482,8 +502,12 @@ impl Db {
             if t.expires.is_empty() {
                 continue;
             }
-            let due: Vec<SmallBytes> =
-                t.expires.iter().filter(|(_, at)| **at <= now).map(|(k, _)| k.clone()).collect();
+            let due: Vec<SmallBytes> = t
+                .expires
+                .iter()
+                .filter(|(_, at)| **at <= now)
+                .map(|(k, _)| k.clone())
+                .collect();
             seen += t.expires.len();
             for k in due {
                 self.remove_in(s, &k);
@@ -508,6 +532,7 @@ impl Db {
 
     /// Mutable access to a slot table for code that keeps the counters right itself
     /// (eviction, migration). Prefer the key-level methods.
+    #[allow(dead_code)]
     pub(crate) fn slot_mut(&mut self, slot: usize) -> &mut SlotTable {
         &mut self.slots[slot]
     }

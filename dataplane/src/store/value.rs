@@ -31,7 +31,10 @@ impl SmallBytes {
         if data.len() <= INLINE_CAP {
             let mut buf = [0u8; INLINE_CAP];
             buf[..data.len()].copy_from_slice(data);
-            SmallBytes::Inline { len: data.len() as u8, buf }
+            SmallBytes::Inline {
+                len: data.len() as u8,
+                buf,
+            }
         } else {
             SmallBytes::Heap(data.into())
         }
@@ -39,7 +42,11 @@ impl SmallBytes {
 
     /// Takes ownership of a vector (inlined when short).
     pub fn from_vec(v: Vec<u8>) -> Self {
-        if v.len() <= INLINE_CAP { Self::new(&v) } else { SmallBytes::Heap(v.into_boxed_slice()) }
+        if v.len() <= INLINE_CAP {
+            Self::new(&v)
+        } else {
+            SmallBytes::Heap(v.into_boxed_slice())
+        }
     }
 
     /// The bytes.
@@ -136,9 +143,50 @@ pub type Map<K, V> = indexmap::IndexMap<K, V, BuildHasher>;
 pub type Set<K> = indexmap::IndexSet<K, BuildHasher>;
 
 /// A hash value: field → value, in insertion order (as Redis's listpack keeps small hashes).
-pub type HashValue = Map<SmallBytes, SmallBytes>;
-/// A set value.
-pub type SetValue = Set<SmallBytes>;
+/// Derefs to the map.
+#[derive(Debug, Clone, Default)]
+pub struct HashValue {
+    /// The fields.
+    pub map: Map<SmallBytes, SmallBytes>,
+    /// True once Redis would have converted it from listpack to hashtable (a one-way change:
+    /// OBJECT ENCODING reports it; small hashes keep insertion order while false).
+    pub hashtable: bool,
+}
+
+impl std::ops::Deref for HashValue {
+    type Target = Map<SmallBytes, SmallBytes>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl std::ops::DerefMut for HashValue {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.map
+    }
+}
+
+/// A set value. Derefs to the set.
+#[derive(Debug, Clone, Default)]
+pub struct SetValue {
+    /// The members.
+    pub set: Set<SmallBytes>,
+    /// True once Redis would have converted it from intset to hashtable (one-way).
+    pub hashtable: bool,
+}
+
+impl std::ops::Deref for SetValue {
+    type Target = Set<SmallBytes>;
+    fn deref(&self) -> &Self::Target {
+        &self.set
+    }
+}
+
+impl std::ops::DerefMut for SetValue {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.set
+    }
+}
 /// A list value.
 pub type ListValue = VecDeque<SmallBytes>;
 
@@ -216,7 +264,9 @@ impl Value {
             Value::List(l) => l.capacity() * SB + l.iter().map(|e| e.heap_size()).sum::<usize>(),
             Value::Hash(h) => {
                 h.capacity() * (2 * SB + 8 + 9)
-                    + h.iter().map(|(k, v)| k.heap_size() + v.heap_size()).sum::<usize>()
+                    + h.iter()
+                        .map(|(k, v)| k.heap_size() + v.heap_size())
+                        .sum::<usize>()
             }
             Value::Set(s) => {
                 s.capacity() * (SB + 8 + 9) + s.iter().map(|e| e.heap_size()).sum::<usize>()

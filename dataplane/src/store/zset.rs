@@ -24,7 +24,9 @@ impl PartialOrd for Score {
 }
 impl Ord for Score {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.partial_cmp(&other.0).unwrap_or(std::cmp::Ordering::Equal)
+        self.0
+            .partial_cmp(&other.0)
+            .unwrap_or(std::cmp::Ordering::Equal)
     }
 }
 
@@ -35,6 +37,8 @@ pub struct ZSet {
     pub dict: Map<SmallBytes, f64>,
     /// `(score, member)` in Redis's order.
     pub tree: BTreeSet<(Score, SmallBytes)>,
+    /// True once Redis would have converted it from listpack to skiplist (one-way).
+    pub skiplist: bool,
 }
 
 impl ZSet {

@@ -44,7 +44,11 @@ fn parse_line(line: &str) -> Option<(Mode, Vec<Vec<u8>>)> {
         (Mode::Exact, line)
     };
     let args = split_args(rest.as_bytes()).unwrap_or_else(|| panic!("bad quoting: {line}"));
-    if args.is_empty() { None } else { Some((mode, args)) }
+    if args.is_empty() {
+        None
+    } else {
+        Some((mode, args))
+    }
 }
 
 fn sorted_elements(f: &Frame) -> Vec<Vec<u8>> {
@@ -87,17 +91,24 @@ fn len_of(f: &Frame) -> usize {
 
 /// Runs a SCAN-family command to completion and returns the sorted, deduplicated elements.
 fn full_scan(c: &mut Client, args: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, Vec<u8>> {
-    let cursor_at = if args[0].eq_ignore_ascii_case(b"scan") { 1 } else { 2 };
+    let cursor_at = if args[0].eq_ignore_ascii_case(b"scan") {
+        1
+    } else {
+        2
+    };
     let mut args = args.to_vec();
     let mut all = Vec::new();
     for _ in 0..100_000 {
         let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
         let (f, raw) = c.cmd(&refs);
-        let Frame::Array(_, parts) = f else { return Err(raw) };
+        let Frame::Array(_, parts) = f else {
+            return Err(raw);
+        };
         let (Frame::Bulk(cur), Frame::Array(_, items)) = (&parts[0], &parts[1]) else {
             return Err(raw);
         };
-        let pairs = !args[0].eq_ignore_ascii_case(b"scan") && !args[0].eq_ignore_ascii_case(b"sscan");
+        let pairs =
+            !args[0].eq_ignore_ascii_case(b"scan") && !args[0].eq_ignore_ascii_case(b"sscan");
         if pairs {
             for ch in items.chunks(2) {
                 let mut b = Vec::new();
@@ -134,12 +145,18 @@ fn run_script(name: &str, text: &str) -> Vec<String> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let Some((mode, args)) = parse_line(line) else { continue };
+        let Some((mode, args)) = parse_line(line) else {
+            continue;
+        };
         let at = format!("{name}.txt:{}: {line}", n + 1);
         if mode == Mode::Scan {
             let (x, y) = (full_scan(&mut a, &args), full_scan(&mut b, &args));
             if x != y {
-                failures.push(format!("{at}\n  redis: {:?}\n  codis: {:?}", x.map(|v| v.iter().map(|e| show(e)).collect::<Vec<_>>()), y.map(|v| v.iter().map(|e| show(e)).collect::<Vec<_>>())));
+                failures.push(format!(
+                    "{at}\n  redis: {:?}\n  codis: {:?}",
+                    x.map(|v| v.iter().map(|e| show(e)).collect::<Vec<_>>()),
+                    y.map(|v| v.iter().map(|e| show(e)).collect::<Vec<_>>())
+                ));
             }
             continue;
         }
@@ -154,13 +171,19 @@ fn run_script(name: &str, text: &str) -> Vec<String> {
         };
         let same = match mode {
             Mode::Exact => xa == xb,
-            Mode::Sort => sorted_elements(&fa) == sorted_elements(&fb) && type_of(&fa) == type_of(&fb),
+            Mode::Sort => {
+                sorted_elements(&fa) == sorted_elements(&fb) && type_of(&fa) == type_of(&fb)
+            }
             Mode::Type => type_of(&fa) == type_of(&fb),
             Mode::Len => type_of(&fa) == type_of(&fb) && len_of(&fa) == len_of(&fb),
             Mode::Skip | Mode::Scan => true,
         };
         if !same {
-            failures.push(format!("{at}\n  redis: {}\n  codis: {}", show(&xa), show(&xb)));
+            failures.push(format!(
+                "{at}\n  redis: {}\n  codis: {}",
+                show(&xa),
+                show(&xb)
+            ));
         }
     }
     failures
@@ -169,8 +192,9 @@ fn run_script(name: &str, text: &str) -> Vec<String> {
 #[test]
 fn differential_scripts() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/scripts");
-    let only: Option<Vec<String>> =
-        std::env::var("DIFF_ONLY").ok().map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
+    let only: Option<Vec<String>> = std::env::var("DIFF_ONLY")
+        .ok()
+        .map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
     let mut scripts: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -185,7 +209,9 @@ fn differential_scripts() {
                 return None;
             }
             let text = std::fs::read_to_string(&p).unwrap();
-            Some(std::thread::spawn(move || (name.clone(), run_script(&name, &text))))
+            Some(std::thread::spawn(move || {
+                (name.clone(), run_script(&name, &text))
+            }))
         })
         .collect();
     assert!(!handles.is_empty(), "no scripts ran");
@@ -201,5 +227,8 @@ fn differential_scripts() {
             report.push_str(&format!("{name}: {} more differences\n", fails.len() - 40));
         }
     }
-    assert!(total == 0, "{total} replies differ from redis-server:\n{report}");
+    assert!(
+        total == 0,
+        "{total} replies differ from redis-server:\n{report}"
+    );
 }

@@ -1,5 +1,10 @@
 //! The integration test binary of the data plane (one binary, many modules, to keep CI fast).
 //! Every test starts real processes on free loopback ports.
 
+mod blocking;
 mod diff;
+mod dump;
+mod protocol;
+mod pubsub;
+mod server;
 mod support;

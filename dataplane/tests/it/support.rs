@@ -1,4 +1,5 @@
 //! Starting real servers for tests: Debian's `redis-server` and our `codis-server`, each on a
+#![allow(dead_code)]
 //! free loopback port, killed when dropped.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -24,7 +25,11 @@ impl Drop for Server {
 
 /// A free loopback port (bound then released).
 pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_ready(port: u16, child: &mut Child, what: &str) {
@@ -42,7 +47,10 @@ fn wait_ready(port: u16, child: &mut Child, what: &str) {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("{what} exited before accepting connections: {status}");
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "{what} did not start on {port}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{what} did not start on {port}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -51,30 +59,61 @@ fn wait_ready(port: u16, child: &mut Child, what: &str) {
 pub(crate) fn start_redis(extra: &[&str]) -> Server {
     let port = free_port();
     let mut cmd = Command::new("redis-server");
-    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .args(["--daemonize", "no", "--loglevel", "warning", "--dir", std::env::temp_dir().to_str().unwrap()])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ])
+    .args([
+        "--daemonize",
+        "no",
+        "--loglevel",
+        "warning",
+        "--dir",
+        std::env::temp_dir().to_str().unwrap(),
+    ])
+    .args(extra)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap_or_else(|e| {
         panic!("cannot run redis-server ({e}); install it: apt-get install -y redis-server")
     });
     wait_ready(port, &mut child, "redis-server");
-    Server { port, child, name: "redis" }
+    Server {
+        port,
+        child,
+        name: "redis",
+    }
 }
 
 /// Starts our codis-server.
 pub(crate) fn start_codis(extra: &[&str]) -> Server {
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_codis-server"))
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--loglevel", "warning"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--loglevel",
+            "warning",
+        ])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn codis-server");
     wait_ready(port, &mut child, "codis-server");
-    Server { port, child, name: "codis" }
+    Server {
+        port,
+        child,
+        name: "codis",
+    }
 }
 
 /// A blocking RESP client that keeps raw reply bytes.
@@ -88,7 +127,10 @@ impl Client {
         let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s.set_nodelay(true).unwrap();
-        Client { stream: BufReader::new(s), buf: Vec::new() }
+        Client {
+            stream: BufReader::new(s),
+            buf: Vec::new(),
+        }
     }
 
     /// Encodes a command as a multibulk request.
@@ -115,7 +157,10 @@ impl Client {
                     return Some((f, raw));
                 }
                 Err(FrameError::Incomplete) => {}
-                Err(FrameError::Invalid(e)) => panic!("invalid reply: {e}: {:?}", String::from_utf8_lossy(&self.buf)),
+                Err(FrameError::Invalid(e)) => panic!(
+                    "invalid reply: {e}: {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
             }
             let chunk = self.stream.fill_buf().ok()?;
             if chunk.is_empty() {
