@@ -7,4 +7,5 @@ mod dump;
 mod protocol;
 mod pubsub;
 mod server;
+mod slots;
 mod support;

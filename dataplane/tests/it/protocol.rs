@@ -1,1 +1,188 @@
-//! Integration tests: protocol.
+//! Protocol robustness: malformed input gets Redis's exact error and closes only that
+//! connection; inline commands; deep pipelines; huge declared lengths allocate nothing;
+//! thousands of concurrent connections.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crate::support::{Client, show, start_codis, start_redis};
+
+/// Sends raw bytes and returns everything the server writes until it closes or goes quiet.
+fn exchange(port: u16, input: &[u8]) -> (Vec<u8>, bool) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    s.write_all(input).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (out, true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return (out, false),
+        }
+    }
+}
+
+#[test]
+fn malformed_requests_match_redis() {
+    let redis = start_redis(&[]);
+    let codis = start_codis(&[]);
+    let cases: &[&[u8]] = &[
+        b"*1\r\n+PING\r\n",
+        b"*x\r\n",
+        b"*1\r\n$x\r\n",
+        b"*1\r\n$-5\r\nPING\r\n",
+        b"*1\r\n$1073741824\r\n",
+        b"*3000000000\r\n",
+        b"PING\r\n*1\r\n:1\r\n",
+        b"SET \"unbalanced\r\n",
+        b"PING\r\nECHO 'it''s'\r\n",
+        b"*2\r\n$4\r\nECHO\r\n$3\r\na\0b\r\nPING\r\n",
+        b"\r\n\r\nPING\r\n*0\r\n*-1\r\nPING\r\n",
+    ];
+    for case in cases {
+        let (a, closed_a) = exchange(redis.port, case);
+        let (b, closed_b) = exchange(codis.port, case);
+        assert_eq!(show(&a), show(&b), "input {}", show(case));
+        assert_eq!(
+            closed_a,
+            closed_b,
+            "close behaviour for input {}",
+            show(case)
+        );
+    }
+    // The server is still fine for others.
+    let mut c = Client::connect(codis.port);
+    assert_eq!(c.cmd(&[b"PING"]).1, b"+PONG\r\n");
+}
+
+#[test]
+fn too_long_lines_are_refused() {
+    let redis = start_redis(&[]);
+    let codis = start_codis(&[]);
+    for case in [vec![b'a'; 70 * 1024], {
+        let mut v = b"*1\r\n$".to_vec();
+        v.extend(vec![b'1'; 70 * 1024]);
+        v
+    }] {
+        let (a, _) = exchange(redis.port, &case);
+        let (b, _) = exchange(codis.port, &case);
+        assert_eq!(show(&a), show(&b));
+        assert!(
+            b.starts_with(b"-ERR Protocol error: too big"),
+            "{}",
+            show(&b)
+        );
+    }
+}
+
+#[test]
+fn deep_pipeline_answers_in_order() {
+    let codis = start_codis(&[]);
+    let mut c = Client::connect(codis.port);
+    let mut req = Vec::new();
+    for i in 0..20_000 {
+        req.extend(Client::encode(&[
+            b"SET".to_vec(),
+            format!("k{i}").into_bytes(),
+            format!("v{i}").into_bytes(),
+        ]));
+        req.extend(Client::encode(&[
+            b"GET".to_vec(),
+            format!("k{i}").into_bytes(),
+        ]));
+    }
+    let writer = {
+        let mut s = TcpStream::connect(("127.0.0.1", codis.port)).unwrap();
+        let mut reader = s.try_clone().unwrap();
+        let t = std::thread::spawn(move || {
+            s.write_all(&req).unwrap();
+        });
+        let mut all = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        let expected: usize = (0..20_000)
+            .map(|i| 5 + format!("v{i}").len() + 4 + format!("{}", format!("v{i}").len()).len() + 1)
+            .sum();
+        while all.len() < expected {
+            let n = reader.read(&mut buf).unwrap();
+            assert!(n > 0);
+            all.extend_from_slice(&buf[..n]);
+        }
+        t.join().unwrap();
+        all
+    };
+    let mut pos = 0;
+    for i in 0..20_000 {
+        assert_eq!(&writer[pos..pos + 5], b"+OK\r\n");
+        pos += 5;
+        let v = format!("v{i}");
+        let exp = format!("${}\r\n{v}\r\n", v.len());
+        assert_eq!(&writer[pos..pos + exp.len()], exp.as_bytes(), "reply {i}");
+        pos += exp.len();
+    }
+    assert_eq!(c.cmd(&[b"DBSIZE"]).1, b":20000\r\n");
+}
+
+#[test]
+fn huge_declared_lengths_allocate_nothing() {
+    let codis = start_codis(&[]);
+    // Declare a 500 MB bulk and a 2 billion element multibulk, send a few bytes, keep open.
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(("127.0.0.1", codis.port)).unwrap();
+        s.write_all(b"*2\r\n$3\r\nSET\r\n$524288000\r\nabc")
+            .unwrap();
+        held.push(s);
+        let mut s = TcpStream::connect(("127.0.0.1", codis.port)).unwrap();
+        s.write_all(b"*2147483647\r\n$4\r\nPING\r\n").unwrap();
+        held.push(s);
+    }
+    let mut c = Client::connect(codis.port);
+    assert_eq!(c.cmd(&[b"PING"]).1, b"+PONG\r\n");
+    let (_, info) = c.cmd(&[b"INFO", b"memory"]);
+    let text = String::from_utf8_lossy(&info).into_owned();
+    if let Some(line) = text.lines().find(|l| l.starts_with("used_memory:")) {
+        let used: u64 = line["used_memory:".len()..].trim().parse().unwrap();
+        assert!(
+            used < 64 * 1024 * 1024,
+            "used_memory {used} after huge declared lengths"
+        );
+    }
+    drop(held);
+}
+
+#[test]
+fn inline_commands_work() {
+    let codis = start_codis(&[]);
+    let (out, _) = exchange(codis.port, b"set \"a b\" 'c d'\r\nget \"a b\"\ndbsize\r\n");
+    assert_eq!(show(&out), show(b"+OK\r\n$3\r\nc d\r\n:1\r\n"));
+}
+
+#[test]
+fn ten_thousand_connections() {
+    let codis = start_codis(&["--maxclients", "10001"]);
+    let n = 10_000;
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        let s = TcpStream::connect(("127.0.0.1", codis.port)).unwrap();
+        conns.push(s);
+    }
+    // Every connection is served.
+    for s in conns.iter_mut() {
+        s.write_all(b"PING\r\n").unwrap();
+    }
+    for s in conns.iter_mut() {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = [0u8; 7];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"+PONG\r\n");
+    }
+    let mut c = Client::connect(codis.port);
+    let (_, raw) = c.cmd(&[b"CLIENT", b"ID"]);
+    assert!(raw.starts_with(b":"), "{}", show(&raw));
+    // One more than maxclients is refused with Redis's error.
+    let (out, _) = exchange(codis.port, b"PING\r\n");
+    assert_eq!(show(&out), show(b"-ERR max number of clients reached\r\n"));
+}
