@@ -209,7 +209,7 @@ pub struct CmdStat {
 pub struct Registry {
     /// Every command, indexed by id.
     pub commands: Vec<&'static CommandSpec>,
-    by_name: HashMap<&'static str, usize>,
+    by_name: HashMap<&'static str, usize, foldhash::fast::FixedState>,
 }
 
 impl Registry {
@@ -248,7 +248,7 @@ pub fn registry() -> &'static Registry {
             slots::COMMANDS,
         ];
         let mut commands = Vec::new();
-        let mut by_name = HashMap::new();
+        let mut by_name = HashMap::with_hasher(foldhash::fast::FixedState::default());
         for fam in families {
             for c in fam.iter() {
                 if by_name.insert(c.name, commands.len()).is_none() {

@@ -165,7 +165,7 @@ async fn client_loop(
         if client.info.killed.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let idle = shared.store.lock().config.timeout;
+        let idle = shared.idle_timeout.load(Ordering::Relaxed);
         let idle_limit = if idle > 0 && client.subscriptions() == 0 {
             Some(Duration::from_secs(idle))
         } else {

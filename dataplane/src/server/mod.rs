@@ -50,6 +50,8 @@ pub struct Shared {
     pub max_bulk_len: AtomicU64,
     /// `client-query-buffer-limit`, readable without the store lock.
     pub query_buffer_limit: AtomicU64,
+    /// `timeout` (idle client seconds, 0 = never), readable without the store lock.
+    pub idle_timeout: AtomicU64,
     /// Bytes read from clients.
     pub net_input: AtomicU64,
     /// Bytes written to clients.
@@ -77,6 +79,7 @@ impl Shared {
             auth_required: AtomicBool::new(!config.requirepass.is_empty()),
             max_bulk_len: AtomicU64::new(config.proto_max_bulk_len),
             query_buffer_limit: AtomicU64::new(config.client_query_buffer_limit),
+            idle_timeout: AtomicU64::new(config.timeout),
             port: AtomicU64::new(config.port as u64),
             store: Mutex::new(Store::new(config)),
             clients: Mutex::new(HashMap::new()),
