@@ -228,17 +228,21 @@ async fn wait_unblocked(
             None => std::future::pending().await,
         }
     };
-    // A blocked client still notices its peer going away, as Redis does.
-    let mut probe = [0u8; 0];
+    // A blocked client still notices its peer going away, as Redis does. Data arriving while
+    // blocked (pipelined requests) waits in the socket until the block ends.
+    let closed = async {
+        let mut probe = [0u8; 1];
+        match sock.peek(&mut probe).await {
+            Ok(0) | Err(_) => {}
+            Ok(_) => std::future::pending::<()>().await,
+        }
+    };
     tokio::select! {
         _ = client.waker.notified() => BlockEnd::Woken,
         _ = timeout => BlockEnd::TimedOut,
         _ = client.info.kill.notified() => BlockEnd::Closed,
         _ = shutdown.changed() => BlockEnd::Closed,
-        r = sock.peek(&mut probe) => match r {
-            Ok(_) => std::future::pending::<BlockEnd>().await,
-            Err(_) => BlockEnd::Closed,
-        },
+        _ = closed => BlockEnd::Closed,
     }
 }
 
