@@ -77,10 +77,10 @@ fn main() -> ExitCode {
         tracing::error!(error = %e, dir = %config.dir, "can't chdir");
         return ExitCode::from(1);
     }
-    if !config.pidfile.is_empty() {
-        if let Err(e) = std::fs::write(&config.pidfile, format!("{}\n", std::process::id())) {
-            tracing::warn!(error = %e, "failed to write pidfile");
-        }
+    if !config.pidfile.is_empty()
+        && let Err(e) = std::fs::write(&config.pidfile, format!("{}\n", std::process::id()))
+    {
+        tracing::warn!(error = %e, "failed to write pidfile");
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -329,10 +329,10 @@ fn client(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         clients.sort_by_key(|c| c.id);
         let mut text = String::new();
         for c in clients {
-            if let Some(ids) = &ids {
-                if !ids.contains(&c.id) {
-                    continue;
-                }
+            if let Some(ids) = &ids
+                && !ids.contains(&c.id)
+            {
+                continue;
             }
             if let Some(k) = &kind {
                 let is_pubsub =

@@ -412,7 +412,7 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             reject(
                 ctx,
                 Some(id),
-                &format!("ERR Command not allowed inside a transaction"),
+                "ERR Command not allowed inside a transaction",
             );
             return;
         }

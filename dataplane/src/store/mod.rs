@@ -335,18 +335,18 @@ impl Db {
 
     /// Marks a key modified: raises WATCH flags and wakes clients blocked on it.
     pub fn touched(&mut self, key: &[u8]) {
-        if !self.watched.is_empty() {
-            if let Some(flags) = self.watched.get(key) {
-                for f in flags {
-                    f.store(true, Ordering::Relaxed);
-                }
+        if !self.watched.is_empty()
+            && let Some(flags) = self.watched.get(key)
+        {
+            for f in flags {
+                f.store(true, Ordering::Relaxed);
             }
         }
-        if !self.blocked.is_empty() {
-            if let Some(waiters) = self.blocked.remove(key) {
-                for w in waiters {
-                    w.notify_one();
-                }
+        if !self.blocked.is_empty()
+            && let Some(waiters) = self.blocked.remove(key)
+        {
+            for w in waiters {
+                w.notify_one();
             }
         }
     }

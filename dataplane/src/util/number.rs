@@ -113,7 +113,7 @@ pub fn fmt_double(d: f64) -> String {
     if neg {
         s.push('-');
     }
-    if x < -4 || x >= P {
+    if !(-4..P).contains(&x) {
         let m = digits.trim_end_matches('0');
         s.push_str(&m[..1]);
         if m.len() > 1 {

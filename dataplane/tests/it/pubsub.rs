@@ -13,7 +13,7 @@ fn scenario(port: u16, resp3: bool) -> Vec<String> {
         let (_, raw) = sub.cmd(&[b"HELLO", b"3"]);
         log.push(format!("hello is map: {}", raw.starts_with(b"%7")));
     }
-    let mut push = |c: &mut Client, args: &[&[u8]], replies: usize, log: &mut Vec<String>| {
+    let push = |c: &mut Client, args: &[&[u8]], replies: usize, log: &mut Vec<String>| {
         let a: Vec<Vec<u8>> = args.iter().map(|x| x.to_vec()).collect();
         c.send_raw(&Client::encode(&a));
         for _ in 0..replies {
