@@ -488,7 +488,7 @@ impl Config {
             "save" => {
                 // Pairs of "<seconds> <changes>", or empty to disable (kept, not acted on).
                 let words: Vec<&str> = val.split_whitespace().collect();
-                let valid = words.len() % 2 == 0
+                let valid = words.len().is_multiple_of(2)
                     && words
                         .iter()
                         .all(|w| crate::util::number::parse_i64(w.as_bytes()).is_some_and(|n| n >= 0));

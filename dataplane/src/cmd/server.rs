@@ -31,7 +31,13 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("command", -1, LOADING | STALE, (0, 0, 0), command::command),
     spec("time", 1, LOADING | STALE | FAST, (0, 0, 0), time),
     spec("lastsave", 1, LOADING | STALE | FAST, (0, 0, 0), lastsave),
-    spec("role", 1, NOSCRIPT | LOADING | STALE | FAST, (0, 0, 0), role),
+    spec(
+        "role",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST,
+        (0, 0, 0),
+        role,
+    ),
     spec("slowlog", -2, ADMIN | LOADING | STALE, (0, 0, 0), slowlog),
     spec(
         "latency",
@@ -63,9 +69,21 @@ pub const COMMANDS: &[CommandSpec] = &[
         debug,
     ),
     spec("swapdb", 3, WRITE | FAST, (0, 0, 0), swapdb),
-    spec("save", 1, ADMIN | NOSCRIPT | NO_MULTI, (0, 0, 0), no_persistence),
+    spec(
+        "save",
+        1,
+        ADMIN | NOSCRIPT | NO_MULTI,
+        (0, 0, 0),
+        no_persistence,
+    ),
     spec("bgsave", -1, ADMIN | NOSCRIPT, (0, 0, 0), bgsave),
-    spec("bgrewriteaof", 1, ADMIN | NOSCRIPT, (0, 0, 0), no_persistence),
+    spec(
+        "bgrewriteaof",
+        1,
+        ADMIN | NOSCRIPT,
+        (0, 0, 0),
+        no_persistence,
+    ),
 ];
 
 /// Writes a HELP reply: the header line for `cmd` followed by `lines`, as simple strings.
@@ -156,7 +174,6 @@ pub struct LatencyMonitor {
     /// event → samples (unix seconds, ms), oldest first, at most 160.
     pub events: std::collections::BTreeMap<String, std::collections::VecDeque<(u64, u64)>>,
 }
-
 
 impl LatencyMonitor {
     /// Records a latency sample of `ms` milliseconds for `event` at unix second `now_s`,
@@ -307,7 +324,8 @@ fn monitor(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
         // Redis ignores a second MONITOR silently.
         return Ok(());
     }
-    ctx.shared.add_monitor(ctx.client.id, ctx.client.push_tx.clone());
+    ctx.shared
+        .add_monitor(ctx.client.id, ctx.client.push_tx.clone());
     ctx.client.info.monitor.store(true, Ordering::Relaxed);
     ctx.out.ok();
     Ok(())
@@ -349,9 +367,7 @@ fn slowlog(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
                 Some(-1) => usize::MAX,
                 Some(c) if c >= 0 => c as usize,
                 _ => {
-                    return Err(CmdError::err(
-                        "count should be greater than or equal to -1",
-                    ));
+                    return Err(CmdError::err("count should be greater than or equal to -1"));
                 }
             },
         };
@@ -470,7 +486,8 @@ fn latency(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         } else if ctx.store.latency.events.is_empty() {
             "Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sit down calmly, take a stress pill, and think things over.\n".to_string()
         } else {
-            let mut t = String::from("Dave, I have observed latency spikes in this Redis instance.\n\n");
+            let mut t =
+                String::from("Dave, I have observed latency spikes in this Redis instance.\n\n");
             for (i, (name, samples)) in ctx.store.latency.events.iter().enumerate() {
                 let max = samples.iter().map(|s| s.1).max().unwrap_or(0);
                 let avg = samples.iter().map(|s| s.1).sum::<u64>() / samples.len().max(1) as u64;
@@ -655,14 +672,30 @@ fn memory_stats(ctx: &mut Ctx<'_>) {
     }
     int(o, "overhead.total", overhead as u64);
     int(o, "keys.count", keys as u64);
-    int(o, "keys.bytes-per-key", if keys > 0 { (used / keys) as u64 } else { 0 });
+    int(
+        o,
+        "keys.bytes-per-key",
+        used.checked_div(keys).unwrap_or(0) as u64,
+    );
     int(o, "dataset.bytes", dataset as u64);
     o.bulk(b"dataset.percentage");
-    o.double(if used > 0 { dataset as f64 * 100.0 / used as f64 } else { 0.0 });
+    o.double(if used > 0 {
+        dataset as f64 * 100.0 / used as f64
+    } else {
+        0.0
+    });
     o.bulk(b"peak.percentage");
-    o.double(if peak > 0 { used as f64 * 100.0 / peak as f64 } else { 0.0 });
+    o.double(if peak > 0 {
+        used as f64 * 100.0 / peak as f64
+    } else {
+        0.0
+    });
     o.bulk(b"fragmentation");
-    o.double(if used > 0 { rss as f64 / used as f64 } else { 0.0 });
+    o.double(if used > 0 {
+        rss as f64 / used as f64
+    } else {
+        0.0
+    });
     int(o, "fragmentation.bytes", rss.saturating_sub(used as u64));
 }
 

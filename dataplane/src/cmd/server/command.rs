@@ -70,7 +70,7 @@ pub(super) fn command(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             return Err(sub_arity("command", sub));
         }
         let keys = get_keys(&args[2..])?;
-        ctx.out.bulks(keys.into_iter());
+        ctx.out.bulks(keys);
     } else if eq_ic(sub, "list") {
         let filter = match n {
             2 => None,
@@ -91,7 +91,7 @@ pub(super) fn command(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
                 .filter(|c| {
                     acl_categories(c)
                         .iter()
-                        .any(|cat| cat[1..].as_bytes().eq_ignore_ascii_case(val))
+                        .any(|cat| cat.as_bytes()[1..].eq_ignore_ascii_case(val))
                 })
                 .map(|c| c.name)
                 .collect(),
@@ -99,7 +99,7 @@ pub(super) fn command(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             Some((kind, _)) if eq_ic(kind, "module") => Vec::new(),
             Some(_) => return Err(CmdError::Syntax),
         };
-        ctx.out.bulks(names.into_iter());
+        ctx.out.bulks(names);
     } else if eq_ic(sub, "help") {
         if n != 2 {
             return Err(sub_arity("command", sub));
@@ -208,9 +208,9 @@ fn acl_categories(c: &CommandSpec) -> Vec<&'static str> {
     if f & flags::WRITE != 0 {
         v.push("@write");
     }
-    if let Some(t) = fam.filter(|t| {
-        !matches!(*t, "@keyspace" | "@pubsub" | "@connection" | "@transaction")
-    }) {
+    if let Some(t) =
+        fam.filter(|t| !matches!(*t, "@keyspace" | "@pubsub" | "@connection" | "@transaction"))
+    {
         v.push(t);
     }
     if f & flags::PUBSUB != 0 || fam == Some("@pubsub") {
@@ -219,7 +219,11 @@ fn acl_categories(c: &CommandSpec) -> Vec<&'static str> {
     if f & flags::ADMIN != 0 {
         v.push("@admin");
     }
-    v.push(if f & flags::FAST != 0 { "@fast" } else { "@slow" });
+    v.push(if f & flags::FAST != 0 {
+        "@fast"
+    } else {
+        "@slow"
+    });
     if f & flags::BLOCKING != 0 {
         v.push("@blocking");
     }

@@ -203,7 +203,11 @@ fn section(ctx: &mut Ctx<'_>, name: &str, t: &mut String) {
             let (used, peak) = (used as u64, peak as u64);
             let rss = rss_bytes();
             let sysmem = total_system_memory();
-            let ratio = if used > 0 { rss as f64 / used as f64 } else { 0.0 };
+            let ratio = if used > 0 {
+                rss as f64 / used as f64
+            } else {
+                0.0
+            };
             field!("# Memory");
             field!("used_memory:{used}");
             field!("used_memory_human:{}", bytes_human(used));
@@ -213,7 +217,11 @@ fn section(ctx: &mut Ctx<'_>, name: &str, t: &mut String) {
             field!("used_memory_peak_human:{}", bytes_human(peak));
             field!(
                 "used_memory_peak_perc:{:.2}%",
-                if peak > 0 { used as f64 * 100.0 / peak as f64 } else { 0.0 }
+                if peak > 0 {
+                    used as f64 * 100.0 / peak as f64
+                } else {
+                    0.0
+                }
             );
             field!("used_memory_overhead:0");
             field!("used_memory_startup:0");
