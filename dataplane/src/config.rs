@@ -174,7 +174,8 @@ impl Default for Config {
             latency_monitor_threshold: 0,
             lfu_log_factor: 10,
             lfu_decay_time: 1,
-            hash_max_listpack_entries: 128,
+            // Debian's 7.0.15 build (our reference) defaults to 512.
+            hash_max_listpack_entries: 512,
             hash_max_listpack_value: 64,
             set_max_intset_entries: 512,
             zset_max_listpack_entries: 128,
@@ -185,7 +186,9 @@ impl Default for Config {
     }
 }
 
-/// Parses a memory size as Redis's `memtoull`: `100`, `1k`, `1kb`, `5mb`, `2gb`.
+/// Parses a memory size as Redis's `memtoull`: `100`, `1k`, `1kb`, `5mb`, `2gb` (units are
+/// case-insensitive; `k` is 1000 and `kb` 1024). An empty number is 0 and a number too large
+/// saturates, as Redis accepts both; signs, spaces and fractions are refused.
 pub fn parse_memory(s: &str) -> Option<u64> {
     let l = s.to_ascii_lowercase();
     let (num, mul) = if let Some(n) = l.strip_suffix("kb") {
@@ -205,7 +208,14 @@ pub fn parse_memory(s: &str) -> Option<u64> {
     } else {
         (l.as_str(), 1)
     };
-    num.parse::<u64>().ok()?.checked_mul(mul)
+    if !num.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for c in num.bytes() {
+        v = v.saturating_mul(10).saturating_add((c - b'0') as u64);
+    }
+    Some(v.saturating_mul(mul))
 }
 
 fn yes_no(b: bool) -> String {
@@ -322,10 +332,6 @@ impl Config {
                 .collect();
             return Ok(None);
         }
-        if name == "save" {
-            self.passive.insert(name, vals.join(" "));
-            return Ok(None);
-        }
         let val = vals.join(" ");
         match self.set(&name, &val) {
             Ok(()) => Ok(None),
@@ -392,78 +398,117 @@ impl Config {
         v
     }
 
-    /// Changes a parameter (CONFIG SET, config file, arguments).
+    /// Changes a parameter (CONFIG SET, config file, arguments), validating the value as
+    /// Redis 7.0 does (same ranges, same error texts).
     ///
     /// # Errors
     /// [`SetError::Unknown`] for a name we do not know, [`SetError::Invalid`] for a bad value.
     pub fn set(&mut self, name: &str, val: &str) -> Result<(), SetError> {
-        fn num<T: std::str::FromStr>(v: &str) -> Result<T, SetError> {
-            v.trim().parse().map_err(|_| {
+        const INT_MAX: i64 = i32::MAX as i64;
+        const LLONG_MAX: i64 = i64::MAX;
+        /// An integer config: Redis's strict `string2ll`, then its range check.
+        fn int(v: &str, lo: i64, hi: i64) -> Result<i64, SetError> {
+            let n = crate::util::number::parse_i64(v.as_bytes()).ok_or_else(|| {
                 SetError::Invalid("argument couldn't be parsed into an integer".into())
-            })
+            })?;
+            if n < lo || n > hi {
+                return Err(SetError::Invalid(format!(
+                    "argument must be between {lo} and {hi} inclusive"
+                )));
+            }
+            Ok(n)
         }
-        fn mem(v: &str) -> Result<u64, SetError> {
-            parse_memory(v.trim())
-                .ok_or_else(|| SetError::Invalid("argument must be a memory value".into()))
+        /// A memory config (`1gb`, `100mb`...), then its range check.
+        fn mem(v: &str, lo: u64, hi: u64) -> Result<u64, SetError> {
+            let n = parse_memory(v)
+                .ok_or_else(|| SetError::Invalid("argument must be a memory value".into()))?;
+            if n < lo || n > hi {
+                return Err(SetError::Invalid(format!(
+                    "argument must be between {lo} and {hi} inclusive"
+                )));
+            }
+            Ok(n)
         }
+        const MIB: u64 = 1024 * 1024;
+        let llmax = LLONG_MAX as u64;
         match name {
-            "port" => self.port = num(val)?,
+            "port" => self.port = int(val, 0, 65535)? as u16,
             "requirepass" => self.requirepass = val.to_string(),
             "masterauth" => self.masterauth = val.to_string(),
-            "databases" => {
-                let n: usize = num(val)?;
-                if n < 1 {
-                    return Err(SetError::Invalid("argument must be between 1 and 2147483647 inclusive".into()));
-                }
-                self.databases = n;
-            }
+            "databases" => self.databases = int(val, 1, INT_MAX)? as usize,
             "dir" => self.dir = val.to_string(),
             "pidfile" => self.pidfile = val.to_string(),
             "logfile" => self.logfile = val.to_string(),
             "loglevel" => {
                 let l = val.to_ascii_lowercase();
-                if !["debug", "verbose", "notice", "warning", "nothing"].contains(&l.as_str()) {
-                    return Err(SetError::Invalid("argument(s) must be one of the following: debug, verbose, notice, warning, nothing".into()));
+                if !["debug", "verbose", "notice", "warning"].contains(&l.as_str()) {
+                    return Err(SetError::Invalid("argument(s) must be one of the following: debug, verbose, notice, warning".into()));
                 }
                 self.loglevel = l;
             }
-            "maxclients" => self.maxclients = num(val)?,
-            "timeout" => self.timeout = num(val)?,
-            "tcp-keepalive" => self.tcp_keepalive = num(val)?,
-            "hz" => self.hz = num::<u32>(val)?.clamp(1, 500),
-            "maxmemory" => self.maxmemory = mem(val)?,
+            "maxclients" => self.maxclients = int(val, 1, u32::MAX as i64)? as usize,
+            "timeout" => self.timeout = int(val, 0, INT_MAX)? as u64,
+            "tcp-keepalive" => self.tcp_keepalive = int(val, 0, INT_MAX)? as u64,
+            // Redis accepts any non-negative value and clamps it to 1..=500.
+            "hz" => self.hz = int(val, 0, INT_MAX)?.clamp(1, 500) as u32,
+            "maxmemory" => self.maxmemory = mem(val, 0, u64::MAX)?,
             "maxmemory-policy" => {
                 self.maxmemory_policy = EvictionPolicy::parse(val.trim()).ok_or_else(|| {
                     SetError::Invalid("argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction".into())
                 })?
             }
-            "maxmemory-samples" => self.maxmemory_samples = num::<usize>(val)?.max(1),
-            "slowlog-log-slower-than" => self.slowlog_log_slower_than = num(val)?,
-            "slowlog-max-len" => self.slowlog_max_len = num(val)?,
-            "proto-max-bulk-len" => self.proto_max_bulk_len = mem(val)?,
-            "client-query-buffer-limit" => self.client_query_buffer_limit = mem(val)?,
-            "latency-monitor-threshold" => self.latency_monitor_threshold = num(val)?,
-            "lfu-log-factor" => self.lfu_log_factor = num(val)?,
-            "lfu-decay-time" => self.lfu_decay_time = num(val)?,
+            "maxmemory-samples" => self.maxmemory_samples = int(val, 1, INT_MAX)? as usize,
+            "slowlog-log-slower-than" => self.slowlog_log_slower_than = int(val, -1, LLONG_MAX)?,
+            "slowlog-max-len" => self.slowlog_max_len = int(val, 0, LLONG_MAX)? as usize,
+            "proto-max-bulk-len" => self.proto_max_bulk_len = mem(val, MIB, llmax)?,
+            "client-query-buffer-limit" => self.client_query_buffer_limit = mem(val, MIB, llmax)?,
+            "latency-monitor-threshold" => {
+                self.latency_monitor_threshold = int(val, 0, LLONG_MAX)? as u64
+            }
+            "lfu-log-factor" => self.lfu_log_factor = int(val, 0, INT_MAX)? as u32,
+            "lfu-decay-time" => self.lfu_decay_time = int(val, 0, INT_MAX)? as u32,
             "hash-max-listpack-entries" | "hash-max-ziplist-entries" => {
-                self.hash_max_listpack_entries = num(val)?
+                self.hash_max_listpack_entries = int(val, 0, LLONG_MAX)? as usize
             }
             "hash-max-listpack-value" | "hash-max-ziplist-value" => {
-                self.hash_max_listpack_value = num(val)?
+                self.hash_max_listpack_value = mem(val, 0, llmax)? as usize
             }
-            "set-max-intset-entries" => self.set_max_intset_entries = num(val)?,
+            "set-max-intset-entries" => {
+                self.set_max_intset_entries = int(val, 0, LLONG_MAX)? as usize
+            }
             "zset-max-listpack-entries" | "zset-max-ziplist-entries" => {
-                self.zset_max_listpack_entries = num(val)?
+                self.zset_max_listpack_entries = int(val, 0, LLONG_MAX)? as usize
             }
             "zset-max-listpack-value" | "zset-max-ziplist-value" => {
-                self.zset_max_listpack_value = num(val)?
+                self.zset_max_listpack_value = mem(val, 0, llmax)? as usize
             }
             "list-max-listpack-size" | "list-max-ziplist-size" => {
-                self.list_max_listpack_size = num(val)?
+                self.list_max_listpack_size = int(val, i32::MIN as i64, INT_MAX)?
+            }
+            "save" => {
+                // Pairs of "<seconds> <changes>", or empty to disable (kept, not acted on).
+                let words: Vec<&str> = val.split_whitespace().collect();
+                let valid = words.len().is_multiple_of(2)
+                    && words
+                        .iter()
+                        .all(|w| crate::util::number::parse_i64(w.as_bytes()).is_some_and(|n| n >= 0));
+                if !valid {
+                    return Err(SetError::Invalid("Invalid save parameters".into()));
+                }
+                self.passive.insert("save".into(), words.join(" "));
             }
             other => {
                 if let Some(v) = self.passive.get_mut(other) {
-                    *v = val.to_string();
+                    // A passive boolean keeps Redis's yes/no validation.
+                    if v == "yes" || v == "no" {
+                        let l = val.to_ascii_lowercase();
+                        if l != "yes" && l != "no" {
+                            return Err(SetError::Invalid("argument must be 'yes' or 'no'".into()));
+                        }
+                        *v = l;
+                    } else {
+                        *v = val.to_string();
+                    }
                 } else {
                     return Err(SetError::Unknown);
                 }
