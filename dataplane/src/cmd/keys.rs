@@ -96,7 +96,8 @@ fn type_cmd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
     let db = ctx.db();
     let name = if exists_notouch(db, args[1], now) {
-        db.peek(args[1], now).map_or("none", |e| e.value.type_name())
+        db.peek(args[1], now)
+            .map_or("none", |e| e.value.type_name())
     } else {
         "none"
     };

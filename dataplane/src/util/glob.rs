@@ -171,7 +171,10 @@ mod tests {
         assert!(glob_match(b"[ab", b"a", false));
         assert!(!glob_match(b"[", b"a", false));
         assert!(glob_match(b"[\\]]", b"]", false));
-        assert!(glob_match(b"[]", b"", false) == false);
+        assert!(!glob_match(b"[]", b"a", false));
+        assert!(glob_match(b"[^]", b"a", false));
+        assert!(glob_match(b"[a-]", b"]", false));
+        assert!(glob_match(b"[a-", b"a", false));
         // Escape inside a class is case-sensitive even with nocase.
         assert!(!glob_match(b"[\\A]", b"a", true));
         assert!(glob_match(b"[A]", b"a", true));
