@@ -68,7 +68,6 @@ pub const COMMANDS: &[CommandSpec] = &[
         (0, 0, 0),
         debug,
     ),
-    spec("swapdb", 3, WRITE | FAST, (0, 0, 0), swapdb),
     spec(
         "save",
         1,
@@ -259,25 +258,6 @@ fn bgsave(_ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     no_persistence(_ctx, args)
-}
-
-fn swapdb(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    let a = crate::util::number::parse_i64(args[1])
-        .ok_or_else(|| CmdError::err("invalid first DB index"))?;
-    let b = crate::util::number::parse_i64(args[2])
-        .ok_or_else(|| CmdError::err("invalid second DB index"))?;
-    let n = ctx.store.dbs.len() as i64;
-    if a < 0 || a >= n || b < 0 || b >= n {
-        return Err(CmdError::err("DB index is out of range"));
-    }
-    let (a, b) = (a.min(b) as usize, a.max(b) as usize);
-    if a != b {
-        let (lo, hi) = ctx.store.dbs.split_at_mut(b);
-        lo[a].swap_contents(&mut hi[0]);
-    }
-    ctx.dirty(1);
-    ctx.out.ok();
-    Ok(())
 }
 
 /// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]. There is no persistence, so there is never

@@ -8,11 +8,9 @@ use rand::Rng;
 use super::{Store, now_ms};
 use crate::config::EvictionPolicy;
 
-/// Initial LFU counter of a new key (Redis's `LFU_INIT_VAL`).
-pub const LFU_INIT: u32 = ((now_minutes_const() & 0xffff) << 8) | 5;
-
-const fn now_minutes_const() -> u32 {
-    0
+/// The LFU field of a key just written: counter 5 (Redis's `LFU_INIT_VAL`) stamped now.
+pub fn lfu_init() -> u32 {
+    (now_minutes() << 8) | 5
 }
 
 /// The LRU clock: seconds, 24 bits, as Redis's `LRU_CLOCK()`.

@@ -214,7 +214,7 @@ impl Db {
         let slot = slot_of(key);
         self.touched(key);
         let lru = if self.lfu {
-            evict::LFU_INIT
+            evict::lfu_init()
         } else {
             self.lru_clock
         };
