@@ -10,6 +10,8 @@ const PACKED_THRESHOLD: usize = 1 << 30;
 const NODE_SIZE_LEVELS: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
 /// Largest node a positive (count) fill may grow to.
 const NODE_SIZE_SAFETY_LIMIT: usize = 8192;
+/// Growth Redis assumes for an element's header and backlen when filling a node.
+const ENTRY_OVERHEAD_ESTIMATE: usize = 8;
 /// Quicklist node containers.
 const CONTAINER_PLAIN: u64 = 1;
 const CONTAINER_PACKED: u64 = 2;
@@ -222,26 +224,15 @@ impl Writer {
 
 /// Whether Redis 7.0 would append an element of `sz` bytes to a quicklist node.
 fn node_allows_insert(node: &listpack::Writer, fill: i64, sz: usize) -> bool {
-    // Estimated growth: the element, its backlen and its encoding header.
-    let overhead = if sz < 254 { 1 } else { 5 }
-        + if sz < 64 {
-            1
-        } else if sz < 16384 {
-            2
-        } else {
-            5
-        };
-    let new_sz = node.bytes() + sz + overhead;
+    // Redis over-estimates the entry's growth (header and backlen) as 8 bytes.
+    let new_sz = node.bytes() + sz + ENTRY_OVERHEAD_ESTIMATE;
     if fill < 0 {
-        let level = (-fill - 1) as usize;
-        if level < NODE_SIZE_LEVELS.len() && new_sz <= NODE_SIZE_LEVELS[level] {
-            return true;
-        }
+        let level = ((-fill - 1) as usize).min(NODE_SIZE_LEVELS.len() - 1);
+        new_sz <= NODE_SIZE_LEVELS[level]
+    } else {
+        let max_count = fill.max(1) as usize;
+        new_sz <= NODE_SIZE_SAFETY_LIMIT && node.count() < max_count
     }
-    if new_sz > NODE_SIZE_SAFETY_LIMIT {
-        return false;
-    }
-    (node.count() as i64) < fill
 }
 
 /// A score as Redis stores it in a listpack: integral values in a safe range as integers,
