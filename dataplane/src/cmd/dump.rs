@@ -58,7 +58,9 @@ fn restore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let key = args[1];
     let now = ctx.now_ms;
     if !replace && ctx.db().contains(key, now) {
-        return Err(CmdError::Msg("BUSYKEY Target key name already exists.".into()));
+        return Err(CmdError::Msg(
+            "BUSYKEY Target key name already exists.".into(),
+        ));
     }
     let ttl = parse_i64(args[2]).ok_or(CmdError::NotInteger)?;
     if ttl < 0 {
@@ -69,7 +71,8 @@ fn restore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         return Err(CmdError::err("DUMP payload version or checksum are wrong"));
     }
     let lim = Limits::from_config(&ctx.store.config);
-    let value = rdb::restore_payload(payload, &lim).map_err(|_| CmdError::err("Bad data format"))?;
+    let value =
+        rdb::restore_payload(payload, &lim).map_err(|_| CmdError::err("Bad data format"))?;
 
     let deleted = replace && ctx.db().delete(key, now);
     let expire_at = match ttl {
@@ -77,15 +80,15 @@ fn restore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         t if absttl => Some(t),
         t => Some(t.saturating_add(now as i64)),
     };
-    if let Some(at) = expire_at {
-        if at <= now as i64 {
-            // Already expired: the key is not created (an old one was deleted by REPLACE).
-            if deleted {
-                ctx.dirty(1);
-            }
-            ctx.out.ok();
-            return Ok(());
+    if let Some(at) = expire_at
+        && at <= now as i64
+    {
+        // Already expired: the key is not created (an old one was deleted by REPLACE).
+        if deleted {
+            ctx.dirty(1);
         }
+        ctx.out.ok();
+        return Ok(());
     }
     let lru = access_field(ctx, idle, freq);
     let db = ctx.db();
@@ -93,10 +96,10 @@ fn restore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     if let Some(at) = expire_at {
         db.set_expire(key, at as u64);
     }
-    if let Some(lru) = lru {
-        if let Some(e) = db.slot_mut(codis_model::slot_of(key)).keys.get_mut(key) {
-            e.lru = lru;
-        }
+    if let Some(lru) = lru
+        && let Some(e) = db.slot_mut(codis_model::slot_of(key)).keys.get_mut(key)
+    {
+        e.lru = lru;
     }
     ctx.dirty(1);
     ctx.out.ok();

@@ -52,7 +52,12 @@ mod tests {
         assert_eq!(encode(&[1, 2]), vec![2, 0, 0, 0, 2, 0, 0, 0, 1, 0, 2, 0]);
         assert_eq!(encode(&[-40000, 1])[0], 4);
         assert_eq!(encode(&[1, 1 << 40])[0], 8);
-        for v in [vec![], vec![-5, 0, 7], vec![i64::MIN, 0, i64::MAX], vec![-70000, 70000]] {
+        for v in [
+            vec![],
+            vec![-5, 0, 7],
+            vec![i64::MIN, 0, i64::MAX],
+            vec![-70000, 70000],
+        ] {
             assert_eq!(decode(&encode(&v)).unwrap(), v);
         }
     }

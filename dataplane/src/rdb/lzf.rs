@@ -47,7 +47,12 @@ pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
     })
 }
 
-fn compress_with(input: &[u8], out_len: usize, generation: u32, htab: &mut [u64]) -> Option<Vec<u8>> {
+fn compress_with(
+    input: &[u8],
+    out_len: usize,
+    generation: u32,
+    htab: &mut [u64],
+) -> Option<Vec<u8>> {
     let in_len = input.len();
     if in_len == 0 || out_len == 0 {
         return None;
@@ -56,7 +61,11 @@ fn compress_with(input: &[u8], out_len: usize, generation: u32, htab: &mut [u64]
     // A slot of another generation reads as position 0, which never matches (as a zeroed table).
     let get = |htab: &[u64], i: usize| -> usize {
         let v = htab[i];
-        if v >> 32 == generation as u64 { (v & 0xffff_ffff) as usize } else { 0 }
+        if v >> 32 == generation as u64 {
+            (v & 0xffff_ffff) as usize
+        } else {
+            0
+        }
     };
     // Slack so the few unchecked writes (as in the C original) never index out of bounds.
     let mut out = vec![0u8; out_len + 8];
@@ -200,7 +209,11 @@ pub fn decompress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
             }
         }
     }
-    if out.len() == out_len { Some(out) } else { None }
+    if out.len() == out_len {
+        Some(out)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -225,7 +238,9 @@ mod tests {
             v.extend_from_slice(&(i.wrapping_mul(2654435761) % 97).to_le_bytes());
         }
         roundtrip(&v);
-        let pseudo: Vec<u8> = (0..3000u32).map(|i| (i.wrapping_mul(7919) >> 3) as u8).collect();
+        let pseudo: Vec<u8> = (0..3000u32)
+            .map(|i| (i.wrapping_mul(7919) >> 3) as u8)
+            .collect();
         roundtrip(&pseudo);
     }
 

@@ -50,7 +50,10 @@ impl<'a> Reader<'a> {
             0 => ((b & 0x3f) as u64, false),
             1 => ((((b & 0x3f) as u64) << 8) | self.read_u8()? as u64, false),
             2 => match b {
-                0x80 => (u32::from_be_bytes(self.take(4)?.try_into().unwrap()) as u64, false),
+                0x80 => (
+                    u32::from_be_bytes(self.take(4)?.try_into().unwrap()) as u64,
+                    false,
+                ),
                 0x81 => (u64::from_be_bytes(self.take(8)?.try_into().unwrap()), false),
                 _ => return Err(Error::Corrupt("unknown length encoding")),
             },
@@ -70,7 +73,9 @@ impl<'a> Reader<'a> {
     pub fn read_string(&mut self) -> Result<Cow<'a, [u8]>> {
         let (n, enc) = self.read_len_or_enc()?;
         if !enc {
-            return Ok(Cow::Borrowed(self.take(usize::try_from(n).map_err(|_| Error::Eof)?)?));
+            return Ok(Cow::Borrowed(
+                self.take(usize::try_from(n).map_err(|_| Error::Eof)?)?,
+            ));
         }
         let v: i64 = match n as u8 {
             types::ENC_INT8 => self.read_u8()? as i8 as i64,
@@ -88,7 +93,9 @@ impl<'a> Reader<'a> {
             }
             _ => return Err(Error::Corrupt("unknown string encoding")),
         };
-        Ok(Cow::Owned(itoa::Buffer::new().format(v).as_bytes().to_vec()))
+        Ok(Cow::Owned(
+            itoa::Buffer::new().format(v).as_bytes().to_vec(),
+        ))
     }
 
     /// Reads a double written as 8 bytes little-endian.
@@ -250,7 +257,8 @@ impl<'a> Reader<'a> {
             }
             types::HASH_ZIPMAP => {
                 let blob = self.read_string()?;
-                let pairs = ziplist::decode_zipmap(&blob).ok_or(Error::Corrupt("invalid zipmap"))?;
+                let pairs =
+                    ziplist::decode_zipmap(&blob).ok_or(Error::Corrupt("invalid zipmap"))?;
                 let pairs: Vec<(SmallBytes, SmallBytes)> = pairs
                     .into_iter()
                     .map(|(f, v)| (SmallBytes::new(f), SmallBytes::new(v)))
@@ -311,7 +319,11 @@ fn elem_bytes(e: &Elem<'_>) -> SmallBytes {
     }
 }
 
-fn hash_from_pairs(pairs: Vec<(SmallBytes, SmallBytes)>, lim: &Limits, convert: bool) -> Result<Value> {
+fn hash_from_pairs(
+    pairs: Vec<(SmallBytes, SmallBytes)>,
+    lim: &Limits,
+    convert: bool,
+) -> Result<Value> {
     let mut h = HashValue::default();
     let mut maxlen = 0;
     for (f, v) in pairs {

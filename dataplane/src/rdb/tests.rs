@@ -95,14 +95,21 @@ fn collections_roundtrip() {
     let mut s = SetValue::default();
     let mut z = ZSet::default();
     for i in 0..1000 {
-        h.insert(SmallBytes::from(format!("f{i}").into_bytes()), SmallBytes::from(format!("{i}").into_bytes()));
+        h.insert(
+            SmallBytes::from(format!("f{i}").into_bytes()),
+            SmallBytes::from(format!("{i}").into_bytes()),
+        );
         s.insert(SmallBytes::from(format!("{}", i * 7 - 3000).into_bytes()));
         z.insert(format!("m\x00{i}").as_bytes(), i as f64 / 10.0);
     }
     z.insert(b"inf", f64::INFINITY);
     z.insert(b"-inf", f64::NEG_INFINITY);
     h.hashtable = true;
-    for v in [Value::Hash(Box::new(h)), Value::Set(Box::new(s)), Value::ZSet(Box::new(z))] {
+    for v in [
+        Value::Hash(Box::new(h)),
+        Value::Set(Box::new(s)),
+        Value::ZSet(Box::new(z)),
+    ] {
         let back = roundtrip(&v);
         match (&v, &back) {
             (Value::Hash(a), Value::Hash(b)) => {
@@ -136,7 +143,10 @@ fn small_encodings() {
     match roundtrip(&v) {
         Value::Set(s) => {
             assert!(!s.hashtable);
-            assert_eq!(s.iter().map(|m| m.to_vec()).collect::<Vec<_>>(), vec![b"-1".to_vec(), b"3".to_vec()]);
+            assert_eq!(
+                s.iter().map(|m| m.to_vec()).collect::<Vec<_>>(),
+                vec![b"-1".to_vec(), b"3".to_vec()]
+            );
         }
         _ => panic!(),
     }
@@ -162,7 +172,10 @@ fn legacy_encodings() {
     w.buf.push(types::LIST_ZIPLIST);
     w.write_string(&zl);
     let v = restore_payload(&payload(&w.buf), &lim()).unwrap();
-    assert_eq!(list_items(&v), vec![b"a".to_vec(), b"5".to_vec(), b"-300".to_vec()]);
+    assert_eq!(
+        list_items(&v),
+        vec![b"a".to_vec(), b"5".to_vec(), b"-300".to_vec()]
+    );
 
     // Quicklist v1: two ziplist nodes, one empty (skipped).
     let empty = build_ziplist(&[]);
@@ -171,7 +184,10 @@ fn legacy_encodings() {
     w.write_len(2);
     w.write_string(&zl);
     w.write_string(&empty);
-    assert_eq!(list_items(&restore_payload(&w.buf, &lim()).unwrap()).len(), 3);
+    assert_eq!(
+        list_items(&restore_payload(&w.buf, &lim()).unwrap()).len(),
+        3
+    );
 
     // Old LIST, SET, ZSET (text scores), HASH.
     let mut w = Writer::new();
@@ -194,7 +210,12 @@ fn legacy_encodings() {
     }
 
     // ZSET_ZIPLIST and HASH_ZIPLIST.
-    let zl = build_ziplist(&[Elem::Str(b"m"), Elem::Str(b"2.5"), Elem::Str(b"n"), Elem::Int(3)]);
+    let zl = build_ziplist(&[
+        Elem::Str(b"m"),
+        Elem::Str(b"2.5"),
+        Elem::Str(b"n"),
+        Elem::Int(3),
+    ]);
     let mut w = Writer::new();
     w.buf.push(types::ZSET_ZIPLIST);
     w.write_string(&zl);

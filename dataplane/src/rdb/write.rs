@@ -59,21 +59,21 @@ impl Writer {
     /// Writes a string as Redis does: short canonical integers that fit 32 bits as integer
     /// encodings, long compressible strings LZF-compressed, anything else raw.
     pub fn write_string(&mut self, s: &[u8]) {
-        if s.len() <= 11 {
-            if let Some(v) = parse_i64(s) {
-                if self.write_int_encoded(v) {
-                    return;
-                }
-            }
+        if s.len() <= 11
+            && let Some(v) = parse_i64(s)
+            && self.write_int_encoded(v)
+        {
+            return;
         }
-        if self.compress && s.len() > 20 {
-            if let Some(c) = lzf::compress(s, s.len() - 4) {
-                self.buf.push(0xc0 | types::ENC_LZF);
-                self.write_len(c.len() as u64);
-                self.write_len(s.len() as u64);
-                self.buf.extend_from_slice(&c);
-                return;
-            }
+        if self.compress
+            && s.len() > 20
+            && let Some(c) = lzf::compress(s, s.len() - 4)
+        {
+            self.buf.push(0xc0 | types::ENC_LZF);
+            self.write_len(c.len() as u64);
+            self.write_len(s.len() as u64);
+            self.buf.extend_from_slice(&c);
+            return;
         }
         self.write_len(s.len() as u64);
         self.buf.extend_from_slice(s);
@@ -176,9 +176,9 @@ impl Writer {
     fn write_hash(&mut self, h: &HashValue, lim: &Limits) {
         let small = !h.hashtable
             && h.len() <= lim.hash_max_listpack_entries
-            && h
-                .iter()
-                .all(|(k, v)| k.len() <= lim.hash_max_listpack_value && v.len() <= lim.hash_max_listpack_value);
+            && h.iter().all(|(k, v)| {
+                k.len() <= lim.hash_max_listpack_value && v.len() <= lim.hash_max_listpack_value
+            });
         if small {
             let mut w = listpack::Writer::new();
             for (k, v) in h.iter() {
@@ -202,7 +202,9 @@ impl Writer {
     fn write_zset(&mut self, z: &ZSet, lim: &Limits) {
         let small = !z.skiplist
             && z.len() <= lim.zset_max_listpack_entries
-            && z.dict.keys().all(|m| m.len() <= lim.zset_max_listpack_value);
+            && z.dict
+                .keys()
+                .all(|m| m.len() <= lim.zset_max_listpack_value);
         if small {
             let mut w = listpack::Writer::new();
             for (score, member) in z.tree.iter() {
@@ -238,7 +240,12 @@ fn node_allows_insert(node: &listpack::Writer, fill: i64, sz: usize) -> bool {
 /// A score as Redis stores it in a listpack: integral values in a safe range as integers,
 /// others with 17 significant digits.
 pub fn score_string(d: f64) -> Vec<u8> {
-    if d.is_finite() && d != 0.0 && d > -4_503_599_627_370_495.0 && d < 4_503_599_627_370_496.0 && d == (d as i64) as f64 {
+    if d.is_finite()
+        && d != 0.0
+        && d > -4_503_599_627_370_495.0
+        && d < 4_503_599_627_370_496.0
+        && d == (d as i64) as f64
+    {
         return itoa::Buffer::new().format(d as i64).as_bytes().to_vec();
     }
     fmt_double(d).into_bytes()
@@ -258,7 +265,9 @@ mod tests {
         w.write_len(1 << 32);
         assert_eq!(
             w.buf,
-            vec![63, 0x40, 64, 0x7f, 0xff, 0x80, 0, 0, 0x40, 0, 0x81, 0, 0, 0, 1, 0, 0, 0, 0]
+            vec![
+                63, 0x40, 64, 0x7f, 0xff, 0x80, 0, 0, 0x40, 0, 0x81, 0, 0, 0, 1, 0, 0, 0, 0
+            ]
         );
     }
 

@@ -60,9 +60,18 @@ pub fn decode(zl: &[u8]) -> Option<Vec<Elem<'_>>> {
             }
             _ => {
                 let (v, size) = match b {
-                    0xc0 => (i16::from_le_bytes(zl.get(p + 1..p + 3)?.try_into().ok()?) as i64, 2),
-                    0xd0 => (i32::from_le_bytes(zl.get(p + 1..p + 5)?.try_into().ok()?) as i64, 4),
-                    0xe0 => (i64::from_le_bytes(zl.get(p + 1..p + 9)?.try_into().ok()?), 8),
+                    0xc0 => (
+                        i16::from_le_bytes(zl.get(p + 1..p + 3)?.try_into().ok()?) as i64,
+                        2,
+                    ),
+                    0xd0 => (
+                        i32::from_le_bytes(zl.get(p + 1..p + 5)?.try_into().ok()?) as i64,
+                        4,
+                    ),
+                    0xe0 => (
+                        i64::from_le_bytes(zl.get(p + 1..p + 9)?.try_into().ok()?),
+                        8,
+                    ),
                     0xf0 => {
                         let s = zl.get(p + 1..p + 4)?;
                         ((i32::from_le_bytes([0, s[0], s[1], s[2]]) >> 8) as i64, 3)
@@ -108,10 +117,7 @@ pub fn decode_zipmap(zm: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
     }
     let mut p = 1;
     let mut out = Vec::new();
-    loop {
-        let Some(klen) = len_at(zm, &mut p)? else {
-            break;
-        };
+    while let Some(klen) = len_at(zm, &mut p)? {
         let key = zm.get(p..p.checked_add(klen)?)?;
         p += klen;
         let vlen = len_at(zm, &mut p)??;

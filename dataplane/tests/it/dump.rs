@@ -99,7 +99,9 @@ fn with_key(cmd: &str, key: &str, rest: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
 
 /// Deterministic pseudo-random bytes (incompressible).
 fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
             x ^= x << 13;
@@ -131,7 +133,9 @@ fn build_on_redis(r: &mut Client) -> Vec<String> {
         vec![b'a'; 1000],
         b"abcabcabcabcabcabcabcabcabcabcabc".repeat(30),
         noise(1000, 1),
-        (0..20000u32).flat_map(|i| format!("line {} of text\n", i % 300).into_bytes()).collect(),
+        (0..20000u32)
+            .flat_map(|i| format!("line {} of text\n", i % 300).into_bytes())
+            .collect(),
     ];
     for (i, s) in strings.into_iter().enumerate() {
         let k = format!("str:{i}");
@@ -142,15 +146,38 @@ fn build_on_redis(r: &mut Client) -> Vec<String> {
     let lists: Vec<Vec<Vec<u8>>> = vec![
         vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()],
         [
-            "0", "1", "-1", "127", "128", "4095", "-4096", "4096", "65535", "-32769", "8388608",
-            "1099511627776", "9223372036854775807", "-9223372036854775808", "00", "-0",
+            "0",
+            "1",
+            "-1",
+            "127",
+            "128",
+            "4095",
+            "-4096",
+            "4096",
+            "65535",
+            "-32769",
+            "8388608",
+            "1099511627776",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "00",
+            "-0",
         ]
         .iter()
         .map(|s| s.as_bytes().to_vec())
         .collect(),
-        vec![b"a\x00b".to_vec(), b"\r\n".to_vec(), Vec::new(), noise(100, 2)],
-        (0..1000).map(|i| format!("item:{i}").into_bytes()).collect(),
-        (0..1000).map(|i| format!("{}", i * 997 - 300000).into_bytes()).collect(),
+        vec![
+            b"a\x00b".to_vec(),
+            b"\r\n".to_vec(),
+            Vec::new(),
+            noise(100, 2),
+        ],
+        (0..1000)
+            .map(|i| format!("item:{i}").into_bytes())
+            .collect(),
+        (0..1000)
+            .map(|i| format!("{}", i * 997 - 300000).into_bytes())
+            .collect(),
         (0..10).map(|i| noise(5000, i)).collect(),
         (0..200).map(|i| vec![b'a' + (i % 26) as u8; 300]).collect(),
         (0..50).map(|i| vec![b'x'; 200 * i]).collect(),
@@ -169,23 +196,55 @@ fn build_on_redis(r: &mut Client) -> Vec<String> {
             (b"bin\x00".to_vec(), b"\r\n\x00".to_vec()),
             (b"".to_vec(), b"".to_vec()),
         ],
-        (0..1000).map(|i| (format!("field:{i}").into_bytes(), format!("{i}").into_bytes())).collect(),
-        vec![(b"small".to_vec(), b"1".to_vec()), (b"big".to_vec(), vec![b'v'; 100])],
-        (0..128).map(|i| (format!("{i}").into_bytes(), noise(30, i)).into()).collect(),
+        (0..1000)
+            .map(|i| {
+                (
+                    format!("field:{i}").into_bytes(),
+                    format!("{i}").into_bytes(),
+                )
+            })
+            .collect(),
+        vec![
+            (b"small".to_vec(), b"1".to_vec()),
+            (b"big".to_vec(), vec![b'v'; 100]),
+        ],
+        (0..128)
+            .map(|i| (format!("{i}").into_bytes(), noise(30, i)).into())
+            .collect(),
     ];
     for (i, h) in hashes.into_iter().enumerate() {
         let k = format!("hash:{i}");
-        cmd_owned(r, with_key("HSET", &k, h.into_iter().flat_map(|(f, v)| [f, v]).collect()));
+        cmd_owned(
+            r,
+            with_key(
+                "HSET",
+                &k,
+                h.into_iter().flat_map(|(f, v)| [f, v]).collect(),
+            ),
+        );
         keys.push(k);
     }
 
     let sets: Vec<Vec<Vec<u8>>> = vec![
         vec![b"3".to_vec(), b"1".to_vec(), b"2".to_vec()],
-        vec![b"-5".to_vec(), b"100000".to_vec(), b"1099511627776".to_vec()],
-        (0..512).map(|i| format!("{}", i * 3 - 700).into_bytes()).collect(),
+        vec![
+            b"-5".to_vec(),
+            b"100000".to_vec(),
+            b"1099511627776".to_vec(),
+        ],
+        (0..512)
+            .map(|i| format!("{}", i * 3 - 700).into_bytes())
+            .collect(),
         (0..1000).map(|i| format!("{i}").into_bytes()).collect(),
-        vec![b"a".to_vec(), b"\x00".to_vec(), b"\r\n".to_vec(), b"1".to_vec()],
-        (0..1000).map(|i| format!("member:{i}").into_bytes()).collect(),
+        vec![
+            b"a".to_vec(),
+            b"\x00".to_vec(),
+            b"\r\n".to_vec(),
+            b"1".to_vec(),
+        ],
+        (0..1000)
+            .map(|i| format!("member:{i}").into_bytes())
+            .collect(),
     ];
     for (i, s) in sets.into_iter().enumerate() {
         let k = format!("set:{i}");
@@ -207,15 +266,33 @@ fn build_on_redis(r: &mut Client) -> Vec<String> {
             ("1", b"".to_vec()),
         ],
         vec![("1", vec![b'm'; 100]), ("2", b"x".to_vec())],
-        vec![("inf", b"x".to_vec()), ("-inf", b"y".to_vec()), ("0.1", b"z".to_vec())],
+        vec![
+            ("inf", b"x".to_vec()),
+            ("-inf", b"y".to_vec()),
+            ("0.1", b"z".to_vec()),
+        ],
     ];
     for (i, z) in zsets.into_iter().enumerate() {
         let k = format!("zset:{i}");
-        cmd_owned(r, with_key("ZADD", &k, z.into_iter().flat_map(|(s, m)| [s.as_bytes().to_vec(), m]).collect()));
+        cmd_owned(
+            r,
+            with_key(
+                "ZADD",
+                &k,
+                z.into_iter()
+                    .flat_map(|(s, m)| [s.as_bytes().to_vec(), m])
+                    .collect(),
+            ),
+        );
         keys.push(k);
     }
     let big: Vec<Vec<u8>> = (0..1000)
-        .flat_map(|i| [format!("{}", (i as f64) / 7.0 - 50.0).into_bytes(), format!("m{i}").into_bytes()])
+        .flat_map(|i| {
+            [
+                format!("{}", (i as f64) / 7.0 - 50.0).into_bytes(),
+                format!("m{i}").into_bytes(),
+            ]
+        })
         .collect();
     cmd_owned(r, with_key("ZADD", "zset:big", big));
     keys.push("zset:big".into());
@@ -224,8 +301,34 @@ fn build_on_redis(r: &mut Client) -> Vec<String> {
 
 #[test]
 fn redis_payloads_restore_into_codis_and_back() {
-    let redis = start_redis(&[]);
-    let codis = start_codis(&[]);
+    redis_to_codis_and_back(&[]);
+}
+
+/// Other encoding thresholds: count-limited and small list nodes, tiny listpacks and intsets.
+#[test]
+fn redis_payloads_with_other_thresholds() {
+    redis_to_codis_and_back(&[
+        "--list-max-listpack-size",
+        "5",
+        "--hash-max-listpack-entries",
+        "4",
+        "--hash-max-listpack-value",
+        "8",
+        "--zset-max-listpack-entries",
+        "3",
+        "--zset-max-listpack-value",
+        "1000",
+        "--set-max-intset-entries",
+        "2",
+    ]);
+    redis_to_codis_and_back(&["--list-max-listpack-size", "-1"]);
+    redis_to_codis_and_back(&["--list-max-listpack-size", "-5"]);
+    redis_to_codis_and_back(&["--list-max-listpack-size", "0"]);
+}
+
+fn redis_to_codis_and_back(config: &[&str]) {
+    let redis = start_redis(config);
+    let codis = start_codis(config);
     let mut r = Client::connect(redis.port);
     let mut c = Client::connect(codis.port);
     let keys = build_on_redis(&mut r);
@@ -243,8 +346,16 @@ fn redis_payloads_restore_into_codis_and_back() {
         let back = format!("{k}:back");
         let (f, raw) = r.cmd(&[b"RESTORE", back.as_bytes(), b"0", &ours]);
         assert_eq!(f, Frame::Simple(b"OK".to_vec()), "{k}: {}", show(&raw));
-        assert_eq!(contents(&mut r, key), contents(&mut r, back.as_bytes()), "{k}");
-        assert_eq!(show(&enc), show(&encoding(&mut r, back.as_bytes())), "{k}: encoding");
+        assert_eq!(
+            contents(&mut r, key),
+            contents(&mut r, back.as_bytes()),
+            "{k}"
+        );
+        assert_eq!(
+            show(&enc),
+            show(&encoding(&mut r, back.as_bytes())),
+            "{k}: encoding"
+        );
     }
 }
 
@@ -270,7 +381,10 @@ fn codis_values_restore_into_redis() {
     values.push(("list", Value::List(Box::new(l)), "quicklist"));
     let mut h = HashValue::default();
     for i in 0..1000 {
-        h.insert(SmallBytes::from(format!("f\x00{i}").into_bytes()), SmallBytes::from(format!("{}", -i).into_bytes()));
+        h.insert(
+            SmallBytes::from(format!("f\x00{i}").into_bytes()),
+            SmallBytes::from(format!("{}", -i).into_bytes()),
+        );
     }
     h.hashtable = true;
     values.push(("hash", Value::Hash(Box::new(h)), "hashtable"));
@@ -291,7 +405,14 @@ fn codis_values_restore_into_redis() {
     values.push(("set", Value::Set(Box::new(s)), "hashtable"));
     let mut z = ZSet::default();
     for i in 0..1000 {
-        z.insert(format!("m{i}").as_bytes(), if i % 3 == 0 { 0.1 * i as f64 } else { -(i as f64) });
+        z.insert(
+            format!("m{i}").as_bytes(),
+            if i % 3 == 0 {
+                0.1 * i as f64
+            } else {
+                -(i as f64)
+            },
+        );
     }
     z.insert(b"top", f64::INFINITY);
     z.insert(b"bottom", f64::NEG_INFINITY);
@@ -309,12 +430,19 @@ fn codis_values_restore_into_redis() {
         let ours = bulk(call(&mut c, &[b"DUMP", k.as_bytes()]));
         same_bytes(&ours, &payload, k);
         ok(&mut r, &[b"RESTORE", k.as_bytes(), b"0", &ours]);
-        assert_eq!(show(enc.as_bytes()), show(&encoding(&mut r, k.as_bytes())), "{k}");
+        assert_eq!(
+            show(enc.as_bytes()),
+            show(&encoding(&mut r, k.as_bytes())),
+            "{k}"
+        );
         let (_, got) = contents(&mut r, k.as_bytes());
         let expect: Vec<Vec<u8>> = match v {
             Value::List(l) => l.iter().map(|e| e.to_vec()).collect(),
             Value::Hash(h) => {
-                let mut p: Vec<Vec<u8>> = h.iter().map(|(f, v)| [&f[..], b"=", &v[..]].concat()).collect();
+                let mut p: Vec<Vec<u8>> = h
+                    .iter()
+                    .map(|(f, v)| [&f[..], b"=", &v[..]].concat())
+                    .collect();
                 p.sort();
                 p
             }
@@ -326,7 +454,12 @@ fn codis_values_restore_into_redis() {
             Value::ZSet(z) => z
                 .tree
                 .iter()
-                .flat_map(|(s, m)| [m.to_vec(), dataplane::util::number::fmt_double(s.0).into_bytes()])
+                .flat_map(|(s, m)| {
+                    [
+                        m.to_vec(),
+                        dataplane::util::number::fmt_double(s.0).into_bytes(),
+                    ]
+                })
                 .collect(),
             Value::Str(s) => vec![s.to_vec()],
         };
@@ -338,11 +471,22 @@ fn codis_values_restore_into_redis() {
     }
 
     // Strings SET in codis-server DUMP exactly as in redis-server.
-    for (i, s) in [b"x".to_vec(), b"-77".to_vec(), vec![b'z'; 500], noise(300, 9)].iter().enumerate() {
+    for (i, s) in [
+        b"x".to_vec(),
+        b"-77".to_vec(),
+        vec![b'z'; 500],
+        noise(300, 9),
+    ]
+    .iter()
+    .enumerate()
+    {
         let k = format!("s{i}");
         ok(&mut c, &[b"SET", k.as_bytes(), s]);
         ok(&mut r, &[b"SET", k.as_bytes(), s]);
-        assert_eq!(bulk(call(&mut c, &[b"DUMP", k.as_bytes()])), bulk(call(&mut r, &[b"DUMP", k.as_bytes()])));
+        assert_eq!(
+            bulk(call(&mut c, &[b"DUMP", k.as_bytes()])),
+            bulk(call(&mut r, &[b"DUMP", k.as_bytes()]))
+        );
     }
 }
 
