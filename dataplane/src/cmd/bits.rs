@@ -376,8 +376,8 @@ fn field_type(a: &[u8]) -> Result<(bool, u32), CmdError> {
     // Redis reads the type as a C string: it ends at the first NUL byte.
     let a = &a[..a.iter().position(|&c| c == 0).unwrap_or(a.len())];
     let signed = match a.first() {
-        Some(b'i' | b'I') => true,
-        Some(b'u' | b'U') => false,
+        Some(b'i') => true,
+        Some(b'u') => false,
         _ => return Err(err()),
     };
     match parse_i64(&a[1..]) {

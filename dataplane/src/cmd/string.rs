@@ -677,31 +677,104 @@ mod tests {
     use crate::server::client::{Client, ClientInfo};
     use std::sync::Arc;
 
-    /// Runs script lines in-process against a store whose key `list` holds a list (the list
-    /// commands live in another family, so the differential scripts cannot create one) and
-    /// checks each reply. Expected replies were taken from redis-server 7.0.15.
-    fn check(lines: &[(&str, &str)]) {
-        let shared = Shared::new(Config::default(), None);
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let info = Arc::new(ClientInfo::new(1, "127.0.0.1:1".into(), "127.0.0.1:2".into()));
-        let mut client = Client::new(info, tx);
-        let mut store = shared.store.lock();
-        let list = [SmallBytes::new(b"a")].into_iter().collect();
-        store.dbs[0].set(b"list", Value::List(Box::new(list)));
-        for (line, want) in lines {
+    /// An in-process server for tests that need what the differential scripts cannot
+    /// reach: keys of other types (their commands live in other families) and TTLs.
+    struct Harness {
+        shared: Arc<Shared>,
+        client: Client,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            let shared = Shared::new(Config::default(), None);
+            let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+            let info = Arc::new(ClientInfo::new(1, "127.0.0.1:1".into(), "127.0.0.1:2".into()));
+            let client = Client::new(info, tx);
+            let h = Harness { shared, client };
+            let list = [SmallBytes::new(b"a")].into_iter().collect();
+            h.shared.store.lock().dbs[0].set(b"list", Value::List(Box::new(list)));
+            h
+        }
+
+        fn run(&mut self, line: &str) -> String {
             let args = split_args(line.as_bytes()).expect("quoting");
             let args: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
             let mut out = Out::new();
+            let mut store = self.shared.store.lock();
             let mut ctx = Ctx {
                 store: &mut store,
-                client: &mut client,
+                client: &mut self.client,
                 out: &mut out,
-                shared: &shared,
+                shared: &self.shared,
                 now_ms: crate::store::now_ms(),
             };
             execute(&mut ctx, &args);
-            assert_eq!(String::from_utf8_lossy(&out.buf), *want, "{line}");
+            String::from_utf8_lossy(&out.buf).into_owned()
         }
+
+        /// Remaining TTL of `key` in whole seconds (rounded up), None without one.
+        fn ttl(&self, key: &str) -> Option<u64> {
+            let at = self.shared.store.lock().dbs[0].expire_at(key.as_bytes())?;
+            Some(at.saturating_sub(crate::store::now_ms()).div_ceil(1000))
+        }
+    }
+
+    /// Runs lines in-process (key `list` holds a list) and checks each reply. Expected
+    /// replies were taken from redis-server 7.0.15.
+    fn check(lines: &[(&str, &str)]) {
+        let mut h = Harness::new();
+        for (line, want) in lines {
+            assert_eq!(h.run(line), *want, "{line}");
+        }
+    }
+
+    #[test]
+    fn ttls() {
+        let mut h = Harness::new();
+        h.run("SET k v EX 100");
+        assert_eq!(h.ttl("k"), Some(100));
+        h.run("SET k v KEEPTTL");
+        assert_eq!(h.ttl("k"), Some(100));
+        h.run("SET k v");
+        assert_eq!(h.ttl("k"), None);
+        h.run("SET k 1 PX 50000");
+        assert_eq!(h.ttl("k"), Some(50));
+        for cmd in [
+            "INCR k",
+            "INCRBY k 5",
+            "DECR k",
+            "INCRBYFLOAT k 1.5",
+            "APPEND k x",
+            "SETRANGE k 0 1",
+            "SETBIT k 100 1",
+            "BITFIELD k SET u8 0 1",
+            "GETEX k",
+        ] {
+            h.run(cmd);
+            assert_eq!(h.ttl("k"), Some(50), "{cmd}");
+        }
+        h.run("GETEX k EX 200");
+        assert_eq!(h.ttl("k"), Some(200));
+        h.run("GETEX k PERSIST");
+        assert_eq!(h.ttl("k"), None);
+        h.run("GETEX k PXAT 99999999999999");
+        assert!(h.ttl("k").is_some());
+        h.run("GETSET k v");
+        assert_eq!(h.ttl("k"), None);
+        h.run("SETEX k 30 v");
+        assert_eq!(h.ttl("k"), Some(30));
+        h.run("PSETEX k 30000 v");
+        assert_eq!(h.ttl("k"), Some(30));
+        h.run("SET k v EXAT 99999999999");
+        assert!(h.ttl("k").is_some());
+        h.run("MSET k v");
+        assert_eq!(h.ttl("k"), None);
+        h.run("SET d x EX 100");
+        h.run("BITOP NOT d k");
+        assert_eq!(h.ttl("d"), None);
+        assert_eq!(h.run("GETEX k EXAT 1"), "$1\r\nv\r\n");
+        assert_eq!(h.run("GET k"), "$-1\r\n");
+        assert_eq!(h.shared.store.lock().dbs[0].len(), 2); // list and d: k was deleted
     }
 
     const WT: &str = "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
