@@ -408,8 +408,9 @@ fn write_field(s: &mut [u8], offset: u64, bits: u32, value: u64) {
 }
 
 /// The value to store for `want` in a field of `bits` under the overflow policy, or None
-/// when it does not fit and the policy is FAIL.
-fn fit(want: i128, signed: bool, bits: u32, ow: Overflow) -> Option<i64> {
+/// when it does not fit and the policy is FAIL. `sat_up` forces saturation to the maximum
+/// (see the signed SET case in [`bitfield_generic`]).
+fn fit(want: i128, signed: bool, bits: u32, ow: Overflow, sat_up: bool) -> Option<i64> {
     let (min, max) = if signed {
         (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
     } else {
@@ -420,7 +421,7 @@ fn fit(want: i128, signed: bool, bits: u32, ow: Overflow) -> Option<i64> {
     }
     match ow {
         Overflow::Fail => None,
-        Overflow::Sat => Some(if want > max { max } else { min } as i64),
+        Overflow::Sat => Some(if want > max || sat_up { max } else { min } as i64),
         Overflow::Wrap => {
             let m = 1i128 << bits;
             let r = want.rem_euclid(m);
@@ -519,7 +520,13 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], ro_cmd: bool) -> CmdResul
             FieldOp::Set => f.value as u64 as i128,
             FieldOp::IncrBy => old_exact + f.value as i128,
         };
-        match fit(want, f.signed, f.bits, f.overflow) {
+        // Redis decides the direction of a signed SET overflow from `max - value` computed
+        // in 64 bits: for very negative values that wraps, and SAT then picks the maximum.
+        let sat_up = f.op == FieldOp::Set
+            && f.signed
+            && f.bits < 64
+            && ((1i64 << (f.bits - 1)) - 1).checked_sub(f.value).is_none();
+        match fit(want, f.signed, f.bits, f.overflow, sat_up) {
             None => out.null(),
             Some(new) => {
                 write_field(s, f.offset, f.bits, new as u64);
@@ -541,9 +548,9 @@ mod tests {
         write_field(&mut s, 3, 8, 0xab);
         assert_eq!(read_field(&s, 3, 8, false), 0xab);
         assert_eq!(read_field(&s, 3, 8, true), 0xab_u8 as i8 as i64);
-        assert_eq!(fit(300, false, 8, Overflow::Wrap), Some(44));
-        assert_eq!(fit(300, false, 8, Overflow::Sat), Some(255));
-        assert_eq!(fit(-129, true, 8, Overflow::Wrap), Some(127));
-        assert_eq!(fit(-129, true, 8, Overflow::Fail), None);
+        assert_eq!(fit(300, false, 8, Overflow::Wrap, false), Some(44));
+        assert_eq!(fit(300, false, 8, Overflow::Sat, false), Some(255));
+        assert_eq!(fit(-129, true, 8, Overflow::Wrap, false), Some(127));
+        assert_eq!(fit(-129, true, 8, Overflow::Fail, false), None);
     }
 }

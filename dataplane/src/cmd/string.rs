@@ -25,7 +25,13 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("decr", 2, WRITE | DENYOOM | FAST, (1, 1, 1), decr),
     spec("incrby", 3, WRITE | DENYOOM | FAST, (1, 1, 1), incrby),
     spec("decrby", 3, WRITE | DENYOOM | FAST, (1, 1, 1), decrby),
-    spec("incrbyfloat", 3, WRITE | DENYOOM | FAST, (1, 1, 1), incrbyfloat),
+    spec(
+        "incrbyfloat",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        incrbyfloat,
+    ),
     spec("setrange", 4, WRITE | DENYOOM, (1, 1, 1), setrange),
     spec("getrange", 4, READONLY, (1, 1, 1), getrange),
     spec("substr", 4, READONLY, (1, 1, 1), getrange),
@@ -45,7 +51,11 @@ pub fn peek_str<'a>(db: &'a mut Db, key: &[u8], now: u64) -> Result<Option<&'a [
 }
 
 /// The string a key holds, for reading (counts a hit or a miss).
-pub(crate) fn read_str<'a>(db: &'a mut Db, key: &[u8], now: u64) -> Result<Option<&'a [u8]>, CmdError> {
+pub(crate) fn read_str<'a>(
+    db: &'a mut Db,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<&'a [u8]>, CmdError> {
     match db.get(key, now) {
         None => Ok(None),
         Some(Value::Str(s)) => Ok(Some(s)),
@@ -281,7 +291,7 @@ fn mset_pairs(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 }
 
 fn mset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(CmdError::Arity("mset".into()));
     }
     mset_pairs(ctx, args);
@@ -290,7 +300,7 @@ fn mset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 }
 
 fn msetnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(CmdError::Arity("msetnx".into()));
     }
     let now = ctx.now_ms;
@@ -339,11 +349,7 @@ fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             db.set_expire(key, at);
             ctx.dirty(1);
         }
-        None if o.persist => {
-            if db.persist(key) {
-                ctx.dirty(1);
-            }
-        }
+        None if o.persist && db.persist(key) => ctx.dirty(1),
         None => {}
     }
     Ok(())
@@ -366,10 +372,7 @@ fn getdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 
 fn append(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let (key, add, now) = (args[1], args[2], ctx.now_ms);
-    let old_len = match peek_str(ctx.db(), key, now)? {
-        None => None,
-        Some(s) => Some(s.len()),
-    };
+    let old_len = peek_str(ctx.db(), key, now)?.map(|s| s.len());
     let total = match old_len {
         None => {
             ctx.db().set(key, Value::Str(SmallBytes::new(add)));
@@ -454,7 +457,7 @@ pub fn incr_by_float(old: Option<&[u8]>, incr: &[u8]) -> Result<String, CmdError
     let b = ld::parse(incr).ok_or(CmdError::NotFloat)?;
     let nan_or_inf = || CmdError::err("increment would produce NaN or Infinity");
     match (a, b) {
-        (Parsed::Num(a), Parsed::Num(b)) => Ok(a.add(b).ok_or_else(nan_or_inf)?.to_human()),
+        (Parsed::Num(a), Parsed::Num(b)) => Ok(a.sum(b).ok_or_else(nan_or_inf)?.to_human()),
         _ => Err(nan_or_inf()),
     }
 }
@@ -544,12 +547,9 @@ fn getrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// Redis refuses LCS inputs whose DP table would be unreasonably large; we cap the table
-/// (4 bytes per cell) well below what would exhaust memory.
-const LCS_MAX_CELLS: u64 = 1 << 31;
-
 fn lcs(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
+    let limit = ctx.store.config.proto_max_bulk_len;
     let (db, out) = ctx.db_out();
     let not_str = || CmdError::err("The specified keys must contain string values");
     let a: Vec<u8> = match db.get(args[1], now) {
@@ -587,7 +587,9 @@ fn lcs(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         ));
     }
     let (n, m) = (a.len(), b.len());
-    if (n as u64 + 1) * (m as u64 + 1) > LCS_MAX_CELLS {
+    // Redis refuses only when the allocation fails; we refuse a table (4 bytes a cell)
+    // larger than proto-max-bulk-len, with the same error, rather than risk exhausting memory.
+    if (n as u64 + 1) * (m as u64 + 1) * 4 > limit {
         return Err(CmdError::err(
             "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
         ));
@@ -688,7 +690,11 @@ mod tests {
         fn new() -> Self {
             let shared = Shared::new(Config::default(), None);
             let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-            let info = Arc::new(ClientInfo::new(1, "127.0.0.1:1".into(), "127.0.0.1:2".into()));
+            let info = Arc::new(ClientInfo::new(
+                1,
+                "127.0.0.1:1".into(),
+                "127.0.0.1:2".into(),
+            ));
             let client = Client::new(info, tx);
             let h = Harness { shared, client };
             let list = [SmallBytes::new(b"a")].into_iter().collect();
@@ -795,15 +801,24 @@ mod tests {
             ("STRLEN list", WT),
             ("INCR list", WT),
             ("INCRBY list 1", WT),
-            ("INCRBY list x", "-ERR value is not an integer or out of range\r\n"),
+            (
+                "INCRBY list x",
+                "-ERR value is not an integer or out of range\r\n",
+            ),
             ("INCRBYFLOAT list 1", WT),
             ("SETRANGE list 0 x", WT),
             ("SETRANGE list 0 \"\"", WT),
             ("SETRANGE list -1 x", "-ERR offset is out of range\r\n"),
             ("GETRANGE list 0 -1", WT),
             ("SET la x", "+OK\r\n"),
-            ("LCS la list", "-ERR The specified keys must contain string values\r\n"),
-            ("LCS list la", "-ERR The specified keys must contain string values\r\n"),
+            (
+                "LCS la list",
+                "-ERR The specified keys must contain string values\r\n",
+            ),
+            (
+                "LCS list la",
+                "-ERR The specified keys must contain string values\r\n",
+            ),
             ("SETNX list x", ":0\r\n"),
             ("SETBIT list 0 1", WT),
             ("GETBIT list 0", WT),

@@ -74,7 +74,11 @@ impl Big {
             return true;
         }
         let rem = n % 32;
-        rem > 0 && self.0.get(full).is_some_and(|&w| w & ((1u32 << rem) - 1) != 0)
+        rem > 0
+            && self
+                .0
+                .get(full)
+                .is_some_and(|&w| w & ((1u32 << rem) - 1) != 0)
     }
 
     fn low_u64(&self) -> u64 {
@@ -244,7 +248,11 @@ impl Big {
 /// value, ties to even. None on overflow to infinity.
 fn round(n: &Big, e2: i64, sticky: bool, neg: bool) -> Option<Ld> {
     if n.is_zero() {
-        return Some(Ld { neg, mant: 0, exp: 0 });
+        return Some(Ld {
+            neg,
+            mant: 0,
+            exp: 0,
+        });
     }
     let shift = (n.bits() - 64).max(EMIN - e2).max(0);
     let (mut mant, mut exp) = (n.shr(shift).low_u64(), e2 + shift);
@@ -262,7 +270,11 @@ fn round(n: &Big, e2: i64, sticky: bool, neg: bool) -> Option<Ld> {
         }
     }
     if mant == 0 {
-        return Some(Ld { neg, mant: 0, exp: 0 });
+        return Some(Ld {
+            neg,
+            mant: 0,
+            exp: 0,
+        });
     }
     if (64 - mant.leading_zeros() as i64) + exp > EMAX_BITS {
         return None;
@@ -361,7 +373,11 @@ fn parse_dec(s: &[u8], neg: bool) -> Option<Ld> {
         return None;
     }
     if digits.is_empty() {
-        return Some(Ld { neg, mant: 0, exp: 0 });
+        return Some(Ld {
+            neg,
+            mant: 0,
+            exp: 0,
+        });
     }
     let dexp = dexp + e;
     let magnitude = digits.len() as i64 + dexp;
@@ -416,7 +432,11 @@ fn parse_hex(s: &[u8], neg: bool) -> Option<Ld> {
         return None;
     }
     if n.is_zero() {
-        return Some(Ld { neg, mant: 0, exp: 0 });
+        return Some(Ld {
+            neg,
+            mant: 0,
+            exp: 0,
+        });
     }
     let e2 = e2 + p;
     if n.bits() + e2 > EMAX_BITS + 1 || n.bits() + e2 < EMIN - 2 {
@@ -440,7 +460,7 @@ impl Ld {
     }
 
     /// The exact sum rounded to extended precision; None when it overflows.
-    pub fn add(self, o: Ld) -> Option<Ld> {
+    pub fn sum(self, o: Ld) -> Option<Ld> {
         if self.mant == 0 {
             return Some(o);
         }
@@ -528,7 +548,7 @@ mod tests {
     }
 
     fn sum(a: &str, b: &str) -> String {
-        num(a).add(num(b)).map(|v| v.to_human()).unwrap_or_default()
+        num(a).sum(num(b)).map(|v| v.to_human()).unwrap_or_default()
     }
 
     #[test]
