@@ -209,7 +209,7 @@ fn build_on_redis(r: &mut Client) -> Vec<String> {
             (b"big".to_vec(), vec![b'v'; 100]),
         ],
         (0..128)
-            .map(|i| (format!("{i}").into_bytes(), noise(30, i)).into())
+            .map(|i| (format!("{i}").into_bytes(), noise(30, i)))
             .collect(),
     ];
     for (i, h) in hashes.into_iter().enumerate() {
