@@ -37,7 +37,13 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("hvals", 2, READONLY, (1, 1, 1), hvals),
     spec("hgetall", 2, READONLY, (1, 1, 1), hgetall),
     spec("hincrby", 4, WRITE | DENYOOM | FAST, (1, 1, 1), hincrby),
-    spec("hincrbyfloat", 4, WRITE | DENYOOM | FAST, (1, 1, 1), hincrbyfloat),
+    spec(
+        "hincrbyfloat",
+        4,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        hincrbyfloat,
+    ),
     spec("hrandfield", -2, READONLY | RANDOM, (1, 1, 1), hrandfield),
     spec("hscan", -3, READONLY | RANDOM, (1, 1, 1), hscan),
 ];
@@ -54,10 +60,7 @@ pub(crate) fn lookup_write<'a>(db: &'a mut Db, key: &[u8], now: u64) -> Option<&
     // leaves the key and expiry counters alone (the value changes, the key set does not).
     db.peek(key, now)?;
     let (clock, lfu) = (db.lru_clock, db.lfu);
-    let e = db
-        .slot_mut(codis_model::slot_of(key))
-        .keys
-        .get_mut(key)?;
+    let e = db.slot_mut(codis_model::slot_of(key)).keys.get_mut(key)?;
     e.lru = if lfu { evict::lfu_touch(e.lru) } else { clock };
     Some(&mut e.value)
 }
@@ -148,7 +151,7 @@ fn hmset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 
 /// HSET and HMSET: sets every pair, returns the number of new fields.
 fn hset_common(ctx: &mut Ctx<'_>, args: &[&[u8]], name: &str) -> Result<i64, CmdError> {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(CmdError::Arity(name.into()));
     }
     let (max_entries, max_value) = limits(ctx);
@@ -253,7 +256,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         }
     };
     let sum = current
-        .add(incr)
+        .plus(incr)
         .filter(|s| !s.is_inf())
         .ok_or_else(|| CmdError::err("increment would produce NaN or Infinity"))?;
     let text = sum.to_human();
@@ -582,9 +585,182 @@ pub(crate) fn empty_scan(out: &mut Out) {
     scan_header(out, 0, 0);
 }
 
+/// Runs commands against an in-memory store, for unit tests of this family and the set
+/// family that need to look at encodings (the `hashtable` flags behind OBJECT ENCODING).
+#[cfg(test)]
+pub(crate) mod testkit {
+    use std::sync::Arc;
+
+    use crate::cmd::{Ctx, execute};
+    use crate::config::Config;
+    use crate::resp::reply::Out;
+    use crate::server::Shared;
+    use crate::server::client::{Client, ClientInfo};
+    use crate::store::{Store, Value};
+
+    /// A store, a client and a reply buffer.
+    pub(crate) struct Harness {
+        shared: Arc<Shared>,
+        /// The store commands run against.
+        pub(crate) store: Store,
+        client: Client,
+    }
+
+    impl Harness {
+        /// A harness whose config `tweak` adjusts.
+        pub(crate) fn new(tweak: impl FnOnce(&mut Config)) -> Self {
+            let mut config = Config::default();
+            tweak(&mut config);
+            let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+            let info = Arc::new(ClientInfo::new(1, "test".into(), "test".into()));
+            Harness {
+                shared: Shared::new(Config::default(), None),
+                store: Store::new(config),
+                client: Client::new(info, tx),
+            }
+        }
+
+        /// Runs a command; returns its raw RESP2 reply.
+        pub(crate) fn run(&mut self, args: &[&str]) -> String {
+            let mut out = Out::new();
+            let argv: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+            let mut ctx = Ctx {
+                store: &mut self.store,
+                client: &mut self.client,
+                out: &mut out,
+                shared: &self.shared,
+                now_ms: crate::store::now_ms(),
+            };
+            execute(&mut ctx, &argv);
+            String::from_utf8_lossy(&out.buf).into_owned()
+        }
+
+        /// The `hashtable` flag of the hash or set at `key` (None: missing or other type).
+        pub(crate) fn converted(&mut self, key: &str) -> Option<bool> {
+            let now = crate::store::now_ms();
+            match self.store.dbs[0]
+                .peek(key.as_bytes(), now)
+                .map(|e| &e.value)
+            {
+                Some(Value::Hash(h)) => Some(h.hashtable),
+                Some(Value::Set(s)) => Some(s.hashtable),
+                _ => None,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::testkit::Harness;
     use super::*;
+
+    #[test]
+    fn listpack_conversion_by_entries_is_one_way() {
+        let mut h = Harness::new(|c| c.hash_max_listpack_entries = 3);
+        assert_eq!(
+            h.run(&["hset", "h", "a", "1", "b", "2", "c", "3"]),
+            ":3\r\n"
+        );
+        assert_eq!(h.converted("h"), Some(false));
+        h.run(&["hdel", "h", "a"]);
+        assert_eq!(
+            h.run(&["hkeys", "h"]),
+            "*2\r\n$1\r\nb\r\n$1\r\nc\r\n",
+            "deleting keeps listpack order"
+        );
+        h.run(&["hset", "h", "d", "4", "e", "5"]);
+        assert_eq!(h.converted("h"), Some(true));
+        h.run(&["hdel", "h", "b", "c", "d"]);
+        assert_eq!(h.converted("h"), Some(true));
+        h.run(&["hdel", "h", "e"]);
+        assert_eq!(h.converted("h"), None, "an empty hash is deleted");
+    }
+
+    #[test]
+    fn listpack_conversion_by_length() {
+        let mut h = Harness::new(|c| c.hash_max_listpack_value = 4);
+        h.run(&["hset", "a", "f", "1234"]);
+        assert_eq!(h.converted("a"), Some(false));
+        h.run(&["hset", "a", "f", "12345"]);
+        assert_eq!(h.converted("a"), Some(true));
+        h.run(&["hsetnx", "b", "fffff", "1"]);
+        assert_eq!(h.converted("b"), Some(true));
+        h.run(&["hincrby", "c", "fffff", "1"]);
+        assert_eq!(h.converted("c"), Some(true));
+        h.run(&["hincrby", "d", "f", "99999"]);
+        assert_eq!(h.converted("d"), Some(true), "the new value is too long");
+        h.run(&["hincrbyfloat", "e", "f", "1.5"]);
+        assert_eq!(h.converted("e"), Some(false));
+    }
+
+    #[test]
+    fn failed_commands_leave_no_empty_key() {
+        let mut h = Harness::new(|_| {});
+        assert!(h.run(&["hincrby", "k", "f", "x"]).starts_with("-ERR"));
+        assert!(
+            h.run(&["hincrbyfloat", "k", "f", "inf"])
+                .starts_with("-ERR")
+        );
+        assert_eq!(h.converted("k"), None);
+        h.run(&["set", "s", "v"]);
+        assert!(h.run(&["hset", "s", "f", "v"]).starts_with("-WRONGTYPE"));
+    }
+
+    #[test]
+    fn hashtable_scan_survives_changes() {
+        let mut h = Harness::new(|c| c.hash_max_listpack_entries = 2);
+        for i in 0..10 {
+            h.run(&["hset", "h", &format!("keep{i}"), "v"]);
+        }
+        for i in 0..40 {
+            h.run(&["hset", "h", &format!("tmp{i}"), "v"]);
+        }
+        let (mut cursor, mut step) = ("0".to_string(), 0);
+        let mut seen = std::collections::BTreeSet::new();
+        loop {
+            let r = h.run(&["hscan", "h", &cursor, "count", "3"]);
+            let lines: Vec<&str> = r.split("\r\n").collect();
+            cursor = lines[2].to_string();
+            seen.extend(lines.iter().skip(5).step_by(4).map(|l| l.to_string()));
+            // Churn between steps: removals move elements around, additions append.
+            for j in 0..2 {
+                h.run(&["hdel", "h", &format!("tmp{}", (step * 7 + j * 13) % 40)]);
+                h.run(&["hset", "h", &format!("new{step}_{j}"), "v"]);
+            }
+            step += 1;
+            if cursor == "0" {
+                break;
+            }
+        }
+        for i in 0..10 {
+            assert!(seen.contains(&format!("keep{i}")), "keep{i} missed");
+        }
+    }
+
+    #[test]
+    fn hashtable_scan_visits_everything() {
+        let mut h = Harness::new(|c| c.hash_max_listpack_entries = 2);
+        for i in 0..50 {
+            h.run(&["hset", "h", &format!("f{i}"), "v"]);
+        }
+        let mut cursor = "0".to_string();
+        let mut seen = std::collections::BTreeSet::new();
+        loop {
+            let r = h.run(&["hscan", "h", &cursor, "count", "7"]);
+            let lines: Vec<&str> = r.split("\r\n").collect();
+            cursor = lines[2].to_string();
+            for l in lines.iter().skip(5).step_by(4) {
+                if l.starts_with('f') {
+                    seen.insert(l.to_string());
+                }
+            }
+            if cursor == "0" {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 50);
+    }
 
     #[test]
     fn cursors() {

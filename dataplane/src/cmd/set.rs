@@ -14,7 +14,9 @@
 use rand::Rng;
 
 use super::flags::*;
-use super::hash::{ScanOpts, arg_count, empty_scan, lookup_write, parse_cursor, scan_header, scan_window};
+use super::hash::{
+    ScanOpts, arg_count, empty_scan, lookup_write, parse_cursor, scan_header, scan_window,
+};
 use super::{CmdError, CmdResult, CommandSpec, Ctx, arg_i64, eq_ic, spec};
 use crate::resp::reply::Out;
 use crate::store::value::{INLINE_CAP, Set};
@@ -54,7 +56,11 @@ fn read_set<'a>(db: &'a mut Db, key: &[u8], now: u64) -> Result<Option<&'a SetVa
 }
 
 /// The set at `key` for an in-place change, not yet signalled (see `lookup_write`).
-fn write_set<'a>(db: &'a mut Db, key: &[u8], now: u64) -> Result<Option<&'a mut SetValue>, CmdError> {
+fn write_set<'a>(
+    db: &'a mut Db,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<&'a mut SetValue>, CmdError> {
     match lookup_write(db, key, now) {
         None => Ok(None),
         Some(Value::Set(s)) => Ok(Some(s)),
@@ -129,7 +135,11 @@ fn reply_result(out: &mut Out, mut members: Vec<&SmallBytes>, max_intset: usize)
 
 /// Looks every key up as a set for reading (counting hits and misses as Redis does); a
 /// missing key is `None`. WRONGTYPE if any key holds another type.
-fn read_sets<'a>(db: &'a mut Db, keys: &[&[u8]], now: u64) -> Result<Vec<Option<&'a SetValue>>, CmdError> {
+fn read_sets<'a>(
+    db: &'a mut Db,
+    keys: &[&[u8]],
+    now: u64,
+) -> Result<Vec<Option<&'a SetValue>>, CmdError> {
     let mut present = Vec::with_capacity(keys.len());
     for k in keys {
         match db.get(k, now) {
@@ -147,7 +157,12 @@ fn read_sets<'a>(db: &'a mut Db, keys: &[&[u8]], now: u64) -> Result<Vec<Option<
             if !p {
                 return None;
             }
-            match db.slot(codis_model::slot_of(k)).keys.get(*k).map(|e| &e.value) {
+            match db
+                .slot(codis_model::slot_of(k))
+                .keys
+                .get(*k)
+                .map(|e| &e.value)
+            {
                 Some(Value::Set(s)) => Some(&**s),
                 _ => None,
             }
@@ -195,7 +210,11 @@ fn difference<'a>(sets: &[Option<&'a SetValue>]) -> Vec<&'a SmallBytes> {
 /// Which encoding Redis's SDIFFSTORE result ends up with: its second algorithm copies the
 /// whole first set before removing, so the copy converts (one-way) when the first set is not
 /// intset material, even if the final result would be.
-fn sdiff_result_is_hashtable(sets: &[Option<&SetValue>], result: &[&SmallBytes], max: usize) -> bool {
+fn sdiff_result_is_hashtable(
+    sets: &[Option<&SetValue>],
+    result: &[&SmallBytes],
+    max: usize,
+) -> bool {
     if !is_intset(result.iter().copied(), max) {
         return true;
     }
@@ -607,4 +626,69 @@ fn sscan(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cmd::hash::testkit::Harness;
+
+    #[test]
+    fn intset_conversion() {
+        let mut h = Harness::new(|c| c.set_max_intset_entries = 3);
+        h.run(&["sadd", "s", "3", "1", "2"]);
+        assert_eq!(h.converted("s"), Some(false));
+        assert_eq!(
+            h.run(&["smembers", "s"]),
+            "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n",
+            "an intset replies in ascending order"
+        );
+        h.run(&["sadd", "s", "4"]);
+        assert_eq!(h.converted("s"), Some(true));
+        h.run(&["srem", "s", "4"]);
+        assert_eq!(h.converted("s"), Some(true), "one-way");
+        for (i, m) in ["007", "+1", "-0", " 1", "1.0", "a"].iter().enumerate() {
+            let key = format!("t{i}");
+            h.run(&["sadd", &key, m]);
+            assert_eq!(h.converted(&key), Some(true), "{m:?} is not an integer");
+        }
+        h.run(&["sadd", "u", "-9223372036854775808"]);
+        assert_eq!(h.converted("u"), Some(false));
+    }
+
+    #[test]
+    fn store_results_take_redis_encodings() {
+        let mut h = Harness::new(|_| {});
+        h.run(&["sadd", "x", "1", "2", "3", "a"]);
+        h.run(&["sadd", "y", "a"]);
+        h.run(&["sdiffstore", "z", "x", "y"]);
+        assert_eq!(h.converted("z"), Some(false));
+        // With more keys Redis copies the whole first set first: it converts on "a".
+        h.run(&["sdiffstore", "z2", "x", "y", "y", "y"]);
+        assert_eq!(h.converted("z2"), Some(true));
+        h.run(&["sdiffstore", "z3", "x", "y", "y"]);
+        assert_eq!(h.converted("z3"), Some(false));
+        h.run(&["sinterstore", "i", "x", "x"]);
+        assert_eq!(h.converted("i"), Some(true));
+        h.run(&["sunionstore", "u", "z"]);
+        assert_eq!(h.converted("u"), Some(false));
+        h.run(&["smove", "x", "m", "a"]);
+        assert_eq!(h.converted("m"), Some(true));
+        h.run(&["smove", "x", "n", "1"]);
+        assert_eq!(h.converted("n"), Some(false));
+    }
+
+    #[test]
+    fn spop_count_removes_what_it_returns() {
+        let mut h = Harness::new(|_| {});
+        for i in 0..100 {
+            h.run(&["sadd", "s", &format!("m{i}")]);
+        }
+        let r = h.run(&["spop", "s", "30"]);
+        let popped: Vec<&str> = r.split("\r\n").filter(|l| l.starts_with('m')).collect();
+        assert_eq!(popped.len(), 30);
+        for m in popped {
+            assert_eq!(h.run(&["sismember", "s", m]), ":0\r\n");
+        }
+        assert_eq!(h.run(&["scard", "s"]), ":70\r\n");
+    }
 }

@@ -87,7 +87,7 @@ impl LongDouble {
     }
 
     /// `self + other`, rounded to nearest-even (infinite on overflow; `None` for inf - inf).
-    pub fn add(self, other: LongDouble) -> Option<LongDouble> {
+    pub fn plus(self, other: LongDouble) -> Option<LongDouble> {
         if self.inf || other.inf {
             if self.inf && other.inf && self.neg != other.neg {
                 return None;
@@ -134,7 +134,11 @@ impl LongDouble {
     /// trailing dot) removed, `-0` written `0`.
     pub fn to_human(&self) -> String {
         if self.inf {
-            return if self.neg { "-inf".into() } else { "inf".into() };
+            return if self.neg {
+                "-inf".into()
+            } else {
+                "inf".into()
+            };
         }
         let mut digits = if self.exp >= 0 {
             let mut s = Big::from_u128(self.mant as u128)
@@ -191,7 +195,10 @@ fn is_c_space(c: u8) -> bool {
 fn round(mag: &Big, sticky: bool, exp: i64, neg: bool) -> Option<LongDouble> {
     let len = mag.bitlen();
     if len == 0 {
-        return Some(LongDouble { neg, ..LongDouble::ZERO });
+        return Some(LongDouble {
+            neg,
+            ..LongDouble::ZERO
+        });
     }
     let (mut mant, mut exp) = if len <= 64 {
         let sh = 64 - len;
@@ -430,7 +437,11 @@ impl Big {
             return true;
         }
         let rem = i % 32;
-        rem > 0 && self.0.get(full).is_some_and(|l| l & ((1u32 << rem) - 1) != 0)
+        rem > 0
+            && self
+                .0
+                .get(full)
+                .is_some_and(|l| l & ((1u32 << rem) - 1) != 0)
     }
 
     fn mul_small(&mut self, m: u32) {
@@ -599,7 +610,7 @@ mod tests {
     fn human(a: &str, b: &str) -> String {
         let x = LongDouble::parse(a.as_bytes()).unwrap();
         let y = LongDouble::parse(b.as_bytes()).unwrap();
-        x.add(y).unwrap().to_human()
+        x.plus(y).unwrap().to_human()
     }
 
     #[test]
@@ -613,21 +624,26 @@ mod tests {
         assert_eq!(human("0", "0x10"), "16");
         assert_eq!(human("+.5e1", "16"), "21");
         assert_eq!(human("-0", "0"), "0");
-        assert_eq!(human("1", "1e70"), "10000000000000000000222479489586148259025995410601157579323600873193472");
+        assert_eq!(
+            human("1", "1e70"),
+            "10000000000000000000222479489586148259025995410601157579323600873193472"
+        );
         assert_eq!(human("3", "-4.5"), "-1.5");
     }
 
     #[test]
     fn parse_rules() {
         for bad in [
-            "", " 1", "1 ", "1e", "1e+", "abc", "nan", "1\0", "0x", ".", "-", "1e-5000",
-            "1e5000",
+            "", " 1", "1 ", "1e", "1e+", "abc", "nan", "1\0", "0x", ".", "-", "1e-5000", "1e5000",
         ] {
             assert!(LongDouble::parse(bad.as_bytes()).is_none(), "{bad:?}");
         }
         assert!(LongDouble::parse(b"inf").unwrap().is_inf());
         assert!(LongDouble::parse(b"-Infinity").unwrap().is_inf());
         assert_eq!(LongDouble::parse(b"1e400").unwrap().to_human().len(), 401);
-        assert_eq!(LongDouble::from_i64(i64::MIN).to_human(), "-9223372036854775808");
+        assert_eq!(
+            LongDouble::from_i64(i64::MIN).to_human(),
+            "-9223372036854775808"
+        );
     }
 }
