@@ -56,9 +56,33 @@ pub const COMMANDS: &[CommandSpec] = &[
 /// calls [`Db::touched`] itself when it did. Expires the key if due, stamps its access time,
 /// and (as Redis's write lookups) does not count a keyspace hit or miss.
 pub(crate) fn lookup_write<'a>(db: &'a mut Db, key: &[u8], now: u64) -> Option<&'a mut Value> {
-    // `peek` applies lazy expiry; the entry is then modified through the slot table, which
-    // leaves the key and expiry counters alone (the value changes, the key set does not).
+    // `peek` applies lazy expiry (and counts no hit or miss).
     db.peek(key, now)?;
+    entry_mut(db, key)
+}
+
+/// The value at `key` for writing, created with `new` when missing; WRONGTYPE when the key
+/// holds a value `is_type` refuses. Not signalled, like [`lookup_write`]: the caller must
+/// signal the key, and must leave no empty collection behind.
+pub(crate) fn lookup_or_create<'a>(
+    db: &'a mut Db,
+    key: &[u8],
+    now: u64,
+    is_type: fn(&Value) -> bool,
+    new: fn() -> Value,
+) -> Result<&'a mut Value, CmdError> {
+    match db.peek(key, now) {
+        None => db.insert(key, new()),
+        Some(e) if is_type(&e.value) => {}
+        Some(_) => return Err(CmdError::WrongType),
+    }
+    entry_mut(db, key).ok_or(CmdError::WrongType)
+}
+
+/// The value of a key known to exist, through the slot table: that leaves the key and expiry
+/// counters alone (the value changes, the key set does not) and signals nothing. Stamps the
+/// access time as Redis's write lookups do.
+fn entry_mut<'a>(db: &'a mut Db, key: &[u8]) -> Option<&'a mut Value> {
     let (clock, lfu) = (db.lru_clock, db.lfu);
     let e = db.slot_mut(codis_model::slot_of(key)).keys.get_mut(key)?;
     e.lru = if lfu { evict::lfu_touch(e.lru) } else { clock };
@@ -88,15 +112,11 @@ fn write_hash<'a>(
 /// The hash at `key` for writing, created empty when missing. The caller must add at least
 /// one field (no empty key may stay) and signal the key.
 fn hash_or_create<'a>(db: &'a mut Db, key: &[u8], now: u64) -> Result<&'a mut HashValue, CmdError> {
-    let exists = match db.peek(key, now) {
-        None => false,
-        Some(e) if matches!(e.value, Value::Hash(_)) => true,
-        Some(_) => return Err(CmdError::WrongType),
-    };
-    if !exists {
-        db.insert(key, Value::new_hash());
+    let is_hash = |v: &Value| matches!(v, Value::Hash(_));
+    match lookup_or_create(db, key, now, is_hash, Value::new_hash)? {
+        Value::Hash(h) => Ok(h),
+        _ => Err(CmdError::WrongType),
     }
-    write_hash(db, key, now)?.ok_or(CmdError::WrongType)
 }
 
 /// Listpack limits from the live config: (max entries, max field/value length).

@@ -15,7 +15,8 @@ use rand::Rng;
 
 use super::flags::*;
 use super::hash::{
-    ScanOpts, arg_count, empty_scan, lookup_write, parse_cursor, scan_header, scan_window,
+    ScanOpts, arg_count, empty_scan, lookup_or_create, lookup_write, parse_cursor, scan_header,
+    scan_window,
 };
 use super::{CmdError, CmdResult, CommandSpec, Ctx, arg_i64, eq_ic, spec};
 use crate::resp::reply::Out;
@@ -70,15 +71,11 @@ fn write_set<'a>(
 
 /// The set at `key`, created empty when missing. The caller must add a member.
 fn set_or_create<'a>(db: &'a mut Db, key: &[u8], now: u64) -> Result<&'a mut SetValue, CmdError> {
-    let exists = match db.peek(key, now) {
-        None => false,
-        Some(e) if matches!(e.value, Value::Set(_)) => true,
-        Some(_) => return Err(CmdError::WrongType),
-    };
-    if !exists {
-        db.insert(key, Value::new_set());
+    let is_set = |v: &Value| matches!(v, Value::Set(_));
+    match lookup_or_create(db, key, now, is_set, Value::new_set)? {
+        Value::Set(s) => Ok(s),
+        _ => Err(CmdError::WrongType),
     }
-    write_set(db, key, now)?.ok_or(CmdError::WrongType)
 }
 
 /// Adds a member; returns true if it was new. A non-integer member converts the set.
