@@ -481,17 +481,17 @@ fn hscan(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let pick = |i: usize| h.get_index(i).filter(|(f, _)| opts.matches(f));
     let n = range.clone().filter(|&i| pick(i).is_some()).count();
     scan_header(out, next, 2 * n);
-    // Hashtables are walked downwards (see `scan_window`); a listpack in its order.
-    let order: Box<dyn Iterator<Item = usize>> = if h.hashtable {
-        Box::new(range.rev())
-    } else {
-        Box::new(range)
-    };
-    for i in order {
+    let mut emit = |i: usize| {
         if let Some((f, v)) = pick(i) {
             out.bulk(f);
             out.bulk(v);
         }
+    };
+    // Hashtables are walked downwards (see `scan_window`); a listpack in its order.
+    if h.hashtable {
+        range.rev().for_each(&mut emit);
+    } else {
+        range.for_each(&mut emit);
     }
     Ok(())
 }
