@@ -132,7 +132,11 @@ fn list_mut<'a>(db: &'a mut Db, key: &[u8], now: u64) -> Option<&'a mut ListValu
 fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     let len = len as i64;
     // `x + len` cannot overflow: x is negative and len is at most isize::MAX.
-    let start = if start < 0 { (start + len).max(0) } else { start };
+    let start = if start < 0 {
+        (start + len).max(0)
+    } else {
+        start
+    };
     let end = if end < 0 { end + len } else { end };
     if start > end || start >= len {
         return None;
@@ -656,6 +660,9 @@ fn lmpop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 // ---------------------------------------------------------------------------------------------
 // Blocking commands
 
+/// 2^63: milliseconds from here on do not fit an i64.
+const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+
 /// Timeouts beyond this many milliseconds (about 100 years) are treated as "forever".
 const FOREVER_MS: f64 = 3.2e12;
 
@@ -663,10 +670,10 @@ const FOREVER_MS: f64 = 3.2e12;
 /// milliseconds rounding up. 0 blocks forever (None). A value whose milliseconds do not fit
 /// a 64-bit integer is reported as negative, as Redis's C conversion makes it.
 fn parse_timeout(a: &[u8]) -> Result<Option<Duration>, CmdError> {
-    let secs =
-        parse_long_double(a).ok_or_else(|| CmdError::err("timeout is not a float or out of range"))?;
+    let secs = parse_long_double(a)
+        .ok_or_else(|| CmdError::err("timeout is not a float or out of range"))?;
     let ms = (secs * 1000.0).ceil();
-    if !(ms >= 0.0 && ms < 9.223_372_036_854_775_8e18) {
+    if !(0.0..TWO_POW_63).contains(&ms) {
         return Err(CmdError::err("timeout is negative"));
     }
     if ms == 0.0 || ms > FOREVER_MS {
@@ -715,9 +722,9 @@ fn parse_long_double(a: &[u8]) -> Option<f64> {
                 return None;
             }
             // Saturate: only the order of magnitude matters past this point.
-            let mag = digits.bytes().fold(0i64, |acc, b| {
-                (acc * 10 + (b - b'0') as i64).min(1_000_000)
-            });
+            let mag = digits
+                .bytes()
+                .fold(0i64, |acc, b| (acc * 10 + (b - b'0') as i64).min(1_000_000));
             if e.starts_with('-') { -mag } else { mag }
         }
     };
@@ -889,10 +896,14 @@ mod tests {
         assert_eq!(ms("0.0e-5000"), Ok(None));
         let not_float = Err(CmdError::err("timeout is not a float or out of range"));
         let negative = Err(CmdError::err("timeout is negative"));
-        for s in ["", "x", " 1", "1 ", "nan", "-nan", "1e", "1e5000", "1e-5000", "0x"] {
+        for s in [
+            "", "x", " 1", "1 ", "nan", "-nan", "1e", "1e5000", "1e-5000", "0x",
+        ] {
             assert_eq!(ms(s), not_float, "{s:?}");
         }
-        for s in ["-1", "-0.0015", "inf", "-inf", "infinity", "1e300", "1e400", "1e4931"] {
+        for s in [
+            "-1", "-0.0015", "inf", "-inf", "infinity", "1e300", "1e400", "1e4931",
+        ] {
             assert_eq!(ms(s), negative, "{s:?}");
         }
     }
