@@ -261,7 +261,9 @@ fn sparse_to_dense(hll: &[u8]) -> Result<Vec<u8>, Corrupt> {
             Op::Zero { len, .. } => idx += len,
             Op::Val { val, len } => {
                 if idx + len > REGISTERS {
-                    break;
+                    // A run past the last register makes the whole HLL invalid, even when
+                    // the registers before it add up to 16384.
+                    return Err(Corrupt);
                 }
                 for i in idx..idx + len {
                     dense_put(regs, i, val);
@@ -314,8 +316,13 @@ fn sparse_set(
 
     match op {
         Op::Val { val, .. } if val >= count => return Ok(false),
-        Op::Val { len: 1, .. } | Op::Zero { len: 1, .. } => {
-            // A run of one register: rewrite the opcode in place.
+        Op::Val { len: 1, .. }
+        | Op::Zero {
+            len: 1,
+            xzero: false,
+        } => {
+            // A one-byte opcode for one register: rewrite it in place. (A two-byte XZERO of
+            // length 1 goes through the general case, which shrinks it to one byte.)
             hll[p] = val_byte(count, 1);
         }
         _ => {
@@ -362,20 +369,19 @@ fn merge_adjacent_vals(hll: &mut Vec<u8>, start: usize) {
     while p < hll.len() && budget > 0 {
         budget -= 1;
         let op = op_at(hll, p);
-        if let Op::Val { val, len } = op {
-            if p + 1 < hll.len()
-                && let Op::Val {
-                    val: val2,
-                    len: len2,
-                } = op_at(hll, p + 1)
-                && val == val2
-                && len + len2 <= SPARSE_VAL_MAX_LEN
-            {
-                hll[p + 1] = val_byte(val, len + len2);
-                hll.remove(p);
-                // Stay on the merged opcode: it may merge with the next one too.
-                continue;
-            }
+        let next = if p + 1 < hll.len() {
+            Some(op_at(hll, p + 1))
+        } else {
+            None
+        };
+        if let (Op::Val { val, len }, Some(Op::Val { val: v2, len: l2 })) = (op, next)
+            && val == v2
+            && len + l2 <= SPARSE_VAL_MAX_LEN
+        {
+            hll[p + 1] = val_byte(val, len + l2);
+            hll.remove(p);
+            // Stay on the merged opcode: it may merge with the next one too.
+            continue;
         }
         p += op.bytes();
     }
@@ -413,7 +419,9 @@ fn merge_into(max: &mut [u8], hll: &[u8]) -> Result<(), Corrupt> {
             Op::Zero { len, .. } => idx += len,
             Op::Val { val, len } => {
                 if idx + len > REGISTERS {
-                    break;
+                    // A run past the last register makes the whole HLL invalid, even when
+                    // the registers before it add up to 16384.
+                    return Err(Corrupt);
                 }
                 for m in &mut max[idx..idx + len] {
                     if val > *m {
@@ -456,7 +464,9 @@ fn histogram(hll: &[u8]) -> Result<Histogram, Corrupt> {
             }
             Op::Val { val, len } => {
                 if idx + len > REGISTERS {
-                    break;
+                    // A run past the last register makes the whole HLL invalid, even when
+                    // the registers before it add up to 16384.
+                    return Err(Corrupt);
                 }
                 idx += len;
                 h[val as usize] += len as u32;
@@ -517,6 +527,10 @@ fn tau(mut x: f64) -> f64 {
 
 /// The cardinality estimate for a register histogram, computed in Redis's operation order so
 /// the rounded result is identical.
+///
+/// When every counted register is saturated the division yields infinity; Redis's conversion
+/// of that to an integer gives 0x8000000000000000, which is replied as a negative number and,
+/// once cached, leaves the header's stale bit set. The same value comes out here.
 pub fn estimate(h: &Histogram) -> u64 {
     const ALPHA_INF: f64 = 0.721_347_520_444_481_7;
     let m = REGISTERS as f64;
@@ -527,7 +541,12 @@ pub fn estimate(h: &Histogram) -> u64 {
         z *= 0.5;
     }
     z += m * sigma(h[0] as f64 / m);
-    (ALPHA_INF * m * m / z).round() as u64
+    let e = (ALPHA_INF * m * m / z).round();
+    if e.is_finite() && e >= i64::MIN as f64 && e < i64::MAX as f64 {
+        e as i64 as u64
+    } else {
+        i64::MIN as u64
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -553,9 +572,7 @@ fn pfadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
                     c > dense_get(regs, i)
                 });
                 let mut updated = 0;
-                if grows
-                    && let Some(Value::Str(SmallBytes::Heap(b))) = db.get_mut(key, now)
-                {
+                if grows && let Some(Value::Str(SmallBytes::Heap(b))) = db.get_mut(key, now) {
                     for e in &args[2..] {
                         let (i, c) = pat_len(e);
                         updated += dense_raise(&mut b[HDR..], i, c) as u64;
@@ -829,7 +846,8 @@ mod tests {
         assert_eq!(pat_len(b"x"), pat_len(b"x"));
         // Registers Redis reports (PFDEBUG DECODE) for PFADD a x y z:
         // "Z:8581 v:1,1 Z:6350 v:3,1 Z:1441 v:2,1 z:9".
-        let mut got: Vec<(usize, u8)> = [&b"x"[..], b"y", b"z"].iter().map(|e| pat_len(e)).collect();
+        let mut got: Vec<(usize, u8)> =
+            [&b"x"[..], b"y", b"z"].iter().map(|e| pat_len(e)).collect();
         got.sort();
         assert_eq!(got, vec![(8581, 1), (14932, 3), (16374, 2)]);
     }
@@ -855,10 +873,15 @@ mod tests {
             add(&mut h, e);
         }
         assert_eq!(estimate(&histogram(&h).unwrap()), 3);
-        // Every register saturated at 51: only tau contributes.
+        // Every register saturated at 51: the estimate divides by zero; Redis replies
+        // -9223372036854775808.
         let mut full = [0u32; 64];
         full[51] = REGISTERS as u32;
-        assert!(estimate(&full) > 0);
+        assert_eq!(estimate(&full) as i64, i64::MIN);
+        // Half the registers saturated: tau contributes, the result stays finite.
+        full[51] = REGISTERS as u32 / 2;
+        full[10] = REGISTERS as u32 / 2;
+        assert!(estimate(&full) > 1_000_000);
     }
 
     #[test]
@@ -875,6 +898,41 @@ mod tests {
         assert_eq!(&h[HDR..], &d[HDR..]);
         let est = estimate(&histogram(&h).unwrap());
         assert!((4800..5200).contains(&est), "{est}");
+    }
+
+    #[test]
+    fn single_register_xzero_is_replaced() {
+        // Z:16383 then a two-byte Z:1 for the last register.
+        let mut h = new_hll();
+        h.truncate(HDR);
+        h.extend_from_slice(&[0x7f, 0xfe, 0x40, 0x00]);
+        assert_eq!(
+            sparse_set(&mut h, REGISTERS - 1, 3, SPARSE_MAX_BYTES),
+            Ok(true)
+        );
+        assert_eq!(&h[HDR..], &[0x7f, 0xfe, val_byte(3, 1)]);
+    }
+
+    #[test]
+    fn value_above_32_promotes() {
+        let mut h = new_hll();
+        assert_eq!(sparse_set(&mut h, 5, 40, SPARSE_MAX_BYTES), Ok(true));
+        assert_eq!(h.len(), DENSE_SIZE);
+        assert_eq!(encoding(&h), DENSE);
+        assert_eq!(dense_get(&h[HDR..], 5), 40);
+        assert_eq!(dense_get(&h[HDR..], REGISTERS - 1), 0);
+        // The header (stale bit included) is copied as it was.
+        assert_eq!(&h[..4], b"HYLL");
+        assert_eq!(h[15], 0);
+    }
+
+    #[test]
+    fn sparse_run_past_the_end_is_corrupt() {
+        let mut h = new_hll();
+        h.truncate(HDR);
+        h.extend_from_slice(&[0x7f, 0xfe, 0x84, 0x84]);
+        assert_eq!(histogram(&h), Err(Corrupt));
+        assert_eq!(sparse_to_dense(&h), Err(Corrupt));
     }
 
     #[test]
