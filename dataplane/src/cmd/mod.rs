@@ -444,8 +444,11 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 }
 
 /// Runs a command that passed all checks (also used by EXEC for queued commands).
+///
+/// Timing uses `quanta` (the CPU's timestamp counter): two `clock_gettime` calls per command
+/// cost 8% of the server's time in a pipelined GET benchmark.
 pub fn call(ctx: &mut Ctx<'_>, id: usize, cmd: &'static CommandSpec, args: &[&[u8]]) {
-    let start = Instant::now();
+    let start = quanta::Instant::now();
     let before = ctx.out.len();
     let res = (cmd.handler)(ctx, args);
     let usec = start.elapsed().as_micros() as u64;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -185,21 +185,22 @@ pub fn repr(a: &[u8]) -> String {
 
 /// Accepts clients on `listener` until shutdown is requested, running the background cycle
 /// beside. Returns when every connection has been told to stop.
+///
+/// Connections are served by one single-threaded runtime per core ([`IoThreads`]): a
+/// connection stays on its thread for life, so a request never wakes another thread, which
+/// measured faster than tokio's work-stealing scheduler (fewer context switches).
 pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
     if let Ok(addr) = listener.local_addr() {
         shared.port.store(addr.port() as u64, Ordering::Relaxed);
     }
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut io = IoThreads::start(threads, &shared);
     let cron = tokio::spawn(cron(shared.clone()));
     let mut shutdown = shared.shutdown.subscribe();
     loop {
         tokio::select! {
             res = listener.accept() => match res {
-                Ok((sock, peer)) => {
-                    let shared = shared.clone();
-                    tokio::spawn(async move {
-                        connection::serve(sock, peer, shared).await;
-                    });
-                }
+                Ok((sock, peer)) => io.dispatch(sock, peer),
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -212,6 +213,61 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
     // Tell every connection to stop.
     for c in shared.clients.lock().values() {
         c.request_kill();
+    }
+}
+
+/// The connection threads: each runs a current-thread tokio runtime and receives accepted
+/// sockets round-robin.
+#[derive(Debug)]
+pub struct IoThreads {
+    senders: Vec<mpsc::UnboundedSender<(std::net::TcpStream, std::net::SocketAddr)>>,
+    next: usize,
+}
+
+impl IoThreads {
+    /// Starts `n` threads serving connections with `shared`.
+    pub fn start(n: usize, shared: &Arc<Shared>) -> Self {
+        let mut senders = Vec::with_capacity(n);
+        for i in 0..n.max(1) {
+            let (tx, mut rx) =
+                mpsc::unbounded_channel::<(std::net::TcpStream, std::net::SocketAddr)>();
+            let shared = shared.clone();
+            let spawned = std::thread::Builder::new().name(format!("codis-io-{i}")).spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start an I/O thread runtime");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    while let Some((std_sock, peer)) = rx.recv().await {
+                        match tokio::net::TcpStream::from_std(std_sock) {
+                            Ok(sock) => {
+                                tokio::spawn(connection::serve(sock, peer, shared.clone()));
+                            }
+                            Err(e) => tracing::warn!(error = %e, "cannot register a connection"),
+                        }
+                    }
+                });
+            });
+            match spawned {
+                Ok(_) => senders.push(tx),
+                Err(e) => tracing::error!(error = %e, "cannot start an I/O thread"),
+            }
+        }
+        IoThreads { senders, next: 0 }
+    }
+
+    /// Hands an accepted socket to the next thread.
+    pub fn dispatch(&mut self, sock: tokio::net::TcpStream, peer: std::net::SocketAddr) {
+        let Ok(std_sock) = sock.into_std() else { return };
+        if self.senders.is_empty() {
+            return;
+        }
+        let i = self.next % self.senders.len();
+        self.next = self.next.wrapping_add(1);
+        let _ = self.senders[i].send((std_sock, peer));
     }
 }
 
