@@ -10,8 +10,15 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::store::WatchFlag;
 
+/// Work a command hands to its connection to run outside the store lock (network I/O such as
+/// a slot migration). The future must not touch the store; what it returns is run under the
+/// lock afterwards to write the reply.
+pub type Deferred = std::pin::Pin<Box<dyn std::future::Future<Output = Finish> + Send>>;
+
+/// The second half of a deferred command: runs under the store lock and writes the reply.
+pub type Finish = Box<dyn FnOnce(&mut crate::cmd::Ctx<'_>) -> crate::cmd::CmdResult + Send>;
+
 /// Something the connection loop must do after a command, outside the store lock.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Send the pending replies, then close (QUIT, protocol error).
     Close,
@@ -24,6 +31,21 @@ pub enum Action {
     Shutdown,
     /// Sleep, then continue (DEBUG SLEEP).
     Sleep(std::time::Duration),
+    /// Await the future without holding the lock, then run its [`Finish`] under the lock to
+    /// write the reply. Later requests of this client wait, as behind a blocking command.
+    Defer(Deferred),
+}
+
+impl std::fmt::Debug for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Close => f.write_str("Close"),
+            Action::Block { deadline } => write!(f, "Block({deadline:?})"),
+            Action::Shutdown => f.write_str("Shutdown"),
+            Action::Sleep(d) => write!(f, "Sleep({d:?})"),
+            Action::Defer(_) => f.write_str("Defer"),
+        }
+    }
 }
 
 /// A message pushed to a client from outside its own commands.

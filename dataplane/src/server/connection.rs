@@ -142,9 +142,22 @@ async fn client_loop(
                 tokio::time::sleep(d).await;
                 continue;
             }
+            Some(Action::Defer(work)) => {
+                let finish = work.await;
+                let mut store = shared.store.lock();
+                out.resp3 = client.resp3;
+                let now = now_ms();
+                let mut ctx = Ctx { store: &mut store, client, out: &mut out, shared, now_ms: now };
+                let before = ctx.out.len();
+                if let Err(e) = finish(&mut ctx) {
+                    ctx.out.truncate(before);
+                    ctx.out.error(&e.text());
+                }
+                continue;
+            }
             Some(Action::Block { deadline }) => {
                 client.info.blocked.store(true, Ordering::Relaxed);
-                let woke = wait_unblocked(&mut sock, shared, client, deadline).await;
+                let woke = wait_unblocked(&mut sock, shared, &client.waker, &client.info, deadline).await;
                 client.info.blocked.store(false, Ordering::Relaxed);
                 {
                     let mut store = shared.store.lock();
@@ -218,7 +231,8 @@ enum BlockEnd {
 async fn wait_unblocked(
     sock: &mut TcpStream,
     shared: &Shared,
-    client: &Client,
+    waker: &tokio::sync::Notify,
+    info: &ClientInfo,
     deadline: Option<std::time::Instant>,
 ) -> BlockEnd {
     let mut shutdown = shared.shutdown.subscribe();
@@ -238,9 +252,9 @@ async fn wait_unblocked(
         }
     };
     tokio::select! {
-        _ = client.waker.notified() => BlockEnd::Woken,
+        _ = waker.notified() => BlockEnd::Woken,
         _ = timeout => BlockEnd::TimedOut,
-        _ = client.info.kill.notified() => BlockEnd::Closed,
+        _ = info.kill.notified() => BlockEnd::Closed,
         _ = shutdown.changed() => BlockEnd::Closed,
         _ = closed => BlockEnd::Closed,
     }
