@@ -15,6 +15,8 @@ pub mod hash;
 pub mod hll;
 pub mod keys;
 pub mod list;
+pub mod migrate_async;
+pub mod migrate_sync;
 pub mod pubsub;
 pub mod server;
 pub mod set;
@@ -246,6 +248,8 @@ pub fn registry() -> &'static Registry {
             pubsub::COMMANDS,
             server::COMMANDS,
             slots::COMMANDS,
+            migrate_sync::COMMANDS,
+            migrate_async::COMMANDS,
         ];
         let mut commands = Vec::new();
         let mut by_name = HashMap::with_hasher(foldhash::fast::FixedState::default());

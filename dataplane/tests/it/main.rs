@@ -4,6 +4,8 @@
 mod blocking;
 mod diff;
 mod dump;
+mod migrate_async;
+mod migrate_sync;
 mod protocol;
 mod pubsub;
 mod server;

@@ -1,0 +1,6 @@
+//! Codis slot migration commands (migrate_async); see `../shared/spec/codis-3.2.md` §4.
+
+use super::CommandSpec;
+
+/// Commands of this family.
+pub const COMMANDS: &[CommandSpec] = &[];

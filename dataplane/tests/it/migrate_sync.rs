@@ -1,0 +1,1 @@
+//! Integration tests: migrate_sync.
