@@ -193,7 +193,16 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
     if let Ok(addr) = listener.local_addr() {
         shared.port.store(addr.port() as u64, Ordering::Relaxed);
     }
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = shared
+        .store
+        .lock()
+        .config
+        .get("io-threads")
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(cores)
+        .min(128);
     let mut io = IoThreads::start(threads, &shared);
     let cron = tokio::spawn(cron(shared.clone()));
     let mut shutdown = shared.shutdown.subscribe();
