@@ -216,6 +216,12 @@ fn hex_val(b: u8) -> Option<u8> {
 /// `"..."` understands `\n \r \t \b \a \\ \" \xHH`, `'...'` understands `\'`.
 /// Returns `None` on unbalanced quotes (or a closing quote not followed by a space).
 pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    // Redis splits a C string: a NUL byte ends the line (found by fuzzing: without this, a NUL
+    // after an argument produced empty arguments forever).
+    let line = match memchr::memchr(0, line) {
+        Some(nul) => &line[..nul],
+        None => line,
+    };
     let mut args = Vec::new();
     let mut i = 0;
     let n = line.len();
@@ -288,7 +294,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     break;
                 }
                 match line[i] {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => {
+                    b' ' | b'\n' | b'\r' | b'\t' => {
                         break;
                     }
                     b'"' => in_dq = true,

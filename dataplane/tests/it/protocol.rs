@@ -41,6 +41,7 @@ fn malformed_requests_match_redis() {
         b"PING\r\nECHO 'it''s'\r\n",
         b"*2\r\n$4\r\nECHO\r\n$3\r\na\0b\r\nPING\r\n",
         b"\r\n\r\nPING\r\n*0\r\n*-1\r\nPING\r\n",
+        b"ECHO a\0b\r\nPING\0junk\nECHO \"x\0y\"\r\n",
     ];
     for case in cases {
         let (a, closed_a) = exchange(redis.port, case);
