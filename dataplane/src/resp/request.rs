@@ -179,7 +179,13 @@ impl RequestParser {
 }
 
 fn parse_inline(buf: &[u8]) -> Result<Request, ParseError> {
-    let Some(nl) = memchr::memchr(b'\n', buf) else {
+    // Redis looks for the newline with `strchr`, which stops at a NUL byte: an inline request
+    // with a NUL before its newline never completes (until it is too big).
+    let searchable = match memchr::memchr(0, buf) {
+        Some(nul) => &buf[..nul],
+        None => buf,
+    };
+    let Some(nl) = memchr::memchr(b'\n', searchable) else {
         if buf.len() > INLINE_MAX_SIZE {
             return protocol("too big inline request");
         }
