@@ -94,6 +94,7 @@ fn main() -> ExitCode {
     };
     let pidfile = config.pidfile.clone();
     let code = rt.block_on(async move {
+        let backlog = config.get("tcp-backlog").and_then(|v| v.parse().ok()).unwrap_or(511);
         let addrs: Vec<String> = config
             .bind
             .iter()
@@ -101,7 +102,7 @@ fn main() -> ExitCode {
             .collect();
         let mut listener = None;
         for a in &addrs {
-            match tokio::net::TcpListener::bind(a).await {
+            match dataplane::server::bind_listener(a, backlog) {
                 Ok(l) => {
                     listener = Some(l);
                     break;
