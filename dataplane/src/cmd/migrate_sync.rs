@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 use codis_model::slot::{has_tag, slot_of, tag_crc};
 
 use super::flags::*;
-use super::slots::arg_slot;
 use super::{CmdError, CmdResult, CommandSpec, Ctx, spec};
 use crate::rdb::{self, Limits};
 use crate::resp::frame::{Frame, FrameError};
@@ -70,6 +69,15 @@ fn arg_timeout(a: &[u8]) -> Result<Duration, CmdError> {
         return Err(CmdError::err(format!("invalid timeout = {v}")));
     }
     Ok(Duration::from_millis(if v == 0 { 100 } else { v as u64 }))
+}
+
+/// Codis's `parse_slot`: an int in 0..1024.
+fn arg_slot(a: &[u8]) -> Result<usize, CmdError> {
+    let v = arg_int(a)?;
+    if v < 0 || v >= codis_model::MAX_SLOT_NUM as i64 {
+        return Err(CmdError::err(format!("invalid slot number = {v}")));
+    }
+    Ok(v as usize)
 }
 
 // ---------------------------------------------------------------------------------------------
