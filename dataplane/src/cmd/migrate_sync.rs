@@ -37,11 +37,41 @@ use crate::util::number::parse_i64;
 /// The migrating commands are refused inside MULTI: their I/O cannot run under the store lock
 /// that EXEC holds (Codis, single-threaded, ran them inline).
 pub const COMMANDS: &[CommandSpec] = &[
-    spec("slotsrestore", -4, WRITE | DENYOOM, (1, -1, 3), slotsrestore),
-    spec("slotsmgrtslot", 5, WRITE | NO_MULTI | SLOT, (0, 0, 0), slotsmgrtslot),
-    spec("slotsmgrtone", 5, WRITE | NO_MULTI | SLOT, (4, 4, 1), slotsmgrtone),
-    spec("slotsmgrttagslot", 5, WRITE | NO_MULTI | SLOT, (0, 0, 0), slotsmgrttagslot),
-    spec("slotsmgrttagone", 5, WRITE | NO_MULTI | SLOT, (4, 4, 1), slotsmgrttagone),
+    spec(
+        "slotsrestore",
+        -4,
+        WRITE | DENYOOM,
+        (1, -1, 3),
+        slotsrestore,
+    ),
+    spec(
+        "slotsmgrtslot",
+        5,
+        WRITE | NO_MULTI | SLOT,
+        (0, 0, 0),
+        slotsmgrtslot,
+    ),
+    spec(
+        "slotsmgrtone",
+        5,
+        WRITE | NO_MULTI | SLOT,
+        (4, 4, 1),
+        slotsmgrtone,
+    ),
+    spec(
+        "slotsmgrttagslot",
+        5,
+        WRITE | NO_MULTI | SLOT,
+        (0, 0, 0),
+        slotsmgrttagslot,
+    ),
+    spec(
+        "slotsmgrttagone",
+        5,
+        WRITE | NO_MULTI | SLOT,
+        (4, 4, 1),
+        slotsmgrttagone,
+    ),
 ];
 
 /// Cached sockets idle longer than this are closed (Codis's `slotsmgrt_cleanup`: > 15 s).
@@ -86,7 +116,7 @@ fn arg_slot(a: &[u8]) -> Result<usize, CmdError> {
 /// `SLOTSRESTORE key ttlms payload [key ttlms payload ...]`: checks every triple first, then
 /// writes them all (replacing existing keys); ttl 0 means no expiry.
 fn slotsrestore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    if (args.len() - 1) % 3 != 0 {
+    if !(args.len() - 1).is_multiple_of(3) {
         return Err(CmdError::Arity("slotsrestore".into()));
     }
     let lim = Limits::from_config(&ctx.store.config);
@@ -178,7 +208,10 @@ fn migrate(ctx: &mut Ctx<'_>, args: &[&[u8]], kind: Kind) -> CmdResult {
     let host = String::from_utf8_lossy(args[1]).into_owned();
     // Codis passes the port through atoi() and fails at connect time; a clear error up front
     // is friendlier and changes nothing for valid input.
-    let port = match std::str::from_utf8(args[2]).ok().and_then(|p| p.parse::<u16>().ok()) {
+    let port = match std::str::from_utf8(args[2])
+        .ok()
+        .and_then(|p| p.parse::<u16>().ok())
+    {
         Some(p) if p > 0 => p,
         _ => {
             return Err(CmdError::err(format!(

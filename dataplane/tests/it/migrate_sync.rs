@@ -57,7 +57,12 @@ fn bulk(f: &Frame) -> Vec<u8> {
 
 fn ok(c: &mut Client, args: &[&[u8]]) {
     let (_, raw) = c.cmd(args);
-    assert_eq!(show(&raw), "+OK\\r\\n", "{:?}", args.first().map(|a| show(a)));
+    assert_eq!(
+        show(&raw),
+        "+OK\\r\\n",
+        "{:?}",
+        args.first().map(|a| show(a))
+    );
 }
 
 /// Every key of the current db with its DUMP payload and PTTL.
@@ -77,7 +82,10 @@ fn snapshot(c: &mut Client) -> BTreeMap<Vec<u8>, (Vec<u8>, i64)> {
 }
 
 /// Checks that `after` holds exactly the keys of `before`, same payloads, TTLs close.
-fn assert_same(before: &BTreeMap<Vec<u8>, (Vec<u8>, i64)>, after: &BTreeMap<Vec<u8>, (Vec<u8>, i64)>) {
+fn assert_same(
+    before: &BTreeMap<Vec<u8>, (Vec<u8>, i64)>,
+    after: &BTreeMap<Vec<u8>, (Vec<u8>, i64)>,
+) {
     assert_eq!(before.len(), after.len(), "key count");
     for (k, (dump, pttl)) in before {
         let (d2, p2) = after
@@ -87,7 +95,11 @@ fn assert_same(before: &BTreeMap<Vec<u8>, (Vec<u8>, i64)>, after: &BTreeMap<Vec<
         if *pttl < 0 {
             assert_eq!(*p2, *pttl, "ttl of {}", show(k));
         } else {
-            assert!(*p2 > 0 && *p2 <= *pttl && pttl - p2 < 30_000, "ttl of {}: {pttl} -> {p2}", show(k));
+            assert!(
+                *p2 > 0 && *p2 <= *pttl && pttl - p2 < 30_000,
+                "ttl of {}: {pttl} -> {p2}",
+                show(k)
+            );
         }
     }
 }
@@ -101,9 +113,19 @@ fn populate(c: &mut Client, rng: &mut Rng) -> Vec<String> {
     }
     for i in 0..20 {
         c.cmd(&[b"SET", format!("empty:{i}").as_bytes(), b""]);
-        c.cmd(&[b"SET", format!("int:{i}").as_bytes(), (i * 1000).to_string().as_bytes()]);
+        c.cmd(&[
+            b"SET",
+            format!("int:{i}").as_bytes(),
+            (i * 1000).to_string().as_bytes(),
+        ]);
     }
-    for k in [&b"bin\x00key"[..], b"cr\r\nlf", b"\x00", b"\r\n", b"{\x00}\r\n"] {
+    for k in [
+        &b"bin\x00key"[..],
+        b"cr\r\nlf",
+        b"\x00",
+        b"\r\n",
+        b"{\x00}\r\n",
+    ] {
         let v = rng.bytes(10);
         c.cmd(&[b"SET", k, &v]);
     }
@@ -133,7 +155,9 @@ fn populate(c: &mut Client, rng: &mut Rng) -> Vec<String> {
         c.cmd(&args.iter().map(|a| &a[..]).collect::<Vec<_>>());
     }
     // Big values, encoded as hashtables / quicklists.
-    let big: Vec<Vec<u8>> = (0..10_000).map(|i| format!("element-{i}").into_bytes()).collect();
+    let big: Vec<Vec<u8>> = (0..10_000)
+        .map(|i| format!("element-{i}").into_bytes())
+        .collect();
     let mut args: Vec<&[u8]> = vec![b"RPUSH", b"big:list"];
     args.extend(big.iter().map(|b| &b[..]));
     c.cmd(&args);
@@ -186,10 +210,14 @@ fn migrates_every_slot_byte_for_byte() {
 
     // A few keys one by one.
     for k in ["str:1", "list:1", "hash:1", "set:1", "big:list", "ttl:1"] {
-        let r = s.cmd(&[b"SLOTSMGRTONE", b"127.0.0.1", port, b"1000", k.as_bytes()]).0;
+        let r = s
+            .cmd(&[b"SLOTSMGRTONE", b"127.0.0.1", port, b"1000", k.as_bytes()])
+            .0;
         assert_eq!(int(&r), 1, "{k}");
     }
-    let r = s.cmd(&[b"SLOTSMGRTONE", b"127.0.0.1", port, b"1000", b"str:1"]).0;
+    let r = s
+        .cmd(&[b"SLOTSMGRTONE", b"127.0.0.1", port, b"1000", b"str:1"])
+        .0;
     assert_eq!(int(&r), 0, "already moved");
     // Tag groups: the whole group moves at once.
     let t0 = &tags[0];
@@ -198,7 +226,13 @@ fn migrates_every_slot_byte_for_byte() {
         .filter(|k| k.starts_with(format!("{{{t0}}}").as_bytes()))
         .count() as i64;
     let r = s
-        .cmd(&[b"SLOTSMGRTTAGONE", b"127.0.0.1", port, b"1000", format!("{{{t0}}}:0").as_bytes()])
+        .cmd(&[
+            b"SLOTSMGRTTAGONE",
+            b"127.0.0.1",
+            port,
+            b"1000",
+            format!("{{{t0}}}:0").as_bytes(),
+        ])
         .0;
     assert_eq!(int(&r), n0);
     let t1 = &tags[1];
@@ -211,8 +245,14 @@ fn migrates_every_slot_byte_for_byte() {
         .keys()
         .all(|k| codis_model::slot_of(k) != slot1 || k.starts_with(format!("{{{t1}}}").as_bytes()));
     let r = ints(
-        &s.cmd(&[b"SLOTSMGRTTAGSLOT", b"127.0.0.1", port, b"1000", slot1.to_string().as_bytes()])
-            .0,
+        &s.cmd(&[
+            b"SLOTSMGRTTAGSLOT",
+            b"127.0.0.1",
+            port,
+            b"1000",
+            slot1.to_string().as_bytes(),
+        ])
+        .0,
     );
     if only_tag1 {
         assert_eq!(r, vec![n1, 0]);
@@ -220,7 +260,9 @@ fn migrates_every_slot_byte_for_byte() {
         assert!(r[0] >= 1, "{r:?}");
     }
     // Untagged key through TAGONE: like ONE.
-    let r = s.cmd(&[b"SLOTSMGRTTAGONE", b"127.0.0.1", port, b"0", b"str:2"]).0;
+    let r = s
+        .cmd(&[b"SLOTSMGRTTAGONE", b"127.0.0.1", port, b"0", b"str:2"])
+        .0;
     assert_eq!(int(&r), 1);
 
     // Everything else, slot by slot, as the dashboard does.
@@ -233,7 +275,16 @@ fn migrates_every_slot_byte_for_byte() {
         for sl in slots {
             let slot = ints(&sl)[0].to_string();
             loop {
-                let r = ints(&s.cmd(&[b"SLOTSMGRTSLOT", b"127.0.0.1", port, b"1000", slot.as_bytes()]).0);
+                let r = ints(
+                    &s.cmd(&[
+                        b"SLOTSMGRTSLOT",
+                        b"127.0.0.1",
+                        port,
+                        b"1000",
+                        slot.as_bytes(),
+                    ])
+                    .0,
+                );
                 assert!(r[0] == 1 || r[0] == 0, "{r:?}");
                 if r[1] == 0 {
                     break;
@@ -246,7 +297,16 @@ fn migrates_every_slot_byte_for_byte() {
     for slot in 0..1024 {
         let slot = slot.to_string();
         loop {
-            let r = ints(&s.cmd(&[b"SLOTSMGRTTAGSLOT", b"127.0.0.1", port, b"1000", slot.as_bytes()]).0);
+            let r = ints(
+                &s.cmd(&[
+                    b"SLOTSMGRTTAGSLOT",
+                    b"127.0.0.1",
+                    port,
+                    b"1000",
+                    slot.as_bytes(),
+                ])
+                .0,
+            );
             if r[1] == 0 {
                 break;
             }
@@ -274,7 +334,10 @@ fn migrates_with_requirepass() {
     let other = start_codis(&[]);
     for (srv, pass) in [(&src, "s3cret"), (&dst, "s3cret"), (&other, "different")] {
         let mut c = Client::connect(srv.port);
-        ok(&mut c, &[b"CONFIG", b"SET", b"requirepass", pass.as_bytes()]);
+        ok(
+            &mut c,
+            &[b"CONFIG", b"SET", b"requirepass", pass.as_bytes()],
+        );
     }
     let mut s = Client::connect(src.port);
     ok(&mut s, &[b"AUTH", b"s3cret"]);
@@ -283,12 +346,28 @@ fn migrates_with_requirepass() {
         s.cmd(&[b"SET", format!("k:{i}").as_bytes(), b"v"]);
     }
     let port = dst.port.to_string();
-    let r = s.cmd(&[b"SLOTSMGRTTAGONE", b"127.0.0.1", port.as_bytes(), b"1000", b"{a}:0"]).0;
+    let r = s
+        .cmd(&[
+            b"SLOTSMGRTTAGONE",
+            b"127.0.0.1",
+            port.as_bytes(),
+            b"1000",
+            b"{a}:0",
+        ])
+        .0;
     assert_eq!(int(&r), 20);
     // The cached socket is already authenticated: more keys go over it.
     for i in 0..20 {
         let k = format!("k:{i}");
-        let r = s.cmd(&[b"SLOTSMGRTONE", b"127.0.0.1", port.as_bytes(), b"1000", k.as_bytes()]).0;
+        let r = s
+            .cmd(&[
+                b"SLOTSMGRTONE",
+                b"127.0.0.1",
+                port.as_bytes(),
+                b"1000",
+                k.as_bytes(),
+            ])
+            .0;
         assert_eq!(int(&r), 1);
     }
     assert_eq!(int(&s.cmd(&[b"DBSIZE"]).0), 0);
@@ -298,7 +377,13 @@ fn migrates_with_requirepass() {
     // A target with another password refuses the AUTH: the key stays.
     s.cmd(&[b"SET", b"stay", b"v"]);
     let port = other.port.to_string();
-    let (_, raw) = s.cmd(&[b"SLOTSMGRTONE", b"127.0.0.1", port.as_bytes(), b"1000", b"stay"]);
+    let (_, raw) = s.cmd(&[
+        b"SLOTSMGRTONE",
+        b"127.0.0.1",
+        port.as_bytes(),
+        b"1000",
+        b"stay",
+    ]);
     assert_eq!(text(&raw), "-ERR error on slotsrestore, auth failed\r\n");
     assert_eq!(int(&s.cmd(&[b"EXISTS", b"stay"]).0), 1);
 }
@@ -312,25 +397,61 @@ fn unreachable_or_dead_target_keeps_keys() {
     }
     // Nobody listens there.
     let port = free_port().to_string();
-    let (_, raw) = s.cmd(&[b"SLOTSMGRTONE", b"127.0.0.1", port.as_bytes(), b"200", b"k:0"]);
+    let (_, raw) = s.cmd(&[
+        b"SLOTSMGRTONE",
+        b"127.0.0.1",
+        port.as_bytes(),
+        b"200",
+        b"k:0",
+    ]);
     assert!(show(&raw).starts_with("-IOERR "), "{}", show(&raw));
     let slot = codis_model::slot_of(b"k:1").to_string();
-    let (_, raw) = s.cmd(&[b"SLOTSMGRTSLOT", b"127.0.0.1", port.as_bytes(), b"200", slot.as_bytes()]);
+    let (_, raw) = s.cmd(&[
+        b"SLOTSMGRTSLOT",
+        b"127.0.0.1",
+        port.as_bytes(),
+        b"200",
+        slot.as_bytes(),
+    ]);
     assert!(show(&raw).starts_with("-IOERR "), "{}", show(&raw));
     // Unknown host.
-    let (_, raw) = s.cmd(&[b"SLOTSMGRTONE", b"no-such-host.invalid", b"6379", b"200", b"k:0"]);
-    assert!(text(&raw).starts_with("-ERR Can't connect to target node: "), "{}", show(&raw));
+    let (_, raw) = s.cmd(&[
+        b"SLOTSMGRTONE",
+        b"no-such-host.invalid",
+        b"6379",
+        b"200",
+        b"k:0",
+    ]);
+    assert!(
+        text(&raw).starts_with("-ERR Can't connect to target node: "),
+        "{}",
+        show(&raw)
+    );
 
     // A target that dies after the socket was cached.
     let dst = start_codis(&[]);
     let port = dst.port.to_string();
-    let r = s.cmd(&[b"SLOTSMGRTONE", b"127.0.0.1", port.as_bytes(), b"1000", b"k:0"]).0;
+    let r = s
+        .cmd(&[
+            b"SLOTSMGRTONE",
+            b"127.0.0.1",
+            port.as_bytes(),
+            b"1000",
+            b"k:0",
+        ])
+        .0;
     assert_eq!(int(&r), 1);
     drop(dst);
     std::thread::sleep(Duration::from_millis(100));
     for i in 1..10 {
         let k = format!("k:{i}");
-        let (_, raw) = s.cmd(&[b"SLOTSMGRTONE", b"127.0.0.1", port.as_bytes(), b"300", k.as_bytes()]);
+        let (_, raw) = s.cmd(&[
+            b"SLOTSMGRTONE",
+            b"127.0.0.1",
+            port.as_bytes(),
+            b"300",
+            k.as_bytes(),
+        ]);
         assert!(show(&raw).starts_with("-IOERR "), "{}", show(&raw));
     }
     assert_eq!(int(&s.cmd(&[b"DBSIZE"]).0), 9);
@@ -339,14 +460,26 @@ fn unreachable_or_dead_target_keeps_keys() {
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port().to_string();
     let (_, raw) = s.cmd(&[b"SLOTSMGRTONE", b"127.0.0.1", port.as_bytes(), b"0", b"k:1"]);
-    assert_eq!(text(&raw), "-IOERR error or timeout reading from target\r\n");
+    assert_eq!(
+        text(&raw),
+        "-IOERR error or timeout reading from target\r\n"
+    );
     // A target that answers with an error.
     let (tx, _rx) = mpsc::channel();
     let (reply_tx, reply_rx) = mpsc::channel();
     reply_tx.send("-ERR nope".to_string()).unwrap();
     let port = fake_target(tx, reply_rx);
-    let (_, raw) = s.cmd(&[b"SLOTSMGRTONE", b"127.0.0.1", port.to_string().as_bytes(), b"1000", b"k:1"]);
-    assert_eq!(text(&raw), "-ERR error on slotsrestore, migration failed\r\n");
+    let (_, raw) = s.cmd(&[
+        b"SLOTSMGRTONE",
+        b"127.0.0.1",
+        port.to_string().as_bytes(),
+        b"1000",
+        b"k:1",
+    ]);
+    assert_eq!(
+        text(&raw),
+        "-ERR error on slotsrestore, migration failed\r\n"
+    );
     assert_eq!(int(&s.cmd(&[b"DBSIZE"]).0), 9);
     // The source keeps serving while nobody answers it.
     let silent2 = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -373,7 +506,9 @@ fn fake_target(tx: mpsc::Sender<Vec<Vec<u8>>>, replies: mpsc::Receiver<String>) 
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
-        let Ok((mut sock, _)) = l.accept() else { return };
+        let Ok((mut sock, _)) = l.accept() else {
+            return;
+        };
         let mut buf = Vec::new();
         let mut tmp = [0u8; 65536];
         loop {
@@ -459,7 +594,10 @@ fn key_modified_during_io_is_not_lost() {
     rx.recv_timeout(wait).unwrap();
     reply_tx.send("-ERR target refused".into()).unwrap();
     let (_, raw) = s.read_reply().unwrap();
-    assert_eq!(text(&raw), "-ERR error on slotsrestore, migration failed\r\n");
+    assert_eq!(
+        text(&raw),
+        "-ERR error on slotsrestore, migration failed\r\n"
+    );
     assert_eq!(bulk(&w.cmd(&[b"GET", b"j"]).0), b"v1-more");
 
     // A key that keeps changing: after a few rounds SLOTSMGRTONE gives up with an error and
@@ -498,7 +636,10 @@ fn slotsrestore_checks_everything_first() {
     c.cmd(&[b"SET", b"old", b"o"]);
     c.cmd(&[b"EXPIRE", b"old", b"100"]);
     // Replaces, TTL 0 = persistent (the old TTL goes too), TTL > 0 in ms.
-    ok(&mut c, &[b"SLOTSRESTORE", b"old", b"0", &pa, b"n", b"50000", &pl]);
+    ok(
+        &mut c,
+        &[b"SLOTSRESTORE", b"old", b"0", &pa, b"n", b"50000", &pl],
+    );
     assert_eq!(bulk(&c.cmd(&[b"GET", b"old"]).0), b"1");
     assert_eq!(int(&c.cmd(&[b"TTL", b"old"]).0), -1);
     let pttl = int(&c.cmd(&[b"PTTL", b"n"]).0);
@@ -506,11 +647,26 @@ fn slotsrestore_checks_everything_first() {
     assert_eq!(int(&c.cmd(&[b"LLEN", b"n"]).0), 2);
     // One bad triple: nothing is written.
     let cases: &[(&[&[u8]], &str)] = &[
-        (&[b"x", b"0", &pa, b"y", b"0", b"garbage"], "-ERR dump payload version or checksum are wrong"),
-        (&[b"x", b"0", &pa, b"y", b"-1", &pa], "-ERR invalid ttl value, must be >= 0"),
-        (&[b"x", b"0", &pa, b"y", b"1.5", &pa], "-ERR value is not an integer or out of range"),
-        (&[b"x", b"0", &pa, b"y"], "-ERR wrong number of arguments for 'slotsrestore' command"),
-        (&[b"x", b"0"], "-ERR wrong number of arguments for 'slotsrestore' command"),
+        (
+            &[b"x", b"0", &pa, b"y", b"0", b"garbage"],
+            "-ERR dump payload version or checksum are wrong",
+        ),
+        (
+            &[b"x", b"0", &pa, b"y", b"-1", &pa],
+            "-ERR invalid ttl value, must be >= 0",
+        ),
+        (
+            &[b"x", b"0", &pa, b"y", b"1.5", &pa],
+            "-ERR value is not an integer or out of range",
+        ),
+        (
+            &[b"x", b"0", &pa, b"y"],
+            "-ERR wrong number of arguments for 'slotsrestore' command",
+        ),
+        (
+            &[b"x", b"0"],
+            "-ERR wrong number of arguments for 'slotsrestore' command",
+        ),
     ];
     for (args, want) in cases {
         let mut full: Vec<&[u8]> = vec![b"SLOTSRESTORE"];
@@ -533,22 +689,70 @@ fn argument_errors() {
     let port = free_port().to_string();
     let p = port.as_bytes();
     let cases: &[(&[&[u8]], &str)] = &[
-        (&[b"SLOTSMGRTSLOT", b"127.0.0.1", p, b"100", b"1024"], "-ERR invalid slot number = 1024"),
-        (&[b"SLOTSMGRTSLOT", b"127.0.0.1", p, b"100", b"-1"], "-ERR invalid slot number = -1"),
-        (&[b"SLOTSMGRTTAGSLOT", b"127.0.0.1", p, b"100", b"99999"], "-ERR invalid slot number = 99999"),
-        (&[b"SLOTSMGRTSLOT", b"127.0.0.1", p, b"100", b"x"], "-ERR value is not an integer or out of range"),
-        (&[b"SLOTSMGRTSLOT", b"127.0.0.1", p, b"100", b"4294967296"], "-ERR value is out of range"),
-        (&[b"SLOTSMGRTSLOT", b"127.0.0.1", p, b"4294967296", b"1"], "-ERR value is out of range"),
-        (&[b"SLOTSMGRTSLOT", b"127.0.0.1", p, b"-5", b"1"], "-ERR invalid timeout = -5"),
-        (&[b"SLOTSMGRTONE", b"127.0.0.1", p, b"-1", b"k"], "-ERR invalid timeout = -1"),
-        (&[b"SLOTSMGRTTAGONE", b"127.0.0.1", p, b"abc", b"k"], "-ERR value is not an integer or out of range"),
-        (&[b"SLOTSMGRTONE", b"127.0.0.1", b"notaport", b"100", b"k"], "-ERR Can't connect to target node: invalid port 'notaport'"),
-        (&[b"SLOTSMGRTONE", b"127.0.0.1", b"70000", b"100", b"k"], "-ERR Can't connect to target node: invalid port '70000'"),
-        (&[b"SLOTSMGRTONE", b"127.0.0.1", p, b"100"], "-ERR wrong number of arguments for 'slotsmgrtone' command"),
-        (&[b"SLOTSMGRTSLOT", b"127.0.0.1", p, b"100", b"1", b"2"], "-ERR wrong number of arguments for 'slotsmgrtslot' command"),
-        (&[b"SLOTSMGRTTAGSLOT", b"127.0.0.1"], "-ERR wrong number of arguments for 'slotsmgrttagslot' command"),
-        (&[b"SLOTSMGRTTAGONE"], "-ERR wrong number of arguments for 'slotsmgrttagone' command"),
-        (&[b"SLOTSRESTORE", b"k", b"0"], "-ERR wrong number of arguments for 'slotsrestore' command"),
+        (
+            &[b"SLOTSMGRTSLOT", b"127.0.0.1", p, b"100", b"1024"],
+            "-ERR invalid slot number = 1024",
+        ),
+        (
+            &[b"SLOTSMGRTSLOT", b"127.0.0.1", p, b"100", b"-1"],
+            "-ERR invalid slot number = -1",
+        ),
+        (
+            &[b"SLOTSMGRTTAGSLOT", b"127.0.0.1", p, b"100", b"99999"],
+            "-ERR invalid slot number = 99999",
+        ),
+        (
+            &[b"SLOTSMGRTSLOT", b"127.0.0.1", p, b"100", b"x"],
+            "-ERR value is not an integer or out of range",
+        ),
+        (
+            &[b"SLOTSMGRTSLOT", b"127.0.0.1", p, b"100", b"4294967296"],
+            "-ERR value is out of range",
+        ),
+        (
+            &[b"SLOTSMGRTSLOT", b"127.0.0.1", p, b"4294967296", b"1"],
+            "-ERR value is out of range",
+        ),
+        (
+            &[b"SLOTSMGRTSLOT", b"127.0.0.1", p, b"-5", b"1"],
+            "-ERR invalid timeout = -5",
+        ),
+        (
+            &[b"SLOTSMGRTONE", b"127.0.0.1", p, b"-1", b"k"],
+            "-ERR invalid timeout = -1",
+        ),
+        (
+            &[b"SLOTSMGRTTAGONE", b"127.0.0.1", p, b"abc", b"k"],
+            "-ERR value is not an integer or out of range",
+        ),
+        (
+            &[b"SLOTSMGRTONE", b"127.0.0.1", b"notaport", b"100", b"k"],
+            "-ERR Can't connect to target node: invalid port 'notaport'",
+        ),
+        (
+            &[b"SLOTSMGRTONE", b"127.0.0.1", b"70000", b"100", b"k"],
+            "-ERR Can't connect to target node: invalid port '70000'",
+        ),
+        (
+            &[b"SLOTSMGRTONE", b"127.0.0.1", p, b"100"],
+            "-ERR wrong number of arguments for 'slotsmgrtone' command",
+        ),
+        (
+            &[b"SLOTSMGRTSLOT", b"127.0.0.1", p, b"100", b"1", b"2"],
+            "-ERR wrong number of arguments for 'slotsmgrtslot' command",
+        ),
+        (
+            &[b"SLOTSMGRTTAGSLOT", b"127.0.0.1"],
+            "-ERR wrong number of arguments for 'slotsmgrttagslot' command",
+        ),
+        (
+            &[b"SLOTSMGRTTAGONE"],
+            "-ERR wrong number of arguments for 'slotsmgrttagone' command",
+        ),
+        (
+            &[b"SLOTSRESTORE", b"k", b"0"],
+            "-ERR wrong number of arguments for 'slotsrestore' command",
+        ),
     ];
     for (args, want) in cases {
         let (_, raw) = c.cmd(args);
@@ -562,6 +766,61 @@ fn argument_errors() {
     // Refused inside MULTI (the I/O cannot run under EXEC's lock).
     ok(&mut c, &[b"MULTI"]);
     let (_, raw) = c.cmd(&[b"SLOTSMGRTONE", b"127.0.0.1", p, b"100", b"k"]);
-    assert_eq!(text(&raw), "-ERR Command not allowed inside a transaction\r\n");
+    assert_eq!(
+        text(&raw),
+        "-ERR Command not allowed inside a transaction\r\n"
+    );
     c.cmd(&[b"DISCARD"]);
+}
+
+/// `connected_clients` from INFO.
+fn connected_clients(c: &mut Client) -> i64 {
+    let info = bulk(&c.cmd(&[b"INFO", b"clients"]).0);
+    let info = String::from_utf8(info).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("connected_clients:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn cached_socket_closes_after_15s_idle() {
+    let src = start_codis(&[]);
+    let dst = start_codis(&[]);
+    let mut s = Client::connect(src.port);
+    let mut d = Client::connect(dst.port);
+    let port = dst.port.to_string();
+    for i in 0..3 {
+        let k = format!("k{i}");
+        s.cmd(&[b"SET", k.as_bytes(), b"v"]);
+        let r = s
+            .cmd(&[
+                b"SLOTSMGRTONE",
+                b"127.0.0.1",
+                port.as_bytes(),
+                b"1000",
+                k.as_bytes(),
+            ])
+            .0;
+        assert_eq!(int(&r), 1);
+    }
+    // One cached connection served every call.
+    assert_eq!(connected_clients(&mut d), 2);
+    std::thread::sleep(Duration::from_secs(18));
+    assert_eq!(connected_clients(&mut d), 1);
+    // A new one is opened on demand.
+    s.cmd(&[b"SET", b"again", b"v"]);
+    let r = s
+        .cmd(&[
+            b"SLOTSMGRTONE",
+            b"127.0.0.1",
+            port.as_bytes(),
+            b"1000",
+            b"again",
+        ])
+        .0;
+    assert_eq!(int(&r), 1);
+    assert_eq!(int(&d.cmd(&[b"EXISTS", b"again"]).0), 1);
 }
