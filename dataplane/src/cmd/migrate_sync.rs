@@ -592,3 +592,35 @@ fn read_reply(s: &mut TcpStream, buf: &mut Vec<u8>, timeout: Duration) -> std::i
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_and_slot_arguments() {
+        assert_eq!(arg_timeout(b"0").unwrap(), Duration::from_millis(100));
+        assert_eq!(arg_timeout(b"2500").unwrap(), Duration::from_millis(2500));
+        assert_eq!(
+            arg_timeout(b"-1").unwrap_err().text(),
+            "ERR invalid timeout = -1"
+        );
+        assert_eq!(
+            arg_timeout(b"2147483648").unwrap_err().text(),
+            "ERR value is out of range"
+        );
+        assert_eq!(arg_timeout(b"x").unwrap_err(), CmdError::NotInteger);
+        assert_eq!(arg_slot(b"1023").unwrap(), 1023);
+        assert_eq!(
+            arg_slot(b"1024").unwrap_err().text(),
+            "ERR invalid slot number = 1024"
+        );
+    }
+
+    #[test]
+    fn encodes_multibulk() {
+        let mut b = Vec::new();
+        encode(&mut b, &[b"SELECT", b"3"]);
+        assert_eq!(b, b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n");
+    }
+}

@@ -824,3 +824,32 @@ fn cached_socket_closes_after_15s_idle() {
     assert_eq!(int(&r), 1);
     assert_eq!(int(&d.cmd(&[b"EXISTS", b"again"]).0), 1);
 }
+
+#[test]
+fn pipelined_requests_keep_their_order() {
+    let src = start_codis(&[]);
+    let dst = start_codis(&[]);
+    let mut s = Client::connect(src.port);
+    ok(&mut s, &[b"MSET", b"a", b"1", b"b", b"2"]);
+    let port = dst.port.to_string().into_bytes();
+    let mgrt = |k: &[u8]| {
+        vec![
+            b"SLOTSMGRTONE".to_vec(),
+            b"127.0.0.1".to_vec(),
+            port.clone(),
+            b"1000".to_vec(),
+            k.to_vec(),
+        ]
+    };
+    let mut batch = Client::encode(&mgrt(b"a"));
+    batch.extend(Client::encode(&[
+        b"EXISTS".to_vec(),
+        b"a".to_vec(),
+        b"b".to_vec(),
+    ]));
+    batch.extend(Client::encode(&mgrt(b"b")));
+    batch.extend(Client::encode(&[b"PING".to_vec()]));
+    s.send_raw(&batch);
+    let replies: Vec<String> = (0..4).map(|_| text(&s.read_reply().unwrap().1)).collect();
+    assert_eq!(replies, [":1\r\n", ":1\r\n", ":1\r\n", "+PONG\r\n"]);
+}
