@@ -137,6 +137,11 @@ fn slotsrestore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let n = decoded.len() as u64;
     let db = ctx.db();
     for (key, ttl, value) in decoded {
+        if db.contains(key, now) {
+            // As Codis: allowed (a retried migration), but worth a line in the log.
+            tracing::warn!(slot = slot_of(key), key = %String::from_utf8_lossy(key),
+                "slotsrestore: key already exists");
+        }
         // `set` replaces an existing key and drops its TTL.
         db.set(key, value);
         if ttl > 0 {
