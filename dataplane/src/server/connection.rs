@@ -147,7 +147,13 @@ async fn client_loop(
                 let mut store = shared.store.lock();
                 out.resp3 = client.resp3;
                 let now = now_ms();
-                let mut ctx = Ctx { store: &mut store, client, out: &mut out, shared, now_ms: now };
+                let mut ctx = Ctx {
+                    store: &mut store,
+                    client,
+                    out: &mut out,
+                    shared,
+                    now_ms: now,
+                };
                 let before = ctx.out.len();
                 if let Err(e) = finish(&mut ctx) {
                     ctx.out.truncate(before);
@@ -157,7 +163,8 @@ async fn client_loop(
             }
             Some(Action::Block { deadline }) => {
                 client.info.blocked.store(true, Ordering::Relaxed);
-                let woke = wait_unblocked(&mut sock, shared, &client.waker, &client.info, deadline).await;
+                let woke =
+                    wait_unblocked(&mut sock, shared, &client.waker, &client.info, deadline).await;
                 client.info.blocked.store(false, Ordering::Relaxed);
                 {
                     let mut store = shared.store.lock();
@@ -272,7 +279,7 @@ fn process(
     let mut pos = 0;
     let mut guard = None;
     let mut argv: Vec<&[u8]> = Vec::with_capacity(8);
-    let limits = Limits {
+    let mut limits = Limits {
         max_bulk_len: shared.max_bulk_len.load(Ordering::Relaxed) as usize,
         authenticated: client.authenticated || !shared.auth_required.load(Ordering::Relaxed),
     };
@@ -321,6 +328,9 @@ fn process(
             None => execute(&mut ctx, &argv),
         }
         out.resp3 = client.resp3;
+        // An AUTH pipelined before a big request lifts the unauthenticated limits for it, as
+        // in Redis, which checks them request by request.
+        limits.authenticated |= client.authenticated;
         if matches!(client.action, Some(Action::Block { .. })) {
             // Leave the request in the buffer: it runs again when the client is woken.
             break;
