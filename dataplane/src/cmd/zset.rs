@@ -382,7 +382,7 @@ enum Lex<'a> {
 
 impl<'a> Lex<'a> {
     fn parse(a: &'a [u8]) -> Option<Self> {
-        let alone = a.len() == 1 || a[1] == 0; // compared as a C string
+        let alone = a.len() == 1 || a.get(1) == Some(&0); // compared as a C string
         match a.first() {
             Some(b'+') if alone => Some(Lex::Max),
             Some(b'-') if alone => Some(Lex::Min),
@@ -619,8 +619,15 @@ fn needs_skiplist(ctx: &Ctx<'_>, len: usize, maxlen: usize) -> bool {
 }
 
 /// Stores a computed zset at `dst` (replacing any value and TTL) and replies with its size;
-/// an empty result deletes `dst` instead.
-fn store_result(ctx: &mut Ctx<'_>, dst: &[u8], mut pairs: Vec<(SmallBytes, f64)>) -> CmdResult {
+/// an empty result deletes `dst` instead. `skiplist` is the encoding when the caller worked it
+/// out (and already turned `-0` into `0` where a listpack would); otherwise it follows from the
+/// final size, as Redis converts a computed set at the end.
+fn store_result(
+    ctx: &mut Ctx<'_>,
+    dst: &[u8],
+    mut pairs: Vec<(SmallBytes, f64)>,
+    skiplist: Option<bool>,
+) -> CmdResult {
     let n = pairs.len();
     if n == 0 {
         let now = ctx.now_ms;
@@ -630,15 +637,18 @@ fn store_result(ctx: &mut Ctx<'_>, dst: &[u8], mut pairs: Vec<(SmallBytes, f64)>
         ctx.out.int(0);
         return Ok(());
     }
-    let maxlen = pairs.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
-    let skiplist = needs_skiplist(ctx, n, maxlen);
-    if !skiplist {
-        for p in &mut pairs {
-            if p.1 == 0.0 {
-                p.1 = 0.0; // a listpack stores -0 as 0
+    let skiplist = skiplist.unwrap_or_else(|| {
+        let maxlen = pairs.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
+        let skiplist = needs_skiplist(ctx, n, maxlen);
+        if !skiplist {
+            for p in &mut pairs {
+                if p.1 == 0.0 {
+                    p.1 = 0.0; // a listpack stores -0 as 0
+                }
             }
         }
-    }
+        skiplist
+    });
     let mut z = ZSet::from_pairs(pairs);
     z.skiplist = skiplist;
     ctx.db().set(dst, Value::ZSet(Box::new(z)));
@@ -1057,10 +1067,12 @@ fn zrange_generic(
         _ => Spec::Rank(arg_i64(args[minidx])?, arg_i64(args[maxidx])?),
     };
     let now = ctx.now_ms;
+    let max_entries = ctx.store.config.zset_max_listpack_entries;
+    let max_value = ctx.store.config.zset_max_listpack_value;
     let (db, out) = ctx.db_out();
     let Some(z) = read_zset(db, key, now)? else {
         return match dst {
-            Some(d) => store_result(ctx, d, Vec::new()),
+            Some(d) => store_result(ctx, d, Vec::new(), None),
             None => {
                 ctx.out.array(0);
                 Ok(())
@@ -1079,11 +1091,24 @@ fn zrange_generic(
         }
     };
     if let Some(d) = dst {
-        let pairs = z
-            .range(lo, hi)
-            .map(|(m, s)| (SmallBytes::new(m), s))
-            .collect();
-        return store_result(ctx, d, pairs);
+        // Redis adds the members one by one in reply order to a listpack (a skiplist when a
+        // rank range is known to be too long), converting as it grows: scores of -0 added
+        // while it is still a listpack become 0.
+        let mut skiplist = matches!(spec, Spec::Rank(..)) && hi - lo > max_entries;
+        let mut pairs = Vec::with_capacity(hi - lo);
+        let mut add = |(m, s): (&[u8], f64)| {
+            if !skiplist && (pairs.len() >= max_entries || m.len() > max_value) {
+                skiplist = true;
+            }
+            let s = if !skiplist && s == 0.0 { 0.0 } else { s };
+            pairs.push((SmallBytes::new(m), s));
+        };
+        if rev {
+            z.range(lo, hi).rev().for_each(&mut add);
+        } else {
+            z.range(lo, hi).for_each(&mut add);
+        }
+        return store_result(ctx, d, pairs, Some(skiplist));
     }
     if rev {
         reply_entries(out, z.range(lo, hi).rev(), withscores);
@@ -1361,7 +1386,7 @@ fn setop_generic(
             .into_iter()
             .map(|(m, s)| (SmallBytes::new(m), s))
             .collect();
-        return store_result(ctx, d, pairs);
+        return store_result(ctx, d, pairs, None);
     }
     result.sort_by(|a, b| cmp_entry(a.1, a.0, b.1, b.0));
     reply_entries(out, result.into_iter(), withscores);
