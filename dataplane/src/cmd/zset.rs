@@ -41,7 +41,13 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("zrangestore", -5, WRITE | DENYOOM, (1, 2, 1), zrangestore),
     spec("zrevrange", -4, READONLY, (1, 1, 1), zrevrange),
     spec("zrangebyscore", -4, READONLY, (1, 1, 1), zrangebyscore),
-    spec("zrevrangebyscore", -4, READONLY, (1, 1, 1), zrevrangebyscore),
+    spec(
+        "zrevrangebyscore",
+        -4,
+        READONLY,
+        (1, 1, 1),
+        zrevrangebyscore,
+    ),
     spec("zrangebylex", -4, READONLY, (1, 1, 1), zrangebylex),
     spec("zrevrangebylex", -4, READONLY, (1, 1, 1), zrevrangebylex),
     spec("zunion", -3, READONLY, (0, 0, 0), zunion),
@@ -281,12 +287,12 @@ fn parse_timeout(a: &[u8], now_ms: u64) -> Result<Option<Duration>, CmdError> {
     }
     let ms = v * 1000.0;
     // C's conversion of an out-of-range value to long long gives LLONG_MIN on x86-64.
-    let tval = if ms.is_finite() && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&ms)
-    {
-        ms as i64
-    } else {
-        i64::MIN
-    };
+    let tval =
+        if ms.is_finite() && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&ms) {
+            ms as i64
+        } else {
+            i64::MIN
+        };
     if tval < 0 {
         return Err(CmdError::err("timeout is negative"));
     }
@@ -440,48 +446,96 @@ impl<'a> LexRange<'a> {
         }
     }
 
-    /// The ranks `lo..hi` of the members in the range, walked forward or (`rev`) backward.
-    ///
-    /// Lex ranges assume members with equal scores. When that is not so, Redis's answer
-    /// depends on the encoding: a listpack is scanned linearly from the walking end (done
-    /// here exactly); a skiplist is searched as if sorted (done here by binary search).
-    fn span(&self, z: &ZSet, rev: bool) -> (usize, usize) {
+    /// True when no member can be in the range, judging from the bounds and the set's ends
+    /// (Redis's `zslIsInLexRange` / `zzlIsInLexRange`).
+    fn surely_empty(&self, z: &ZSet) -> bool {
         let c = self.min.cmp(self.max);
         if c == Ordering::Greater
             || (c == Ordering::Equal && (self.min.exclusive() || self.max.exclusive()))
         {
+            return true;
+        }
+        match (z.get_by_rank(0), z.get_by_rank(z.len().wrapping_sub(1))) {
+            (Some((first, _)), Some((last, _))) => !self.gte_min(last) || !self.lte_max(first),
+            _ => true,
+        }
+    }
+
+    /// The number of members in the range (ZLEXCOUNT).
+    fn count(&self, z: &ZSet) -> usize {
+        if !z.skiplist {
+            let (lo, hi) = self.walk(z, false, 0, -1);
+            return hi - lo;
+        }
+        if self.surely_empty(z) {
+            return 0;
+        }
+        let lo = z.partition(|_, m| !self.gte_min(m));
+        let hi = z.partition(|_, m| self.lte_max(m));
+        hi.saturating_sub(lo)
+    }
+
+    /// The ranks `lo..hi` that Z[REV]RANGEBYLEX with `LIMIT offset limit` returns, walking
+    /// forward or (`rev`) backward.
+    ///
+    /// Like Redis: find the first member in range from the walking end, skip `offset` members
+    /// without checking them, then take members while they are within the far bound. Lex
+    /// ranges assume equal scores; when they are not, Redis's answer depends on the encoding:
+    /// a listpack is scanned linearly (done here exactly), a skiplist is searched as if sorted
+    /// (done here by binary search).
+    fn walk(&self, z: &ZSet, rev: bool, offset: i64, limit: i64) -> (usize, usize) {
+        if self.surely_empty(z) || offset < 0 {
             return (0, 0);
         }
         let len = z.len();
-        let (Some((first, _)), Some((last, _))) = (z.get_by_rank(0), z.get_by_rank(len - 1))
-        else {
-            return (0, 0);
-        };
-        if !self.gte_min(last) || !self.lte_max(first) {
-            return (0, 0);
-        }
-        if z.skiplist {
-            let lo = z.partition(|_, m| !self.gte_min(m));
-            let hi = z.partition(|_, m| self.lte_max(m));
-            return (lo, hi.max(lo));
-        }
-        if !rev {
-            let Some(lo) = z.iter().position(|(m, _)| self.gte_min(m)) else {
-                return (0, 0);
-            };
-            let n = z.range(lo, len).take_while(|(m, _)| self.lte_max(m)).count();
-            (lo, lo + n)
+        let offset = offset.min(len as i64) as usize;
+        let limit = if limit < 0 {
+            usize::MAX
         } else {
-            let Some(back) = z.iter().rev().position(|(m, _)| self.lte_max(m)) else {
+            limit as usize
+        };
+        if !rev {
+            let first = if z.skiplist {
+                z.partition(|_, m| !self.gte_min(m))
+            } else {
+                z.iter().position(|(m, _)| self.gte_min(m)).unwrap_or(len)
+            };
+            match z.get_by_rank(first) {
+                Some((m, _)) if self.lte_max(m) => {}
+                _ => return (0, 0),
+            }
+            let s = (first + offset).min(len);
+            let n = z
+                .range(s, len)
+                .take_while(|(m, _)| self.lte_max(m))
+                .take(limit)
+                .count();
+            (s, s + n)
+        } else {
+            let end = if z.skiplist {
+                z.partition(|_, m| self.lte_max(m))
+            } else {
+                len - z
+                    .iter()
+                    .rev()
+                    .position(|(m, _)| self.lte_max(m))
+                    .unwrap_or(len)
+            };
+            // `end` is one past the last member within the max bound.
+            match end.checked_sub(1).and_then(|i| z.get_by_rank(i)) {
+                Some((m, _)) if self.gte_min(m) => {}
+                _ => return (0, 0),
+            }
+            let Some(e) = end.checked_sub(offset) else {
                 return (0, 0);
             };
-            let hi = len - back;
             let n = z
-                .range(0, hi)
+                .range(0, e)
                 .rev()
                 .take_while(|(m, _)| self.gte_min(m))
+                .take(limit)
                 .count();
-            (hi - n, hi)
+            (e - n, e)
         }
     }
 }
@@ -695,7 +749,7 @@ fn zadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         i += 1;
     }
     let elements = args.len() - i;
-    if elements == 0 || elements % 2 != 0 {
+    if elements == 0 || !elements.is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     if f.nx && f.xx {
@@ -703,7 +757,7 @@ fn zadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             "XX and NX options at the same time are not compatible",
         ));
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if [f.nx, f.gt, f.lt].iter().filter(|&&x| x).count() > 1 {
         return Err(CmdError::err(
             "GT, LT, and/or NX options at the same time are not compatible",
         ));
@@ -776,7 +830,11 @@ fn zadd_core(ctx: &mut Ctx<'_>, key: &[u8], f: AddFlags, pairs: &[&[u8]]) -> Cmd
                 processed += 1;
                 last = score;
                 if score != cur {
-                    let stored = if z.skiplist || score != 0.0 { score } else { 0.0 };
+                    let stored = if z.skiplist || score != 0.0 {
+                        score
+                    } else {
+                        0.0
+                    };
                     z.insert(member, stored);
                     updated += 1;
                 }
@@ -788,7 +846,11 @@ fn zadd_core(ctx: &mut Ctx<'_>, key: &[u8], f: AddFlags, pairs: &[&[u8]]) -> Cmd
                 if !z.skiplist && (z.len() >= max_entries || member.len() > max_value) {
                     z.skiplist = true;
                 }
-                let stored = if z.skiplist || score != 0.0 { score } else { 0.0 };
+                let stored = if z.skiplist || score != 0.0 {
+                    score
+                } else {
+                    0.0
+                };
                 z.insert(member, stored);
                 added += 1;
                 processed += 1;
@@ -843,10 +905,7 @@ fn zcount(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 fn zlexcount(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let range = LexRange::parse(args[2], args[3])?;
     let now = ctx.now_ms;
-    let n = read_zset(ctx.db(), args[1], now)?.map_or(0, |z| {
-        let (lo, hi) = range.span(z, false);
-        hi - lo
-    });
+    let n = read_zset(ctx.db(), args[1], now)?.map_or(0, |z| range.count(z));
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -950,7 +1009,7 @@ fn zremrange_generic(ctx: &mut Ctx<'_>, key: &[u8], r: RemRange<'_>) -> CmdResul
     let (lo, hi) = match r {
         RemRange::Rank(s, e) => rank_span(z.len(), s, e, false),
         RemRange::Score(r) => r.span(z),
-        RemRange::Lex(r) => r.span(z, false),
+        RemRange::Lex(r) => r.walk(z, false, 0, -1),
     };
     let removed = z.remove_range(lo, hi);
     let empty = z.is_empty();
@@ -1085,10 +1144,7 @@ fn zrange_generic(
             let (lo, hi) = r.span(z);
             apply_limit(lo, hi, rev, offset, limit)
         }
-        Spec::Lex(r) => {
-            let (lo, hi) = r.span(z, rev);
-            apply_limit(lo, hi, rev, offset, limit)
-        }
+        Spec::Lex(r) => r.walk(z, rev, offset, limit),
     };
     if let Some(d) = dst {
         // Redis adds the members one by one in reply order to a listpack (a skiplist when a
@@ -1488,9 +1544,7 @@ fn zpop_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], max: bool) -> CmdResult {
         Some(a) => match crate::util::number::parse_i64(a) {
             Some(n) if n >= 0 => n as usize,
             _ => {
-                return Err(CmdError::err(
-                    "value is out of range, must be positive",
-                ));
+                return Err(CmdError::err("value is out of range, must be positive"));
             }
         },
         None => 1,
@@ -1550,10 +1604,7 @@ fn block_or_pop(
 }
 
 /// Parses `numkeys key... MIN|MAX [COUNT count]` starting at `nk`: (keys, max, count).
-fn parse_mpop<'a>(
-    args: &[&'a [u8]],
-    nk: usize,
-) -> Result<(Vec<&'a [u8]>, bool, usize), CmdError> {
+fn parse_mpop<'a>(args: &[&'a [u8]], nk: usize) -> Result<(Vec<&'a [u8]>, bool, usize), CmdError> {
     let numkeys = match crate::util::number::parse_i64(args[nk]) {
         Some(n) if n >= 1 => n as u64,
         _ => return Err(CmdError::err("numkeys should be greater than 0")),
@@ -1712,11 +1763,10 @@ fn zscan(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     }
     let keep = |m: &[u8]| pattern.is_none_or(|p| glob_match(p, m, false));
     let mut items: Vec<(&[u8], f64)> = Vec::new();
-    let next;
-    if !z.skiplist {
+    let next = if !z.skiplist {
         // A listpack is returned whole, in order, in one call.
         items.extend(z.iter().filter(|(m, _)| keep(m)));
-        next = 0;
+        0
     } else {
         // Walk the dict from its last position down, so members moved by removals (the last
         // one fills the hole) are never skipped. Cursor = next position + 1.
@@ -1735,8 +1785,8 @@ fn zscan(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             }
             visited += 1;
         }
-        next = pos as u64;
-    }
+        pos as u64
+    };
     out.array(2);
     out.bulk(itoa::Buffer::new().format(next).as_bytes());
     out.array(items.len() * 2);

@@ -196,11 +196,7 @@ impl ZSet {
             0
         };
         let block = self.blocks.get_mut(bi)?;
-        let (s, m) = if max {
-            block.pop()?
-        } else {
-            block.remove(0)
-        };
+        let (s, m) = if max { block.pop()? } else { block.remove(0) };
         self.dict.swap_remove(&m[..]);
         self.rebalance(bi);
         Some((m, s))
@@ -301,7 +297,10 @@ impl ZSet {
                 if let Some(p) = prev {
                     assert!(cmp_entry(p.0, &p.1, it.0, &it.1).is_lt());
                 }
-                assert_eq!(self.dict.get(&it.1[..]).map(|s| s.to_bits()), Some(it.0.to_bits()));
+                assert_eq!(
+                    self.dict.get(&it.1[..]).map(|s| s.to_bits()),
+                    Some(it.0.to_bits())
+                );
                 prev = Some(it);
                 n += 1;
             }
@@ -441,7 +440,12 @@ mod tests {
     fn from_pairs_builds_blocks() {
         let pairs: Vec<_> = (0..2000)
             .rev()
-            .map(|i| (SmallBytes::from_vec(format!("{i:05}").into_bytes()), (i % 7) as f64))
+            .map(|i| {
+                (
+                    SmallBytes::from_vec(format!("{i:05}").into_bytes()),
+                    (i % 7) as f64,
+                )
+            })
             .collect();
         let z = ZSet::from_pairs(pairs);
         z.check();

@@ -85,17 +85,16 @@ fn bzpopmin_ignores_unrelated_writes() {
 
 #[test]
 fn bzpop_resp3_reply() {
-    compare(
-        &[],
-        "BZPOPMIN k 0",
-        &["ZADD k 1.5 a"],
-        &[],
-    );
+    compare(&[], "BZPOPMIN k 0", &["ZADD k 1.5 a"], &[]);
     let codis = start_codis(&[]);
     let mut a = Client::connect(codis.port);
     raw(&mut a, "HELLO 3");
     let mut b = Client::connect(codis.port);
-    a.send_raw(&Client::encode(&[b"BZPOPMIN".to_vec(), b"k".to_vec(), b"0".to_vec()]));
+    a.send_raw(&Client::encode(&[
+        b"BZPOPMIN".to_vec(),
+        b"k".to_vec(),
+        b"0".to_vec(),
+    ]));
     std::thread::sleep(Duration::from_millis(100));
     raw(&mut b, "ZADD k 1.5 a");
     let (_, reply) = a.read_reply().unwrap();
@@ -107,9 +106,19 @@ fn bzpop_timeouts() {
     for server in [start_redis(&[]), start_codis(&[])] {
         let mut c = Client::connect(server.port);
         let t = Instant::now();
-        assert_eq!(raw(&mut c, "BZPOPMIN nokey 0.2"), b"*-1\r\n", "{}", server.name);
+        assert_eq!(
+            raw(&mut c, "BZPOPMIN nokey 0.2"),
+            b"*-1\r\n",
+            "{}",
+            server.name
+        );
         assert!(t.elapsed() >= Duration::from_millis(150), "{}", server.name);
-        assert_eq!(raw(&mut c, "BZMPOP 0.1 1 nokey MIN"), b"*-1\r\n", "{}", server.name);
+        assert_eq!(
+            raw(&mut c, "BZMPOP 0.1 1 nokey MIN"),
+            b"*-1\r\n",
+            "{}",
+            server.name
+        );
         // The connection stays usable after a timeout.
         assert_eq!(raw(&mut c, "ZADD k 1 a"), b":1\r\n", "{}", server.name);
         assert_eq!(
