@@ -2,6 +2,7 @@
 //! Every test starts real processes on free loopback ports.
 
 mod blocking;
+mod blocking_zset;
 mod diff;
 mod dump;
 mod migrate_async;
