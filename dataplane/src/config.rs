@@ -153,8 +153,13 @@ impl Default for Config {
         // network stack and neighbours (measured best on 2 cores with the load generator on the
         // same machine). Redis's default is 1: it runs everything on its main thread.
         {
-            let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-            passive.insert("io-threads".to_string(), cores.saturating_sub(1).max(1).to_string());
+            let cores = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1);
+            passive.insert(
+                "io-threads".to_string(),
+                cores.saturating_sub(1).max(1).to_string(),
+            );
         }
         Config {
             bind: vec!["0.0.0.0".into()],

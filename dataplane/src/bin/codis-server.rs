@@ -94,7 +94,10 @@ fn main() -> ExitCode {
     };
     let pidfile = config.pidfile.clone();
     let code = rt.block_on(async move {
-        let backlog = config.get("tcp-backlog").and_then(|v| v.parse().ok()).unwrap_or(511);
+        let backlog = config
+            .get("tcp-backlog")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(511);
         let addrs: Vec<String> = config
             .bind
             .iter()

@@ -877,7 +877,7 @@ fn load_sort_items(
     let natural: Vec<SmallBytes> = match v {
         None => Vec::new(),
         Some(Value::List(l)) => l.iter().cloned().collect(),
-        Some(Value::ZSet(z)) if o.dontsort => z.tree.iter().map(|(_, m)| m.clone()).collect(),
+        Some(Value::ZSet(z)) if o.dontsort => z.iter().map(|(m, _)| SmallBytes::new(m)).collect(),
         Some(Value::ZSet(z)) => z.dict.keys().cloned().collect(),
         Some(Value::Set(s)) => {
             let mut m: Vec<SmallBytes> = s.iter().cloned().collect();

@@ -207,18 +207,19 @@ impl Writer {
                 .all(|m| m.len() <= lim.zset_max_listpack_value);
         if small {
             let mut w = listpack::Writer::new();
-            for (score, member) in z.tree.iter() {
+            for (member, score) in z.iter() {
                 w.push(member);
-                w.push(&score_string(score.0));
+                w.push(&score_string(score));
             }
             self.buf.push(types::ZSET_LISTPACK);
             self.write_string(&w.finish());
         } else {
             self.buf.push(types::ZSET_2);
             self.write_len(z.len() as u64);
-            for (score, member) in z.tree.iter().rev() {
+            let ordered: Vec<(&[u8], f64)> = z.iter().collect();
+            for (member, score) in ordered.into_iter().rev() {
                 self.write_string(member);
-                self.write_binary_double(score.0);
+                self.write_binary_double(score);
             }
         }
     }

@@ -215,7 +215,9 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
     if let Ok(addr) = listener.local_addr() {
         shared.port.store(addr.port() as u64, Ordering::Relaxed);
     }
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let threads = shared
         .store
         .lock()

@@ -452,12 +452,11 @@ fn codis_values_restore_into_redis() {
                 m
             }
             Value::ZSet(z) => z
-                .tree
                 .iter()
-                .flat_map(|(s, m)| {
+                .flat_map(|(m, s)| {
                     [
                         m.to_vec(),
-                        dataplane::util::number::fmt_double(s.0).into_bytes(),
+                        dataplane::util::number::fmt_double(s).into_bytes(),
                     ]
                 })
                 .collect(),
