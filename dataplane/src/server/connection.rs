@@ -272,7 +272,7 @@ fn process(
     let mut pos = 0;
     let mut guard = None;
     let mut argv: Vec<&[u8]> = Vec::with_capacity(8);
-    let limits = Limits {
+    let mut limits = Limits {
         max_bulk_len: shared.max_bulk_len.load(Ordering::Relaxed) as usize,
         authenticated: client.authenticated || !shared.auth_required.load(Ordering::Relaxed),
     };
@@ -321,6 +321,9 @@ fn process(
             None => execute(&mut ctx, &argv),
         }
         out.resp3 = client.resp3;
+        // A pipelined AUTH (or SLOTSRESTORE-ASYNC-AUTH) lifts the unauthenticated parse limits
+        // for the requests behind it in the same buffer.
+        limits.authenticated |= client.authenticated;
         if matches!(client.action, Some(Action::Block { .. })) {
             // Leave the request in the buffer: it runs again when the client is woken.
             break;
