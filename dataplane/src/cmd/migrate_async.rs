@@ -413,7 +413,10 @@ fn migrate(ctx: &mut Ctx<'_>, args: &[&[u8]], usetag: bool, usekey: bool) -> Cmd
             wake,
         ));
     }
-    let c = st.clients.get_mut(&dbi).expect("cached client just ensured");
+    let c = st
+        .clients
+        .get_mut(&dbi)
+        .expect("cached client just ensured");
     c.timeout = p.timeout;
     c.progress.lastuse.store(now, Ordering::Relaxed);
     c.batch = Some(batch);

@@ -147,7 +147,13 @@ async fn client_loop(
                 let mut store = shared.store.lock();
                 out.resp3 = client.resp3;
                 let now = now_ms();
-                let mut ctx = Ctx { store: &mut store, client, out: &mut out, shared, now_ms: now };
+                let mut ctx = Ctx {
+                    store: &mut store,
+                    client,
+                    out: &mut out,
+                    shared,
+                    now_ms: now,
+                };
                 let before = ctx.out.len();
                 if let Err(e) = finish(&mut ctx) {
                     ctx.out.truncate(before);
@@ -157,7 +163,8 @@ async fn client_loop(
             }
             Some(Action::Block { deadline }) => {
                 client.info.blocked.store(true, Ordering::Relaxed);
-                let woke = wait_unblocked(&mut sock, shared, &client.waker, &client.info, deadline).await;
+                let woke =
+                    wait_unblocked(&mut sock, shared, &client.waker, &client.info, deadline).await;
                 client.info.blocked.store(false, Ordering::Relaxed);
                 {
                     let mut store = shared.store.lock();

@@ -201,7 +201,9 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
     if let Ok(addr) = listener.local_addr() {
         shared.port.store(addr.port() as u64, Ordering::Relaxed);
     }
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let mut io = IoThreads::start(threads, &shared);
     let cron = tokio::spawn(cron(shared.clone()));
     let mut shutdown = shared.shutdown.subscribe();
@@ -240,25 +242,32 @@ impl IoThreads {
             let (tx, mut rx) =
                 mpsc::unbounded_channel::<(std::net::TcpStream, std::net::SocketAddr)>();
             let shared = shared.clone();
-            let spawned = std::thread::Builder::new().name(format!("codis-io-{i}")).spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot start an I/O thread runtime");
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    while let Some((std_sock, peer)) = rx.recv().await {
-                        match tokio::net::TcpStream::from_std(std_sock) {
-                            Ok(sock) => {
-                                tokio::spawn(connection::serve(sock, peer, shared.clone()));
-                            }
-                            Err(e) => tracing::warn!(error = %e, "cannot register a connection"),
+            let spawned = std::thread::Builder::new()
+                .name(format!("codis-io-{i}"))
+                .spawn(move || {
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot start an I/O thread runtime");
+                            return;
                         }
-                    }
+                    };
+                    rt.block_on(async move {
+                        while let Some((std_sock, peer)) = rx.recv().await {
+                            match tokio::net::TcpStream::from_std(std_sock) {
+                                Ok(sock) => {
+                                    tokio::spawn(connection::serve(sock, peer, shared.clone()));
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "cannot register a connection")
+                                }
+                            }
+                        }
+                    });
                 });
-            });
             match spawned {
                 Ok(_) => senders.push(tx),
                 Err(e) => tracing::error!(error = %e, "cannot start an I/O thread"),
@@ -269,7 +278,9 @@ impl IoThreads {
 
     /// Hands an accepted socket to the next thread.
     pub fn dispatch(&mut self, sock: tokio::net::TcpStream, peer: std::net::SocketAddr) {
-        let Ok(std_sock) = sock.into_std() else { return };
+        let Ok(std_sock) = sock.into_std() else {
+            return;
+        };
         if self.senders.is_empty() {
             return;
         }

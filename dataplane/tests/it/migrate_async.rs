@@ -79,7 +79,11 @@ fn load_dataset(c: &mut Client, seed: u64) -> Vec<Vec<u8>> {
         let n = rng.random_range(0..12);
         match i % 4 {
             0 => {
-                let v = if i % 9 == 0 { Vec::new() } else { vec![b'v'; n * 3] };
+                let v = if i % 9 == 0 {
+                    Vec::new()
+                } else {
+                    vec![b'v'; n * 3]
+                };
                 cmds.push(vec![b"SET".to_vec(), key.clone(), v]);
             }
             1 => {
@@ -134,11 +138,7 @@ fn load_dataset(c: &mut Client, seed: u64) -> Vec<Vec<u8>> {
     keys
 }
 
-fn assert_moved(
-    before: &HashMap<Vec<u8>, (Vec<u8>, i64)>,
-    src: &mut Client,
-    dst: &mut Client,
-) {
+fn assert_moved(before: &HashMap<Vec<u8>, (Vec<u8>, i64)>, src: &mut Client, dst: &mut Client) {
     for (k, (payload, ttl)) in before {
         assert_eq!(int(&src.cmd(&[b"EXISTS", k]).0), 0, "{k:?} left on source");
         let (f, raw) = dst.cmd(&[b"DUMP", k]);
@@ -147,7 +147,10 @@ fn assert_moved(
         if *ttl < 0 {
             assert_eq!(t, -1, "{k:?} gained a TTL");
         } else {
-            assert!(t > 0 && t <= *ttl && *ttl - t < 120_000, "{k:?}: ttl {ttl} -> {t}");
+            assert!(
+                t > 0 && t <= *ttl && *ttl - t < 120_000,
+                "{k:?}: ttl {ttl} -> {t}"
+            );
         }
     }
 }
@@ -346,7 +349,10 @@ fn wait_in_flight(c: &mut Client) -> Frame {
         {
             return f;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "no batch in flight");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no batch in flight"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -379,7 +385,10 @@ fn cancel_and_target_death_keep_the_source_complete() {
     let mut src = Client::connect(src_srv.port);
     load_list(&mut src, b"biglist", 200_000);
     let before = snapshot(&mut src, &[b"biglist".to_vec()]);
-    assert_eq!(src.run("SLOTSMGRT-ASYNC-FENCE"), Frame::Simple(b"OK".to_vec()));
+    assert_eq!(
+        src.run("SLOTSMGRT-ASYNC-FENCE"),
+        Frame::Simple(b"OK".to_vec())
+    );
     assert_eq!(src.run("SLOTSMGRT-ASYNC-STATUS"), Frame::Null);
 
     // CANCEL in the middle of the big key.
@@ -409,9 +418,17 @@ fn cancel_and_target_death_keep_the_source_complete() {
     assert_eq!(items(&it[1])[0], Frame::Bulk(b"1".to_vec()));
     assert_eq!(int(&src.cmd(&[b"SLOTSMGRT-ASYNC-CANCEL"]).0), 1);
     let (f, raw) = h.join().unwrap();
-    assert_eq!(f, Frame::Error(b"ERR interrupted: canceled".to_vec()), "{}", show(&raw));
+    assert_eq!(
+        f,
+        Frame::Error(b"ERR interrupted: canceled".to_vec()),
+        "{}",
+        show(&raw)
+    );
     assert_eq!(int(&src.cmd(&[b"SLOTSMGRT-ASYNC-CANCEL"]).0), 0);
-    assert_eq!(snapshot(&mut src, &[b"biglist".to_vec()])[&b"biglist"[..]].0, before[&b"biglist"[..]].0);
+    assert_eq!(
+        snapshot(&mut src, &[b"biglist".to_vec()])[&b"biglist"[..]].0,
+        before[&b"biglist"[..]].0
+    );
 
     // The target dies mid-migration.
     let dport = dst_srv.port;
@@ -420,7 +437,10 @@ fn cancel_and_target_death_keep_the_source_complete() {
     drop(dst_srv);
     let (f, raw) = h.join().unwrap();
     assert!(matches!(f, Frame::Error(_)), "{}", show(&raw));
-    assert_eq!(snapshot(&mut src, &[b"biglist".to_vec()])[&b"biglist"[..]].0, before[&b"biglist"[..]].0);
+    assert_eq!(
+        snapshot(&mut src, &[b"biglist".to_vec()])[&b"biglist"[..]].0,
+        before[&b"biglist"[..]].0
+    );
     assert_eq!(src.run("SLOTSMGRT-ASYNC-STATUS"), Frame::Null);
     // Nobody listens there any more.
     let (f, _) = src.cmd(&[
@@ -509,25 +529,75 @@ fn wrapper_and_restore_edge_cases() {
     let (_, raw) = c.cmd(&[b"SLOTSMGRT-EXEC-WRAPPER", b"nokey", b"GET", b"nokey"]);
     assert_eq!(raw, b"*2\r\n:0\r\n-ERR the specified key doesn't exist\r\n");
     let (_, raw) = c.cmd(&[b"SLOTSMGRT-EXEC-WRAPPER", b"k", b"NOSUCH"]);
-    assert_eq!(raw, b"*2\r\n:-1\r\n-ERR invalid command specified (NOSUCH)\r\n");
+    assert_eq!(
+        raw,
+        b"*2\r\n:-1\r\n-ERR invalid command specified (NOSUCH)\r\n"
+    );
     let (_, raw) = c.cmd(&[b"SLOTSMGRT-EXEC-WRAPPER", b"k", b"GET"]);
-    assert_eq!(raw, b"*2\r\n:-1\r\n-ERR wrong number of arguments for command (GET)\r\n");
+    assert_eq!(
+        raw,
+        b"*2\r\n:-1\r\n-ERR wrong number of arguments for command (GET)\r\n"
+    );
     let (_, raw) = c.cmd(&[b"SLOTSMGRT-EXEC-WRAPPER", b"k", b"BLPOP", b"k", b"0"]);
     assert!(raw.starts_with(b"*2\r\n:-1\r\n-ERR command not allowed"));
-    let (f, _) = c.cmd(&[b"SLOTSMGRTSLOT-ASYNC", b"h", b"0", b"0", b"0", b"0", b"1", b"0"]);
+    let (f, _) = c.cmd(&[
+        b"SLOTSMGRTSLOT-ASYNC",
+        b"h",
+        b"0",
+        b"0",
+        b"0",
+        b"0",
+        b"1",
+        b"0",
+    ]);
     assert_eq!(f, Frame::Error(b"ERR invalid value of port (0)".to_vec()));
-    let (f, _) = c.cmd(&[b"SLOTSMGRTSLOT-ASYNC", b"h", b"1", b"0", b"0", b"0", b"1024", b"0"]);
-    assert_eq!(f, Frame::Error(b"ERR invalid value of slot (1024)".to_vec()));
+    let (f, _) = c.cmd(&[
+        b"SLOTSMGRTSLOT-ASYNC",
+        b"h",
+        b"1",
+        b"0",
+        b"0",
+        b"0",
+        b"1024",
+        b"0",
+    ]);
+    assert_eq!(
+        f,
+        Frame::Error(b"ERR invalid value of slot (1024)".to_vec())
+    );
     // An empty slot answers at once, without connecting.
-    let (_, raw) = c.cmd(&[b"SLOTSMGRTSLOT-ASYNC", b"h", b"1", b"0", b"0", b"0", b"5", b"0"]);
+    let (_, raw) = c.cmd(&[
+        b"SLOTSMGRTSLOT-ASYNC",
+        b"h",
+        b"1",
+        b"0",
+        b"0",
+        b"0",
+        b"5",
+        b"0",
+    ]);
     assert_eq!(raw, b"*2\r\n:0\r\n:0\r\n");
     // Target side.
-    assert_eq!(c.cmd(&[b"SLOTSRESTORE-ASYNC-SELECT", b"2"]).0, ack("0", "OK"));
-    assert_eq!(c.cmd(&[b"SLOTSRESTORE-ASYNC", b"delete", b"z"]).0, ack("0", "0"));
+    assert_eq!(
+        c.cmd(&[b"SLOTSRESTORE-ASYNC-SELECT", b"2"]).0,
+        ack("0", "OK")
+    );
+    assert_eq!(
+        c.cmd(&[b"SLOTSRESTORE-ASYNC", b"delete", b"z"]).0,
+        ack("0", "0")
+    );
     let s1 = 1.5f64.to_bits().to_le_bytes();
     let s2 = (-2.0f64).to_bits().to_le_bytes();
     let (f, _) = c.cmd(&[
-        b"SLOTSRESTORE-ASYNC", b"zset", b"z", b"10000", b"2", b"a", &s1, b"b", &s2,
+        b"SLOTSRESTORE-ASYNC",
+        b"zset",
+        b"z",
+        b"10000",
+        b"2",
+        b"a",
+        &s1,
+        b"b",
+        &s2,
     ]);
     assert_eq!(f, ack("0", "2"));
     assert_eq!(
@@ -538,14 +608,19 @@ fn wrapper_and_restore_edge_cases() {
     assert_eq!(c.run("TYPE z"), Frame::Simple(b"zset".to_vec()));
     assert_eq!(int(&c.cmd(&[b"TTL", b"z"]).0), -1);
     assert_eq!(
-        c.cmd(&[b"SLOTSRESTORE-ASYNC", b"string", b"s", b"0", b"v"]).0,
+        c.cmd(&[b"SLOTSRESTORE-ASYNC", b"string", b"s", b"0", b"v"])
+            .0,
         ack("0", "1")
     );
     assert_eq!(
-        c.cmd(&[b"SLOTSRESTORE-ASYNC", b"string", b"s", b"0", b"v"]).0,
+        c.cmd(&[b"SLOTSRESTORE-ASYNC", b"string", b"s", b"0", b"v"])
+            .0,
         ack("-1", "the specified key already exists (s)")
     );
-    assert!(c.read_reply().is_none(), "connection closed after an error ACK");
+    assert!(
+        c.read_reply().is_none(),
+        "connection closed after an error ACK"
+    );
     let mut c = Client::connect(srv.port);
     assert_eq!(
         c.cmd(&[b"SLOTSRESTORE-ASYNC-ACK", b"0", b"1"]).0,

@@ -444,7 +444,10 @@ fn step(it: &mut KeyIter, db: &mut Db, p: &StepParams<'_>, out: &mut Vec<u8>) ->
             Value::Str(s) => push_msg(out, &[RESTORE, b"string", &it.key, ttl.as_bytes(), s]),
             v => {
                 let payload = crate::rdb::dump_payload(v, p.lim);
-                push_msg(out, &[RESTORE, b"object", &it.key, ttl.as_bytes(), &payload]);
+                push_msg(
+                    out,
+                    &[RESTORE, b"object", &it.key, ttl.as_bytes(), &payload],
+                );
             }
         }
         it.stage = Stage::Done;
@@ -527,7 +530,10 @@ mod tests {
     fn estimates_follow_codis() {
         let mut h = HashValue::default();
         for i in 0..250 {
-            h.insert(SmallBytes::new(format!("f{i}").as_bytes()), SmallBytes::new(b"v"));
+            h.insert(
+                SmallBytes::new(format!("f{i}").as_bytes()),
+                SmallBytes::new(b"v"),
+            );
         }
         h.hashtable = true;
         let v = Value::Hash(Box::new(h));
@@ -539,7 +545,9 @@ mod tests {
     #[test]
     fn chunks_a_big_list() {
         let mut db = Db::new(0);
-        let l: VecDeque<SmallBytes> = (0..25).map(|i| SmallBytes::new(format!("{i}").as_bytes())).collect();
+        let l: VecDeque<SmallBytes> = (0..25)
+            .map(|i| SmallBytes::new(format!("{i}").as_bytes()))
+            .collect();
         db.set(b"l", Value::List(Box::new(l)));
         let mut b = Batch::new(None, 1000, 10, 1 << 20, Default::default());
         b.add_key(&mut db, b"l", false, 0);

@@ -168,7 +168,7 @@ fn handle(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Result<String, String> {
         let (expect, fresh): ((i32, i32), fn(usize) -> Value) = if eq_ic(sub, "list") {
             ((1, 9), |_| Value::new_list())
         } else if eq_ic(sub, "hash") {
-            if elems.len() % 2 != 0 {
+            if !elems.len().is_multiple_of(2) {
                 return Err(bad_args());
             }
             ((4, 2), |n| {
@@ -185,7 +185,7 @@ fn handle(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Result<String, String> {
                 Value::Set(Box::new(s))
             })
         } else if eq_ic(sub, "zset") {
-            if elems.len() % 2 != 0 {
+            if !elems.len().is_multiple_of(2) {
                 return Err(bad_args());
             }
             ((3, 7), |n| {

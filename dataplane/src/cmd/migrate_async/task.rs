@@ -54,7 +54,11 @@ pub(super) async fn run(shared: Arc<Shared>, t: Target, wake: Arc<Notify>) {
                 _ => "timeout".to_string(),
             };
             tracing::warn!(host = %t.host, port = t.port, db = t.db, error = %err, "slotsmgrt_async: connect failed");
-            release(&shared, &t, &format!("create client to {}:{} failed", t.host, t.port));
+            release(
+                &shared,
+                &t,
+                &format!("create client to {}:{} failed", t.host, t.port),
+            );
             return;
         }
     };
@@ -144,7 +148,9 @@ fn check_ack(f: Frame) -> Result<(), String> {
             "interrupted: target replied {}",
             String::from_utf8_lossy(&e)
         )),
-        other => Err(format!("interrupted: unexpected reply from target ({other:?})")),
+        other => Err(format!(
+            "interrupted: unexpected reply from target ({other:?})"
+        )),
     }
 }
 
@@ -193,7 +199,10 @@ async fn run_batch(
             if !pass.is_empty() {
                 handshake.push(encode(&[b"SLOTSRESTORE-ASYNC-AUTH", pass.as_bytes()]));
             }
-            handshake.push(encode(&[b"SLOTSRESTORE-ASYNC-SELECT", t.db.to_string().as_bytes()]));
+            handshake.push(encode(&[
+                b"SLOTSRESTORE-ASYNC-SELECT",
+                t.db.to_string().as_bytes(),
+            ]));
         }
         (
             Duration::from_millis(b.timeout.max(1)),
@@ -241,7 +250,9 @@ async fn run_batch(
                 .filter(|c| c.generation == t.generation)
                 .ok_or_else(canceled)?;
             let b = c.batch.as_mut().ok_or_else(canceled)?;
-            let room = maxbytes.saturating_sub(inflight).clamp(16 * 1024, BUILD_STEP);
+            let room = maxbytes
+                .saturating_sub(inflight)
+                .clamp(16 * 1024, BUILD_STEP);
             let before = out.len();
             let n = b.next_messages(&mut dbs[t.db], now_ms(), &mut out, &mut sizes, room);
             exhausted = b.exhausted();
