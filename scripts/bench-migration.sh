@@ -146,16 +146,16 @@ elif cmd == "probe":
 EOF
 
 SLOT=100
-run_case() { # name load-args verb unit
-    local name=$1 load=$2 verb=$3 unit=$4
+run_case() { # name load-args verb count label
+    local name=$1 load=$2 verb=$3 unit=$4 label=$5
     local src dst
     src=$(start); dst=$(start)
     # shellcheck disable=SC2086
     python3 "$WORK/mig.py" ${load//%s/$src} >/dev/null
     local src_rss
     src_rss=$(rss_kb "$src")
-    # Background load on other keys of the source (GET/SET on keys:__rand_int__ slots).
-    redis-benchmark -p "$src" -c "$BENCH_CLIENTS" -n 100000000 -t get,set -r 100000 -d 16 -q \
+    # Background GET/SET load on the source, in DB 1 so it never touches the moving slot.
+    redis-benchmark -p "$src" --dbnum 1 -c "$BENCH_CLIENTS" -n 100000000 -t get,set -r 100000 -d 16 -q \
         >/dev/null 2>&1 &
     local bench=$!
     rm -f "$WORK/stop"
@@ -177,15 +177,15 @@ run_case() { # name load-args verb unit
     local per_sec
     per_sec=$(python3 -c "print(int($unit / max($secs, 1e-9)))")
     printf '| %s | %s keys in %s s (%s calls) | %s %s/s | %s ms | %s ms | %s MiB | %s MiB |\n' \
-        "$name" "$moved" "$secs" "$calls" "$per_sec" "$( [ "$unit" = "$FIELDS" ] && echo fields || echo keys)" \
+        "$name" "$moved" "$secs" "$calls" "$per_sec" "$label" \
         "$p999" "$max" "$((src_rss / 1024))" "$((dst_rss / 1024))"
 }
 
 echo "| scenario | moved | rate | source PING p99.9 | source PING max | source RSS before | target RSS after |"
 echo "|---|---|---|---|---|---|---|"
 run_case "$KEYS tagged keys, 1 slot, SLOTSMGRTTAGSLOT-ASYNC" "load-keys %s $KEYS $KEY_TAGS $SLOT" \
-    SLOTSMGRTTAGSLOT-ASYNC "$KEYS"
+    SLOTSMGRTTAGSLOT-ASYNC "$KEYS" keys
 # bighash's slot.
 SLOT=$(python3 -c 'import zlib; print(zlib.crc32(b"bighash") % 1024)')
 run_case "1 hash of $FIELDS fields, SLOTSMGRTSLOT-ASYNC" "load-hash %s $FIELDS" \
-    SLOTSMGRTSLOT-ASYNC "$FIELDS"
+    SLOTSMGRTSLOT-ASYNC "$FIELDS" fields

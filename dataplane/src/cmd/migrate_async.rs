@@ -359,11 +359,7 @@ fn migrate(ctx: &mut Ctx<'_>, args: &[&[u8]], usetag: bool, usekey: bool) -> Cmd
         let db = &mut ctx.store.dbs[dbi];
         match slot_numkeys {
             Some((slot, numkeys)) => batch.select_from_slot(db, slot, numkeys, usetag, now),
-            None => {
-                for k in &args[6..] {
-                    batch.add_key(db, k, usetag, now);
-                }
-            }
+            None => batch.add_keys(db, &args[6..], usetag, now),
         }
     }
     let slot = batch.slot;
@@ -482,9 +478,7 @@ fn dump(ctx: &mut Ctx<'_>, args: &[&[u8]], usetag: bool) -> CmdResult {
     let lim = crate::rdb::Limits::from_config(&ctx.store.config);
     let db = &mut ctx.store.dbs[dbi];
     let mut batch = Batch::new(None, timeout, maxbulks, i32::MAX as usize, lim);
-    for k in &args[3..] {
-        batch.add_key(db, k, usetag, now);
-    }
+    batch.add_keys(db, &args[3..], usetag, now);
     let mut msgs = Vec::new();
     let mut sizes = std::collections::VecDeque::new();
     while !batch.exhausted() {

@@ -416,7 +416,23 @@ fn cancel_and_target_death_keep_the_source_complete() {
     assert_eq!(it.len(), 16);
     assert_eq!(it[0], Frame::Bulk(b"keys".to_vec()));
     assert_eq!(items(&it[1])[0], Frame::Bulk(b"1".to_vec()));
+    // A FENCE waits for the batch; it ends canceled.
+    let sp = src_srv.port;
+    let fence = std::thread::spawn(move || Client::connect(sp).cmd(&[b"SLOTSMGRT-ASYNC-FENCE"]).0);
+    let start = Instant::now();
+    while !matches!(&items(&src.cmd(&[b"SLOTSMGRT-ASYNC-STATUS"]).0)[15], Frame::Bulk(b) if b == b"2")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "fence never blocked"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert_eq!(int(&src.cmd(&[b"SLOTSMGRT-ASYNC-CANCEL"]).0), 1);
+    assert_eq!(
+        fence.join().unwrap(),
+        Frame::Error(b"ERR interrupted: canceled".to_vec())
+    );
     let (f, raw) = h.join().unwrap();
     assert_eq!(
         f,

@@ -62,6 +62,9 @@ pub(super) struct Batch {
     lim: crate::rdb::Limits,
 }
 
+/// Per slot: tag CRC → the slot's keys with that tag.
+type TagIndex = HashMap<usize, HashMap<u32, Vec<SmallBytes>>>;
+
 /// What [`step`] needs besides the key and the database.
 struct StepParams<'a> {
     now: u64,
@@ -172,21 +175,23 @@ impl Batch {
         self.keys.contains(key) || (has_tag(key) && self.tags.contains(&tag_crc(key)))
     }
 
-    /// Adds `key`; with `usetag`, also every key of the DB with the same hash tag.
-    pub(super) fn add_key(&mut self, db: &mut Db, key: &[u8], usetag: bool, now: u64) {
-        let mut index = None;
-        self.add_key_indexed(db, key, usetag, now, &mut index);
+    /// Adds `keys`; with `usetag`, also every key of the DB sharing a hash tag with one.
+    pub(super) fn add_keys(&mut self, db: &mut Db, keys: &[&[u8]], usetag: bool, now: u64) {
+        let mut index = TagIndex::new();
+        for key in keys {
+            self.add_key_indexed(db, key, usetag, now, &mut index);
+        }
     }
 
-    /// [`Batch::add_key`] with a lazily built index of a slot's keys by tag CRC (built once per
-    /// call of the migrate command, as we keep no tag index).
+    /// [`Batch::add_key`] with lazily built indexes of slots' keys by tag CRC (each built at
+    /// most once per call of the migrate command, as we keep no tag index).
     fn add_key_indexed(
         &mut self,
         db: &mut Db,
         key: &[u8],
         usetag: bool,
         now: u64,
-        index: &mut Option<HashMap<u32, Vec<SmallBytes>>>,
+        index: &mut TagIndex,
     ) {
         if !self.push_key(db, key, now) || !has_tag(key) {
             return;
@@ -196,7 +201,7 @@ impl Batch {
             return;
         }
         let slot = codis_model::slot_of(key);
-        let index = index.get_or_insert_with(|| {
+        let index = index.entry(slot).or_insert_with(|| {
             let mut m: HashMap<u32, Vec<SmallBytes>> = HashMap::new();
             for k in db.slot(slot).keys.keys() {
                 if has_tag(k) {
@@ -245,7 +250,7 @@ impl Batch {
         now: u64,
     ) {
         use rand::Rng;
-        let mut index = None;
+        let mut index = TagIndex::new();
         let steps = (numkeys * 10).max(100);
         for pass in (0..3).rev() {
             if self.estimate_msgs >= numkeys {
@@ -550,7 +555,7 @@ mod tests {
             .collect();
         db.set(b"l", Value::List(Box::new(l)));
         let mut b = Batch::new(None, 1000, 10, 1 << 20, Default::default());
-        b.add_key(&mut db, b"l", false, 0);
+        b.add_keys(&mut db, &[b"l"], false, 0);
         let mut out = Vec::new();
         let mut sizes = VecDeque::new();
         while !b.exhausted() {
