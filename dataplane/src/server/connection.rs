@@ -328,8 +328,8 @@ fn process(
             None => execute(&mut ctx, &argv),
         }
         out.resp3 = client.resp3;
-        // An AUTH pipelined before a big request lifts the unauthenticated limits for it, as
-        // in Redis, which checks them request by request.
+        // A pipelined AUTH (or SLOTSRESTORE-ASYNC-AUTH) lifts the unauthenticated parse limits
+        // for the requests behind it in the same buffer.
         limits.authenticated |= client.authenticated;
         if matches!(client.action, Some(Action::Block { .. })) {
             // Leave the request in the buffer: it runs again when the client is woken.

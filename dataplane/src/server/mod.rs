@@ -64,6 +64,9 @@ pub struct Shared {
     pub config_file: Option<std::path::PathBuf>,
     /// The executable path (INFO).
     pub executable: String,
+    /// This value's own `Arc`, for background tasks started from a command handler (which
+    /// only gets `&Shared`), such as the slot migration task.
+    me: std::sync::Weak<Shared>,
 }
 
 impl Shared {
@@ -75,7 +78,8 @@ impl Shared {
             .map(|_| format!("{:x}", rng.random_range(0..16u8)))
             .collect();
         let (tx, _) = watch::channel(false);
-        let shared = Shared {
+        Arc::new_cyclic(|me| Shared {
+            me: me.clone(),
             auth_required: AtomicBool::new(!config.requirepass.is_empty()),
             max_bulk_len: AtomicU64::new(config.proto_max_bulk_len),
             query_buffer_limit: AtomicU64::new(config.client_query_buffer_limit),
@@ -97,8 +101,12 @@ impl Shared {
             executable: std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
-        };
-        Arc::new(shared)
+        })
+    }
+
+    /// A new `Arc` of this shared state (None only while it is being dropped).
+    pub fn arc(&self) -> Option<Arc<Shared>> {
+        self.me.upgrade()
     }
 
     /// Re-reads config values cached outside the lock (after CONFIG SET).

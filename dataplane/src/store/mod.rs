@@ -586,6 +586,9 @@ pub struct Store {
     pub lastsave: u64,
     /// Number of changes since the last save.
     pub dirty: u64,
+    /// Asynchronous slot migration: per-DB cached target connections, in-flight batches and
+    /// counters (see `cmd::migrate_async`).
+    pub migrate_async: crate::cmd::migrate_async::State,
 }
 
 impl Store {
@@ -603,6 +606,7 @@ impl Store {
             lru_clock: evict::lru_clock_now(),
             lastsave: now_ms(),
             dirty: 0,
+            migrate_async: Default::default(),
         };
         s.sync_clock();
         s

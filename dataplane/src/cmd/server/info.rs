@@ -24,6 +24,7 @@ const SECTIONS: &[&str] = &[
     "latencystats",
     "cluster",
     "keyspace",
+    "migration",
 ];
 
 /// Sections of `INFO` / `INFO default`.
@@ -428,6 +429,7 @@ fn section(ctx: &mut Ctx<'_>, name: &str, t: &mut String) {
                 );
             }
         }
+        "migration" => t.push_str(&crate::cmd::migrate_async::info_section(store)),
         _ => {}
     }
 }
