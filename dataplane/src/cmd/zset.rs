@@ -464,27 +464,28 @@ impl<'a> LexRange<'a> {
     /// The number of members in the range (ZLEXCOUNT).
     fn count(&self, z: &ZSet) -> usize {
         if !z.skiplist {
-            let (lo, hi) = self.walk(z, false, 0, -1);
+            let (lo, hi) = self.walk(z, false, 0, -1, false);
             return hi - lo;
         }
         if self.surely_empty(z) {
             return 0;
         }
-        let lo = z.partition(|_, m| !self.gte_min(m));
-        let hi = z.partition(|_, m| self.lte_max(m));
+        let lo = z.partition_scan(|_, m| !self.gte_min(m));
+        let hi = z.partition_scan(|_, m| self.lte_max(m));
         hi.saturating_sub(lo)
     }
 
     /// The ranks `lo..hi` that Z[REV]RANGEBYLEX with `LIMIT offset limit` returns, walking
-    /// forward or (`rev`) backward.
+    /// forward or (`rev`) backward. `deleting` is ZREMRANGEBYLEX, whose skiplist variant skips
+    /// the quick emptiness test (it matters only for members with different scores).
     ///
     /// Like Redis: find the first member in range from the walking end, skip `offset` members
     /// without checking them, then take members while they are within the far bound. Lex
     /// ranges assume equal scores; when they are not, Redis's answer depends on the encoding:
     /// a listpack is scanned linearly (done here exactly), a skiplist is searched as if sorted
-    /// (done here by binary search).
-    fn walk(&self, z: &ZSet, rev: bool, offset: i64, limit: i64) -> (usize, usize) {
-        if self.surely_empty(z) || offset < 0 {
+    /// (done here like a skiplist search, see `ZSet::partition_scan`).
+    fn walk(&self, z: &ZSet, rev: bool, offset: i64, limit: i64, deleting: bool) -> (usize, usize) {
+        if offset < 0 || (!(deleting && z.skiplist) && self.surely_empty(z)) {
             return (0, 0);
         }
         let len = z.len();
@@ -496,7 +497,7 @@ impl<'a> LexRange<'a> {
         };
         if !rev {
             let first = if z.skiplist {
-                z.partition(|_, m| !self.gte_min(m))
+                z.partition_scan(|_, m| !self.gte_min(m))
             } else {
                 z.iter().position(|(m, _)| self.gte_min(m)).unwrap_or(len)
             };
@@ -513,7 +514,7 @@ impl<'a> LexRange<'a> {
             (s, s + n)
         } else {
             let end = if z.skiplist {
-                z.partition(|_, m| self.lte_max(m))
+                z.partition_scan(|_, m| self.lte_max(m))
             } else {
                 len - z
                     .iter()
@@ -1009,7 +1010,7 @@ fn zremrange_generic(ctx: &mut Ctx<'_>, key: &[u8], r: RemRange<'_>) -> CmdResul
     let (lo, hi) = match r {
         RemRange::Rank(s, e) => rank_span(z.len(), s, e, false),
         RemRange::Score(r) => r.span(z),
-        RemRange::Lex(r) => r.walk(z, false, 0, -1),
+        RemRange::Lex(r) => r.walk(z, false, 0, -1, true),
     };
     let removed = z.remove_range(lo, hi);
     let empty = z.is_empty();
@@ -1144,7 +1145,7 @@ fn zrange_generic(
             let (lo, hi) = r.span(z);
             apply_limit(lo, hi, rev, offset, limit)
         }
-        Spec::Lex(r) => r.walk(z, rev, offset, limit),
+        Spec::Lex(r) => r.walk(z, rev, offset, limit, false),
     };
     if let Some(d) = dst {
         // Redis adds the members one by one in reply order to a listpack (a skiplist when a

@@ -133,6 +133,26 @@ impl ZSet {
         }
     }
 
+    /// Like [`ZSet::partition`], but walks forward (the blocks' first entries, then inside a
+    /// block) to the first entry failing `pred`, as a skiplist search walks forward. Same
+    /// answer for a prefix predicate; for one that is not (a lex range over members with
+    /// different scores) it answers as Redis's skiplist usually does. O(n / B + B).
+    pub fn partition_scan(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
+        // The first block starting with a failing entry; the answer is in the block before it
+        // or at its start.
+        let j = self
+            .blocks
+            .iter()
+            .position(|b| !pred(b[0].0, &b[0].1))
+            .unwrap_or(self.blocks.len());
+        let Some(prev) = j.checked_sub(1) else {
+            return 0;
+        };
+        let before: usize = self.blocks[..prev].iter().map(Vec::len).sum();
+        let b = &self.blocks[prev];
+        before + b.iter().position(|(s, m)| !pred(*s, m)).unwrap_or(b.len())
+    }
+
     /// The entry at a rank (ascending).
     pub fn get_by_rank(&self, rank: usize) -> Option<(&[u8], f64)> {
         let (bi, off) = self.locate(rank);
@@ -430,6 +450,9 @@ mod tests {
         assert_eq!(got, v);
         for (i, (k, _)) in v.iter().enumerate() {
             assert_eq!(z.rank(k), Some(i));
+        }
+        for x in [-1.0, 0.0, 50.5, 100.0, 199.0, 500.0] {
+            assert_eq!(z.partition(|s, _| s < x), z.partition_scan(|s, _| s < x));
         }
         let back: Vec<_> = z.iter().rev().map(|(m, s)| (m.to_vec(), s)).collect();
         v.reverse();
