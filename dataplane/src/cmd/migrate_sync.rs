@@ -279,14 +279,10 @@ fn select_keys(ctx: &mut Ctx<'_>, key: &[u8], tag: bool) -> Vec<Vec<u8>> {
             Vec::new()
         };
     }
-    let crc = tag_crc(key);
     let group: Vec<Vec<u8>> = db
-        .slot(slot_of(key))
-        .keys
-        .keys()
-        .filter(|k| has_tag(k) && tag_crc(k) == crc)
-        .map(|k| k.to_vec())
-        .collect();
+        .tag_group(tag_crc(key))
+        .map(|g| g.iter().map(|k| k.to_vec()).collect())
+        .unwrap_or_default();
     group.into_iter().filter(|k| db.contains(k, now)).collect()
 }
 

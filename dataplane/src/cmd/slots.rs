@@ -157,7 +157,11 @@ fn slotscheck(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
         let t = db.slot(s);
         for k in t.keys.keys() {
             step += 1;
-            if slot_of(k) != s {
+            let in_tag_index = !codis_model::slot::has_tag(k)
+                || db
+                    .tag_group(codis_model::slot::tag_crc(k))
+                    .is_some_and(|g| g.contains(k.as_bytes()));
+            if slot_of(k) != s || !in_tag_index {
                 return Err(CmdError::err(format!(
                     "step {step}, miss = '{}'",
                     String::from_utf8_lossy(k)

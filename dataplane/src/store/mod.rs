@@ -70,6 +70,9 @@ pub struct Db {
     pub(crate) expire_cursor: usize,
     /// True on a replica: expired keys are hidden but not deleted.
     pub(crate) readonly_expire: bool,
+    /// Tagged keys (`{tag}` in the name) by the CRC of their tag, as Codis keeps its
+    /// `tagged_keys` skiplist: migration moves a tag group without scanning the slot.
+    tags: std::collections::HashMap<u32, value::Set<SmallBytes>>,
 }
 
 /// Current unix time in milliseconds.
@@ -97,6 +100,7 @@ impl Db {
             expired: 0,
             expire_cursor: 0,
             readonly_expire: false,
+            tags: Default::default(),
         }
     }
 
@@ -228,6 +232,13 @@ impl Db {
         } else {
             t.keys.insert(SmallBytes::new(key), Entry { value, lru });
             self.len += 1;
+            if codis_model::slot::has_tag(key) {
+                let crc = codis_model::slot::tag_crc(key);
+                self.tags
+                    .entry(crc)
+                    .or_default()
+                    .insert(SmallBytes::new(key));
+            }
         }
     }
 
@@ -240,6 +251,15 @@ impl Db {
         let t = &mut self.slots[slot];
         let e = t.keys.swap_remove(key)?;
         self.len -= 1;
+        if !self.tags.is_empty() && codis_model::slot::has_tag(key) {
+            let crc = codis_model::slot::tag_crc(key);
+            if let Some(group) = self.tags.get_mut(&crc) {
+                group.swap_remove(key);
+                if group.is_empty() {
+                    self.tags.remove(&crc);
+                }
+            }
+        }
         if !t.expires.is_empty() && t.expires.swap_remove(key).is_some() {
             self.expires_len -= 1;
         }
@@ -306,6 +326,7 @@ impl Db {
         }
         self.len = 0;
         self.expires_len = 0;
+        self.tags.clear();
         for flags in self.watched.values() {
             for f in flags {
                 f.store(true, Ordering::Relaxed);
@@ -319,6 +340,7 @@ impl Db {
         std::mem::swap(&mut self.slots, &mut other.slots);
         std::mem::swap(&mut self.len, &mut other.len);
         std::mem::swap(&mut self.expires_len, &mut other.expires_len);
+        std::mem::swap(&mut self.tags, &mut other.tags);
         for db in [self, other] {
             for flags in db.watched.values() {
                 for f in flags {
@@ -385,6 +407,12 @@ impl Db {
                 self.blocked.remove(key);
             }
         }
+    }
+
+    /// The tagged keys whose hash tag has CRC `crc` (a Codis tag group; expired keys that
+    /// were not removed yet included).
+    pub fn tag_group(&self, crc: u32) -> Option<&value::Set<SmallBytes>> {
+        self.tags.get(&crc)
     }
 
     /// Number of keys some client is blocked on.
@@ -522,6 +550,10 @@ impl Db {
     pub fn clear_slot(&mut self, slot: usize) -> usize {
         let t = std::mem::take(&mut self.slots[slot]);
         let n = t.keys.len();
+        if !self.tags.is_empty() {
+            self.tags
+                .retain(|crc, _| (*crc as usize) % MAX_SLOT_NUM != slot);
+        }
         self.len -= n;
         self.expires_len -= t.expires.len();
         for k in t.keys.keys() {

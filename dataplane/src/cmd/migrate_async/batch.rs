@@ -6,7 +6,7 @@
 //! `maxbytes` bytes followed by `expire` with the real TTL. Chunks are cut by position in the
 //! value, so building the next one only needs a short store lock hold.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
 use codis_model::slot::{has_tag, tag_crc};
 
@@ -61,9 +61,6 @@ pub(super) struct Batch {
     /// Encoding thresholds for DUMP payloads.
     lim: crate::rdb::Limits,
 }
-
-/// Per slot: tag CRC → the slot's keys with that tag.
-type TagIndex = HashMap<usize, HashMap<u32, Vec<SmallBytes>>>;
 
 /// What [`step`] needs besides the key and the database.
 struct StepParams<'a> {
@@ -177,22 +174,13 @@ impl Batch {
 
     /// Adds `keys`; with `usetag`, also every key of the DB sharing a hash tag with one.
     pub(super) fn add_keys(&mut self, db: &mut Db, keys: &[&[u8]], usetag: bool, now: u64) {
-        let mut index = TagIndex::new();
         for key in keys {
-            self.add_key_indexed(db, key, usetag, now, &mut index);
+            self.add_key_with_tag(db, key, usetag, now);
         }
     }
 
-    /// [`Batch::add_key`] with lazily built indexes of slots' keys by tag CRC (each built at
-    /// most once per call of the migrate command, as we keep no tag index).
-    fn add_key_indexed(
-        &mut self,
-        db: &mut Db,
-        key: &[u8],
-        usetag: bool,
-        now: u64,
-        index: &mut TagIndex,
-    ) {
+    /// Adds a key and, with `usetag`, its tag group (from the database's tag index).
+    fn add_key_with_tag(&mut self, db: &mut Db, key: &[u8], usetag: bool, now: u64) {
         if !self.push_key(db, key, now) || !has_tag(key) {
             return;
         }
@@ -200,20 +188,12 @@ impl Batch {
         if !self.tags.insert(crc) || !usetag {
             return;
         }
-        let slot = codis_model::slot_of(key);
-        let index = index.entry(slot).or_insert_with(|| {
-            let mut m: HashMap<u32, Vec<SmallBytes>> = HashMap::new();
-            for k in db.slot(slot).keys.keys() {
-                if has_tag(k) {
-                    m.entry(tag_crc(k)).or_default().push(k.clone());
-                }
-            }
-            m
-        });
-        if let Some(mates) = index.get(&crc) {
-            for k in mates.clone() {
-                self.push_key(db, &k, now);
-            }
+        let mates: Vec<SmallBytes> = db
+            .tag_group(crc)
+            .map(|g| g.iter().cloned().collect())
+            .unwrap_or_default();
+        for k in mates {
+            self.push_key(db, &k, now);
         }
     }
 
@@ -250,7 +230,6 @@ impl Batch {
         now: u64,
     ) {
         use rand::Rng;
-        let mut index = TagIndex::new();
         let steps = (numkeys * 10).max(100);
         for pass in (0..3).rev() {
             if self.estimate_msgs >= numkeys {
@@ -287,7 +266,7 @@ impl Batch {
                 let msgs = estimate(&e.value, self.maxbulks);
                 if self.estimate_msgs == 0 || self.estimate_msgs + msgs <= numkeys * 2 {
                     let k = k.clone();
-                    self.add_key_indexed(db, &k, usetag, now, &mut index);
+                    self.add_key_with_tag(db, &k, usetag, now);
                 }
             }
         }
