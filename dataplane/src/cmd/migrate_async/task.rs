@@ -352,6 +352,15 @@ fn finish(shared: &Shared, t: &Target, progress: &Progress) -> Result<(), String
         migrate_async.stats.keys_moved += moved as u64;
         migrate_async.stats.batches_done += 1;
     }
-    drop(garbage);
+    // Free big values on a throwaway thread (Redis's lazyfree): dropping a million-field
+    // hash takes milliseconds, which would stall every connection of this I/O thread.
+    if !garbage.is_empty() {
+        let spawned = std::thread::Builder::new()
+            .name("codis-lazyfree".into())
+            .spawn(move || drop(garbage));
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "lazy free thread failed to start; freeing inline");
+        }
+    }
     Ok(())
 }
