@@ -10,7 +10,6 @@
 //! Also home of helpers the set family shares: SCAN cursor/option parsing and the quiet
 //! write lookup.
 
-pub mod ld;
 
 use rand::Rng;
 
@@ -20,7 +19,6 @@ use crate::resp::reply::Out;
 use crate::store::{Db, HashValue, SmallBytes, Value, evict};
 use crate::util::glob::glob_match;
 use crate::util::number::parse_i64;
-use ld::LongDouble;
 
 /// Commands of this family.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -260,26 +258,27 @@ fn hincrby(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 }
 
 fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    // Redis works in `long double`: see `ld` for why f64 would not give the same replies.
-    let incr = LongDouble::parse(args[3]).ok_or(CmdError::NotFloat)?;
-    if incr.is_inf() {
-        return Err(CmdError::err("value is NaN or Infinity"));
-    }
+    // Redis works in `long double`: see `string::ld` for why f64 would not give the same
+    // replies. Same arithmetic as INCRBYFLOAT, with HINCRBYFLOAT's own error order and texts.
+    use super::string::ld::{self, Parsed};
+    let incr = match ld::parse(args[3]).ok_or(CmdError::NotFloat)? {
+        Parsed::Num(n) => n,
+        Parsed::Inf => return Err(CmdError::err("value is NaN or Infinity")),
+    };
     let (max_entries, max_value) = limits(ctx);
     let now = ctx.now_ms;
     let db = ctx.db();
     let h = hash_or_create(db, args[1], now)?;
+    let nan_or_inf = || CmdError::err("increment would produce NaN or Infinity");
     let current = match h.get(args[2]) {
-        None => LongDouble::ZERO,
-        Some(v) => {
-            LongDouble::parse(v).ok_or_else(|| CmdError::err("hash value is not a float"))?
-        }
+        None => ld::Ld::from_i64(0),
+        Some(v) => match ld::parse(v) {
+            Some(Parsed::Num(n)) => n,
+            Some(Parsed::Inf) => return Err(nan_or_inf()),
+            None => return Err(CmdError::err("hash value is not a float")),
+        },
     };
-    let sum = current
-        .plus(incr)
-        .filter(|s| !s.is_inf())
-        .ok_or_else(|| CmdError::err("increment would produce NaN or Infinity"))?;
-    let text = sum.to_human();
+    let text = current.sum(incr).ok_or_else(nan_or_inf)?.to_human();
     set_field(h, args[2], text.as_bytes(), max_value);
     check_entries(h, max_entries);
     db.touched(args[1]);
