@@ -15,8 +15,7 @@ use rand::Rng;
 
 use super::flags::*;
 use super::hash::{
-    ScanOpts, arg_count, empty_scan, lookup_or_create, lookup_write, parse_cursor, scan_header,
-    scan_window,
+    ScanOpts, arg_count, empty_scan, lookup_or_create, lookup_write, scan_header, scan_window,
 };
 use super::{CmdError, CmdResult, CommandSpec, Ctx, arg_i64, eq_ic, spec};
 use crate::resp::reply::Out;
@@ -596,7 +595,7 @@ fn sdiffstore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 }
 
 fn sscan(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    let cursor = parse_cursor(args[2])?;
+    let cursor = super::keys::parse_cursor(args[2])?;
     let now = ctx.now_ms;
     let (db, out) = ctx.db_out();
     let Some(s) = read_set(db, args[1], now)? else {

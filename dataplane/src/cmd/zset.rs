@@ -302,31 +302,6 @@ fn parse_timeout(a: &[u8], now_ms: u64) -> Result<Option<Duration>, CmdError> {
     Ok((tval > 0).then(|| Duration::from_millis(tval as u64)))
 }
 
-/// A SCAN cursor (C's `strtoul`): `ERR invalid cursor` unless the whole argument (up to a NUL
-/// byte) is a possibly signed decimal number that fits 64 bits.
-fn parse_cursor(a: &[u8]) -> Option<u64> {
-    if a.first().is_some_and(|&b| is_space(b)) {
-        return None;
-    }
-    let a = &a[..a.iter().position(|&b| b == 0).unwrap_or(a.len())];
-    if a.is_empty() {
-        return Some(0);
-    }
-    let (neg, digits) = match a[0] {
-        b'-' => (true, &a[1..]),
-        b'+' => (false, &a[1..]),
-        _ => (false, a),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &d in digits {
-        v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
-}
-
 // ---------------------------------------------------------------------------------------------
 // Ranges
 // ---------------------------------------------------------------------------------------------
@@ -1735,7 +1710,7 @@ impl<I: Iterator> Iterator for ExactLen<I> {
 impl<I: Iterator> ExactSizeIterator for ExactLen<I> {}
 
 fn zscan(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    let cursor = parse_cursor(args[2]).ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let cursor = super::keys::parse_cursor(args[2])?;
     let now = ctx.now_ms;
     let (db, out) = ctx.db_out();
     let Some(z) = read_zset(db, args[1], now)? else {
@@ -1841,12 +1816,10 @@ mod tests {
 
     #[test]
     fn cursor_and_timeout() {
-        assert_eq!(parse_cursor(b""), Some(0));
-        assert_eq!(parse_cursor(b"-1"), Some(u64::MAX));
-        assert_eq!(parse_cursor(b"+7"), Some(7));
-        assert_eq!(parse_cursor(b" 1"), None);
-        assert_eq!(parse_cursor(b"18446744073709551616"), None);
-        assert_eq!(parse_cursor(b"+"), None);
+        use crate::cmd::keys::parse_cursor;
+        assert_eq!(parse_cursor(b"-1").ok(), Some(u64::MAX));
+        assert_eq!(parse_cursor(b" 1").ok(), None);
+        assert_eq!(parse_cursor(b"+").ok(), None);
         assert_eq!(parse_timeout(b"0", 1), Ok(None));
         assert_eq!(parse_timeout(b"0.0005", 1), Ok(None));
         assert_eq!(
