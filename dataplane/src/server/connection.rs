@@ -120,8 +120,13 @@ async fn client_loop(
     let mut shutdown = shared.shutdown.subscribe();
     loop {
         // Run every complete request already buffered.
-        let consumed = process(shared, client, &mut parser, &rbuf, &mut out);
+        let (consumed, more) = process(shared, client, &mut parser, &rbuf, &mut out);
         rbuf.advance(consumed);
+        // A buffer that grew for one big request does not stay big (Redis shrinks idle query
+        // buffers too).
+        if rbuf.is_empty() && rbuf.capacity() > 256 * 1024 {
+            rbuf = BytesMut::with_capacity(16 * 1024);
+        }
         if !out.is_empty() {
             sock.write_all(&out.buf).await?;
             shared
@@ -181,6 +186,11 @@ async fn client_loop(
                 continue; // run the blocked command again
             }
             None => {}
+        }
+        if more {
+            // The batch stopped at the reply size cap with complete requests left: run them
+            // now, without waiting for more input.
+            continue;
         }
         if client.info.killed.load(Ordering::Relaxed) {
             return Ok(());
@@ -275,8 +285,9 @@ fn process(
     parser: &mut RequestParser,
     buf: &[u8],
     out: &mut Out,
-) -> usize {
+) -> (usize, bool) {
     let mut pos = 0;
+    let mut more = false;
     let mut guard = None;
     let mut argv: Vec<&[u8]> = Vec::with_capacity(8);
     let mut limits = Limits {
@@ -338,6 +349,7 @@ fn process(
         pos += consumed;
         // Bound the reply batch so one huge pipeline does not hold the lock for long.
         if out.len() > 4 * 1024 * 1024 {
+            more = true;
             break;
         }
     }
@@ -345,5 +357,5 @@ fn process(
         client.info.db.store(client.db, Ordering::Relaxed);
         client.info.last_active.store(now, Ordering::Relaxed);
     }
-    pos
+    (pos, more)
 }

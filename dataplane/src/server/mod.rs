@@ -117,6 +117,7 @@ impl Shared {
             .store(config.proto_max_bulk_len, Ordering::Relaxed);
         self.query_buffer_limit
             .store(config.client_query_buffer_limit, Ordering::Relaxed);
+        self.idle_timeout.store(config.timeout, Ordering::Relaxed);
     }
 
     /// True when some client runs MONITOR.

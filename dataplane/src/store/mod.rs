@@ -66,8 +66,10 @@ pub struct Db {
     pub misses: u64,
     /// Keys removed because their TTL passed (lazily or actively).
     pub expired: u64,
-    /// Where the active expiry cycle resumes.
+    /// Where the active expiry cycle resumes: the slot...
     pub(crate) expire_cursor: usize,
+    /// ... and the position inside its `expires` table (counting down; MAX = from the end).
+    pub(crate) expire_index: usize,
     /// True on a replica: expired keys are hidden but not deleted.
     pub(crate) readonly_expire: bool,
     /// Tagged keys (`{tag}` in the name) by the CRC of their tag, as Codis keeps its
@@ -99,6 +101,7 @@ impl Db {
             misses: 0,
             expired: 0,
             expire_cursor: 0,
+            expire_index: usize::MAX,
             readonly_expire: false,
             tags: Default::default(),
         }
@@ -522,25 +525,33 @@ impl Db {
         let mut seen = 0;
         let mut removed = 0;
         let mut slots_done = 0;
-        while seen < budget && slots_done < MAX_SLOT_NUM {
+        while seen < budget && slots_done <= MAX_SLOT_NUM {
             let s = self.expire_cursor;
-            self.expire_cursor = (self.expire_cursor + 1) % MAX_SLOT_NUM;
-            slots_done += 1;
-            let t = &self.slots[s];
-            if t.expires.is_empty() {
-                continue;
+            let len = self.slots[s].expires.len();
+            // Resume inside the slot (from its last index down, so removals, which move the
+            // last entry into the hole, never skip an unvisited key); at most `budget` entries
+            // are examined per call, however many keys with a TTL one slot holds.
+            let mut i = self.expire_index.min(len);
+            let mut due: Vec<SmallBytes> = Vec::new();
+            while i > 0 && seen < budget {
+                i -= 1;
+                seen += 1;
+                let (k, at) = self.slots[s].expires.get_index(i).expect("index in range");
+                if *at <= now {
+                    due.push(k.clone());
+                }
             }
-            let due: Vec<SmallBytes> = t
-                .expires
-                .iter()
-                .filter(|(_, at)| **at <= now)
-                .map(|(k, _)| k.clone())
-                .collect();
-            seen += t.expires.len();
             for k in due {
                 self.remove_in(s, &k);
                 self.expired += 1;
                 removed += 1;
+            }
+            if i == 0 {
+                self.expire_cursor = (self.expire_cursor + 1) % MAX_SLOT_NUM;
+                self.expire_index = usize::MAX;
+                slots_done += 1;
+            } else {
+                self.expire_index = i;
             }
         }
         removed

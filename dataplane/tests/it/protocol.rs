@@ -187,3 +187,42 @@ fn ten_thousand_connections() {
     let (out, _) = exchange(codis.port, b"PING\r\n");
     assert_eq!(show(&out), show(b"-ERR max number of clients reached\r\n"));
 }
+
+#[test]
+fn pipeline_with_replies_over_the_batch_cap_completes() {
+    // 1,000 GETs of a 10 KB value answer 10 MB: more than one reply batch (4 MB). The client
+    // sends everything, then only reads: every reply must still come.
+    let codis = start_codis(&[]);
+    let mut c = Client::connect(codis.port);
+    let value = vec![b'v'; 10_000];
+    c.cmd(&[b"SET", b"big", &value]);
+    let mut req = Vec::new();
+    for _ in 0..1000 {
+        req.extend(Client::encode(&[b"GET".to_vec(), b"big".to_vec()]));
+    }
+    c.send_raw(&req);
+    for i in 0..1000 {
+        let (_, raw) = c.read_reply().unwrap_or_else(|| panic!("reply {i} missing"));
+        assert_eq!(raw.len(), 10_000 + 2 + 8, "reply {i}");
+    }
+}
+
+#[test]
+fn active_expiry_in_one_big_slot() {
+    // Many keys with a TTL in one slot (a hash tag): active expiry removes them all without
+    // being asked, in bounded steps.
+    let codis = start_codis(&[]);
+    let mut c = Client::connect(codis.port);
+    for i in 0..5000 {
+        c.cmd(&[b"SET", format!("{{t}}:{i}").as_bytes(), b"v", b"PX", b"50"]);
+    }
+    let start = std::time::Instant::now();
+    loop {
+        let (_, raw) = c.cmd(&[b"DBSIZE"]);
+        if raw == b":0\r\n" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "keys left: {}", show(&raw));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

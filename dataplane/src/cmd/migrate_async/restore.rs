@@ -203,7 +203,12 @@ fn handle(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Result<String, String> {
                 let Ok(bits) = <[u8; 8]>::try_from(*raw) else {
                     return Err(format!("invalid zset score ([{j}]), bad raw bits"));
                 };
-                scores.push(f64::from_bits(u64::from_le_bytes(bits)));
+                let score = f64::from_bits(u64::from_le_bytes(bits));
+                // A NaN would break the sorted set's total order.
+                if score.is_nan() {
+                    return Err(format!("invalid zset score ([{j}]), NaN"));
+                }
+                scores.push(score);
             }
         }
         match db.peek(key, now).map(|e| type_encoding(&e.value)) {
