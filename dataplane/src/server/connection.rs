@@ -46,6 +46,9 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         }
     }
     shared.clients.lock().insert(id, info.clone());
+    // Unregisters the client even if a handler panics (the normal path below also cleans up
+    // WATCHed and blocked keys, which need the client's state).
+    let mut registered = Registered { shared: shared.clone(), id, cleaned: false };
     let (tx, rx) = mpsc::unbounded_channel();
     let mut client = Client::new(info.clone(), tx);
     let res = client_loop(sock, &shared, &mut client, rx).await;
@@ -53,6 +56,26 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         tracing::debug!(error = %e, "connection closed");
     }
     cleanup(&shared, &mut client);
+    registered.cleaned = true;
+}
+
+/// Removes a client from the client list, MONITOR and pub/sub when dropped.
+struct Registered {
+    shared: Arc<Shared>,
+    id: u64,
+    /// Set once the normal cleanup ran: then there is nothing left to do.
+    cleaned: bool,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        self.shared.clients.lock().remove(&self.id);
+        self.shared.remove_monitor(self.id);
+        self.shared.pubsub.lock().remove_client(self.id);
+    }
 }
 
 fn cleanup(shared: &Shared, client: &mut Client) {

@@ -58,6 +58,18 @@ impl PubSub {
         removed
     }
 
+    /// Drops every subscription of a client (a safety net when its connection ends abnormally).
+    pub fn remove_client(&mut self, id: u64) {
+        self.channels.retain(|_, subs| {
+            subs.remove(&id);
+            !subs.is_empty()
+        });
+        self.patterns.retain(|_, subs| {
+            subs.remove(&id);
+            !subs.is_empty()
+        });
+    }
+
     /// Delivers a message; returns the number of receivers (as PUBLISH replies).
     pub fn publish(&self, channel: &[u8], data: &[u8]) -> usize {
         let mut n = 0;
