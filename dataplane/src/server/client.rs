@@ -71,6 +71,56 @@ pub enum Push {
     Monitor(Arc<str>),
 }
 
+impl Push {
+    /// Approximate bytes this push takes while queued.
+    pub fn size(&self) -> usize {
+        match self {
+            Push::Message { channel, data } => channel.len() + data.len() + 48,
+            Push::PMessage {
+                pattern,
+                channel,
+                data,
+            } => pattern.len() + channel.len() + data.len() + 64,
+            Push::Monitor(line) => line.len() + 16,
+        }
+    }
+}
+
+/// Most bytes of pushes (pub/sub messages, MONITOR lines) queued for one client before it is
+/// disconnected, as Redis's `client-output-buffer-limit pubsub 32mb`: a subscriber that stops
+/// reading must not make the server grow without bound.
+pub const PUSH_QUEUE_LIMIT: usize = 32 * 1024 * 1024;
+
+/// The sending side of a client's push queue, counting what is queued.
+#[derive(Debug, Clone)]
+pub struct PushSender {
+    tx: mpsc::UnboundedSender<Push>,
+    info: Arc<ClientInfo>,
+}
+
+impl PushSender {
+    /// Wraps a client's channel.
+    pub fn new(tx: mpsc::UnboundedSender<Push>, info: Arc<ClientInfo>) -> Self {
+        PushSender { tx, info }
+    }
+
+    /// Queues a push. Returns false when the client is gone, or when its queue is over
+    /// [`PUSH_QUEUE_LIMIT`]: the client is then disconnected and the push dropped.
+    pub fn send(&self, p: Push) -> bool {
+        if self.info.killed.load(Ordering::Relaxed) {
+            return false;
+        }
+        let size = p.size();
+        let queued = self.info.push_queued.fetch_add(size, Ordering::Relaxed) + size;
+        if queued > PUSH_QUEUE_LIMIT {
+            self.info.push_queued.fetch_sub(size, Ordering::Relaxed);
+            self.info.request_kill();
+            return false;
+        }
+        self.tx.send(p).is_ok()
+    }
+}
+
 /// The shared, read-mostly view of a client.
 #[derive(Debug)]
 pub struct ClientInfo {
@@ -108,6 +158,8 @@ pub struct ClientInfo {
     pub no_evict: AtomicBool,
     /// Bytes waiting in the query buffer.
     pub qbuf: AtomicUsize,
+    /// Bytes of pushes queued for the client and not yet encoded.
+    pub push_queued: AtomicUsize,
 }
 
 impl ClientInfo {
@@ -132,6 +184,7 @@ impl ClientInfo {
             blocked: AtomicBool::new(false),
             no_evict: AtomicBool::new(false),
             qbuf: AtomicUsize::new(0),
+            push_queued: AtomicUsize::new(0),
         }
     }
 
@@ -203,7 +256,7 @@ pub struct Client {
     /// Subscribed patterns.
     pub patterns: BTreeSet<Vec<u8>>,
     /// Sender for pushes (pub/sub messages, MONITOR lines) to this client.
-    pub push_tx: mpsc::UnboundedSender<Push>,
+    pub push_tx: PushSender,
     /// The shared view.
     pub info: Arc<ClientInfo>,
 }
@@ -228,7 +281,7 @@ impl Client {
             waker: Arc::new(Notify::new()),
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
-            push_tx,
+            push_tx: PushSender::new(push_tx, info.clone()),
             info,
         }
     }

@@ -48,7 +48,11 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     shared.clients.lock().insert(id, info.clone());
     // Unregisters the client even if a handler panics (the normal path below also cleans up
     // WATCHed and blocked keys, which need the client's state).
-    let mut registered = Registered { shared: shared.clone(), id, cleaned: false };
+    let mut registered = Registered {
+        shared: shared.clone(),
+        id,
+        cleaned: false,
+    };
     let (tx, rx) = mpsc::unbounded_channel();
     let mut client = Client::new(info.clone(), tx);
     let res = client_loop(sock, &shared, &mut client, rx).await;
@@ -106,7 +110,8 @@ fn cleanup(shared: &Shared, client: &mut Client) {
     }
 }
 
-fn encode_push(out: &mut Out, p: &Push) {
+fn encode_push(out: &mut Out, p: &Push, info: &ClientInfo) {
+    info.push_queued.fetch_sub(p.size(), Ordering::Relaxed);
     match p {
         Push::Message { channel, data } => {
             out.push(3);
@@ -151,7 +156,13 @@ async fn client_loop(
             rbuf = BytesMut::with_capacity(16 * 1024);
         }
         if !out.is_empty() {
-            sock.write_all(&out.buf).await?;
+            // A client that does not read its replies blocks this write; CLIENT KILL, the
+            // pub/sub queue limit and shutdown must still be able to close it.
+            tokio::select! {
+                r = sock.write_all(&out.buf) => r?,
+                _ = client.info.kill.notified() => return Ok(()),
+                _ = shutdown.changed() => return Ok(()),
+            }
             shared
                 .net_output
                 .fetch_add(out.len() as u64, Ordering::Relaxed);
@@ -240,9 +251,9 @@ async fn client_loop(
                 client.info.qbuf.store(rbuf.len(), Ordering::Relaxed);
             }
             Some(p) = rx.recv() => {
-                encode_push(&mut out, &p);
+                encode_push(&mut out, &p, &client.info);
                 while let Ok(p) = rx.try_recv() {
-                    encode_push(&mut out, &p);
+                    encode_push(&mut out, &p, &client.info);
                     if out.len() > 64 * 1024 {
                         break;
                     }

@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio::sync::mpsc;
 use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::store::{Store, now_ms};
-use client::{Client, ClientInfo, Push};
+use client::{Client, ClientInfo, Push, PushSender};
 
 /// The version we report as `redis_version`: the Redis release whose behaviour we follow.
 pub const REDIS_VERSION: &str = "7.0.15";
@@ -34,7 +34,7 @@ pub struct Shared {
     pub clients: Mutex<HashMap<u64, Arc<ClientInfo>>>,
     /// Pub/sub subscriptions.
     pub pubsub: Mutex<pubsub::PubSub>,
-    monitors: Mutex<Vec<(u64, UnboundedSender<Push>)>>,
+    monitors: Mutex<Vec<(u64, PushSender)>>,
     monitor_count: AtomicUsize,
     /// Next client id.
     pub next_id: AtomicU64,
@@ -126,7 +126,7 @@ impl Shared {
     }
 
     /// Adds a MONITOR client.
-    pub fn add_monitor(&self, id: u64, tx: UnboundedSender<Push>) {
+    pub fn add_monitor(&self, id: u64, tx: PushSender) {
         let mut m = self.monitors.lock();
         m.push((id, tx));
         self.monitor_count.store(m.len(), Ordering::Relaxed);

@@ -3,21 +3,20 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use tokio::sync::mpsc::UnboundedSender;
 
-use super::client::Push;
+use super::client::{Push, PushSender};
 use crate::util::glob::glob_match;
 
 /// Subscribers per channel and per pattern.
 #[derive(Debug, Default)]
 pub struct PubSub {
-    channels: HashMap<Bytes, HashMap<u64, UnboundedSender<Push>>>,
-    patterns: HashMap<Bytes, HashMap<u64, UnboundedSender<Push>>>,
+    channels: HashMap<Bytes, HashMap<u64, PushSender>>,
+    patterns: HashMap<Bytes, HashMap<u64, PushSender>>,
 }
 
 impl PubSub {
     /// Subscribes client `id` to `channel`; false if it already was.
-    pub fn subscribe(&mut self, channel: &[u8], id: u64, tx: &UnboundedSender<Push>) -> bool {
+    pub fn subscribe(&mut self, channel: &[u8], id: u64, tx: &PushSender) -> bool {
         self.channels
             .entry(Bytes::copy_from_slice(channel))
             .or_default()
@@ -38,7 +37,7 @@ impl PubSub {
     }
 
     /// Subscribes to a pattern.
-    pub fn psubscribe(&mut self, pattern: &[u8], id: u64, tx: &UnboundedSender<Push>) -> bool {
+    pub fn psubscribe(&mut self, pattern: &[u8], id: u64, tx: &PushSender) -> bool {
         self.patterns
             .entry(Bytes::copy_from_slice(pattern))
             .or_default()
@@ -77,13 +76,10 @@ impl PubSub {
         let data_b = Bytes::copy_from_slice(data);
         if let Some(subs) = self.channels.get(channel) {
             for tx in subs.values() {
-                if tx
-                    .send(Push::Message {
-                        channel: channel_b.clone(),
-                        data: data_b.clone(),
-                    })
-                    .is_ok()
-                {
+                if tx.send(Push::Message {
+                    channel: channel_b.clone(),
+                    data: data_b.clone(),
+                }) {
                     n += 1;
                 }
             }
@@ -96,7 +92,7 @@ impl PubSub {
                         channel: channel_b.clone(),
                         data: data_b.clone(),
                     };
-                    if tx.send(msg).is_ok() {
+                    if tx.send(msg) {
                         n += 1;
                     }
                 }

@@ -202,7 +202,9 @@ fn pipeline_with_replies_over_the_batch_cap_completes() {
     }
     c.send_raw(&req);
     for i in 0..1000 {
-        let (_, raw) = c.read_reply().unwrap_or_else(|| panic!("reply {i} missing"));
+        let (_, raw) = c
+            .read_reply()
+            .unwrap_or_else(|| panic!("reply {i} missing"));
         assert_eq!(raw.len(), 10_000 + 2 + 8, "reply {i}");
     }
 }
@@ -222,7 +224,11 @@ fn active_expiry_in_one_big_slot() {
         if raw == b":0\r\n" {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "keys left: {}", show(&raw));
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "keys left: {}",
+            show(&raw)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -75,3 +75,35 @@ fn subscriber_disconnect_is_cleaned_up() {
     let mut c = Client::connect(codis.port);
     assert_eq!(c.cmd(&[b"PUBLISH", b"ch", b"x"]).1, b":0\r\n");
 }
+
+#[test]
+fn subscriber_that_never_reads_is_disconnected() {
+    // A subscriber that stops reading must not make the server grow without bound: past
+    // 32 MB of queued messages it is disconnected (Redis's pubsub output buffer limit).
+    let codis = start_codis(&[]);
+    let mut sub = Client::connect(codis.port);
+    sub.cmd(&[b"SUBSCRIBE", b"firehose"]);
+    let mut publ = Client::connect(codis.port);
+    let payload = vec![b'x'; 100_000];
+    for _ in 0..1000 {
+        publ.cmd(&[b"PUBLISH", b"firehose", &payload]);
+    }
+    // The subscriber is gone: publishing reaches nobody, and memory stays bounded.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, raw) = publ.cmd(&[b"PUBLISH", b"firehose", b"x"]);
+        if raw == b":0\r\n" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "subscriber still connected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, info) = publ.cmd(&[b"INFO", b"memory"]);
+    let text = String::from_utf8_lossy(&info).into_owned();
+    let used: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("used_memory");
+    assert!(used < 64 * 1024 * 1024, "used_memory {used}");
+}
