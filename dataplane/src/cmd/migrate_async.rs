@@ -186,6 +186,25 @@ impl State {
             .is_some_and(|b| b.contains(key))
     }
 
+    /// True when a write command `args` (keys at `spec`'s positions) would touch a key of
+    /// `db`'s batch in flight. Such a write must wait: the key may already be on its way, and
+    /// deleting it at the end of the batch would lose the write.
+    pub fn write_conflicts(&self, db: usize, spec: &super::CommandSpec, args: &[&[u8]]) -> bool {
+        if self.clients.is_empty() || !self.db_busy(db) || spec.first_key <= 0 {
+            return false;
+        }
+        let last = if spec.last_key < 0 {
+            args.len() as i32 + spec.last_key
+        } else {
+            spec.last_key.min(args.len() as i32 - 1)
+        };
+        let step = spec.step.max(1) as usize;
+        (spec.first_key as usize..=last.max(0) as usize)
+            .step_by(step)
+            .filter_map(|i| args.get(i))
+            .any(|k| self.is_migrating(db, k))
+    }
+
     /// True when `db` has a batch in flight.
     pub fn db_busy(&self, db: usize) -> bool {
         self.clients.get(&db).is_some_and(|c| c.batch.is_some())
@@ -604,7 +623,10 @@ fn exec_wrapper(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     if !ctx.store.dbs[dbi].contains(args[1], now) {
         return refuse(ctx, 0, "ERR the specified key doesn't exist".into());
     }
-    if cmd.flags & READONLY == 0 && ctx.store.migrate_async.is_migrating(dbi, args[1]) {
+    if cmd.flags & READONLY == 0
+        && (ctx.store.migrate_async.is_migrating(dbi, args[1])
+            || ctx.store.migrate_async.write_conflicts(dbi, cmd, inner))
+    {
         return refuse(ctx, 1, "ERR the specified key is being migrated".into());
     }
     ctx.out.array(2);

@@ -444,6 +444,17 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         );
         return;
     }
+    if cmd.flags & flags::WRITE != 0
+        && ctx
+            .store
+            .migrate_async
+            .write_conflicts(ctx.client.db, cmd, args)
+    {
+        // A direct write (not through SLOTSMGRT-EXEC-WRAPPER) to a key of the async batch in
+        // flight: refused with a retryable error instead of being lost when the batch ends.
+        reject(ctx, Some(id), "TRYAGAIN the key is being migrated, retry");
+        return;
+    }
     call(ctx, id, cmd, args);
 }
 

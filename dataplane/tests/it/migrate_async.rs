@@ -643,3 +643,57 @@ fn wrapper_and_restore_edge_cases() {
         Frame::Error(b"ERR invalid client, permission denied".to_vec())
     );
 }
+
+#[test]
+fn direct_writes_to_a_key_in_flight_are_refused_not_lost() {
+    // A target that accepts the connection but never acknowledges keeps the batch in flight.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let (s, _) = silent.accept().unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        drop(s);
+    });
+    let src = crate::support::start_codis(&[]);
+    let mut c = crate::support::Client::connect(src.port);
+    c.cmd(&[b"RPUSH", b"moving", b"a", b"b"]);
+    let port = src.port;
+    let migrate = std::thread::spawn(move || {
+        let mut m = crate::support::Client::connect(port);
+        m.cmd(&[
+            b"SLOTSMGRTONE-ASYNC",
+            b"127.0.0.1",
+            silent_port.to_string().as_bytes(),
+            b"1500",
+            b"200",
+            b"33554432",
+            b"moving",
+        ])
+        .1
+    });
+    // Wait until the batch is in flight, then write to the key directly.
+    let mut refused = false;
+    for _ in 0..100 {
+        let (_, raw) = c.cmd(&[b"RPUSH", b"moving", b"c"]);
+        if raw.starts_with(b"-TRYAGAIN") {
+            refused = true;
+            break;
+        }
+        // Not in flight yet: undo and retry.
+        c.cmd(&[b"RPOP", b"moving"]);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(refused, "a direct write to a key in flight was accepted");
+    let reply = migrate.join().unwrap();
+    assert!(
+        reply.starts_with(b"-"),
+        "migration to a silent target must fail"
+    );
+    // The batch failed: the key is intact on the source and writable again.
+    assert_eq!(
+        c.cmd(&[b"LRANGE", b"moving", b"0", b"-1"]).1,
+        b"*2\r\n$1\r\na\r\n$1\r\nb\r\n"
+    );
+    assert_eq!(c.cmd(&[b"RPUSH", b"moving", b"c"]).1, b":3\r\n");
+    held.join().unwrap();
+}

@@ -95,7 +95,10 @@ fn subscriber_that_never_reads_is_disconnected() {
         if raw == b":0\r\n" {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "subscriber still connected");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "subscriber still connected"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let (_, info) = publ.cmd(&[b"INFO", b"memory"]);
