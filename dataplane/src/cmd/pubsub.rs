@@ -71,67 +71,75 @@ fn confirm(ctx: &mut Ctx<'_>, kind: &[u8], name: Option<&[u8]>) {
     ctx.out.int(count);
 }
 
+/// Channels or patterns: which set of the client and which registry calls a command uses.
+#[derive(Clone, Copy)]
+enum Kind {
+    Channel,
+    Pattern,
+}
+
 fn subscribe(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    for ch in &args[1..] {
-        if ctx.client.channels.insert(ch.to_vec()) {
-            ctx.shared
-                .pubsub
-                .lock()
-                .subscribe(ch, ctx.client.id, &ctx.client.push_tx);
-        }
-        confirm(ctx, b"subscribe", Some(ch));
-    }
-    sync_counts(ctx);
-    Ok(())
+    subscribe_generic(ctx, args, Kind::Channel)
 }
 
 fn psubscribe(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    for p in &args[1..] {
-        if ctx.client.patterns.insert(p.to_vec()) {
-            ctx.shared
-                .pubsub
-                .lock()
-                .psubscribe(p, ctx.client.id, &ctx.client.push_tx);
-        }
-        confirm(ctx, b"psubscribe", Some(p));
-    }
-    sync_counts(ctx);
-    Ok(())
+    subscribe_generic(ctx, args, Kind::Pattern)
 }
 
 fn unsubscribe(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    let targets: Vec<Vec<u8>> = if args.len() > 1 {
-        args[1..].iter().map(|a| a.to_vec()).collect()
-    } else {
-        ctx.client.channels.iter().cloned().collect()
-    };
-    if targets.is_empty() {
-        confirm(ctx, b"unsubscribe", None);
-    }
-    for ch in targets {
-        if ctx.client.channels.remove(&ch) {
-            ctx.shared.pubsub.lock().unsubscribe(&ch, ctx.client.id);
+    unsubscribe_generic(ctx, args, Kind::Channel)
+}
+
+fn punsubscribe(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    unsubscribe_generic(ctx, args, Kind::Pattern)
+}
+
+fn subscribe_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], kind: Kind) -> CmdResult {
+    for name in &args[1..] {
+        let (new, verb): (bool, &[u8]) = match kind {
+            Kind::Channel => (ctx.client.channels.insert(name.to_vec()), b"subscribe"),
+            Kind::Pattern => (ctx.client.patterns.insert(name.to_vec()), b"psubscribe"),
+        };
+        if new {
+            let mut ps = ctx.shared.pubsub.lock();
+            match kind {
+                Kind::Channel => ps.subscribe(name, ctx.client.id, &ctx.client.push_tx),
+                Kind::Pattern => ps.psubscribe(name, ctx.client.id, &ctx.client.push_tx),
+            };
         }
-        confirm(ctx, b"unsubscribe", Some(&ch));
+        confirm(ctx, verb, Some(name));
     }
     sync_counts(ctx);
     Ok(())
 }
 
-fn punsubscribe(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+/// (P)UNSUBSCRIBE: the named channels/patterns, or all of the client's when none is named.
+fn unsubscribe_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], kind: Kind) -> CmdResult {
+    let (current, verb): (&std::collections::BTreeSet<Vec<u8>>, &[u8]) = match kind {
+        Kind::Channel => (&ctx.client.channels, b"unsubscribe"),
+        Kind::Pattern => (&ctx.client.patterns, b"punsubscribe"),
+    };
     let targets: Vec<Vec<u8>> = if args.len() > 1 {
         args[1..].iter().map(|a| a.to_vec()).collect()
     } else {
-        ctx.client.patterns.iter().cloned().collect()
+        current.iter().cloned().collect()
     };
     if targets.is_empty() {
-        confirm(ctx, b"punsubscribe", None);
+        confirm(ctx, verb, None);
     }
-    for p in targets {
-        if ctx.client.patterns.remove(&p) {
-            ctx.shared.pubsub.lock().punsubscribe(&p, ctx.client.id);
+    for name in targets {
+        let removed = match kind {
+            Kind::Channel => ctx.client.channels.remove(&name),
+            Kind::Pattern => ctx.client.patterns.remove(&name),
+        };
+        if removed {
+            let mut ps = ctx.shared.pubsub.lock();
+            match kind {
+                Kind::Channel => ps.unsubscribe(&name, ctx.client.id),
+                Kind::Pattern => ps.punsubscribe(&name, ctx.client.id),
+            };
         }
-        confirm(ctx, b"punsubscribe", Some(&p));
+        confirm(ctx, verb, Some(&name));
     }
     sync_counts(ctx);
     Ok(())
