@@ -1,0 +1,91 @@
+//! Criterion benchmarks of the request hot path, without sockets: parsing a pipelined batch,
+//! and parsing + executing GET/SET against a store (`cargo bench -p dataplane`).
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use dataplane::cmd::{Ctx, execute};
+use dataplane::config::Config;
+use dataplane::resp::reply::Out;
+use dataplane::resp::request::{Limits, Request, RequestParser};
+use dataplane::server::Shared;
+use dataplane::server::client::{Client, ClientInfo};
+
+fn batch(cmd: &str, n: usize) -> Vec<u8> {
+    let mut b = Vec::new();
+    for i in 0..n {
+        let key = format!("key:{i:012}");
+        let args: Vec<&[u8]> = match cmd {
+            "SET" => vec![b"SET", key.as_bytes(), b"xxxxxxxxxxxxxxxx"],
+            _ => vec![b"GET", key.as_bytes()],
+        };
+        b.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for a in args {
+            b.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            b.extend_from_slice(a);
+            b.extend_from_slice(b"\r\n");
+        }
+    }
+    b
+}
+
+fn parse_only(c: &mut Criterion) {
+    let buf = batch("SET", 16);
+    let mut g = c.benchmark_group("parse");
+    g.throughput(Throughput::Elements(16));
+    g.bench_function("16 pipelined SETs", |b| {
+        let mut p = RequestParser::new();
+        let limits = Limits::default();
+        b.iter(|| {
+            let mut pos = 0;
+            while let Ok(Request::Multibulk { consumed }) = p.parse(&buf[pos..], &limits) {
+                black_box(p.spans());
+                pos += consumed;
+            }
+            pos
+        })
+    });
+    g.finish();
+}
+
+fn parse_and_execute(c: &mut Criterion) {
+    let shared = Shared::new(Config::default(), None);
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let info = std::sync::Arc::new(ClientInfo::new(1, "bench".into(), "bench".into()));
+    let mut client = Client::new(info, tx);
+    client.authenticated = true;
+    let mut g = c.benchmark_group("execute");
+    g.throughput(Throughput::Elements(16));
+    for cmd in ["SET", "GET"] {
+        let buf = batch(cmd, 16);
+        g.bench_function(format!("16 pipelined {cmd}s"), |b| {
+            let mut p = RequestParser::new();
+            let limits = Limits::default();
+            let mut out = Out::new();
+            let mut argv: Vec<&[u8]> = Vec::with_capacity(4);
+            b.iter(|| {
+                out.buf.clear();
+                let mut store = shared.store.lock();
+                let mut pos = 0;
+                while let Ok(Request::Multibulk { consumed }) = p.parse(&buf[pos..], &limits) {
+                    argv.clear();
+                    argv.extend(p.spans().iter().map(|&(s, e)| &buf[pos + s..pos + e]));
+                    let mut ctx = Ctx {
+                        store: &mut store,
+                        client: &mut client,
+                        out: &mut out,
+                        shared: &shared,
+                        now_ms: 1,
+                    };
+                    execute(&mut ctx, &argv);
+                    pos += consumed;
+                }
+                out.buf.len()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, parse_only, parse_and_execute);
+criterion_main!(benches);
