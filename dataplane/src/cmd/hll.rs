@@ -245,6 +245,34 @@ fn push_zero_run(out: &mut Vec<u8>, len: usize) {
     }
 }
 
+/// Walks a sparse HLL's opcodes, calling `f(first_register, run_length, value)` for every run
+/// (value 0 for zero runs). Fails when a value run passes the last register (the whole HLL is
+/// then invalid, even if the registers before it add up to 16384) or when the runs do not
+/// cover exactly 16384 registers.
+fn for_each_run(hll: &[u8], mut f: impl FnMut(usize, usize, u8)) -> Result<(), Corrupt> {
+    let mut idx = 0usize;
+    let mut p = HDR;
+    while p < hll.len() {
+        let op = op_at(hll, p);
+        p += op.bytes();
+        let (len, val) = match op {
+            Op::Zero { len, .. } => (len, 0),
+            Op::Val { val, len } => {
+                if idx + len > REGISTERS {
+                    return Err(Corrupt);
+                }
+                (len, val)
+            }
+        };
+        f(idx, len, val);
+        idx += len;
+    }
+    if idx != REGISTERS {
+        return Err(Corrupt);
+    }
+    Ok(())
+}
+
 /// Converts a sparse HLL to dense (header copied, encoding changed). Fails when the opcodes
 /// do not cover exactly 16384 registers.
 fn sparse_to_dense(hll: &[u8]) -> Result<Vec<u8>, Corrupt> {
@@ -252,29 +280,13 @@ fn sparse_to_dense(hll: &[u8]) -> Result<Vec<u8>, Corrupt> {
     out[..HDR].copy_from_slice(&hll[..HDR]);
     out[4] = DENSE;
     let regs = &mut out[HDR..];
-    let mut idx = 0usize;
-    let mut p = HDR;
-    while p < hll.len() {
-        let op = op_at(hll, p);
-        p += op.bytes();
-        match op {
-            Op::Zero { len, .. } => idx += len,
-            Op::Val { val, len } => {
-                if idx + len > REGISTERS {
-                    // A run past the last register makes the whole HLL invalid, even when
-                    // the registers before it add up to 16384.
-                    return Err(Corrupt);
-                }
-                for i in idx..idx + len {
-                    dense_put(regs, i, val);
-                }
-                idx += len;
+    for_each_run(hll, |idx, len, val| {
+        if val > 0 {
+            for i in idx..idx + len {
+                dense_put(regs, i, val);
             }
         }
-    }
-    if idx != REGISTERS {
-        return Err(Corrupt);
-    }
+    })?;
     Ok(out)
 }
 
@@ -410,32 +422,15 @@ fn merge_into(max: &mut [u8], hll: &[u8]) -> Result<(), Corrupt> {
         }
         return Ok(());
     }
-    let mut idx = 0usize;
-    let mut p = HDR;
-    while p < hll.len() {
-        let op = op_at(hll, p);
-        p += op.bytes();
-        match op {
-            Op::Zero { len, .. } => idx += len,
-            Op::Val { val, len } => {
-                if idx + len > REGISTERS {
-                    // A run past the last register makes the whole HLL invalid, even when
-                    // the registers before it add up to 16384.
-                    return Err(Corrupt);
+    for_each_run(hll, |idx, len, val| {
+        if val > 0 {
+            for m in &mut max[idx..idx + len] {
+                if val > *m {
+                    *m = val;
                 }
-                for m in &mut max[idx..idx + len] {
-                    if val > *m {
-                        *m = val;
-                    }
-                }
-                idx += len;
             }
         }
-    }
-    if idx != REGISTERS {
-        return Err(Corrupt);
-    }
-    Ok(())
+    })
 }
 
 /// How many registers hold each value 0..=63.
@@ -452,30 +447,7 @@ fn histogram(hll: &[u8]) -> Result<Histogram, Corrupt> {
         }
         return Ok(h);
     }
-    let mut idx = 0usize;
-    let mut p = HDR;
-    while p < hll.len() {
-        let op = op_at(hll, p);
-        p += op.bytes();
-        match op {
-            Op::Zero { len, .. } => {
-                idx += len;
-                h[0] += len as u32;
-            }
-            Op::Val { val, len } => {
-                if idx + len > REGISTERS {
-                    // A run past the last register makes the whole HLL invalid, even when
-                    // the registers before it add up to 16384.
-                    return Err(Corrupt);
-                }
-                idx += len;
-                h[val as usize] += len as u32;
-            }
-        }
-    }
-    if idx != REGISTERS {
-        return Err(Corrupt);
-    }
+    for_each_run(hll, |_, len, val| h[val as usize] += len as u32)?;
     Ok(h)
 }
 
