@@ -23,29 +23,68 @@ impl Drop for Server {
     }
 }
 
-/// A free loopback port (bound then released).
+/// A free loopback port (bound then released), never the same one twice in this process.
 pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static ISSUED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut issued = ISSUED.lock().unwrap();
+        if !issued.contains(&port) {
+            issued.push(port);
+            return port;
+        }
+    }
 }
 
-fn wait_ready(port: u16, child: &mut Child, what: &str) {
+/// How a start attempt ended.
+enum Ready {
+    /// Our process answers on the port.
+    Up,
+    /// The port was taken by someone else between choosing and binding it: try another.
+    PortTaken,
+}
+
+/// The `process_id` of the server answering on `port` (from INFO server), if it answers.
+fn pid_on(port: u16) -> Option<u32> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"INFO server\r\n").ok()?;
+    let mut r = BufReader::new(s);
+    let mut header = String::new();
+    r.read_line(&mut header).ok()?;
+    let len: usize = header.trim_start_matches('$').trim().parse().ok()?;
+    let mut body = vec![0u8; len + 2];
+    r.read_exact(&mut body).ok()?;
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn wait_ready(port: u16, child: &mut Child, what: &str) -> Ready {
     let start = Instant::now();
     loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            // Most likely another test's server bound the port first.
+            return Ready::PortTaken;
+        }
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
             s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
             if s.write_all(b"PING\r\n").is_ok() {
                 let mut buf = [0u8; 7];
                 if s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
-                    return;
+                    // Make sure the server answering is the one we started.
+                    return if pid_on(port) == Some(child.id()) {
+                        Ready::Up
+                    } else {
+                        Ready::PortTaken
+                    };
                 }
             }
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited before accepting connections: {status}");
         }
         assert!(
             start.elapsed() < Duration::from_secs(10),
@@ -55,47 +94,65 @@ fn wait_ready(port: u16, child: &mut Child, what: &str) {
     }
 }
 
+/// Starts a server on a fresh port with `build(port)`, retrying when the port turns out to be
+/// taken by another process.
+fn start(what: &'static str, build: impl Fn(u16) -> Command) -> Server {
+    for _ in 0..10 {
+        let port = free_port();
+        let mut child = build(port).spawn().unwrap_or_else(|e| {
+            panic!("cannot run {what} ({e}); install it: apt-get install -y redis-server")
+        });
+        match wait_ready(port, &mut child, what) {
+            Ready::Up => {
+                return Server {
+                    port,
+                    child,
+                    name: what,
+                };
+            }
+            Ready::PortTaken => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+    panic!("{what}: no free port after 10 attempts");
+}
+
 /// Starts Debian's redis-server. Panics (never skips) when it is not installed.
 pub(crate) fn start_redis(extra: &[&str]) -> Server {
-    let port = free_port();
-    let mut cmd = Command::new("redis-server");
-    cmd.args([
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ])
-    .args([
-        "--daemonize",
-        "no",
-        "--loglevel",
-        "warning",
-        "--dir",
-        std::env::temp_dir().to_str().unwrap(),
-    ])
-    .args(extra)
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap_or_else(|e| {
-        panic!("cannot run redis-server ({e}); install it: apt-get install -y redis-server")
-    });
-    wait_ready(port, &mut child, "redis-server");
-    Server {
-        port,
-        child,
-        name: "redis",
-    }
+    let dir = std::env::temp_dir();
+    start("redis-server", |port| {
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args([
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+        ])
+        .args(["--dir", dir.to_str().unwrap()])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        cmd
+    })
 }
 
 /// Starts our codis-server.
 pub(crate) fn start_codis(extra: &[&str]) -> Server {
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_codis-server"))
-        .args([
+    start("codis-server", |port| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_codis-server"));
+        cmd.args([
             "--port",
             &port.to_string(),
             "--bind",
@@ -105,15 +162,9 @@ pub(crate) fn start_codis(extra: &[&str]) -> Server {
         ])
         .args(extra)
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn codis-server");
-    wait_ready(port, &mut child, "codis-server");
-    Server {
-        port,
-        child,
-        name: "codis",
-    }
+        .stderr(Stdio::inherit());
+        cmd
+    })
 }
 
 /// A blocking RESP client that keeps raw reply bytes.
