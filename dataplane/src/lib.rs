@@ -13,6 +13,7 @@
 //! - [`util`]: glob matching and Redis's number parsing and formatting.
 
 pub mod alloc;
+pub mod proxy;
 pub mod cmd;
 pub mod config;
 pub mod rdb;

@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`slot`]: the 1024-slot hash of Codis 3.2 (`crc32(hashtag) % 1024`).
 
+pub mod proxy;
 pub mod slot;
 
 pub use slot::{MAX_SLOT_NUM, hash_tag, slot_of};

@@ -1,0 +1,442 @@
+//! The proxy's command table: for each command, how the proxy handles it (forward by key,
+//! answer locally, split across slots, refuse...) and Codis's routing flags.
+//!
+//! Names follow Codis 3.2's `pkg/proxy/mapper.go` table (flags `Write`, `MasterOnly`,
+//! `MayWrite`, `NotAllow`), extended with the Redis 7 commands codis-server implements, and
+//! with the commands we support where Codis refused them (MULTI/EXEC, pub/sub, blocking pops,
+//! MSETNX within one slot). A command not in the table is forwarded by its first key as a
+//! possible write, as Codis does.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// The command writes.
+pub const WRITE: u8 = 1;
+/// The command reads but must go to the master (cursors, slot scans).
+pub const MASTER_ONLY: u8 = 2;
+/// The command may write (unknown commands, scripts).
+pub const MAY_WRITE: u8 = 4;
+/// The command is refused by the proxy.
+pub const NOT_ALLOW: u8 = 8;
+
+/// How the proxy handles a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handling {
+    /// Forwarded to the master (or a replica, for reads) of the slot of the key at this
+    /// argument position; position 0 means "no key" (hashes the empty string: slot 0).
+    Forward(u8),
+    /// Refused with `command '<OP>' is not allowed`.
+    Refuse,
+    /// `PING [addr|message]`.
+    Ping,
+    /// `ECHO message`.
+    Echo,
+    /// `QUIT`.
+    Quit,
+    /// `SELECT db`.
+    Select,
+    /// `AUTH [user] password`.
+    Auth,
+    /// `HELLO [protover ...]`.
+    Hello,
+    /// `INFO [addr|section]`.
+    Info,
+    /// `SLOTSINFO addr`.
+    SlotsInfo,
+    /// `SLOTSSCAN slot cursor ...`: forwarded to the master of the slot named by argument 1.
+    SlotsScan,
+    /// `SLOTSMAPPING [slot]`.
+    SlotsMapping,
+    /// `SLOTSHASHKEY key...`.
+    SlotsHashKey,
+    /// A multi-key command split by key and merged.
+    Split(SplitKind),
+    /// `MSETNX`: forwarded when every key lies in one slot, refused otherwise.
+    SameSlot,
+    /// `MULTI`.
+    Multi,
+    /// `EXEC`.
+    Exec,
+    /// `DISCARD`.
+    Discard,
+    /// A blocking pop whose keys start at position 1 and end before the last argument
+    /// (BLPOP, BRPOP, BZPOPMIN, BZPOPMAX), or at fixed positions (BRPOPLPUSH, BLMOVE).
+    Blocking(BlockingKeys),
+    /// SUBSCRIBE / PSUBSCRIBE: the session becomes a subscriber.
+    Subscribe,
+    /// UNSUBSCRIBE / PUNSUBSCRIBE outside subscriber mode.
+    Unsubscribe,
+    /// PUBLISH / PUBSUB: sent to the pub/sub server (the master of slot 0).
+    PubSub,
+}
+
+/// Where the keys of a blocking command are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockingKeys {
+    /// Arguments 1 .. len-1 (the last is the timeout).
+    AllButLast,
+    /// Arguments 1 and 2 (source, destination).
+    FirstTwo,
+    /// `numkeys` at argument 2, keys after it (BLMPOP / BZMPOP `timeout numkeys key...`).
+    NumKeysAt2,
+}
+
+/// How a split command's sub-replies are merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitKind {
+    /// `MGET k...`: one array of every sub-reply's single element.
+    Mget,
+    /// `MSET k v ...`: the last status reply.
+    Mset,
+    /// `DEL`, `UNLINK`, `EXISTS`, `TOUCH`: the sum of integer replies.
+    Sum,
+}
+
+/// One entry of the table.
+#[derive(Debug)]
+pub struct CommandInfo {
+    /// Upper-case name, as reported in stats (`opstr`).
+    pub name: &'static str,
+    /// Codis's flags.
+    pub flags: u8,
+    /// How the proxy handles it.
+    pub handling: Handling,
+    /// Index in [`table`], used for per-command statistics.
+    pub index: usize,
+}
+
+impl CommandInfo {
+    /// True when the command may be served by a replica.
+    pub fn is_read_only(&self) -> bool {
+        self.flags & (WRITE | MAY_WRITE | MASTER_ONLY | NOT_ALLOW) == 0
+    }
+}
+
+use Handling::*;
+
+const F: Handling = Forward(1);
+
+/// `(name, flags, handling)` for every known command.
+const COMMANDS: &[(&str, u8, Handling)] = &[
+    // Answered by the proxy.
+    ("AUTH", 0, Auth),
+    ("ECHO", 0, Echo),
+    ("HELLO", 0, Hello),
+    ("INFO", 0, Info),
+    ("PING", 0, Ping),
+    ("QUIT", 0, Quit),
+    ("SELECT", 0, Select),
+    ("SLOTSHASHKEY", 0, SlotsHashKey),
+    ("SLOTSINFO", MASTER_ONLY, SlotsInfo),
+    ("SLOTSMAPPING", 0, SlotsMapping),
+    ("SLOTSSCAN", MASTER_ONLY, SlotsScan),
+    // Split across slots.
+    ("MGET", 0, Split(SplitKind::Mget)),
+    ("MSET", WRITE, Split(SplitKind::Mset)),
+    ("DEL", WRITE, Split(SplitKind::Sum)),
+    ("UNLINK", WRITE, Split(SplitKind::Sum)),
+    ("EXISTS", 0, Split(SplitKind::Sum)),
+    ("TOUCH", WRITE, Split(SplitKind::Sum)),
+    ("MSETNX", WRITE, SameSlot),
+    // Session state, supported when every key lies in one slot.
+    ("MULTI", 0, Multi),
+    ("EXEC", WRITE, Exec),
+    ("DISCARD", 0, Discard),
+    ("BLPOP", WRITE, Blocking(BlockingKeys::AllButLast)),
+    ("BRPOP", WRITE, Blocking(BlockingKeys::AllButLast)),
+    ("BZPOPMIN", WRITE, Blocking(BlockingKeys::AllButLast)),
+    ("BZPOPMAX", WRITE, Blocking(BlockingKeys::AllButLast)),
+    ("BRPOPLPUSH", WRITE, Blocking(BlockingKeys::FirstTwo)),
+    ("BLMOVE", WRITE, Blocking(BlockingKeys::FirstTwo)),
+    ("BLMPOP", WRITE, Blocking(BlockingKeys::NumKeysAt2)),
+    ("BZMPOP", WRITE, Blocking(BlockingKeys::NumKeysAt2)),
+    ("SUBSCRIBE", 0, Subscribe),
+    ("PSUBSCRIBE", 0, Subscribe),
+    ("UNSUBSCRIBE", 0, Unsubscribe),
+    ("PUNSUBSCRIBE", 0, Unsubscribe),
+    ("PUBLISH", WRITE, PubSub),
+    ("PUBSUB", 0, PubSub),
+    // Refused: Codis's NotAllow list (less what we support), plus Redis 7 commands that would
+    // change the state of a shared backend connection or of a whole server.
+    ("ACL", NOT_ALLOW, Refuse),
+    ("ASKING", NOT_ALLOW, Refuse),
+    ("BGREWRITEAOF", NOT_ALLOW, Refuse),
+    ("BGSAVE", NOT_ALLOW, Refuse),
+    ("BITOP", NOT_ALLOW, Refuse),
+    ("CLIENT", NOT_ALLOW, Refuse),
+    ("CLUSTER", NOT_ALLOW, Refuse),
+    ("CONFIG", NOT_ALLOW, Refuse),
+    ("DBSIZE", NOT_ALLOW, Refuse),
+    ("DEBUG", NOT_ALLOW, Refuse),
+    ("FAILOVER", NOT_ALLOW, Refuse),
+    ("FLUSHALL", NOT_ALLOW, Refuse),
+    ("FLUSHDB", NOT_ALLOW, Refuse),
+    ("FUNCTION", NOT_ALLOW, Refuse),
+    ("HOST:", NOT_ALLOW, Refuse),
+    ("KEYS", NOT_ALLOW, Refuse),
+    ("LASTSAVE", NOT_ALLOW, Refuse),
+    ("LATENCY", NOT_ALLOW, Refuse),
+    ("MIGRATE", NOT_ALLOW, Refuse),
+    ("MODULE", NOT_ALLOW, Refuse),
+    ("MONITOR", NOT_ALLOW, Refuse),
+    ("MOVE", NOT_ALLOW, Refuse),
+    ("OBJECT", NOT_ALLOW, Refuse),
+    ("POST", NOT_ALLOW, Refuse),
+    ("PSYNC", NOT_ALLOW, Refuse),
+    ("RANDOMKEY", NOT_ALLOW, Refuse),
+    ("READONLY", NOT_ALLOW, Refuse),
+    ("READWRITE", NOT_ALLOW, Refuse),
+    ("RENAME", NOT_ALLOW, Refuse),
+    ("RENAMENX", NOT_ALLOW, Refuse),
+    ("REPLCONF", NOT_ALLOW, Refuse),
+    ("REPLICAOF", NOT_ALLOW, Refuse),
+    ("RESET", NOT_ALLOW, Refuse),
+    ("RESTORE", NOT_ALLOW, Refuse),
+    ("RESTORE-ASKING", NOT_ALLOW, Refuse),
+    ("SAVE", NOT_ALLOW, Refuse),
+    ("SCAN", NOT_ALLOW, Refuse),
+    ("SCRIPT", NOT_ALLOW, Refuse),
+    ("SHUTDOWN", NOT_ALLOW, Refuse),
+    ("SLAVEOF", NOT_ALLOW, Refuse),
+    ("SLOTSCHECK", NOT_ALLOW, Refuse),
+    ("SLOTSDEL", NOT_ALLOW, Refuse),
+    ("SLOTSMGRTONE", NOT_ALLOW, Refuse),
+    ("SLOTSMGRTSLOT", NOT_ALLOW, Refuse),
+    ("SLOTSMGRTTAGONE", NOT_ALLOW, Refuse),
+    ("SLOTSMGRTTAGSLOT", NOT_ALLOW, Refuse),
+    ("SLOWLOG", NOT_ALLOW, Refuse),
+    ("SPUBLISH", NOT_ALLOW, Refuse),
+    ("SSUBSCRIBE", NOT_ALLOW, Refuse),
+    ("SUNSUBSCRIBE", NOT_ALLOW, Refuse),
+    ("SWAPDB", NOT_ALLOW, Refuse),
+    ("SYNC", NOT_ALLOW, Refuse),
+    ("TIME", NOT_ALLOW, Refuse),
+    ("UNWATCH", NOT_ALLOW, Refuse),
+    ("WAIT", NOT_ALLOW, Refuse),
+    ("WATCH", NOT_ALLOW, Refuse),
+    // Master-only reads.
+    ("HSCAN", MASTER_ONLY, F),
+    ("SSCAN", MASTER_ONLY, F),
+    ("ZSCAN", MASTER_ONLY, F),
+    // Writes.
+    ("APPEND", WRITE, F),
+    ("BITFIELD", WRITE, F),
+    ("COPY", WRITE, F),
+    ("DECR", WRITE, F),
+    ("DECRBY", WRITE, F),
+    ("EVAL", WRITE, Forward(3)),
+    ("EVALSHA", WRITE, Forward(3)),
+    ("EXPIRE", WRITE, F),
+    ("EXPIREAT", WRITE, F),
+    ("GEOADD", WRITE, F),
+    ("GEORADIUS", WRITE, F),
+    ("GEORADIUSBYMEMBER", WRITE, F),
+    ("GETDEL", WRITE, F),
+    ("GETEX", WRITE, F),
+    ("GETSET", WRITE, F),
+    ("HDEL", WRITE, F),
+    ("HINCRBY", WRITE, F),
+    ("HINCRBYFLOAT", WRITE, F),
+    ("HMSET", WRITE, F),
+    ("HSET", WRITE, F),
+    ("HSETNX", WRITE, F),
+    ("INCR", WRITE, F),
+    ("INCRBY", WRITE, F),
+    ("INCRBYFLOAT", WRITE, F),
+    ("LINSERT", WRITE, F),
+    ("LMOVE", WRITE, F),
+    ("LMPOP", WRITE, Forward(2)),
+    ("LPOP", WRITE, F),
+    ("LPUSH", WRITE, F),
+    ("LPUSHX", WRITE, F),
+    ("LREM", WRITE, F),
+    ("LSET", WRITE, F),
+    ("LTRIM", WRITE, F),
+    ("PERSIST", WRITE, F),
+    ("PEXPIRE", WRITE, F),
+    ("PEXPIREAT", WRITE, F),
+    ("PFADD", WRITE, F),
+    ("PFDEBUG", WRITE, Forward(2)),
+    ("PFMERGE", WRITE, F),
+    ("PSETEX", WRITE, F),
+    ("RPOP", WRITE, F),
+    ("RPOPLPUSH", WRITE, F),
+    ("RPUSH", WRITE, F),
+    ("RPUSHX", WRITE, F),
+    ("SADD", WRITE, F),
+    ("SDIFFSTORE", WRITE, F),
+    ("SET", WRITE, F),
+    ("SETBIT", WRITE, F),
+    ("SETEX", WRITE, F),
+    ("SETNX", WRITE, F),
+    ("SETRANGE", WRITE, F),
+    ("SINTERSTORE", WRITE, F),
+    ("SLOTSRESTORE", WRITE, F),
+    ("SMOVE", WRITE, F),
+    ("SORT", WRITE, F),
+    ("SPOP", WRITE, F),
+    ("SREM", WRITE, F),
+    ("SUNIONSTORE", WRITE, F),
+    ("ZADD", WRITE, F),
+    ("ZDIFFSTORE", WRITE, F),
+    ("ZINCRBY", WRITE, F),
+    ("ZINTERSTORE", WRITE, Forward(3)),
+    ("ZMPOP", WRITE, Forward(2)),
+    ("ZPOPMAX", WRITE, F),
+    ("ZPOPMIN", WRITE, F),
+    ("ZRANGESTORE", WRITE, F),
+    ("ZREM", WRITE, F),
+    ("ZREMRANGEBYLEX", WRITE, F),
+    ("ZREMRANGEBYRANK", WRITE, F),
+    ("ZREMRANGEBYSCORE", WRITE, F),
+    ("ZUNIONSTORE", WRITE, Forward(3)),
+    // Reads.
+    ("BITCOUNT", 0, F),
+    ("BITPOS", 0, F),
+    ("COMMAND", 0, F),
+    ("DUMP", 0, F),
+    ("EXPIRETIME", 0, F),
+    ("GEODIST", 0, F),
+    ("GEOHASH", 0, F),
+    ("GEOPOS", 0, F),
+    ("GET", 0, F),
+    ("GETBIT", 0, F),
+    ("GETRANGE", 0, F),
+    ("HEXISTS", 0, F),
+    ("HGET", 0, F),
+    ("HGETALL", 0, F),
+    ("HKEYS", 0, F),
+    ("HLEN", 0, F),
+    ("HMGET", 0, F),
+    ("HRANDFIELD", 0, F),
+    ("HSTRLEN", 0, F),
+    ("HVALS", 0, F),
+    ("LCS", 0, F),
+    ("LINDEX", 0, F),
+    ("LLEN", 0, F),
+    ("LPOS", 0, F),
+    ("LRANGE", 0, F),
+    ("PEXPIRETIME", 0, F),
+    ("PFCOUNT", 0, F),
+    ("PFSELFTEST", 0, F),
+    ("PTTL", 0, F),
+    ("ROLE", 0, F),
+    ("SCARD", 0, F),
+    ("SDIFF", 0, F),
+    ("SINTER", 0, F),
+    ("SINTERCARD", 0, Forward(2)),
+    ("SISMEMBER", 0, F),
+    ("SMEMBERS", 0, F),
+    ("SMISMEMBER", 0, F),
+    ("SRANDMEMBER", 0, F),
+    ("STRLEN", 0, F),
+    ("SUBSTR", 0, F),
+    ("SUNION", 0, F),
+    ("TTL", 0, F),
+    ("TYPE", 0, F),
+    ("ZCARD", 0, F),
+    ("ZCOUNT", 0, F),
+    ("ZDIFF", 0, Forward(2)),
+    ("ZINTER", 0, Forward(2)),
+    ("ZINTERCARD", 0, Forward(2)),
+    ("ZLEXCOUNT", 0, F),
+    ("ZMSCORE", 0, F),
+    ("ZRANDMEMBER", 0, F),
+    ("ZRANGE", 0, F),
+    ("ZRANGEBYLEX", 0, F),
+    ("ZRANGEBYSCORE", 0, F),
+    ("ZRANK", 0, F),
+    ("ZREVRANGE", 0, F),
+    ("ZREVRANGEBYLEX", 0, F),
+    ("ZREVRANGEBYSCORE", 0, F),
+    ("ZREVRANK", 0, F),
+    ("ZSCORE", 0, F),
+    ("ZUNION", 0, Forward(2)),
+];
+
+/// The entry used for commands not in the table: forwarded by the first key, as a write.
+pub static UNKNOWN: CommandInfo = CommandInfo {
+    name: "UNKNOWN",
+    flags: MAY_WRITE,
+    handling: Forward(1),
+    index: usize::MAX,
+};
+
+struct Table {
+    entries: Vec<CommandInfo>,
+    by_name: HashMap<&'static [u8], usize, foldhash::fast::RandomState>,
+}
+
+fn build() -> Table {
+    let entries: Vec<CommandInfo> = COMMANDS
+        .iter()
+        .enumerate()
+        .map(|(index, &(name, flags, handling))| CommandInfo {
+            name,
+            flags,
+            handling,
+            index,
+        })
+        .collect();
+    let by_name = entries
+        .iter()
+        .map(|c| (c.name.as_bytes(), c.index))
+        .collect();
+    Table { entries, by_name }
+}
+
+fn table_ref() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(build)
+}
+
+/// Every known command, indexed by [`CommandInfo::index`].
+pub fn table() -> &'static [CommandInfo] {
+    &table_ref().entries
+}
+
+/// Looks a command up by name (any case). Names longer than 64 bytes are never known.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandInfo> {
+    if name.is_empty() || name.len() > 64 {
+        return None;
+    }
+    let mut upper = [0u8; 64];
+    let upper = &mut upper[..name.len()];
+    for (u, &b) in upper.iter_mut().zip(name) {
+        *u = b.to_ascii_uppercase();
+    }
+    let t = table_ref();
+    t.by_name.get(&*upper).map(|&i| &t.entries[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_is_case_insensitive() {
+        assert_eq!(lookup(b"get").unwrap().name, "GET");
+        assert_eq!(lookup(b"MgEt").unwrap().handling, Split(SplitKind::Mget));
+        assert!(lookup(b"nosuch").is_none());
+        assert!(lookup(&[b'a'; 65]).is_none());
+    }
+
+    #[test]
+    fn names_are_unique_and_upper_case() {
+        let mut seen = std::collections::HashSet::new();
+        for &(name, _, _) in COMMANDS {
+            assert!(seen.insert(name), "{name} twice");
+            assert_eq!(name, name.to_ascii_uppercase());
+        }
+    }
+
+    #[test]
+    fn codis_refusals_are_kept() {
+        for name in ["KEYS", "MOVE", "OBJECT", "RENAME", "SCAN", "FLUSHALL", "WATCH", "CLIENT"] {
+            assert_eq!(lookup(name.as_bytes()).unwrap().handling, Refuse, "{name}");
+        }
+        assert!(lookup(b"get").unwrap().is_read_only());
+        assert!(!lookup(b"hscan").unwrap().is_read_only());
+        assert!(!lookup(b"set").unwrap().is_read_only());
+    }
+}

@@ -1,0 +1,322 @@
+//! Requests that need a backend connection of the session's own (Codis refused them):
+//! blocking pops (BLPOP, BRPOP, BLMOVE, BZPOPMIN, ...) whose keys lie in one slot, and
+//! subscriber mode (SUBSCRIBE / PSUBSCRIBE through the master of slot 0, where PUBLISH goes).
+//!
+//! A blocking pop holds the session (later requests wait, as they would on Redis) while the
+//! proxy keeps reading the client to notice if it goes away. In subscriber mode the proxy
+//! relays between the client and its connection; after every UNSUBSCRIBE it sends a marker
+//! PING so it learns exactly when the backend leaves subscriber mode.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use codis_model::slot::slot_of;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::backend::{Reply, handshake};
+use super::command::{self, CommandInfo, Handling};
+use super::merge::array_items;
+use super::session::{Direct, Entry, Meta, Session};
+use crate::resp::scan::{ReplyScanner, ScanError};
+
+/// Marker argument of the PING sent after an UNSUBSCRIBE.
+const MARKER: &[u8] = b"codis-proxy-unsubscribe-marker";
+
+/// Reads one complete reply from a direct connection (cancel-safe: bytes read stay in `buf`).
+async fn read_reply(d: &mut Direct) -> Result<Bytes, String> {
+    loop {
+        match ReplyScanner::new().scan(&d.buf) {
+            Ok(len) => return Ok(d.buf.split_to(len).freeze()),
+            Err(ScanError::Invalid(why)) => return Err(format!("bad reply from server: {why}")),
+            Err(ScanError::Incomplete) => {}
+        }
+        if d.buf.capacity() - d.buf.len() < 4096 {
+            d.buf.reserve(16 * 1024);
+        }
+        match d.stream.read_buf(&mut d.buf).await {
+            Ok(0) => return Err("connection closed by server".into()),
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+impl Session {
+    /// The session's own connection to `addr` on its database (reused when it matches).
+    async fn direct_conn(&mut self, addr: &Arc<str>) -> Result<Direct, String> {
+        if let Some(d) = self.direct.take()
+            && d.addr == *addr
+            && d.db == self.db
+            && d.buf.is_empty()
+        {
+            return Ok(d);
+        }
+        let stream = match tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            TcpStream::connect(&**addr),
+        )
+        .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(format!("dial {addr}: {e}")),
+            Err(_) => return Err(format!("dial {addr}: timeout")),
+        };
+        let _ = stream.set_nodelay(true);
+        let auth = self.worker.pool.config().auth.clone();
+        let stream = handshake(stream, addr, self.db, &auth).await?;
+        Ok(Direct {
+            addr: addr.clone(),
+            db: self.db,
+            stream,
+            buf: BytesMut::with_capacity(4096),
+        })
+    }
+
+    /// A blocking pop: all keys in one slot, sent on the session's own connection.
+    pub(super) async fn blocking(&mut self, raw: Bytes, info: &CommandInfo, meta: Meta) {
+        let Handling::Blocking(k) = info.handling else { return };
+        let keys = self.blocking_keys(&raw, k);
+        if keys.is_empty() {
+            // Malformed: the backend answers at once with Redis's error, without blocking.
+            let p = self.route_request(&raw, b"", false).await;
+            self.shared.push(Entry::Wait(p, meta));
+            return;
+        }
+        let slot = slot_of(&keys[0]);
+        if keys.iter().any(|k| slot_of(k) != slot) {
+            let msg = format!(
+                "keys of '{}' must all lie in one slot (use a {{hash tag}})",
+                info.name
+            );
+            self.reply_now(Reply::request_error(&msg), meta);
+            return;
+        }
+        let route = match self.stable_route(slot, &keys).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.reply_now(e, meta);
+                return;
+            }
+        };
+        let backend = route.backend.clone();
+        // A blocked call must not hold the slot: a fill (a migration step) would wait for it.
+        route.release();
+        let Some(addr) = backend else {
+            self.reply_now(Reply::response_error("slot is not ready, may be offline"), meta);
+            return;
+        };
+        let mut d = match self.direct_conn(&addr).await {
+            Ok(d) => d,
+            Err(e) => {
+                self.reply_now(Reply::response_error(&format!("backend conn failure, {e}")), meta);
+                return;
+            }
+        };
+        if let Err(e) = d.stream.write_all(&raw).await {
+            self.reply_now(Reply::response_error(&format!("backend conn reset, {e}")), meta);
+            return;
+        }
+        loop {
+            tokio::select! {
+                r = read_reply(&mut d) => {
+                    match r {
+                        Ok(bytes) => {
+                            self.shared.push(Entry::Ready(Reply::data(bytes), Some(meta)));
+                            self.direct = Some(d);
+                        }
+                        Err(e) => self.reply_now(
+                            Reply::response_error(&format!("backend conn reset, {e}")),
+                            meta,
+                        ),
+                    }
+                    return;
+                }
+                alive = self.client_alive() => {
+                    if !alive {
+                        // Dropping the connection unblocks the server side.
+                        self.set_quit();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `UNSUBSCRIBE` / `PUNSUBSCRIBE` outside subscriber mode: Redis's replies, locally.
+    pub(super) fn unsubscribe_idle(&mut self, raw: &Bytes, meta: Meta) {
+        let kind = self.arg(raw, 0).to_ascii_lowercase();
+        let mut out = BytesMut::new();
+        let mut one = |ch: Option<&[u8]>| {
+            out.extend_from_slice(b"*3\r\n");
+            out.extend_from_slice(format!("${}\r\n", kind.len()).as_bytes());
+            out.extend_from_slice(&kind);
+            out.extend_from_slice(b"\r\n");
+            match ch {
+                Some(c) => {
+                    out.extend_from_slice(format!("${}\r\n", c.len()).as_bytes());
+                    out.extend_from_slice(c);
+                    out.extend_from_slice(b"\r\n");
+                }
+                None => out.extend_from_slice(b"$-1\r\n"),
+            }
+            out.extend_from_slice(b":0\r\n");
+        };
+        if self.argc() == 1 {
+            one(None);
+        } else {
+            for i in 1..self.argc() {
+                one(Some(self.arg(raw, i)));
+            }
+        }
+        self.reply_raw(out.freeze(), meta);
+    }
+
+    /// Subscriber mode: relays between the client and a connection of its own to the pub/sub
+    /// server until the client has no subscription left (or leaves).
+    pub(super) async fn subscribe(&mut self, raw: Bytes, meta: Meta) {
+        // Replies to earlier requests go first.
+        while !self.shared.queue.borrow().is_empty() && !self.shared.closed.get() {
+            self.shared.room.notified().await;
+        }
+        let backend = self.worker.routes.borrow_mut().peek(0).backend.clone();
+        let Some(addr) = backend else {
+            self.reply_now(Reply::response_error("slot is not ready, may be offline"), meta);
+            return;
+        };
+        let mut d = match self.direct_conn(&addr).await {
+            Ok(d) => d,
+            Err(e) => {
+                self.reply_now(Reply::response_error(&format!("backend conn failure, {e}")), meta);
+                return;
+            }
+        };
+        self.worker
+            .stats
+            .borrow_mut()
+            .record(&meta.op, 0, false, false);
+        if d.stream.write_all(&raw).await.is_err() {
+            self.reply_now(Reply::response_error("backend conn reset"), meta);
+            self.set_quit();
+            return;
+        }
+        // Markers sent and not yet answered; client requests wait while there is one.
+        let mut markers = 0usize;
+        loop {
+            if markers == 0 {
+                // Forward what the client already sent.
+                loop {
+                    let req = match self.parse_next() {
+                        Ok(Some(r)) => r,
+                        Ok(None) => break,
+                        Err(msg) => {
+                            let r = Reply {
+                                bytes: Bytes::from(format!("-ERR Protocol error: {msg}\r\n")),
+                                failed: true,
+                            };
+                            self.shared.push(Entry::Ready(r, None));
+                            self.set_quit();
+                            return;
+                        }
+                    };
+                    let name = self.arg(&req, 0).to_ascii_uppercase();
+                    if name == b"QUIT" {
+                        self.shared
+                            .push(Entry::Ready(Reply::data(Bytes::from_static(b"+OK\r\n")), None));
+                        self.set_quit();
+                        return;
+                    }
+                    let info = command::lookup(&name);
+                    let mut out = BytesMut::from(&req[..]);
+                    if matches!(info.map(|c| c.handling), Some(Handling::Unsubscribe)) {
+                        super::backend::encode_command(&mut out, &[b"PING", MARKER]);
+                        markers += 1;
+                    }
+                    if let Some(c) = info {
+                        self.worker.stats.borrow_mut().record(
+                            &super::stats::OpId::Known(c.index),
+                            0,
+                            false,
+                            false,
+                        );
+                    }
+                    if d.stream.write_all(&out).await.is_err() {
+                        self.shared
+                            .push(Entry::Ready(Reply::response_error("backend conn reset"), None));
+                        self.set_quit();
+                        return;
+                    }
+                    if markers > 0 {
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                r = read_reply(&mut d) => match r {
+                    Ok(bytes) => {
+                        if let Some(still_subscribed) = marker_reply(&bytes) {
+                            markers -= 1;
+                            if !still_subscribed {
+                                // Back to normal: requests after this go through the router.
+                                return;
+                            }
+                            continue;
+                        }
+                        self.shared.push(Entry::Ready(Reply::data(bytes), None));
+                    }
+                    Err(e) => {
+                        let r = Reply::response_error(&format!("backend conn reset, {e}"));
+                        self.shared.push(Entry::Ready(r, None));
+                        self.set_quit();
+                        return;
+                    }
+                },
+                alive = self.client_alive(), if markers == 0 => {
+                    if !alive {
+                        self.set_quit();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// For the reply to a marker PING: `Some(true)` while still subscribed (`[pong, marker]`),
+/// `Some(false)` once out of subscriber mode (the bulk marker); `None` for other replies.
+fn marker_reply(b: &Bytes) -> Option<bool> {
+    let bulk = format!("${}\r\n", MARKER.len());
+    if b.starts_with(bulk.as_bytes()) && b[bulk.len()..].starts_with(MARKER) {
+        return Some(false);
+    }
+    let items = array_items(b)?;
+    if items.len() == 2 && items[0].eq_ignore_ascii_case(b"$4\r\npong\r\n") {
+        let second = &items[1];
+        if second.starts_with(bulk.as_bytes()) && second[bulk.len()..].starts_with(MARKER) {
+            return Some(true);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_are_recognised() {
+        let bulk = Bytes::from(format!(
+            "${}\r\n{}\r\n",
+            MARKER.len(),
+            String::from_utf8_lossy(MARKER)
+        ));
+        assert_eq!(marker_reply(&bulk), Some(false));
+        let arr = Bytes::from(format!(
+            "*2\r\n$4\r\npong\r\n${}\r\n{}\r\n",
+            MARKER.len(),
+            String::from_utf8_lossy(MARKER)
+        ));
+        assert_eq!(marker_reply(&arr), Some(true));
+        assert_eq!(marker_reply(&Bytes::from_static(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n")), None);
+    }
+}

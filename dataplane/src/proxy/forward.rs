@@ -1,0 +1,472 @@
+//! Sending requests to backends: routing by slot, replica reads, the two migration methods,
+//! and splitting multi-key commands.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use codis_model::slot::slot_of;
+use tokio::sync::Notify;
+
+use super::backend::{BackendConn, Hold, Pending, Reply, encode_command};
+use super::command::{CommandInfo, Handling, SplitKind};
+use super::merge::{Merge, Part, int_reply};
+use super::router::{Method, SlotRoute};
+use super::session::{Entry, Meta, Session};
+
+/// Gives up on a key that stays in an in-flight migration batch this long.
+const MIGRATION_RETRY_LIMIT: Duration = Duration::from_secs(30);
+
+impl Session {
+    /// Handles every command that is neither refused nor `QUIT`/`AUTH`.
+    pub(super) async fn dispatch(&mut self, raw: Bytes, info: &'static CommandInfo, meta: Meta) {
+        match info.handling {
+            Handling::Forward(pos) => {
+                let pos = pos as usize;
+                let key = if pos > 0 && pos < self.argc() {
+                    self.arg_bytes(&raw, pos)
+                } else {
+                    Bytes::new()
+                };
+                let p = self.route_request(&raw, &key, info.is_read_only()).await;
+                self.shared.push(Entry::Wait(p, meta));
+            }
+            Handling::PubSub => {
+                // Every publish and subscription goes through the master of slot 0.
+                let p = self.route_request(&raw, b"", false).await;
+                self.shared.push(Entry::Wait(p, meta));
+            }
+            Handling::Split(kind) => self.split(raw, kind, info, meta).await,
+            Handling::SameSlot => self.same_slot(raw, info, meta).await,
+            Handling::Multi => self.multi(meta),
+            Handling::Exec => self.exec(meta).await,
+            Handling::Discard => self.discard(meta),
+            Handling::Blocking(_) => self.blocking(raw, info, meta).await,
+            Handling::Subscribe => self.subscribe(raw, meta).await,
+            Handling::Unsubscribe => self.unsubscribe_idle(&raw, meta),
+            Handling::Ping => self.ping(raw, meta).await,
+            Handling::Echo => self.echo(&raw, meta),
+            Handling::Select => self.select(&raw, meta),
+            Handling::Hello => self.hello(&raw, meta),
+            Handling::Info => self.info(raw, meta).await,
+            Handling::SlotsInfo => self.slots_info(&raw, meta).await,
+            Handling::SlotsScan => self.slots_scan(raw, meta).await,
+            Handling::SlotsMapping => self.slots_mapping(&raw, meta),
+            Handling::SlotsHashKey => self.slots_hash_key(&raw, meta),
+            Handling::Refuse | Handling::Quit | Handling::Auth => self.refuse(info, meta),
+        }
+    }
+
+    /// Waits until the slot table changes after `epoch`.
+    pub(super) async fn wait_for_fill(&self, epoch: u64) {
+        let mut rx = self.worker.proxy.router.subscribe();
+        if *rx.borrow_and_update() != epoch {
+            return;
+        }
+        let _ = rx.changed().await;
+    }
+
+    /// Sends a request (complete RESP in `raw`) to the backend that owns `key`, following a
+    /// migration if the slot is moving; the returned reply completes when it is answered.
+    pub(super) async fn route_request(
+        &mut self,
+        raw: &[u8],
+        key: &[u8],
+        read_only: bool,
+    ) -> Rc<Pending> {
+        let slot = slot_of(key);
+        loop {
+            let epoch = self.worker.proxy.router.epoch();
+            let route = self.worker.routes.borrow_mut().acquire(slot);
+            if route.locked {
+                route.release();
+                self.wait_for_fill(epoch).await;
+                continue;
+            }
+            let pending = Pending::new(self.shared.wake.clone());
+            let Some(backend) = route.backend.clone() else {
+                route.release();
+                pending.complete(Reply::response_error("slot is not ready, may be offline"));
+                return pending;
+            };
+            if let Some(from) = route.migrate_from.clone()
+                && !key.is_empty()
+            {
+                return self.forward_migrating(raw, key, route, backend, from).await;
+            }
+            let conn = self.connection(&route, &backend, read_only);
+            conn.reserve(self.worker.pool.config().max_pipeline).await;
+            conn.send(raw, pending.clone(), Hold::One(route));
+            return pending;
+        }
+    }
+
+    /// The connection for a request on `route`: a healthy replica for reads when the slot has
+    /// replica groups (best group first), else the master.
+    fn connection(&self, route: &SlotRoute, master: &Arc<str>, read_only: bool) -> Rc<BackendConn> {
+        if read_only && !route.replica_groups.is_empty() && route.migrate_from.is_none() {
+            let seed = self.seed.get().wrapping_add(1);
+            self.seed.set(seed);
+            for group in &route.replica_groups {
+                let n = group.len();
+                for i in 0..n {
+                    if let Some(c) = self.worker.pool.replica(&group[(seed + i) % n], self.db) {
+                        return c;
+                    }
+                }
+            }
+        }
+        self.worker.pool.primary(master, self.db)
+    }
+
+    /// Sends `request` to `conn` and waits for its reply (a step the session must finish
+    /// before the next request, such as a migration pre-step).
+    async fn call(&self, conn: &BackendConn, request: &[u8]) -> Reply {
+        let p = Pending::new(Rc::new(Notify::new()));
+        conn.send(request, p.clone(), Hold::None);
+        p.wait().await
+    }
+
+    /// Sync method: asks the source to migrate the key's tag group now (`SLOTSMGRTTAGONE`).
+    async fn migrate_key_now(&self, from: &Arc<str>, target: &str, key: &[u8]) -> Result<(), Reply> {
+        let (host, port) = target.rsplit_once(':').unwrap_or((target, "0"));
+        let mut req = BytesMut::new();
+        encode_command(
+            &mut req,
+            &[b"SLOTSMGRTTAGONE", host.as_bytes(), port.as_bytes(), b"3000", key],
+        );
+        let src = self.worker.pool.primary(from, self.db);
+        let reply = self.call(&src, &req).await;
+        if reply.failed {
+            return Err(reply);
+        }
+        if int_reply(&reply.bytes).is_none() {
+            let text = String::from_utf8_lossy(&reply.bytes);
+            return Err(Reply::response_error(&format!(
+                "bad slotsmgrt resp: {}",
+                text.trim_end()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Forwards one request on a migrating slot (`route` is held and released when done).
+    async fn forward_migrating(
+        &mut self,
+        raw: &[u8],
+        key: &[u8],
+        route: Arc<SlotRoute>,
+        target: Arc<str>,
+        from: Arc<str>,
+    ) -> Rc<Pending> {
+        let pending = Pending::new(self.shared.wake.clone());
+        match route.method {
+            Method::Sync => {
+                if let Err(e) = self.migrate_key_now(&from, &target, key).await {
+                    route.release();
+                    pending.complete(e);
+                    return pending;
+                }
+                let conn = self.worker.pool.primary(&target, self.db);
+                conn.send(raw, pending.clone(), Hold::One(route));
+                pending
+            }
+            Method::SemiAsync => {
+                let mut wrapped = BytesMut::new();
+                let args = request_args(raw);
+                let mut all: Vec<&[u8]> = Vec::with_capacity(args.len() + 2);
+                all.push(b"SLOTSMGRT-EXEC-WRAPPER");
+                all.push(key);
+                all.extend(args.iter().copied());
+                encode_command(&mut wrapped, &all);
+                let src = self.worker.pool.primary(&from, self.db);
+                let started = std::time::Instant::now();
+                let mut attempt: u64 = 0;
+                loop {
+                    let reply = self.call(&src, &wrapped).await;
+                    if reply.failed {
+                        route.release();
+                        pending.complete(reply);
+                        return pending;
+                    }
+                    match wrapper_reply(&reply.bytes) {
+                        Some((0, _)) => {
+                            let conn = self.worker.pool.primary(&target, self.db);
+                            conn.send(raw, pending.clone(), Hold::One(route));
+                            return pending;
+                        }
+                        Some((2, inner)) => {
+                            route.release();
+                            pending.complete(Reply::data(inner));
+                            return pending;
+                        }
+                        Some((1, _)) => {
+                            if self.shared.closed.get() {
+                                route.release();
+                                pending.complete(Reply::response_error("request is broken"));
+                                return pending;
+                            }
+                            if started.elapsed() > MIGRATION_RETRY_LIMIT {
+                                route.release();
+                                pending.complete(Reply::response_error(
+                                    "key stayed in a migration batch too long",
+                                ));
+                                return pending;
+                            }
+                            attempt += 1;
+                            if attempt >= 5 {
+                                tokio::time::sleep(Duration::from_millis(attempt.min(20))).await;
+                            }
+                        }
+                        Some((_, inner)) if inner.first() == Some(&b'-') => {
+                            route.release();
+                            pending.complete(Reply::data(inner));
+                            return pending;
+                        }
+                        _ => {
+                            route.release();
+                            let text = String::from_utf8_lossy(&reply.bytes).trim_end().to_string();
+                            pending.complete(Reply::response_error(&format!(
+                                "bad exec-wrapper resp: {text}"
+                            )));
+                            return pending;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A route for a request that cannot be wrapped (transactions, blocking pops): waits out a
+    /// locked slot; on a migrating slot moves the keys first (sync) or waits until the
+    /// migration of the slot ends (semi-async). The route is returned held.
+    pub(super) async fn stable_route(
+        &mut self,
+        slot: usize,
+        keys: &[Bytes],
+    ) -> Result<Arc<SlotRoute>, Reply> {
+        let started = std::time::Instant::now();
+        loop {
+            let epoch = self.worker.proxy.router.epoch();
+            let route = self.worker.routes.borrow_mut().acquire(slot);
+            if route.backend.is_none() {
+                route.release();
+                return Err(Reply::response_error("slot is not ready, may be offline"));
+            }
+            let migrating = route.migrate_from.clone();
+            match migrating {
+                _ if route.locked => {}
+                None => return Ok(route),
+                Some(from) if route.method == Method::Sync => {
+                    let target = route.backend.clone().unwrap_or_else(|| Arc::from(""));
+                    for k in keys {
+                        if let Err(e) = self.migrate_key_now(&from, &target, k).await {
+                            route.release();
+                            return Err(e);
+                        }
+                    }
+                    return Ok(route);
+                }
+                Some(_) => {}
+            }
+            route.release();
+            if started.elapsed() > MIGRATION_RETRY_LIMIT {
+                return Err(Reply::response_error("slot is migrating, try again later"));
+            }
+            tokio::select! {
+                _ = self.wait_for_fill(epoch) => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    }
+
+    /// MGET, MSET, DEL, UNLINK, EXISTS, TOUCH: one sub-request per backend connection (keys of
+    /// one backend stay together), merged in key order.
+    async fn split(&mut self, raw: Bytes, kind: SplitKind, info: &CommandInfo, meta: Meta) {
+        let argc = self.argc();
+        let step = if kind == SplitKind::Mset { 2 } else { 1 };
+        if argc < 2 || !(argc - 1).is_multiple_of(step) || argc - 1 == step {
+            // Wrong arity (the backend replies Redis's error) or a single key: as is.
+            let key = if argc > 1 { self.arg_bytes(&raw, 1) } else { Bytes::new() };
+            let p = self.route_request(&raw, &key, info.is_read_only()).await;
+            self.shared.push(Entry::Wait(p, meta));
+            return;
+        }
+        let nkeys = (argc - 1) / step;
+        struct Group {
+            conn: Rc<BackendConn>,
+            positions: Vec<u32>,
+            routes: Vec<Arc<SlotRoute>>,
+        }
+        'retry: loop {
+            let epoch = self.worker.proxy.router.epoch();
+            let mut groups: Vec<Group> = Vec::new();
+            let mut moving: Vec<(u32, Arc<SlotRoute>)> = Vec::new();
+            let release = |groups: &[Group], moving: &[(u32, Arc<SlotRoute>)]| {
+                groups.iter().flat_map(|g| &g.routes).for_each(|r| r.release());
+                moving.iter().for_each(|(_, r)| r.release());
+            };
+            for i in 0..nkeys {
+                let key = self.arg(&raw, 1 + i * step);
+                let route = self.worker.routes.borrow_mut().acquire(slot_of(key));
+                if route.locked {
+                    route.release();
+                    release(&groups, &moving);
+                    self.wait_for_fill(epoch).await;
+                    continue 'retry;
+                }
+                let Some(backend) = route.backend.clone() else {
+                    route.release();
+                    release(&groups, &moving);
+                    let r = Reply::response_error("slot is not ready, may be offline");
+                    self.reply_now(r, meta);
+                    return;
+                };
+                if route.migrate_from.is_some() {
+                    moving.push((i as u32, route));
+                    continue;
+                }
+                let conn = self.connection(&route, &backend, info.is_read_only());
+                match groups.iter_mut().find(|g| Rc::ptr_eq(&g.conn, &conn)) {
+                    Some(g) => {
+                        g.positions.push(i as u32);
+                        g.routes.push(route);
+                    }
+                    None => groups.push(Group {
+                        conn,
+                        positions: vec![i as u32],
+                        routes: vec![route],
+                    }),
+                }
+            }
+            if moving.is_empty() && groups.len() == 1 {
+                // Every key on one connection: the request goes as it came.
+                let g = groups.pop().expect("one group");
+                let p = Pending::new(self.shared.wake.clone());
+                g.conn.reserve(self.worker.pool.config().max_pipeline).await;
+                g.conn.send(&raw, p.clone(), Hold::Many(g.routes));
+                self.shared.push(Entry::Wait(p, meta));
+                return;
+            }
+            let name = self.arg(&raw, 0);
+            let mut parts = Vec::with_capacity(groups.len() + moving.len());
+            for g in groups {
+                let mut args: Vec<&[u8]> = Vec::with_capacity(1 + g.positions.len() * step);
+                args.push(name);
+                for &i in &g.positions {
+                    let first = 1 + i as usize * step;
+                    for j in 0..step {
+                        args.push(self.arg(&raw, first + j));
+                    }
+                }
+                let mut sub = BytesMut::new();
+                encode_command(&mut sub, &args);
+                let p = Pending::new(self.shared.wake.clone());
+                g.conn.reserve(self.worker.pool.config().max_pipeline).await;
+                g.conn.send(&sub, p.clone(), Hold::Many(g.routes));
+                parts.push(Part {
+                    pending: p,
+                    positions: g.positions,
+                });
+            }
+            for (i, route) in moving {
+                let first = 1 + i as usize * step;
+                let key = self.arg_bytes(&raw, first);
+                let mut args: Vec<&[u8]> = vec![name];
+                for j in 0..step {
+                    args.push(self.arg(&raw, first + j));
+                }
+                let mut sub = BytesMut::new();
+                encode_command(&mut sub, &args);
+                let target = route.backend.clone().unwrap_or_else(|| Arc::from(""));
+                let from = route.migrate_from.clone().unwrap_or_else(|| Arc::from(""));
+                let p = self.forward_migrating(&sub, &key, route, target, from).await;
+                parts.push(Part {
+                    pending: p,
+                    positions: vec![i],
+                });
+            }
+            let merge = Merge {
+                kind,
+                nkeys,
+                parts,
+                failed: None,
+            };
+            self.shared.push(Entry::Merge(Box::new(merge), meta));
+            return;
+        }
+    }
+
+    /// MSETNX: atomic only within one server, so every key must lie in one slot.
+    async fn same_slot(&mut self, raw: Bytes, info: &CommandInfo, meta: Meta) {
+        let argc = self.argc();
+        let first = if argc > 1 { slot_of(self.arg(&raw, 1)) } else { 0 };
+        let same = (1..argc).step_by(2).all(|i| slot_of(self.arg(&raw, i)) == first);
+        if !same {
+            let msg = format!(
+                "keys of '{}' must all lie in one slot (use a {{hash tag}})",
+                info.name
+            );
+            self.reply_now(Reply::request_error(&msg), meta);
+            return;
+        }
+        let key = if argc > 1 { self.arg_bytes(&raw, 1) } else { Bytes::new() };
+        let p = self.route_request(&raw, &key, false).await;
+        self.shared.push(Entry::Wait(p, meta));
+    }
+}
+
+/// The arguments of a RESP array request.
+pub fn request_args(raw: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let Some(first) = memchr::memchr(b'\n', raw) else {
+        return out;
+    };
+    let mut pos = first + 1;
+    while pos < raw.len() {
+        let Some(off) = memchr::memchr(b'\n', &raw[pos..]) else {
+            break;
+        };
+        let nl = pos + off;
+        let len: usize = std::str::from_utf8(&raw[pos + 1..nl.saturating_sub(1)])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let start = nl + 1;
+        let end = (start + len).min(raw.len());
+        out.push(&raw[start..end]);
+        pos = end + 2;
+    }
+    out
+}
+
+/// Splits an `SLOTSMGRT-EXEC-WRAPPER` reply `[code, value]` into the code and the raw value.
+fn wrapper_reply(b: &Bytes) -> Option<(i64, Bytes)> {
+    let rest = b.strip_prefix(b"*2\r\n:")?;
+    let cr = memchr::memchr(b'\r', rest)?;
+    let code = crate::util::number::parse_i64(&rest[..cr])?;
+    let start = b.len() - rest.len() + cr + 2;
+    Some((code, b.slice(start..)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapper_reply_parts() {
+        let b = Bytes::from_static(b"*2\r\n:2\r\n$3\r\nabc\r\n");
+        assert_eq!(wrapper_reply(&b), Some((2, Bytes::from_static(b"$3\r\nabc\r\n"))));
+        let b = Bytes::from_static(b"*2\r\n:-1\r\n-ERR x\r\n");
+        assert_eq!(wrapper_reply(&b), Some((-1, Bytes::from_static(b"-ERR x\r\n"))));
+        assert_eq!(wrapper_reply(&Bytes::from_static(b"-ERR\r\n")), None);
+    }
+
+    #[test]
+    fn args_of_request() {
+        let mut raw = BytesMut::new();
+        encode_command(&mut raw, &[b"SET", b"a\r\nb", b""]);
+        assert_eq!(request_args(&raw), vec![&b"SET"[..], b"a\r\nb", b""]);
+    }
+}

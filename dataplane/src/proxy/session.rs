@@ -1,0 +1,506 @@
+//! One client connection to the proxy.
+//!
+//! A session is two halves sharing a reply queue:
+//! - the reader parses requests, answers what the proxy answers itself, and sends the rest to
+//!   backends (see [`super::forward`]), pushing one queue entry per request in request order;
+//! - the writer waits for the entry at the head of the queue to be complete, writes it, and
+//!   moves on, so replies always leave in request order however backends answer.
+//!
+//! The reader never waits for a reply, except where ordering demands it (a request on a
+//! migrating slot, a blocking pop, entering subscriber mode), exactly like Codis.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::Notify;
+
+use super::backend::{Pending, Reply, encode_command};
+use super::command::{self, CommandInfo, Handling};
+use super::core::Worker;
+use super::merge::Merge;
+use super::stats::OpId;
+use crate::resp::request::{Limits, ParseError, Request, RequestParser};
+
+/// What a queue entry needs to be counted when written.
+#[derive(Debug)]
+pub struct Meta {
+    /// The command.
+    pub op: OpId,
+    /// When the request was read.
+    pub start: Instant,
+}
+
+/// One reply to write, in request order.
+#[derive(Debug)]
+pub enum Entry {
+    /// Known already.
+    Ready(Reply, Option<Meta>),
+    /// Waiting for a backend.
+    Wait(Rc<Pending>, Meta),
+    /// Waiting for several backends; merged when all answered.
+    Merge(Box<Merge>, Meta),
+    /// Close the connection once everything before is written.
+    Close,
+}
+
+impl Entry {
+    fn is_ready(&self) -> bool {
+        match self {
+            Entry::Ready(..) | Entry::Close => true,
+            Entry::Wait(p, _) => p.is_ready(),
+            Entry::Merge(m, _) => m.is_ready(),
+        }
+    }
+}
+
+/// State shared by a session's reader and writer.
+#[derive(Debug)]
+pub struct SessionShared {
+    /// Replies in request order.
+    pub queue: RefCell<VecDeque<Entry>>,
+    /// Wakes the writer (a reply completed, or an entry was pushed).
+    pub wake: Rc<Notify>,
+    /// Wakes the reader when the writer made room in the queue.
+    pub room: Notify,
+    /// Set when either half stops.
+    pub closed: Cell<bool>,
+    /// Wakes the reader when the writer stopped.
+    pub kill: Notify,
+}
+
+impl SessionShared {
+    /// Appends an entry and wakes the writer.
+    pub fn push(&self, e: Entry) {
+        self.queue.borrow_mut().push_back(e);
+        self.wake.notify_one();
+    }
+}
+
+/// Decrements `sessions.alive` when the session ends.
+struct AliveGuard(Rc<Worker>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0
+            .proxy
+            .stats
+            .sessions_alive
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Serves one client until it quits, fails or the proxy closes.
+pub async fn serve(mut sock: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
+    use std::sync::atomic::Ordering;
+    let proxy = worker.proxy.clone();
+    let alive = proxy.stats.sessions_alive.fetch_add(1, Ordering::SeqCst) + 1;
+    proxy.stats.sessions_total.fetch_add(1, Ordering::Relaxed);
+    let _guard = AliveGuard(worker.clone());
+    if alive as usize > proxy.cfg.max_clients {
+        let _ = sock.write_all(b"-ERR max number of clients reached\r\n").await;
+        worker.stats.borrow_mut().session_failure();
+        return;
+    }
+    if !proxy.is_online() {
+        let _ = sock.write_all(b"-ERR router is not online\r\n").await;
+        worker.stats.borrow_mut().session_failure();
+        return;
+    }
+    let _ = sock.set_nodelay(true);
+    let (rd, wr) = sock.into_split();
+    let shared = Rc::new(SessionShared {
+        queue: RefCell::new(VecDeque::new()),
+        wake: Rc::new(Notify::new()),
+        room: Notify::new(),
+        closed: Cell::new(false),
+        kill: Notify::new(),
+    });
+    let mut session = Session {
+        id: proxy.session_id(),
+        worker: worker.clone(),
+        shared: shared.clone(),
+        rd,
+        inbuf: BytesMut::with_capacity(16 * 1024),
+        parser: RequestParser::new(),
+        spans: Vec::new(),
+        db: 0,
+        authorized: proxy.cfg.session_auth.is_empty(),
+        quit: false,
+        now: Instant::now(),
+        seed: Cell::new(0),
+        tx: None,
+        direct: None,
+    };
+    let reader = async {
+        session.read_loop().await;
+        shared.push(Entry::Close);
+    };
+    let writer = write_loop(wr, shared.clone(), worker.clone());
+    tokio::join!(reader, writer);
+    tracing::trace!(%peer, "session closed");
+}
+
+async fn write_loop(mut wr: OwnedWriteHalf, shared: Rc<SessionShared>, worker: Rc<Worker>) {
+    let cfg = &worker.proxy.cfg;
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    loop {
+        let mut close = false;
+        let mut now = None;
+        loop {
+            let entry = {
+                let mut q = shared.queue.borrow_mut();
+                match q.front() {
+                    Some(e) if e.is_ready() => q.pop_front(),
+                    _ => None,
+                }
+            };
+            let Some(entry) = entry else { break };
+            let (reply, meta) = match entry {
+                Entry::Close => {
+                    close = true;
+                    break;
+                }
+                Entry::Ready(r, m) => (r, m),
+                Entry::Wait(p, m) => (p.take().unwrap_or_else(|| Reply::response_error("lost")), Some(m)),
+                Entry::Merge(m, meta) => (m.merge(), Some(meta)),
+            };
+            if let Some(meta) = meta {
+                let now = *now.get_or_insert_with(Instant::now);
+                let usecs = now.saturating_duration_since(meta.start).as_micros() as u64;
+                let redis_error = reply.bytes.first() == Some(&b'-');
+                worker
+                    .stats
+                    .borrow_mut()
+                    .record(&meta.op, usecs, reply.failed, redis_error);
+            }
+            out.extend_from_slice(&reply.bytes);
+            if reply.failed && cfg.session_break_on_failure {
+                close = true;
+                break;
+            }
+            if out.len() >= 256 * 1024 {
+                break;
+            }
+        }
+        shared.room.notify_one();
+        if !out.is_empty() {
+            let write = wr.write_all(&out);
+            let res = if cfg.session_send_timeout.is_zero() {
+                write.await.map_err(|e| e.to_string())
+            } else {
+                match tokio::time::timeout(cfg.session_send_timeout, write).await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err("send timeout".to_string()),
+                }
+            };
+            out.clear();
+            if out.capacity() > 1024 * 1024 {
+                out = BytesMut::with_capacity(16 * 1024);
+            }
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "client write failed");
+                break;
+            }
+            if !close {
+                continue;
+            }
+        }
+        if close {
+            let _ = wr.shutdown().await;
+            break;
+        }
+        shared.wake.notified().await;
+    }
+    shared.closed.set(true);
+    shared.kill.notify_one();
+    shared.room.notify_one();
+    shared.queue.borrow_mut().clear();
+}
+
+/// An open transaction (after MULTI).
+#[derive(Debug, Default)]
+pub struct Tx {
+    /// The queued requests, as RESP.
+    pub block: BytesMut,
+    /// How many.
+    pub count: u32,
+    /// The slot every key lies in (`None`: no key yet).
+    pub slot: Option<usize>,
+    /// Keys, for the sync-migration pre-step.
+    pub keys: Vec<Bytes>,
+    /// A queued command was refused: EXEC aborts.
+    pub aborted: bool,
+}
+
+/// A session's own connection to one backend, for blocking pops and subscriptions.
+#[derive(Debug)]
+pub struct Direct {
+    /// Backend address.
+    pub addr: std::sync::Arc<str>,
+    /// Database selected.
+    pub db: u32,
+    /// The connection.
+    pub stream: TcpStream,
+    /// Bytes read and not yet delimited.
+    pub buf: BytesMut,
+}
+
+/// The reader half and the per-client state.
+#[derive(Debug)]
+pub struct Session {
+    /// Session id (HELLO).
+    pub id: u64,
+    /// The worker thread's shared state.
+    pub worker: Rc<Worker>,
+    /// The queue shared with the writer.
+    pub shared: Rc<SessionShared>,
+    rd: OwnedReadHalf,
+    inbuf: BytesMut,
+    parser: RequestParser,
+    spans: Vec<(usize, usize)>,
+    /// Selected database.
+    pub db: u32,
+    /// True once AUTH succeeded (or when no session_auth is set).
+    pub authorized: bool,
+    quit: bool,
+    /// When the current batch of requests was read.
+    pub now: Instant,
+    /// Varies replica choice between requests.
+    pub seed: Cell<usize>,
+    /// The open transaction.
+    pub tx: Option<Tx>,
+    /// The session's own backend connection (blocking pops).
+    pub direct: Option<Direct>,
+}
+
+/// Outcome of reading from the client.
+enum ReadOutcome {
+    Data,
+    Closed,
+}
+
+impl Session {
+    async fn read_loop(&mut self) {
+        let limits = Limits::default();
+        loop {
+            loop {
+                if self.shared.closed.get() {
+                    return;
+                }
+                match self.parser.parse(&self.inbuf, &limits) {
+                    Ok(Request::Multibulk { consumed }) => {
+                        self.spans.clear();
+                        self.spans.extend_from_slice(self.parser.spans());
+                        let raw = self.inbuf.split_to(consumed).freeze();
+                        self.handle(raw).await;
+                    }
+                    Ok(Request::Inline { consumed, args }) => {
+                        self.inbuf.advance(consumed);
+                        let mut raw = BytesMut::new();
+                        let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+                        encode_command(&mut raw, &refs);
+                        let raw = raw.freeze();
+                        self.spans = spans_of(&raw);
+                        self.handle(raw).await;
+                    }
+                    Ok(Request::Empty { consumed }) => self.inbuf.advance(consumed),
+                    Err(ParseError::Incomplete) => break,
+                    Err(ParseError::Protocol(msg)) => {
+                        self.worker.stats.borrow_mut().session_failure();
+                        let r = Reply {
+                            bytes: Bytes::from(format!("-ERR Protocol error: {msg}\r\n")),
+                            failed: true,
+                        };
+                        self.shared.push(Entry::Ready(r, None));
+                        return;
+                    }
+                }
+                if self.quit {
+                    return;
+                }
+                let max = self.worker.proxy.cfg.session_max_pipeline.max(1);
+                while self.shared.queue.borrow().len() >= max && !self.shared.closed.get() {
+                    self.shared.room.notified().await;
+                }
+            }
+            if self.inbuf.capacity() - self.inbuf.len() < 4096 {
+                self.inbuf.reserve(16 * 1024);
+            }
+            match self.read_more().await {
+                ReadOutcome::Data => self.now = Instant::now(),
+                ReadOutcome::Closed => return,
+            }
+        }
+    }
+
+    /// Reads from the client into `inbuf`, honouring the idle timeout and proxy shutdown.
+    async fn read_more(&mut self) -> ReadOutcome {
+        let proxy = self.worker.proxy.clone();
+        let mut closing = proxy.closing();
+        if *closing.borrow_and_update() {
+            return ReadOutcome::Closed;
+        }
+        let timeout = proxy.cfg.session_recv_timeout;
+        let read = self.rd.read_buf(&mut self.inbuf);
+        let res = tokio::select! {
+            r = async {
+                if timeout.is_zero() {
+                    Ok(read.await)
+                } else {
+                    tokio::time::timeout(timeout, read).await
+                }
+            } => r,
+            _ = closing.changed() => return ReadOutcome::Closed,
+            _ = self.shared.kill.notified() => return ReadOutcome::Closed,
+        };
+        match res {
+            Ok(Ok(n)) if n > 0 => ReadOutcome::Data,
+            _ => ReadOutcome::Closed,
+        }
+    }
+
+    /// Argument `i` of the current request.
+    pub fn arg<'a>(&self, raw: &'a Bytes, i: usize) -> &'a [u8] {
+        let (a, b) = self.spans[i];
+        &raw[a..b]
+    }
+
+    /// Argument `i` as shared bytes.
+    pub fn arg_bytes(&self, raw: &Bytes, i: usize) -> Bytes {
+        let (a, b) = self.spans[i];
+        raw.slice(a..b)
+    }
+
+    /// Number of arguments of the current request.
+    pub fn argc(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Queues a reply known now.
+    pub fn reply_now(&self, reply: Reply, meta: Meta) {
+        self.shared.push(Entry::Ready(reply, Some(meta)));
+    }
+
+    /// Queues a plain RESP reply known now.
+    pub fn reply_raw(&self, bytes: impl Into<Bytes>, meta: Meta) {
+        self.reply_now(Reply::data(bytes.into()), meta);
+    }
+
+    async fn handle(&mut self, raw: Bytes) {
+        let name = self.arg(&raw, 0);
+        let info = command::lookup(name);
+        let op = match info {
+            Some(c) => OpId::Known(c.index),
+            None => OpId::Unknown(String::from_utf8_lossy(name).to_ascii_uppercase().into()),
+        };
+        let meta = Meta {
+            op,
+            start: self.now,
+        };
+        let info: &'static CommandInfo = info.unwrap_or(&command::UNKNOWN);
+        if self.tx.is_some()
+            && !matches!(
+                info.handling,
+                Handling::Exec | Handling::Discard | Handling::Multi | Handling::Quit
+            )
+        {
+            self.queue_in_tx(raw, info, meta);
+            return;
+        }
+        match info.handling {
+            Handling::Refuse => self.refuse(info, meta),
+            Handling::Quit => {
+                self.reply_raw(&b"+OK\r\n"[..], meta);
+                self.quit = true;
+            }
+            Handling::Auth => self.auth(&raw, meta),
+            _ if !self.authorized => {
+                self.reply_raw(&b"-NOAUTH Authentication required\r\n"[..], meta);
+            }
+            _ => self.dispatch(raw, info, meta).await,
+        }
+    }
+
+    /// Replies `command '<OP>' is not allowed`.
+    pub fn refuse(&self, info: &CommandInfo, meta: Meta) {
+        let msg = format!("command '{}' is not allowed", info.name);
+        self.reply_now(Reply::request_error(&msg), meta);
+    }
+
+    /// Reads the client while waiting for something else; returns false once the client is
+    /// gone (the data read stays in `inbuf` for later).
+    pub async fn client_alive(&mut self) -> bool {
+        matches!(self.read_more().await, ReadOutcome::Data)
+    }
+
+    /// Mutable access to the read half, for subscriber mode.
+    pub fn parse_next(&mut self) -> Result<Option<Bytes>, String> {
+        let limits = Limits::default();
+        loop {
+            match self.parser.parse(&self.inbuf, &limits) {
+                Ok(Request::Multibulk { consumed }) => {
+                    self.spans.clear();
+                    self.spans.extend_from_slice(self.parser.spans());
+                    return Ok(Some(self.inbuf.split_to(consumed).freeze()));
+                }
+                Ok(Request::Inline { consumed, args }) => {
+                    self.inbuf.advance(consumed);
+                    let mut raw = BytesMut::new();
+                    let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+                    encode_command(&mut raw, &refs);
+                    let raw = raw.freeze();
+                    self.spans = spans_of(&raw);
+                    return Ok(Some(raw));
+                }
+                Ok(Request::Empty { consumed }) => self.inbuf.advance(consumed),
+                Err(ParseError::Incomplete) => return Ok(None),
+                Err(ParseError::Protocol(msg)) => return Err(msg),
+            }
+        }
+    }
+
+    /// Marks the session as quitting after the current request.
+    pub fn set_quit(&mut self) {
+        self.quit = true;
+    }
+}
+
+/// Argument spans of a RESP array built by [`encode_command`].
+fn spans_of(raw: &[u8]) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut pos = memchr::memchr(b'\n', raw).map_or(raw.len(), |p| p + 1);
+    while pos < raw.len() {
+        let nl = match memchr::memchr(b'\n', &raw[pos..]) {
+            Some(off) => pos + off,
+            None => break,
+        };
+        let len: usize = std::str::from_utf8(&raw[pos + 1..nl - 1])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        spans.push((nl + 1, nl + 1 + len));
+        pos = nl + 1 + len + 2;
+    }
+    spans
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_of_encoded_command() {
+        let mut raw = BytesMut::new();
+        encode_command(&mut raw, &[b"SET", b"k\r\n", b""]);
+        let spans = spans_of(&raw);
+        let args: Vec<&[u8]> = spans.iter().map(|&(a, b)| &raw[a..b]).collect();
+        assert_eq!(args, vec![&b"SET"[..], b"k\r\n", b""]);
+    }
+}
