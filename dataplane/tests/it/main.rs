@@ -8,6 +8,7 @@ mod dump;
 mod migrate_async;
 mod migrate_sync;
 mod protocol;
+mod proxy;
 mod pubsub;
 mod server;
 mod slots;

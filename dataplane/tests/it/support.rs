@@ -195,6 +195,14 @@ impl Client {
         out
     }
 
+    /// A second handle on the same connection, for writing from another thread.
+    pub(crate) fn try_clone_writer(&self) -> Client {
+        Client {
+            stream: BufReader::new(self.stream.get_ref().try_clone().unwrap()),
+            buf: Vec::new(),
+        }
+    }
+
     pub(crate) fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.get_mut().write_all(bytes).unwrap();
     }

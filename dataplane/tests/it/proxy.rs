@@ -1,0 +1,736 @@
+//! Integration tests of codis-proxy against real backends (Debian's redis-server, and our
+//! codis-server for migrations). The proxy runs in-process on a free port; its slot table is
+//! filled directly, as the dashboard's `fillslots` does.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use codis_model::proxy::Slot;
+use codis_model::slot_of;
+use dataplane::proxy::core::{CoreConfig, Proxy, run};
+use dataplane::resp::frame::Frame;
+
+use crate::support::{Client, Server, show, start_codis, start_redis};
+
+/// A proxy running on its own thread, closed on drop.
+pub(crate) struct TestProxy {
+    pub(crate) proxy: Arc<Proxy>,
+    pub(crate) port: u16,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestProxy {
+    pub(crate) fn start(cfg: CoreConfig) -> TestProxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let proxy = Proxy::new(cfg);
+        let p2 = proxy.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let l = tokio::net::TcpListener::from_std(listener).unwrap();
+                run(l, p2).await;
+            });
+        });
+        proxy.start().unwrap();
+        TestProxy {
+            proxy,
+            port,
+            thread: Some(thread),
+        }
+    }
+
+    pub(crate) fn fill(&self, slots: &[Slot]) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(self.proxy.router.fill(slots)).unwrap();
+    }
+
+    /// Slots `range` served by `backend`.
+    pub(crate) fn assign(&self, range: std::ops::Range<usize>, backend: &Server) {
+        let slots: Vec<Slot> = range
+            .map(|i| Slot {
+                id: i as i32,
+                backend_addr: addr(backend),
+                ..Slot::default()
+            })
+            .collect();
+        self.fill(&slots);
+    }
+
+    pub(crate) fn client(&self) -> Client {
+        Client::connect(self.port)
+    }
+}
+
+impl Drop for TestProxy {
+    fn drop(&mut self) {
+        self.proxy.close();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub(crate) fn addr(s: &Server) -> String {
+    format!("127.0.0.1:{}", s.port)
+}
+
+fn bulk(f: &Frame) -> Option<Vec<u8>> {
+    match f {
+        Frame::Bulk(b) => Some(b.clone()),
+        Frame::Null => None,
+        other => panic!("not a bulk: {other:?}"),
+    }
+}
+
+fn err_text(f: &Frame) -> String {
+    match f {
+        Frame::Error(e) => String::from_utf8_lossy(e).to_string(),
+        other => panic!("not an error: {other:?}"),
+    }
+}
+
+/// A proxy over two redis-servers: slots 0..512 on `a`, 512..1024 on `b`.
+fn two_backends(cfg: CoreConfig) -> (TestProxy, Server, Server) {
+    let a = start_redis(&[]);
+    let b = start_redis(&[]);
+    let p = TestProxy::start(cfg);
+    p.assign(0..512, &a);
+    p.assign(512..1024, &b);
+    (p, a, b)
+}
+
+fn owner<'a>(key: &[u8], a: &'a Server, b: &'a Server) -> &'a Server {
+    if slot_of(key) < 512 { a } else { b }
+}
+
+#[test]
+fn routes_by_slot_and_keeps_order_in_deep_pipelines() {
+    let (p, a, b) = two_backends(CoreConfig::default());
+    let mut c = p.client();
+    let n = 20_000;
+    let mut buf = Vec::new();
+    for i in 0..n {
+        let k = format!("key:{i}").into_bytes();
+        let v = format!("value-{i}").into_bytes();
+        buf.extend_from_slice(&Client::encode(&[b"SET".to_vec(), k.clone(), v]));
+        buf.extend_from_slice(&Client::encode(&[b"GET".to_vec(), k]));
+    }
+    let writer = {
+        let mut w = c.try_clone_writer();
+        std::thread::spawn(move || w.send_raw(&buf))
+    };
+    for i in 0..n {
+        let (set, raw) = c.read_reply().unwrap();
+        assert_eq!(set, Frame::Simple(b"OK".to_vec()), "SET {i}: {}", show(&raw));
+        let (get, _) = c.read_reply().unwrap();
+        assert_eq!(bulk(&get), Some(format!("value-{i}").into_bytes()), "GET {i}");
+    }
+    writer.join().unwrap();
+    // Every key lives on the backend that owns its slot, and only there.
+    let mut ca = Client::connect(a.port);
+    let mut cb = Client::connect(b.port);
+    for i in (0..n).step_by(97) {
+        let k = format!("key:{i}");
+        let (on_a, on_b) = (ca.run(&format!("EXISTS {k}")), cb.run(&format!("EXISTS {k}")));
+        let expect_a = std::ptr::eq(owner(k.as_bytes(), &a, &b), &a);
+        assert_eq!(on_a, Frame::Integer(expect_a as i64), "{k} on a");
+        assert_eq!(on_b, Frame::Integer(!expect_a as i64), "{k} on b");
+    }
+}
+
+#[test]
+fn multi_key_commands_split_and_merge_like_one_redis() {
+    let (p, _a, _b) = two_backends(CoreConfig::default());
+    let single = start_redis(&[]);
+    let mut via = p.client();
+    let mut direct = Client::connect(single.port);
+    let script = [
+        "MSET k1 v1 k2 v2 k3 v3 k4 v4 {t}x 1 {t}y 2",
+        "MGET k1 k2 nosuch k3 k4 {t}x {t}y k1",
+        "MGET k1",
+        "EXISTS k1 k2 nosuch k1",
+        "TOUCH k1 k2 k3 nosuch",
+        "DEL k1 nosuch k2",
+        "MGET k1 k2 k3",
+        "UNLINK k3 k4",
+        "EXISTS k1 k2 k3 k4",
+        "MSET onlykey",
+        "MSET a 1 b",
+        "MGET",
+        "DEL",
+        "MSETNX {t}a 1 {t}b 2",
+        "MSETNX {t}a 1 {t}c 2",
+        "MGET {t}a {t}b {t}c",
+        "RPUSH list a",
+        "MGET list k1 {t}a",
+    ];
+    for line in script {
+        let args: Vec<&[u8]> = line.split(' ').map(|s| s.as_bytes()).collect();
+        let (_, got) = via.cmd(&args);
+        let (_, want) = direct.cmd(&args);
+        assert_eq!(show(&got), show(&want), "{line}");
+    }
+    // MSETNX across slots is refused, naming the command.
+    let f = via.run("MSETNX a 1 b 2");
+    assert!(err_text(&f).contains("MSETNX"), "{f:?}");
+}
+
+#[test]
+fn refused_and_local_commands() {
+    let (p, a, _b) = two_backends(CoreConfig::default());
+    let mut c = p.client();
+    for cmd in ["KEYS *", "MOVE k 1", "OBJECT encoding k", "RENAME a b", "FLUSHALL", "SCAN 0"] {
+        let name = cmd.split(' ').next().unwrap();
+        let e = err_text(&c.run(cmd));
+        assert_eq!(
+            e,
+            format!("ERR handle request, command '{name}' is not allowed"),
+            "{cmd}"
+        );
+    }
+    assert_eq!(c.run("PING"), Frame::Simple(b"PONG".to_vec()));
+    assert_eq!(c.run("PING hello"), Frame::Bulk(b"hello".to_vec()));
+    assert_eq!(c.run("ECHO hi"), Frame::Bulk(b"hi".to_vec()));
+    // PING/INFO with a backend address go to that backend (Codis).
+    assert_eq!(c.run(&format!("PING {}", addr(&a))), Frame::Simple(b"PONG".to_vec()));
+    let info = bulk(&c.run(&format!("INFO {} server", addr(&a)))).unwrap();
+    assert!(String::from_utf8_lossy(&info).contains(&format!("tcp_port:{}", a.port)));
+    assert!(bulk(&c.run("INFO")).is_some());
+    let e = err_text(&c.run("SLOTSINFO 1.2.3.4:5"));
+    assert_eq!(e, "ERR backend server '1.2.3.4:5' not found");
+    assert_eq!(
+        c.run("SLOTSHASHKEY a b c"),
+        Frame::Array(
+            b'*',
+            vec![Frame::Integer(579), Frame::Integer(1017), Frame::Integer(879)]
+        )
+    );
+    match c.run("SLOTSMAPPING 3") {
+        Frame::Array(_, items) => {
+            assert_eq!(items[0], Frame::Bulk(b"3".to_vec()));
+            assert_eq!(items[1], Frame::Bulk(addr(&a).into_bytes()));
+        }
+        other => panic!("{other:?}"),
+    }
+    match c.run("SLOTSMAPPING") {
+        Frame::Array(_, items) => assert_eq!(items.len(), 1024),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        err_text(&c.run("SELECT 16")),
+        "ERR invalid DB index, only accept DB [0,16)"
+    );
+    assert_eq!(err_text(&c.run("SELECT x")), "ERR invalid DB index");
+    assert!(err_text(&c.run("HELLO 3")).starts_with("NOPROTO"));
+    match c.run("HELLO 2") {
+        Frame::Array(_, items) => assert_eq!(items.len(), 14),
+        other => panic!("{other:?}"),
+    }
+    // An unknown command is forwarded (Codis), and the backend's error comes back.
+    assert!(err_text(&c.run("NOSUCHCMD x")).contains("unknown command"));
+    // The connection survived all of it.
+    assert_eq!(c.run("SET k v"), Frame::Simple(b"OK".to_vec()));
+}
+
+#[test]
+fn select_isolates_databases() {
+    let (p, a, b) = two_backends(CoreConfig::default());
+    let mut c = p.client();
+    assert_eq!(c.run("SELECT 3"), Frame::Simple(b"OK".to_vec()));
+    assert_eq!(c.run("SET dbkey three"), Frame::Simple(b"OK".to_vec()));
+    let mut other = p.client();
+    assert_eq!(other.run("GET dbkey"), Frame::Null);
+    assert_eq!(c.run("GET dbkey"), Frame::Bulk(b"three".to_vec()));
+    let mut direct = Client::connect(owner(b"dbkey", &a, &b).port);
+    direct.run("SELECT 3");
+    assert_eq!(direct.run("GET dbkey"), Frame::Bulk(b"three".to_vec()));
+}
+
+#[test]
+fn session_auth() {
+    let cfg = CoreConfig {
+        session_auth: "secret".into(),
+        ..CoreConfig::default()
+    };
+    let (p, _a, _b) = two_backends(cfg);
+    let mut c = p.client();
+    assert_eq!(err_text(&c.run("GET k")), "NOAUTH Authentication required");
+    assert_eq!(err_text(&c.run("AUTH wrong")), "ERR invalid password");
+    assert_eq!(c.run("AUTH secret"), Frame::Simple(b"OK".to_vec()));
+    assert_eq!(c.run("GET k"), Frame::Null);
+    assert_eq!(err_text(&c.run("AUTH wrong")), "ERR invalid password");
+    assert_eq!(err_text(&c.run("GET k")), "NOAUTH Authentication required");
+    // Without session_auth, AUTH is an error as in Redis.
+    let (p2, _c, _d) = two_backends(CoreConfig::default());
+    assert_eq!(
+        err_text(&p2.client().run("AUTH x")),
+        "ERR Client sent AUTH, but no password is set"
+    );
+}
+
+#[test]
+fn backend_auth_with_product_auth() {
+    let a = start_redis(&[]);
+    Client::connect(a.port).run("CONFIG SET requirepass prod");
+    let mut cfg = CoreConfig::default();
+    cfg.backend.auth = "prod".into();
+    let p = TestProxy::start(cfg);
+    p.assign(0..1024, &a);
+    let mut c = p.client();
+    assert_eq!(c.run("SET k v"), Frame::Simple(b"OK".to_vec()));
+    assert_eq!(c.run("SELECT 2"), Frame::Simple(b"OK".to_vec()));
+    assert_eq!(c.run("GET k"), Frame::Null);
+}
+
+#[test]
+fn dead_backend_fails_fast_and_recovers() {
+    let (p, a, b) = two_backends(CoreConfig::default());
+    let key_b = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| slot_of(k.as_bytes()) >= 512)
+        .unwrap();
+    let key_a = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| slot_of(k.as_bytes()) < 512)
+        .unwrap();
+    let mut c = p.client();
+    assert_eq!(c.run(&format!("SET {key_b} 1")), Frame::Simple(b"OK".to_vec()));
+    let port_b = b.port;
+    drop(b);
+    let t = Instant::now();
+    for _ in 0..5 {
+        let e = err_text(&c.run(&format!("GET {key_b}")));
+        assert!(e.starts_with("ERR handle response, backend conn"), "{e}");
+    }
+    assert!(t.elapsed() < Duration::from_secs(5), "errors must come quickly");
+    // The other backend is unaffected.
+    assert_eq!(c.run(&format!("SET {key_a} 2")), Frame::Simple(b"OK".to_vec()));
+    // The backend comes back on the same port: the proxy reconnects by itself.
+    let _b2 = restart_redis_on(port_b);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match c.run(&format!("SET {key_b} 3")) {
+            Frame::Simple(s) if s == b"OK" => break,
+            other => {
+                assert!(Instant::now() < deadline, "never recovered: {other:?}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    drop(a);
+}
+
+/// A process killed on drop.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts redis-server on a given port (after a backend was killed).
+fn restart_redis_on(port: u16) -> KillOnDrop {
+    let child = KillOnDrop(
+        std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+#[test]
+fn offline_slots_and_locked_slots() {
+    let a = start_redis(&[]);
+    let p = TestProxy::start(CoreConfig::default());
+    let mut c = p.client();
+    assert_eq!(
+        err_text(&c.run("GET k")),
+        "ERR handle response, slot is not ready, may be offline"
+    );
+    // A locked slot holds requests until it is filled again.
+    let s = slot_of(b"k") as i32;
+    p.fill(&[Slot {
+        id: s,
+        locked: true,
+        backend_addr: addr(&a),
+        ..Slot::default()
+    }]);
+    c.send_raw(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+    std::thread::sleep(Duration::from_millis(200));
+    p.fill(&[Slot {
+        id: s,
+        backend_addr: addr(&a),
+        ..Slot::default()
+    }]);
+    assert_eq!(c.read_reply().unwrap().0, Frame::Null);
+}
+
+#[test]
+fn transactions_within_one_slot() {
+    let (p, _a, _b) = two_backends(CoreConfig::default());
+    let mut c = p.client();
+    assert_eq!(c.run("MULTI"), Frame::Simple(b"OK".to_vec()));
+    assert_eq!(c.run("SET {u}a 1"), Frame::Simple(b"QUEUED".to_vec()));
+    assert_eq!(c.run("INCR {u}a"), Frame::Simple(b"QUEUED".to_vec()));
+    assert_eq!(c.run("MGET {u}a {u}b"), Frame::Simple(b"QUEUED".to_vec()));
+    let exec = c.run("EXEC");
+    assert_eq!(
+        exec,
+        Frame::Array(
+            b'*',
+            vec![
+                Frame::Simple(b"OK".to_vec()),
+                Frame::Integer(2),
+                Frame::Array(b'*', vec![Frame::Bulk(b"2".to_vec()), Frame::Null]),
+            ]
+        )
+    );
+    // Keys in two slots: the transaction is refused as a whole.
+    c.run("MULTI");
+    c.run("SET a 1");
+    assert!(err_text(&c.run("SET b 2")).contains("one slot"));
+    assert!(err_text(&c.run("EXEC")).starts_with("EXECABORT"));
+    assert_eq!(c.run("GET a"), Frame::Null);
+    assert_eq!(err_text(&c.run("EXEC")), "ERR EXEC without MULTI");
+    c.run("MULTI");
+    c.run("SET a 1");
+    assert_eq!(c.run("DISCARD"), Frame::Simple(b"OK".to_vec()));
+    assert_eq!(c.run("GET a"), Frame::Null);
+}
+
+#[test]
+fn blocking_pops_wait_for_a_push() {
+    let (p, _a, _b) = two_backends(CoreConfig::default());
+    let mut waiter = p.client();
+    waiter.send_raw(b"*3\r\n$5\r\nBLPOP\r\n$5\r\nqueue\r\n$1\r\n5\r\n");
+    waiter.send_raw(b"*2\r\n$3\r\nGET\r\n$5\r\nafter\r\n");
+    std::thread::sleep(Duration::from_millis(200));
+    let mut pusher = p.client();
+    // Other clients are not blocked by the waiting one.
+    assert_eq!(pusher.run("SET after x"), Frame::Simple(b"OK".to_vec()));
+    assert_eq!(pusher.run("RPUSH queue job"), Frame::Integer(1));
+    let got = waiter.read_reply().unwrap().0;
+    assert_eq!(
+        got,
+        Frame::Array(
+            b'*',
+            vec![Frame::Bulk(b"queue".to_vec()), Frame::Bulk(b"job".to_vec())]
+        )
+    );
+    assert_eq!(waiter.read_reply().unwrap().0, Frame::Bulk(b"x".to_vec()));
+    // Timeout, and keys in different slots.
+    assert_eq!(waiter.run("BRPOP nothing 0.1"), Frame::Null);
+    assert!(err_text(&waiter.run("BLPOP a b 1")).contains("one slot"));
+}
+
+#[test]
+fn publish_and_subscribe() {
+    let (p, _a, _b) = two_backends(CoreConfig::default());
+    let mut sub = p.client();
+    let f = sub.run("SUBSCRIBE news");
+    assert_eq!(
+        f,
+        Frame::Array(
+            b'*',
+            vec![
+                Frame::Bulk(b"subscribe".to_vec()),
+                Frame::Bulk(b"news".to_vec()),
+                Frame::Integer(1)
+            ]
+        )
+    );
+    let mut publ = p.client();
+    assert_eq!(publ.run("PUBLISH news hello"), Frame::Integer(1));
+    let msg = sub.read_reply().unwrap().0;
+    assert_eq!(
+        msg,
+        Frame::Array(
+            b'*',
+            vec![
+                Frame::Bulk(b"message".to_vec()),
+                Frame::Bulk(b"news".to_vec()),
+                Frame::Bulk(b"hello".to_vec())
+            ]
+        )
+    );
+    // Other commands are refused while subscribed, as by Redis.
+    assert!(err_text(&sub.run("GET k")).contains("only (P|S)SUBSCRIBE"));
+    // Leaving subscriber mode gives the session back to the router.
+    let f = sub.run("UNSUBSCRIBE");
+    assert!(matches!(&f, Frame::Array(_, v) if v[2] == Frame::Integer(0)), "{f:?}");
+    assert_eq!(sub.run("SET k v"), Frame::Simple(b"OK".to_vec()));
+    assert_eq!(publ.run("PUBLISH news again"), Frame::Integer(0));
+}
+
+#[test]
+fn bad_input_is_refused_without_harm() {
+    let (p, _a, _b) = two_backends(CoreConfig::default());
+    let mut good = p.client();
+    // Malformed RESP: a protocol error, then the connection closes.
+    let mut bad = p.client();
+    bad.send_raw(b"*1\r\n$x\r\n");
+    let e = err_text(&bad.read_reply().unwrap().0);
+    assert!(e.starts_with("ERR Protocol error"), "{e}");
+    assert!(bad.read_reply().is_none());
+    // A 1 GB bulk header is refused before any byte of it is stored.
+    let mut huge = p.client();
+    huge.send_raw(b"*2\r\n$3\r\nGET\r\n$1073741824\r\n");
+    let e = err_text(&huge.read_reply().unwrap().0);
+    assert!(e.contains("invalid bulk length"), "{e}");
+    assert!(huge.read_reply().is_none());
+    // Others are unaffected.
+    assert_eq!(good.run("SET ok 1"), Frame::Simple(b"OK".to_vec()));
+}
+
+#[test]
+fn a_client_that_never_reads_is_bounded() {
+    let cfg = CoreConfig {
+        session_max_pipeline: 1000,
+        session_send_timeout: Duration::from_secs(2),
+        ..CoreConfig::default()
+    };
+    let (p, _a, _b) = two_backends(cfg);
+    let mut c = p.client();
+    c.run(&format!("SET big {}", "x".repeat(100_000)));
+    // Send far more GETs than fit in socket buffers, never reading.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    let req = b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n".repeat(1000);
+    let mut sent = 0;
+    for _ in 0..200 {
+        use std::io::Write;
+        if s.write_all(&req).is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    assert!(sent < 200, "the proxy must stop reading a client that does not read");
+    // Others are served meanwhile.
+    assert_eq!(c.run("SET other 1"), Frame::Simple(b"OK".to_vec()));
+    // The stuck client is disconnected after session_send_timeout.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while p.proxy.stats.sessions_alive.load(Ordering::SeqCst) > 1 {
+        assert!(Instant::now() < deadline, "stuck client never closed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn max_clients_and_not_online() {
+    let cfg = CoreConfig {
+        max_clients: 2,
+        ..CoreConfig::default()
+    };
+    let (p, _a, _b) = two_backends(cfg);
+    let mut c1 = p.client();
+    let mut c2 = p.client();
+    assert_eq!(c1.run("PING"), Frame::Simple(b"PONG".to_vec()));
+    assert_eq!(c2.run("PING"), Frame::Simple(b"PONG".to_vec()));
+    let mut c3 = p.client();
+    let (f, _) = c3.read_reply().unwrap();
+    assert_eq!(err_text(&f), "ERR max number of clients reached");
+    assert!(c3.read_reply().is_none());
+    // A proxy not started yet refuses sessions.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let proxy = Proxy::new(CoreConfig::default());
+    let p2 = proxy.clone();
+    let t = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            run(tokio::net::TcpListener::from_std(listener).unwrap(), p2).await
+        });
+    });
+    let mut c = Client::connect(port);
+    assert_eq!(
+        err_text(&c.read_reply().unwrap().0),
+        "ERR router is not online"
+    );
+    proxy.close();
+    t.join().unwrap();
+}
+
+#[test]
+fn many_connections() {
+    let cfg = CoreConfig {
+        max_clients: 20_000,
+        ..CoreConfig::default()
+    };
+    let (p, _a, _b) = two_backends(cfg);
+    let n = 2_000;
+    let mut conns: Vec<Client> = (0..n).map(|_| p.client()).collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.send_raw(format!("SET conn:{i} {i}\r\n").as_bytes());
+    }
+    for c in conns.iter_mut() {
+        assert_eq!(c.read_reply().unwrap().0, Frame::Simple(b"OK".to_vec()));
+    }
+    assert_eq!(
+        p.proxy.stats.sessions_alive.load(Ordering::SeqCst),
+        n as u64
+    );
+    drop(conns);
+    let mut c = p.client();
+    assert_eq!(c.run("GET conn:1999"), Frame::Bulk(b"1999".to_vec()));
+}
+
+/// Moves slot `slot` from `from` to `to` through the proxy while clients read and write its
+/// keys: zero client errors, and every key correct afterwards.
+fn migration_under_load(method: i32) {
+    let from = start_codis(&[]);
+    let to = start_codis(&[]);
+    let cfg = CoreConfig {
+        threads: 2,
+        ..CoreConfig::default()
+    };
+    let p = TestProxy::start(cfg);
+    p.assign(0..1024, &from);
+    // 3000 keys in one slot (hash tag), some with big values to make batches chunk.
+    let slot = slot_of(b"mig") as i32;
+    let keys: Vec<String> = (0..3000).map(|i| format!("{{mig}}:{i}")).collect();
+    {
+        let mut c = p.client();
+        let mut buf = Vec::new();
+        for k in &keys {
+            buf.extend_from_slice(format!("SET {k} 0\r\n").as_bytes());
+        }
+        buf.extend_from_slice(b"RPUSH {mig}:list");
+        for i in 0..5000 {
+            buf.extend_from_slice(format!(" e{i}").as_bytes());
+        }
+        buf.extend_from_slice(b"\r\n");
+        c.send_raw(&buf);
+        for _ in 0..=keys.len() {
+            c.read_reply().unwrap();
+        }
+    }
+    // Prepare: the proxy learns the migration before the source starts moving keys.
+    p.fill(&[Slot {
+        id: slot,
+        backend_addr: addr(&to),
+        migrate_from: addr(&from),
+        forward_method: method,
+        ..Slot::default()
+    }]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let ops = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (stop, errors, ops) = (stop.clone(), errors.clone(), ops.clone());
+            let keys = keys.clone();
+            let port = p.port;
+            std::thread::spawn(move || {
+                let mut c = Client::connect(port);
+                let mut i = w;
+                while !stop.load(Ordering::Relaxed) {
+                    let k = &keys[i % keys.len()];
+                    match c.run(&format!("INCR {k}")) {
+                        Frame::Integer(_) => {}
+                        other => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            eprintln!("INCR {k}: {other:?}");
+                        }
+                    }
+                    if let Frame::Error(e) = c.run(&format!("MGET {k} {{mig}}:0 other")) {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("MGET: {}", String::from_utf8_lossy(&e));
+                    }
+                    if let Frame::Error(e) = c.run("LLEN {mig}:list") {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("LLEN: {}", String::from_utf8_lossy(&e));
+                    }
+                    ops.fetch_add(1, Ordering::Relaxed);
+                    i += 4;
+                }
+                c
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    // Migrate the slot as the dashboard does.
+    let mut src = Client::connect(from.port);
+    let to_port = to.port.to_string();
+    let slot_s = slot.to_string();
+    loop {
+        let f = if method == 0 {
+            src.cmd(&[b"SLOTSMGRTTAGSLOT", b"127.0.0.1", to_port.as_bytes(), b"3000", slot_s.as_bytes()])
+                .0
+        } else {
+            src.cmd(&[
+                b"SLOTSMGRTTAGSLOT-ASYNC",
+                b"127.0.0.1",
+                to_port.as_bytes(),
+                b"3000",
+                b"200",
+                b"1048576",
+                slot_s.as_bytes(),
+                b"100",
+            ])
+            .0
+        };
+        match f {
+            Frame::Array(_, v) if v.len() == 2 && v[1] == Frame::Integer(0) => break,
+            Frame::Array(_, _) => {}
+            other => panic!("migration step failed: {other:?}"),
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // Finish: the slot belongs to the target alone.
+    p.fill(&[Slot {
+        id: slot,
+        backend_addr: addr(&to),
+        ..Slot::default()
+    }]);
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert_eq!(errors.load(Ordering::Relaxed), 0, "client errors during migration");
+    assert!(ops.load(Ordering::Relaxed) > 0);
+    // Every increment landed exactly once: the sum of values equals the INCRs done.
+    let mut c = p.client();
+    let mut sum = 0i64;
+    for k in &keys {
+        if let Some(v) = bulk(&c.run(&format!("GET {k}"))) {
+            sum += String::from_utf8(v).unwrap().parse::<i64>().unwrap();
+        }
+    }
+    assert_eq!(sum as u64, ops.load(Ordering::Relaxed));
+    assert_eq!(c.run("LLEN {mig}:list"), Frame::Integer(5000));
+    let mut direct = Client::connect(from.port);
+    assert_eq!(direct.run(&format!("SLOTSINFO {slot} 1")), Frame::Array(b'*', vec![]));
+}
+
+#[test]
+fn sync_migration_is_invisible_to_clients() {
+    migration_under_load(0);
+}
+
+#[test]
+fn semi_async_migration_is_invisible_to_clients() {
+    migration_under_load(1);
+}
