@@ -10,4 +10,5 @@
 //! - [`dashboard`]: going online through a dashboard (`--dashboard`).
 //! - [`rpc`]: the small HTTP client used to talk to the dashboard and the exporters' servers.
 
+pub mod auth;
 pub mod config;
