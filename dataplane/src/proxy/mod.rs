@@ -11,4 +11,5 @@
 //! - [`rpc`]: the small HTTP client used to talk to the dashboard and the exporters' servers.
 
 pub mod auth;
+pub mod cli;
 pub mod config;
