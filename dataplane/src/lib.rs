@@ -10,12 +10,13 @@
 //! - [`server`]: config (`redis.conf`), the listener, client connections, pub/sub and the
 //!   background cycle (active expiry, stats).
 //! - [`rdb`]: Redis's serialization format (DUMP / RESTORE payloads).
+//! - [`proxy`]: codis-proxy: config, command line, admin HTTP API, auth, metrics exporters.
 //! - [`util`]: glob matching and Redis's number parsing and formatting.
 
 pub mod alloc;
-pub mod proxy;
 pub mod cmd;
 pub mod config;
+pub mod proxy;
 pub mod rdb;
 pub mod resp;
 pub mod server;

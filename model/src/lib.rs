@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`slot`]: the 1024-slot hash of Codis 3.2 (`crc32(hashtag) % 1024`).
+//! - [`proxy`]: the proxy's JSON documents (model, slot table, sentinels, stats, overview).
 
 pub mod proxy;
 pub mod slot;

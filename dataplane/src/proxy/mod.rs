@@ -1,6 +1,8 @@
-//! `codis-proxy`: speaks RESP to clients and routes each request by slot to the codis-server
-//! that owns it, as Codis 3.2's proxy does.
+//! `codis-proxy`: a stateless RESP proxy that routes each request by its key's slot to the
+//! codis-server that owns it, following the slot table the dashboard pushes.
 //!
+//! # Layout
+//! Data path:
 //! - [`command`]: the command table (how each command is handled, Codis's flags).
 //! - [`router`]: the 1024-slot table filled by the dashboard.
 //! - [`backend`]: pipelined, shared connections to codis-servers (one pool per worker thread).
@@ -10,9 +12,17 @@
 //! - [`local`]: commands answered by the proxy; [`tx`]: MULTI/EXEC; [`direct`]: blocking pops
 //!   and subscriber mode.
 //! - [`stats`]: counters; [`core`]: the running proxy, accept loop and worker threads.
+//!
+//! Around it:
+//! - [`config`]: `proxy.toml` (Codis keys and defaults, size and duration syntax).
+//! - [`cli`]: the command line (Codis's flags) and how it overrides the config.
+//! - [`auth`]: token, xauth and the advertised addresses.
 
+pub mod auth;
 pub mod backend;
+pub mod cli;
 pub mod command;
+pub mod config;
 pub mod core;
 pub mod direct;
 pub mod forward;

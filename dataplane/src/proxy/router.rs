@@ -59,7 +59,7 @@ impl SlotRoute {
             method: Method::Sync,
             replica_groups: Vec::new(),
             model: Slot {
-                id: id as i32,
+                id: id as i64,
                 ..Slot::default()
             },
             inflight: AtomicUsize::new(0),
@@ -207,7 +207,7 @@ impl Router {
     pub async fn clear(&self) {
         let slots: Vec<Slot> = (0..MAX_SLOT_NUM)
             .map(|i| Slot {
-                id: i as i32,
+                id: i as i64,
                 ..Slot::default()
             })
             .collect();
@@ -281,7 +281,7 @@ impl RouteCache {
 mod tests {
     use super::*;
 
-    fn slot(id: i32, backend: &str) -> Slot {
+    fn slot(id: i64, backend: &str) -> Slot {
         Slot {
             id,
             backend_addr: backend.into(),

@@ -57,7 +57,7 @@ impl TestProxy {
     pub(crate) fn assign(&self, range: std::ops::Range<usize>, backend: &Server) {
         let slots: Vec<Slot> = range
             .map(|i| Slot {
-                id: i as i32,
+                id: i as i64,
                 backend_addr: addr(backend),
                 ..Slot::default()
             })
@@ -366,7 +366,7 @@ fn offline_slots_and_locked_slots() {
         "ERR handle response, slot is not ready, may be offline"
     );
     // A locked slot holds requests until it is filled again.
-    let s = slot_of(b"k") as i32;
+    let s = slot_of(b"k") as i64;
     p.fill(&[Slot {
         id: s,
         locked: true,
@@ -598,7 +598,7 @@ fn many_connections() {
 
 /// Moves slot `slot` from `from` to `to` through the proxy while clients read and write its
 /// keys: zero client errors, and every key correct afterwards.
-fn migration_under_load(method: i32) {
+fn migration_under_load(method: i64) {
     let from = start_codis(&[]);
     let to = start_codis(&[]);
     let cfg = CoreConfig {
@@ -608,7 +608,7 @@ fn migration_under_load(method: i32) {
     let p = TestProxy::start(cfg);
     p.assign(0..1024, &from);
     // 3000 keys in one slot (hash tag), some with big values to make batches chunk.
-    let slot = slot_of(b"mig") as i32;
+    let slot = slot_of(b"mig") as i64;
     let keys: Vec<String> = (0..3000).map(|i| format!("{{mig}}:{i}")).collect();
     {
         let mut c = p.client();
