@@ -253,3 +253,31 @@ async fn qps_loop(proxy: Arc<Proxy>) {
         last = now;
     }
 }
+
+impl CoreConfig {
+    /// The data-path settings of a `proxy.toml`, served by `threads` worker threads.
+    pub fn from_config(c: &super::config::ProxyConfig, threads: usize) -> Self {
+        CoreConfig {
+            session_auth: c.session_auth.clone(),
+            max_clients: c.proxy_max_clients,
+            session_max_pipeline: c.session_max_pipeline,
+            session_recv_timeout: c.session_recv_timeout.get(),
+            session_send_timeout: c.session_send_timeout.get(),
+            session_break_on_failure: c.session_break_on_failure,
+            databases: c.backend_number_databases,
+            primary_only: c.backend_primary_only,
+            backend: BackendConfig {
+                auth: c.product_auth.clone(),
+                primary_parallel: c.backend_primary_parallel,
+                replica_parallel: c.backend_replica_parallel,
+                ping_period: c.backend_ping_period.get(),
+                recv_timeout: c.backend_recv_timeout.get(),
+                send_timeout: c.backend_send_timeout.get(),
+                max_pipeline: c.backend_max_pipeline.max(1),
+                recv_bufsize: c.backend_recv_bufsize.as_usize(),
+                send_bufsize: c.backend_send_bufsize.as_usize(),
+            },
+            threads,
+        }
+    }
+}

@@ -27,6 +27,7 @@ pub mod core;
 pub mod direct;
 pub mod forward;
 pub mod local;
+pub mod logging;
 pub mod merge;
 pub mod router;
 pub mod session;
