@@ -359,7 +359,7 @@ impl BackendConn {
     /// Runs the reader, the writer and the keepalive of one established connection; returns
     /// the error that ended it (`None` when retired).
     async fn serve(self: &Rc<Self>, stream: TcpStream, cfg: &BackendConfig) -> Option<String> {
-        let (mut rd, mut wr) = stream.into_split();
+        let stream = &stream;
         let writer = async {
             let mut spare = BytesMut::with_capacity(16 * 1024);
             loop {
@@ -377,7 +377,7 @@ impl BackendConn {
                     self.wake_writer.notified().await;
                     continue;
                 }
-                match tokio::time::timeout(cfg.send_timeout, wr.write_all(&spare)).await {
+                match tokio::time::timeout(cfg.send_timeout, super::io::write_all(stream, &spare)).await {
                     Ok(Ok(())) => spare.clear(),
                     Ok(Err(e)) => return Some(e.to_string()),
                     Err(_) => return Some("send timeout".to_string()),
@@ -388,10 +388,7 @@ impl BackendConn {
             let mut buf = BytesMut::with_capacity(16 * 1024);
             let mut scanner = ReplyScanner::new();
             loop {
-                if buf.capacity() - buf.len() < 4096 {
-                    buf.reserve(16 * 1024);
-                }
-                match rd.read_buf(&mut buf).await {
+                match super::io::read_some(stream, &mut buf).await {
                     Ok(0) => return Some("connection closed by server".to_string()),
                     Ok(_) => {}
                     Err(e) => return Some(e.to_string()),

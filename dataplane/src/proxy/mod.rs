@@ -26,6 +26,7 @@ pub mod config;
 pub mod core;
 pub mod direct;
 pub mod forward;
+pub mod io;
 pub mod local;
 pub mod logging;
 pub mod merge;

@@ -16,10 +16,9 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use super::backend::{Pending, Reply, encode_command};
 use super::command::{self, CommandInfo, Handling};
@@ -114,7 +113,7 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
         return;
     }
     let _ = sock.set_nodelay(true);
-    let (rd, wr) = sock.into_split();
+    let sock = Rc::new(sock);
     let shared = Rc::new(SessionShared {
         queue: RefCell::new(VecDeque::new()),
         wake: Rc::new(Notify::new()),
@@ -126,8 +125,11 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
         id: proxy.session_id(),
         worker: worker.clone(),
         shared: shared.clone(),
-        rd,
-        inbuf: BytesMut::with_capacity(16 * 1024),
+        sock: sock.clone(),
+        closing: proxy.closing(),
+        idle: Box::pin(tokio::time::sleep(proxy.cfg.session_recv_timeout)),
+        last_read: Instant::now(),
+        inbuf: BytesMut::new(),
         parser: RequestParser::new(),
         spans: Vec::new(),
         db: 0,
@@ -142,14 +144,14 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
         session.read_loop().await;
         shared.push(Entry::Close);
     };
-    let writer = write_loop(wr, shared.clone(), worker.clone());
+    let writer = write_loop(sock.clone(), shared.clone(), worker.clone());
     tokio::join!(reader, writer);
     tracing::trace!(%peer, "session closed");
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf, shared: Rc<SessionShared>, worker: Rc<Worker>) {
+async fn write_loop(sock: Rc<TcpStream>, shared: Rc<SessionShared>, worker: Rc<Worker>) {
     let cfg = &worker.proxy.cfg;
-    let mut out = BytesMut::with_capacity(16 * 1024);
+    let mut out = BytesMut::new();
     loop {
         let mut close = false;
         let mut now = None;
@@ -191,7 +193,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, shared: Rc<SessionShared>, worker: R
         }
         shared.room.notify_one();
         if !out.is_empty() {
-            let write = wr.write_all(&out);
+            let write = super::io::write_all(&sock, &out);
             let res = if cfg.session_send_timeout.is_zero() {
                 write.await.map_err(|e| e.to_string())
             } else {
@@ -202,7 +204,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, shared: Rc<SessionShared>, worker: R
             };
             out.clear();
             if out.capacity() > 1024 * 1024 {
-                out = BytesMut::with_capacity(16 * 1024);
+                out = BytesMut::new();
             }
             if let Err(e) = res {
                 tracing::debug!(error = %e, "client write failed");
@@ -213,7 +215,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, shared: Rc<SessionShared>, worker: R
             }
         }
         if close {
-            let _ = wr.shutdown().await;
+            let _ = socket2::SockRef::from(&*sock).shutdown(std::net::Shutdown::Write);
             break;
         }
         shared.wake.notified().await;
@@ -261,7 +263,10 @@ pub struct Session {
     pub worker: Rc<Worker>,
     /// The queue shared with the writer.
     pub shared: Rc<SessionShared>,
-    rd: OwnedReadHalf,
+    sock: Rc<TcpStream>,
+    closing: watch::Receiver<bool>,
+    idle: std::pin::Pin<Box<tokio::time::Sleep>>,
+    last_read: Instant,
     inbuf: BytesMut,
     parser: RequestParser,
     spans: Vec<(usize, usize)>,
@@ -330,11 +335,8 @@ impl Session {
                     self.shared.room.notified().await;
                 }
             }
-            if self.inbuf.capacity() - self.inbuf.len() < 4096 {
-                self.inbuf.reserve(16 * 1024);
-            }
             match self.read_more().await {
-                ReadOutcome::Data => self.now = Instant::now(),
+                ReadOutcome::Data => self.now = self.last_read,
                 ReadOutcome::Closed => return,
             }
         }
@@ -342,27 +344,36 @@ impl Session {
 
     /// Reads from the client into `inbuf`, honouring the idle timeout and proxy shutdown.
     async fn read_more(&mut self) -> ReadOutcome {
-        let proxy = self.worker.proxy.clone();
-        let mut closing = proxy.closing();
-        if *closing.borrow_and_update() {
+        if *self.closing.borrow_and_update() || self.shared.closed.get() {
             return ReadOutcome::Closed;
         }
-        let timeout = proxy.cfg.session_recv_timeout;
-        let read = self.rd.read_buf(&mut self.inbuf);
-        let res = tokio::select! {
-            r = async {
-                if timeout.is_zero() {
-                    Ok(read.await)
-                } else {
-                    tokio::time::timeout(timeout, read).await
+        if self.inbuf.is_empty() && self.inbuf.capacity() > 1024 * 1024 {
+            // Give back the memory of a big request.
+            self.inbuf = BytesMut::new();
+        }
+        let timeout = self.worker.proxy.cfg.session_recv_timeout;
+        loop {
+            // The idle timer is only re-armed when it fires, not on every read.
+            let res = tokio::select! {
+                r = super::io::read_some(&self.sock, &mut self.inbuf) => r,
+                _ = self.closing.changed() => return ReadOutcome::Closed,
+                _ = self.shared.kill.notified() => return ReadOutcome::Closed,
+                _ = &mut self.idle, if !timeout.is_zero() => {
+                    let idle_until = self.last_read + timeout;
+                    if Instant::now() >= idle_until {
+                        return ReadOutcome::Closed;
+                    }
+                    self.idle.as_mut().reset(idle_until.into());
+                    continue;
                 }
-            } => r,
-            _ = closing.changed() => return ReadOutcome::Closed,
-            _ = self.shared.kill.notified() => return ReadOutcome::Closed,
-        };
-        match res {
-            Ok(Ok(n)) if n > 0 => ReadOutcome::Data,
-            _ => ReadOutcome::Closed,
+            };
+            return match res {
+                Ok(n) if n > 0 => {
+                    self.last_read = Instant::now();
+                    ReadOutcome::Data
+                }
+                _ => ReadOutcome::Closed,
+            };
         }
     }
 
