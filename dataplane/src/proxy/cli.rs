@@ -243,6 +243,19 @@ impl ProxyArgs {
     }
 }
 
+/// The version reported by `--version` and the overview's `version`.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " @codis-rs");
+
+/// The build description reported by `--version` and the overview's `compile`.
+pub fn compile_info() -> String {
+    format!("codis-rs dataplane by rustc, {}/{}", std::env::consts::OS, std::env::consts::ARCH)
+}
+
+/// What `codis-proxy --version` prints (two lines, like Codis: `version: ...`, `compile: ...`).
+pub fn version_text() -> String {
+    format!("version: {VERSION}\ncompile: {}", compile_info())
+}
+
 /// Parses a Codis log level, case-insensitively: ERROR, WARN/WARNING, INFO, DEBUG, NONE
 /// (logging off). Used for `--log-level` and `PUT /api/proxy/loglevel/:xauth/:value`.
 pub fn parse_log_level(s: &str) -> Option<LevelFilter> {
@@ -467,6 +480,15 @@ mod tests {
         let a = parse(&["-c", file.to_str().unwrap(), "--product_name=flag"]).unwrap();
         assert_eq!(a.load_config().unwrap().product_name, "flag");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn version_lines() {
+        let text = version_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("version: "));
+        assert!(lines[1].starts_with("compile: "));
     }
 
     #[test]

@@ -4,12 +4,15 @@
 //! # Layout
 //! - [`config`]: `proxy.toml` (Codis keys and defaults, size and duration syntax).
 //! - [`cli`]: the command line (Codis's flags) and how it overrides the config.
-//! - [`auth`]: token, xauth and the advertised addresses.
+//! - [`auth`]: token, xauth, advertised addresses and the proxy's identity.
 //! - [`admin`]: the admin HTTP API (Codis routes, plus `/metrics` for Prometheus).
 //! - [`metrics`]: the JSON, InfluxDB and statsd exporters and process usage sampling.
 //! - [`dashboard`]: going online through a dashboard (`--dashboard`).
-//! - [`rpc`]: the small HTTP client used to talk to the dashboard and the exporters' servers.
+//! - [`rpc`]: the small HTTP client used to call the dashboard and the metrics servers.
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod metrics;
+pub mod rpc;
