@@ -14,5 +14,6 @@ pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod metrics;
 pub mod rpc;
