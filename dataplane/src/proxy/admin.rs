@@ -102,7 +102,11 @@ pub fn overview(api: &dyn AdminApi, flags: u32) -> Overview {
         config: api.config_json(),
         model: api.model(),
         stats: api.stats(flags),
-        slots: if flags & STATS_SLOTS != 0 { api.slots() } else { Vec::new() },
+        slots: if flags & STATS_SLOTS != 0 {
+            api.slots()
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -176,7 +180,8 @@ type Reply = Response<Full<Bytes>>;
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
     let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
@@ -207,7 +212,11 @@ fn ok_reply() -> Reply {
 }
 
 fn not_found() -> Reply {
-    reply(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "404 page not found\n")
+    reply(
+        StatusCode::NOT_FOUND,
+        "text/plain; charset=utf-8",
+        "404 page not found\n",
+    )
 }
 
 /// Decodes `%XX` escapes of a path segment (invalid escapes are kept as written).
@@ -235,21 +244,21 @@ fn hex_val(c: u8) -> Option<u8> {
 }
 
 /// Codis's xauth check, in Codis's order: closed proxy, missing, invalid.
-fn verify_xauth(api: &dyn AdminApi, xauth: &str) -> Result<(), Reply> {
+fn verify_xauth(api: &dyn AdminApi, xauth: &str) -> Result<(), &'static str> {
     if api.is_closed() {
-        return Err(error_reply(ERR_CLOSED_PROXY));
+        return Err(ERR_CLOSED_PROXY);
     }
     if xauth.is_empty() {
-        return Err(error_reply(ERR_MISSING_XAUTH));
+        return Err(ERR_MISSING_XAUTH);
     }
     if xauth != api.xauth() {
-        return Err(error_reply(ERR_INVALID_XAUTH));
+        return Err(ERR_INVALID_XAUTH);
     }
     Ok(())
 }
 
 /// Reads and decodes a JSON body of at most [`MAX_BODY`] bytes.
-async fn read_json<T: serde::de::DeserializeOwned>(body: Incoming) -> Result<T, Reply> {
+async fn read_json<T: serde::de::DeserializeOwned>(body: Incoming) -> Result<T, String> {
     let bytes = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
@@ -258,10 +267,10 @@ async fn read_json<T: serde::de::DeserializeOwned>(body: Incoming) -> Result<T, 
             } else {
                 format!("read request body failed: {e}")
             };
-            return Err(error_reply(&cause));
+            return Err(cause);
         }
     };
-    serde_json::from_slice(&bytes).map_err(|e| error_reply(&format!("decode json body failed: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| format!("decode json body failed: {e}"))
 }
 
 /// Logs non-GET calls under `/api/` with the caller, as Codis does.
@@ -285,7 +294,10 @@ async fn handle(api: &dyn AdminApi, peer: SocketAddr, req: Request<Incoming>) ->
     let segs: Vec<String> = if path == "/" {
         Vec::new()
     } else {
-        path.trim_start_matches('/').split('/').map(percent_decode).collect()
+        path.trim_start_matches('/')
+            .split('/')
+            .map(percent_decode)
+            .collect()
     };
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
 
@@ -293,7 +305,8 @@ async fn handle(api: &dyn AdminApi, peer: SocketAddr, req: Request<Incoming>) ->
         return match segs.as_slice() {
             [] => {
                 let mut resp = reply(StatusCode::FOUND, "text/html; charset=utf-8", "");
-                resp.headers_mut().insert(LOCATION, HeaderValue::from_static("/proxy"));
+                resp.headers_mut()
+                    .insert(LOCATION, HeaderValue::from_static("/proxy"));
                 resp
             }
             ["proxy"] => json_reply(&overview(api, STATS_FULL)),
@@ -302,26 +315,30 @@ async fn handle(api: &dyn AdminApi, peer: SocketAddr, req: Request<Incoming>) ->
             ["proxy", "slots"] => json_reply(&api.slots()),
             ["metrics"] => {
                 let text = metrics::render_prometheus(&api.stats(codis_model::proxy::STATS_CMDS));
-                reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", text)
+                reply(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    text,
+                )
             }
             ["api", "proxy", "xping", xauth] => match verify_xauth(api, xauth) {
                 Ok(()) => ok_reply(),
-                Err(r) => r,
+                Err(cause) => error_reply(cause),
             },
             ["api", "proxy", "stats", xauth] => match verify_xauth(api, xauth) {
                 Ok(()) => json_reply(&api.stats(0)),
-                Err(r) => r,
+                Err(cause) => error_reply(cause),
             },
             ["api", "proxy", "stats", xauth, flags] => match verify_xauth(api, xauth) {
                 Ok(()) => match parse_flags(flags) {
                     Ok(f) => json_reply::<Stats>(&api.stats(f)),
                     Err(cause) => error_reply(&cause),
                 },
-                Err(r) => r,
+                Err(cause) => error_reply(cause),
             },
             ["api", "proxy", "slots", xauth] => match verify_xauth(api, xauth) {
                 Ok(()) => json_reply::<[Slot]>(&api.slots()),
-                Err(r) => r,
+                Err(cause) => error_reply(cause),
             },
             _ => not_found(),
         };
@@ -341,8 +358,8 @@ async fn handle(api: &dyn AdminApi, peer: SocketAddr, req: Request<Incoming>) ->
         ["api", "proxy", "sentinels", x, "rewatch"] => (*x, Put::Rewatch),
         _ => return not_found(),
     };
-    if let Err(r) = verify_xauth(api, xauth) {
-        return r;
+    if let Err(cause) = verify_xauth(api, xauth) {
+        return error_reply(cause);
     }
     let result = match action {
         Put::Start => api.start(),
@@ -359,11 +376,11 @@ async fn handle(api: &dyn AdminApi, peer: SocketAddr, req: Request<Incoming>) ->
         Put::LogLevel(value) => set_log_level(api, &value),
         Put::FillSlots => match read_json::<Vec<Slot>>(req.into_body()).await {
             Ok(slots) => api.fill_slots(slots).await,
-            Err(r) => return r,
+            Err(cause) => Err(cause),
         },
         Put::SetSentinels => match read_json::<Sentinel>(req.into_body()).await {
             Ok(s) => api.set_sentinels(s),
-            Err(r) => return r,
+            Err(cause) => Err(cause),
         },
         Put::Rewatch => api.rewatch_sentinels(),
     };

@@ -69,9 +69,15 @@ pub struct RetryPolicy {
 
 impl RetryPolicy {
     /// `--dashboard`: 10 tries, 3 s apart.
-    pub const DASHBOARD: RetryPolicy = RetryPolicy { tries: 10, delay: Duration::from_secs(3) };
+    pub const DASHBOARD: RetryPolicy = RetryPolicy {
+        tries: 10,
+        delay: Duration::from_secs(3),
+    };
     /// Coordinator modes: 30 tries, 3 s apart.
-    pub const COORDINATOR: RetryPolicy = RetryPolicy { tries: 30, delay: Duration::from_secs(3) };
+    pub const COORDINATOR: RetryPolicy = RetryPolicy {
+        tries: 30,
+        delay: Duration::from_secs(3),
+    };
 }
 
 /// One attempt: fetch the dashboard's model, check its product, ask it to take us online.
@@ -144,7 +150,10 @@ pub async fn online_with_dashboard(
             }
         }
     }
-    Err(DashboardError::GaveUp { tries: policy.tries, last })
+    Err(DashboardError::GaveUp {
+        tries: policy.tries,
+        last,
+    })
 }
 
 /// Coordinator modes: up to `policy.tries` times, `policy.delay` apart, reads the topom
@@ -194,7 +203,10 @@ where
             }
         }
     }
-    Err(DashboardError::GaveUp { tries: policy.tries, last })
+    Err(DashboardError::GaveUp {
+        tries: policy.tries,
+        last,
+    })
 }
 
 #[cfg(test)]
@@ -207,7 +219,10 @@ mod tests {
     use super::*;
     use crate::proxy::admin::tests::{read_request, write_response};
 
-    const FAST: RetryPolicy = RetryPolicy { tries: 3, delay: Duration::from_millis(10) };
+    const FAST: RetryPolicy = RetryPolicy {
+        tries: 3,
+        delay: Duration::from_millis(10),
+    };
 
     fn topom(product: &str) -> String {
         format!(
@@ -245,7 +260,10 @@ mod tests {
         assert_eq!(seen[0], "GET /api/topom/model HTTP/1.1");
         assert_eq!(
             seen[1],
-            format!("PUT /api/topom/proxy/online/{}/10.0.0.1:11080 HTTP/1.1", dashboard_xauth("demo"))
+            format!(
+                "PUT /api/topom/proxy/online/{}/10.0.0.1:11080 HTTP/1.1",
+                dashboard_xauth("demo")
+            )
         );
     }
 
@@ -264,7 +282,9 @@ mod tests {
             ],
         );
         let client = HttpClient::new();
-        online_with_dashboard(&client, &addr, "demo", "h:1", FAST, || false).await.unwrap();
+        online_with_dashboard(&client, &addr, "demo", "h:1", FAST, || false)
+            .await
+            .unwrap();
         assert_eq!(server.await.unwrap().len(), 4);
     }
 
@@ -277,7 +297,10 @@ mod tests {
         let err = online_with_dashboard(&client, &addr, "demo", "h:1", FAST, || false)
             .await
             .unwrap_err();
-        assert!(matches!(err, DashboardError::WrongProduct { ref got, .. } if got == "other"), "{err}");
+        assert!(
+            matches!(err, DashboardError::WrongProduct { ref got, .. } if got == "other"),
+            "{err}"
+        );
         assert_eq!(server.await.unwrap().len(), 1);
     }
 
@@ -286,7 +309,10 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let err = r#"{"Cause":"bad","Stack":[]}"#.to_string();
-        let server = fake_dashboard(listener, vec![(800, err.clone()), (800, err.clone()), (800, err)]);
+        let server = fake_dashboard(
+            listener,
+            vec![(800, err.clone()), (800, err.clone()), (800, err)],
+        );
         let client = HttpClient::new();
         let e = online_with_dashboard(&client, &addr, "demo", "h:1", FAST, || false)
             .await
@@ -309,7 +335,9 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("rpc fetch model failed"), "{e}");
         // Already online: returns at once without calling.
-        online_with_dashboard(&client, &addr, "demo", "h:1", FAST, || true).await.unwrap();
+        online_with_dashboard(&client, &addr, "demo", "h:1", FAST, || true)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -332,7 +360,10 @@ mod tests {
                     if n == 0 {
                         Ok(None)
                     } else {
-                        Ok(Some(TopomModel { admin_addr: addr, ..TopomModel::default() }))
+                        Ok(Some(TopomModel {
+                            admin_addr: addr,
+                            ..TopomModel::default()
+                        }))
                     }
                 }
             },

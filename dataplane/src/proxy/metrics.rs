@@ -11,7 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use codis_model::proxy::{RawUsage, Rusage, RuntimeStats, STATS_RUNTIME, Stats};
+use codis_model::proxy::{RawUsage, RuntimeStats, Rusage, STATS_RUNTIME, Stats};
 use hyper::Method;
 use parking_lot::Mutex;
 use tokio::net::UdpSocket;
@@ -67,19 +67,29 @@ pub fn spawn_exporters(
     if !config.metrics_report_server.is_empty() {
         let server = config.metrics_report_server.clone();
         let (api, client) = (api.clone(), client.clone());
-        tasks.push(spawn_reporter("json", config.metrics_report_period, shutdown.clone(), move || {
-            let (api, client, server) = (api.clone(), client.clone(), server.clone());
-            async move { report_json(&client, &server, api.as_ref()).await }
-        }));
+        tasks.push(spawn_reporter(
+            "json",
+            config.metrics_report_period,
+            shutdown.clone(),
+            move || {
+                let (api, client, server) = (api.clone(), client.clone(), server.clone());
+                async move { report_json(&client, &server, api.as_ref()).await }
+            },
+        ));
     }
     if !config.metrics_report_influxdb_server.is_empty() {
         let target = InfluxTarget::from_config(config);
         let (api, client) = (api.clone(), client.clone());
         let period = config.metrics_report_influxdb_period;
-        tasks.push(spawn_reporter("influxdb", period, shutdown.clone(), move || {
-            let (api, client, target) = (api.clone(), client.clone(), target.clone());
-            async move { report_influxdb(&client, &target, api.as_ref()).await }
-        }));
+        tasks.push(spawn_reporter(
+            "influxdb",
+            period,
+            shutdown.clone(),
+            move || {
+                let (api, client, target) = (api.clone(), client.clone(), target.clone());
+                async move { report_influxdb(&client, &target, api.as_ref()).await }
+            },
+        ));
     }
     if !config.metrics_report_statsd_server.is_empty() {
         let server = config.metrics_report_statsd_server.clone();
@@ -207,7 +217,9 @@ pub async fn report_influxdb(
 ) -> Result<(), MetricsError> {
     let model = api.model();
     let stats = api.stats(STATS_RUNTIME);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let line = influx_line(&model, &stats, now.as_nanos());
     let (status, body) = client
         .send(
@@ -301,14 +313,20 @@ pub fn influx_line(model: &codis_model::proxy::Proxy, stats: &Stats, unix_nanos:
 
 /// A UDP socket connected to the statsd server.
 async fn statsd_socket(server: &str) -> Result<UdpSocket, MetricsError> {
-    let err = |source| MetricsError::Statsd { addr: server.to_string(), source };
+    let err = |source| MetricsError::Statsd {
+        addr: server.to_string(),
+        source,
+    };
     let target = tokio::net::lookup_host(server)
         .await
         .map_err(err)?
         .next()
         .ok_or_else(|| err(std::io::Error::other("no address")))?;
-    let local: std::net::SocketAddr =
-        if target.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let local: std::net::SocketAddr = if target.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
+    };
     let sock = UdpSocket::bind(local).await.map_err(err)?;
     sock.connect(target).await.map_err(err)?;
     Ok(sock)
@@ -350,7 +368,10 @@ pub async fn report_statsd(
         if !packet.is_empty() && packet.len() + 1 + line.len() > STATSD_MAX_PACKET {
             sock.send(packet.as_bytes())
                 .await
-                .map_err(|source| MetricsError::Statsd { addr: addr.clone(), source })?;
+                .map_err(|source| MetricsError::Statsd {
+                    addr: addr.clone(),
+                    source,
+                })?;
             packet.clear();
         }
         if !packet.is_empty() {
@@ -366,9 +387,14 @@ pub async fn report_statsd(
     Ok(())
 }
 
+/// Reads one per-command counter.
+type CmdField = fn(&codis_model::proxy::OpStats) -> i64;
+
 /// Escapes a Prometheus label value.
 fn prom_label(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Renders the stats in the Prometheus text exposition format (version 0.0.4). Per-command
@@ -381,8 +407,18 @@ pub fn render_prometheus(stats: &Stats) -> String {
         let _ = writeln!(out, "{name} {value}");
     };
     let b = |v: bool| if v { "1".to_string() } else { "0".to_string() };
-    metric("codis_proxy_online", "gauge", "1 when the proxy is online.", b(stats.online));
-    metric("codis_proxy_closed", "gauge", "1 when the proxy is closing.", b(stats.closed));
+    metric(
+        "codis_proxy_online",
+        "gauge",
+        "1 when the proxy is online.",
+        b(stats.online),
+    );
+    metric(
+        "codis_proxy_closed",
+        "gauge",
+        "1 when the proxy is closing.",
+        b(stats.closed),
+    );
     metric(
         "codis_proxy_ops_total",
         "counter",
@@ -401,7 +437,12 @@ pub fn render_prometheus(stats: &Stats) -> String {
         "Error replies delivered to clients.",
         stats.ops.redis.errors.to_string(),
     );
-    metric("codis_proxy_ops_qps", "gauge", "Requests in the last second.", stats.ops.qps.to_string());
+    metric(
+        "codis_proxy_ops_qps",
+        "gauge",
+        "Requests in the last second.",
+        stats.ops.qps.to_string(),
+    );
     metric(
         "codis_proxy_sessions_total",
         "counter",
@@ -440,10 +481,20 @@ pub fn render_prometheus(stats: &Stats) -> String {
     );
 
     if !stats.ops.cmd.is_empty() {
-        let per_cmd: [(&str, &str, fn(&codis_model::proxy::OpStats) -> i64); 4] = [
-            ("codis_proxy_cmd_calls_total", "Calls per command.", |c| c.calls),
-            ("codis_proxy_cmd_usecs_total", "Microseconds spent per command.", |c| c.usecs),
-            ("codis_proxy_cmd_fails_total", "Failed calls per command.", |c| c.fails),
+        let per_cmd: [(&str, &str, CmdField); 4] = [
+            ("codis_proxy_cmd_calls_total", "Calls per command.", |c| {
+                c.calls
+            }),
+            (
+                "codis_proxy_cmd_usecs_total",
+                "Microseconds spent per command.",
+                |c| c.usecs,
+            ),
+            (
+                "codis_proxy_cmd_fails_total",
+                "Failed calls per command.",
+                |c| c.fails,
+            ),
             (
                 "codis_proxy_cmd_redis_errors_total",
                 "Error replies per command.",
@@ -454,7 +505,12 @@ pub fn render_prometheus(stats: &Stats) -> String {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} counter");
             for c in &stats.ops.cmd {
-                let _ = writeln!(out, "{name}{{opstr=\"{}\"}} {}", prom_label(&c.opstr), get(c));
+                let _ = writeln!(
+                    out,
+                    "{name}{{opstr=\"{}\"}} {}",
+                    prom_label(&c.opstr),
+                    get(c)
+                );
             }
         }
     }

@@ -121,14 +121,17 @@ pub fn encode_query_value(v: &str) -> String {
 
 /// `Basic` authorization header value.
 pub fn basic_auth(user: &str, password: &str) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let input = format!("{user}:{password}");
     let bytes = input.as_bytes();
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4 + 6);
     out.push_str("Basic ");
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -193,13 +196,22 @@ impl HttpClient {
             }
             None => Bytes::new(),
         };
-        let req = builder.body(Full::new(payload)).map_err(|e| RpcError::BadUrl {
+        let req = builder
+            .body(Full::new(payload))
+            .map_err(|e| RpcError::BadUrl {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?;
+        let transport = |reason: String| RpcError::Transport {
             url: url.to_string(),
-            reason: e.to_string(),
-        })?;
-        let transport = |reason: String| RpcError::Transport { url: url.to_string(), reason };
+            reason,
+        };
         let call = async {
-            let resp = self.inner.request(req).await.map_err(|e| transport(error_chain(&e)))?;
+            let resp = self
+                .inner
+                .request(req)
+                .await
+                .map_err(|e| transport(error_chain(&e)))?;
             let status = resp.status();
             let body = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE)
                 .collect()
@@ -210,7 +222,9 @@ impl HttpClient {
         };
         tokio::time::timeout(CALL_TIMEOUT, call)
             .await
-            .map_err(|_| RpcError::Timeout { url: url.to_string() })?
+            .map_err(|_| RpcError::Timeout {
+                url: url.to_string(),
+            })?
     }
 
     /// Calls a Codis JSON API: sends `args` (if any) as indented JSON, and decodes a 200 body
@@ -224,7 +238,10 @@ impl HttpClient {
         url: &str,
         args: Option<&A>,
     ) -> Result<R, RpcError> {
-        let json_err = |source| RpcError::Json { url: url.to_string(), source };
+        let json_err = |source| RpcError::Json {
+            url: url.to_string(),
+            source,
+        };
         let body = match args {
             Some(a) => Some((to_json_pretty(a).map_err(json_err)?, "application/json")),
             None => None,
@@ -251,7 +268,10 @@ impl HttpClient {
         url: &str,
         args: Option<&A>,
     ) -> Result<(), RpcError> {
-        let json_err = |source| RpcError::Json { url: url.to_string(), source };
+        let json_err = |source| RpcError::Json {
+            url: url.to_string(),
+            source,
+        };
         let body = match args {
             Some(a) => Some((to_json_pretty(a).map_err(json_err)?, "application/json")),
             None => None,
@@ -264,10 +284,18 @@ impl HttpClient {
     ///
     /// # Errors
     /// See [`HttpClient::call_json`].
-    pub async fn post_json<A: Serialize + ?Sized>(&self, url: &str, args: &A) -> Result<(), RpcError> {
-        let body = to_json_pretty(args).map_err(|source| RpcError::Json { url: url.to_string(), source })?;
-        let (status, bytes) =
-            self.send(Method::POST, url, Some((body, "application/json")), None).await?;
+    pub async fn post_json<A: Serialize + ?Sized>(
+        &self,
+        url: &str,
+        args: &A,
+    ) -> Result<(), RpcError> {
+        let body = to_json_pretty(args).map_err(|source| RpcError::Json {
+            url: url.to_string(),
+            source,
+        })?;
+        let (status, bytes) = self
+            .send(Method::POST, url, Some((body, "application/json")), None)
+            .await?;
         check_status(url, status, &bytes)
     }
 }
@@ -280,11 +308,20 @@ fn check_status(url: &str, status: StatusCode, body: &[u8]) -> Result<(), RpcErr
         200 => Ok(()),
         code @ (800 | 1500) => {
             if body.is_empty() {
-                return Err(RpcError::Remote { status: code, cause: "remote error is empty".into() });
+                return Err(RpcError::Remote {
+                    status: code,
+                    cause: "remote error is empty".into(),
+                });
             }
             match serde_json::from_slice::<RemoteError>(body) {
-                Ok(e) => Err(RpcError::Remote { status: code, cause: e.cause }),
-                Err(source) => Err(RpcError::Json { url: url.to_string(), source }),
+                Ok(e) => Err(RpcError::Remote {
+                    status: code,
+                    cause: e.cause,
+                }),
+                Err(source) => Err(RpcError::Json {
+                    url: url.to_string(),
+                    source,
+                }),
             }
         }
         code => Err(RpcError::Status {
@@ -331,10 +368,17 @@ mod tests {
     #[test]
     fn status_mapping() {
         assert!(check_status("u", StatusCode::OK, b"").is_ok());
-        let e = check_status("u", StatusCode::from_u16(800).unwrap(), br#"{"Cause":"boom","Stack":[]}"#);
+        let e = check_status(
+            "u",
+            StatusCode::from_u16(800).unwrap(),
+            br#"{"Cause":"boom","Stack":[]}"#,
+        );
         assert!(matches!(e, Err(RpcError::Remote { status: 800, ref cause }) if cause == "boom"));
         let e = check_status("u", StatusCode::from_u16(800).unwrap(), b"");
-        assert_eq!(e.unwrap_err().to_string(), "[Remote Error] remote error is empty");
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "[Remote Error] remote error is empty"
+        );
         let e = check_status("u", StatusCode::NOT_FOUND, b"");
         assert_eq!(e.unwrap_err().to_string(), "[404] Not Found - u");
     }
@@ -342,6 +386,9 @@ mod tests {
     #[test]
     fn pretty_json_uses_four_spaces() {
         let v = serde_json::json!({"a": [1]});
-        assert_eq!(to_json_pretty(&v).unwrap(), b"{\n    \"a\": [\n        1\n    ]\n}");
+        assert_eq!(
+            to_json_pretty(&v).unwrap(),
+            b"{\n    \"a\": [\n        1\n    ]\n}"
+        );
     }
 }

@@ -56,7 +56,10 @@ impl AdminApi for FakeApi {
     }
     fn stats(&self, flags: u32) -> Stats {
         self.stats_flags.lock().push(flags);
-        let mut s = Stats { online: self.started.load(Ordering::SeqCst) > 0, ..Stats::default() };
+        let mut s = Stats {
+            online: self.started.load(Ordering::SeqCst) > 0,
+            ..Stats::default()
+        };
         s.closed = self.closed.load(Ordering::SeqCst);
         s.ops.total = 100;
         s.ops.fails = 3;
@@ -68,12 +71,30 @@ impl AdminApi for FakeApi {
         s.rusage.cpu = 0.5;
         if flags & STATS_CMDS != 0 {
             s.ops.cmd = vec![
-                OpStats { opstr: "GET".into(), calls: 60, usecs: 600, usecs_percall: 10, fails: 1, redis_errtype: 0 },
-                OpStats { opstr: "SET".into(), calls: 40, usecs: 800, usecs_percall: 20, fails: 2, redis_errtype: 2 },
+                OpStats {
+                    opstr: "GET".into(),
+                    calls: 60,
+                    usecs: 600,
+                    usecs_percall: 10,
+                    fails: 1,
+                    redis_errtype: 0,
+                },
+                OpStats {
+                    opstr: "SET".into(),
+                    calls: 40,
+                    usecs: 800,
+                    usecs_percall: 20,
+                    fails: 2,
+                    redis_errtype: 2,
+                },
             ];
         }
         if flags & STATS_RUNTIME != 0 {
-            s.runtime = Some(RuntimeStats { num_procs: 2, num_goroutines: 5, ..RuntimeStats::default() });
+            s.runtime = Some(RuntimeStats {
+                num_procs: 2,
+                num_goroutines: 5,
+                ..RuntimeStats::default()
+            });
         }
         s
     }
@@ -130,7 +151,12 @@ pub(crate) struct RawResponse {
 }
 
 /// Sends one HTTP/1.1 request with `Connection: close` and reads the whole response.
-pub(crate) async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> RawResponse {
+pub(crate) async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> RawResponse {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let body = body.unwrap_or("");
     let req = format!(
@@ -146,12 +172,23 @@ pub(crate) async fn http(addr: SocketAddr, method: &str, path: &str, body: Optio
 fn parse_response(raw: &str) -> RawResponse {
     let (head, body) = raw.split_once("\r\n\r\n").unwrap();
     let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    RawResponse { status, headers, body: body.to_string() }
+    RawResponse {
+        status,
+        headers,
+        body: body.to_string(),
+    }
 }
 
 /// A captured HTTP request.
@@ -181,14 +218,20 @@ pub(crate) async fn read_request(stream: &mut TcpStream) -> RawRequest {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    let len: usize = headers.get("content-length").map_or(0, |v| v.parse().unwrap());
+    let len: usize = headers
+        .get("content-length")
+        .map_or(0, |v| v.parse().unwrap());
     let mut body = buf[head_end + 4..].to_vec();
     while body.len() < len {
         let n = stream.read(&mut chunk).await.unwrap();
         assert!(n > 0);
         body.extend_from_slice(&chunk[..n]);
     }
-    RawRequest { request_line, headers, body: String::from_utf8(body).unwrap() }
+    RawRequest {
+        request_line,
+        headers,
+        body: String::from_utf8(body).unwrap(),
+    }
 }
 
 /// Answers one request on `stream` with `status` and a JSON `body`, closing the connection.
@@ -214,7 +257,12 @@ async fn start() -> Server {
     let api = Arc::new(FakeApi::default());
     let (stop, rx) = watch::channel(false);
     let task = tokio::spawn(serve(listener, api.clone(), rx));
-    Server { addr, api, stop, task }
+    Server {
+        addr,
+        api,
+        stop,
+        task,
+    }
 }
 
 fn error_body(cause: &str) -> String {
@@ -240,7 +288,11 @@ fn assert_ok(r: &RawResponse) {
 #[tokio::test]
 async fn public_routes() {
     let s = start().await;
-    s.api.slots.lock().push(Slot { id: 5, backend_addr: "a:1".into(), ..Slot::default() });
+    s.api.slots.lock().push(Slot {
+        id: 5,
+        backend_addr: "a:1".into(),
+        ..Slot::default()
+    });
 
     let r = http(s.addr, "GET", "/", None).await;
     assert_eq!(r.status, 302);
@@ -275,7 +327,10 @@ async fn public_routes() {
     assert!(st.runtime.is_some());
 
     let r = http(s.addr, "GET", "/proxy/slots", None).await;
-    assert_eq!(r.body, "[\n    {\n        \"id\": 5,\n        \"backend_addr\": \"a:1\"\n    }\n]");
+    assert_eq!(
+        r.body,
+        "[\n    {\n        \"id\": 5,\n        \"backend_addr\": \"a:1\"\n    }\n]"
+    );
 
     let r = http(s.addr, "GET", "/nothing", None).await;
     assert_eq!(r.status, 404);
@@ -289,17 +344,35 @@ async fn public_routes() {
 async fn xauth_checks() {
     let s = start().await;
     assert_ok(&http(s.addr, "GET", &format!("/api/proxy/xping/{XAUTH}"), None).await);
-    assert_error(&http(s.addr, "GET", "/api/proxy/xping/", None).await, ERR_MISSING_XAUTH);
-    assert_error(&http(s.addr, "GET", "/api/proxy/xping/bad", None).await, ERR_INVALID_XAUTH);
-    assert_error(&http(s.addr, "PUT", "/api/proxy/start/bad", None).await, ERR_INVALID_XAUTH);
-    assert_error(&http(s.addr, "GET", "/api/proxy/slots/bad", None).await, ERR_INVALID_XAUTH);
+    assert_error(
+        &http(s.addr, "GET", "/api/proxy/xping/", None).await,
+        ERR_MISSING_XAUTH,
+    );
+    assert_error(
+        &http(s.addr, "GET", "/api/proxy/xping/bad", None).await,
+        ERR_INVALID_XAUTH,
+    );
+    assert_error(
+        &http(s.addr, "PUT", "/api/proxy/start/bad", None).await,
+        ERR_INVALID_XAUTH,
+    );
+    assert_error(
+        &http(s.addr, "GET", "/api/proxy/slots/bad", None).await,
+        ERR_INVALID_XAUTH,
+    );
     assert_error(
         &http(s.addr, "PUT", "/api/proxy/fillslots/bad", Some("[]")).await,
         ERR_INVALID_XAUTH,
     );
     // A GET of the reset route reads "reset" as the xauth, as in Codis.
     assert_error(
-        &http(s.addr, "GET", &format!("/api/proxy/stats/reset/{XAUTH}"), None).await,
+        &http(
+            s.addr,
+            "GET",
+            &format!("/api/proxy/stats/reset/{XAUTH}"),
+            None,
+        )
+        .await,
         ERR_INVALID_XAUTH,
     );
     assert_eq!(s.api.started.load(Ordering::SeqCst), 0);
@@ -309,7 +382,10 @@ async fn xauth_checks() {
         &http(s.addr, "GET", &format!("/api/proxy/xping/{XAUTH}"), None).await,
         ERR_CLOSED_PROXY,
     );
-    assert_error(&http(s.addr, "GET", "/api/proxy/xping/bad", None).await, ERR_CLOSED_PROXY);
+    assert_error(
+        &http(s.addr, "GET", "/api/proxy/xping/bad", None).await,
+        ERR_CLOSED_PROXY,
+    );
     // Unauthenticated routes still answer.
     assert_eq!(http(s.addr, "GET", "/proxy/model", None).await.status, 200);
     let _ = s.stop.send(true);
@@ -356,8 +432,14 @@ async fn mutations() {
 
     assert_ok(&put(format!("/api/proxy/loglevel/{XAUTH}/warn"), None).await);
     assert_eq!(*s.api.log_level.lock(), "warn");
-    assert_error(&put(format!("/api/proxy/loglevel/{XAUTH}/loud"), None).await, "invalid loglevel");
-    assert_error(&put(format!("/api/proxy/loglevel/{XAUTH}/"), None).await, "missing loglevel");
+    assert_error(
+        &put(format!("/api/proxy/loglevel/{XAUTH}/loud"), None).await,
+        "invalid loglevel",
+    );
+    assert_error(
+        &put(format!("/api/proxy/loglevel/{XAUTH}/"), None).await,
+        "missing loglevel",
+    );
 
     let slots = r#"[{"id": 1, "backend_addr": "127.0.0.1:6379", "backend_addr_group_id": 1},
                     {"id": 2, "locked": true, "forward_method": 1}]"#;
@@ -376,24 +458,38 @@ async fn mutations() {
     assert_eq!(r.status, 800);
     assert!(r.body.contains("decode json body failed"), "{}", r.body);
     s.api.fail_fill.store(true, Ordering::SeqCst);
-    assert_error(&put(format!("/api/proxy/fillslots/{XAUTH}"), Some("[]")).await, "use of invalid slot id");
+    assert_error(
+        &put(format!("/api/proxy/fillslots/{XAUTH}"), Some("[]")).await,
+        "use of invalid slot id",
+    );
 
     let sentinel = r#"{"servers": ["127.0.0.1:26379"], "out_of_sync": true}"#;
     assert_ok(&put(format!("/api/proxy/sentinels/{XAUTH}"), Some(sentinel)).await);
     assert_eq!(
         *s.api.sentinel.lock(),
-        Some(Sentinel { servers: vec!["127.0.0.1:26379".into()], out_of_sync: true })
+        Some(Sentinel {
+            servers: vec!["127.0.0.1:26379".into()],
+            out_of_sync: true
+        })
     );
     let r = put(format!("/api/proxy/sentinels/{XAUTH}"), Some("nope")).await;
     assert_eq!(r.status, 800);
     assert_ok(&put(format!("/api/proxy/sentinels/{XAUTH}/rewatch"), None).await);
     assert_eq!(s.api.rewatches.load(Ordering::SeqCst), 1);
 
-    assert_eq!(put(format!("/api/proxy/unknown/{XAUTH}"), None).await.status, 404);
+    assert_eq!(
+        put(format!("/api/proxy/unknown/{XAUTH}"), None)
+            .await
+            .status,
+        404
+    );
 
     assert_ok(&put(format!("/api/proxy/shutdown/{XAUTH}"), None).await);
     assert_eq!(s.api.shutdowns.load(Ordering::SeqCst), 1);
-    assert_error(&put(format!("/api/proxy/start/{XAUTH}"), None).await, ERR_CLOSED_PROXY);
+    assert_error(
+        &put(format!("/api/proxy/start/{XAUTH}"), None).await,
+        ERR_CLOSED_PROXY,
+    );
     let _ = s.stop.send(true);
 }
 
@@ -403,11 +499,20 @@ async fn metrics_text() {
     let r = http(s.addr, "GET", "/metrics", None).await;
     assert_eq!(r.status, 200);
     assert!(r.headers["content-type"].starts_with("text/plain; version=0.0.4"));
-    assert!(r.body.contains("# TYPE codis_proxy_ops_total counter\ncodis_proxy_ops_total 100\n"));
+    assert!(
+        r.body
+            .contains("# TYPE codis_proxy_ops_total counter\ncodis_proxy_ops_total 100\n")
+    );
     assert!(r.body.contains("codis_proxy_sessions_alive 4\n"));
     assert!(r.body.contains("codis_proxy_online 0\n"));
-    assert!(r.body.contains("codis_proxy_cmd_calls_total{opstr=\"GET\"} 60\n"));
-    assert!(r.body.contains("codis_proxy_cmd_redis_errors_total{opstr=\"SET\"} 2\n"));
+    assert!(
+        r.body
+            .contains("codis_proxy_cmd_calls_total{opstr=\"GET\"} 60\n")
+    );
+    assert!(
+        r.body
+            .contains("codis_proxy_cmd_redis_errors_total{opstr=\"SET\"} 2\n")
+    );
     let _ = s.stop.send(true);
 }
 
@@ -418,7 +523,16 @@ async fn keep_alive_and_percent_decoding() {
     let mut stream = TcpStream::connect(s.addr).await.unwrap();
     let req = format!("GET /api/proxy/xping/{XAUTH} HTTP/1.1\r\nHost: x\r\n\r\n");
     stream.write_all(req.as_bytes()).await.unwrap();
-    stream.write_all(format!("GET /api/proxy/xping/%30{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &XAUTH[1..]).as_bytes()).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "GET /api/proxy/xping/%30{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                &XAUTH[1..]
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
     let mut raw = String::new();
     stream.read_to_string(&mut raw).await.unwrap();
     assert_eq!(raw.matches("HTTP/1.1 200 OK").count(), 2, "{raw}");
@@ -430,7 +544,10 @@ async fn serve_stops_on_shutdown() {
     let s = start().await;
     assert_eq!(http(s.addr, "GET", "/proxy/model", None).await.status, 200);
     s.stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), s.task).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), s.task)
+        .await
+        .unwrap()
+        .unwrap();
     // The listener is gone.
     assert!(TcpStream::connect(s.addr).await.is_err());
 }

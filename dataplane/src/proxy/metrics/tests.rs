@@ -39,16 +39,28 @@ fn statsd_line_format() {
     let api = FakeApi::default();
     let lines = statsd_lines("codis", &model(), &api.stats(STATS_RUNTIME));
     assert_eq!(lines.len(), 14);
-    assert_eq!(lines[0], "codis.demo.10_0_0_1_11080.10_0_0_1_19000.ops_fails:3|g");
-    assert!(lines.contains(&"codis.demo.10_0_0_1_11080.10_0_0_1_19000.rusage_cpu:0.5|g".to_string()));
+    assert_eq!(
+        lines[0],
+        "codis.demo.10_0_0_1_11080.10_0_0_1_19000.ops_fails:3|g"
+    );
+    assert!(
+        lines.contains(&"codis.demo.10_0_0_1_11080.10_0_0_1_19000.rusage_cpu:0.5|g".to_string())
+    );
     let lines = statsd_lines("", &model(), &Stats::default());
     assert!(lines[0].starts_with(".demo."), "{}", lines[0]);
 }
 
 #[test]
 fn prometheus_text() {
-    let mut stats = Stats { online: true, ..Stats::default() };
-    stats.ops.cmd = vec![OpStats { opstr: "A\"B".into(), calls: 1, ..OpStats::default() }];
+    let mut stats = Stats {
+        online: true,
+        ..Stats::default()
+    };
+    stats.ops.cmd = vec![OpStats {
+        opstr: "A\"B".into(),
+        calls: 1,
+        ..OpStats::default()
+    }];
     let text = render_prometheus(&stats);
     assert!(text.contains("codis_proxy_online 1\n"));
     assert!(text.contains("codis_proxy_cmd_calls_total{opstr=\"A\\\"B\"} 1\n"));
@@ -112,9 +124,13 @@ async fn statsd_over_udp() {
 #[tokio::test]
 async fn statsd_packets_stay_small() {
     let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let sock = statsd_socket(&server.local_addr().unwrap().to_string()).await.unwrap();
+    let sock = statsd_socket(&server.local_addr().unwrap().to_string())
+        .await
+        .unwrap();
     let prefix = "p".repeat(200);
-    report_statsd(&sock, &prefix, &FakeApi::default()).await.unwrap();
+    report_statsd(&sock, &prefix, &FakeApi::default())
+        .await
+        .unwrap();
     let mut total = 0;
     let mut buf = vec![0u8; 65536];
     while total < 14 {
@@ -139,11 +155,21 @@ async fn statsd_exporter_task() {
     let tasks = spawn_exporters(&config, api, rx);
     assert_eq!(tasks.len(), 1);
     let mut buf = vec![0u8; 65536];
-    let n = tokio::time::timeout(Duration::from_secs(5), server.recv(&mut buf)).await.unwrap().unwrap();
-    assert!(std::str::from_utf8(&buf[..n]).unwrap().starts_with("x.demo."));
+    let n = tokio::time::timeout(Duration::from_secs(5), server.recv(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        std::str::from_utf8(&buf[..n])
+            .unwrap()
+            .starts_with("x.demo.")
+    );
     stop.send(true).unwrap();
     for t in tasks {
-        tokio::time::timeout(Duration::from_secs(5), t).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), t)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }
 
@@ -159,7 +185,10 @@ async fn influxdb_write() {
         ..ProxyConfig::default()
     };
     let target = InfluxTarget::from_config(&config);
-    assert_eq!(target.url, format!("http://{addr}/write?db=codis%20db&precision=ns"));
+    assert_eq!(
+        target.url,
+        format!("http://{addr}/write?db=codis%20db&precision=ns")
+    );
     let server = tokio::spawn(async move {
         let (mut s, _) = listener.accept().await.unwrap();
         let req = read_request(&mut s).await;
@@ -173,11 +202,22 @@ async fn influxdb_write() {
     let api = FakeApi::default();
     report_influxdb(&client, &target, &api).await.unwrap();
     let err = report_influxdb(&client, &target, &api).await.unwrap_err();
-    assert!(matches!(err, MetricsError::Influx { status: 400, .. }), "{err}");
+    assert!(
+        matches!(err, MetricsError::Influx { status: 400, .. }),
+        "{err}"
+    );
     let req = server.await.unwrap();
-    assert_eq!(req.request_line, "POST /write?db=codis%20db&precision=ns HTTP/1.1");
+    assert_eq!(
+        req.request_line,
+        "POST /write?db=codis%20db&precision=ns HTTP/1.1"
+    );
     assert_eq!(req.headers["authorization"], "Basic dXNlcjpwYXNz");
-    assert!(req.body.starts_with("codis_usage,admin_addr=10.0.0.1:11080,"), "{}", req.body);
+    assert!(
+        req.body
+            .starts_with("codis_usage,admin_addr=10.0.0.1:11080,"),
+        "{}",
+        req.body
+    );
     assert!(req.body.contains(" ops_fails=3i,"));
     assert!(req.body.ends_with('\n'));
     assert_eq!(*api.stats_flags.lock(), vec![STATS_RUNTIME, STATS_RUNTIME]);
@@ -206,7 +246,13 @@ async fn json_report() {
         req
     });
     let client = HttpClient::new();
-    report_json(&client, &format!("http://{addr}/report"), &FakeApi::default()).await.unwrap();
+    report_json(
+        &client,
+        &format!("http://{addr}/report"),
+        &FakeApi::default(),
+    )
+    .await
+    .unwrap();
     let req = server.await.unwrap();
     assert_eq!(req.request_line, "POST /report HTTP/1.1");
     assert_eq!(req.headers["content-type"], "application/json");
@@ -227,7 +273,10 @@ async fn reporter_backs_off_after_failures() {
         let c = c.clone();
         async move {
             c.fetch_add(1, Ordering::SeqCst);
-            Err(MetricsError::Influx { status: 500, body: String::new() })
+            Err(MetricsError::Influx {
+                status: 500,
+                body: String::new(),
+            })
         }
     });
     // Failures at t=1, then back-offs of 1, 2, 4, 8 s on top of the 1 s period:
