@@ -351,7 +351,7 @@ pub fn statsd_lines(prefix: &str, model: &codis_model::proxy::Proxy, stats: &Sta
         .collect()
 }
 
-/// Sends the gauges, packed into datagrams of at most [`STATSD_MAX_PACKET`] bytes.
+/// Sends the gauges, packed into datagrams of at most 1432 bytes (fits an Ethernet MTU).
 ///
 /// # Errors
 /// [`MetricsError::Statsd`].
