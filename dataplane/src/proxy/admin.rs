@@ -259,6 +259,10 @@ fn verify_xauth(api: &dyn AdminApi, xauth: &str) -> Result<(), &'static str> {
 
 /// Reads and decodes a JSON body of at most [`MAX_BODY`] bytes.
 async fn read_json<T: serde::de::DeserializeOwned>(body: Incoming) -> Result<T, String> {
+    // A declared Content-Length over the cap is refused before reading anything.
+    if hyper::body::Body::size_hint(&body).lower() > MAX_BODY as u64 {
+        return Err(format!("request body is larger than {MAX_BODY} bytes"));
+    }
     let bytes = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {

@@ -494,6 +494,26 @@ async fn mutations() {
 }
 
 #[tokio::test]
+async fn oversized_body_is_refused() {
+    let s = start().await;
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    let req = format!(
+        "PUT /api/proxy/fillslots/{XAUTH} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n[",
+        MAX_BODY + 1
+    );
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let r = parse_response(std::str::from_utf8(&buf[..n]).unwrap());
+    assert_error(&r, &format!("request body is larger than {MAX_BODY} bytes"));
+    assert!(s.api.slots.lock().is_empty());
+    let _ = s.stop.send(true);
+}
+
+#[tokio::test]
 async fn metrics_text() {
     let s = start().await;
     let r = http(s.addr, "GET", "/metrics", None).await;
