@@ -360,7 +360,9 @@ pub fn is_valid_product_name(name: &str) -> bool {
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let bytes = name.as_bytes();
     match bytes.split_first() {
-        Some((&first, rest)) => word(first) && rest.iter().all(|&b| word(b) || b == b'.' || b == b'-'),
+        Some((&first, rest)) => {
+            word(first) && rest.iter().all(|&b| word(b) || b == b'.' || b == b'-')
+        }
         None => false,
     }
 }
@@ -433,7 +435,13 @@ mod tests {
 
     #[test]
     fn slot_minimal_omits_empty_fields() {
-        round_trip(&Slot { id: 7, ..Slot::default() }, "{\n    \"id\": 7\n}");
+        round_trip(
+            &Slot {
+                id: 7,
+                ..Slot::default()
+            },
+            "{\n    \"id\": 7\n}",
+        );
     }
 
     #[test]
@@ -468,9 +476,16 @@ mod tests {
 
     #[test]
     fn slot_sync_method_is_omitted() {
-        let slot = Slot { id: 3, backend_addr: "a:1".into(), ..Slot::default() };
+        let slot = Slot {
+            id: 3,
+            backend_addr: "a:1".into(),
+            ..Slot::default()
+        };
         assert_eq!(slot.forward_method, forward_method::SYNC);
-        assert_eq!(go_json(&slot), "{\n    \"id\": 3,\n    \"backend_addr\": \"a:1\"\n}");
+        assert_eq!(
+            go_json(&slot),
+            "{\n    \"id\": 3,\n    \"backend_addr\": \"a:1\"\n}"
+        );
     }
 
     #[test]
@@ -515,7 +530,11 @@ mod tests {
     "datacenter": ""
 }"#;
         round_trip(&p, expected);
-        let with_id = Proxy { id: 3, jodis_path: "/jodis/codis-demo/proxy-x".into(), ..p };
+        let with_id = Proxy {
+            id: 3,
+            jodis_path: "/jodis/codis-demo/proxy-x".into(),
+            ..p
+        };
         let json = go_json(&with_id);
         assert!(json.starts_with("{\n    \"id\": 3,\n    \"token\""));
         assert!(json.contains(
@@ -526,7 +545,10 @@ mod tests {
     #[test]
     fn sentinel() {
         round_trip(&Sentinel::default(), "{\n    \"out_of_sync\": false\n}");
-        let s = Sentinel { servers: vec!["127.0.0.1:26379".into()], out_of_sync: true };
+        let s = Sentinel {
+            servers: vec!["127.0.0.1:26379".into()],
+            out_of_sync: true,
+        };
         round_trip(
             &s,
             "{\n    \"servers\": [\n        \"127.0.0.1:26379\"\n    ],\n    \"out_of_sync\": true\n}",
@@ -565,9 +587,15 @@ mod tests {
 
     #[test]
     fn stats_full() {
-        let mut stats = Stats { online: true, ..Stats::default() };
+        let mut stats = Stats {
+            online: true,
+            ..Stats::default()
+        };
         stats.sentinels.servers = vec!["s1:26379".into()];
-        stats.sentinels.masters.insert("10".into(), "m10:6379".into());
+        stats
+            .sentinels
+            .masters
+            .insert("10".into(), "m10:6379".into());
         stats.sentinels.masters.insert("2".into(), "m2:6379".into());
         stats.sentinels.switched = true;
         stats.ops = OpsStats {
@@ -601,8 +629,15 @@ mod tests {
         };
         stats.backend.primary_only = true;
         stats.runtime = Some(RuntimeStats {
-            general: RuntimeGeneral { alloc: 1000, ..RuntimeGeneral::default() },
-            heap: RuntimeHeap { alloc: 1000, inuse: 1000, ..RuntimeHeap::default() },
+            general: RuntimeGeneral {
+                alloc: 1000,
+                ..RuntimeGeneral::default()
+            },
+            heap: RuntimeHeap {
+                alloc: 1000,
+                inuse: 1000,
+                ..RuntimeHeap::default()
+            },
             gc: RuntimeGc::default(),
             num_procs: 2,
             num_goroutines: 7,
@@ -693,7 +728,8 @@ mod tests {
     #[test]
     fn stats_from_go_with_integer_cpu() {
         // Go writes a float64 of 0 as `0`; it must still parse.
-        let s: Stats = serde_json::from_str(r#"{"online":true,"rusage":{"cpu":0,"mem":1}}"#).unwrap();
+        let s: Stats =
+            serde_json::from_str(r#"{"online":true,"rusage":{"cpu":0,"mem":1}}"#).unwrap();
         assert!(s.online);
         assert_eq!(s.rusage.mem, 1);
     }
@@ -706,13 +742,18 @@ mod tests {
             config: serde_json::json!({"product_name": "p"}),
             model: Proxy::default(),
             stats: Stats::default(),
-            slots: vec![Slot { id: 0, ..Slot::default() }],
+            slots: vec![Slot {
+                id: 0,
+                ..Slot::default()
+            }],
         };
         let json = go_json(&o);
         assert!(json.starts_with(
             "{\n    \"version\": \"v1\",\n    \"compile\": \"c1\",\n    \"config\": {\n        \"product_name\": \"p\"\n    },\n    \"model\": {"
         ));
-        assert!(json.ends_with("\"slots\": [\n        {\n            \"id\": 0\n        }\n    ]\n}"));
+        assert!(
+            json.ends_with("\"slots\": [\n        {\n            \"id\": 0\n        }\n    ]\n}")
+        );
         let back: Overview = serde_json::from_str(&json).unwrap();
         assert_eq!(back, o);
         let no_slots = Overview { slots: vec![], ..o };
@@ -732,22 +773,34 @@ mod tests {
     #[test]
     fn jodis_paths() {
         assert_eq!(jodis_path("demo", "tok", false), "/jodis/demo/proxy-tok");
-        assert_eq!(jodis_path("demo", "tok", true), "/zk/codis/db_demo/proxy/tok");
+        assert_eq!(
+            jodis_path("demo", "tok", true),
+            "/zk/codis/db_demo/proxy/tok"
+        );
     }
 
     #[test]
     fn go_time_format() {
         assert_eq!(format_go_time(0, 0), "1970-01-01 00:00:00 +0000 UTC");
         // 2017-03-08T11:58:36Z = 1488974316 (date -u -d @1488974316).
-        assert_eq!(format_go_time(1_488_974_316, 123_000_000), "2017-03-08 11:58:36.123 +0000 UTC");
-        assert_eq!(format_go_time(951_782_400, 1), "2000-02-29 00:00:00.000000001 +0000 UTC");
+        assert_eq!(
+            format_go_time(1_488_974_316, 123_000_000),
+            "2017-03-08 11:58:36.123 +0000 UTC"
+        );
+        assert_eq!(
+            format_go_time(951_782_400, 1),
+            "2000-02-29 00:00:00.000000001 +0000 UTC"
+        );
         assert_eq!(format_go_time(-1, 0), "1969-12-31 23:59:59 +0000 UTC");
     }
 
     #[test]
     fn forward_method_names() {
         assert_eq!(forward_method::parse("sync"), Some(forward_method::SYNC));
-        assert_eq!(forward_method::parse("Semi-Async"), Some(forward_method::SEMI_ASYNC));
+        assert_eq!(
+            forward_method::parse("Semi-Async"),
+            Some(forward_method::SEMI_ASYNC)
+        );
         assert_eq!(forward_method::parse("async"), None);
     }
 }

@@ -34,16 +34,22 @@ pub enum AuthError {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// The token of a component, from the given hardware addresses (already in Go's rendering,
 /// any order) and segments. See the module doc.
 pub fn token_with_macs(macs: &[String], segs: &[&str]) -> String {
-    let mut macs: Vec<&str> = macs.iter().map(String::as_str).filter(|m| !m.is_empty()).collect();
+    let mut macs: Vec<&str> = macs
+        .iter()
+        .map(String::as_str)
+        .filter(|m| !m.is_empty())
+        .collect();
     macs.sort_unstable();
     let mut text = format!("Codis-Token@[{}]", macs.join(" "));
     for seg in segs {
@@ -114,7 +120,13 @@ fn go_hardware_addr(sysfs_address: &str, arp_type: Option<u32>) -> Option<String
     {
         return None;
     }
-    Some(bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"))
+    Some(
+        bytes
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+    )
 }
 
 /// The host's hardware addresses as Go's `net.Interfaces()` would give them (empty ones
@@ -150,7 +162,9 @@ pub fn hostname() -> String {
 
 fn command_output(cmd: &str, args: &[&str]) -> Option<String> {
     let out = std::process::Command::new(cmd).args(args).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// Go's `net.IP.IsGlobalUnicast`: not unspecified, loopback, multicast, link-local or the
@@ -190,25 +204,39 @@ fn host_ips(hostname: &str, timeout: Duration) -> Vec<IpAddr> {
         let _ = tx.send(ips);
     });
     let ips = rx.recv_timeout(timeout).unwrap_or_default();
-    ips.into_iter().filter(|ip| is_global_unicast(*ip)).collect()
+    ips.into_iter()
+        .filter(|ip| is_global_unicast(*ip))
+        .collect()
 }
 
 /// Global-unicast addresses of the host's interfaces, in interface order (Go's
 /// `InterfaceIPs`).
 fn interface_ips() -> Vec<IpAddr> {
     if_addrs::get_if_addrs()
-        .map(|ifs| ifs.into_iter().map(|i| i.ip()).filter(|ip| is_global_unicast(*ip)).collect())
+        .map(|ifs| {
+            ifs.into_iter()
+                .map(|i| i.ip())
+                .filter(|ip| is_global_unicast(*ip))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Go's `net.JoinHostPort`.
 fn join_host_port(host: &str, port: u16) -> String {
-    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// Resolves `host:port` (IP literal or name) to one socket address.
 fn resolve(addr: &str) -> Result<SocketAddr, AuthError> {
-    let fail = |reason: String| AuthError::Resolve { addr: addr.to_string(), reason };
+    let fail = |reason: String| AuthError::Resolve {
+        addr: addr.to_string(),
+        reason,
+    };
     if let Ok(sa) = addr.parse::<SocketAddr>() {
         return Ok(sa);
     }
@@ -236,12 +264,18 @@ fn resolve(addr: &str) -> Result<SocketAddr, AuthError> {
 /// [`AuthError::Resolve`] when no usable address can be found.
 pub fn advertised_addr(proto: &str, bound: &str, host_override: &str) -> Result<String, AuthError> {
     match proto {
-        "unix" | "unixpacket" => {
-            Ok(if host_override.is_empty() { bound } else { host_override }.to_string())
+        "unix" | "unixpacket" => Ok(if host_override.is_empty() {
+            bound
+        } else {
+            host_override
         }
+        .to_string()),
         "tcp" | "tcp4" | "tcp6" => {
-            let (addr, replace) =
-                if host_override.is_empty() { (bound, true) } else { (host_override, false) };
+            let (addr, replace) = if host_override.is_empty() {
+                (bound, true)
+            } else {
+                (host_override, false)
+            };
             let sa = resolve(addr)?;
             let fail = |reason: &str| AuthError::Resolve {
                 addr: addr.to_string(),
@@ -280,7 +314,9 @@ fn choose_advertised(
     if !host_ips.is_empty() && !hostname.is_empty() {
         return Some(join_host_port(hostname, port));
     }
-    interface_ips.first().map(|ip| join_host_port(&ip.to_string(), port))
+    interface_ips
+        .first()
+        .map(|ip| join_host_port(&ip.to_string(), port))
 }
 
 /// What a proxy is: its model (as registered and served by `/proxy/model`) and its xauth.
@@ -325,7 +361,9 @@ pub fn proxy_identity(
         jodis_path,
         product_name: config.product_name.clone(),
         pid: i64::from(std::process::id()),
-        pwd: std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default(),
+        pwd: std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         sys: command_output("uname", &["-a"]).unwrap_or_default(),
         hostname: hostname(),
         datacenter: config.proxy_datacenter.clone(),
@@ -335,7 +373,9 @@ pub fn proxy_identity(
 
 /// The current time in Go's `time.Time.String()` format (UTC).
 pub fn now_go_string() -> String {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     codis_model::proxy::format_go_time(d.as_secs() as i64, d.subsec_nanos())
 }
 
@@ -348,7 +388,10 @@ mod tests {
 
     #[test]
     fn token_of_known_input() {
-        let macs = vec!["aa:bb:cc:dd:ee:ff".to_string(), "02:42:ac:11:00:02".to_string()];
+        let macs = vec![
+            "aa:bb:cc:dd:ee:ff".to_string(),
+            "02:42:ac:11:00:02".to_string(),
+        ];
         // "Codis-Token@[02:42:ac:11:00:02 aa:bb:cc:dd:ee:ff]-{codis-demo}-{0.0.0.0:19000}-{[::]:11080}"
         assert_eq!(
             token_with_macs(&macs, &["codis-demo", "0.0.0.0:19000", "[::]:11080"]),
@@ -378,23 +421,35 @@ mod tests {
     #[test]
     fn xauth_of_known_input() {
         // "Codis-XAuth-[codis-demo]-[]-[tok123]"
-        assert_eq!(proxy_xauth("codis-demo", "", "tok123"), "659144e1ed774e5059d7551594e665e1");
+        assert_eq!(
+            proxy_xauth("codis-demo", "", "tok123"),
+            "659144e1ed774e5059d7551594e665e1"
+        );
         assert_eq!(
             proxy_xauth("codis-demo", "pass", "0123456789abcdef0123456789abcdef"),
             "c8bc9e2f09972c2fedd18bf5b88fe708"
         );
         // "Codis-XAuth-[codis-demo]"
-        assert_eq!(dashboard_xauth("codis-demo"), "95b62887719520f17e312eaa76d28f2b");
+        assert_eq!(
+            dashboard_xauth("codis-demo"),
+            "95b62887719520f17e312eaa76d28f2b"
+        );
         assert_eq!(xauth(&[]), "f7b2b2c3b6d3bf653b5cc104d905c2c3");
     }
 
     #[test]
     fn hardware_addr_rendering() {
-        assert_eq!(go_hardware_addr("02:FC:00:00:00:01\n", Some(1)).as_deref(), Some("02:fc:00:00:00:01"));
+        assert_eq!(
+            go_hardware_addr("02:FC:00:00:00:01\n", Some(1)).as_deref(),
+            Some("02:fc:00:00:00:01")
+        );
         assert_eq!(go_hardware_addr("00:00:00:00:00:00\n", Some(772)), None);
         assert_eq!(go_hardware_addr("\n", Some(65534)), None);
         assert_eq!(go_hardware_addr("0a:00:00:01\n", Some(768)), None);
-        assert_eq!(go_hardware_addr("0a:00:00:01\n", Some(1)).as_deref(), Some("0a:00:00:01"));
+        assert_eq!(
+            go_hardware_addr("0a:00:00:01\n", Some(1)).as_deref(),
+            Some("0a:00:00:01")
+        );
         assert_eq!(go_hardware_addr("garbage", None), None);
     }
 
@@ -408,7 +463,13 @@ mod tests {
 
     #[test]
     fn global_unicast() {
-        let yes = ["10.0.0.1", "192.168.1.2", "8.8.8.8", "2001:db8::1", "::ffff:10.1.2.3"];
+        let yes = [
+            "10.0.0.1",
+            "192.168.1.2",
+            "8.8.8.8",
+            "2001:db8::1",
+            "::ffff:10.1.2.3",
+        ];
         let no = [
             "0.0.0.0",
             "127.0.0.1",
@@ -450,7 +511,10 @@ mod tests {
     #[test]
     fn advertised_addr_rules() {
         // A specified bound address is advertised as is.
-        assert_eq!(advertised_addr("tcp4", "127.0.0.1:19000", "").unwrap(), "127.0.0.1:19000");
+        assert_eq!(
+            advertised_addr("tcp4", "127.0.0.1:19000", "").unwrap(),
+            "127.0.0.1:19000"
+        );
         // The override wins, as written.
         assert_eq!(
             advertised_addr("tcp", "0.0.0.0:11080", "127.0.0.1:21080").unwrap(),
@@ -460,7 +524,10 @@ mod tests {
         assert!(advertised_addr("tcp", "0.0.0.0:11080", "0.0.0.0:1").is_err());
         assert!(advertised_addr("tcp", "0.0.0.0:11080", "127.0.0.1:0").is_err());
         // Unix sockets keep their path.
-        assert_eq!(advertised_addr("unix", "/tmp/p.sock", "").unwrap(), "/tmp/p.sock");
+        assert_eq!(
+            advertised_addr("unix", "/tmp/p.sock", "").unwrap(),
+            "/tmp/p.sock"
+        );
         assert!(matches!(
             advertised_addr("udp", "0.0.0.0:1", ""),
             Err(AuthError::UnknownNetwork(_))
@@ -489,7 +556,10 @@ mod tests {
         };
         let id = proxy_identity(&config, "127.0.0.1:19000", "0.0.0.0:11080").unwrap();
         let m = &id.model;
-        assert_eq!(m.token, proxy_token("demo", "127.0.0.1:19000", "0.0.0.0:11080"));
+        assert_eq!(
+            m.token,
+            proxy_token("demo", "127.0.0.1:19000", "0.0.0.0:11080")
+        );
         assert_eq!(id.xauth, proxy_xauth("demo", "pw", &m.token));
         assert_eq!(m.proxy_addr, "127.0.0.1:19000");
         assert_eq!(m.admin_addr, "127.0.0.1:11080");

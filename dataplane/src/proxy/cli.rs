@@ -175,11 +175,19 @@ impl ProxyArgs {
         }
         if let Some(addr) = &self.zookeeper {
             let auth = self.zookeeper_auth.clone().unwrap_or_default();
-            return OnlineMode::Coordinator { name: "zookeeper", addr: addr.clone(), auth };
+            return OnlineMode::Coordinator {
+                name: "zookeeper",
+                addr: addr.clone(),
+                auth,
+            };
         }
         if let Some(addr) = &self.etcd {
             let auth = self.etcd_auth.clone().unwrap_or_default();
-            return OnlineMode::Coordinator { name: "etcd", addr: addr.clone(), auth };
+            return OnlineMode::Coordinator {
+                name: "etcd",
+                addr: addr.clone(),
+                auth,
+            };
         }
         if let Some(root) = &self.filesystem {
             return OnlineMode::Coordinator {
@@ -201,7 +209,9 @@ impl ProxyArgs {
 
     /// Upper bound of worker threads: max(ncpu, `--max-ncpu` or the number of CPUs).
     pub fn max_ncpu(&self) -> usize {
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         self.ncpu().max(self.max_ncpu.unwrap_or(cpus))
     }
 
@@ -221,11 +231,36 @@ impl ProxyArgs {
                 }
             }
         };
-        set(&mut config.host_admin, &self.host_admin, "host-admin", false);
-        set(&mut config.host_proxy, &self.host_proxy, "host-proxy", false);
-        set(&mut config.product_name, &self.product_name, "product_name", false);
-        set(&mut config.product_auth, &self.product_auth, "product_auth", true);
-        set(&mut config.session_auth, &self.session_auth, "session_auth", true);
+        set(
+            &mut config.host_admin,
+            &self.host_admin,
+            "host-admin",
+            false,
+        );
+        set(
+            &mut config.host_proxy,
+            &self.host_proxy,
+            "host-proxy",
+            false,
+        );
+        set(
+            &mut config.product_name,
+            &self.product_name,
+            "product_name",
+            false,
+        );
+        set(
+            &mut config.product_auth,
+            &self.product_auth,
+            "product_auth",
+            true,
+        );
+        set(
+            &mut config.session_auth,
+            &self.session_auth,
+            "session_auth",
+            true,
+        );
         config.validate()
     }
 
@@ -241,6 +276,23 @@ impl ProxyArgs {
         self.apply_to(&mut config)?;
         Ok(config)
     }
+}
+
+/// The version reported by `--version` and the overview's `version`.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " @codis-rs");
+
+/// The build description reported by `--version` and the overview's `compile`.
+pub fn compile_info() -> String {
+    format!(
+        "codis-rs dataplane by rustc, {}/{}",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
+
+/// What `codis-proxy --version` prints (two lines, like Codis: `version: ...`, `compile: ...`).
+pub fn version_text() -> String {
+    format!("version: {VERSION}\ncompile: {}", compile_info())
 }
 
 /// Parses a Codis log level, case-insensitively: ERROR, WARN/WARNING, INFO, DEBUG, NONE
@@ -270,11 +322,15 @@ fn open_files_limit() -> Result<u64, CliError> {
         .lines()
         .find(|l| l.starts_with("Max open files"))
         .ok_or_else(|| CliError::UlimitUnknown("no 'Max open files' line".into()))?;
-    let soft = line["Max open files".len()..].split_whitespace().next().unwrap_or("");
+    let soft = line["Max open files".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap_or("");
     if soft == "unlimited" {
         return Ok(u64::MAX);
     }
-    soft.parse().map_err(|_| CliError::UlimitUnknown(format!("bad value '{soft}'")))
+    soft.parse()
+        .map_err(|_| CliError::UlimitUnknown(format!("bad value '{soft}'")))
 }
 
 /// `--ulimit=N`: fails unless the open-files limit is at least `wanted`.
@@ -294,10 +350,14 @@ pub fn check_ulimit(wanted: u64) -> Result<(), CliError> {
 /// # Errors
 /// [`CliError::SlotsRead`] or [`CliError::SlotsDecode`].
 pub fn load_slots_file(path: &Path) -> Result<Vec<codis_model::proxy::Slot>, CliError> {
-    let text = std::fs::read(path)
-        .map_err(|source| CliError::SlotsRead { path: path.display().to_string(), source })?;
-    serde_json::from_slice(&text)
-        .map_err(|source| CliError::SlotsDecode { path: path.display().to_string(), source })
+    let text = std::fs::read(path).map_err(|source| CliError::SlotsRead {
+        path: path.display().to_string(),
+        source,
+    })?;
+    serde_json::from_slice(&text).map_err(|source| CliError::SlotsDecode {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// A pid file that is removed when dropped.
@@ -312,7 +372,10 @@ impl PidFile {
     /// # Errors
     /// [`CliError::Pidfile`].
     pub fn create(path: &Path) -> Result<Self, CliError> {
-        let err = |source| CliError::Pidfile { path: path.display().to_string(), source };
+        let err = |source| CliError::Pidfile {
+            path: path.display().to_string(),
+            source,
+        };
         let path = std::path::absolute(path).map_err(err)?;
         std::fs::write(&path, std::process::id().to_string()).map_err(err)?;
         Ok(PidFile { path })
@@ -377,7 +440,10 @@ mod tests {
         assert_eq!(a.log_level, Some(LevelFilter::WARN));
         assert_eq!(a.ulimit, Some(1024));
         assert_eq!(a.pidfile.as_deref(), Some(Path::new("proxy.pid")));
-        assert_eq!(a.online_mode(), OnlineMode::Dashboard("10.0.0.2:18080".into()));
+        assert_eq!(
+            a.online_mode(),
+            OnlineMode::Dashboard("10.0.0.2:18080".into())
+        );
 
         let mut config = ProxyConfig::default();
         a.apply_to(&mut config).unwrap();
@@ -393,17 +459,29 @@ mod tests {
         let a = parse(&["--zookeeper=127.0.0.1:2181", "--zookeeper-auth=u:p"]).unwrap();
         assert_eq!(
             a.online_mode(),
-            OnlineMode::Coordinator { name: "zookeeper", addr: "127.0.0.1:2181".into(), auth: "u:p".into() }
+            OnlineMode::Coordinator {
+                name: "zookeeper",
+                addr: "127.0.0.1:2181".into(),
+                auth: "u:p".into()
+            }
         );
         let a = parse(&["--etcd", "127.0.0.1:2379"]).unwrap();
         assert_eq!(
             a.online_mode(),
-            OnlineMode::Coordinator { name: "etcd", addr: "127.0.0.1:2379".into(), auth: String::new() }
+            OnlineMode::Coordinator {
+                name: "etcd",
+                addr: "127.0.0.1:2379".into(),
+                auth: String::new()
+            }
         );
         let a = parse(&["--filesystem=/tmp/codis"]).unwrap();
         assert_eq!(
             a.online_mode(),
-            OnlineMode::Coordinator { name: "filesystem", addr: "/tmp/codis".into(), auth: String::new() }
+            OnlineMode::Coordinator {
+                name: "filesystem",
+                addr: "/tmp/codis".into(),
+                auth: String::new()
+            }
         );
         let a = parse(&["--fillslots=slots.json"]).unwrap();
         assert_eq!(a.online_mode(), OnlineMode::FillSlots("slots.json".into()));
@@ -417,7 +495,11 @@ mod tests {
             &["--fillslots=f", "--dashboard=a:1"],
         ] {
             let err = parse(args).unwrap_err();
-            assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict, "{args:?}");
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{args:?}"
+            );
         }
     }
 
@@ -458,7 +540,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("codis-proxy-cli-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("proxy.toml");
-        std::fs::write(&file, "product_name = \"from-file\"\nproxy_max_clients = 7\n").unwrap();
+        std::fs::write(
+            &file,
+            "product_name = \"from-file\"\nproxy_max_clients = 7\n",
+        )
+        .unwrap();
         let a = parse(&["-c", file.to_str().unwrap(), "--session_auth=s"]).unwrap();
         let c = a.load_config().unwrap();
         assert_eq!(c.product_name, "from-file");
@@ -467,6 +553,15 @@ mod tests {
         let a = parse(&["-c", file.to_str().unwrap(), "--product_name=flag"]).unwrap();
         assert_eq!(a.load_config().unwrap().product_name, "flag");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn version_lines() {
+        let text = version_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("version: "));
+        assert!(lines[1].starts_with("compile: "));
     }
 
     #[test]
@@ -492,17 +587,30 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("codis-proxy-files-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let slots = dir.join("slots.json");
-        std::fs::write(&slots, r#"[{"id":0,"backend_addr":"127.0.0.1:6379"},{"id":1}]"#).unwrap();
+        std::fs::write(
+            &slots,
+            r#"[{"id":0,"backend_addr":"127.0.0.1:6379"},{"id":1}]"#,
+        )
+        .unwrap();
         let loaded = load_slots_file(&slots).unwrap();
         assert_eq!(loaded.len(), 2);
         assert_eq!(loaded[0].backend_addr, "127.0.0.1:6379");
         std::fs::write(&slots, "{").unwrap();
-        assert!(matches!(load_slots_file(&slots), Err(CliError::SlotsDecode { .. })));
-        assert!(matches!(load_slots_file(&dir.join("none")), Err(CliError::SlotsRead { .. })));
+        assert!(matches!(
+            load_slots_file(&slots),
+            Err(CliError::SlotsDecode { .. })
+        ));
+        assert!(matches!(
+            load_slots_file(&dir.join("none")),
+            Err(CliError::SlotsRead { .. })
+        ));
 
         let pid_path = dir.join("proxy.pid");
         let pid = PidFile::create(&pid_path).unwrap();
-        assert_eq!(std::fs::read_to_string(&pid_path).unwrap(), std::process::id().to_string());
+        assert_eq!(
+            std::fs::read_to_string(&pid_path).unwrap(),
+            std::process::id().to_string()
+        );
         assert!(pid.path().is_absolute());
         drop(pid);
         assert!(!pid_path.exists());

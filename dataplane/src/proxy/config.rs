@@ -73,7 +73,9 @@ impl ByteSize {
     /// A message when the text is not a non-negative size that fits in an `i64`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let s = text.trim();
-        let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+        let split = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(s.len());
         let (num, unit) = (&s[..split], s[split..].trim_start());
         let mult = match unit {
             "" | "b" => 1,
@@ -90,7 +92,9 @@ impl ByteSize {
         let bytes = if num.bytes().all(|b| b.is_ascii_digit()) {
             num.parse::<u64>().ok().and_then(|n| n.checked_mul(mult))
         } else {
-            let f: f64 = num.parse().map_err(|_| format!("invalid bytesize '{text}'"))?;
+            let f: f64 = num
+                .parse()
+                .map_err(|_| format!("invalid bytesize '{text}'"))?;
             let v = f * mult as f64;
             (v.is_finite() && v < i64::MAX as f64).then_some(v as u64)
         };
@@ -108,7 +112,7 @@ impl fmt::Display for ByteSize {
             return f.write_str("0");
         }
         for (unit, name) in [(PB, "pb"), (TB, "tb"), (GB, "gb"), (MB, "mb"), (KB, "kb")] {
-            if n % unit == 0 {
+            if n.is_multiple_of(unit) {
                 return write!(f, "{}{name}", n / unit);
             }
         }
@@ -186,19 +190,25 @@ impl TimeSize {
         // A bare number is seconds.
         if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
             let secs: f64 = s.parse().map_err(|_| bad())?;
-            return Duration::try_from_secs_f64(secs).map(TimeSize).map_err(|_| bad());
+            return Duration::try_from_secs_f64(secs)
+                .map(TimeSize)
+                .map_err(|_| bad());
         }
         // Go duration: one or more `<number><unit>`.
         let mut rest = s;
         let mut total_ns: f64 = 0.0;
         while !rest.is_empty() {
-            let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+            let n = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(rest.len());
             let num = &rest[..n];
             if num.is_empty() || num == "." {
                 return Err(bad());
             }
             rest = &rest[n..];
-            let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+            let u = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
             let unit_ns = match &rest[..u] {
                 "ns" => 1.0,
                 "us" | "µs" | "μs" => 1e3,
@@ -238,7 +248,7 @@ impl fmt::Display for TimeSize {
             (1_000_000, "ms"),
             (1_000, "us"),
         ] {
-            if ns % unit == 0 {
+            if ns.is_multiple_of(unit) {
                 return write!(f, "{}{name}", ns / unit);
             }
         }
@@ -446,8 +456,11 @@ impl Default for ProxyConfig {
 }
 
 /// Keys that are read from TOML but never serialized (so not found by [`ProxyConfig::keys`]).
-const SECRET_KEYS: [&str; 3] =
-    ["product_auth", "session_auth", "metrics_report_influxdb_password"];
+const SECRET_KEYS: [&str; 3] = [
+    "product_auth",
+    "session_auth",
+    "metrics_report_influxdb_password",
+];
 
 impl ProxyConfig {
     /// Parses TOML text over the defaults and validates the result. Unknown keys are ignored
@@ -476,8 +489,10 @@ impl ProxyConfig {
     }
 
     fn parse(text: &str, path: &str) -> Result<Self, ConfigError> {
-        let config: ProxyConfig = toml::from_str(text)
-            .map_err(|source| ConfigError::Parse { path: path.to_string(), source })?;
+        let config: ProxyConfig = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.to_string(),
+            source,
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -499,7 +514,11 @@ impl ProxyConfig {
             return Vec::new();
         };
         let known = Self::keys();
-        table.keys().filter(|k| !known.contains(k)).cloned().collect()
+        table
+            .keys()
+            .filter(|k| !known.contains(k))
+            .cloned()
+            .collect()
     }
 
     /// Checks what Codis checks, naming the key at fault.
@@ -508,7 +527,10 @@ impl ProxyConfig {
     /// [`ConfigError::Invalid`] or [`ConfigError::BadProductName`].
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &'static str, reason: &str| {
-            Err(ConfigError::Invalid { key, reason: reason.to_string() })
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_string(),
+            })
         };
         if !["tcp", "tcp4", "tcp6", "unix", "unixpacket"].contains(&self.proto_type.as_str()) {
             return invalid("proto_type", "expected tcp, tcp4, tcp6, unix or unixpacket");
@@ -525,7 +547,10 @@ impl ProxyConfig {
         if !self.jodis_addr.is_empty()
             && !["zookeeper", "zk", "etcd"].contains(&self.jodis_name.as_str())
         {
-            return invalid("jodis_name", "expected zookeeper or etcd when jodis_addr is set");
+            return invalid(
+                "jodis_name",
+                "expected zookeeper or etcd when jodis_addr is set",
+            );
         }
         if self.product_name.is_empty() {
             return invalid("product_name", "empty");
@@ -684,7 +709,17 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(ByteSize::parse(text), Ok(ByteSize(want)), "{text}");
         }
-        for bad in ["", "kb", "-1kb", "1KB", "1Mb", "1x", "1 k b", "1.2.3kb", "9000000pb"] {
+        for bad in [
+            "",
+            "kb",
+            "-1kb",
+            "1KB",
+            "1Mb",
+            "1x",
+            "1 k b",
+            "1.2.3kb",
+            "9000000pb",
+        ] {
             assert!(ByteSize::parse(bad).is_err(), "{bad}");
         }
     }
@@ -758,14 +793,20 @@ mod tests {
         // Every key is in the file.
         let table: toml::Table = default_config_text().parse().unwrap();
         for key in ProxyConfig::keys() {
-            assert!(table.contains_key(&key), "{key} missing from the default file");
+            assert!(
+                table.contains_key(&key),
+                "{key} missing from the default file"
+            );
         }
         assert_eq!(table.len(), ProxyConfig::keys().len());
     }
 
     #[test]
     fn empty_file_gives_defaults() {
-        assert_eq!(ProxyConfig::from_toml_str("").unwrap(), ProxyConfig::default());
+        assert_eq!(
+            ProxyConfig::from_toml_str("").unwrap(),
+            ProxyConfig::default()
+        );
     }
 
     #[test]
@@ -793,7 +834,10 @@ mod tests {
         assert_eq!(c.session_send_bufsize, ByteSize(1 << 20));
         assert_eq!(c.metrics_report_period.get(), Duration::from_secs(90));
         assert_eq!(c.admin_addr, "0.0.0.0:11080");
-        assert_eq!(ProxyConfig::unknown_keys(text), vec!["unknown_key".to_string()]);
+        assert_eq!(
+            ProxyConfig::unknown_keys(text),
+            vec!["unknown_key".to_string()]
+        );
     }
 
     #[test]
@@ -825,7 +869,10 @@ mod tests {
         check("product_name = \"a b\"", "bad product name = a b");
         check("jodis_name = \"zookeeper\"", "invalid jodis_addr");
         check("jodis_addr = \"127.0.0.1:2181\"", "invalid jodis_name");
-        check("backend_number_databases = 0", "invalid backend_number_databases");
+        check(
+            "backend_number_databases = 0",
+            "invalid backend_number_databases",
+        );
         let ok = "jodis_name = \"etcd\"\njodis_addr = \"127.0.0.1:2379\"";
         assert!(ProxyConfig::from_toml_str(ok).is_ok());
     }
@@ -852,7 +899,10 @@ mod tests {
         assert_eq!(map["session_recv_timeout"], "30m");
         assert_eq!(map["backend_number_databases"], 16);
         let keys: Vec<&str> = map.keys().map(String::as_str).collect();
-        assert_eq!(&keys[..4], ["proto_type", "proxy_addr", "admin_addr", "jodis_name"]);
+        assert_eq!(
+            &keys[..4],
+            ["proto_type", "proxy_addr", "admin_addr", "jodis_name"]
+        );
         assert_eq!(keys.last(), Some(&"metrics_report_statsd_prefix"));
         let text = serde_json::to_string(&json).unwrap();
         for secret in ["\"pa\"", "\"sa\"", "\"ip\""] {
