@@ -22,8 +22,8 @@
 //! - `read(path, must)` gives `None` for a missing node unless `must`; `list(path, must)` gives
 //!   the sorted full paths of the direct children (empty for a missing node unless `must`).
 //! - Parent nodes are created as needed.
-//! - Every operation is bounded by [`operation_timeout`]`(timeout)`: an unreachable coordinator
-//!   gives [`Error::Timeout`] (or a connection error), never a hang.
+//! - Every operation is bounded by [`operation_timeout`]`(timeout)` (local filesystem: 10 s): an
+//!   unreachable coordinator gives [`Error::Timeout`] (or a connection error), never a hang.
 
 mod error;
 mod etcd;
@@ -127,10 +127,11 @@ pub trait Coordinator: Send + Sync + fmt::Debug {
     /// Backend errors; [`Error::Timeout`].
     async fn update(&self, path: &str, data: &[u8]) -> Result<()>;
 
-    /// Deletes a node; a missing node is not an error.
+    /// Deletes a node; a missing node is not an error. As in Codis, ZooKeeper refuses to delete
+    /// a node with children, etcd deletes the key alone, the filesystem deletes recursively.
     ///
     /// # Errors
-    /// Backend errors (ZooKeeper refuses to delete a node with children); [`Error::Timeout`].
+    /// Backend errors; [`Error::Timeout`].
     async fn delete(&self, path: &str) -> Result<()>;
 
     /// Reads a node's data: `None` when it does not exist and `must` is false.
