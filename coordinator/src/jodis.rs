@@ -83,7 +83,10 @@ impl Jodis {
         self.registered.load(Ordering::Acquire)
     }
 
-    /// Stops the registration, deletes the node (if it was registered) and closes the client.
+    /// Stops the registration, deletes the node and closes the client.
+    ///
+    /// The node is deleted even when the task had not yet seen its creation succeed: the path
+    /// holds this proxy's token, so no one else's node can be there.
     ///
     /// # Errors
     /// The delete or close error; the node then still goes with the session or lease.
@@ -92,18 +95,14 @@ impl Jodis {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        let deleted = if self.registered.swap(false, Ordering::AcqRel) {
-            let deleted = self.client.delete(&self.path).await;
-            match &deleted {
-                Ok(()) => tracing::info!(path = %self.path, "jodis: node removed"),
-                Err(err) => {
-                    tracing::warn!(path = %self.path, error = %err, "jodis: removing node failed")
-                }
+        self.registered.store(false, Ordering::Release);
+        let deleted = self.client.delete(&self.path).await;
+        match &deleted {
+            Ok(()) => tracing::info!(path = %self.path, "jodis: node removed"),
+            Err(err) => {
+                tracing::warn!(path = %self.path, error = %err, "jodis: removing node failed");
             }
-            deleted
-        } else {
-            Ok(())
-        };
+        }
         let closed = self.client.close().await;
         deleted.and(closed)
     }
