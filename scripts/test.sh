@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace: formatting, clippy, unit and integration tests
 # (the integration tests start real redis-server processes to compare replies byte for byte).
-# Installs what it needs (Debian's redis-server and redis-tools) when missing.
+# Installs what it needs (Debian's redis-server, redis-tools, zookeeper, etcd-server) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need() { command -v "$1" >/dev/null 2>&1; }
+# Debian packages the tests run: redis-server/redis-tools (differential tests), zookeeper and
+# etcd-server (the coordinator conformance tests start both on free loopback ports).
+missing=()
 if ! need redis-server || ! need redis-cli || ! need redis-benchmark; then
+    missing+=(redis-server redis-tools)
+fi
+if ! need java || [ ! -f /usr/share/java/zookeeper.jar ]; then
+    missing+=(zookeeper)
+fi
+if ! need etcd; then
+    missing+=(etcd-server)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" = 0 ] || SUDO=sudo
-    echo "== installing redis-server and redis-tools (apt)"
+    echo "== installing ${missing[*]} (apt)"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
 
