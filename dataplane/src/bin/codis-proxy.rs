@@ -6,10 +6,21 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use dataplane::alloc::CountingAlloc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dataplane::proxy::admin::{self, AdminApi};
+use dataplane::proxy::auth::proxy_identity;
 use dataplane::proxy::cli::{OnlineMode, PidFile, ProxyArgs, check_ulimit, load_slots_file};
-use dataplane::proxy::config::default_config_text;
+use dataplane::proxy::config::{ProxyConfig, default_config_text};
+use dataplane::proxy::control::Control;
 use dataplane::proxy::core::{CoreConfig, Proxy, run};
-use dataplane::proxy::logging;
+use dataplane::proxy::dashboard::{
+    RetryPolicy, TopomModel, online_with_dashboard, online_with_topom_reader,
+};
+use dataplane::proxy::logging::{self, LevelHandle};
+use dataplane::proxy::metrics::spawn_exporters;
+use dataplane::proxy::rpc::HttpClient;
 use tracing::level_filters::LevelFilter;
 
 #[global_allocator]
@@ -22,12 +33,11 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if args.version {
-        println!("version: codis-rs {}", env!("CARGO_PKG_VERSION"));
-        println!("compile: rust");
+        print!("{}", dataplane::proxy::cli::version_text());
         return ExitCode::SUCCESS;
     }
-    let _level = logging::init(args.log.clone(), args.log_level.unwrap_or(LevelFilter::INFO));
-    match start(args) {
+    let level = logging::init(args.log.clone(), args.log_level.unwrap_or(LevelFilter::INFO));
+    match start(args, level) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -37,7 +47,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn start(args: ProxyArgs) -> anyhow::Result<()> {
+fn start(args: ProxyArgs, level: LevelHandle) -> anyhow::Result<()> {
     if let Some(n) = args.ulimit {
         check_ulimit(n)?;
     }
@@ -50,27 +60,124 @@ fn start(args: ProxyArgs) -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async move {
         let listener = bind(&config.proto_type, &config.proxy_addr).await?;
-        tracing::info!(addr = %config.proxy_addr, threads, "proxy listening");
+        let admin_listener = tokio::net::TcpListener::bind(&config.admin_addr)
+            .await
+            .with_context(|| format!("listen on admin_addr {}", config.admin_addr))?;
+        let identity = proxy_identity(
+            &config,
+            &listener.local_addr()?.to_string(),
+            &admin_listener.local_addr()?.to_string(),
+        )?;
+        tracing::info!(
+            proxy = %identity.model.proxy_addr,
+            admin = %identity.model.admin_addr,
+            token = %identity.model.token,
+            threads,
+            "proxy listening"
+        );
         let proxy = Proxy::new(core);
-        match args.online_mode() {
-            OnlineMode::FillSlots(path) => {
-                let slots = load_slots_file(&path)?;
-                proxy.router.fill(&slots).await?;
-                proxy.start().map_err(anyhow::Error::msg)?;
-                tracing::info!(slots = slots.len(), "slots filled from file, proxy online");
-            }
-            OnlineMode::Manual => tracing::info!("waiting for a dashboard to start the proxy"),
-            other => anyhow::bail!("online mode {other:?} is not available in this build yet"),
-        }
-        let p2 = proxy.clone();
+        let control = Control::new(
+            proxy.clone(),
+            config.clone(),
+            identity.model.clone(),
+            identity.xauth,
+            Some(level),
+        );
+        let api: Arc<dyn AdminApi> = control.clone();
+        tokio::spawn(admin::serve(admin_listener, api.clone(), proxy.closing()));
+        let _exporters = spawn_exporters(&config, api.clone(), proxy.closing());
+        go_online(args.online_mode(), &config, &identity.model.admin_addr, &control).await?;
+        let c2 = control.clone();
         tokio::spawn(async move {
             shutdown_signal().await;
             tracing::warn!("signal received, closing the proxy");
-            p2.close();
+            c2.close().await;
         });
         run(listener, proxy).await;
+        control.close().await;
+        tracing::warn!("proxy is closed");
         anyhow::Ok(())
     })
+}
+
+/// Starts the proxy the way the flags say: from a slots file, through a dashboard (given, or
+/// found in the coordinator), or by waiting for a dashboard to call `/api/proxy/start`.
+async fn go_online(
+    mode: OnlineMode,
+    config: &ProxyConfig,
+    admin_addr: &str,
+    control: &Arc<Control>,
+) -> anyhow::Result<()> {
+    let proxy = control.proxy().clone();
+    let done = {
+        let p = proxy.clone();
+        move || p.is_online() || p.is_closed()
+    };
+    let product = config.product_name.clone();
+    let admin_addr = admin_addr.to_string();
+    match mode {
+        OnlineMode::FillSlots(path) => {
+            let slots = load_slots_file(&path)?;
+            proxy.router.fill(&slots).await?;
+            control.start().map_err(anyhow::Error::msg)?;
+            tracing::info!(slots = slots.len(), "slots filled from file, proxy online");
+        }
+        OnlineMode::Manual => tracing::info!("waiting for a dashboard to start the proxy"),
+        OnlineMode::Dashboard(dashboard) => {
+            let c = control.clone();
+            tokio::spawn(async move {
+                let client = HttpClient::new();
+                let res = online_with_dashboard(
+                    &client,
+                    &dashboard,
+                    &product,
+                    &admin_addr,
+                    RetryPolicy::DASHBOARD,
+                    done,
+                )
+                .await;
+                if let Err(e) = res {
+                    tracing::error!(error = %e, "going online failed, closing");
+                    c.close().await;
+                }
+            });
+        }
+        OnlineMode::Coordinator { name, addr, auth } => {
+            let coord = codis_coordinator::connect(name, &addr, &auth, Duration::from_secs(60))?;
+            let c = control.clone();
+            tokio::spawn(async move {
+                let client = HttpClient::new();
+                let path = codis_coordinator::paths::topom_path(&product);
+                let read = || {
+                    let (coord, path) = (coord.clone(), path.clone());
+                    async move {
+                        match coord.read(&path, false).await {
+                            Ok(Some(b)) => serde_json::from_slice::<TopomModel>(&b)
+                                .map(Some)
+                                .map_err(|e| format!("decode {path}: {e}")),
+                            Ok(None) => Ok(None),
+                            Err(e) => Err(format!("read {path}: {e}")),
+                        }
+                    }
+                };
+                let res = online_with_topom_reader(
+                    &client,
+                    &product,
+                    &admin_addr,
+                    RetryPolicy::COORDINATOR,
+                    read,
+                    done,
+                )
+                .await;
+                let _ = coord.close().await;
+                if let Err(e) = res {
+                    tracing::error!(error = %e, "going online failed, closing");
+                    c.close().await;
+                }
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn bind(proto: &str, addr: &str) -> anyhow::Result<tokio::net::TcpListener> {

@@ -734,3 +734,117 @@ fn sync_migration_is_invisible_to_clients() {
 fn semi_async_migration_is_invisible_to_clients() {
     migration_under_load(1);
 }
+
+/// A minimal HTTP/1.1 call: returns (status, body).
+fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp[9..12].parse().unwrap();
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// The codis-proxy binary, driven like the dashboard drives it: waiting, filled and started
+/// over the admin API with its xauth, serving, reporting stats, shut down over the API.
+#[test]
+fn binary_is_driven_through_the_admin_api() {
+    let a = start_redis(&[]);
+    let port = crate::support::free_port();
+    let admin = crate::support::free_port();
+    let dir = std::env::temp_dir().join(format!("codis-proxy-test-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("proxy.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "product_name = \"it\"\nproduct_auth = \"\"\nproxy_addr = \"127.0.0.1:{port}\"\nadmin_addr = \"127.0.0.1:{admin}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_codis-proxy"))
+            .args(["--config", conf.to_str().unwrap(), "--ncpu", "2", "--log-level", "warn"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", admin)).is_err() {
+        assert!(Instant::now() < deadline, "admin port never opened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Not online yet: sessions are refused.
+    let mut c = Client::connect(port);
+    assert_eq!(err_text(&c.read_reply().unwrap().0), "ERR router is not online");
+    // The model gives the token; the xauth follows from it.
+    let (status, model) = http(admin, "GET", "/api/proxy/model", "");
+    assert_eq!(status, 200);
+    let model: serde_json::Value = serde_json::from_str(&model).unwrap();
+    let token = model["token"].as_str().unwrap();
+    let xauth = dataplane::proxy::auth::proxy_xauth("it", "", token);
+    let (status, body) = http(admin, "PUT", "/api/proxy/start/wrong", "");
+    assert_eq!(status, 800, "{body}");
+    assert!(body.contains("invalid xauth"), "{body}");
+    let slots: Vec<serde_json::Value> = (0..1024)
+        .map(|i| serde_json::json!({"id": i, "backend_addr": addr(&a)}))
+        .collect();
+    let (status, body) = http(
+        admin,
+        "PUT",
+        &format!("/api/proxy/fillslots/{xauth}"),
+        &serde_json::to_string(&slots).unwrap(),
+    );
+    assert_eq!((status, body.trim()), (200, "\"OK\""));
+    let (status, _) = http(admin, "PUT", &format!("/api/proxy/start/{xauth}"), "");
+    assert_eq!(status, 200);
+    let mut c = Client::connect(port);
+    for i in 0..100 {
+        assert_eq!(c.run(&format!("SET s{i} {i}")), Frame::Simple(b"OK".to_vec()));
+    }
+    assert_eq!(c.run("GET s7"), Frame::Bulk(b"7".to_vec()));
+    assert!(matches!(c.run("KEYS *"), Frame::Error(_)));
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, stats) = http(admin, "GET", &format!("/api/proxy/stats/{xauth}/1"), "");
+    assert_eq!(status, 200);
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(stats["online"], true);
+    assert_eq!(stats["ops"]["total"], 102, "{stats}");
+    // The refused KEYS, and the session refused before the proxy was online.
+    assert_eq!(stats["ops"]["fails"], 2, "{stats}");
+    let set = stats["ops"]["cmd"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["opstr"] == "SET")
+        .unwrap();
+    assert_eq!(set["calls"], 100);
+    let (_, slots) = http(admin, "GET", "/proxy/slots", "");
+    let slots: Vec<serde_json::Value> = serde_json::from_str(&slots).unwrap();
+    assert_eq!(slots.len(), 1024);
+    assert_eq!(slots[5]["backend_addr"], addr(&a));
+    let (status, metrics) = http(admin, "GET", "/metrics", "");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("SET"), "{metrics}");
+    // Shutdown over the API: the process exits by itself.
+    let (status, _) = http(admin, "PUT", &format!("/api/proxy/shutdown/{xauth}"), "");
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(st) = child.0.try_wait().unwrap() {
+            assert!(st.success(), "{st:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "proxy did not exit after shutdown");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
