@@ -36,7 +36,10 @@ fn main() -> ExitCode {
         print!("{}", dataplane::proxy::cli::version_text());
         return ExitCode::SUCCESS;
     }
-    let level = logging::init(args.log.clone(), args.log_level.unwrap_or(LevelFilter::INFO));
+    let level = logging::init(
+        args.log.clone(),
+        args.log_level.unwrap_or(LevelFilter::INFO),
+    );
     match start(args, level) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -86,7 +89,13 @@ fn start(args: ProxyArgs, level: LevelHandle) -> anyhow::Result<()> {
         let api: Arc<dyn AdminApi> = control.clone();
         tokio::spawn(admin::serve(admin_listener, api.clone(), proxy.closing()));
         let _exporters = spawn_exporters(&config, api.clone(), proxy.closing());
-        go_online(args.online_mode(), &config, &identity.model.admin_addr, &control).await?;
+        go_online(
+            args.online_mode(),
+            &config,
+            &identity.model.admin_addr,
+            &control,
+        )
+        .await?;
         let c2 = control.clone();
         tokio::spawn(async move {
             shutdown_signal().await;

@@ -261,13 +261,7 @@ impl BackendConn {
 
     /// Like [`send`](Self::send) for a block of `skip + 1` requests whose first `skip` replies
     /// are dropped (a `MULTI ... EXEC` block answered by its `EXEC` reply).
-    pub fn send_block(
-        &self,
-        request: &[u8],
-        skip: u32,
-        pending: Rc<Pending>,
-        routes: Hold,
-    ) {
+    pub fn send_block(&self, request: &[u8], skip: u32, pending: Rc<Pending>, routes: Hold) {
         let waiter = Waiter {
             pending,
             routes,
@@ -348,7 +342,8 @@ impl BackendConn {
                     let backoff = if failures <= 3 {
                         Duration::from_millis(50)
                     } else {
-                        Duration::from_millis(50u64 << (failures - 3).min(7)).min(Duration::from_secs(5))
+                        Duration::from_millis(50u64 << (failures - 3).min(7))
+                            .min(Duration::from_secs(5))
                     };
                     tokio::time::sleep(backoff).await;
                 }
@@ -377,7 +372,9 @@ impl BackendConn {
                     self.wake_writer.notified().await;
                     continue;
                 }
-                match tokio::time::timeout(cfg.send_timeout, super::io::write_all(stream, &spare)).await {
+                match tokio::time::timeout(cfg.send_timeout, super::io::write_all(stream, &spare))
+                    .await
+                {
                     Ok(Ok(())) => spare.clear(),
                     Ok(Err(e)) => return Some(e.to_string()),
                     Err(_) => return Some("send timeout".to_string()),
@@ -543,7 +540,9 @@ pub async fn handshake(
                         return Err(format!("{addr} closed the connection"));
                     }
                 }
-                Err(ScanError::Invalid(why)) => return Err(format!("bad reply from {addr}: {why}")),
+                Err(ScanError::Invalid(why)) => {
+                    return Err(format!("bad reply from {addr}: {why}"));
+                }
             }
         }
         Ok(())

@@ -432,7 +432,9 @@ mod tests {
 
     #[test]
     fn codis_refusals_are_kept() {
-        for name in ["KEYS", "MOVE", "OBJECT", "RENAME", "SCAN", "FLUSHALL", "WATCH", "CLIENT"] {
+        for name in [
+            "KEYS", "MOVE", "OBJECT", "RENAME", "SCAN", "FLUSHALL", "WATCH", "CLIENT",
+        ] {
             assert_eq!(lookup(name.as_bytes()).unwrap().handling, Refuse, "{name}");
         }
         assert!(lookup(b"get").unwrap().is_read_only());

@@ -193,7 +193,11 @@ fn start_workers(proxy: &Arc<Proxy>) -> Vec<mpsc::UnboundedSender<Accepted>> {
                     while let Some((sock, peer)) = rx.recv().await {
                         match tokio::net::TcpStream::from_std(sock) {
                             Ok(sock) => {
-                                tokio::task::spawn_local(session::serve(sock, peer, worker.clone()));
+                                tokio::task::spawn_local(session::serve(
+                                    sock,
+                                    peer,
+                                    worker.clone(),
+                                ));
                             }
                             Err(e) => tracing::warn!(error = %e, "cannot register a session"),
                         }
@@ -249,7 +253,10 @@ async fn qps_loop(proxy: Arc<Proxy>) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = proxy.stats.total.load(Ordering::Relaxed);
-        proxy.stats.qps.store(now.saturating_sub(last), Ordering::Relaxed);
+        proxy
+            .stats
+            .qps
+            .store(now.saturating_sub(last), Ordering::Relaxed);
         last = now;
     }
 }

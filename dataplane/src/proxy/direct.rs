@@ -75,7 +75,9 @@ impl Session {
 
     /// A blocking pop: all keys in one slot, sent on the session's own connection.
     pub(super) async fn blocking(&mut self, raw: Bytes, info: &CommandInfo, meta: Meta) {
-        let Handling::Blocking(k) = info.handling else { return };
+        let Handling::Blocking(k) = info.handling else {
+            return;
+        };
         let keys = self.blocking_keys(&raw, k);
         if keys.is_empty() {
             // Malformed: the backend answers at once with Redis's error, without blocking.
@@ -103,18 +105,27 @@ impl Session {
         // A blocked call must not hold the slot: a fill (a migration step) would wait for it.
         route.release();
         let Some(addr) = backend else {
-            self.reply_now(Reply::response_error("slot is not ready, may be offline"), meta);
+            self.reply_now(
+                Reply::response_error("slot is not ready, may be offline"),
+                meta,
+            );
             return;
         };
         let mut d = match self.direct_conn(&addr).await {
             Ok(d) => d,
             Err(e) => {
-                self.reply_now(Reply::response_error(&format!("backend conn failure, {e}")), meta);
+                self.reply_now(
+                    Reply::response_error(&format!("backend conn failure, {e}")),
+                    meta,
+                );
                 return;
             }
         };
         if let Err(e) = d.stream.write_all(&raw).await {
-            self.reply_now(Reply::response_error(&format!("backend conn reset, {e}")), meta);
+            self.reply_now(
+                Reply::response_error(&format!("backend conn reset, {e}")),
+                meta,
+            );
             return;
         }
         loop {
@@ -181,13 +192,19 @@ impl Session {
         }
         let backend = self.worker.routes.borrow_mut().peek(0).backend.clone();
         let Some(addr) = backend else {
-            self.reply_now(Reply::response_error("slot is not ready, may be offline"), meta);
+            self.reply_now(
+                Reply::response_error("slot is not ready, may be offline"),
+                meta,
+            );
             return;
         };
         let mut d = match self.direct_conn(&addr).await {
             Ok(d) => d,
             Err(e) => {
-                self.reply_now(Reply::response_error(&format!("backend conn failure, {e}")), meta);
+                self.reply_now(
+                    Reply::response_error(&format!("backend conn failure, {e}")),
+                    meta,
+                );
                 return;
             }
         };
@@ -221,8 +238,10 @@ impl Session {
                     };
                     let name = self.arg(&req, 0).to_ascii_uppercase();
                     if name == b"QUIT" {
-                        self.shared
-                            .push(Entry::Ready(Reply::data(Bytes::from_static(b"+OK\r\n")), None));
+                        self.shared.push(Entry::Ready(
+                            Reply::data(Bytes::from_static(b"+OK\r\n")),
+                            None,
+                        ));
                         self.set_quit();
                         return;
                     }
@@ -241,8 +260,10 @@ impl Session {
                         );
                     }
                     if d.stream.write_all(&out).await.is_err() {
-                        self.shared
-                            .push(Entry::Ready(Reply::response_error("backend conn reset"), None));
+                        self.shared.push(Entry::Ready(
+                            Reply::response_error("backend conn reset"),
+                            None,
+                        ));
                         self.set_quit();
                         return;
                     }
@@ -317,6 +338,9 @@ mod tests {
             String::from_utf8_lossy(MARKER)
         ));
         assert_eq!(marker_reply(&arr), Some(true));
-        assert_eq!(marker_reply(&Bytes::from_static(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n")), None);
+        assert_eq!(
+            marker_reply(&Bytes::from_static(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n")),
+            None
+        );
     }
 }

@@ -129,12 +129,23 @@ impl Session {
     }
 
     /// Sync method: asks the source to migrate the key's tag group now (`SLOTSMGRTTAGONE`).
-    async fn migrate_key_now(&self, from: &Arc<str>, target: &str, key: &[u8]) -> Result<(), Reply> {
+    async fn migrate_key_now(
+        &self,
+        from: &Arc<str>,
+        target: &str,
+        key: &[u8],
+    ) -> Result<(), Reply> {
         let (host, port) = target.rsplit_once(':').unwrap_or((target, "0"));
         let mut req = BytesMut::new();
         encode_command(
             &mut req,
-            &[b"SLOTSMGRTTAGONE", host.as_bytes(), port.as_bytes(), b"3000", key],
+            &[
+                b"SLOTSMGRTTAGONE",
+                host.as_bytes(),
+                port.as_bytes(),
+                b"3000",
+                key,
+            ],
         );
         let src = self.worker.pool.primary(from, self.db);
         let reply = self.call(&src, &req).await;
@@ -288,7 +299,11 @@ impl Session {
         let step = if kind == SplitKind::Mset { 2 } else { 1 };
         if argc < 2 || !(argc - 1).is_multiple_of(step) || argc - 1 == step {
             // Wrong arity (the backend replies Redis's error) or a single key: as is.
-            let key = if argc > 1 { self.arg_bytes(&raw, 1) } else { Bytes::new() };
+            let key = if argc > 1 {
+                self.arg_bytes(&raw, 1)
+            } else {
+                Bytes::new()
+            };
             let p = self.route_request(&raw, &key, info.is_read_only()).await;
             self.shared.push(Entry::Wait(p, meta));
             return;
@@ -304,7 +319,10 @@ impl Session {
             let mut groups: Vec<Group> = Vec::new();
             let mut moving: Vec<(u32, Arc<SlotRoute>)> = Vec::new();
             let release = |groups: &[Group], moving: &[(u32, Arc<SlotRoute>)]| {
-                groups.iter().flat_map(|g| &g.routes).for_each(|r| r.release());
+                groups
+                    .iter()
+                    .flat_map(|g| &g.routes)
+                    .for_each(|r| r.release());
                 moving.iter().for_each(|(_, r)| r.release());
             };
             for i in 0..nkeys {
@@ -381,7 +399,9 @@ impl Session {
                 encode_command(&mut sub, &args);
                 let target = route.backend.clone().unwrap_or_else(|| Arc::from(""));
                 let from = route.migrate_from.clone().unwrap_or_else(|| Arc::from(""));
-                let p = self.forward_migrating(&sub, &key, route, target, from).await;
+                let p = self
+                    .forward_migrating(&sub, &key, route, target, from)
+                    .await;
                 parts.push(Part {
                     pending: p,
                     positions: vec![i],
@@ -401,8 +421,14 @@ impl Session {
     /// MSETNX: atomic only within one server, so every key must lie in one slot.
     async fn same_slot(&mut self, raw: Bytes, info: &CommandInfo, meta: Meta) {
         let argc = self.argc();
-        let first = if argc > 1 { slot_of(self.arg(&raw, 1)) } else { 0 };
-        let same = (1..argc).step_by(2).all(|i| slot_of(self.arg(&raw, i)) == first);
+        let first = if argc > 1 {
+            slot_of(self.arg(&raw, 1))
+        } else {
+            0
+        };
+        let same = (1..argc)
+            .step_by(2)
+            .all(|i| slot_of(self.arg(&raw, i)) == first);
         if !same {
             let msg = format!(
                 "keys of '{}' must all lie in one slot (use a {{hash tag}})",
@@ -411,7 +437,11 @@ impl Session {
             self.reply_now(Reply::request_error(&msg), meta);
             return;
         }
-        let key = if argc > 1 { self.arg_bytes(&raw, 1) } else { Bytes::new() };
+        let key = if argc > 1 {
+            self.arg_bytes(&raw, 1)
+        } else {
+            Bytes::new()
+        };
         let p = self.route_request(&raw, &key, false).await;
         self.shared.push(Entry::Wait(p, meta));
     }
@@ -457,9 +487,15 @@ mod tests {
     #[test]
     fn wrapper_reply_parts() {
         let b = Bytes::from_static(b"*2\r\n:2\r\n$3\r\nabc\r\n");
-        assert_eq!(wrapper_reply(&b), Some((2, Bytes::from_static(b"$3\r\nabc\r\n"))));
+        assert_eq!(
+            wrapper_reply(&b),
+            Some((2, Bytes::from_static(b"$3\r\nabc\r\n")))
+        );
         let b = Bytes::from_static(b"*2\r\n:-1\r\n-ERR x\r\n");
-        assert_eq!(wrapper_reply(&b), Some((-1, Bytes::from_static(b"-ERR x\r\n"))));
+        assert_eq!(
+            wrapper_reply(&b),
+            Some((-1, Bytes::from_static(b"-ERR x\r\n")))
+        );
         assert_eq!(wrapper_reply(&Bytes::from_static(b"-ERR\r\n")), None);
     }
 

@@ -90,9 +90,7 @@ impl Session {
                 self.reply_raw(&b"+OK\r\n"[..], meta);
             }
             Some(_) => self.reply_raw(
-                Bytes::from(format!(
-                    "-ERR invalid DB index, only accept DB [0,{n})\r\n"
-                )),
+                Bytes::from(format!("-ERR invalid DB index, only accept DB [0,{n})\r\n")),
                 meta,
             ),
             None => self.reply_raw(&b"-ERR invalid DB index\r\n"[..], meta),

@@ -98,10 +98,16 @@ pub fn init(file: Option<PathBuf>, level: LevelFilter) -> LevelHandle {
                 file: None,
             })));
             let fmt = fmt.with_ansi(false).with_writer(move || DailyWriter(daily));
-            let _ = tracing_subscriber::registry().with(filter).with(fmt).try_init();
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(fmt)
+                .try_init();
         }
         None => {
-            let _ = tracing_subscriber::registry().with(filter).with(fmt).try_init();
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(fmt)
+                .try_init();
         }
     }
     LevelHandle(handle)

@@ -45,7 +45,11 @@ impl Merge {
         let replies: Vec<Reply> = self
             .parts
             .iter()
-            .map(|p| p.pending.peek().unwrap_or_else(|| Reply::response_error("lost")))
+            .map(|p| {
+                p.pending
+                    .peek()
+                    .unwrap_or_else(|| Reply::response_error("lost"))
+            })
             .collect();
         // A failure of the proxy, then an error reply, wins over everything.
         if let Some(r) = replies.iter().find(|r| r.failed) {
@@ -158,7 +162,10 @@ mod tests {
             failed: None,
         };
         assert!(m.is_ready());
-        assert_eq!(&m.merge().bytes[..], b"*3\r\n$1\r\na\r\n$2\r\nbb\r\n$-1\r\n");
+        assert_eq!(
+            &m.merge().bytes[..],
+            b"*3\r\n$1\r\na\r\n$2\r\nbb\r\n$-1\r\n"
+        );
     }
 
     #[test]

@@ -311,7 +311,10 @@ mod tests {
             router.fill(&[slot(0, "a:1"), bad]).await,
             Err(FillError::InvalidMethod)
         );
-        assert_eq!(router.fill(&[slot(1024, "a:1")]).await, Err(FillError::InvalidSlot));
+        assert_eq!(
+            router.fill(&[slot(1024, "a:1")]).await,
+            Err(FillError::InvalidSlot)
+        );
         assert!(router.slots()[0].backend_addr.is_empty());
     }
 
@@ -323,7 +326,10 @@ mod tests {
         let r2 = router.clone();
         let fill = tokio::spawn(async move { r2.fill(&[slot(3, "b:2")]).await });
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!fill.is_finished(), "fill must wait for the request in flight");
+        assert!(
+            !fill.is_finished(),
+            "fill must wait for the request in flight"
+        );
         held.release();
         fill.await.unwrap().unwrap();
         assert_eq!(cache.acquire(3).backend.as_deref(), Some("b:2"));

@@ -103,7 +103,9 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
     proxy.stats.sessions_total.fetch_add(1, Ordering::Relaxed);
     let _guard = AliveGuard(worker.clone());
     if alive as usize > proxy.cfg.max_clients {
-        let _ = sock.write_all(b"-ERR max number of clients reached\r\n").await;
+        let _ = sock
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await;
         worker.stats.borrow_mut().session_failure();
         return;
     }
@@ -170,7 +172,10 @@ async fn write_loop(sock: Rc<TcpStream>, shared: Rc<SessionShared>, worker: Rc<W
                     break;
                 }
                 Entry::Ready(r, m) => (r, m),
-                Entry::Wait(p, m) => (p.take().unwrap_or_else(|| Reply::response_error("lost")), Some(m)),
+                Entry::Wait(p, m) => (
+                    p.take().unwrap_or_else(|| Reply::response_error("lost")),
+                    Some(m),
+                ),
                 Entry::Merge(m, meta) => (m.merge(), Some(meta)),
             };
             if let Some(meta) = meta {

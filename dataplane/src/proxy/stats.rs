@@ -108,7 +108,8 @@ impl Stats {
         }
         self.total.fetch_add(local.total, Ordering::Relaxed);
         self.fails.fetch_add(local.fails, Ordering::Relaxed);
-        self.redis_errors.fetch_add(local.redis_errors, Ordering::Relaxed);
+        self.redis_errors
+            .fetch_add(local.redis_errors, Ordering::Relaxed);
         let mut t = self.cmds.lock();
         if t.known.len() < local.known.len() {
             t.known.resize(local.known.len(), CmdCounters::default());
@@ -123,7 +124,10 @@ impl Stats {
         local.total = 0;
         local.fails = 0;
         local.redis_errors = 0;
-        local.known.iter_mut().for_each(|c| *c = CmdCounters::default());
+        local
+            .known
+            .iter_mut()
+            .for_each(|c| *c = CmdCounters::default());
         local.dirty = false;
     }
 }
@@ -212,7 +216,11 @@ mod tests {
         assert_eq!(cmds[1].counters.calls, 2);
         assert_eq!(cmds[1].counters.usecs, 40);
         stats.absorb(&mut local);
-        assert_eq!(stats.total.load(Ordering::Relaxed), 3, "nothing counted twice");
+        assert_eq!(
+            stats.total.load(Ordering::Relaxed),
+            3,
+            "nothing counted twice"
+        );
         stats.reset();
         assert!(stats.commands().is_empty());
     }

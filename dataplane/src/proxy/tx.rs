@@ -30,9 +30,15 @@ impl Session {
             }
             Handling::Split(kind) => {
                 let step = if kind == SplitKind::Mset { 2 } else { 1 };
-                (1..argc).step_by(step).map(|i| self.arg_bytes(raw, i)).collect()
+                (1..argc)
+                    .step_by(step)
+                    .map(|i| self.arg_bytes(raw, i))
+                    .collect()
             }
-            Handling::SameSlot => (1..argc).step_by(2).map(|i| self.arg_bytes(raw, i)).collect(),
+            Handling::SameSlot => (1..argc)
+                .step_by(2)
+                .map(|i| self.arg_bytes(raw, i))
+                .collect(),
             Handling::Blocking(k) => self.blocking_keys(raw, k),
             Handling::PubSub => vec![Bytes::new()],
             Handling::Ping | Handling::Echo => Vec::new(),
@@ -52,9 +58,9 @@ impl Session {
                 vec![self.arg_bytes(raw, 1), self.arg_bytes(raw, 2)]
             }
             BlockingKeys::NumKeysAt2 if argc >= 4 => match parse_i64(self.arg(raw, 2)) {
-                Some(n) if n > 0 && (n as usize) + 3 <= argc => {
-                    (3..3 + n as usize).map(|i| self.arg_bytes(raw, i)).collect()
-                }
+                Some(n) if n > 0 && (n as usize) + 3 <= argc => (3..3 + n as usize)
+                    .map(|i| self.arg_bytes(raw, i))
+                    .collect(),
                 _ => Vec::new(),
             },
             _ => Vec::new(),
@@ -151,7 +157,10 @@ impl Session {
         };
         let Some(backend) = route.backend.clone() else {
             route.release();
-            self.reply_now(Reply::response_error("slot is not ready, may be offline"), meta);
+            self.reply_now(
+                Reply::response_error("slot is not ready, may be offline"),
+                meta,
+            );
             return;
         };
         let mut block = bytes::BytesMut::with_capacity(tx.block.len() + 32);

@@ -6,6 +6,6 @@
 //!   the proxy and the migration client).
 
 pub mod frame;
-pub mod scan;
 pub mod reply;
 pub mod request;
+pub mod scan;

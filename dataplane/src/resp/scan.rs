@@ -75,7 +75,11 @@ impl ReplyScanner {
                     self.pos = after;
                     if n > 0 {
                         let n = n as u64;
-                        let items = if matches!(buf[pos], b'%' | b'|') { n * 2 } else { n };
+                        let items = if matches!(buf[pos], b'%' | b'|') {
+                            n * 2
+                        } else {
+                            n
+                        };
                         // An attribute (`|`) precedes the value it describes: one more item.
                         let items = if buf[pos] == b'|' { items + 1 } else { items };
                         self.pending.push(items);
@@ -158,8 +162,17 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        assert!(matches!(ReplyScanner::new().scan(b"hello\r\n"), Err(ScanError::Invalid(_))));
-        assert!(matches!(ReplyScanner::new().scan(b"$3\r\nabcd\r\n"), Err(ScanError::Invalid(_))));
-        assert!(matches!(ReplyScanner::new().scan(b"*x\r\n"), Err(ScanError::Invalid(_))));
+        assert!(matches!(
+            ReplyScanner::new().scan(b"hello\r\n"),
+            Err(ScanError::Invalid(_))
+        ));
+        assert!(matches!(
+            ReplyScanner::new().scan(b"$3\r\nabcd\r\n"),
+            Err(ScanError::Invalid(_))
+        ));
+        assert!(matches!(
+            ReplyScanner::new().scan(b"*x\r\n"),
+            Err(ScanError::Invalid(_))
+        ));
     }
 }

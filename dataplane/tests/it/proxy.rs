@@ -130,9 +130,18 @@ fn routes_by_slot_and_keeps_order_in_deep_pipelines() {
     };
     for i in 0..n {
         let (set, raw) = c.read_reply().unwrap();
-        assert_eq!(set, Frame::Simple(b"OK".to_vec()), "SET {i}: {}", show(&raw));
+        assert_eq!(
+            set,
+            Frame::Simple(b"OK".to_vec()),
+            "SET {i}: {}",
+            show(&raw)
+        );
         let (get, _) = c.read_reply().unwrap();
-        assert_eq!(bulk(&get), Some(format!("value-{i}").into_bytes()), "GET {i}");
+        assert_eq!(
+            bulk(&get),
+            Some(format!("value-{i}").into_bytes()),
+            "GET {i}"
+        );
     }
     writer.join().unwrap();
     // Every key lives on the backend that owns its slot, and only there.
@@ -140,7 +149,10 @@ fn routes_by_slot_and_keeps_order_in_deep_pipelines() {
     let mut cb = Client::connect(b.port);
     for i in (0..n).step_by(97) {
         let k = format!("key:{i}");
-        let (on_a, on_b) = (ca.run(&format!("EXISTS {k}")), cb.run(&format!("EXISTS {k}")));
+        let (on_a, on_b) = (
+            ca.run(&format!("EXISTS {k}")),
+            cb.run(&format!("EXISTS {k}")),
+        );
         let expect_a = std::ptr::eq(owner(k.as_bytes(), &a, &b), &a);
         assert_eq!(on_a, Frame::Integer(expect_a as i64), "{k} on a");
         assert_eq!(on_b, Frame::Integer(!expect_a as i64), "{k} on b");
@@ -188,7 +200,14 @@ fn multi_key_commands_split_and_merge_like_one_redis() {
 fn refused_and_local_commands() {
     let (p, a, _b) = two_backends(CoreConfig::default());
     let mut c = p.client();
-    for cmd in ["KEYS *", "MOVE k 1", "OBJECT encoding k", "RENAME a b", "FLUSHALL", "SCAN 0"] {
+    for cmd in [
+        "KEYS *",
+        "MOVE k 1",
+        "OBJECT encoding k",
+        "RENAME a b",
+        "FLUSHALL",
+        "SCAN 0",
+    ] {
         let name = cmd.split(' ').next().unwrap();
         let e = err_text(&c.run(cmd));
         assert_eq!(
@@ -201,7 +220,10 @@ fn refused_and_local_commands() {
     assert_eq!(c.run("PING hello"), Frame::Bulk(b"hello".to_vec()));
     assert_eq!(c.run("ECHO hi"), Frame::Bulk(b"hi".to_vec()));
     // PING/INFO with a backend address go to that backend (Codis).
-    assert_eq!(c.run(&format!("PING {}", addr(&a))), Frame::Simple(b"PONG".to_vec()));
+    assert_eq!(
+        c.run(&format!("PING {}", addr(&a))),
+        Frame::Simple(b"PONG".to_vec())
+    );
     let info = bulk(&c.run(&format!("INFO {} server", addr(&a)))).unwrap();
     assert!(String::from_utf8_lossy(&info).contains(&format!("tcp_port:{}", a.port)));
     assert!(bulk(&c.run("INFO")).is_some());
@@ -211,7 +233,11 @@ fn refused_and_local_commands() {
         c.run("SLOTSHASHKEY a b c"),
         Frame::Array(
             b'*',
-            vec![Frame::Integer(579), Frame::Integer(1017), Frame::Integer(879)]
+            vec![
+                Frame::Integer(579),
+                Frame::Integer(1017),
+                Frame::Integer(879)
+            ]
         )
     );
     match c.run("SLOTSMAPPING 3") {
@@ -303,7 +329,10 @@ fn dead_backend_fails_fast_and_recovers() {
         .find(|k| slot_of(k.as_bytes()) < 512)
         .unwrap();
     let mut c = p.client();
-    assert_eq!(c.run(&format!("SET {key_b} 1")), Frame::Simple(b"OK".to_vec()));
+    assert_eq!(
+        c.run(&format!("SET {key_b} 1")),
+        Frame::Simple(b"OK".to_vec())
+    );
     let port_b = b.port;
     drop(b);
     let t = Instant::now();
@@ -311,9 +340,15 @@ fn dead_backend_fails_fast_and_recovers() {
         let e = err_text(&c.run(&format!("GET {key_b}")));
         assert!(e.starts_with("ERR handle response, backend conn"), "{e}");
     }
-    assert!(t.elapsed() < Duration::from_secs(5), "errors must come quickly");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "errors must come quickly"
+    );
     // The other backend is unaffected.
-    assert_eq!(c.run(&format!("SET {key_a} 2")), Frame::Simple(b"OK".to_vec()));
+    assert_eq!(
+        c.run(&format!("SET {key_a} 2")),
+        Frame::Simple(b"OK".to_vec())
+    );
     // The backend comes back on the same port: the proxy reconnects by itself.
     let _b2 = restart_redis_on(port_b);
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -343,7 +378,14 @@ impl Drop for KillOnDrop {
 fn restart_redis_on(port: u16) -> KillOnDrop {
     let child = KillOnDrop(
         std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap(),
@@ -475,7 +517,10 @@ fn publish_and_subscribe() {
     assert!(err_text(&sub.run("GET k")).contains("only (P|S)SUBSCRIBE"));
     // Leaving subscriber mode gives the session back to the router.
     let f = sub.run("UNSUBSCRIBE");
-    assert!(matches!(&f, Frame::Array(_, v) if v[2] == Frame::Integer(0)), "{f:?}");
+    assert!(
+        matches!(&f, Frame::Array(_, v) if v[2] == Frame::Integer(0)),
+        "{f:?}"
+    );
     assert_eq!(sub.run("SET k v"), Frame::Simple(b"OK".to_vec()));
     assert_eq!(publ.run("PUBLISH news again"), Frame::Integer(0));
 }
@@ -522,7 +567,10 @@ fn a_client_that_never_reads_is_bounded() {
         }
         sent += 1;
     }
-    assert!(sent < 200, "the proxy must stop reading a client that does not read");
+    assert!(
+        sent < 200,
+        "the proxy must stop reading a client that does not read"
+    );
     // Others are served meanwhile.
     assert_eq!(c.run("SET other 1"), Frame::Simple(b"OK".to_vec()));
     // The stuck client is disconnected after session_send_timeout.
@@ -559,9 +607,9 @@ fn max_clients_and_not_online() {
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(async move {
-            run(tokio::net::TcpListener::from_std(listener).unwrap(), p2).await
-        });
+        rt.block_on(
+            async move { run(tokio::net::TcpListener::from_std(listener).unwrap(), p2).await },
+        );
     });
     let mut c = Client::connect(port);
     assert_eq!(
@@ -676,8 +724,14 @@ fn migration_under_load(method: i64) {
     let slot_s = slot.to_string();
     loop {
         let f = if method == 0 {
-            src.cmd(&[b"SLOTSMGRTTAGSLOT", b"127.0.0.1", to_port.as_bytes(), b"3000", slot_s.as_bytes()])
-                .0
+            src.cmd(&[
+                b"SLOTSMGRTTAGSLOT",
+                b"127.0.0.1",
+                to_port.as_bytes(),
+                b"3000",
+                slot_s.as_bytes(),
+            ])
+            .0
         } else {
             src.cmd(&[
                 b"SLOTSMGRTTAGSLOT-ASYNC",
@@ -709,7 +763,11 @@ fn migration_under_load(method: i64) {
     for w in workers {
         w.join().unwrap();
     }
-    assert_eq!(errors.load(Ordering::Relaxed), 0, "client errors during migration");
+    assert_eq!(
+        errors.load(Ordering::Relaxed),
+        0,
+        "client errors during migration"
+    );
     assert!(ops.load(Ordering::Relaxed) > 0);
     // Every increment landed exactly once: the sum of values equals the INCRs done.
     let mut c = p.client();
@@ -722,7 +780,10 @@ fn migration_under_load(method: i64) {
     assert_eq!(sum as u64, ops.load(Ordering::Relaxed));
     assert_eq!(c.run("LLEN {mig}:list"), Frame::Integer(5000));
     let mut direct = Client::connect(from.port);
-    assert_eq!(direct.run(&format!("SLOTSINFO {slot} 1")), Frame::Array(b'*', vec![]));
+    assert_eq!(
+        direct.run(&format!("SLOTSINFO {slot} 1")),
+        Frame::Array(b'*', vec![])
+    );
 }
 
 #[test]
@@ -749,7 +810,10 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     let status = resp[9..12].parse().unwrap();
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -772,7 +836,14 @@ fn binary_is_driven_through_the_admin_api() {
     .unwrap();
     let mut child = KillOnDrop(
         std::process::Command::new(env!("CARGO_BIN_EXE_codis-proxy"))
-            .args(["--config", conf.to_str().unwrap(), "--ncpu", "2", "--log-level", "warn"])
+            .args([
+                "--config",
+                conf.to_str().unwrap(),
+                "--ncpu",
+                "2",
+                "--log-level",
+                "warn",
+            ])
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap(),
@@ -784,7 +855,10 @@ fn binary_is_driven_through_the_admin_api() {
     }
     // Not online yet: sessions are refused.
     let mut c = Client::connect(port);
-    assert_eq!(err_text(&c.read_reply().unwrap().0), "ERR router is not online");
+    assert_eq!(
+        err_text(&c.read_reply().unwrap().0),
+        "ERR router is not online"
+    );
     // The model gives the token; the xauth follows from it.
     let (status, model) = http(admin, "GET", "/api/proxy/model", "");
     assert_eq!(status, 200);
@@ -808,7 +882,10 @@ fn binary_is_driven_through_the_admin_api() {
     assert_eq!(status, 200);
     let mut c = Client::connect(port);
     for i in 0..100 {
-        assert_eq!(c.run(&format!("SET s{i} {i}")), Frame::Simple(b"OK".to_vec()));
+        assert_eq!(
+            c.run(&format!("SET s{i} {i}")),
+            Frame::Simple(b"OK".to_vec())
+        );
     }
     assert_eq!(c.run("GET s7"), Frame::Bulk(b"7".to_vec()));
     assert!(matches!(c.run("KEYS *"), Frame::Error(_)));
@@ -843,7 +920,10 @@ fn binary_is_driven_through_the_admin_api() {
             assert!(st.success(), "{st:?}");
             break;
         }
-        assert!(Instant::now() < deadline, "proxy did not exit after shutdown");
+        assert!(
+            Instant::now() < deadline,
+            "proxy did not exit after shutdown"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = std::fs::remove_dir_all(&dir);
