@@ -579,7 +579,7 @@ struct ConnSet {
 #[derive(Debug)]
 pub struct Pool {
     cfg: Rc<BackendConfig>,
-    sets: RefCell<HashMap<SetKey, Rc<ConnSet>>>,
+    sets: RefCell<HashMap<SetKey, Rc<ConnSet>, foldhash::fast::RandomState>>,
 }
 
 /// Address, database, replica.
@@ -590,7 +590,7 @@ impl Pool {
     pub fn new(cfg: BackendConfig) -> Self {
         Pool {
             cfg: Rc::new(cfg),
-            sets: RefCell::new(HashMap::new()),
+            sets: RefCell::new(HashMap::default()),
         }
     }
 

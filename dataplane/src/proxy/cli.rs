@@ -71,7 +71,7 @@ pub enum CliError {
     ))
 )]
 pub struct ProxyArgs {
-    /// Number of worker threads (Codis's default is 4, whatever its help text says).
+    /// Number of worker threads (default: 4, as Codis, but never more than the CPUs).
     #[arg(long, value_name = "N")]
     pub ncpu: Option<usize>,
     /// Upper bound for the worker threads (default: max(ncpu, number of CPUs)).
@@ -202,9 +202,11 @@ impl ProxyArgs {
         OnlineMode::Manual
     }
 
-    /// Worker threads: `--ncpu`, default 4 (Codis's actual default).
+    /// Worker threads: `--ncpu`; by default Codis's 4, capped at the number of CPUs (each
+    /// worker is a busy thread of its own: more workers than cores only adds switches).
     pub fn ncpu(&self) -> usize {
-        self.ncpu.unwrap_or(4).max(1)
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        self.ncpu.unwrap_or(4.min(cpus)).max(1)
     }
 
     /// Upper bound of worker threads: max(ncpu, `--max-ncpu` or the number of CPUs).
@@ -408,8 +410,9 @@ mod tests {
         let a = parse(&[]).unwrap();
         assert_eq!(a, ProxyArgs::default());
         assert_eq!(a.online_mode(), OnlineMode::Manual);
-        assert_eq!(a.ncpu(), 4);
-        assert!(a.max_ncpu() >= 4);
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap();
+        assert_eq!(a.ncpu(), 4.min(cpus));
+        assert!(a.max_ncpu() >= a.ncpu());
     }
 
     #[test]
