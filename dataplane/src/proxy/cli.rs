@@ -205,7 +205,9 @@ impl ProxyArgs {
     /// Worker threads: `--ncpu`; by default Codis's 4, capped at the number of CPUs (each
     /// worker is a busy thread of its own: more workers than cores only adds switches).
     pub fn ncpu(&self) -> usize {
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         self.ncpu.unwrap_or(4.min(cpus)).max(1)
     }
 
@@ -410,7 +412,9 @@ mod tests {
         let a = parse(&[]).unwrap();
         assert_eq!(a, ProxyArgs::default());
         assert_eq!(a.online_mode(), OnlineMode::Manual);
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap();
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap();
         assert_eq!(a.ncpu(), 4.min(cpus));
         assert!(a.max_ncpu() >= a.ncpu());
     }

@@ -349,19 +349,29 @@ impl Session {
 
     /// Reads from the client into `inbuf`, honouring the idle timeout and proxy shutdown.
     async fn read_more(&mut self) -> ReadOutcome {
-        if *self.closing.borrow_and_update() || self.shared.closed.get() {
-            return ReadOutcome::Closed;
-        }
         if self.inbuf.is_empty() && self.inbuf.capacity() > 1024 * 1024 {
             // Give back the memory of a big request.
             self.inbuf = BytesMut::new();
         }
         let timeout = self.worker.proxy.cfg.session_recv_timeout;
         loop {
+            if self.shared.closed.get() {
+                return ReadOutcome::Closed;
+            }
+            if *self.closing.borrow_and_update() {
+                // The proxy is closing: serve what the client already sent, then stop.
+                if self.inbuf.capacity() - self.inbuf.len() < 4096 {
+                    self.inbuf.reserve(16 * 1024);
+                }
+                return match self.sock.try_read_buf(&mut self.inbuf) {
+                    Ok(n) if n > 0 => ReadOutcome::Data,
+                    _ => ReadOutcome::Closed,
+                };
+            }
             // The idle timer is only re-armed when it fires, not on every read.
             let res = tokio::select! {
                 r = super::io::read_some(&self.sock, &mut self.inbuf) => r,
-                _ = self.closing.changed() => return ReadOutcome::Closed,
+                _ = self.closing.changed() => continue,
                 _ = self.shared.kill.notified() => return ReadOutcome::Closed,
                 _ = &mut self.idle, if !timeout.is_zero() => {
                     let idle_until = self.last_read + timeout;

@@ -928,3 +928,221 @@ fn binary_is_driven_through_the_admin_api() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Reads go to the first replica group when `backend_replica_parallel` > 0; writes and
+/// master-only reads stay on the master; `backend_primary_only` ignores replicas.
+#[test]
+fn reads_prefer_replicas() {
+    // Two independent servers stand for master and replica, with different values under the
+    // same key, so the answer tells which one served the read.
+    let master = start_redis(&[]);
+    let replica = start_redis(&[]);
+    Client::connect(master.port).run("SET where master");
+    Client::connect(replica.port).run("SET where replica");
+    let slots: Vec<Slot> = (0..1024)
+        .map(|i| Slot {
+            id: i,
+            backend_addr: addr(&master),
+            replica_groups: vec![vec![addr(&replica)]],
+            ..Slot::default()
+        })
+        .collect();
+    let p = TestProxy::start(CoreConfig::default());
+    p.fill(&slots);
+    let mut c = p.client();
+    // The replica connection is dialled on first use; until it is up, reads use the master.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while c.run("GET where") != Frame::Bulk(b"replica".to_vec()) {
+        assert!(Instant::now() < deadline, "reads never reached the replica");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(c.run("SET other 1"), Frame::Simple(b"OK".to_vec()));
+    assert_eq!(
+        Client::connect(master.port).run("GET other"),
+        Frame::Bulk(b"1".to_vec())
+    );
+    // HSCAN is a master-only read.
+    Client::connect(master.port).run("HSET h f master");
+    match c.run("HSCAN h 0") {
+        Frame::Array(_, v) => assert_eq!(
+            v[1],
+            Frame::Array(
+                b'*',
+                vec![Frame::Bulk(b"f".to_vec()), Frame::Bulk(b"master".to_vec())]
+            )
+        ),
+        other => panic!("{other:?}"),
+    }
+    // primary_only: replicas are ignored.
+    let p2 = TestProxy::start(CoreConfig {
+        primary_only: true,
+        ..CoreConfig::default()
+    });
+    p2.fill(&slots);
+    let mut c2 = p2.client();
+    for _ in 0..20 {
+        assert_eq!(c2.run("GET where"), Frame::Bulk(b"master".to_vec()));
+    }
+}
+
+/// Closing the proxy lets sessions finish the requests they already sent.
+#[test]
+fn shutdown_finishes_requests_in_flight() {
+    let (p, _a, _b) = two_backends(CoreConfig::default());
+    let mut c = p.client();
+    let n = 5000;
+    let mut buf = Vec::new();
+    for i in 0..n {
+        buf.extend_from_slice(format!("SET graceful:{i} {i}\r\n").as_bytes());
+    }
+    c.send_raw(&buf);
+    std::thread::sleep(Duration::from_millis(100));
+    p.proxy.close();
+    for i in 0..n {
+        let (f, _) = c.read_reply().unwrap_or_else(|| panic!("reply {i} lost"));
+        assert_eq!(f, Frame::Simple(b"OK".to_vec()), "reply {i}");
+    }
+    assert!(
+        c.read_reply().is_none(),
+        "the session ends after its replies"
+    );
+}
+
+/// A single-member etcd on free loopback ports, killed on drop.
+struct Etcd {
+    child: KillOnDrop,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_etcd() -> Etcd {
+    let port = crate::support::free_port();
+    let peer = crate::support::free_port();
+    let dir = std::env::temp_dir().join(format!("codis-it-etcd-{port}"));
+    let child = std::process::Command::new("etcd")
+        .args(["--name", "it", "--data-dir", dir.to_str().unwrap()])
+        .args(["--listen-client-urls", &format!("http://127.0.0.1:{port}")])
+        .args([
+            "--advertise-client-urls",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+        .args([
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+        ])
+        .args(["--initial-cluster", &format!("it=http://127.0.0.1:{peer}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("etcd is not installed (apt-get install etcd-server)");
+    let etcd = Etcd {
+        child: KillOnDrop(child),
+        port,
+        dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            http(port, "GET", "/health", "")
+        } else {
+            (0, String::new())
+        };
+        if status == 200 && body.contains("true") {
+            return etcd;
+        }
+        assert!(Instant::now() < deadline, "etcd did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// With `jodis_name`/`jodis_addr`, the proxy registers itself in the coordinator once online
+/// and removes the node when it stops.
+#[test]
+fn jodis_registration_follows_the_proxy() {
+    let etcd = start_etcd();
+    let a = start_redis(&[]);
+    let port = crate::support::free_port();
+    let admin = crate::support::free_port();
+    let dir = std::env::temp_dir().join(format!("codis-proxy-jodis-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("proxy.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "product_name = \"jd\"\nproxy_addr = \"127.0.0.1:{port}\"\nadmin_addr = \"127.0.0.1:{admin}\"\njodis_name = \"etcd\"\njodis_addr = \"127.0.0.1:{}\"\njodis_timeout = \"4s\"\n",
+            etcd.port
+        ),
+    )
+    .unwrap();
+    let slots = dir.join("slots.json");
+    let all: Vec<serde_json::Value> = (0..1024)
+        .map(|i| serde_json::json!({"id": i, "backend_addr": addr(&a)}))
+        .collect();
+    std::fs::write(&slots, serde_json::to_string(&all).unwrap()).unwrap();
+    let child = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_codis-proxy"))
+            .args([
+                "--config",
+                conf.to_str().unwrap(),
+                "--fillslots",
+                slots.to_str().unwrap(),
+            ])
+            .args(["--log-level", "warn"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let coord = codis_coordinator::connect(
+        "etcd",
+        &format!("127.0.0.1:{}", etcd.port),
+        "",
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let node = loop {
+        let list = rt
+            .block_on(coord.list("/jodis/jd", false))
+            .unwrap_or_default();
+        if let Some(path) = list.into_iter().next() {
+            break path;
+        }
+        assert!(Instant::now() < deadline, "jodis node never appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let data = rt.block_on(coord.read(&node, true)).unwrap().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&data).unwrap();
+    assert_eq!(v["addr"], format!("127.0.0.1:{port}"));
+    assert_eq!(v["state"], "online");
+    assert!(node.ends_with(v["token"].as_str().unwrap()), "{node}");
+    // The proxy serves, then stops on SIGTERM and takes its node away.
+    assert_eq!(
+        Client::connect(port).run("SET j 1"),
+        Frame::Simple(b"OK".to_vec())
+    );
+    let pid = child.0.id();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while rt.block_on(coord.read(&node, false)).unwrap().is_some() {
+        assert!(Instant::now() < deadline, "jodis node outlived the proxy");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
