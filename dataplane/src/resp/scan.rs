@@ -41,18 +41,22 @@ impl ReplyScanner {
             if pos >= buf.len() {
                 return Err(ScanError::Incomplete);
             }
-            let Some(off) = memchr::memchr(b'\n', &buf[pos..]) else {
+            // A line ends at the first CR, which must be followed by LF (as hiredis reads).
+            let Some(off) = memchr::memchr(b'\r', &buf[pos..]) else {
                 if buf.len() - pos > 64 * 1024 {
                     return Err(self.invalid("line too long"));
                 }
                 return Err(ScanError::Incomplete);
             };
-            let nl = pos + off;
-            if nl == pos || buf[nl - 1] != b'\r' {
+            let cr = pos + off;
+            if cr + 1 >= buf.len() {
+                return Err(ScanError::Incomplete);
+            }
+            if cr == pos || buf[cr + 1] != b'\n' {
                 return Err(self.invalid("line not ended by CRLF"));
             }
-            let line = &buf[pos + 1..nl - 1];
-            let after = nl + 1;
+            let line = &buf[pos + 1..cr];
+            let after = cr + 2;
             match buf[pos] {
                 b'+' | b'-' | b':' | b',' | b'#' | b'_' | b'(' => self.pos = after,
                 b'$' | b'=' | b'!' => {

@@ -1146,3 +1146,46 @@ fn jodis_registration_follows_the_proxy() {
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A backend that accepts connections but never answers: requests fail with a clear error
+/// after `backend_recv_timeout`, never hang; other backends keep serving.
+#[test]
+fn silent_backend_times_out() {
+    let good = start_redis(&[]);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    let held = std::thread::spawn(move || {
+        // Accept and keep connections open without reading or writing.
+        let mut conns = Vec::new();
+        silent.set_nonblocking(true).unwrap();
+        let until = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < until {
+            if let Ok((s, _)) = silent.accept() {
+                conns.push(s);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    let mut cfg = CoreConfig::default();
+    cfg.backend.recv_timeout = Duration::from_secs(2);
+    let p = TestProxy::start(cfg);
+    p.assign(0..512, &good);
+    let slots: Vec<Slot> = (512..1024)
+        .map(|i| Slot {
+            id: i,
+            backend_addr: silent_addr.clone(),
+            ..Slot::default()
+        })
+        .collect();
+    p.fill(&slots);
+    let key = (0..).map(|i| format!("s{i}")).find(|k| slot_of(k.as_bytes()) >= 512).unwrap();
+    let mut c = p.client();
+    let t = Instant::now();
+    let e = err_text(&c.run(&format!("GET {key}")));
+    assert!(e.contains("backend conn reset") && e.contains("timeout"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(6), "took {:?}", t.elapsed());
+    let near = (0..).map(|i| format!("n{i}")).find(|k| slot_of(k.as_bytes()) < 512).unwrap();
+    let mut other = p.client();
+    assert_eq!(other.run(&format!("SET {near} 1")), Frame::Simple(b"OK".to_vec()));
+    drop(held);
+}
