@@ -1178,14 +1178,30 @@ fn silent_backend_times_out() {
         })
         .collect();
     p.fill(&slots);
-    let key = (0..).map(|i| format!("s{i}")).find(|k| slot_of(k.as_bytes()) >= 512).unwrap();
+    let key = (0..)
+        .map(|i| format!("s{i}"))
+        .find(|k| slot_of(k.as_bytes()) >= 512)
+        .unwrap();
     let mut c = p.client();
     let t = Instant::now();
     let e = err_text(&c.run(&format!("GET {key}")));
-    assert!(e.contains("backend conn reset") && e.contains("timeout"), "{e}");
-    assert!(t.elapsed() < Duration::from_secs(6), "took {:?}", t.elapsed());
-    let near = (0..).map(|i| format!("n{i}")).find(|k| slot_of(k.as_bytes()) < 512).unwrap();
+    assert!(
+        e.contains("backend conn reset") && e.contains("timeout"),
+        "{e}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        t.elapsed()
+    );
+    let near = (0..)
+        .map(|i| format!("n{i}"))
+        .find(|k| slot_of(k.as_bytes()) < 512)
+        .unwrap();
     let mut other = p.client();
-    assert_eq!(other.run(&format!("SET {near} 1")), Frame::Simple(b"OK".to_vec()));
+    assert_eq!(
+        other.run(&format!("SET {near} 1")),
+        Frame::Simple(b"OK".to_vec())
+    );
     drop(held);
 }
