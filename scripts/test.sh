@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace: formatting, clippy, unit and integration tests
 # (the integration tests start real redis-server processes to compare replies byte for byte).
-# Installs what it needs (Debian's redis-server, redis-tools, zookeeper, etcd-server) when missing.
+# Installs what it needs (Debian's redis-server, redis-tools, redis-sentinel, zookeeper,
+# etcd-server) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need() { command -v "$1" >/dev/null 2>&1; }
 # Debian packages the tests run: redis-server/redis-tools (differential tests), zookeeper and
-# etcd-server (the coordinator conformance tests start both on free loopback ports).
+# etcd-server (the coordinator conformance tests start both on free loopback ports),
+# redis-sentinel (the proxy follows a sentinel failover).
 missing=()
 if ! need redis-server || ! need redis-cli || ! need redis-benchmark; then
     missing+=(redis-server redis-tools)
@@ -17,6 +19,9 @@ if ! need java || [ ! -f /usr/share/java/zookeeper.jar ]; then
 fi
 if ! need etcd; then
     missing+=(etcd-server)
+fi
+if ! need redis-sentinel; then
+    missing+=(redis-sentinel)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""

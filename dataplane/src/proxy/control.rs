@@ -19,6 +19,7 @@ use super::config::ProxyConfig;
 use super::core::Proxy;
 use super::logging::LevelHandle;
 use super::metrics::{UsageSampler, runtime_stats};
+use super::sentinel::SentinelState;
 
 /// The running proxy as the admin API sees it.
 #[derive(Debug)]
@@ -29,7 +30,7 @@ pub struct Control {
     xauth: String,
     level: Option<LevelHandle>,
     usage: Arc<UsageSampler>,
-    sentinels: Mutex<Sentinel>,
+    sentinel: Arc<SentinelState>,
     jodis: Mutex<Option<codis_coordinator::jodis::Jodis>>,
     runtime: tokio::runtime::Handle,
 }
@@ -50,7 +51,7 @@ impl Control {
             model,
             xauth,
             level,
-            sentinels: Mutex::new(Sentinel::default()),
+            sentinel: Arc::new(SentinelState::default()),
             jodis: Mutex::new(None),
             runtime: tokio::runtime::Handle::current(),
         })
@@ -95,6 +96,7 @@ impl Control {
     /// Closes the proxy and removes the jodis node.
     pub async fn close(&self) {
         self.proxy.close();
+        self.sentinel.stop();
         let j = self.jodis.lock().take();
         if let Some(j) = j
             && let Err(e) = j.close().await
@@ -142,13 +144,14 @@ impl AdminApi for Control {
             r.num_procs = self.proxy.cfg.threads as i64;
             r
         });
-        let sentinels = self.sentinels.lock().clone();
+
         Stats {
             online: self.proxy.is_online(),
             closed: self.proxy.is_closed(),
             sentinels: SentinelStats {
-                servers: sentinels.servers,
-                ..SentinelStats::default()
+                servers: self.sentinel.servers.lock().clone(),
+                masters: self.sentinel.masters.lock().clone(),
+                switched: self.sentinel.switched.load(Ordering::SeqCst),
             },
             ops: OpsStats {
                 total: s.total.load(Ordering::Relaxed) as i64,
@@ -187,7 +190,10 @@ impl AdminApi for Control {
                 .router
                 .fill(&slots)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            // The dashboard's table supersedes a sentinel switch.
+            self.sentinel.switched.store(false, Ordering::SeqCst);
+            Ok(())
         })
     }
 
@@ -217,7 +223,12 @@ impl AdminApi for Control {
         if self.proxy.is_closed() {
             return Err("use of closed proxy".to_string());
         }
-        *self.sentinels.lock() = s;
+        let _guard = self.runtime.enter();
+        self.sentinel.watch(
+            self.proxy.clone(),
+            self.config.product_name.clone(),
+            s.servers,
+        );
         Ok(())
     }
 
@@ -225,6 +236,13 @@ impl AdminApi for Control {
         if self.proxy.is_closed() {
             return Err("use of closed proxy".to_string());
         }
+        let servers = self.sentinel.servers.lock().clone();
+        let _guard = self.runtime.enter();
+        self.sentinel.watch(
+            self.proxy.clone(),
+            self.config.product_name.clone(),
+            servers,
+        );
         Ok(())
     }
 

@@ -42,6 +42,7 @@ pub mod merge;
 pub mod metrics;
 pub mod router;
 pub mod rpc;
+pub mod sentinel;
 pub mod session;
 pub mod stats;
 pub mod tx;

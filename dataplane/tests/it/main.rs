@@ -10,6 +10,7 @@ mod migrate_sync;
 mod protocol;
 mod proxy;
 mod pubsub;
+mod sentinel;
 mod server;
 mod slots;
 mod support;
