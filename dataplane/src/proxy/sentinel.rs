@@ -112,12 +112,9 @@ async fn watch_loop(
 async fn subscribe_loop(server: String, tx: mpsc::UnboundedSender<Event>) {
     loop {
         let res = tokio::time::timeout(SUBSCRIPTION_LIFE, subscribe_once(&server, &tx)).await;
-        match res {
-            Ok(Err(e)) => {
-                tracing::warn!(sentinel = %server, error = %e, "sentinel subscription failed");
-                tokio::time::sleep(RETRY).await;
-            }
-            Ok(Ok(())) | Err(_) => {}
+        if let Ok(Err(e)) = res {
+            tracing::warn!(sentinel = %server, error = %e, "sentinel subscription failed");
+            tokio::time::sleep(RETRY).await;
         }
         if tx.is_closed() {
             return;
