@@ -73,6 +73,17 @@ impl Session {
         })
     }
 
+    /// The session's own connection to the master `backend` of a slot; the error is the reply
+    /// for the client (slot offline, or the backend unreachable).
+    async fn open_direct(&mut self, backend: Option<Arc<str>>) -> Result<Direct, Reply> {
+        let Some(addr) = backend else {
+            return Err(Reply::response_error("slot is not ready, may be offline"));
+        };
+        self.direct_conn(&addr)
+            .await
+            .map_err(|e| Reply::response_error(&format!("backend conn failure, {e}")))
+    }
+
     /// A blocking pop: all keys in one slot, sent on the session's own connection.
     pub(super) async fn blocking(&mut self, raw: Bytes, info: &CommandInfo, meta: Meta) {
         let Handling::Blocking(k) = info.handling else {
@@ -104,20 +115,10 @@ impl Session {
         let backend = route.backend.clone();
         // A blocked call must not hold the slot: a fill (a migration step) would wait for it.
         route.release();
-        let Some(addr) = backend else {
-            self.reply_now(
-                Reply::response_error("slot is not ready, may be offline"),
-                meta,
-            );
-            return;
-        };
-        let mut d = match self.direct_conn(&addr).await {
+        let mut d = match self.open_direct(backend).await {
             Ok(d) => d,
-            Err(e) => {
-                self.reply_now(
-                    Reply::response_error(&format!("backend conn failure, {e}")),
-                    meta,
-                );
+            Err(r) => {
+                self.reply_now(r, meta);
                 return;
             }
         };
@@ -191,20 +192,10 @@ impl Session {
             self.shared.room.notified().await;
         }
         let backend = self.worker.routes.borrow_mut().peek(0).backend.clone();
-        let Some(addr) = backend else {
-            self.reply_now(
-                Reply::response_error("slot is not ready, may be offline"),
-                meta,
-            );
-            return;
-        };
-        let mut d = match self.direct_conn(&addr).await {
+        let mut d = match self.open_direct(backend).await {
             Ok(d) => d,
-            Err(e) => {
-                self.reply_now(
-                    Reply::response_error(&format!("backend conn failure, {e}")),
-                    meta,
-                );
+            Err(r) => {
+                self.reply_now(r, meta);
                 return;
             }
         };

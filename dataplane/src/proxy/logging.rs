@@ -27,19 +27,9 @@ impl LevelHandle {
     }
 }
 
-/// The civil date (year, month, day) of a unix time.
+/// The civil (UTC) date (year, month, day) of a unix time.
 pub fn civil_date(unix_secs: u64) -> (i64, u32, u32) {
-    let days = (unix_secs / 86_400) as i64;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    codis_model::proxy::civil_from_days((unix_secs / 86_400) as i64)
 }
 
 /// A file writer that switches to `<base>.YYYY-MM-DD` when the (UTC) day changes.

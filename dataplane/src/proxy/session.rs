@@ -298,31 +298,15 @@ enum ReadOutcome {
 
 impl Session {
     async fn read_loop(&mut self) {
-        let limits = Limits::default();
         loop {
             loop {
                 if self.shared.closed.get() {
                     return;
                 }
-                match self.parser.parse(&self.inbuf, &limits) {
-                    Ok(Request::Multibulk { consumed }) => {
-                        self.spans.clear();
-                        self.spans.extend_from_slice(self.parser.spans());
-                        let raw = self.inbuf.split_to(consumed).freeze();
-                        self.handle(raw).await;
-                    }
-                    Ok(Request::Inline { consumed, args }) => {
-                        self.inbuf.advance(consumed);
-                        let mut raw = BytesMut::new();
-                        let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-                        encode_command(&mut raw, &refs);
-                        let raw = raw.freeze();
-                        self.spans = spans_of(&raw);
-                        self.handle(raw).await;
-                    }
-                    Ok(Request::Empty { consumed }) => self.inbuf.advance(consumed),
-                    Err(ParseError::Incomplete) => break,
-                    Err(ParseError::Protocol(msg)) => {
+                match self.parse_next() {
+                    Ok(Some(raw)) => self.handle(raw).await,
+                    Ok(None) => break,
+                    Err(msg) => {
                         self.worker.stats.borrow_mut().session_failure();
                         let r = Reply {
                             bytes: Bytes::from(format!("-ERR Protocol error: {msg}\r\n")),
@@ -466,7 +450,8 @@ impl Session {
         matches!(self.read_more().await, ReadOutcome::Data)
     }
 
-    /// Mutable access to the read half, for subscriber mode.
+    /// The next complete request in the input (its arguments become the current ones), or
+    /// `None` when more bytes are needed; `Err` is a protocol error.
     pub fn parse_next(&mut self) -> Result<Option<Bytes>, String> {
         let limits = Limits::default();
         loop {
