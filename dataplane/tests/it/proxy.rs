@@ -1205,3 +1205,83 @@ fn silent_backend_times_out() {
     );
     drop(held);
 }
+
+/// 10,000 clients on the `codis-proxy` binary: all served, memory bounded, and a new client
+/// still served afterwards.
+#[test]
+fn ten_thousand_clients_on_the_binary() {
+    let a = start_redis(&[]);
+    let port = crate::support::free_port();
+    let admin = crate::support::free_port();
+    let dir = std::env::temp_dir().join(format!("codis-proxy-10k-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("proxy.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "product_name = \"tk\"\nproxy_addr = \"127.0.0.1:{port}\"\nadmin_addr = \"127.0.0.1:{admin}\"\nproxy_max_clients = 20000\n"
+        ),
+    )
+    .unwrap();
+    let slots = dir.join("slots.json");
+    let all: Vec<serde_json::Value> = (0..1024)
+        .map(|i| serde_json::json!({"id": i, "backend_addr": addr(&a)}))
+        .collect();
+    std::fs::write(&slots, serde_json::to_string(&all).unwrap()).unwrap();
+    let child = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_codis-proxy"))
+            .args([
+                "--config",
+                conf.to_str().unwrap(),
+                "--fillslots",
+                slots.to_str().unwrap(),
+            ])
+            .args(["--ncpu", "2", "--log-level", "error"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "proxy did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let rss = || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.0.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            * 1024
+    };
+    let n = 10_000;
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        conns.push(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
+    }
+    {
+        use std::io::{Read, Write};
+        for s in &mut conns {
+            s.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
+        }
+        for s in &mut conns {
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut buf = [0u8; 7];
+            s.read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, b"+PONG\r\n");
+        }
+    }
+    let with_clients = rss();
+    assert!(
+        with_clients < 256 << 20,
+        "RSS with {n} clients: {} MiB",
+        with_clients >> 20
+    );
+    drop(conns);
+    let mut c = Client::connect(port);
+    assert_eq!(c.run("SET tenk 1"), Frame::Simple(b"OK".to_vec()));
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
