@@ -20,6 +20,10 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if self.name == "redis-server" {
+            let dir = std::env::temp_dir().join(format!("codis-it-redis-{}", self.port));
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -121,8 +125,13 @@ fn start(what: &'static str, build: impl Fn(u16) -> Command) -> Server {
 
 /// Starts Debian's redis-server. Panics (never skips) when it is not installed.
 pub(crate) fn start_redis(extra: &[&str]) -> Server {
-    let dir = std::env::temp_dir();
     start("redis-server", |port| {
+        // A directory of its own: a replica writes the RDB it receives there, and a
+        // redis-server loads any dump.rdb it finds at start (found when a replica's RDB in
+        // the shared temp dir leaked into every later redis-server).
+        let dir = std::env::temp_dir().join(format!("codis-it-redis-{port}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
         let mut cmd = Command::new("redis-server");
         cmd.args([
             "--port",
