@@ -18,6 +18,7 @@ use dataplane::proxy::core::{CoreConfig, Proxy, run};
 use dataplane::proxy::dashboard::{
     RetryPolicy, TopomModel, online_with_dashboard, online_with_topom_reader,
 };
+use dataplane::proxy::io::Listener;
 use dataplane::proxy::logging::{self, LevelHandle};
 use dataplane::proxy::metrics::spawn_exporters;
 use dataplane::proxy::rpc::HttpClient;
@@ -62,13 +63,15 @@ fn start(args: ProxyArgs, level: LevelHandle) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let listener = bind(&config.proto_type, &config.proxy_addr).await?;
+        let listener = Listener::bind(&config.proto_type, &config.proxy_addr)
+            .await
+            .with_context(|| format!("listen on proxy_addr {}", config.proxy_addr))?;
         let admin_listener = tokio::net::TcpListener::bind(&config.admin_addr)
             .await
             .with_context(|| format!("listen on admin_addr {}", config.admin_addr))?;
         let identity = proxy_identity(
             &config,
-            &listener.local_addr()?.to_string(),
+            &listener.local_addr()?,
             &admin_listener.local_addr()?.to_string(),
         )?;
         tracing::info!(
@@ -187,16 +190,6 @@ async fn go_online(
         }
     }
     Ok(())
-}
-
-async fn bind(proto: &str, addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    match proto {
-        "tcp" | "tcp4" | "tcp6" => {}
-        other => anyhow::bail!("proto_type '{other}' is not supported (use tcp, tcp4 or tcp6)"),
-    }
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("listen on {addr}"))
 }
 
 async fn shutdown_signal() {

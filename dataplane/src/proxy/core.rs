@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use super::io::{ClientStream, Listener, StdClient};
 use tokio::sync::{mpsc, watch};
 
 use super::backend::{BackendConfig, Pool};
@@ -166,7 +166,7 @@ impl Worker {
     }
 }
 
-type Accepted = (std::net::TcpStream, std::net::SocketAddr);
+type Accepted = StdClient;
 
 fn start_workers(proxy: &Arc<Proxy>) -> Vec<mpsc::UnboundedSender<Accepted>> {
     let mut senders = Vec::new();
@@ -190,14 +190,10 @@ fn start_workers(proxy: &Arc<Proxy>) -> Vec<mpsc::UnboundedSender<Accepted>> {
                 local.block_on(&rt, async move {
                     let worker = Worker::new(proxy);
                     tokio::task::spawn_local(worker.clone().housekeeping());
-                    while let Some((sock, peer)) = rx.recv().await {
-                        match tokio::net::TcpStream::from_std(sock) {
+                    while let Some(sock) = rx.recv().await {
+                        match ClientStream::from_std(sock) {
                             Ok(sock) => {
-                                tokio::task::spawn_local(session::serve(
-                                    sock,
-                                    peer,
-                                    worker.clone(),
-                                ));
+                                tokio::task::spawn_local(session::serve(sock, worker.clone()));
                             }
                             Err(e) => tracing::warn!(error = %e, "cannot register a session"),
                         }
@@ -214,7 +210,8 @@ fn start_workers(proxy: &Arc<Proxy>) -> Vec<mpsc::UnboundedSender<Accepted>> {
 
 /// Accepts clients on `listener` until the proxy closes, then waits (at most 10 s) for the
 /// sessions to finish the requests they have read.
-pub async fn run(listener: TcpListener, proxy: Arc<Proxy>) {
+pub async fn run(listener: impl Into<Listener>, proxy: Arc<Proxy>) {
+    let listener: Listener = listener.into();
     let workers = start_workers(&proxy);
     let mut closing = proxy.closing();
     let mut next = 0usize;
@@ -222,12 +219,11 @@ pub async fn run(listener: TcpListener, proxy: Arc<Proxy>) {
     loop {
         tokio::select! {
             res = listener.accept() => match res {
-                Ok((sock, peer)) => {
-                    let Ok(sock) = sock.into_std() else { continue };
+                Ok(sock) => {
                     if workers.is_empty() {
                         continue;
                     }
-                    let _ = workers[next % workers.len()].send((sock, peer));
+                    let _ = workers[next % workers.len()].send(sock);
                     next = next.wrapping_add(1);
                 }
                 Err(e) => {

@@ -11,18 +11,17 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 
 use super::backend::{Pending, Reply, encode_command};
 use super::command::{self, CommandInfo, Handling};
 use super::core::Worker;
+use super::io::{ClientStream, Socket, read_some, write_all};
 use super::merge::Merge;
 use super::stats::OpId;
 use crate::resp::request::{Limits, ParseError, Request, RequestParser};
@@ -96,25 +95,22 @@ impl Drop for AliveGuard {
 }
 
 /// Serves one client until it quits, fails or the proxy closes.
-pub async fn serve(mut sock: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
+pub async fn serve(sock: ClientStream, worker: Rc<Worker>) {
     use std::sync::atomic::Ordering;
     let proxy = worker.proxy.clone();
     let alive = proxy.stats.sessions_alive.fetch_add(1, Ordering::SeqCst) + 1;
     proxy.stats.sessions_total.fetch_add(1, Ordering::Relaxed);
     let _guard = AliveGuard(worker.clone());
     if alive as usize > proxy.cfg.max_clients {
-        let _ = sock
-            .write_all(b"-ERR max number of clients reached\r\n")
-            .await;
+        let _ = write_all(&sock, b"-ERR max number of clients reached\r\n").await;
         worker.stats.borrow_mut().session_failure();
         return;
     }
     if !proxy.is_online() {
-        let _ = sock.write_all(b"-ERR router is not online\r\n").await;
+        let _ = write_all(&sock, b"-ERR router is not online\r\n").await;
         worker.stats.borrow_mut().session_failure();
         return;
     }
-    let _ = sock.set_nodelay(true);
     let sock = Rc::new(sock);
     let shared = Rc::new(SessionShared {
         queue: RefCell::new(VecDeque::new()),
@@ -148,10 +144,10 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
     };
     let writer = write_loop(sock.clone(), shared.clone(), worker.clone());
     tokio::join!(reader, writer);
-    tracing::trace!(%peer, "session closed");
+    tracing::trace!("session closed");
 }
 
-async fn write_loop(sock: Rc<TcpStream>, shared: Rc<SessionShared>, worker: Rc<Worker>) {
+async fn write_loop(sock: Rc<ClientStream>, shared: Rc<SessionShared>, worker: Rc<Worker>) {
     let cfg = &worker.proxy.cfg;
     let mut out = BytesMut::new();
     loop {
@@ -198,7 +194,7 @@ async fn write_loop(sock: Rc<TcpStream>, shared: Rc<SessionShared>, worker: Rc<W
         }
         shared.room.notify_one();
         if !out.is_empty() {
-            let write = super::io::write_all(&sock, &out);
+            let write = write_all(&*sock, &out);
             let res = if cfg.session_send_timeout.is_zero() {
                 write.await.map_err(|e| e.to_string())
             } else {
@@ -220,7 +216,7 @@ async fn write_loop(sock: Rc<TcpStream>, shared: Rc<SessionShared>, worker: Rc<W
             }
         }
         if close {
-            let _ = socket2::SockRef::from(&*sock).shutdown(std::net::Shutdown::Write);
+            sock.shutdown_write();
             break;
         }
         shared.wake.notified().await;
@@ -268,7 +264,7 @@ pub struct Session {
     pub worker: Rc<Worker>,
     /// The queue shared with the writer.
     pub shared: Rc<SessionShared>,
-    sock: Rc<TcpStream>,
+    sock: Rc<ClientStream>,
     closing: watch::Receiver<bool>,
     idle: std::pin::Pin<Box<tokio::time::Sleep>>,
     last_read: Instant,
@@ -354,7 +350,7 @@ impl Session {
             }
             // The idle timer is only re-armed when it fires, not on every read.
             let res = tokio::select! {
-                r = super::io::read_some(&self.sock, &mut self.inbuf) => r,
+                r = read_some(&*self.sock, &mut self.inbuf) => r,
                 _ = self.closing.changed() => continue,
                 _ = self.shared.kill.notified() => return ReadOutcome::Closed,
                 _ = &mut self.idle, if !timeout.is_zero() => {

@@ -1285,3 +1285,57 @@ fn ten_thousand_clients_on_the_binary() {
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `proto_type = "unix"`: clients on a unix socket are served like TCP ones.
+#[test]
+fn unix_socket_clients() {
+    use std::io::{Read, Write};
+    let a = start_redis(&[]);
+    let path = std::env::temp_dir().join(format!("codis-proxy-{}.sock", a.port));
+    let proxy = Proxy::new(CoreConfig::default());
+    let (p2, path2) = (proxy.clone(), path.clone());
+    let t = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = dataplane::proxy::io::Listener::bind("unix", path2.to_str().unwrap())
+                .await
+                .unwrap();
+            run(l, p2).await
+        });
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let slots: Vec<Slot> = (0..1024)
+        .map(|i| Slot {
+            id: i,
+            backend_addr: addr(&a),
+            ..Slot::default()
+        })
+        .collect();
+    rt.block_on(proxy.router.fill(&slots)).unwrap();
+    proxy.start().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut s = loop {
+        match std::os::unix::net::UnixStream::connect(&path) {
+            Ok(s) => break s,
+            Err(_) => {
+                assert!(Instant::now() < deadline, "unix socket never appeared");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    };
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"SET u 1\r\nGET u\r\n").unwrap();
+    let want = b"+OK\r\n$1\r\n1\r\n";
+    let mut got = vec![0u8; want.len()];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, want);
+    proxy.close();
+    t.join().unwrap();
+    assert!(!path.exists(), "the socket file is removed on close");
+}
