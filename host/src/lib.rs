@@ -3,7 +3,10 @@
 //! time as Go prints it. Used by codis-proxy and codis-dashboard; no tokio. The hashing
 //! itself (token, xauth) is [`codis_model::auth`].
 
+pub mod logging;
+
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use codis_model::auth::token_with_macs;
@@ -21,6 +24,15 @@ pub enum HostError {
         addr: String,
         /// Why.
         reason: String,
+    },
+    /// The pid file could not be written.
+    #[error("write pidfile = '{path}' failed: {source}")]
+    Pidfile {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
 }
 
@@ -266,6 +278,41 @@ pub fn now_go_string() -> String {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     codis_model::proxy::format_go_time(d.as_secs() as i64, d.subsec_nanos())
+}
+
+/// A pid file that is removed when dropped.
+#[derive(Debug)]
+pub struct PidFile {
+    path: PathBuf,
+}
+
+impl PidFile {
+    /// Writes this process's pid (decimal, no newline, like Codis) to `path`, made absolute.
+    ///
+    /// # Errors
+    /// [`HostError::Pidfile`].
+    pub fn create(path: &Path) -> Result<Self, HostError> {
+        let err = |source| HostError::Pidfile {
+            path: path.display().to_string(),
+            source,
+        };
+        let path = std::path::absolute(path).map_err(err)?;
+        std::fs::write(&path, std::process::id().to_string()).map_err(err)?;
+        Ok(PidFile { path })
+    }
+
+    /// Where the pid file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            tracing::warn!(error = %e, path = %self.path.display(), "remove pidfile failed");
+        }
+    }
 }
 
 #[cfg(test)]

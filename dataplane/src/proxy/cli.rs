@@ -42,15 +42,6 @@ pub enum CliError {
         #[source]
         source: serde_json::Error,
     },
-    /// The pid file could not be written.
-    #[error("write pidfile = '{path}' failed: {source}")]
-    Pidfile {
-        /// The file.
-        path: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 /// `codis-proxy`'s arguments.
@@ -299,18 +290,7 @@ pub fn version_text() -> String {
     format!("version: {VERSION}\ncompile: {}", compile_info())
 }
 
-/// Parses a Codis log level, case-insensitively: ERROR, WARN/WARNING, INFO, DEBUG, NONE
-/// (logging off). Used for `--log-level` and `PUT /api/proxy/loglevel/:xauth/:value`.
-pub fn parse_log_level(s: &str) -> Option<LevelFilter> {
-    match s.to_ascii_uppercase().as_str() {
-        "ERROR" => Some(LevelFilter::ERROR),
-        "WARN" | "WARNING" => Some(LevelFilter::WARN),
-        "INFO" => Some(LevelFilter::INFO),
-        "DEBUG" => Some(LevelFilter::DEBUG),
-        "NONE" => Some(LevelFilter::OFF),
-        _ => None,
-    }
-}
+pub use codis_host::logging::parse_log_level;
 
 fn parse_log_level_arg(s: &str) -> Result<LevelFilter, String> {
     parse_log_level(s).ok_or_else(|| {
@@ -364,40 +344,7 @@ pub fn load_slots_file(path: &Path) -> Result<Vec<codis_model::proxy::Slot>, Cli
     })
 }
 
-/// A pid file that is removed when dropped.
-#[derive(Debug)]
-pub struct PidFile {
-    path: PathBuf,
-}
-
-impl PidFile {
-    /// Writes this process's pid (decimal, no newline, like Codis) to `path`, made absolute.
-    ///
-    /// # Errors
-    /// [`CliError::Pidfile`].
-    pub fn create(path: &Path) -> Result<Self, CliError> {
-        let err = |source| CliError::Pidfile {
-            path: path.display().to_string(),
-            source,
-        };
-        let path = std::path::absolute(path).map_err(err)?;
-        std::fs::write(&path, std::process::id().to_string()).map_err(err)?;
-        Ok(PidFile { path })
-    }
-
-    /// Where the pid file is.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for PidFile {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_file(&self.path) {
-            tracing::warn!(error = %e, path = %self.path.display(), "remove pidfile failed");
-        }
-    }
-}
+pub use codis_host::PidFile;
 
 #[cfg(test)]
 mod tests {

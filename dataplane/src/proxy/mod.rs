@@ -37,7 +37,7 @@ pub mod direct;
 pub mod forward;
 pub mod io;
 pub mod local;
-pub mod logging;
+pub use codis_host::logging;
 pub mod merge;
 pub mod metrics;
 pub mod router;

@@ -1,4 +1,4 @@
-//! Logging of codis-proxy: stderr or Codis's daily-rotated file (`<FILE>.YYYY-MM-DD`), with a
+//! Logging of the Codis processes (proxy, dashboard): stderr or Codis's daily-rotated file (`<FILE>.YYYY-MM-DD`), with a
 //! level that the admin API can change at run time.
 
 use std::io::Write;
@@ -24,6 +24,19 @@ impl LevelHandle {
     /// Sets the level.
     pub fn set(&self, level: LevelFilter) -> Result<(), String> {
         self.0.modify(|l| *l = level).map_err(|e| e.to_string())
+    }
+}
+
+/// Parses a Codis log level, case-insensitively: ERROR, WARN/WARNING, INFO, DEBUG, NONE
+/// (logging off). Used for `--log-level` and the admin APIs' `loglevel` routes.
+pub fn parse_log_level(s: &str) -> Option<LevelFilter> {
+    match s.to_ascii_uppercase().as_str() {
+        "ERROR" => Some(LevelFilter::ERROR),
+        "WARN" | "WARNING" => Some(LevelFilter::WARN),
+        "INFO" => Some(LevelFilter::INFO),
+        "DEBUG" => Some(LevelFilter::DEBUG),
+        "NONE" => Some(LevelFilter::OFF),
+        _ => None,
     }
 }
 
