@@ -378,7 +378,7 @@ mod tests {
         let (v, n) = parse(b"*3\r\n:1\r\n$3\r\nabc\r\n*-1\r\nXX")
             .unwrap()
             .unwrap();
-        assert_eq!(n, 20);
+        assert_eq!(n, 22);
         assert_eq!(
             v,
             Value::Array(Some(vec![

@@ -39,6 +39,9 @@ struct Dirs {
     data: PathBuf,
     temp: PathBuf,
     lock: PathBuf,
+    /// Operations of one client wait for each other; only other clients (processes) are
+    /// refused by the non-blocking `flock`.
+    serial: std::sync::Mutex<()>,
 }
 
 impl FsCoordinator {
@@ -57,6 +60,7 @@ impl FsCoordinator {
                 data: root.join("data"),
                 temp: root.join("temp"),
                 lock: root.join("data.lck"),
+                serial: std::sync::Mutex::new(()),
             }),
             closed: AtomicBool::new(false),
         })
@@ -82,6 +86,10 @@ impl FsCoordinator {
         let join_path = path.to_owned();
         let work = async move {
             tokio::task::spawn_blocking(move || {
+                let _serial = dirs
+                    .serial
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let _lock = RootLock::acquire(&dirs.lock)?;
                 f(&dirs, &owned)
             })

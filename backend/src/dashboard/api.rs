@@ -210,22 +210,19 @@ pub fn app(state: AppState) -> Router {
             "/api/topom/slots/rebalance/{xauth}/{confirm}",
             put(slots_rebalance),
         )
-        .route(
-            "/api/topom/sentinels/add/{xauth}/{addr}",
-            put(sentinels_unsupported),
-        )
+        .route("/api/topom/sentinels/add/{xauth}/{addr}", put(sentinel_add))
         .route(
             "/api/topom/sentinels/del/{xauth}/{addr}/{force}",
-            put(sentinels_unsupported),
+            put(sentinel_del),
         )
         .route(
             "/api/topom/sentinels/resync-all/{xauth}",
-            put(sentinels_unsupported),
+            put(sentinel_resync_all),
         )
         .route("/api/topom/sentinels/info/{addr}", get(sentinel_info))
         .route(
             "/api/topom/sentinels/info/{addr}/monitored",
-            get(sentinels_unsupported),
+            get(sentinel_monitored),
         )
         .with_state(state)
 }
@@ -563,14 +560,41 @@ async fn slots_rebalance(
     ))
 }
 
-async fn sentinel_info(
+async fn sentinel_add(
     State(s): State<AppState>,
+    Path((xauth, addr)): Path<(String, String)>,
+) -> ApiResult<&'static str> {
+    check_xauth(&s, &xauth)?;
+    s.topom.sentinel_add(&addr).await?;
+    ok()
+}
+
+async fn sentinel_del(
+    State(s): State<AppState>,
+    Path((xauth, addr, force)): Path<(String, String, String)>,
+) -> ApiResult<&'static str> {
+    check_xauth(&s, &xauth)?;
+    s.topom
+        .sentinel_del(&addr, int("force", &force)? != 0)
+        .await?;
+    ok()
+}
+
+async fn sentinel_resync_all(
+    State(s): State<AppState>,
+    Path(xauth): Path<String>,
+) -> ApiResult<&'static str> {
+    check_xauth(&s, &xauth)?;
+    s.topom.sentinel_resync_all().await?;
+    ok()
+}
+
+async fn sentinel_info(
     Path(addr): Path<String>,
 ) -> ApiResult<std::collections::BTreeMap<String, String>> {
     let mut c = crate::redis::RedisClient::connect(&addr, "", Duration::from_secs(1))
         .await
         .map_err(|e| ApiError::new(e.to_string()))?;
-    let _ = &s;
     Ok(json(
         c.info(None)
             .await
@@ -578,8 +602,9 @@ async fn sentinel_info(
     ))
 }
 
-async fn sentinels_unsupported() -> ApiResult<&'static str> {
-    Err(ApiError::new(
-        "sentinel management is not supported by this dashboard yet (see docs/COMPATIBILITY.md)",
-    ))
+async fn sentinel_monitored(
+    State(s): State<AppState>,
+    Path(addr): Path<String>,
+) -> ApiResult<std::collections::BTreeMap<String, codis_model::topom::SentinelGroup>> {
+    Ok(json(s.topom.sentinel_monitored(&addr).await?))
 }

@@ -10,6 +10,7 @@
 //! - [`rebalance`]: Codis's rebalance plan.
 //! - [`groups`]: groups, servers, promotion, SLAVEOF actions.
 //! - [`proxies`]: proxy create / online / reinit / remove.
+//! - [`sentinels`]: redis-sentinel add / del / resync.
 //! - [`stats`]: the probes and `/topom/stats`.
 //! - [`api`]: the HTTP routes.
 //! - [`error`]: the error type, [`DashboardError`].
@@ -22,6 +23,7 @@ pub mod groups;
 pub mod migrate;
 pub mod proxies;
 pub mod rebalance;
+pub mod sentinels;
 pub mod slots;
 pub mod stats;
 pub mod topom;

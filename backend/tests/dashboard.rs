@@ -1,0 +1,547 @@
+//! codis-dashboard in-process, over a filesystem coordinator laid out exactly as Codis 3.2
+//! writes it: the API's routes, JSON and errors, the lock, slot actions, rebalance and the
+//! migration state machine on offline slots. (Whole-cluster runs with real servers, proxies
+//! and ZooKeeper are in `tests/`.)
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use backend::dashboard::api::{AppState, app};
+use backend::dashboard::config::DashboardConfig;
+use backend::dashboard::{Topom, identity};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+const PRODUCT: &str = "compat";
+
+/// A temp directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "codis-dashboard-{tag}-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes a node the way Codis's filesystem client stores it: `R/data/<path>`.
+fn put(root: &Path, path: &str, text: &str) {
+    let file = root.join("data").join(path.trim_start_matches('/'));
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(file, text).unwrap();
+}
+
+fn get(root: &Path, path: &str) -> Option<String> {
+    std::fs::read_to_string(root.join("data").join(path.trim_start_matches('/'))).ok()
+}
+
+// Fixtures in Codis 3.2's exact layout (Go's json.MarshalIndent with 4 spaces).
+const GROUP_1: &str = r#"{
+    "id": 1,
+    "servers": [
+        {
+            "server": "127.0.0.1:1",
+            "datacenter": "dc1",
+            "action": {},
+            "replica_group": false
+        },
+        {
+            "server": "127.0.0.1:2",
+            "datacenter": "dc1",
+            "action": {
+                "index": 3,
+                "state": "synced"
+            },
+            "replica_group": true
+        }
+    ],
+    "promoting": {},
+    "out_of_sync": false
+}"#;
+
+const GROUP_2: &str = r#"{
+    "id": 2,
+    "servers": [
+        {
+            "server": "127.0.0.1:3",
+            "datacenter": "",
+            "action": {},
+            "replica_group": false
+        }
+    ],
+    "promoting": {},
+    "out_of_sync": false
+}"#;
+
+const SLOT_7: &str = r#"{
+    "id": 7,
+    "group_id": 1,
+    "action": {}
+}"#;
+
+const SLOT_8: &str = r#"{
+    "id": 8,
+    "group_id": 1,
+    "action": {
+        "index": 5,
+        "state": "pending",
+        "target_id": 2
+    }
+}"#;
+
+const PROXY: &str = r#"{
+    "id": 1,
+    "token": "4d6d2b1b5c3f4b1d8f9d2a0e7c6b5a49",
+    "start_time": "2017-03-08 11:58:36.108469463 +0800 CST",
+    "admin_addr": "127.0.0.1:1",
+    "proto_type": "tcp4",
+    "proxy_addr": "127.0.0.1:2",
+    "jodis_path": "/jodis/compat/proxy-4d6d2b1b5c3f4b1d8f9d2a0e7c6b5a49",
+    "product_name": "compat",
+    "pid": 4242,
+    "pwd": "/opt/codis",
+    "sys": "Linux codis 4.4.0 x86_64 GNU/Linux",
+    "hostname": "codis",
+    "datacenter": "dc1"
+}"#;
+
+const SENTINEL: &str = r#"{
+    "servers": [
+        "127.0.0.1:26379"
+    ],
+    "out_of_sync": false
+}"#;
+
+fn fixtures(root: &Path) {
+    put(root, "/codis3/compat/group/group-0001", GROUP_1);
+    put(root, "/codis3/compat/group/group-0002", GROUP_2);
+    put(root, "/codis3/compat/slots/slot-0007", SLOT_7);
+    put(root, "/codis3/compat/slots/slot-0008", SLOT_8);
+    put(
+        root,
+        "/codis3/compat/proxy/proxy-4d6d2b1b5c3f4b1d8f9d2a0e7c6b5a49",
+        PROXY,
+    );
+    put(root, "/codis3/compat/sentinel", SENTINEL);
+}
+
+struct Dash {
+    topom: Arc<Topom>,
+    app: axum::Router,
+    xauth: String,
+    root: PathBuf,
+    _dir: TempDir,
+}
+
+async fn dashboard(tag: &str, with_fixtures: bool) -> Dash {
+    let dir = TempDir::new(tag);
+    if with_fixtures {
+        fixtures(&dir.0);
+    }
+    let config = DashboardConfig {
+        coordinator_name: "filesystem".into(),
+        coordinator_addr: dir.0.display().to_string(),
+        product_name: PRODUCT.into(),
+        admin_addr: "127.0.0.1:0".into(),
+        ..DashboardConfig::default()
+    };
+    let coordinator = codis_coordinator::connect(
+        "filesystem",
+        &config.coordinator_addr,
+        "",
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let model = identity(PRODUCT, "127.0.0.1:18080", "").unwrap();
+    let topom = Topom::new(config, coordinator, model);
+    topom.acquire_lock().await.unwrap();
+    let state = AppState {
+        topom: topom.clone(),
+        set_log_level: Arc::new(|_| Ok(())),
+        version: "test".into(),
+        compile: "test".into(),
+    };
+    Dash {
+        xauth: topom.xauth.clone(),
+        app: app(state),
+        topom,
+        root: dir.0.clone(),
+        _dir: dir,
+    }
+}
+
+impl Dash {
+    async fn call(&self, method: &str, uri: &str, body: &str) -> (u16, String) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    async fn put_ok(&self, route: &str) {
+        let (status, body) = self.call("PUT", &format!("/api/topom/{route}"), "").await;
+        assert_eq!((status, body.as_str()), (200, "\"OK\""), "PUT {route}");
+    }
+
+    async fn put_err(&self, route: &str) -> String {
+        let (status, body) = self.call("PUT", &format!("/api/topom/{route}"), "").await;
+        assert_eq!(status, 800, "PUT {route}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["Cause"].as_str().unwrap().to_string()
+    }
+
+    async fn stats(&self) -> Value {
+        let (status, body) = self
+            .call("GET", &format!("/api/topom/stats/{}", self.xauth), "")
+            .await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+}
+
+/// Codis 3.2 metadata reads as it is and is served back unchanged; what we write back is in
+/// the same layout, byte for byte.
+#[tokio::test]
+async fn codis_metadata_is_read_and_served_back_unchanged() {
+    let d = dashboard("compat", true).await;
+    let stats = d.stats().await;
+    let groups = stats["group"]["models"].as_array().unwrap();
+    assert_eq!(groups.len(), 2);
+    let fixture: Value = serde_json::from_str(GROUP_1).unwrap();
+    assert_eq!(groups[0], fixture);
+    let slots = stats["slots"].as_array().unwrap();
+    assert_eq!(slots.len(), 1024);
+    assert_eq!(slots[7], serde_json::from_str::<Value>(SLOT_7).unwrap());
+    assert_eq!(slots[8], serde_json::from_str::<Value>(SLOT_8).unwrap());
+    assert_eq!(
+        slots[9],
+        serde_json::json!({"id": 9, "group_id": 0, "action": {}})
+    );
+    assert_eq!(
+        stats["proxy"]["models"][0],
+        serde_json::from_str::<Value>(PROXY).unwrap()
+    );
+    assert_eq!(
+        stats["sentinels"]["model"],
+        serde_json::from_str::<Value>(SENTINEL).unwrap()
+    );
+    // The proxies' view: slot 7 on group 1's master, with the replica group; slot 8 pending
+    // still on its source.
+    let (status, body) = d
+        .call("GET", &format!("/api/topom/slots/{}", d.xauth), "")
+        .await;
+    assert_eq!(status, 200);
+    let view: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        view[7],
+        serde_json::json!({"id": 7, "backend_addr": "127.0.0.1:1", "backend_addr_group_id": 1,
+            "forward_method": 1, "replica_groups": [["127.0.0.1:2"]]})
+    );
+    assert_eq!(view[0], serde_json::json!({"id": 0, "forward_method": 1}));
+    // A write goes back in Codis's exact text.
+    d.put_ok(&format!("group/replica-groups/{}/1/127.0.0.1:2/1", d.xauth))
+        .await;
+    // The group serves slots, so a replica change marks it out of sync until a resync.
+    assert_eq!(
+        get(&d.root, "/codis3/compat/group/group-0001").unwrap(),
+        GROUP_1.replace("\"out_of_sync\": false", "\"out_of_sync\": true")
+    );
+    d.put_ok(&format!("slots/action/remove/{}/8", d.xauth))
+        .await;
+    assert_eq!(
+        get(&d.root, "/codis3/compat/slots/slot-0008").unwrap(),
+        "{\n    \"id\": 8,\n    \"group_id\": 1,\n    \"action\": {}\n}"
+    );
+    // The lock node is our Topom model.
+    let lock: Value = serde_json::from_str(&get(&d.root, "/codis3/compat/topom").unwrap()).unwrap();
+    assert_eq!(lock["product_name"], PRODUCT);
+    assert_eq!(lock["pid"], std::process::id());
+    d.topom.close().await.unwrap();
+    assert!(get(&d.root, "/codis3/compat/topom").is_none());
+}
+
+#[tokio::test]
+async fn the_lock_refuses_a_second_dashboard() {
+    let d = dashboard("lock", false).await;
+    let coordinator = codis_coordinator::connect(
+        "filesystem",
+        d.root.to_str().unwrap(),
+        "",
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let config = DashboardConfig {
+        coordinator_addr: d.root.display().to_string(),
+        product_name: PRODUCT.into(),
+        ..DashboardConfig::default()
+    };
+    // Another host/port: a different token, so the lock is not taken over.
+    let other = Topom::new(
+        config,
+        coordinator,
+        identity(PRODUCT, "127.0.0.1:18081", "").unwrap(),
+    );
+    let err = other.acquire_lock().await.unwrap_err().to_string();
+    assert!(err.contains("is locked by the dashboard at"), "{err}");
+    d.topom.close().await.unwrap();
+    other.acquire_lock().await.unwrap();
+    other.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn errors_are_codis_800_and_change_nothing() {
+    let d = dashboard("errors", true).await;
+    let before = d.stats().await;
+    // xauth
+    let cause = d.put_err("group/create/wrong/3").await;
+    assert_eq!(cause, "invalid xauth, please check product name & auth");
+    let x = d.xauth.clone();
+    // bad numbers and ranges
+    assert!(
+        d.put_err(&format!("group/create/{x}/abc"))
+            .await
+            .contains("not an integer")
+    );
+    assert!(
+        d.put_err(&format!("group/create/{x}/0"))
+            .await
+            .contains("out of range")
+    );
+    assert!(
+        d.put_err(&format!("group/create/{x}/10000"))
+            .await
+            .contains("out of range")
+    );
+    assert_eq!(
+        d.put_err(&format!("group/create/{x}/1")).await,
+        "group-[1] already exists"
+    );
+    assert_eq!(
+        d.put_err(&format!("group/remove/{x}/1")).await,
+        "group-[1] isn't empty"
+    );
+    assert_eq!(
+        d.put_err(&format!("group/remove/{x}/9")).await,
+        "group-[9] doesn't exist"
+    );
+    assert!(
+        d.put_err(&format!("group/del/{x}/1/127.0.0.1:1"))
+            .await
+            .contains("can't remove master")
+    );
+    assert!(
+        d.put_err(&format!("group/promote/{x}/1/127.0.0.1:1"))
+            .await
+            .contains("can't promote master")
+    );
+    assert_eq!(
+        d.put_err(&format!("slots/action/create/{x}/8/2")).await,
+        "slot-[8] action already exists"
+    );
+    assert_eq!(
+        d.put_err(&format!("slots/action/create/{x}/7/1")).await,
+        "slot-[7] already in group-[1]"
+    );
+    assert_eq!(
+        d.put_err(&format!("slots/action/create/{x}/1024/1")).await,
+        "slot-[1024] doesn't exist"
+    );
+    assert_eq!(
+        d.put_err(&format!("slots/action/create/{x}/1/5")).await,
+        "group-[5] doesn't exist"
+    );
+    assert!(
+        d.put_err(&format!("slots/action/create-range/{x}/5/9/2"))
+            .await
+            .contains("slot-[8] action already exists")
+    );
+    assert!(
+        d.put_err(&format!("slots/action/create-range/{x}/9/5/2"))
+            .await
+            .contains("invalid slot range")
+    );
+    assert_eq!(
+        d.put_err(&format!("slots/action/remove/{x}/7")).await,
+        "slot-[7] action doesn't exist"
+    );
+    assert!(
+        d.put_err(&format!("proxy/reinit/{x}/nope"))
+            .await
+            .contains("doesn't exist")
+    );
+    // bad bodies
+    let (status, body) = d
+        .call("PUT", &format!("/api/topom/slots/assign/{x}"), "{not json")
+        .await;
+    assert_eq!(status, 800);
+    assert!(body.contains("bad request body"), "{body}");
+    let (status, body) = d
+        .call(
+            "PUT",
+            &format!("/api/topom/slots/assign/{x}"),
+            r#"[{"id": 1, "group_id": 7}]"#,
+        )
+        .await;
+    assert_eq!(status, 800);
+    assert!(body.contains("group-[7] doesn't exist"), "{body}");
+    let (status, body) = d
+        .call(
+            "PUT",
+            &format!("/api/topom/slots/assign/{x}/offline"),
+            r#"[{"id": 1, "group_id": 1}]"#,
+        )
+        .await;
+    assert_eq!(status, 800);
+    assert!(body.contains("should be 0"), "{body}");
+    // An unreachable server is refused with the reason.
+    assert!(
+        d.put_err(&format!("group/add/{x}/2/127.0.0.1:1"))
+            .await
+            .contains("127.0.0.1:1")
+    );
+    let after = d.stats().await;
+    assert_eq!(before["slots"], after["slots"]);
+    assert_eq!(before["group"]["models"], after["group"]["models"]);
+    d.topom.close().await.unwrap();
+}
+
+/// Rebalance previews its plan, then queues it; offline slots are assigned through those
+/// actions (no proxy and no key to move, so no server is contacted).
+#[tokio::test]
+async fn rebalance_preview_then_offline_slots_are_assigned() {
+    let d = dashboard("rebalance", true).await;
+    let x = d.xauth.clone();
+    d.put_ok(&format!("slots/action/remove/{x}/8")).await;
+    // Proxies are unreachable fixtures: forget them first (force).
+    d.put_ok(&format!(
+        "proxy/remove/{x}/4d6d2b1b5c3f4b1d8f9d2a0e7c6b5a49/1"
+    ))
+    .await;
+    let (status, body) = d
+        .call("PUT", &format!("/api/topom/slots/rebalance/{x}/0"), "")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let plan: std::collections::BTreeMap<String, i64> = serde_json::from_str(&body).unwrap();
+    // Slots 7 and 8 are in group 1; the 1022 offline slots are split to even both groups.
+    assert_eq!(plan.len(), 1022);
+    let to1 = plan.values().filter(|g| **g == 1).count();
+    assert_eq!(to1 + 2, 512);
+    // Preview changed nothing.
+    assert!(
+        d.stats().await["slots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["action"] == serde_json::json!({}))
+    );
+    let (status, body) = d
+        .call("PUT", &format!("/api/topom/slots/rebalance/{x}/1"), "")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let stats = d.stats().await;
+    assert_eq!(stats["slot_action"]["pending"], 1022);
+    assert_eq!(stats["slots"][0]["action"]["state"], "pending");
+    // The loop assigns them.
+    let topom = d.topom.clone();
+    let worker = tokio::spawn(topom.clone().run_slot_actions());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stats = d.stats().await;
+        if stats["slot_action"]["pending"] == 0 {
+            let slots = stats["slots"].as_array().unwrap();
+            let g1 = slots.iter().filter(|s| s["group_id"] == 1).count();
+            let g2 = slots.iter().filter(|s| s["group_id"] == 2).count();
+            assert_eq!((g1, g2), (512, 512));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "migration did not finish: {}",
+            stats["slot_action"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        get(&d.root, "/codis3/compat/slots/slot-0000").unwrap(),
+        "{\n    \"id\": 0,\n    \"group_id\": 1,\n    \"action\": {}\n}"
+    );
+    // Balanced now: nothing to do.
+    let (_, body) = d
+        .call("PUT", &format!("/api/topom/slots/rebalance/{x}/0"), "")
+        .await;
+    assert_eq!(body, "{}");
+    d.topom.close().await.unwrap();
+    worker.await.unwrap();
+}
+
+#[tokio::test]
+async fn overview_model_and_plain_routes() {
+    let d = dashboard("overview", false).await;
+    let (status, body) = d.call("GET", "/topom", "").await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["model"]["product_name"], PRODUCT);
+    assert_eq!(v["config"]["coordinator_name"], "filesystem");
+    assert!(v["config"].get("product_auth").is_none());
+    assert_eq!(v["stats"]["coordinator"]["online"], true);
+    assert!(
+        body.starts_with("{\n    \"version\""),
+        "4-space JSON: {body}"
+    );
+    let (status, body) = d.call("GET", "/api/topom/model", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["pid"],
+        std::process::id()
+    );
+    let (status, body) = d
+        .call("GET", &format!("/api/topom/xping/{}", d.xauth), "")
+        .await;
+    assert_eq!((status, body.as_str()), (200, "\"OK\""));
+    d.put_ok(&format!("group/create/{}/3", d.xauth)).await;
+    d.put_ok(&format!("slots/action/interval/{}/2000000", d.xauth))
+        .await;
+    d.put_ok(&format!("slots/action/disabled/{}/1", d.xauth))
+        .await;
+    let s = d.stats().await;
+    assert_eq!(s["slot_action"]["interval"], 1_000_000);
+    assert_eq!(s["slot_action"]["disabled"], true);
+    assert_eq!(s["group"]["models"][0]["id"], 3);
+    assert_eq!(s["group"]["models"][0]["servers"], serde_json::json!([]));
+    d.put_ok(&format!("group/remove/{}/3", d.xauth)).await;
+    d.put_ok(&format!("reload/{}", d.xauth)).await;
+    assert!(
+        d.stats().await["group"]["models"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    d.put_ok(&format!("shutdown/{}", d.xauth)).await;
+    assert!(d.topom.is_closed());
+    let (status, _) = d
+        .call("PUT", &format!("/api/topom/group/create/{}/4", d.xauth), "")
+        .await;
+    assert_eq!(status, 800);
+    let _ = StatusCode::OK;
+}
