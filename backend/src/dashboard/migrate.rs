@@ -207,36 +207,23 @@ impl Topom {
     /// Moves every key of one slot, database by database, then completes the action.
     async fn process_slot(&self, sid: i64) -> Result<()> {
         let mut db = 0i64;
-        let mut client: Option<(String, RedisClient)> = None;
+        let mut client: Option<(String, RedisClient, i64)> = None;
         let mut moved_total = 0i64;
         while self.is_online() {
-            let (ctx, m) = {
-                let mut locked = self.lock().await?;
-                let ctx = locked.context().await?;
-                let m = ctx.slot(sid)?.clone();
-                (ctx, m)
-            };
+            let view = self.lock().await?.executor_view(sid).await?;
+            let m = view.mapping;
             match m.action.state.as_str() {
                 action::FINISHED => return self.complete_slot(sid).await,
                 action::MIGRATING => {}
                 other => return invalid!("slot-[{sid}] action state '{other}' is invalid"),
             }
-            let promoting = |gid: i64| {
-                ctx.groups
-                    .get(&gid)
-                    .is_some_and(|g| !g.promoting.state.is_empty())
-            };
-            if self.action.disabled.load(Ordering::Acquire)
-                || promoting(m.group_id)
-                || promoting(m.action.target_id)
-            {
+            if self.action.disabled.load(Ordering::Acquire) || view.promoting {
                 if !self.sleep(Duration::from_secs(1)).await {
                     break;
                 }
                 continue;
             }
-            let from = ctx.master(m.group_id).to_string();
-            let dest = ctx.master(m.action.target_id).to_string();
+            let (from, dest) = (view.from, view.dest);
             if from.is_empty() {
                 // The slot was offline: nothing to move.
                 return self.complete_slot(sid).await;
@@ -277,24 +264,27 @@ impl Topom {
     /// database that has keys.
     async fn migrate_step(
         &self,
-        client: &mut Option<(String, RedisClient)>,
+        client: &mut Option<(String, RedisClient, i64)>,
         from: &str,
         dest: &str,
         sid: i64,
         db: i64,
     ) -> Result<Step> {
         let timeout = self.config.migration_timeout.get();
-        if client.as_ref().is_none_or(|(addr, _)| addr != from) {
+        if client.as_ref().is_none_or(|(addr, _, _)| addr != from) {
             let c = RedisClient::connect(
                 from,
                 &self.config.product_auth,
                 timeout + Duration::from_secs(5),
             )
             .await?;
-            *client = Some((from.to_string(), c));
+            *client = Some((from.to_string(), c, -1));
         }
-        let (_, c) = client.as_mut().expect("connected above");
-        c.call(&[b"SELECT", db.to_string().as_bytes()]).await?;
+        let (_, c, selected) = client.as_mut().expect("connected above");
+        if *selected != db {
+            c.call(&[b"SELECT", db.to_string().as_bytes()]).await?;
+            *selected = db;
+        }
         let (host, port) = dest
             .rsplit_once(':')
             .ok_or_else(|| DashboardError::Invalid(format!("bad target address {dest}")))?;

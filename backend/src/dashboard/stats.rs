@@ -26,22 +26,30 @@ fn unixtime() -> i64 {
 }
 
 impl Topom {
-    /// Probes every server and proxy once a second while online.
+    /// Probes every server and proxy once a second while online, and the coordinator in a
+    /// loop of its own (an unreachable coordinator takes up to 10 s to give up, which must not
+    /// slow the other probes down).
     pub async fn run_probes(self: Arc<Self>) {
+        let me = self.clone();
+        let coordinator = tokio::spawn(async move {
+            while !me.is_closed() {
+                if me.is_online() {
+                    me.check_coordinator().await;
+                }
+                if !me.sleep(Duration::from_secs(1)).await {
+                    break;
+                }
+            }
+        });
         while !self.is_closed() {
             if self.is_online() {
-                let me = self.clone();
-                let servers = async move { me.refresh_servers().await };
-                let me = self.clone();
-                let proxies = async move { me.refresh_proxies().await };
-                let me = self.clone();
-                let coordinator = async move { me.check_coordinator().await };
-                let _ = tokio::join!(servers, proxies, coordinator);
+                tokio::join!(self.refresh_servers(), self.refresh_proxies());
             }
             if !self.sleep(Duration::from_secs(1)).await {
                 break;
             }
         }
+        coordinator.abort();
     }
 
     /// INFO (+ maxmemory, master_addr) of every group server, 1 s each, all at once.

@@ -133,6 +133,19 @@ impl Context {
     }
 }
 
+/// See [`Locked::executor_view`].
+#[derive(Debug, Clone)]
+pub struct ExecutorView {
+    /// The slot's mapping.
+    pub mapping: SlotMapping,
+    /// Master of the source group (empty when offline).
+    pub from: String,
+    /// Master of the target group.
+    pub dest: String,
+    /// Either group is promoting.
+    pub promoting: bool,
+}
+
 /// Counters and switches of the migration machinery (Codis's `topom.action`).
 #[derive(Debug, Default)]
 pub struct ActionState {
@@ -481,6 +494,34 @@ impl Locked<'_> {
             self.cache.sentinel = Some(sentinel);
         }
         Ok(())
+    }
+
+    /// What a migration executor needs before each step, read without copying the whole
+    /// model: the slot's mapping, the two masters, and whether either group is promoting.
+    ///
+    /// # Errors
+    /// Coordinator errors; a bad slot id.
+    pub async fn executor_view(&mut self, sid: i64) -> Result<ExecutorView> {
+        if let Err(e) = self.fill().await {
+            self.reload();
+            return Err(e);
+        }
+        let slots = self.cache.slots.as_deref().unwrap_or_default();
+        let mapping = usize::try_from(sid)
+            .ok()
+            .and_then(|i| slots.get(i))
+            .cloned()
+            .ok_or_else(|| DashboardError::Invalid(format!("slot-[{sid}] doesn't exist")))?;
+        let groups = self.cache.groups.as_ref();
+        let group = |gid: i64| groups.and_then(|g| g.get(&gid));
+        let master = |gid: i64| group(gid).map_or(String::new(), |g| g.master().to_string());
+        let promoting = |gid: i64| group(gid).is_some_and(|g| !g.promoting.state.is_empty());
+        Ok(ExecutorView {
+            from: master(mapping.group_id),
+            dest: master(mapping.action.target_id),
+            promoting: promoting(mapping.group_id) || promoting(mapping.action.target_id),
+            mapping,
+        })
     }
 
     /// Runs a write; a failure drops the cache (the write may or may not have happened).

@@ -10,8 +10,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use super::auth::dashboard_xauth;
 use super::rpc::{HttpClient, RpcError, encode_path_segment};
 
@@ -39,24 +37,7 @@ pub enum DashboardError {
 }
 
 /// The dashboard model (`GET /api/topom/model`, also the `/codis3/<product>/topom` node).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct TopomModel {
-    /// Dashboard token.
-    pub token: String,
-    /// Start time, Go format.
-    pub start_time: String,
-    /// Dashboard admin address (`host:port`).
-    pub admin_addr: String,
-    /// Product.
-    pub product_name: String,
-    /// Process id.
-    pub pid: i64,
-    /// Working directory.
-    pub pwd: String,
-    /// `uname -a`.
-    pub sys: String,
-}
+pub use codis_model::topom::Topom as TopomModel;
 
 /// How often and how patiently to try.
 #[derive(Debug, Clone, Copy)]
