@@ -545,3 +545,46 @@ async fn overview_model_and_plain_routes() {
     assert_eq!(status, 800);
     let _ = StatusCode::OK;
 }
+
+/// Manual failover: the promoted replica becomes `servers[0]`, the old master goes last, the
+/// sync actions are cleared and the promotion leaves no state behind. (The servers are
+/// unreachable fixtures, so the SLAVEOF NO ONE on the new master fails; Codis only logs it,
+/// and so do we.)
+#[tokio::test]
+async fn promote_reorders_the_group() {
+    let d = dashboard("promote", true).await;
+    let x = d.xauth.clone();
+    d.put_ok(&format!(
+        "proxy/remove/{x}/4d6d2b1b5c3f4b1d8f9d2a0e7c6b5a49/1"
+    ))
+    .await;
+    assert!(
+        d.put_err(&format!("group/promote/{x}/1/127.0.0.1:9"))
+            .await
+            .contains("doesn't have server")
+    );
+    d.put_ok(&format!("group/promote/{x}/1/127.0.0.1:2")).await;
+    let g = &d.stats().await["group"]["models"][0];
+    assert_eq!(g["servers"][0]["server"], "127.0.0.1:2");
+    assert_eq!(g["servers"][1]["server"], "127.0.0.1:1");
+    assert_eq!(g["servers"][0]["action"], serde_json::json!({}));
+    assert_eq!(g["promoting"], serde_json::json!({}));
+    assert_eq!(g["out_of_sync"], false);
+    // Slots of the group now point at the new master.
+    let (_, body) = d.call("GET", &format!("/api/topom/slots/{x}"), "").await;
+    let view: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(view[7]["backend_addr"], "127.0.0.1:2");
+    // A replica's SLAVEOF can be queued and removed again.
+    d.put_ok(&format!("group/action/create/{x}/127.0.0.1:1"))
+        .await;
+    let g = &d.stats().await["group"]["models"][0];
+    assert_eq!(g["servers"][1]["action"]["state"], "pending");
+    assert!(
+        d.put_err(&format!("group/action/create/{x}/127.0.0.1:1"))
+            .await
+            .contains("already exist")
+    );
+    d.put_ok(&format!("group/action/remove/{x}/127.0.0.1:1"))
+        .await;
+    d.topom.close().await.unwrap();
+}
