@@ -3,9 +3,9 @@
 //!
 //! # Layout
 //! - [`dashboard`]: codis-dashboard (state, API, loops).
-//! - [`redis`]: a small RESP client for codis-servers and sentinels.
+//! - [`redis`]: `codis-redis`, the RESP client for codis-servers and sentinels (shared crate).
 //! - [`proxy_client`]: the client of a codis-proxy's admin API.
 
 pub mod dashboard;
 pub mod proxy_client;
-pub mod redis;
+pub use codis_redis as redis;

@@ -588,3 +588,248 @@ async fn promote_reorders_the_group() {
         .await;
     d.topom.close().await.unwrap();
 }
+
+/// A child process killed (and its directory removed) on drop.
+struct Proc {
+    child: std::process::Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(program: &str, args: &[String], port: u16, dir: PathBuf) -> Proc {
+    let child = std::process::Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("{program} is needed (apt-get install redis-server redis-sentinel): {e}")
+        });
+    let p = Proc { child, port, dir };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{program} did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p
+}
+
+fn redis_server(replica_of: Option<u16>) -> Proc {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("codis-dashboard-redis-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut args: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        dir.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Some(m) = replica_of {
+        args.extend([
+            "--replicaof".to_string(),
+            "127.0.0.1".to_string(),
+            m.to_string(),
+        ]);
+    }
+    spawn("redis-server", &args, port, dir)
+}
+
+fn sentinel() -> Proc {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("codis-dashboard-sentinel-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {}\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    spawn("redis-sentinel", &[conf.display().to_string()], port, dir)
+}
+
+/// Sentinel HA: the dashboard configures three Debian redis-sentinels (resync-all: they monitor
+/// `<product>-<gid>` with the `sentinel_*` settings), and when they fail the master over, the
+/// dashboard's `+switch-master` watch puts the promoted replica first in the group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinels_are_configured_and_a_failover_reorders_the_group() {
+    let master = redis_server(None);
+    let replica = redis_server(Some(master.port));
+    let sentinels: Vec<Proc> = (0..3).map(|_| sentinel()).collect();
+    let dir = TempDir::new("ha");
+    let (m, r) = (
+        format!("127.0.0.1:{}", master.port),
+        format!("127.0.0.1:{}", replica.port),
+    );
+    // Group 1 = [master, replica], written as Codis stores it (redis-server is not a
+    // codis-server, so `group/add` would refuse it).
+    put(
+        &dir.0,
+        "/codis3/compat/group/group-0001",
+        &GROUP_1
+            .replace("127.0.0.1:1", &m)
+            .replace("127.0.0.1:2", &r),
+    );
+    put(&dir.0, "/codis3/compat/slots/slot-0007", SLOT_7);
+    let config = DashboardConfig {
+        coordinator_addr: dir.0.display().to_string(),
+        product_name: PRODUCT.into(),
+        sentinel_down_after: codis_model::units::TimeSize::from_secs(1),
+        sentinel_failover_timeout: codis_model::units::TimeSize::from_secs(5),
+        ..DashboardConfig::default()
+    };
+    let coordinator = codis_coordinator::connect(
+        "filesystem",
+        &config.coordinator_addr,
+        "",
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let topom = Topom::new(
+        config,
+        coordinator,
+        identity(PRODUCT, "127.0.0.1:18082", "").unwrap(),
+    );
+    topom.acquire_lock().await.unwrap();
+    let state = AppState {
+        topom: topom.clone(),
+        set_log_level: Arc::new(|_| Ok(())),
+        version: "test".into(),
+        compile: "test".into(),
+    };
+    let d = Dash {
+        xauth: topom.xauth.clone(),
+        app: app(state),
+        topom: topom.clone(),
+        root: dir.0.clone(),
+        _dir: dir,
+    };
+    let x = d.xauth.clone();
+    for s in &sentinels {
+        d.put_ok(&format!("sentinels/add/{x}/127.0.0.1:{}", s.port))
+            .await;
+    }
+    assert!(
+        d.put_err(&format!(
+            "sentinels/add/{x}/127.0.0.1:{}",
+            sentinels[0].port
+        ))
+        .await
+        .contains("already exists")
+    );
+    assert_eq!(d.stats().await["sentinels"]["model"]["out_of_sync"], true);
+    d.put_ok(&format!("sentinels/resync-all/{x}")).await;
+    assert_eq!(d.stats().await["sentinels"]["model"]["out_of_sync"], false);
+    let (status, body) = d
+        .call(
+            "GET",
+            &format!(
+                "/api/topom/sentinels/info/127.0.0.1:{}/monitored",
+                sentinels[1].port
+            ),
+            "",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let monitored: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        monitored["compat-1"]["master"]["port"],
+        master.port.to_string()
+    );
+    assert_eq!(
+        monitored["compat-1"]["master"]["down-after-milliseconds"],
+        "1000"
+    );
+    assert_eq!(monitored["compat-1"]["master"]["quorum"], "2");
+    // The sentinels find each other and the replica through the master (hello messages)
+    // before a failover can get a quorum.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for s in &sentinels {
+        loop {
+            let (_, body) = d
+                .call(
+                    "GET",
+                    &format!("/api/topom/sentinels/info/127.0.0.1:{}/monitored", s.port),
+                    "",
+                )
+                .await;
+            let v: Value = serde_json::from_str(&body).unwrap_or_default();
+            let master = &v["compat-1"]["master"];
+            if master["num-other-sentinels"] == "2" && master["num-slaves"] == "1" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sentinels never discovered each other: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // Kill the master: the sentinels promote the replica, the dashboard follows.
+    let t0 = Instant::now();
+    drop(master);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stats = d.stats().await;
+        let g = &stats["group"]["models"][0];
+        if g["servers"][0]["server"] == r.as_str() {
+            assert_eq!(g["servers"][1]["server"], m.as_str());
+            assert_eq!(stats["sentinels"]["masters"]["1"], r.as_str());
+            eprintln!(
+                "dashboard switched group 1 to the promoted replica {:?} after the kill",
+                t0.elapsed()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dashboard never switched: {g}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Removing a sentinel stops it monitoring our groups.
+    d.put_ok(&format!(
+        "sentinels/del/{x}/127.0.0.1:{}/0",
+        sentinels[2].port
+    ))
+    .await;
+    let (_, body) = d
+        .call(
+            "GET",
+            &format!(
+                "/api/topom/sentinels/info/127.0.0.1:{}/monitored",
+                sentinels[2].port
+            ),
+            "",
+        )
+        .await;
+    assert_eq!(body, "{}");
+    d.topom.close().await.unwrap();
+}

@@ -72,6 +72,9 @@ pub async fn serve(state: api::AppState, listener: TcpListener) -> std::io::Resu
         tokio::spawn(topom.clone().run_slot_actions()),
         tokio::spawn(topom.clone().run_sync_actions()),
     ];
+    if let Ok(ctx) = topom.snapshot().await {
+        topom.rewatch_sentinels(ctx.sentinel.servers.clone());
+    }
     let mut closed = topom.closed_signal();
     let app = api::app(state);
     let result = axum::serve(listener, app)

@@ -4,6 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::net::ToSocketAddrs;
+use std::sync::Arc;
+
+use codis_redis::sentinel::{Masters, MastersSink};
 
 use codis_model::topom::SentinelGroup;
 
@@ -170,7 +173,7 @@ impl Topom {
     ///
     /// # Errors
     /// Unknown sentinel; its errors without force; coordinator errors.
-    pub async fn sentinel_del(&self, addr: &str, force: bool) -> Result<()> {
+    pub async fn sentinel_del(self: &Arc<Self>, addr: &str, force: bool) -> Result<()> {
         let mut locked = self.lock().await?;
         let ctx = locked.context().await?;
         if !ctx.sentinel.servers.iter().any(|s| s == addr) {
@@ -186,7 +189,9 @@ impl Topom {
             }
         }
         s.servers.retain(|x| x != addr);
-        locked.store_sentinel(&s).await
+        locked.store_sentinel(&s).await?;
+        self.rewatch_sentinels(s.servers.clone());
+        Ok(())
     }
 
     /// `sentinels/resync-all`: every sentinel monitors exactly our group masters; the
@@ -194,7 +199,7 @@ impl Topom {
     ///
     /// # Errors
     /// The first sentinel or proxy that failed; coordinator errors.
-    pub async fn sentinel_resync_all(&self) -> Result<()> {
+    pub async fn sentinel_resync_all(self: &Arc<Self>) -> Result<()> {
         let mut locked = self.lock().await?;
         let ctx = locked.context().await?;
         let mut s = ctx.sentinel.clone();
@@ -216,6 +221,95 @@ impl Topom {
                 })?;
         }
         s.out_of_sync = false;
-        locked.store_sentinel(&s).await
+        locked.store_sentinel(&s).await?;
+        self.rewatch_sentinels(s.servers.clone());
+        Ok(())
+    }
+}
+
+impl Topom {
+    /// (Re)starts watching the sentinels' `+switch-master` (none: stops watching).
+    pub fn rewatch_sentinels(self: &Arc<Self>, servers: Vec<String>) {
+        let task = (!servers.is_empty()).then(|| {
+            let me = Arc::downgrade(self);
+            let sink: MastersSink = Arc::new(move |masters| {
+                let me = me.clone();
+                Box::pin(async move {
+                    if let Some(me) = me.upgrade()
+                        && let Err(e) = me.switch_masters(&masters).await
+                    {
+                        tracing::error!(error = %e, "sentinels: updating the groups failed");
+                    }
+                })
+            });
+            codis_redis::sentinel::watch(self.product().to_string(), servers, sink)
+        });
+        if let Some(old) = std::mem::replace(&mut *self.sentinel_watch.lock(), task) {
+            old.abort();
+        }
+    }
+
+    /// The sentinels elected these masters: put each at index 0 of its group (found by
+    /// address, or by the `run_id` the probes saw), store the group, and push the group's
+    /// slots to the proxies (beyond Codis, which left the group out of sync for the operator;
+    /// it still does when a proxy cannot be reached).
+    ///
+    /// # Errors
+    /// Coordinator errors.
+    pub async fn switch_masters(&self, masters: &Masters) -> Result<()> {
+        *self.probes.sentinel_masters.lock() = masters
+            .iter()
+            .map(|(g, a)| (g.to_string(), a.clone()))
+            .collect();
+        let mut locked = self.lock().await?;
+        let mut ctx = locked.context().await?;
+        let run_id = |addr: &str| -> Option<String> {
+            self.probes
+                .servers
+                .lock()
+                .get(addr)
+                .and_then(|s| s.stats.as_ref())
+                .and_then(|s| s.get("run_id").cloned())
+        };
+        for (&gid, addr) in masters {
+            let Some(g) = ctx.groups.get(&gid) else {
+                continue;
+            };
+            if g.master() == addr || g.servers.is_empty() {
+                continue;
+            }
+            let wanted = run_id(addr);
+            let index = g
+                .servers
+                .iter()
+                .position(|s| s.addr == *addr || (wanted.is_some() && run_id(&s.addr) == wanted));
+            let Some(index) = index else {
+                tracing::warn!(group = gid, master = %addr, "sentinels elected a server that is not in the group");
+                continue;
+            };
+            let mut g = g.clone();
+            tracing::warn!(group = gid, from = %g.master(), to = %g.servers[index].addr, "sentinels switched the master");
+            g.servers.swap(0, index);
+            g.out_of_sync = true;
+            locked.store_group(&g).await?;
+            ctx.groups.insert(gid, g.clone());
+            let slots: Vec<_> = ctx
+                .slots
+                .iter()
+                .filter(|m| m.group_id == gid || m.action.target_id == gid)
+                .cloned()
+                .collect();
+            match locked.resync_slots(&ctx, &slots).await {
+                Ok(()) => {
+                    g.out_of_sync = false;
+                    locked.store_group(&g).await?;
+                    ctx.groups.insert(gid, g);
+                }
+                Err(e) => {
+                    tracing::warn!(group = gid, error = %e, "resync after the switch failed; the group stays out of sync");
+                }
+            }
+        }
+        Ok(())
     }
 }

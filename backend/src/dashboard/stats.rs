@@ -90,6 +90,38 @@ impl Topom {
             .into_iter()
             .collect();
         *self.probes.servers.lock() = all;
+        let sentinels = ctx.sentinel.servers.iter().map(|addr| async move {
+            let probe = async {
+                let mut c = crate::redis::RedisClient::connect(addr, "", PROBE_TIMEOUT).await?;
+                let info = c.info(None).await?;
+                let monitored = self.sentinel_monitored(addr).await.ok();
+                Ok::<_, super::DashboardError>((info, monitored))
+            };
+            let stats = match tokio::time::timeout(PROBE_TIMEOUT * 2, probe).await {
+                Ok(Ok((info, monitored))) => RedisStats {
+                    stats: Some(info),
+                    sentinel: monitored,
+                    unixtime: unixtime(),
+                    ..RedisStats::default()
+                },
+                Ok(Err(e)) => RedisStats {
+                    error: Some(RemoteError::new(e.to_string())),
+                    unixtime: unixtime(),
+                    ..RedisStats::default()
+                },
+                Err(_) => RedisStats {
+                    timeout: true,
+                    unixtime: unixtime(),
+                    ..RedisStats::default()
+                },
+            };
+            (addr.clone(), stats)
+        });
+        let sentinels: BTreeMap<String, RedisStats> = futures_util::future::join_all(sentinels)
+            .await
+            .into_iter()
+            .collect();
+        *self.probes.sentinels.lock() = sentinels;
     }
 
     /// Stats of every proxy; a proxy that answers but is not online (it restarted) is

@@ -196,6 +196,8 @@ pub struct Topom {
     /// HTTP client for proxies.
     pub http: HttpClient,
     cache: Mutex<Cache>,
+    /// The `+switch-master` watcher, while sentinels are configured.
+    pub(crate) sentinel_watch: SyncMutex<Option<tokio::task::JoinHandle<()>>>,
     online: AtomicBool,
     closed: AtomicBool,
     shutdown: watch::Sender<bool>,
@@ -254,6 +256,7 @@ impl Topom {
             probes: Probes::default(),
             http: HttpClient::new(),
             cache: Mutex::new(Cache::default()),
+            sentinel_watch: SyncMutex::new(None),
             online: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             shutdown,
@@ -351,6 +354,9 @@ impl Topom {
             return Ok(());
         }
         let _ = self.shutdown.send(true);
+        if let Some(w) = self.sentinel_watch.lock().take() {
+            w.abort();
+        }
         let was_online = self.online.swap(false, Ordering::AcqRel);
         // Wait for the operation in progress, then release the lock.
         let _guard = self.cache.lock().await;

@@ -1,6 +1,7 @@
-//! A small RESP2 client for the control plane: the dashboard talks to codis-servers (INFO,
-//! SLOTSINFO, SLOTSMGRTTAGSLOT[-ASYNC], SLAVEOF ...) and to sentinels with it. Not on any
-//! hot path: one request at a time, every call bounded by a timeout.
+//! A small RESP2 client: the dashboard talks to codis-servers (INFO, SLOTSINFO,
+//! SLOTSMGRTTAGSLOT[-ASYNC], SLAVEOF ...) and to sentinels with it. One request at a time,
+//! every call bounded by a timeout; [`RedisClient::send`] and [`RedisClient::read_push`] serve
+//! subscriptions.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -283,6 +284,34 @@ impl RedisClient {
             addr: self.addr.clone(),
             after: timeout,
         })?
+    }
+
+    /// Sends one command without reading a reply (SUBSCRIBE).
+    ///
+    /// # Errors
+    /// I/O errors or the timeout.
+    pub async fn send(&mut self, args: &[&[u8]]) -> Result<(), RedisError> {
+        let mut out = Vec::new();
+        encode(args, &mut out);
+        let timeout = self.timeout;
+        tokio::time::timeout(timeout, self.stream.write_all(&out))
+            .await
+            .map_err(|_| RedisError::Timeout {
+                addr: self.addr.clone(),
+                after: timeout,
+            })?
+            .map_err(|source| RedisError::Io {
+                addr: self.addr.clone(),
+                source,
+            })
+    }
+
+    /// Waits (without a timeout) for the next value the server pushes (a pub/sub message).
+    ///
+    /// # Errors
+    /// I/O or protocol errors.
+    pub async fn read_push(&mut self) -> Result<Value, RedisError> {
+        self.read_reply().await
     }
 
     /// Like [`RedisClient::request`], turning an error reply into [`RedisError::Reply`].
