@@ -136,6 +136,8 @@ impl Default for Config {
             ("appendfsync", "everysec"),
             ("save", "3600 1 300 100 60 10000"),
             ("dbfilename", "dump.rdb"),
+            ("rdbcompression", "yes"),
+            ("rdbchecksum", "yes"),
             ("notify-keyspace-events", ""),
             ("replica-read-only", "yes"),
             ("tcp-backlog", "511"),

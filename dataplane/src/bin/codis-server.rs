@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use dataplane::alloc::CountingAlloc;
 use dataplane::config::Config;
-use dataplane::server::{Shared, run};
+use dataplane::server::{Shared, persist, run};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -77,6 +77,10 @@ fn main() -> ExitCode {
         tracing::error!(error = %e, dir = %config.dir, "can't chdir");
         return ExitCode::from(1);
     }
+    // `dir` is now the working directory; keep it absolute so `dir`/`dbfilename` stays right.
+    if let Ok(cwd) = std::env::current_dir() {
+        config.dir = cwd.display().to_string();
+    }
     if !config.pidfile.is_empty()
         && let Err(e) = std::fs::write(&config.pidfile, format!("{}\n", std::process::id()))
     {
@@ -118,6 +122,24 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         };
         let shared = Shared::new(config, config_file);
+        {
+            let mut store = shared.store.lock();
+            let t0 = std::time::Instant::now();
+            match persist::load(&mut store) {
+                Ok(None) => {}
+                Ok(Some(info)) => tracing::info!(
+                    keys = info.keys_loaded,
+                    expired = info.keys_expired,
+                    secs = t0.elapsed().as_secs_f64(),
+                    "DB loaded from disk"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "Fatal error loading the DB. Exiting.");
+                    eprintln!("Fatal error loading the DB: {e}. Exiting.");
+                    return ExitCode::from(1);
+                }
+            }
+        }
         tracing::info!(
             addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             "Ready to accept connections"
@@ -139,7 +161,18 @@ fn main() -> ExitCode {
                 }
             });
         }
-        run(listener, shared).await;
+        run(listener, shared.clone()).await;
+        // SIGTERM/SIGINT: save as Redis does when `save` points are configured (SHUTDOWN
+        // already decided for itself).
+        let mut store = shared.store.lock();
+        if !store.persist.shutdown_handled && !persist::save_points(&store.config).is_empty() {
+            persist::cancel_bgsave(&mut store);
+            tracing::warn!("Saving the final RDB snapshot before exiting.");
+            if let Err(e) = persist::save_sync(&mut store) {
+                tracing::error!(error = %e, "Error trying to save the DB");
+            }
+        }
+        drop(store);
         tracing::info!("server is now ready to exit, bye bye...");
         ExitCode::SUCCESS
     });

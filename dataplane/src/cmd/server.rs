@@ -13,6 +13,7 @@ use std::time::Duration;
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx, arg_i64, eq_ic, spec, unknown_subcommand};
 use crate::server::client::Action;
+use crate::server::persist;
 use crate::store::Value;
 
 /// Commands of this family.
@@ -68,13 +69,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         (0, 0, 0),
         debug,
     ),
-    spec(
-        "save",
-        1,
-        ADMIN | NOSCRIPT | NO_MULTI,
-        (0, 0, 0),
-        no_persistence,
-    ),
+    spec("save", 1, ADMIN | NOSCRIPT | NO_MULTI, (0, 0, 0), save),
     spec("bgsave", -1, ADMIN | NOSCRIPT, (0, 0, 0), bgsave),
     spec(
         "bgrewriteaof",
@@ -248,20 +243,58 @@ fn role(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// SAVE and BGREWRITEAOF: persistence (RDB/AOF files) is not implemented yet.
+/// BGREWRITEAOF: the append-only file is not implemented.
 fn no_persistence(_ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
-    Err(CmdError::err("persistence is not supported yet"))
+    Err(CmdError::err("AOF is not supported yet"))
 }
 
-fn bgsave(_ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    if args.len() > 2 || (args.len() == 2 && !eq_ic(args[1], "schedule")) {
-        return Err(CmdError::Syntax);
+/// SAVE: writes the RDB file now, blocking every client meanwhile (as Redis does).
+fn save(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    match persist::save_sync(ctx.store) {
+        Ok(()) => {
+            ctx.out.ok();
+            Ok(())
+        }
+        Err(persist::SaveError::InProgress) => {
+            Err(CmdError::err("Background save already in progress"))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "SAVE failed");
+            Err(CmdError::Msg("ERR".into()))
+        }
     }
-    no_persistence(_ctx, args)
 }
 
-/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]. There is no persistence, so there is never
-/// anything to save: an explicit SAVE fails (unless FORCE), as Redis does when its save fails.
+/// BGSAVE [SCHEDULE]: a point-in-time save by a background thread (see `server::persist`).
+fn bgsave(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let schedule = match args.len() {
+        1 => false,
+        2 if eq_ic(args[1], "schedule") => true,
+        _ => return Err(CmdError::Syntax),
+    };
+    if ctx.store.persist.bgsave.is_some() {
+        if schedule {
+            ctx.store.persist.scheduled = true;
+            ctx.out.simple("Background saving scheduled");
+            return Ok(());
+        }
+        return Err(CmdError::err("Background save already in progress"));
+    }
+    match persist::start_bgsave(ctx.shared, ctx.store) {
+        Ok(()) => {
+            ctx.out.simple("Background saving started");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "BGSAVE failed to start");
+            Err(CmdError::Msg("ERR".into()))
+        }
+    }
+}
+
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]. A background save is cancelled; the dataset
+/// is saved when SAVE is given or `save` points are configured, unless NOSAVE. A failed save
+/// refuses to shut down unless FORCE, as Redis does.
 fn shutdown(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let (mut nosave, mut save, mut abort, mut force) = (false, false, false, false);
     for a in &args[1..] {
@@ -284,10 +317,17 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     if abort {
         return Err(CmdError::err("No shutdown in progress."));
     }
-    if save && !force {
-        tracing::warn!("SHUTDOWN SAVE: persistence is not supported, refusing to shut down");
-        return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
+    persist::cancel_bgsave(ctx.store);
+    if save || (!nosave && !persist::save_points(&ctx.store.config).is_empty()) {
+        tracing::warn!("Saving the final RDB snapshot before exiting.");
+        if let Err(e) = persist::save_sync(ctx.store) {
+            tracing::warn!(error = %e, "Error trying to save the DB, can't exit.");
+            if !force {
+                return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
+            }
+        }
     }
+    ctx.store.persist.shutdown_handled = true;
     tracing::warn!("User requested shutdown...");
     // No reply: the connection closes and the server stops, as Redis does.
     ctx.client.action = Some(Action::Shutdown);
@@ -759,6 +799,9 @@ fn debug(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             e.lru
         );
         ctx.out.simple(&line);
+    } else if eq_ic(sub, "reload") {
+        debug_reload(ctx, &args[2..])?;
+        ctx.out.ok();
     } else if eq_ic(sub, "set-active-expire") && n == 3 {
         // Accepted for compatibility; active expiry always runs.
         ctx.out.ok();
@@ -775,4 +818,40 @@ fn debug(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         return Err(unknown_subcommand(sub, "debug"));
     }
     Ok(())
+}
+
+/// DEBUG RELOAD [NOSAVE] [NOFLUSH] [MERGE]: save the RDB file, empty the keyspace and load it
+/// back (NOSAVE skips the save; NOFLUSH and MERGE are accepted as Redis's, loading over the
+/// current keys).
+fn debug_reload(ctx: &mut Ctx<'_>, opts: &[&[u8]]) -> CmdResult {
+    let (mut nosave, mut noflush) = (false, false);
+    for o in opts {
+        if eq_ic(o, "nosave") {
+            nosave = true;
+        } else if eq_ic(o, "noflush") || eq_ic(o, "merge") {
+            noflush = true;
+        } else {
+            return Err(CmdError::err(
+                "DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+            ));
+        }
+    }
+    if !nosave && let Err(e) = persist::save_sync(ctx.store) {
+        tracing::warn!(error = %e, "DEBUG RELOAD: save failed");
+        return Err(CmdError::err("Error trying to save the DB"));
+    }
+    if !noflush {
+        for db in &mut ctx.store.dbs {
+            db.clear();
+        }
+    }
+    match persist::load(ctx.store) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::warn!(error = %e, "DEBUG RELOAD: load failed");
+            Err(CmdError::err(
+                "Error trying to load the RDB dump, check server logs.",
+            ))
+        }
+    }
 }

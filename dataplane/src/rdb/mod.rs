@@ -1,4 +1,4 @@
-//! Redis's serialization format: DUMP/RESTORE payloads (and later RDB files).
+//! Redis's serialization format: DUMP/RESTORE payloads and RDB files ([`file`]).
 //!
 //! [`Writer`] encodes values the way Redis 7.0 does (same encodings, same LZF compression), so
 //! a DUMP of ours matches Redis's byte for byte for values Redis would encode the same way.
@@ -8,6 +8,7 @@
 //! everything before it.
 
 pub mod crc64;
+pub mod file;
 pub mod intset;
 pub mod listpack;
 pub mod lzf;

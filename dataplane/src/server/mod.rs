@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod connection;
+pub mod persist;
 pub mod pubsub;
 
 use std::collections::HashMap;
@@ -358,5 +359,6 @@ async fn cron(shared: Arc<Shared>) {
         if store.config.maxmemory > 0 {
             store.evict_to_fit(crate::alloc::allocated_bytes);
         }
+        persist::cron(&shared, &mut store);
     }
 }

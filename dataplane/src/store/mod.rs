@@ -10,6 +10,7 @@
 //! `expires` dict), so keys without a TTL pay nothing for expiry.
 
 pub mod evict;
+pub mod snapshot;
 pub mod value;
 pub mod zset;
 
@@ -75,6 +76,8 @@ pub struct Db {
     /// Tagged keys (`{tag}` in the name) by the CRC of their tag, as Codis keeps its
     /// `tagged_keys` skiplist: migration moves a tag group without scanning the slot.
     tags: std::collections::HashMap<u32, value::Set<SmallBytes>>,
+    /// Copy-on-write state while a background save runs (see [`snapshot`]).
+    pub(crate) cow: Option<Box<snapshot::Cow>>,
 }
 
 /// Current unix time in milliseconds.
@@ -104,6 +107,24 @@ impl Db {
             expire_index: usize::MAX,
             readonly_expire: false,
             tags: Default::default(),
+            cow: None,
+        }
+    }
+
+    /// Every change to a slot table goes through here first: while a background save runs,
+    /// the slot's point-in-time content is kept before it changes.
+    #[inline]
+    fn before_write(&mut self, slot: usize) {
+        if let Some(c) = self.cow.as_deref_mut() {
+            c.preserve(slot, &self.slots[slot]);
+        }
+    }
+
+    /// The background save's step for one slot (see [`snapshot::Cow::take`]).
+    pub(crate) fn snapshot_take(&mut self, slot: usize) -> snapshot::Taken {
+        match self.cow.as_deref_mut() {
+            Some(c) => c.take(slot, &self.slots[slot]),
+            None => snapshot::Taken::Nothing,
         }
     }
 
@@ -195,6 +216,7 @@ impl Db {
         if !self.slots[slot].keys.contains_key(key) {
             return None;
         }
+        self.before_write(slot);
         self.touched(key);
         let (clock, lfu) = (self.lru_clock, self.lfu);
         let e = self.slots[slot].keys.get_mut(key)?;
@@ -219,6 +241,7 @@ impl Db {
     /// Stores `value` under `key`; `keep_ttl` keeps an existing TTL (SET KEEPTTL).
     pub fn set_with(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
         let slot = slot_of(key);
+        self.before_write(slot);
         self.touched(key);
         let lru = if self.lfu {
             evict::lfu_init()
@@ -251,6 +274,9 @@ impl Db {
     }
 
     fn remove_in(&mut self, slot: usize, key: &[u8]) -> Option<Value> {
+        if self.cow.is_some() && self.slots[slot].keys.contains_key(key) {
+            self.before_write(slot);
+        }
         let t = &mut self.slots[slot];
         let e = t.keys.swap_remove(key)?;
         self.len -= 1;
@@ -297,6 +323,7 @@ impl Db {
     /// Sets the absolute expiry (unix ms) of an existing key.
     pub fn set_expire(&mut self, key: &[u8], at_ms: u64) {
         let slot = slot_of(key);
+        self.before_write(slot);
         self.touched(key);
         let t = &mut self.slots[slot];
         if let Some(e) = t.expires.get_mut(key) {
@@ -310,8 +337,12 @@ impl Db {
     /// Removes the TTL of a key; returns true if it had one.
     pub fn persist(&mut self, key: &[u8]) -> bool {
         let slot = slot_of(key);
+        if self.slots[slot].expires.is_empty() {
+            return false;
+        }
+        self.before_write(slot);
         let t = &mut self.slots[slot];
-        if !t.expires.is_empty() && t.expires.swap_remove(key).is_some() {
+        if t.expires.swap_remove(key).is_some() {
             self.expires_len -= 1;
             self.touched(key);
             true
@@ -322,9 +353,12 @@ impl Db {
 
     /// Deletes every key. Every WATCHer is invalidated.
     pub fn clear(&mut self) {
-        for t in &mut self.slots {
+        for (s, t) in self.slots.iter_mut().enumerate() {
             if !t.keys.is_empty() {
-                *t = SlotTable::default();
+                let old = std::mem::take(t);
+                if let Some(c) = self.cow.as_deref_mut() {
+                    c.preserve_table(s, old);
+                }
             }
         }
         self.len = 0;
@@ -340,6 +374,15 @@ impl Db {
     /// Swaps the contents of two databases (SWAPDB), keeping each one's watchers and blocked
     /// clients, which are all signalled.
     pub fn swap_contents(&mut self, other: &mut Db) {
+        // A background save keeps each db's content: preserve every pending slot of both
+        // (SWAPDB during a save is rare; this copies what is left to save).
+        for db in [&mut *self, &mut *other] {
+            if db.cow.is_some() {
+                for s in 0..MAX_SLOT_NUM {
+                    db.before_write(s);
+                }
+            }
+        }
         std::mem::swap(&mut self.slots, &mut other.slots);
         std::mem::swap(&mut self.len, &mut other.len);
         std::mem::swap(&mut self.expires_len, &mut other.expires_len);
@@ -570,6 +613,10 @@ impl Db {
         for k in t.keys.keys() {
             self.touched(k);
         }
+        // A background save still needs the slot's content: hand it the table (no copy).
+        if let Some(c) = self.cow.as_deref_mut() {
+            c.preserve_table(slot, t);
+        }
         n
     }
 
@@ -577,6 +624,7 @@ impl Db {
     /// (eviction, migration). Prefer the key-level methods.
     #[allow(dead_code)]
     pub(crate) fn slot_mut(&mut self, slot: usize) -> &mut SlotTable {
+        self.before_write(slot);
         &mut self.slots[slot]
     }
 }
@@ -625,13 +673,15 @@ pub struct Store {
     pub latency: crate::cmd::server::LatencyMonitor,
     /// LRU clock in seconds (24 bits), refreshed by the background cycle.
     pub lru_clock: u32,
-    /// Unix time (ms) of the last successful save (no persistence yet: start time).
+    /// Unix time (ms) of the last successful save (start time before the first).
     pub lastsave: u64,
     /// Number of changes since the last save.
     pub dirty: u64,
     /// Asynchronous slot migration: per-DB cached target connections, in-flight batches and
     /// counters (see `cmd::migrate_async`).
     pub migrate_async: crate::cmd::migrate_async::State,
+    /// RDB persistence state (BGSAVE in progress, last save status).
+    pub persist: crate::server::persist::State,
 }
 
 impl Store {
@@ -650,6 +700,7 @@ impl Store {
             lastsave: now_ms(),
             dirty: 0,
             migrate_async: Default::default(),
+            persist: Default::default(),
         };
         s.sync_clock();
         s

@@ -7,6 +7,7 @@ mod diff;
 mod dump;
 mod migrate_async;
 mod migrate_sync;
+mod persist;
 mod protocol;
 mod proxy;
 mod pubsub;

@@ -20,10 +20,25 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if self.name == "redis-server" {
-            let dir = std::env::temp_dir().join(format!("codis-it-redis-{}", self.port));
-            let _ = std::fs::remove_dir_all(dir);
+        let dir = match self.name {
+            "redis-server" => format!("codis-it-redis-{}", self.port),
+            _ => format!("codis-it-codis-{}", self.port),
+        };
+        let _ = std::fs::remove_dir_all(std::env::temp_dir().join(dir));
+    }
+}
+
+impl Server {
+    /// Waits up to `timeout` for the process to exit on its own; its status if it did.
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
+        None
     }
 }
 
@@ -157,9 +172,13 @@ pub(crate) fn start_redis(extra: &[&str]) -> Server {
     })
 }
 
-/// Starts our codis-server.
+/// Starts our codis-server, like redis-server above: in a directory of its own (removed on
+/// drop) and with no `save` points; `extra` may override both (`--dir`, `--save`).
 pub(crate) fn start_codis(extra: &[&str]) -> Server {
     start("codis-server", |port| {
+        let dir = std::env::temp_dir().join(format!("codis-it-codis-{port}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_codis-server"));
         cmd.args([
             "--port",
@@ -168,7 +187,10 @@ pub(crate) fn start_codis(extra: &[&str]) -> Server {
             "127.0.0.1",
             "--loglevel",
             "warning",
+            "--save",
+            "",
         ])
+        .args(["--dir", dir.to_str().unwrap()])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());

@@ -149,7 +149,7 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[&[u8]]) -> CmdResult {
     for (name, pair) in names.iter().zip(pairs.chunks(2)) {
         let val = String::from_utf8_lossy(pair[1]);
         let res = if name == "appendonly" && val.eq_ignore_ascii_case("yes") {
-            Err(SetError::Invalid("persistence is not supported yet".into()))
+            Err(SetError::Invalid("AOF is not supported yet".into()))
         } else {
             cfg.set(name, &val)
         };

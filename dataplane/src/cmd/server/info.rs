@@ -263,39 +263,7 @@ fn section(ctx: &mut Ctx<'_>, name: &str, t: &mut String) {
             field!("lazyfree_pending_objects:0");
             field!("lazyfreed_objects:0");
         }
-        "persistence" => {
-            field!("# Persistence");
-            field!("loading:0");
-            field!("async_loading:0");
-            field!("current_cow_peak:0");
-            field!("current_cow_size:0");
-            field!("current_cow_size_age:0");
-            field!("current_fork_perc:0.00");
-            field!("current_save_keys_processed:0");
-            field!("current_save_keys_total:0");
-            field!("rdb_changes_since_last_save:{}", store.dirty);
-            field!("rdb_bgsave_in_progress:0");
-            field!("rdb_last_save_time:{}", store.lastsave / 1000);
-            field!("rdb_last_bgsave_status:ok");
-            field!("rdb_last_bgsave_time_sec:-1");
-            field!("rdb_current_bgsave_time_sec:-1");
-            field!("rdb_saves:0");
-            field!("rdb_last_cow_size:0");
-            field!("rdb_last_load_keys_expired:0");
-            field!("rdb_last_load_keys_loaded:0");
-            field!("aof_enabled:0");
-            field!("aof_rewrite_in_progress:0");
-            field!("aof_rewrite_scheduled:0");
-            field!("aof_last_rewrite_time_sec:-1");
-            field!("aof_current_rewrite_time_sec:-1");
-            field!("aof_last_bgrewrite_status:ok");
-            field!("aof_rewrites:0");
-            field!("aof_rewrites_consecutive_failures:0");
-            field!("aof_last_write_status:ok");
-            field!("aof_last_cow_size:0");
-            field!("module_fork_in_progress:0");
-            field!("module_fork_last_cow_size:0");
-        }
+        "persistence" => crate::server::persist::info(store, t),
         "stats" => {
             let st = &store.stats;
             let (hits, misses, expired) = store.dbs.iter().fold((0, 0, 0), |a, d| {

@@ -1,0 +1,561 @@
+//! RDB persistence: SAVE, BGSAVE, loading at start, `save` points.
+//!
+//! - SAVE serialises the whole keyspace under the store lock (it blocks, as Redis's does).
+//! - BGSAVE cannot fork (the server is multi-threaded). It marks every non-empty db for
+//!   copy-on-write (`store::snapshot`) under the lock, then a thread serialises one run of
+//!   (db, slot) tables per short lock hold (at most ~1 ms or 1 MB) and writes the bytes with
+//!   the lock released. Writers preserve a slot before changing it, so the file is the
+//!   keyspace as it was when BGSAVE started.
+//! - Both write `temp-<pid>.rdb` (BGSAVE: `temp-bgsave-<pid>.rdb`) in `dir`, fsync it and
+//!   rename it over `dbfilename`, so a crash never leaves a half-written dump in place.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use codis_model::MAX_SLOT_NUM;
+
+use super::Shared;
+use crate::config::Config;
+use crate::rdb::file::{self, FileError, FileWriter, LoadInfo};
+use crate::rdb::{Limits, Writer};
+use crate::store::snapshot::{Cow, Taken};
+use crate::store::{Store, now_ms};
+
+/// Longest the save thread holds the store lock at a time.
+const HOLD: Duration = Duration::from_millis(1);
+/// Most bytes serialised per lock hold (written out before the next hold).
+const HOLD_BYTES: usize = 1 << 20;
+/// After a failed BGSAVE, `save` points wait this long before trying again (Redis's
+/// `CONFIG_BGSAVE_RETRY_DELAY`).
+const RETRY_DELAY_MS: u64 = 5000;
+
+/// Persistence state kept in the [`Store`] (INFO `# Persistence`).
+#[derive(Debug)]
+pub struct State {
+    /// The background save in progress.
+    pub bgsave: Option<BgSave>,
+    /// BGSAVE SCHEDULE asked for a save once the current one ends.
+    pub scheduled: bool,
+    /// Whether the last background save succeeded.
+    pub last_bgsave_ok: bool,
+    /// Duration of the last background save (-1: none yet).
+    pub last_bgsave_time_sec: i64,
+    /// Unix ms of the last BGSAVE attempt.
+    pub last_bgsave_try: u64,
+    /// Successful saves since start.
+    pub rdb_saves: u64,
+    /// Keys loaded / skipped as expired by the last load.
+    pub last_load_keys_loaded: u64,
+    /// See `last_load_keys_loaded`.
+    pub last_load_keys_expired: u64,
+    /// SHUTDOWN already saved (or was told not to): the exit path must not save again.
+    pub shutdown_handled: bool,
+    /// Slots preserved by writers during the last background save.
+    pub last_cow_slots: u64,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            bgsave: None,
+            scheduled: false,
+            last_bgsave_ok: true,
+            last_bgsave_time_sec: -1,
+            last_bgsave_try: 0,
+            rdb_saves: 0,
+            last_load_keys_loaded: 0,
+            last_load_keys_expired: 0,
+            shutdown_handled: false,
+            last_cow_slots: 0,
+        }
+    }
+}
+
+/// A background save in progress.
+#[derive(Debug)]
+pub struct BgSave {
+    /// When it started.
+    pub started: Instant,
+    /// Set to stop it (SHUTDOWN, FLUSHALL does not need it).
+    pub cancel: Arc<AtomicBool>,
+    /// `dirty` when it started: what is left after it is what changed meanwhile.
+    pub dirty_at_start: u64,
+    /// Keys in the snapshot.
+    pub keys_total: u64,
+    /// Keys written so far.
+    pub keys_done: Arc<AtomicU64>,
+}
+
+/// Why a save failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    /// A background save is running.
+    #[error("Background save already in progress")]
+    InProgress,
+    /// Writing the file failed.
+    #[error("failed saving the RDB file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The save was cancelled (shutdown).
+    #[error("background save cancelled")]
+    Cancelled,
+}
+
+/// Why loading failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("can't read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The content is not a loadable RDB file.
+    #[error("{path}: {source}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: FileError,
+    },
+}
+
+/// The dump file: `dir`/`dbfilename`.
+pub fn rdb_path(c: &Config) -> PathBuf {
+    Path::new(&c.dir).join(c.get("dbfilename").unwrap_or_else(|| "dump.rdb".into()))
+}
+
+/// `save` points as (seconds, changes) pairs (empty: no automatic saves).
+pub fn save_points(c: &Config) -> Vec<(u64, u64)> {
+    let v = c.get("save").unwrap_or_default();
+    let n: Vec<u64> = v
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    n.chunks_exact(2).map(|p| (p[0], p[1])).collect()
+}
+
+fn flag(c: &Config, name: &str) -> bool {
+    c.get(name).is_none_or(|v| v != "no")
+}
+
+fn aux() -> Vec<(&'static str, String)> {
+    file::aux_fields(crate::alloc::allocated_bytes() as u64, now_ms() / 1000)
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SaveError + '_ {
+    move |source| SaveError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Opens a temp file in the dump's directory.
+fn create_temp(
+    c: &Config,
+    name: &str,
+) -> Result<(PathBuf, FileWriter<BufWriter<File>>), SaveError> {
+    let tmp = Path::new(&c.dir).join(name);
+    let f = File::create(&tmp).map_err(io_err(&tmp))?;
+    let w = BufWriter::with_capacity(1 << 20, f);
+    Ok((tmp, FileWriter::new(w, flag(c, "rdbchecksum"))))
+}
+
+/// Finishes a temp file: EOF and checksum, fsync, rename over the dump.
+fn commit(tmp: &Path, dest: &Path, fw: FileWriter<BufWriter<File>>) -> Result<(), SaveError> {
+    let res = (|| {
+        let f = fw.finish()?.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        std::fs::rename(tmp, dest)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    res.map_err(io_err(dest))
+}
+
+/// SAVE: writes the whole keyspace now, under the lock the caller holds.
+///
+/// # Errors
+/// A background save runs, or the file could not be written.
+pub fn save_sync(store: &mut Store) -> Result<(), SaveError> {
+    if store.persist.bgsave.is_some() {
+        return Err(SaveError::InProgress);
+    }
+    let start = Instant::now();
+    let dest = rdb_path(&store.config);
+    let (tmp, mut fw) = create_temp(&store.config, &format!("temp-{}.rdb", std::process::id()))?;
+    let lim = Limits::from_config(&store.config);
+    let mut w = Writer::new();
+    w.compress = flag(&store.config, "rdbcompression");
+    let res = (|| {
+        fw.header(&aux())?;
+        for db in &store.dbs {
+            if db.is_empty() {
+                continue;
+            }
+            fw.select_db(db.id, db.len(), db.expires_len())?;
+            for s in 0..MAX_SLOT_NUM {
+                w.buf.clear();
+                file::write_slot(&mut w, db.slot(s), &lim);
+                fw.raw(&w.buf)?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_err(&dest)(e));
+    }
+    commit(&tmp, &dest, fw)?;
+    store.dirty = 0;
+    store.lastsave = now_ms();
+    store.persist.rdb_saves += 1;
+    store.persist.last_bgsave_ok = true;
+    tracing::info!(
+        elapsed_ms = start.elapsed().as_millis() as u64,
+        "DB saved on disk"
+    );
+    Ok(())
+}
+
+/// BGSAVE: starts a point-in-time background save.
+///
+/// # Errors
+/// A save already runs.
+pub fn start_bgsave(shared: &Shared, store: &mut Store) -> Result<(), SaveError> {
+    if store.persist.bgsave.is_some() {
+        return Err(SaveError::InProgress);
+    }
+    let Some(shared) = shared.arc() else {
+        return Err(SaveError::Cancelled);
+    };
+    let lim = Limits::from_config(&store.config);
+    let compress = flag(&store.config, "rdbcompression");
+    let mut plan = Vec::new();
+    let mut keys_total = 0;
+    for db in &mut store.dbs {
+        if db.is_empty() {
+            continue;
+        }
+        plan.push((db.id, db.len(), db.expires_len()));
+        keys_total += db.len() as u64;
+        db.cow = Some(Box::new(Cow::new(lim, compress)));
+    }
+    let cancel = Arc::new(AtomicBool::new(false));
+    let keys_done = Arc::new(AtomicU64::new(0));
+    let aux = aux();
+    let dest = rdb_path(&store.config);
+    let temp = create_temp(
+        &store.config,
+        &format!("temp-bgsave-{}.rdb", std::process::id()),
+    );
+    store.persist.last_bgsave_try = now_ms();
+    store.persist.bgsave = Some(BgSave {
+        started: Instant::now(),
+        cancel: cancel.clone(),
+        dirty_at_start: store.dirty,
+        keys_total,
+        keys_done: keys_done.clone(),
+    });
+    let job = Job {
+        shared,
+        plan,
+        aux,
+        lim,
+        compress,
+        cancel,
+        keys_done,
+    };
+    let spawned = std::thread::Builder::new()
+        .name("codis-bgsave".into())
+        .spawn(move || {
+            let res = temp.and_then(|(tmp, fw)| job.run(&tmp, &dest, fw));
+            job.finished(res);
+        });
+    if let Err(e) = spawned {
+        end_snapshot(store);
+        store.persist.bgsave = None;
+        store.persist.last_bgsave_ok = false;
+        return Err(SaveError::Io {
+            path: PathBuf::from("(thread)"),
+            source: e,
+        });
+    }
+    tracing::info!("Background saving started");
+    Ok(())
+}
+
+/// Drops every db's copy-on-write state.
+fn end_snapshot(store: &mut Store) {
+    let mut copied = 0;
+    for db in &mut store.dbs {
+        if let Some(c) = db.cow.take() {
+            copied += c.copied;
+        }
+    }
+    store.persist.last_cow_slots = copied;
+}
+
+/// Stops a background save (SHUTDOWN): its thread removes its temp file.
+pub fn cancel_bgsave(store: &mut Store) {
+    if let Some(b) = store.persist.bgsave.take() {
+        b.cancel.store(true, Ordering::Relaxed);
+        end_snapshot(store);
+        tracing::warn!("There is a background save in progress: cancelled");
+    }
+}
+
+struct Job {
+    shared: Arc<Shared>,
+    plan: Vec<(usize, usize, usize)>,
+    aux: Vec<(&'static str, String)>,
+    lim: Limits,
+    compress: bool,
+    cancel: Arc<AtomicBool>,
+    keys_done: Arc<AtomicU64>,
+}
+
+impl Job {
+    fn run(
+        &self,
+        tmp: &Path,
+        dest: &Path,
+        mut fw: FileWriter<BufWriter<File>>,
+    ) -> Result<(), SaveError> {
+        let res = self.write_all(&mut fw);
+        if let Err(e) = res {
+            let _ = std::fs::remove_file(tmp);
+            return Err(e);
+        }
+        if self.cancel.load(Ordering::Relaxed) {
+            let _ = std::fs::remove_file(tmp);
+            return Err(SaveError::Cancelled);
+        }
+        commit(tmp, dest, fw)
+    }
+
+    fn write_all(&self, fw: &mut FileWriter<BufWriter<File>>) -> Result<(), SaveError> {
+        let e = |source| SaveError::Io {
+            path: PathBuf::from("temp file"),
+            source,
+        };
+        fw.header(&self.aux).map_err(e)?;
+        let mut w = Writer::new();
+        w.compress = self.compress;
+        for &(id, keys, expires) in &self.plan {
+            fw.select_db(id, keys, expires).map_err(e)?;
+            let mut slot = 0;
+            while slot < MAX_SLOT_NUM {
+                let mut chunks: Vec<Vec<u8>> = Vec::new();
+                let mut tables = Vec::new();
+                {
+                    let mut store = self.shared.store.lock();
+                    if self.cancel.load(Ordering::Relaxed) {
+                        return Err(SaveError::Cancelled);
+                    }
+                    let t0 = Instant::now();
+                    let mut bytes = 0;
+                    let db = &mut store.dbs[id];
+                    while slot < MAX_SLOT_NUM {
+                        match db.snapshot_take(slot) {
+                            Taken::Bytes(b) => {
+                                bytes += b.len();
+                                chunks.push(b);
+                            }
+                            Taken::Table(t) => tables.push(t),
+                            Taken::Nothing => {}
+                        }
+                        slot += 1;
+                        if bytes >= HOLD_BYTES || t0.elapsed() >= HOLD {
+                            break;
+                        }
+                    }
+                    if slot == MAX_SLOT_NUM {
+                        // This db is done: its writers stop paying for copy-on-write.
+                        db.cow = None;
+                    }
+                }
+                for t in &tables {
+                    w.buf.clear();
+                    let n = file::write_slot(&mut w, t, &self.lim);
+                    self.keys_done.fetch_add(n as u64, Ordering::Relaxed);
+                    fw.raw(&w.buf).map_err(e)?;
+                }
+                drop(tables);
+                for c in &chunks {
+                    fw.raw(c).map_err(e)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finished(&self, res: Result<(), SaveError>) {
+        let mut store = self.shared.store.lock();
+        if self.cancel.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(b) = store.persist.bgsave.take() else {
+            return;
+        };
+        end_snapshot(&mut store);
+        let secs = b.started.elapsed().as_secs_f64();
+        store.persist.last_bgsave_time_sec = secs.round() as i64;
+        match res {
+            Ok(()) => {
+                store.dirty = store.dirty.saturating_sub(b.dirty_at_start);
+                store.lastsave = now_ms();
+                store.persist.rdb_saves += 1;
+                store.persist.last_bgsave_ok = true;
+                tracing::info!(
+                    elapsed_ms = (secs * 1000.0) as u64,
+                    "Background saving terminated with success"
+                );
+            }
+            Err(e) => {
+                store.persist.last_bgsave_ok = false;
+                tracing::warn!(error = %e, "Background saving error");
+            }
+        }
+    }
+}
+
+/// Called by the server cron: starts a scheduled BGSAVE, or one a `save` point asks for.
+pub fn cron(shared: &Shared, store: &mut Store) {
+    if store.persist.bgsave.is_some() {
+        return;
+    }
+    let now = now_ms();
+    if store.persist.scheduled {
+        store.persist.scheduled = false;
+        if let Err(e) = start_bgsave(shared, store) {
+            tracing::warn!(error = %e, "scheduled BGSAVE failed to start");
+        }
+        return;
+    }
+    if store.dirty == 0 {
+        return;
+    }
+    let since = now.saturating_sub(store.lastsave);
+    let may_retry = store.persist.last_bgsave_ok
+        || now.saturating_sub(store.persist.last_bgsave_try) > RETRY_DELAY_MS;
+    for (secs, changes) in save_points(&store.config) {
+        if store.dirty >= changes && since >= secs * 1000 && may_retry {
+            tracing::info!("{changes} changes in {secs} seconds. Saving...");
+            if let Err(e) = start_bgsave(shared, store) {
+                tracing::warn!(error = %e, "BGSAVE failed to start");
+            }
+            return;
+        }
+    }
+}
+
+/// Loads `dir`/`dbfilename` into the (empty) store, if the file exists.
+///
+/// # Errors
+/// The file exists but cannot be read or is not a valid RDB file; the store is then unchanged.
+pub fn load(store: &mut Store) -> Result<Option<LoadInfo>, LoadError> {
+    let path = rdb_path(&store.config);
+    let data = match std::fs::read(&path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(LoadError::Io { path, source }),
+    };
+    let lim = Limits::from_config(&store.config);
+    let n = store.dbs.len();
+    let dbs = &mut store.dbs;
+    let info = file::load(&data, &lim, n, now_ms(), |k| {
+        let db = &mut dbs[k.db];
+        db.set(&k.key, k.value);
+        if let Some(at) = k.expire_ms {
+            db.set_expire(&k.key, at);
+        }
+    })
+    .map_err(|source| LoadError::Format {
+        path: path.clone(),
+        source,
+    })?;
+    store.persist.last_load_keys_loaded = info.keys_loaded;
+    store.persist.last_load_keys_expired = info.keys_expired;
+    store.dirty = 0;
+    Ok(Some(info))
+}
+
+/// The `# Persistence` section of INFO.
+pub fn info(store: &Store, out: &mut String) {
+    use std::fmt::Write as _;
+    let p = &store.persist;
+    let (in_progress, cur_secs, done, total) = match &p.bgsave {
+        Some(b) => (
+            1,
+            b.started.elapsed().as_secs() as i64,
+            b.keys_done.load(Ordering::Relaxed),
+            b.keys_total,
+        ),
+        None => (0, -1, 0, 0),
+    };
+    let mut f = |l: String| {
+        let _ = write!(out, "{l}\r\n");
+    };
+    f("# Persistence".into());
+    f("loading:0".into());
+    f("async_loading:0".into());
+    f("current_cow_peak:0".into());
+    f("current_cow_size:0".into());
+    f("current_cow_size_age:0".into());
+    f("current_fork_perc:0.00".into());
+    f(format!("current_save_keys_processed:{done}"));
+    f(format!("current_save_keys_total:{total}"));
+    f(format!("rdb_changes_since_last_save:{}", store.dirty));
+    f(format!("rdb_bgsave_in_progress:{in_progress}"));
+    f(format!("rdb_last_save_time:{}", store.lastsave / 1000));
+    f(format!(
+        "rdb_last_bgsave_status:{}",
+        if p.last_bgsave_ok { "ok" } else { "err" }
+    ));
+    f(format!(
+        "rdb_last_bgsave_time_sec:{}",
+        p.last_bgsave_time_sec
+    ));
+    f(format!("rdb_current_bgsave_time_sec:{cur_secs}"));
+    f(format!("rdb_saves:{}", p.rdb_saves));
+    f(format!("rdb_last_cow_size:{}", p.last_cow_slots));
+    f(format!(
+        "rdb_last_load_keys_expired:{}",
+        p.last_load_keys_expired
+    ));
+    f(format!(
+        "rdb_last_load_keys_loaded:{}",
+        p.last_load_keys_loaded
+    ));
+    for l in [
+        "aof_enabled:0",
+        "aof_rewrite_in_progress:0",
+        "aof_rewrite_scheduled:0",
+        "aof_last_rewrite_time_sec:-1",
+        "aof_current_rewrite_time_sec:-1",
+        "aof_last_bgrewrite_status:ok",
+        "aof_rewrites:0",
+        "aof_rewrites_consecutive_failures:0",
+        "aof_last_write_status:ok",
+        "aof_last_cow_size:0",
+        "module_fork_in_progress:0",
+        "module_fork_last_cow_size:0",
+    ] {
+        f(l.into());
+    }
+}

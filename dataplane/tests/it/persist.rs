@@ -1,0 +1,543 @@
+//! Integration tests: RDB files between codis-server and a real redis-server (both ways),
+//! BGSAVE as a point-in-time snapshot, restart and damaged files.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use dataplane::rdb::Limits;
+use dataplane::rdb::file;
+use dataplane::resp::frame::Frame;
+
+use crate::support::{Client, show, start_codis, start_redis};
+
+/// A directory of the test's own, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let p =
+            std::env::temp_dir().join(format!("codis-it-persist-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ok(c: &mut Client, args: &[&[u8]]) -> Frame {
+    let (f, raw) = c.cmd(args);
+    assert!(
+        !matches!(f, Frame::Error(_)),
+        "{:?}: {}",
+        String::from_utf8_lossy(args[0]),
+        show(&raw)
+    );
+    f
+}
+
+fn bulks(f: Frame) -> Vec<Vec<u8>> {
+    match f {
+        Frame::Array(_, v) => v
+            .into_iter()
+            .map(|x| match x {
+                Frame::Bulk(b) => b,
+                o => panic!("not a bulk: {o:?}"),
+            })
+            .collect(),
+        o => panic!("not an array: {o:?}"),
+    }
+}
+
+fn int(f: Frame) -> i64 {
+    match f {
+        Frame::Integer(i) => i,
+        o => panic!("not an integer: {o:?}"),
+    }
+}
+
+/// A small deterministic generator (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+const DBS: [usize; 3] = [0, 1, 9];
+
+/// Builds, with ordinary commands, keys of every type and encoding, some with a TTL, in
+/// several databases, some with binary names.
+fn populate(c: &mut Client, seed: u64) {
+    let mut r = Rng(seed | 1);
+    for db in DBS {
+        ok(c, &[b"SELECT", db.to_string().as_bytes()]);
+        for i in 0..240u64 {
+            let mut key = format!("k:{db}:{i}:").into_bytes();
+            if i % 7 == 0 {
+                key.extend(r.bytes(6)); // binary: \0, \r\n, anything
+            }
+            if i % 11 == 0 {
+                key.extend_from_slice(b"{tag}");
+            }
+            match i % 12 {
+                0 => {
+                    ok(
+                        c,
+                        &[b"SET", &key, (r.next() as i64 >> 33).to_string().as_bytes()],
+                    );
+                }
+                1 => {
+                    let n = 1 + r.below(40) as usize;
+                    ok(c, &[b"SET", &key, &r.bytes(n)]);
+                }
+                2 => {
+                    ok(
+                        c,
+                        &[b"SET", &key, &b"abcdefgh".repeat(1 + r.below(300) as usize)],
+                    );
+                }
+                3 => {
+                    for _ in 0..1 + r.below(20) {
+                        let n = 1 + r.below(10) as usize;
+                        ok(c, &[b"RPUSH", &key, &r.bytes(n)]);
+                    }
+                }
+                4 => {
+                    // Several quicklist nodes.
+                    let vals: Vec<Vec<u8>> = (0..300)
+                        .map(|j| format!("elem-{j}-{}", "x".repeat(30)).into_bytes())
+                        .collect();
+                    let mut args: Vec<&[u8]> = vec![b"RPUSH", &key];
+                    args.extend(vals.iter().map(|v| v.as_slice()));
+                    ok(c, &args);
+                }
+                5 => {
+                    let n = if r.below(2) == 0 { 10 } else { 600 }; // intset or hashtable
+                    let vals: Vec<String> = (0..n)
+                        .map(|_| (r.next() as i64 >> 40).to_string())
+                        .collect();
+                    let mut args: Vec<&[u8]> = vec![b"SADD", &key];
+                    args.extend(vals.iter().map(|v| v.as_bytes()));
+                    ok(c, &args);
+                }
+                6 => {
+                    let vals: Vec<Vec<u8>> = (0..1 + r.below(30)).map(|_| r.bytes(8)).collect();
+                    let mut args: Vec<&[u8]> = vec![b"SADD", &key];
+                    args.extend(vals.iter().map(|v| v.as_slice()));
+                    ok(c, &args);
+                }
+                7 => {
+                    for j in 0..1 + r.below(20) {
+                        ok(c, &[b"HSET", &key, format!("f{j}").as_bytes(), &r.bytes(5)]);
+                    }
+                }
+                8 => {
+                    // Hashtable: many fields, or one long value.
+                    if r.below(2) == 0 {
+                        for j in 0..200 {
+                            ok(
+                                c,
+                                &[
+                                    b"HSET",
+                                    &key,
+                                    format!("f{j}").as_bytes(),
+                                    format!("{j}").as_bytes(),
+                                ],
+                            );
+                        }
+                    } else {
+                        ok(c, &[b"HSET", &key, b"f", &[b'v'; 100]]);
+                    }
+                }
+                9 => {
+                    for _ in 0..1 + r.below(20) {
+                        let score = (r.next() as i64 >> 44) as f64 / 8.0;
+                        ok(
+                            c,
+                            &[b"ZADD", &key, score.to_string().as_bytes(), &r.bytes(4)],
+                        );
+                    }
+                }
+                10 => {
+                    for j in 0..200 {
+                        let score = match j {
+                            0 => "inf".to_string(),
+                            1 => "-inf".to_string(),
+                            _ => ((r.next() as i64 >> 40) as f64 / 3.0).to_string(),
+                        };
+                        ok(
+                            c,
+                            &[b"ZADD", &key, score.as_bytes(), format!("m{j}").as_bytes()],
+                        );
+                    }
+                }
+                _ => {
+                    ok(c, &[b"SET", &key, b"plain"]);
+                }
+            }
+            if r.below(3) == 0 {
+                ok(
+                    c,
+                    &[
+                        b"PEXPIRE",
+                        &key,
+                        (100_000 + r.below(1_000_000)).to_string().as_bytes(),
+                    ],
+                );
+            }
+        }
+    }
+    ok(c, &[b"SELECT", b"0"]);
+}
+
+/// Every key of `a` is in `b` with the same value (same DUMP, or for hash tables the same
+/// contents) and the same TTL presence, and both have the same number of keys.
+fn compare(a: &mut Client, b: &mut Client) {
+    let mut total = 0;
+    for db in DBS {
+        for c in [&mut *a, &mut *b] {
+            ok(c, &[b"SELECT", db.to_string().as_bytes()]);
+        }
+        let keys = bulks(ok(a, &[b"KEYS", b"*"]));
+        assert_eq!(
+            int(ok(b, &[b"DBSIZE"])),
+            keys.len() as i64,
+            "db {db} sizes differ"
+        );
+        for k in &keys {
+            let da = a.cmd(&[b"DUMP", k]).1;
+            let db_ = b.cmd(&[b"DUMP", k]).1;
+            let enc_a = a.cmd(&[b"OBJECT", b"ENCODING", k]).1;
+            let enc_b = b.cmd(&[b"OBJECT", b"ENCODING", k]).1;
+            assert_eq!(show(&enc_a), show(&enc_b), "encoding of {}", show(k));
+            if da != db_ {
+                // Hash tables iterate in an order of their own: compare contents.
+                assert_eq!(enc_a, b"$9\r\nhashtable\r\n", "DUMP of {} differs", show(k));
+                let ty = a.cmd(&[b"TYPE", k]).1;
+                let cmd: &[u8] = if ty == b"+set\r\n" {
+                    b"SMEMBERS"
+                } else {
+                    b"HGETALL"
+                };
+                let mut ma = bulks(ok(a, &[cmd, k]));
+                let mut mb = bulks(ok(b, &[cmd, k]));
+                if cmd == b"HGETALL" {
+                    let pair = |v: Vec<Vec<u8>>| -> Vec<Vec<u8>> {
+                        v.chunks(2)
+                            .map(|p| [p[0].clone(), p[1].clone()].concat())
+                            .collect()
+                    };
+                    ma = pair(ma);
+                    mb = pair(mb);
+                }
+                ma.sort();
+                mb.sort();
+                assert_eq!(ma, mb, "contents of {}", show(k));
+            }
+            let ta = int(ok(a, &[b"PTTL", k]));
+            let tb = int(ok(b, &[b"PTTL", k]));
+            assert_eq!(ta > 0, tb > 0, "TTL presence of {} ({ta} vs {tb})", show(k));
+            assert_eq!(ta == -1, tb == -1, "TTL of {}", show(k));
+        }
+        total += keys.len();
+    }
+    assert!(total > 600, "only {total} keys compared");
+}
+
+#[test]
+fn codis_save_loads_in_redis() {
+    let dir = TempDir::new("to-redis");
+    let codis = start_codis(&["--dir", dir.path()]);
+    let mut c = Client::connect(codis.port);
+    populate(&mut c, 42);
+    assert_eq!(ok(&mut c, &[b"SAVE"]), Frame::Simple(b"OK".to_vec()));
+    assert!(Path::new(dir.path()).join("dump.rdb").exists());
+    let redis = start_redis(&["--dir", dir.path(), "--dbfilename", "dump.rdb"]);
+    let mut r = Client::connect(redis.port);
+    compare(&mut c, &mut r);
+    // rdbchecksum no and rdbcompression no load as well.
+    ok(
+        &mut c,
+        &[
+            b"CONFIG",
+            b"SET",
+            b"rdbchecksum",
+            b"no",
+            b"rdbcompression",
+            b"no",
+        ],
+    );
+    ok(&mut c, &[b"CONFIG", b"SET", b"dbfilename", b"plain.rdb"]);
+    ok(&mut c, &[b"SAVE"]);
+    let redis2 = start_redis(&["--dir", dir.path(), "--dbfilename", "plain.rdb"]);
+    let mut r2 = Client::connect(redis2.port);
+    compare(&mut c, &mut r2);
+}
+
+#[test]
+fn redis_save_loads_in_codis() {
+    let dir = TempDir::new("from-redis");
+    let redis = start_redis(&["--dir", dir.path()]);
+    let mut r = Client::connect(redis.port);
+    populate(&mut r, 7);
+    ok(&mut r, &[b"SAVE"]);
+    let codis = start_codis(&["--dir", dir.path()]);
+    let mut c = Client::connect(codis.port);
+    compare(&mut r, &mut c);
+    let info = bulks_text(ok(&mut c, &[b"INFO", b"persistence"]));
+    assert!(info.contains("rdb_last_load_keys_loaded:720"), "{info}");
+}
+
+fn bulks_text(f: Frame) -> String {
+    match f {
+        Frame::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        o => panic!("not a bulk: {o:?}"),
+    }
+}
+
+fn wait_bgsave(c: &mut Client) {
+    let start = Instant::now();
+    loop {
+        let info = bulks_text(ok(c, &[b"INFO", b"persistence"]));
+        if info.contains("rdb_bgsave_in_progress:0") {
+            assert!(info.contains("rdb_last_bgsave_status:ok"), "{info}");
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "BGSAVE did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Loads a file in-process: db → key → value (as a DUMP payload) and expiry.
+/// (db, key) → (DUMP payload, expiry).
+type Saved = std::collections::HashMap<(usize, Vec<u8>), (Vec<u8>, Option<u64>)>;
+
+fn read_file(path: &Path) -> Saved {
+    let data = std::fs::read(path).unwrap();
+    let lim = Limits::default();
+    let mut m = std::collections::HashMap::new();
+    file::load(&data, &lim, 16, 0, |k| {
+        let dump = dataplane::rdb::dump_payload(&k.value, &lim);
+        m.insert((k.db, k.key.to_vec()), (dump, k.expire_ms));
+    })
+    .unwrap();
+    m
+}
+
+fn fill(c: &mut Client, n: usize) {
+    let mut batch = Vec::new();
+    for i in 0..n {
+        batch.extend(Client::encode(&[
+            b"SET".to_vec(),
+            format!("key:{i}").into_bytes(),
+            format!("value:{i}").into_bytes(),
+        ]));
+        if (i + 1) % 1000 == 0 || i + 1 == n {
+            c.send_raw(&batch);
+            batch.clear();
+            for _ in 0..(i % 1000) + 1 {
+                c.read_reply().unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn bgsave_is_point_in_time() {
+    let dir = TempDir::new("bgsave");
+    let codis = start_codis(&["--dir", dir.path()]);
+    let mut c = Client::connect(codis.port);
+    fill(&mut c, 200_000);
+    ok(&mut c, &[b"SET", b"{a}x", b"0"]);
+    ok(&mut c, &[b"SET", b"{b}y", b"0"]);
+    ok(&mut c, &[b"SET", b"del:me", b"present"]);
+    // A writer keeps {a}x and {b}y (different slots) equal, atomically.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let port = codis.port;
+    let stop2 = stop.clone();
+    let writer = std::thread::spawn(move || {
+        let mut w = Client::connect(port);
+        let mut n = 0u64;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            n += 1;
+            let v = n.to_string();
+            let mut req = Client::encode(&[b"MULTI".to_vec()]);
+            req.extend(Client::encode(&[
+                b"SET".to_vec(),
+                b"{a}x".to_vec(),
+                v.clone().into_bytes(),
+            ]));
+            req.extend(Client::encode(&[
+                b"SET".to_vec(),
+                b"{b}y".to_vec(),
+                v.into_bytes(),
+            ]));
+            req.extend(Client::encode(&[b"EXEC".to_vec()]));
+            w.send_raw(&req);
+            for _ in 0..4 {
+                w.read_reply().unwrap();
+            }
+        }
+        n
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    // BGSAVE and the writes after it in one batch: they run before the save thread's first
+    // lock hold, so the snapshot must not see them.
+    let mut req = Client::encode(&[b"BGSAVE".to_vec()]);
+    req.extend(Client::encode(&[
+        b"SET".to_vec(),
+        b"after:bgsave".to_vec(),
+        b"1".to_vec(),
+    ]));
+    req.extend(Client::encode(&[b"DEL".to_vec(), b"del:me".to_vec()]));
+    req.extend(Client::encode(&[
+        b"SET".to_vec(),
+        b"key:7".to_vec(),
+        b"changed".to_vec(),
+    ]));
+    req.extend(Client::encode(&[b"BGSAVE".to_vec()]));
+    c.send_raw(&req);
+    let replies: Vec<Vec<u8>> = (0..5).map(|_| c.read_reply().unwrap().1).collect();
+    assert_eq!(replies[0], b"+Background saving started\r\n");
+    assert_eq!(replies[4], b"-ERR Background save already in progress\r\n");
+    assert_eq!(
+        c.cmd(&[b"BGSAVE", b"SCHEDULE"]).1,
+        b"+Background saving scheduled\r\n"
+    );
+    wait_bgsave(&mut c);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    let m = read_file(&Path::new(dir.path()).join("dump.rdb"));
+    let x = &m[&(0, b"{a}x".to_vec())].0;
+    let y = &m[&(0, b"{b}y".to_vec())].0;
+    assert_eq!(x, y, "the snapshot saw half of a transaction");
+    assert!(
+        m.contains_key(&(0, b"del:me".to_vec())),
+        "a key deleted after BGSAVE is missing"
+    );
+    assert!(
+        !m.contains_key(&(0, b"after:bgsave".to_vec())),
+        "a key set after BGSAVE is there"
+    );
+    assert_eq!(m.len(), 200_003);
+    let k7 =
+        dataplane::rdb::restore_payload(&m[&(0, b"key:7".to_vec())].0, &Limits::default()).unwrap();
+    assert!(matches!(k7, dataplane::store::Value::Str(ref s) if &s[..] == b"value:7"));
+    assert!(writes > 10, "the writer made only {writes} transactions");
+    // The scheduled BGSAVE runs from the cron.
+    let start = Instant::now();
+    while !bulks_text(ok(&mut c, &[b"INFO", b"persistence"])).contains("rdb_saves:2") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "scheduled BGSAVE never ran"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn bgsave_survives_flushall() {
+    let dir = TempDir::new("flush");
+    let codis = start_codis(&["--dir", dir.path()]);
+    let mut c = Client::connect(codis.port);
+    fill(&mut c, 50_000);
+    ok(&mut c, &[b"SELECT", b"3"]);
+    fill(&mut c, 1000);
+    let mut req = Client::encode(&[b"BGSAVE".to_vec()]);
+    req.extend(Client::encode(&[b"FLUSHALL".to_vec()]));
+    req.extend(Client::encode(&[
+        b"SET".to_vec(),
+        b"new".to_vec(),
+        b"1".to_vec(),
+    ]));
+    c.send_raw(&req);
+    for _ in 0..3 {
+        c.read_reply().unwrap();
+    }
+    wait_bgsave(&mut c);
+    let m = read_file(&Path::new(dir.path()).join("dump.rdb"));
+    assert_eq!(m.len(), 51_000);
+    assert!(m.contains_key(&(3, b"key:999".to_vec())));
+    assert!(!m.contains_key(&(3, b"new".to_vec())));
+    assert_eq!(int(ok(&mut c, &[b"DBSIZE"])), 1);
+}
+
+#[test]
+fn restart_keeps_data_and_damage_stops_startup() {
+    let dir = TempDir::new("restart");
+    let mut codis = start_codis(&["--dir", dir.path()]);
+    let mut c = Client::connect(codis.port);
+    populate(&mut c, 99);
+    ok(&mut c, &[b"SET", b"marker", b"here"]);
+    ok(&mut c, &[b"PEXPIRE", b"marker", b"100000000"]);
+    let before = int(ok(&mut c, &[b"LASTSAVE"]));
+    c.send_raw(&Client::encode(&[b"SHUTDOWN".to_vec(), b"SAVE".to_vec()]));
+    assert!(c.read_reply().is_none(), "SHUTDOWN replied");
+    let st = codis
+        .wait_exit(Duration::from_secs(20))
+        .expect("codis-server did not exit");
+    assert!(st.success());
+    let path = Path::new(dir.path()).join("dump.rdb");
+    let saved = std::fs::read(&path).unwrap();
+
+    let codis2 = start_codis(&["--dir", dir.path()]);
+    let mut c2 = Client::connect(codis2.port);
+    assert_eq!(c2.cmd(&[b"GET", b"marker"]).1, b"$4\r\nhere\r\n");
+    assert!(int(ok(&mut c2, &[b"PTTL", b"marker"])) > 0);
+    assert!(int(ok(&mut c2, &[b"LASTSAVE"])) >= before);
+    // DEBUG RELOAD keeps everything.
+    let n = int(ok(&mut c2, &[b"DBSIZE"]));
+    ok(&mut c2, &[b"DEBUG", b"RELOAD"]);
+    assert_eq!(int(ok(&mut c2, &[b"DBSIZE"])), n);
+    drop(c2);
+    drop(codis2);
+
+    // Truncated, then one flipped byte: a clear error, exit code 1, file untouched.
+    for damaged in [saved[..saved.len() / 2].to_vec(), {
+        let mut d = saved.clone();
+        let i = d.len() / 3;
+        d[i] ^= 0x55;
+        d
+    }] {
+        std::fs::write(&path, &damaged).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_codis-server"))
+            .args([
+                "--port",
+                &crate::support::free_port().to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .args(["--dir", dir.path(), "--save", ""])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("Fatal error loading the DB"), "{err}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            damaged,
+            "the file was modified"
+        );
+    }
+}
