@@ -396,11 +396,18 @@ impl Topom {
     }
 
     /// The context for read-only use (stats): loads under the lock, or falls back to the last
-    /// context that loaded when the coordinator is unreachable.
+    /// context that loaded when the coordinator is unreachable or the lock is busy.
     ///
     /// # Errors
     /// When nothing was ever loaded and the coordinator fails.
     pub async fn snapshot(&self) -> Result<Context> {
+        // Stats never wait behind a long operation (a proxy that does not answer holds the
+        // lock for up to a minute): while the lock is busy, the last context serves.
+        if self.cache.try_lock().is_err()
+            && let Some(ctx) = self.probes.last_context.lock().clone()
+        {
+            return Ok(ctx);
+        }
         let loaded = match self.lock().await {
             Ok(mut locked) => locked.context().await,
             Err(e) => Err(e),
