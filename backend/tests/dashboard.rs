@@ -833,3 +833,109 @@ async fn sentinels_are_configured_and_a_failover_reorders_the_group() {
     assert_eq!(body, "{}");
     d.topom.close().await.unwrap();
 }
+
+fn etcd() -> Proc {
+    let port = free_port();
+    let peer = free_port();
+    let dir = std::env::temp_dir().join(format!("codis-dashboard-etcd-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (client_url, peer_url) = (
+        format!("http://127.0.0.1:{port}"),
+        format!("http://127.0.0.1:{peer}"),
+    );
+    let args: Vec<String> = [
+        "--name",
+        "t",
+        "--data-dir",
+        &dir.join("data").display().to_string(),
+        "--listen-client-urls",
+        &client_url,
+        "--advertise-client-urls",
+        &client_url,
+        "--listen-peer-urls",
+        &peer_url,
+        "--initial-advertise-peer-urls",
+        &peer_url,
+        "--initial-cluster",
+        &format!("t={peer_url}"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    spawn("etcd", &args, port, dir)
+}
+
+/// The dashboard over a real etcd (Debian's etcd-server, v3 API): the lock, groups and slots
+/// land at Codis's paths as v3 keys, a second dashboard reads them back after a reload, and
+/// the lock is released at close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_runs_over_etcd() {
+    let e = etcd();
+    let addr = format!("127.0.0.1:{}", e.port);
+    let config = DashboardConfig {
+        coordinator_name: "etcd".into(),
+        coordinator_addr: addr.clone(),
+        product_name: PRODUCT.into(),
+        ..DashboardConfig::default()
+    };
+    let open = |config: DashboardConfig, port: &str| {
+        let coordinator =
+            codis_coordinator::connect("etcd", &addr, "", Duration::from_secs(10)).unwrap();
+        Topom::new(config, coordinator, identity(PRODUCT, port, "").unwrap())
+    };
+    // etcd takes a moment to elect itself leader.
+    let topom = open(config.clone(), "127.0.0.1:18083");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Err(err) = topom.acquire_lock().await {
+        assert!(Instant::now() < deadline, "{err}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    topom.group_create(4).await.unwrap();
+    topom.slots_assign(&[], false).await.unwrap();
+    topom.slot_create_action(9, 4).await.unwrap_err(); // empty group
+    let coordinator =
+        codis_coordinator::connect("etcd", &addr, "", Duration::from_secs(10)).unwrap();
+    let group = coordinator
+        .read("/codis3/compat/group/group-0004", true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(group).unwrap(),
+        "{\n    \"id\": 4,\n    \"servers\": [],\n    \"promoting\": {},\n    \"out_of_sync\": false\n}"
+    );
+    let lock: Value = serde_json::from_slice(
+        &coordinator
+            .read("/codis3/compat/topom", true)
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(lock["admin_addr"], "127.0.0.1:18083");
+    // A second dashboard is refused while the first holds the lock, then takes over.
+    let second = open(config, "127.0.0.1:18084");
+    assert!(
+        second
+            .acquire_lock()
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("is locked")
+    );
+    topom.close().await.unwrap();
+    assert!(
+        coordinator
+            .read("/codis3/compat/topom", false)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    second.acquire_lock().await.unwrap();
+    let stats = second.stats().await.unwrap();
+    assert_eq!(stats.group.models.len(), 1);
+    assert_eq!(stats.group.models[0].id, 4);
+    assert!(stats.coordinator.online);
+    assert_eq!(stats.coordinator.name, "etcd");
+    second.close().await.unwrap();
+}
