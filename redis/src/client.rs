@@ -234,23 +234,7 @@ impl RedisClient {
     pub async fn request(&mut self, args: &[&[u8]]) -> Result<Value, RedisError> {
         let mut out = Vec::new();
         encode(args, &mut out);
-        let timeout = self.timeout;
-        let addr = self.addr.clone();
-        tokio::time::timeout(timeout, async {
-            self.stream
-                .write_all(&out)
-                .await
-                .map_err(|source| RedisError::Io {
-                    addr: addr.clone(),
-                    source,
-                })?;
-            self.read_reply().await
-        })
-        .await
-        .map_err(|_| RedisError::Timeout {
-            addr: self.addr.clone(),
-            after: timeout,
-        })?
+        self.exchange(&out, 1).await.map(|mut v| v.remove(0))
     }
 
     /// Sends several commands at once and reads their replies, in order.
@@ -263,21 +247,26 @@ impl RedisClient {
             let args: Vec<&[u8]> = cmd.iter().map(Vec::as_slice).collect();
             encode(&args, &mut out);
         }
+        self.exchange(&out, cmds.len()).await
+    }
+
+    /// Writes `out` and reads `replies` replies, all within the timeout.
+    async fn exchange(&mut self, out: &[u8], replies: usize) -> Result<Vec<Value>, RedisError> {
         let timeout = self.timeout;
         let addr = self.addr.clone();
         tokio::time::timeout(timeout, async {
             self.stream
-                .write_all(&out)
+                .write_all(out)
                 .await
                 .map_err(|source| RedisError::Io {
                     addr: addr.clone(),
                     source,
                 })?;
-            let mut replies = Vec::with_capacity(cmds.len());
-            for _ in cmds {
-                replies.push(self.read_reply().await?);
+            let mut got = Vec::with_capacity(replies);
+            for _ in 0..replies {
+                got.push(self.read_reply().await?);
             }
-            Ok(replies)
+            Ok(got)
         })
         .await
         .map_err(|_| RedisError::Timeout {

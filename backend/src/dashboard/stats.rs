@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use codis_coordinator::paths;
 use codis_model::topom::{
-    GroupStats, ProxyGroupStats, ProxyStats, RedisStats, RemoteError, SentinelsStats,
-    SlotActionProgress, SlotActionStats, TopomStats,
+    GroupStats, ProxyGroupStats, ProxyStats, RedisStats, RemoteError, SentinelGroup,
+    SentinelsStats, SlotActionProgress, SlotActionStats, TopomStats,
 };
 
 use super::error::Result;
@@ -23,6 +23,48 @@ fn unixtime() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// How a probe ended: its value, its error, or no answer within the bound.
+enum Probe<T> {
+    Done(T),
+    Failed(RemoteError),
+    TimedOut,
+}
+
+/// Runs a probe bounded by `after`.
+async fn probe<T, E: std::fmt::Display>(
+    after: Duration,
+    fut: impl std::future::Future<Output = std::result::Result<T, E>>,
+) -> Probe<T> {
+    match tokio::time::timeout(after, fut).await {
+        Ok(Ok(v)) => Probe::Done(v),
+        Ok(Err(e)) => Probe::Failed(RemoteError::new(e.to_string())),
+        Err(_) => Probe::TimedOut,
+    }
+}
+
+/// INFO fields, and for a sentinel this product's masters it monitors.
+type RedisProbe = (
+    BTreeMap<String, String>,
+    Option<BTreeMap<String, SentinelGroup>>,
+);
+
+/// A server's or sentinel's probe as stats show it.
+fn redis_stats(p: Probe<RedisProbe>) -> RedisStats {
+    let mut out = RedisStats {
+        unixtime: unixtime(),
+        ..RedisStats::default()
+    };
+    match p {
+        Probe::Done((info, sentinel)) => {
+            out.stats = Some(info);
+            out.sentinel = sentinel;
+        }
+        Probe::Failed(e) => out.error = Some(e),
+        Probe::TimedOut => out.timeout = true,
+    }
+    out
 }
 
 impl Topom {
@@ -63,26 +105,13 @@ impl Topom {
             .flat_map(|g| g.servers.iter().map(|s| s.addr.clone()))
             .collect();
         let probes = addrs.into_iter().map(|addr| async move {
-            let stats =
-                match tokio::time::timeout(PROBE_TIMEOUT, self.server_info(&addr, PROBE_TIMEOUT))
-                    .await
-                {
-                    Ok(Ok(info)) => RedisStats {
-                        stats: Some(info),
-                        unixtime: unixtime(),
-                        ..RedisStats::default()
-                    },
-                    Ok(Err(e)) => RedisStats {
-                        error: Some(RemoteError::new(e.to_string())),
-                        unixtime: unixtime(),
-                        ..RedisStats::default()
-                    },
-                    Err(_) => RedisStats {
-                        timeout: true,
-                        unixtime: unixtime(),
-                        ..RedisStats::default()
-                    },
-                };
+            let info = async {
+                Ok::<_, super::DashboardError>((
+                    self.server_info(&addr, PROBE_TIMEOUT).await?,
+                    None,
+                ))
+            };
+            let stats = redis_stats(probe(PROBE_TIMEOUT, info).await);
             (addr, stats)
         });
         let all: BTreeMap<String, RedisStats> = futures_util::future::join_all(probes)
@@ -91,30 +120,13 @@ impl Topom {
             .collect();
         *self.probes.servers.lock() = all;
         let sentinels = ctx.sentinel.servers.iter().map(|addr| async move {
-            let probe = async {
+            let sentinel = async {
                 let mut c = crate::redis::RedisClient::connect(addr, "", PROBE_TIMEOUT).await?;
                 let info = c.info(None).await?;
                 let monitored = self.sentinel_monitored(addr).await.ok();
                 Ok::<_, super::DashboardError>((info, monitored))
             };
-            let stats = match tokio::time::timeout(PROBE_TIMEOUT * 2, probe).await {
-                Ok(Ok((info, monitored))) => RedisStats {
-                    stats: Some(info),
-                    sentinel: monitored,
-                    unixtime: unixtime(),
-                    ..RedisStats::default()
-                },
-                Ok(Err(e)) => RedisStats {
-                    error: Some(RemoteError::new(e.to_string())),
-                    unixtime: unixtime(),
-                    ..RedisStats::default()
-                },
-                Err(_) => RedisStats {
-                    timeout: true,
-                    unixtime: unixtime(),
-                    ..RedisStats::default()
-                },
-            };
+            let stats = redis_stats(probe(PROBE_TIMEOUT * 2, sentinel).await);
             (addr.clone(), stats)
         });
         let sentinels: BTreeMap<String, RedisStats> = futures_util::future::join_all(sentinels)
@@ -132,24 +144,15 @@ impl Topom {
         };
         let probes = ctx.proxies.values().map(|p| async move {
             let client = self.proxy_client(p);
-            let stats = match tokio::time::timeout(PROBE_TIMEOUT, client.stats(PROBE_TIMEOUT)).await
-            {
-                Ok(Ok(s)) => ProxyStats {
-                    stats: Some(s),
-                    unixtime: unixtime(),
-                    ..ProxyStats::default()
-                },
-                Ok(Err(e)) => ProxyStats {
-                    error: Some(RemoteError::new(e.to_string())),
-                    unixtime: unixtime(),
-                    ..ProxyStats::default()
-                },
-                Err(_) => ProxyStats {
-                    timeout: true,
-                    unixtime: unixtime(),
-                    ..ProxyStats::default()
-                },
+            let mut stats = ProxyStats {
+                unixtime: unixtime(),
+                ..ProxyStats::default()
             };
+            match probe(PROBE_TIMEOUT, client.stats(PROBE_TIMEOUT)).await {
+                Probe::Done(s) => stats.stats = Some(s),
+                Probe::Failed(e) => stats.error = Some(e),
+                Probe::TimedOut => stats.timeout = true,
+            }
             (p.token.clone(), stats)
         });
         let all: BTreeMap<String, ProxyStats> = futures_util::future::join_all(probes)
