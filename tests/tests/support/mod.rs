@@ -279,6 +279,8 @@ pub(crate) fn start_codis_server(dir: &Path) -> (Proc, u16) {
             Command::new(&bin)
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--loglevel", "warning"])
+                // No save points: four servers share `dir`, and none of them is restarted.
+                .args(["--save", ""])
                 .current_dir(dir)
                 .stdout(log.try_clone().unwrap())
                 .stderr(log),
