@@ -190,7 +190,10 @@ impl Topom {
                 let _ = locked.resync_slots(&ctx, std::slice::from_ref(&m)).await;
                 return Err(e);
             }
-            locked.store_slot(&m).await?;
+            // Beyond Codis, one write less per slot: `prepared` is not stored. A dashboard
+            // that dies before `migrating` is stored finds `preparing` and pushes prepared and
+            // migrating again, which is what it would do from a stored `prepared` anyway
+            // (no key moves before `migrating` is stored).
         }
         if m.action.state == action::PREPARED {
             m.action.state = action::MIGRATING.into();
@@ -344,10 +347,13 @@ impl Topom {
         let mut m = ctx.slot(sid)?.clone();
         let idx = usize::try_from(sid).unwrap_or(0);
         if m.action.state == action::MIGRATING {
+            // Every key is on the target: the proxies stop forwarding through the source.
+            // Beyond Codis, `finished` is not stored (one write less per slot): a dashboard
+            // that dies before the final mapping is stored finds `migrating`, sees the
+            // source empty and completes again.
             m.action.state = action::FINISHED.into();
             ctx.slots[idx] = m.clone();
             locked.resync_slots(&ctx, std::slice::from_ref(&m)).await?;
-            locked.store_slot(&m).await?;
         }
         if m.action.state != action::FINISHED {
             return invalid!("slot-[{sid}] action state '{}' is invalid", m.action.state);
@@ -359,8 +365,11 @@ impl Topom {
         };
         locked.store_slot(&done).await?;
         ctx.slots[idx] = done.clone();
-        // Beyond Codis: push the idle view too, so replica reads of the slot resume.
-        if let Err(e) = locked.resync_slots(&ctx, std::slice::from_ref(&done)).await {
+        // Beyond Codis: push the idle view too, so replica reads of the slot resume (it only
+        // differs from the finished view when the group has replicas serving reads).
+        let has_readers = !ctx.view().replica_groups(done.group_id, None).is_empty();
+        if has_readers && let Err(e) = locked.resync_slots(&ctx, std::slice::from_ref(&done)).await
+        {
             tracing::warn!(slot = sid, error = %e, "resync after migration failed; proxies keep the finished view");
         }
         tracing::info!(slot = sid, group = done.group_id, "slot migrated");
