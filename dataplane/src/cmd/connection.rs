@@ -455,9 +455,12 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         }
         if let Some(k) = &kind {
             let is_pubsub = c.subs.load(Ordering::Relaxed) + c.psubs.load(Ordering::Relaxed) > 0;
+            let ck = c.kind.load(Ordering::Relaxed);
             let ok = match k.as_str() {
                 "pubsub" => is_pubsub,
-                "normal" => !is_pubsub,
+                "normal" => !is_pubsub && ck == crate::server::client::KIND_NORMAL,
+                "master" => ck == crate::server::client::KIND_MASTER,
+                "replica" | "slave" => ck == crate::server::client::KIND_REPLICA,
                 _ => false,
             };
             if !ok {

@@ -18,6 +18,7 @@ pub mod list;
 pub mod migrate_async;
 pub mod migrate_sync;
 pub mod pubsub;
+pub mod repl;
 pub mod server;
 pub mod set;
 pub mod slots;
@@ -246,6 +247,7 @@ pub fn registry() -> &'static Registry {
             hll::COMMANDS,
             tx::COMMANDS,
             pubsub::COMMANDS,
+            repl::COMMANDS,
             server::COMMANDS,
             slots::COMMANDS,
             migrate_sync::COMMANDS,
@@ -410,6 +412,21 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         reject(ctx, Some(id), &msg);
         return;
     }
+    if cmd.flags & flags::WRITE != 0
+        && ctx.store.repl.master.is_some()
+        && !ctx.client.is_master
+        && ctx.store.config.get("replica-read-only").as_deref() != Some("no")
+    {
+        if ctx.client.multi.is_some() {
+            ctx.client.multi_error = true;
+        }
+        reject(
+            ctx,
+            Some(id),
+            "READONLY You can't write against a read only replica.",
+        );
+        return;
+    }
     if ctx.client.multi.is_some() && cmd.flags & flags::TX_CONTROL == 0 {
         if cmd.flags & flags::NO_MULTI != 0 {
             ctx.client.multi_error = true;
@@ -465,7 +482,11 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 pub fn call(ctx: &mut Ctx<'_>, id: usize, cmd: &'static CommandSpec, args: &[&[u8]]) {
     let start = quanta::Instant::now();
     let before = ctx.out.len();
+    let dirty = ctx.store.dirty;
     let res = (cmd.handler)(ctx, args);
+    if ctx.store.repl.active() {
+        crate::server::repl::after_command(ctx, cmd, args, dirty);
+    }
     let usec = start.elapsed().as_micros() as u64;
     if ctx.store.cmdstats.len() <= id {
         ctx.store

@@ -32,13 +32,6 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("command", -1, LOADING | STALE, (0, 0, 0), command::command),
     spec("time", 1, LOADING | STALE | FAST, (0, 0, 0), time),
     spec("lastsave", 1, LOADING | STALE | FAST, (0, 0, 0), lastsave),
-    spec(
-        "role",
-        1,
-        NOSCRIPT | LOADING | STALE | FAST,
-        (0, 0, 0),
-        role,
-    ),
     spec("slowlog", -2, ADMIN | LOADING | STALE, (0, 0, 0), slowlog),
     spec(
         "latency",
@@ -235,14 +228,6 @@ fn lastsave(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
 }
 
 /// ROLE: always a master without replicas (replication is not implemented).
-fn role(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
-    ctx.out.array(3);
-    ctx.out.bulk(b"master");
-    ctx.out.int(0);
-    ctx.out.array(0);
-    Ok(())
-}
-
 /// BGREWRITEAOF: the append-only file is not implemented.
 fn no_persistence(_ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     Err(CmdError::err("AOF is not supported yet"))

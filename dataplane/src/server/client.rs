@@ -31,6 +31,9 @@ pub enum Action {
     Shutdown,
     /// Sleep, then continue (DEBUG SLEEP).
     Sleep(std::time::Duration),
+    /// The client is a replica that just ran PSYNC/SYNC: the connection becomes its
+    /// replication stream (`server::repl::serve_replica`).
+    Replica(Box<crate::server::repl::Attach>),
     /// Await the future without holding the lock, then run its [`Finish`] under the lock to
     /// write the reply. Later requests of this client wait, as behind a blocking command.
     Defer(Deferred),
@@ -44,6 +47,7 @@ impl std::fmt::Debug for Action {
             Action::Shutdown => f.write_str("Shutdown"),
             Action::Sleep(d) => write!(f, "Sleep({d:?})"),
             Action::Defer(_) => f.write_str("Defer"),
+            Action::Replica(_) => f.write_str("Replica"),
         }
     }
 }
@@ -160,7 +164,16 @@ pub struct ClientInfo {
     pub qbuf: AtomicUsize,
     /// Bytes of pushes queued for the client and not yet encoded.
     pub push_queued: AtomicUsize,
+    /// [`KIND_NORMAL`], [`KIND_REPLICA`] or [`KIND_MASTER`] (CLIENT LIST / KILL TYPE).
+    pub kind: std::sync::atomic::AtomicU8,
 }
+
+/// A normal client.
+pub const KIND_NORMAL: u8 = 0;
+/// A replica attached to us.
+pub const KIND_REPLICA: u8 = 1;
+/// Our link to our master.
+pub const KIND_MASTER: u8 = 2;
 
 impl ClientInfo {
     /// A new record.
@@ -185,6 +198,7 @@ impl ClientInfo {
             no_evict: AtomicBool::new(false),
             qbuf: AtomicUsize::new(0),
             push_queued: AtomicUsize::new(0),
+            kind: std::sync::atomic::AtomicU8::new(KIND_NORMAL),
         }
     }
 
@@ -259,6 +273,13 @@ pub struct Client {
     pub push_tx: PushSender,
     /// The shared view.
     pub info: Arc<ClientInfo>,
+    /// True for the link to our master: its writes are allowed on a read-only replica and
+    /// are not propagated again (the raw stream is).
+    pub is_master: bool,
+    /// Replication offset after this client's last propagated write (WAIT).
+    pub repl_woff: u64,
+    /// `REPLCONF listening-port`.
+    pub repl_port: u64,
 }
 
 impl Client {
@@ -283,6 +304,9 @@ impl Client {
             patterns: BTreeSet::new(),
             push_tx: PushSender::new(push_tx, info.clone()),
             info,
+            is_master: false,
+            repl_woff: 0,
+            repl_port: 0,
         }
     }
 

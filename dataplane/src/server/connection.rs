@@ -177,6 +177,13 @@ async fn client_loop(
                 shared.request_shutdown();
                 return Ok(());
             }
+            Some(Action::Replica(a)) => {
+                client
+                    .info
+                    .kind
+                    .store(super::client::KIND_REPLICA, Ordering::Relaxed);
+                return super::repl::serve_replica(sock, shared, &client.info, *a).await;
+            }
             Some(Action::Sleep(d)) => {
                 tokio::time::sleep(d).await;
                 continue;

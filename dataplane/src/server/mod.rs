@@ -8,6 +8,7 @@ pub mod client;
 pub mod connection;
 pub mod persist;
 pub mod pubsub;
+pub mod repl;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -359,6 +360,7 @@ async fn cron(shared: Arc<Shared>) {
         if store.config.maxmemory > 0 {
             store.evict_to_fit(crate::alloc::allocated_bytes);
         }
+        repl::cron(&mut store);
         persist::cron(&shared, &mut store);
     }
 }

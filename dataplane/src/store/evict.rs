@@ -155,6 +155,7 @@ impl Store {
         match best {
             Some((_, db_idx, key)) => {
                 self.dbs[db_idx].remove(&key);
+                self.dbs[db_idx].note_removed(&key);
                 true
             }
             None => false,

@@ -73,11 +73,17 @@ pub struct Db {
     pub(crate) expire_index: usize,
     /// True on a replica: expired keys are hidden but not deleted.
     pub(crate) readonly_expire: bool,
+    /// True while our master's commands run on a replica: they see expired keys as present
+    /// (the master sends the DEL), as Redis's `expireIfNeeded` does for the master client.
+    pub(crate) master_view: bool,
     /// Tagged keys (`{tag}` in the name) by the CRC of their tag, as Codis keeps its
     /// `tagged_keys` skiplist: migration moves a tag group without scanning the slot.
     tags: std::collections::HashMap<u32, value::Set<SmallBytes>>,
     /// Copy-on-write state while a background save runs (see [`snapshot`]).
     pub(crate) cow: Option<Box<snapshot::Cow>>,
+    /// Keys removed by expiry or eviction, kept while replicas may need them as `DEL`s
+    /// (None: no replication backlog).
+    expired_log: Option<Vec<SmallBytes>>,
 }
 
 /// Current unix time in milliseconds.
@@ -106,8 +112,31 @@ impl Db {
             expire_cursor: 0,
             expire_index: usize::MAX,
             readonly_expire: false,
+            master_view: false,
             tags: Default::default(),
             cow: None,
+            expired_log: None,
+        }
+    }
+
+    /// Starts (or stops) logging keys removed by expiry or eviction, for replication.
+    pub fn log_expired(&mut self, on: bool) {
+        self.expired_log = if on { Some(Vec::new()) } else { None };
+    }
+
+    /// The keys removed by expiry or eviction since the last call.
+    pub fn take_expired_log(&mut self) -> Vec<SmallBytes> {
+        match self.expired_log.as_mut() {
+            Some(l) if !l.is_empty() => std::mem::take(l),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Records a key removed by expiry or eviction (when replicating).
+    #[inline]
+    pub(crate) fn note_removed(&mut self, key: &[u8]) {
+        if let Some(l) = self.expired_log.as_mut() {
+            l.push(SmallBytes::from(key));
         }
     }
 
@@ -157,9 +186,10 @@ impl Db {
         match t.expires.get(key) {
             Some(&at) if at <= now => {
                 if self.readonly_expire {
-                    return true;
+                    return !self.master_view;
                 }
                 self.remove_in(slot, key);
+                self.note_removed(key);
                 self.expired += 1;
                 true
             }
@@ -586,6 +616,7 @@ impl Db {
             }
             for k in due {
                 self.remove_in(s, &k);
+                self.note_removed(&k);
                 self.expired += 1;
                 removed += 1;
             }
@@ -682,6 +713,8 @@ pub struct Store {
     pub migrate_async: crate::cmd::migrate_async::State,
     /// RDB persistence state (BGSAVE in progress, last save status).
     pub persist: crate::server::persist::State,
+    /// Replication: ids, offset, backlog, attached replicas, the master we follow.
+    pub repl: crate::server::repl::State,
 }
 
 impl Store {
@@ -701,6 +734,7 @@ impl Store {
             dirty: 0,
             migrate_async: Default::default(),
             persist: Default::default(),
+            repl: Default::default(),
         };
         s.sync_clock();
         s

@@ -11,6 +11,7 @@ mod persist;
 mod protocol;
 mod proxy;
 mod pubsub;
+mod repl;
 mod sentinel;
 mod server;
 mod slots;

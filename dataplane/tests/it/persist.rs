@@ -32,7 +32,7 @@ impl Drop for TempDir {
     }
 }
 
-fn ok(c: &mut Client, args: &[&[u8]]) -> Frame {
+pub(crate) fn ok(c: &mut Client, args: &[&[u8]]) -> Frame {
     let (f, raw) = c.cmd(args);
     assert!(
         !matches!(f, Frame::Error(_)),
@@ -43,7 +43,7 @@ fn ok(c: &mut Client, args: &[&[u8]]) -> Frame {
     f
 }
 
-fn bulks(f: Frame) -> Vec<Vec<u8>> {
+pub(crate) fn bulks(f: Frame) -> Vec<Vec<u8>> {
     match f {
         Frame::Array(_, v) => v
             .into_iter()
@@ -56,7 +56,7 @@ fn bulks(f: Frame) -> Vec<Vec<u8>> {
     }
 }
 
-fn int(f: Frame) -> i64 {
+pub(crate) fn int(f: Frame) -> i64 {
     match f {
         Frame::Integer(i) => i,
         o => panic!("not an integer: {o:?}"),
@@ -85,7 +85,7 @@ const DBS: [usize; 3] = [0, 1, 9];
 
 /// Builds, with ordinary commands, keys of every type and encoding, some with a TTL, in
 /// several databases, some with binary names.
-fn populate(c: &mut Client, seed: u64) {
+pub(crate) fn populate(c: &mut Client, seed: u64) {
     let mut r = Rng(seed | 1);
     for db in DBS {
         ok(c, &[b"SELECT", db.to_string().as_bytes()]);
@@ -210,7 +210,7 @@ fn populate(c: &mut Client, seed: u64) {
 
 /// Every key of `a` is in `b` with the same value (same DUMP, or for hash tables the same
 /// contents) and the same TTL presence, and both have the same number of keys.
-fn compare(a: &mut Client, b: &mut Client) {
+pub(crate) fn compare(a: &mut Client, b: &mut Client) {
     let mut total = 0;
     for db in DBS {
         for c in [&mut *a, &mut *b] {
@@ -306,7 +306,7 @@ fn redis_save_loads_in_codis() {
     assert!(info.contains("rdb_last_load_keys_loaded:720"), "{info}");
 }
 
-fn bulks_text(f: Frame) -> String {
+pub(crate) fn bulks_text(f: Frame) -> String {
     match f {
         Frame::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
         o => panic!("not a bulk: {o:?}"),

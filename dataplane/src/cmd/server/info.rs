@@ -3,7 +3,6 @@
 //! are reported with the value an idle Redis without persistence shows.
 
 use std::fmt::Write as _;
-use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 
 use super::super::{CmdResult, Ctx, registry};
@@ -76,18 +75,6 @@ pub(super) fn info(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     }
     ctx.out.verbatim(text.as_bytes());
     Ok(())
-}
-
-/// A random 40-hex-digit id, fixed for the life of the process (`master_replid`).
-fn replid() -> &'static str {
-    static ID: OnceLock<String> = OnceLock::new();
-    ID.get_or_init(|| {
-        use rand::Rng;
-        let mut rng = rand::rng();
-        (0..40)
-            .map(|_| format!("{:x}", rng.random_range(0..16u8)))
-            .collect()
-    })
 }
 
 /// `uname -sr` plus the architecture, as Redis's `os` field.
@@ -289,9 +276,9 @@ fn section(ctx: &mut Ctx<'_>, name: &str, t: &mut String) {
             field!("instantaneous_input_repl_kbps:0.00");
             field!("instantaneous_output_repl_kbps:0.00");
             field!("rejected_connections:{}", st.rejected_connections);
-            field!("sync_full:0");
-            field!("sync_partial_ok:0");
-            field!("sync_partial_err:0");
+            field!("sync_full:{}", store.repl.sync_full);
+            field!("sync_partial_ok:{}", store.repl.sync_partial_ok);
+            field!("sync_partial_err:{}", store.repl.sync_partial_err);
             field!("expired_keys:{expired}");
             field!("expired_stale_perc:{:.2}", st.expired_stale_perc);
             field!("expired_time_cap_reached_count:0");
@@ -328,20 +315,7 @@ fn section(ctx: &mut Ctx<'_>, name: &str, t: &mut String) {
             field!("reply_buffer_shrinks:0");
             field!("reply_buffer_expands:0");
         }
-        "replication" => {
-            field!("# Replication");
-            field!("role:master");
-            field!("connected_slaves:0");
-            field!("master_failover_state:no-failover");
-            field!("master_replid:{}", replid());
-            field!("master_replid2:0000000000000000000000000000000000000000");
-            field!("master_repl_offset:0");
-            field!("second_repl_offset:-1");
-            field!("repl_backlog_active:0");
-            field!("repl_backlog_size:1048576");
-            field!("repl_backlog_first_byte_offset:0");
-            field!("repl_backlog_histlen:0");
-        }
+        "replication" => crate::server::repl::info(store, t),
         "cpu" => {
             let (user, sys) = cpu_times();
             field!("# CPU");

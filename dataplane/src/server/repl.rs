@@ -1,0 +1,654 @@
+//! Master-replica replication, Redis's protocol (PSYNC2).
+//!
+//! Master side:
+//! - [`State`] lives in the [`Store`], so the replication stream is appended under the same
+//!   lock acquisition that made a command's effect final (`cmd::call`): the stream order is
+//!   the execution order by construction.
+//! - Until a replica first attaches there is no backlog and propagation is one branch.
+//!   After that, every command that changed the dataset (`dirty` moved) is encoded once,
+//!   appended to the backlog (a ring of `repl-backlog-size` bytes) and queued, as shared
+//!   bytes, on each attached replica's channel. Expirations and evictions go out as `DEL`;
+//!   commands whose effect depends on the clock or on chance are rewritten ([`rewrite`]).
+//! - `PSYNC`/`SYNC` (`cmd/repl.rs`) either continues from the backlog (`+CONTINUE`) or
+//!   serialises the keyspace into an RDB payload under the lock and registers the replica in
+//!   the same hold, so the stream starts exactly at the snapshot point. The connection task
+//!   then becomes [`serve_replica`]: it writes the payload and the stream, and reads
+//!   `REPLCONF ACK`.
+//!
+//! Replica side ([`link`]): `REPLICAOF host port` starts a task that does the handshake,
+//! loads the payload into fresh databases, then runs the master's commands through the
+//! normal dispatcher as a client flagged `master`, feeding the same bytes into its own
+//! backlog (so its offset is the master's, and a promoted replica can serve a partial
+//! resync).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::Shared;
+use super::client::ClientInfo;
+use crate::cmd::{CommandSpec, Ctx};
+use crate::rdb::file::{self, FileWriter};
+use crate::rdb::{Limits, Writer};
+use crate::store::{Store, now_ms};
+
+pub mod link;
+
+/// A replica attached to this master.
+#[derive(Debug)]
+pub struct ReplicaLink {
+    /// Its client id.
+    pub id: u64,
+    /// Its IP address.
+    pub ip: String,
+    /// The port it listens on (`REPLCONF listening-port`).
+    pub port: u64,
+    /// Last offset it acknowledged.
+    pub ack: AtomicU64,
+    /// Unix ms of its last ACK.
+    pub last_ack_ms: AtomicU64,
+    /// True once the payload has been sent (`state=online`).
+    pub online: AtomicBool,
+    tx: mpsc::UnboundedSender<Bytes>,
+}
+
+/// The backlog: the last `size` bytes of the stream.
+#[derive(Debug)]
+struct Backlog {
+    buf: VecDeque<u8>,
+    size: usize,
+}
+
+/// The replica side's view of its master (set by REPLICAOF).
+#[derive(Debug)]
+pub struct MasterCfg {
+    /// Master host.
+    pub host: String,
+    /// Master port.
+    pub port: u16,
+    /// Shared with the link task.
+    pub link: Arc<link::LinkState>,
+}
+
+/// Replication state, kept in the store.
+#[derive(Debug)]
+pub struct State {
+    /// This server's replication id.
+    pub replid: String,
+    /// The previous id (after a promotion), or forty zeros.
+    pub replid2: String,
+    /// Bytes of stream produced (or, on a replica, applied) so far.
+    pub offset: u64,
+    /// First offset not valid for `replid2` (-1: none).
+    pub second_offset: i64,
+    backlog: Option<Backlog>,
+    /// Attached replicas.
+    pub replicas: Vec<Arc<ReplicaLink>>,
+    stream_db: Option<usize>,
+    multi_open: bool,
+    /// Full resyncs served.
+    pub sync_full: u64,
+    /// Partial resyncs accepted.
+    pub sync_partial_ok: u64,
+    /// Partial resyncs refused.
+    pub sync_partial_err: u64,
+    /// Set on a replica.
+    pub master: Option<MasterCfg>,
+    last_ping_ms: u64,
+}
+
+/// A new random 40-hex-digit replication id.
+pub fn new_replid() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..40)
+        .map(|_| format!("{:x}", rng.random_range(0..16u8)))
+        .collect()
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            replid: new_replid(),
+            replid2: "0".repeat(40),
+            offset: 0,
+            second_offset: -1,
+            backlog: None,
+            replicas: Vec::new(),
+            stream_db: None,
+            multi_open: false,
+            sync_full: 0,
+            sync_partial_ok: 0,
+            sync_partial_err: 0,
+            master: None,
+            last_ping_ms: 0,
+        }
+    }
+}
+
+/// Appends one RESP array to `buf`.
+pub fn encode(buf: &mut Vec<u8>, args: &[&[u8]]) {
+    use std::io::Write as _;
+    let _ = write!(buf, "*{}\r\n", args.len());
+    for a in args {
+        let _ = write!(buf, "${}\r\n", a.len());
+        buf.extend_from_slice(a);
+        buf.extend_from_slice(b"\r\n");
+    }
+}
+
+impl State {
+    /// True once a backlog exists: commands are then propagated.
+    #[inline]
+    pub fn active(&self) -> bool {
+        self.backlog.is_some()
+    }
+
+    /// Creates the backlog (first replica, or on a replica that got its first payload).
+    pub fn ensure_backlog(&mut self, size: usize) {
+        if self.backlog.is_none() {
+            self.backlog = Some(Backlog {
+                buf: VecDeque::new(),
+                size: size.max(16 * 1024),
+            });
+        }
+    }
+
+    /// A new, empty backlog (a replica after a full resync: a new history).
+    pub fn reset_backlog(&mut self) {
+        let size = self.backlog_size();
+        self.backlog = None;
+        self.ensure_backlog(size);
+        self.stream_db = None;
+    }
+
+    /// Backlog size setting, bytes.
+    pub fn backlog_size(&self) -> usize {
+        self.backlog.as_ref().map(|b| b.size).unwrap_or(1 << 20)
+    }
+
+    /// First offset the backlog holds.
+    pub fn backlog_first(&self) -> u64 {
+        let len = self.backlog.as_ref().map(|b| b.buf.len()).unwrap_or(0) as u64;
+        self.offset + 1 - len
+    }
+
+    /// Bytes in the backlog.
+    pub fn backlog_len(&self) -> usize {
+        self.backlog.as_ref().map(|b| b.buf.len()).unwrap_or(0)
+    }
+
+    /// Appends bytes to the stream: backlog, offset and every attached replica.
+    pub fn feed(&mut self, bytes: Vec<u8>) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.offset += bytes.len() as u64;
+        if let Some(b) = self.backlog.as_mut() {
+            b.buf.extend(bytes.iter().copied());
+            let over = b.buf.len().saturating_sub(b.size);
+            if over > 0 {
+                b.buf.drain(..over);
+            }
+        }
+        if !self.replicas.is_empty() {
+            let shared = Bytes::from(bytes);
+            self.replicas.retain(|r| r.tx.send(shared.clone()).is_ok());
+        }
+    }
+
+    /// The backlog from `from` (an offset the caller checked is held) to the end.
+    fn backlog_from(&self, from: u64) -> Vec<u8> {
+        let first = self.backlog_first();
+        match &self.backlog {
+            Some(b) => b
+                .buf
+                .iter()
+                .skip((from - first) as usize)
+                .copied()
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Propagates one command run against `db`.
+    pub fn propagate(&mut self, db: usize, args: &[&[u8]]) {
+        let mut buf = Vec::with_capacity(64);
+        if self.stream_db != Some(db) {
+            encode(&mut buf, &[b"SELECT", db.to_string().as_bytes()]);
+            self.stream_db = Some(db);
+        }
+        encode(&mut buf, args);
+        self.feed(buf);
+    }
+
+    /// Forgets the stream's selected db (the next command is preceded by SELECT).
+    pub fn reset_stream_db(&mut self) {
+        self.stream_db = None;
+    }
+
+    /// REPLICAOF NO ONE / a new master: the current id becomes `replid2`.
+    pub fn shift_replid(&mut self) {
+        self.replid2 = std::mem::replace(&mut self.replid, new_replid());
+        self.second_offset = self.offset as i64 + 1;
+    }
+}
+
+/// Called by the server cron: pings attached replicas every 10 s
+/// (`repl-ping-replica-period`), so they can tell a silent master from a dead one.
+pub fn cron(store: &mut Store) {
+    flush_expired(store);
+    let now = now_ms();
+    let r = &mut store.repl;
+    if r.master.is_none() && !r.replicas.is_empty() && now.saturating_sub(r.last_ping_ms) >= 10_000
+    {
+        r.last_ping_ms = now;
+        let mut b = Vec::new();
+        encode(&mut b, &[b"PING"]);
+        r.feed(b);
+    }
+}
+
+/// Sends the DELs for keys that expired or were evicted, logged by the dbs.
+pub fn flush_expired(store: &mut Store) {
+    if !store.repl.active() {
+        return;
+    }
+    for i in 0..store.dbs.len() {
+        let keys = store.dbs[i].take_expired_log();
+        for k in keys {
+            store.repl.propagate(i, &[b"DEL", &k]);
+        }
+    }
+}
+
+/// Called by the dispatcher after a command ran, when a backlog exists (`State::active`):
+/// propagates it if it changed the dataset.
+pub fn after_command(ctx: &mut Ctx<'_>, cmd: &'static CommandSpec, args: &[&[u8]], dirty: u64) {
+    if ctx.client.is_master {
+        // On a replica, the master's stream is fed into the backlog raw (link.rs).
+        return;
+    }
+    flush_expired(ctx.store);
+    let is_exec = cmd.name == "exec";
+    if is_exec {
+        if ctx.store.repl.multi_open {
+            ctx.store.repl.multi_open = false;
+            ctx.store.repl.propagate(ctx.client.db, &[b"EXEC"]);
+            ctx.client.repl_woff = ctx.store.repl.offset;
+        }
+        return;
+    }
+    if ctx.store.dirty == dirty || cmd.flags & crate::cmd::flags::WRITE == 0 {
+        return;
+    }
+    if ctx.client.in_exec && !ctx.store.repl.multi_open {
+        ctx.store.repl.multi_open = true;
+        ctx.store.repl.propagate(ctx.client.db, &[b"MULTI"]);
+    }
+    let db = ctx.client.db;
+    match rewrite(ctx, cmd, args) {
+        Some(cmds) => {
+            for c in cmds {
+                let v: Vec<&[u8]> = c.iter().map(|a| a.as_slice()).collect();
+                ctx.store.repl.propagate(db, &v);
+            }
+        }
+        None => ctx.store.repl.propagate(db, args),
+    }
+    ctx.client.repl_woff = ctx.store.repl.offset;
+}
+
+fn has_opt(args: &[&[u8]], names: &[&str]) -> bool {
+    args.iter()
+        .any(|a| names.iter().any(|n| a.eq_ignore_ascii_case(n.as_bytes())))
+}
+
+/// The commands sent instead of `args` when running them again on a replica could give a
+/// different result: relative TTLs become absolute, random picks and float arithmetic
+/// become their outcome. None: propagate as executed.
+fn rewrite(ctx: &mut Ctx<'_>, cmd: &CommandSpec, args: &[&[u8]]) -> Option<Vec<Vec<Vec<u8>>>> {
+    let now = ctx.now_ms;
+    let key = args.get(1).copied().unwrap_or_default();
+    let v = |s: &[u8]| s.to_vec();
+    match cmd.name {
+        "expire" | "pexpire" | "expireat" | "pexpireat" | "getex" => {
+            let db = ctx.db();
+            if !db.contains(key, now) {
+                return Some(vec![vec![v(b"DEL"), v(key)]]);
+            }
+            Some(vec![match db.expire_at(key) {
+                Some(at) => vec![v(b"PEXPIREAT"), v(key), at.to_string().into_bytes()],
+                None => vec![v(b"PERSIST"), v(key)],
+            }])
+        }
+        "set" | "setex" | "psetex" => {
+            if cmd.name == "set" && !has_opt(&args[3..], &["ex", "px", "exat"]) {
+                return None;
+            }
+            let db = ctx.db();
+            let at = db.expire_at(key);
+            let val = match db.get(key, now) {
+                Some(crate::store::value::Value::Str(s)) => s.to_vec(),
+                _ => return Some(vec![vec![v(b"DEL"), v(key)]]),
+            };
+            let mut c = vec![v(b"SET"), v(key), val];
+            if let Some(at) = at {
+                c.push(v(b"PXAT"));
+                c.push(at.to_string().into_bytes());
+            }
+            Some(vec![c])
+        }
+        "incrbyfloat" => {
+            let val = match ctx.db().get(key, now) {
+                Some(crate::store::value::Value::Str(s)) => s.to_vec(),
+                _ => return None,
+            };
+            Some(vec![vec![v(b"SET"), v(key), val, v(b"KEEPTTL")]])
+        }
+        "spop" | "hincrbyfloat" | "restore" | "slotsrestore" => {
+            // The key's resulting state, whole.
+            let lim = Limits::from_config(&ctx.store.config);
+            let mut out = Vec::new();
+            let keys: Vec<&[u8]> = if cmd.name == "slotsrestore" {
+                args[1..].chunks(3).map(|c| c[0]).collect()
+            } else {
+                vec![key]
+            };
+            for k in keys {
+                let db = ctx.db();
+                let at = db.expire_at(k);
+                match db.get(k, now) {
+                    None => out.push(vec![v(b"DEL"), v(k)]),
+                    Some(val) => out.push(vec![
+                        v(b"RESTORE"),
+                        v(k),
+                        at.unwrap_or(0).to_string().into_bytes(),
+                        crate::rdb::dump_payload(val, &lim),
+                        v(b"REPLACE"),
+                        v(b"ABSTTL"),
+                    ]),
+                }
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+/// What the PSYNC handler hands to the connection task.
+#[derive(Debug)]
+pub struct Attach {
+    /// The payload of a full resync (None: partial, the backlog is already queued).
+    pub rdb: Option<Vec<u8>>,
+    /// The replica's record.
+    pub link: Arc<ReplicaLink>,
+    /// Its stream.
+    pub rx: mpsc::UnboundedReceiver<Bytes>,
+}
+
+/// Serialises the whole keyspace as an RDB payload (under the caller's lock).
+pub fn rdb_payload(store: &Store) -> Vec<u8> {
+    let lim = Limits::from_config(&store.config);
+    let mut fw = FileWriter::new(Vec::new(), true);
+    let mut w = Writer::new();
+    w.compress = store.config.get("rdbcompression").is_none_or(|v| v != "no");
+    let aux = file::aux_fields(crate::alloc::allocated_bytes() as u64, now_ms() / 1000);
+    let _ = fw.header(&aux);
+    for db in &store.dbs {
+        if db.is_empty() {
+            continue;
+        }
+        let _ = fw.select_db(db.id, db.len(), db.expires_len());
+        for s in 0..codis_model::MAX_SLOT_NUM {
+            w.buf.clear();
+            file::write_slot(&mut w, db.slot(s), &lim);
+            let _ = fw.raw(&w.buf);
+        }
+    }
+    fw.finish().unwrap_or_default()
+}
+
+/// PSYNC/SYNC: decides full or partial resync, registers the replica. Returns the reply
+/// line and what the connection must do next.
+pub fn psync(
+    store: &mut Store,
+    info: &ClientInfo,
+    port: u64,
+    replid: &[u8],
+    offset: i64,
+    sync: bool,
+) -> (String, Attach) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let ip = info
+        .addr
+        .rsplit_once(':')
+        .map(|(h, _)| h.to_string())
+        .unwrap_or_default();
+    let link = Arc::new(ReplicaLink {
+        id: info.id,
+        ip,
+        port,
+        ack: AtomicU64::new(0),
+        last_ack_ms: AtomicU64::new(now_ms()),
+        online: AtomicBool::new(false),
+        tx,
+    });
+    let r = &mut store.repl;
+    let id = String::from_utf8_lossy(replid);
+    let id_ok = id.eq_ignore_ascii_case(&r.replid)
+        || (id.eq_ignore_ascii_case(&r.replid2) && offset <= r.second_offset);
+    let in_backlog =
+        r.active() && offset >= r.backlog_first() as i64 && offset <= r.offset as i64 + 1;
+    if !sync && id_ok && in_backlog {
+        r.sync_partial_ok += 1;
+        let pending = r.backlog_from(offset as u64);
+        if !pending.is_empty() {
+            let _ = link.tx.send(Bytes::from(pending));
+        }
+        link.online.store(true, Ordering::Relaxed);
+        link.ack.store(offset as u64 - 1, Ordering::Relaxed);
+        r.replicas.push(link.clone());
+        tracing::info!(replica = %info.addr, offset, "partial resynchronization accepted");
+        let reply = format!("+CONTINUE {}\r\n", r.replid);
+        return (
+            reply,
+            Attach {
+                rdb: None,
+                link,
+                rx,
+            },
+        );
+    }
+    if !sync && id != "?" {
+        r.sync_partial_err += 1;
+    }
+    r.sync_full += 1;
+    let size = crate::config::parse_memory(
+        &store
+            .config
+            .get("repl-backlog-size")
+            .unwrap_or_else(|| "1mb".into()),
+    )
+    .unwrap_or(1 << 20) as usize;
+    store.repl.ensure_backlog(size);
+    for db in &mut store.dbs {
+        db.log_expired(true);
+    }
+    let rdb = rdb_payload(store);
+    let r = &mut store.repl;
+    r.reset_stream_db();
+    r.replicas.push(link.clone());
+    tracing::info!(replica = %info.addr, offset = r.offset, bytes = rdb.len(), "full resync");
+    let reply = if sync {
+        String::new()
+    } else {
+        format!("+FULLRESYNC {} {}\r\n", r.replid, r.offset)
+    };
+    (
+        reply,
+        Attach {
+            rdb: Some(rdb),
+            link,
+            rx,
+        },
+    )
+}
+
+/// The connection task of an attached replica: payload, then the stream; reads ACKs.
+pub async fn serve_replica(
+    mut sock: TcpStream,
+    shared: &Shared,
+    info: &ClientInfo,
+    mut a: Attach,
+) -> std::io::Result<()> {
+    let res = async {
+        if let Some(rdb) = a.rdb.take() {
+            sock.write_all(format!("${}\r\n", rdb.len()).as_bytes())
+                .await?;
+            sock.write_all(&rdb).await?;
+            a.link.online.store(true, Ordering::Relaxed);
+        }
+        let mut rbuf = BytesMut::with_capacity(1024);
+        let mut shutdown = shared.shutdown.subscribe();
+        let mut out: Vec<u8> = Vec::new();
+        loop {
+            tokio::select! {
+                b = a.rx.recv() => {
+                    let Some(b) = b else { return Ok(()) };
+                    out.clear();
+                    out.extend_from_slice(&b);
+                    while out.len() < 1 << 20 {
+                        match a.rx.try_recv() {
+                            Ok(b) => out.extend_from_slice(&b),
+                            Err(_) => break,
+                        }
+                    }
+                    sock.write_all(&out).await?;
+                    shared.net_output.fetch_add(out.len() as u64, Ordering::Relaxed);
+                }
+                n = sock.read_buf(&mut rbuf) => {
+                    if n? == 0 {
+                        return Ok(());
+                    }
+                    read_acks(&mut rbuf, &a.link);
+                }
+                _ = info.kill.notified() => return Ok(()),
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+    }
+    .await;
+    let mut store = shared.store.lock();
+    store.repl.replicas.retain(|r| !Arc::ptr_eq(r, &a.link));
+    tracing::info!(replica = %info.addr, "replica detached");
+    res
+}
+
+/// Parses `REPLCONF ACK <offset>` requests from a replica.
+fn read_acks(rbuf: &mut BytesMut, link: &ReplicaLink) {
+    let mut p = crate::resp::request::RequestParser::new();
+    let lim = crate::resp::request::Limits {
+        max_bulk_len: 1 << 20,
+        authenticated: true,
+    };
+    loop {
+        match p.parse(rbuf, &lim) {
+            Ok(crate::resp::request::Request::Multibulk { consumed }) => {
+                let args: Vec<&[u8]> = p.spans().iter().map(|&(s, e)| &rbuf[s..e]).collect();
+                if args.len() >= 3
+                    && args[0].eq_ignore_ascii_case(b"replconf")
+                    && args[1].eq_ignore_ascii_case(b"ack")
+                    && let Some(o) = crate::util::number::parse_i64(args[2])
+                {
+                    link.ack.store(o.max(0) as u64, Ordering::Relaxed);
+                    link.last_ack_ms.store(now_ms(), Ordering::Relaxed);
+                }
+                rbuf.advance(consumed);
+            }
+            Ok(crate::resp::request::Request::Inline { consumed, .. })
+            | Ok(crate::resp::request::Request::Empty { consumed }) => rbuf.advance(consumed),
+            Err(crate::resp::request::ParseError::Incomplete) => return,
+            Err(_) => {
+                rbuf.clear();
+                return;
+            }
+        }
+    }
+}
+
+/// The `# Replication` section of INFO.
+pub fn info(store: &Store, out: &mut String) {
+    use std::fmt::Write as _;
+    let r = &store.repl;
+    let mut f = |l: String| {
+        let _ = write!(out, "{l}\r\n");
+    };
+    f("# Replication".into());
+    match &r.master {
+        Some(m) => {
+            let l = &m.link;
+            let up = l.up.load(Ordering::Relaxed);
+            f("role:slave".into());
+            f(format!("master_host:{}", m.host));
+            f(format!("master_port:{}", m.port));
+            f(format!(
+                "master_link_status:{}",
+                if up { "up" } else { "down" }
+            ));
+            let last = l.last_io_ms.load(Ordering::Relaxed);
+            let ago = if last == 0 {
+                -1
+            } else {
+                (now_ms().saturating_sub(last) / 1000) as i64
+            };
+            f(format!("master_last_io_seconds_ago:{ago}"));
+            f(format!(
+                "master_sync_in_progress:{}",
+                l.syncing.load(Ordering::Relaxed) as u8
+            ));
+            f(format!("slave_read_repl_offset:{}", r.offset));
+            f(format!("slave_repl_offset:{}", r.offset));
+            f(format!(
+                "slave_priority:{}",
+                store.config.get("replica-priority").unwrap_or("100".into())
+            ));
+            f(format!(
+                "slave_read_only:{}",
+                (store.config.get("replica-read-only").as_deref() != Some("no")) as u8
+            ));
+            f("replica_announced:1".into());
+        }
+        None => f("role:master".into()),
+    }
+    f(format!("connected_slaves:{}", r.replicas.len()));
+    let now = now_ms();
+    for (i, s) in r.replicas.iter().enumerate() {
+        let online = s.online.load(Ordering::Relaxed);
+        f(format!(
+            "slave{i}:ip={},port={},state={},offset={},lag={}",
+            s.ip,
+            s.port,
+            if online { "online" } else { "wait_bgsave" },
+            s.ack.load(Ordering::Relaxed),
+            now.saturating_sub(s.last_ack_ms.load(Ordering::Relaxed)) / 1000
+        ));
+    }
+    f("master_failover_state:no-failover".into());
+    f(format!("master_replid:{}", r.replid));
+    f(format!("master_replid2:{}", r.replid2));
+    f(format!("master_repl_offset:{}", r.offset));
+    f(format!("second_repl_offset:{}", r.second_offset));
+    f(format!("repl_backlog_active:{}", r.active() as u8));
+    f(format!("repl_backlog_size:{}", r.backlog_size()));
+    f(format!(
+        "repl_backlog_first_byte_offset:{}",
+        if r.active() { r.backlog_first() } else { 0 }
+    ));
+    f(format!("repl_backlog_histlen:{}", r.backlog_len()));
+}

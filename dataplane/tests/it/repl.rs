@@ -1,0 +1,372 @@
+//! Integration tests: master-replica replication between codis-servers and with Debian's
+//! redis-server 7 both ways; partial resync after a broken link; READONLY, promotion, WAIT.
+
+use std::time::{Duration, Instant};
+
+use dataplane::resp::frame::Frame;
+
+use crate::persist::{bulks_text, compare, int, ok, populate};
+use crate::support::{Client, start_codis, start_redis};
+
+/// One field of `INFO replication` (or `stats`).
+fn field(c: &mut Client, section: &str, name: &str) -> String {
+    let info = bulks_text(ok(c, &[b"INFO", section.as_bytes()]));
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Waits until the replica's link is up and its offset is the master's.
+fn wait_synced(m: &mut Client, r: &mut Client) {
+    let start = Instant::now();
+    loop {
+        let mo = field(m, "replication", "master_repl_offset");
+        let up = field(r, "replication", "master_link_status");
+        let ro = field(r, "replication", "slave_repl_offset");
+        if up == "up" && mo == ro {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "replica not in sync: master {mo}, replica {ro} ({up})"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `n` keys of every type, pipelined.
+fn mixed(c: &mut Client, n: usize, prefix: &str) {
+    let mut batch = Vec::new();
+    let mut pending = 0;
+    for i in 0..n {
+        let k = format!("{prefix}:{i}").into_bytes();
+        let v = format!("v{i}").into_bytes();
+        let cmd: Vec<Vec<u8>> = match i % 6 {
+            0 => vec![b"SET".to_vec(), k, v],
+            1 => vec![b"RPUSH".to_vec(), k, v.clone(), b"b".to_vec(), v],
+            2 => vec![b"SADD".to_vec(), k, v, b"7".to_vec()],
+            3 => vec![
+                b"HSET".to_vec(),
+                k,
+                b"f".to_vec(),
+                v,
+                b"g".to_vec(),
+                b"1".to_vec(),
+            ],
+            4 => vec![
+                b"ZADD".to_vec(),
+                k,
+                b"1.5".to_vec(),
+                v,
+                b"2".to_vec(),
+                b"m".to_vec(),
+            ],
+            _ => vec![b"SET".to_vec(), k, [v, vec![b'x'; 60]].concat()],
+        };
+        batch.extend(Client::encode(&cmd));
+        pending += 1;
+        if i % 7 == 0 {
+            batch.extend(Client::encode(&[
+                b"PEXPIRE".to_vec(),
+                format!("{prefix}:{i}").into_bytes(),
+                b"500000".to_vec(),
+            ]));
+            pending += 1;
+        }
+        if pending >= 500 || i + 1 == n {
+            c.send_raw(&batch);
+            batch.clear();
+            for _ in 0..pending {
+                let (f, _) = c.read_reply().unwrap();
+                assert!(!matches!(f, Frame::Error(_)), "{f:?}");
+            }
+            pending = 0;
+        }
+    }
+}
+
+/// Writes whose replay on a replica must be made deterministic (relative TTLs, random pops,
+/// float increments), a transaction, expirations, several databases.
+fn traffic(c: &mut Client, tag: &str) {
+    let k = |s: &str| format!("{tag}:{s}").into_bytes();
+    ok(c, &[b"SELECT", b"1"]);
+    ok(c, &[b"SET", &k("ex"), b"v", b"EX", b"1000"]);
+    ok(c, &[b"SETEX", &k("setex"), b"1000", b"v"]);
+    ok(c, &[b"SET", &k("short"), b"v", b"PX", b"30"]);
+    ok(c, &[b"SELECT", b"0"]);
+    ok(c, &[b"SET", &k("f"), b"1"]);
+    for _ in 0..3 {
+        ok(c, &[b"INCRBYFLOAT", &k("f"), b"0.1"]);
+    }
+    ok(c, &[b"HINCRBYFLOAT", &k("hf"), b"x", b"2.5e-3"]);
+    let members: Vec<Vec<u8>> = (0..40).map(|i| i.to_string().into_bytes()).collect();
+    let mut sadd: Vec<&[u8]> = vec![b"SADD", b""];
+    let sk = k("spop");
+    sadd[1] = &sk;
+    sadd.extend(members.iter().map(|m| m.as_slice()));
+    ok(c, &sadd);
+    ok(c, &[b"SPOP", &sk]);
+    ok(c, &[b"SPOP", &sk, b"5"]);
+    ok(c, &[b"EXPIRE", &sk, b"10000"]);
+    ok(c, &[b"MULTI"]);
+    c.cmd(&[b"INCR", &k("ctr")]);
+    c.cmd(&[b"LPUSH", &k("l"), b"a", b"b"]);
+    c.cmd(&[b"SELECT", b"1"]);
+    c.cmd(&[b"SET", &k("in-multi"), b"1"]);
+    ok(c, &[b"EXEC"]);
+    ok(c, &[b"SELECT", b"0"]);
+    ok(c, &[b"DEL", &k("l")]);
+    ok(c, &[b"RPUSH", &k("l"), b"z"]);
+}
+
+/// codis master, codis replica: keys of every type before REPLICAOF, writes during the
+/// sync and after; every key's DUMP compared.
+#[test]
+fn codis_replica_of_codis() {
+    let master = start_codis(&[]);
+    let replica = start_codis(&[]);
+    let mut m = Client::connect(master.port);
+    let mut r = Client::connect(replica.port);
+    populate(&mut m, 11);
+    mixed(&mut m, 50_000, "pre");
+    ok(
+        &mut r,
+        &[
+            b"REPLICAOF",
+            b"127.0.0.1",
+            master.port.to_string().as_bytes(),
+        ],
+    );
+    // While the replica connects and loads.
+    mixed(&mut m, 3_000, "during");
+    traffic(&mut m, "during");
+    wait_synced(&mut m, &mut r);
+    traffic(&mut m, "after");
+    mixed(&mut m, 2_000, "after");
+    assert_eq!(int(ok(&mut m, &[b"WAIT", b"1", b"5000"])), 1);
+    std::thread::sleep(Duration::from_millis(300)); // let the PX 30 keys expire (DEL)
+    wait_synced(&mut m, &mut r);
+    compare(&mut m, &mut r);
+    assert_eq!(field(&mut m, "replication", "connected_slaves"), "1");
+    assert_eq!(field(&mut m, "stats", "sync_full"), "1");
+    let role = bulks_text_array(ok(&mut r, &[b"ROLE"]));
+    assert_eq!(role[0], "slave");
+    assert_eq!(role[3], "connected");
+}
+
+fn bulks_text_array(f: Frame) -> Vec<String> {
+    match f {
+        Frame::Array(_, v) => v
+            .into_iter()
+            .map(|x| match x {
+                Frame::Bulk(b) | Frame::Simple(b) => String::from_utf8_lossy(&b).into_owned(),
+                Frame::Integer(i) => i.to_string(),
+                o => format!("{o:?}"),
+            })
+            .collect(),
+        o => panic!("not an array: {o:?}"),
+    }
+}
+
+/// Debian's redis-server as the replica of a codis-server.
+#[test]
+fn redis_replica_of_codis() {
+    let master = start_codis(&[]);
+    let replica = start_redis(&[]);
+    let mut m = Client::connect(master.port);
+    let mut r = Client::connect(replica.port);
+    populate(&mut m, 12);
+    mixed(&mut m, 5_000, "pre");
+    ok(
+        &mut r,
+        &[
+            b"REPLICAOF",
+            b"127.0.0.1",
+            master.port.to_string().as_bytes(),
+        ],
+    );
+    traffic(&mut m, "during");
+    wait_synced(&mut m, &mut r);
+    traffic(&mut m, "after");
+    assert_eq!(int(ok(&mut m, &[b"WAIT", b"1", b"5000"])), 1);
+    std::thread::sleep(Duration::from_millis(300));
+    wait_synced(&mut m, &mut r);
+    compare(&mut m, &mut r);
+    // A broken link resumes with +CONTINUE.
+    let before = field(&mut m, "stats", "sync_partial_ok");
+    assert_eq!(before, "0");
+    ok(&mut m, &[b"CLIENT", b"KILL", b"TYPE", b"slave"]);
+    traffic(&mut m, "gap");
+    let start = Instant::now();
+    while field(&mut m, "stats", "sync_partial_ok") != "1" {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no partial resync"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_synced(&mut m, &mut r);
+    compare(&mut m, &mut r);
+    assert_eq!(field(&mut m, "stats", "sync_full"), "1");
+}
+
+/// codis-server as the replica of Debian's redis-server (diskless sync, `$EOF:` payload,
+/// and then a disk-based one).
+#[test]
+fn codis_replica_of_redis() {
+    for diskless in ["yes", "no"] {
+        let master = start_redis(&[
+            "--repl-diskless-sync",
+            diskless,
+            "--repl-diskless-sync-delay",
+            "0",
+        ]);
+        let replica = start_codis(&[]);
+        let mut m = Client::connect(master.port);
+        let mut r = Client::connect(replica.port);
+        populate(&mut m, 13);
+        mixed(&mut m, 5_000, "pre");
+        ok(
+            &mut r,
+            &[
+                b"REPLICAOF",
+                b"127.0.0.1",
+                master.port.to_string().as_bytes(),
+            ],
+        );
+        traffic(&mut m, "during");
+        wait_synced(&mut m, &mut r);
+        traffic(&mut m, "after");
+        assert_eq!(int(ok(&mut m, &[b"WAIT", b"1", b"5000"])), 1);
+        std::thread::sleep(Duration::from_millis(300));
+        wait_synced(&mut m, &mut r);
+        compare(&mut m, &mut r);
+        // The replica's link dies: it resumes with PSYNC and the master accepts.
+        ok(&mut r, &[b"CLIENT", b"KILL", b"TYPE", b"master"]);
+        traffic(&mut m, "gap");
+        let start = Instant::now();
+        while field(&mut m, "stats", "sync_partial_ok") != "1" {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no partial resync"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        wait_synced(&mut m, &mut r);
+        compare(&mut m, &mut r);
+    }
+}
+
+/// codis master and replica: the replica's link is killed mid-stream (CLIENT KILL TYPE
+/// master on the replica) while the master keeps writing; it resumes with +CONTINUE.
+#[test]
+fn partial_resync_after_broken_link() {
+    let master = start_codis(&["--repl-backlog-size", "64mb"]);
+    let replica = start_codis(&[]);
+    let mut m = Client::connect(master.port);
+    let mut r = Client::connect(replica.port);
+    populate(&mut m, 14);
+    ok(
+        &mut r,
+        &[
+            b"REPLICAOF",
+            b"127.0.0.1",
+            master.port.to_string().as_bytes(),
+        ],
+    );
+    wait_synced(&mut m, &mut r);
+    let mut w = Client::connect(master.port);
+    let writer = std::thread::spawn(move || mixed(&mut w, 20_000, "stream"));
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        int(ok(&mut r, &[b"CLIENT", b"KILL", b"TYPE", b"master"])),
+        1
+    );
+    writer.join().unwrap();
+    let start = Instant::now();
+    while field(&mut m, "stats", "sync_partial_ok") != "1" {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no partial resync"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_synced(&mut m, &mut r);
+    compare(&mut m, &mut r);
+    assert_eq!(field(&mut m, "stats", "sync_full"), "1");
+}
+
+/// A replica refuses writes; REPLICAOF NO ONE promotes it with the data kept and the old
+/// id as replid2, so a second replica of the old master can continue from it.
+#[test]
+fn readonly_and_promotion() {
+    let master = start_codis(&[]);
+    let a = start_codis(&[]);
+    let b = start_codis(&[]);
+    let mut m = Client::connect(master.port);
+    let mut ra = Client::connect(a.port);
+    let mut rb = Client::connect(b.port);
+    populate(&mut m, 15);
+    for c in [&mut ra, &mut rb] {
+        ok(
+            c,
+            &[
+                b"REPLICAOF",
+                b"127.0.0.1",
+                master.port.to_string().as_bytes(),
+            ],
+        );
+    }
+    wait_synced(&mut m, &mut ra);
+    wait_synced(&mut m, &mut rb);
+    let (f, _) = ra.cmd(&[b"SET", b"x", b"1"]);
+    assert_eq!(
+        f,
+        Frame::Error(b"READONLY You can't write against a read only replica.".to_vec())
+    );
+    let old_id = field(&mut m, "replication", "master_replid");
+    // Sentinel sends it inside MULTI/EXEC.
+    ok(&mut ra, &[b"MULTI"]);
+    ra.cmd(&[b"REPLICAOF", b"NO", b"ONE"]);
+    ok(&mut ra, &[b"EXEC"]);
+    assert_eq!(field(&mut ra, "replication", "role"), "master");
+    assert_eq!(field(&mut ra, "replication", "master_replid2"), old_id);
+    compare(&mut m, &mut ra);
+    ok(&mut ra, &[b"SET", b"x", b"1"]);
+    ok(
+        &mut rb,
+        &[b"REPLICAOF", b"127.0.0.1", a.port.to_string().as_bytes()],
+    );
+    wait_synced(&mut ra, &mut rb);
+    assert_eq!(field(&mut ra, "stats", "sync_partial_ok"), "1");
+    assert_eq!(field(&mut ra, "stats", "sync_full"), "0");
+    compare(&mut ra, &mut rb);
+}
+
+/// WAIT counts acknowledging replicas; with none it answers 0 after its timeout.
+#[test]
+fn wait_counts_replicas() {
+    let master = start_codis(&[]);
+    let mut m = Client::connect(master.port);
+    ok(&mut m, &[b"SET", b"k", b"v"]);
+    let t = Instant::now();
+    assert_eq!(int(ok(&mut m, &[b"WAIT", b"1", b"200"])), 0);
+    assert!(t.elapsed() >= Duration::from_millis(190));
+    let replica = start_codis(&[]);
+    let mut r = Client::connect(replica.port);
+    ok(
+        &mut r,
+        &[
+            b"REPLICAOF",
+            b"127.0.0.1",
+            master.port.to_string().as_bytes(),
+        ],
+    );
+    wait_synced(&mut m, &mut r);
+    ok(&mut m, &[b"SET", b"k", b"v2"]);
+    assert_eq!(int(ok(&mut m, &[b"WAIT", b"1", b"5000"])), 1);
+    assert_eq!(int(ok(&mut m, &[b"WAIT", b"2", b"100"])), 1);
+    let (f, _) = r.cmd(&[b"WAIT", b"1", b"10"]);
+    assert!(matches!(f, Frame::Error(_)));
+}
