@@ -20,6 +20,21 @@ fn main() -> ExitCode {
         print!("{}", default_config_text());
         return ExitCode::SUCCESS;
     }
+    if args.check_config {
+        return match args.load_config() {
+            Ok(c) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&c.to_json()).unwrap_or_default()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("codis-dashboard: bad config: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     if args.version {
         println!("version: {VERSION}\ncompile: {}", compile_info());
         return ExitCode::SUCCESS;

@@ -61,6 +61,10 @@ pub struct DashboardArgs {
     /// Print the default config and exit.
     #[arg(long = "default-config")]
     pub default_config: bool,
+    /// Check the config (file and flags), print it as the overview shows it, and exit
+    /// (status 1 when it is invalid).
+    #[arg(long = "check-config")]
+    pub check_config: bool,
     /// Print the version and exit.
     #[arg(long)]
     pub version: bool,
