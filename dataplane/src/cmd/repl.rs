@@ -59,7 +59,15 @@ fn start_sync(ctx: &mut Ctx<'_>, replid: &[u8], offset: i64, sync: bool) -> CmdR
         ));
     }
     let port = ctx.client.repl_port;
-    let (reply, attach) = repl::psync(ctx.store, &ctx.client.info, port, replid, offset, sync);
+    let (reply, attach) = repl::psync(
+        ctx.shared,
+        ctx.store,
+        &ctx.client.info,
+        port,
+        replid,
+        offset,
+        sync,
+    );
     ctx.out.raw(reply.as_bytes());
     ctx.client.action = Some(Action::Replica(Box::new(attach)));
     Ok(())

@@ -237,27 +237,15 @@ pub fn save_sync(store: &mut Store) -> Result<(), SaveError> {
 /// # Errors
 /// A save already runs.
 pub fn start_bgsave(shared: &Shared, store: &mut Store) -> Result<(), SaveError> {
-    if store.persist.bgsave.is_some() {
+    if store.persist.bgsave.is_some() || store.repl.snapshotting {
         return Err(SaveError::InProgress);
     }
     let Some(shared) = shared.arc() else {
         return Err(SaveError::Cancelled);
     };
-    let lim = Limits::from_config(&store.config);
-    let compress = flag(&store.config, "rdbcompression");
-    let mut plan = Vec::new();
-    let mut keys_total = 0;
-    for db in &mut store.dbs {
-        if db.is_empty() {
-            continue;
-        }
-        plan.push((db.id, db.len(), db.expires_len()));
-        keys_total += db.len() as u64;
-        db.cow = Some(Box::new(Cow::new(lim, compress)));
-    }
-    let cancel = Arc::new(AtomicBool::new(false));
-    let keys_done = Arc::new(AtomicU64::new(0));
-    let aux = aux();
+    let job = Job::prepare(shared, store);
+    let (cancel, keys_done) = (job.cancel.clone(), job.keys_done.clone());
+    let keys_total = job.keys_total;
     let dest = rdb_path(&store.config);
     let temp = create_temp(
         &store.config,
@@ -271,15 +259,6 @@ pub fn start_bgsave(shared: &Shared, store: &mut Store) -> Result<(), SaveError>
         keys_total,
         keys_done: keys_done.clone(),
     });
-    let job = Job {
-        shared,
-        plan,
-        aux,
-        lim,
-        compress,
-        cancel,
-        keys_done,
-    };
     let spawned = std::thread::Builder::new()
         .name("codis-bgsave".into())
         .spawn(move || {
@@ -319,7 +298,9 @@ pub fn cancel_bgsave(store: &mut Store) {
     }
 }
 
-struct Job {
+/// A point-in-time serialisation of the keyspace, run by a thread in short lock holds
+/// (BGSAVE's file, a replica's full-resync payload).
+pub(crate) struct Job {
     shared: Arc<Shared>,
     plan: Vec<(usize, usize, usize)>,
     aux: Vec<(&'static str, String)>,
@@ -327,9 +308,47 @@ struct Job {
     compress: bool,
     cancel: Arc<AtomicBool>,
     keys_done: Arc<AtomicU64>,
+    keys_total: u64,
 }
 
 impl Job {
+    /// Marks every non-empty db for copy-on-write (under the caller's lock): the snapshot
+    /// point is now.
+    pub(crate) fn prepare(shared: Arc<Shared>, store: &mut Store) -> Job {
+        let lim = Limits::from_config(&store.config);
+        let compress = flag(&store.config, "rdbcompression");
+        let mut plan = Vec::new();
+        let mut keys_total = 0;
+        for db in &mut store.dbs {
+            if db.is_empty() {
+                continue;
+            }
+            plan.push((db.id, db.len(), db.expires_len()));
+            keys_total += db.len() as u64;
+            db.cow = Some(Box::new(Cow::new(lim, compress)));
+        }
+        Job {
+            shared,
+            plan,
+            aux: aux(),
+            lim,
+            compress,
+            cancel: Arc::new(AtomicBool::new(false)),
+            keys_done: Arc::new(AtomicU64::new(0)),
+            keys_total,
+        }
+    }
+
+    /// Serialises the snapshot into an in-memory RDB payload (a replica's full resync).
+    pub(crate) fn payload(&self) -> Result<Vec<u8>, SaveError> {
+        let mut fw = FileWriter::new(Vec::new(), true);
+        self.write_all(&mut fw)?;
+        fw.finish().map_err(|source| SaveError::Io {
+            path: PathBuf::from("(memory)"),
+            source,
+        })
+    }
+
     fn run(
         &self,
         tmp: &Path,
@@ -348,7 +367,7 @@ impl Job {
         commit(tmp, dest, fw)
     }
 
-    fn write_all(&self, fw: &mut FileWriter<BufWriter<File>>) -> Result<(), SaveError> {
+    fn write_all<W: std::io::Write>(&self, fw: &mut FileWriter<W>) -> Result<(), SaveError> {
         let e = |source| SaveError::Io {
             path: PathBuf::from("temp file"),
             source,

@@ -100,6 +100,8 @@ pub struct State {
     /// Set on a replica.
     pub master: Option<MasterCfg>,
     last_ping_ms: u64,
+    /// A full-resync payload is being serialised with copy-on-write (BGSAVE waits).
+    pub snapshotting: bool,
 }
 
 /// A new random 40-hex-digit replication id.
@@ -127,6 +129,7 @@ impl Default for State {
             sync_partial_err: 0,
             master: None,
             last_ping_ms: 0,
+            snapshotting: false,
         }
     }
 }
@@ -381,11 +384,20 @@ fn rewrite(ctx: &mut Ctx<'_>, cmd: &CommandSpec, args: &[&[u8]]) -> Option<Vec<V
     }
 }
 
+/// A full resync's payload.
+#[derive(Debug)]
+pub enum Payload {
+    /// Serialised under the lock (a BGSAVE was running).
+    Ready(Vec<u8>),
+    /// Being serialised by a snapshot thread.
+    Pending(tokio::sync::oneshot::Receiver<Result<Vec<u8>, String>>),
+}
+
 /// What the PSYNC handler hands to the connection task.
 #[derive(Debug)]
 pub struct Attach {
     /// The payload of a full resync (None: partial, the backlog is already queued).
-    pub rdb: Option<Vec<u8>>,
+    pub rdb: Option<Payload>,
     /// The replica's record.
     pub link: Arc<ReplicaLink>,
     /// Its stream.
@@ -414,9 +426,50 @@ pub fn rdb_payload(store: &Store) -> Vec<u8> {
     fw.finish().unwrap_or_default()
 }
 
+/// Starts the payload: a point-in-time snapshot serialised by a thread in short lock holds
+/// (`persist::Job`, slot copy-on-write), so the master keeps serving; under the lock when
+/// a BGSAVE already uses the copy-on-write state.
+fn start_payload(shared: &Shared, store: &mut Store) -> Payload {
+    let arc = shared.arc();
+    let (Some(arc), None, false) = (arc, &store.persist.bgsave, store.repl.snapshotting) else {
+        return Payload::Ready(rdb_payload(store));
+    };
+    let job = super::persist::Job::prepare(arc.clone(), store);
+    store.repl.snapshotting = true;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("codis-repl-rdb".into())
+        .spawn(move || {
+            let t0 = std::time::Instant::now();
+            let res = job.payload().map_err(|e| e.to_string());
+            let mut s = arc.store.lock();
+            s.repl.snapshotting = false;
+            for db in &mut s.dbs {
+                db.cow = None;
+            }
+            drop(s);
+            tracing::info!(
+                elapsed_ms = t0.elapsed().as_millis() as u64,
+                "replication payload serialised"
+            );
+            let _ = tx.send(res);
+        });
+    match spawned {
+        Ok(_) => Payload::Pending(rx),
+        Err(_) => {
+            store.repl.snapshotting = false;
+            for db in &mut store.dbs {
+                db.cow = None;
+            }
+            Payload::Ready(rdb_payload(store))
+        }
+    }
+}
+
 /// PSYNC/SYNC: decides full or partial resync, registers the replica. Returns the reply
 /// line and what the connection must do next.
 pub fn psync(
+    shared: &Shared,
     store: &mut Store,
     info: &ClientInfo,
     port: u64,
@@ -480,11 +533,11 @@ pub fn psync(
     for db in &mut store.dbs {
         db.log_expired(true);
     }
-    let rdb = rdb_payload(store);
+    let rdb = start_payload(shared, store);
     let r = &mut store.repl;
     r.reset_stream_db();
     r.replicas.push(link.clone());
-    tracing::info!(replica = %info.addr, offset = r.offset, bytes = rdb.len(), "full resync");
+    tracing::info!(replica = %info.addr, offset = r.offset, "full resync");
     let reply = if sync {
         String::new()
     } else {
@@ -508,7 +561,23 @@ pub async fn serve_replica(
     mut a: Attach,
 ) -> std::io::Result<()> {
     let res = async {
-        if let Some(rdb) = a.rdb.take() {
+        if let Some(p) = a.rdb.take() {
+            let rdb = match p {
+                Payload::Ready(b) => b,
+                Payload::Pending(mut rx) => loop {
+                    // Newlines keep the replica's read timeout from firing meanwhile.
+                    tokio::select! {
+                        r = &mut rx => match r {
+                            Ok(Ok(b)) => break b,
+                            Ok(Err(e)) => return Err(std::io::Error::other(e)),
+                            Err(_) => return Err(std::io::Error::other("payload thread gone")),
+                        },
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+                            sock.write_all(b"\n").await?;
+                        }
+                    }
+                },
+            };
             sock.write_all(format!("${}\r\n", rdb.len()).as_bytes())
                 .await?;
             sock.write_all(&rdb).await?;
