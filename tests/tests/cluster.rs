@@ -20,7 +20,7 @@ use codis_model::slot_of;
 use serde_json::Value;
 use support::{
     Reply, Resp, TempDir, free_port, http, start_codis_server, start_dashboard, start_proxy,
-    start_zookeeper, wait_for,
+    start_proxy_on, start_zookeeper, wait_for,
 };
 
 const PRODUCT: &str = "e2e";
@@ -641,6 +641,30 @@ fn cluster_survives_migration_dashboard_crash_and_zookeeper_outage() {
             held.values().sum::<i64>()
         );
     }
+    // 8. A proxy that restarts (same host and ports, so the same token) without being told
+    // where the dashboard is: the dashboard's probe sees it waiting and takes it online again.
+    let (a_port, a_admin) = (proxy_a.port, proxy_a.admin);
+    drop(proxy_a);
+    let restarted = start_proxy_on(PRODUCT, None, a_port, a_admin, dir.path());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(mut c) = Resp::connect(restarted.port)
+            && let Ok(reply) = c.call(&[b"GET", key(7).as_bytes()])
+            && reply == Reply::bulk(value(7).as_bytes())
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted proxy was never taken online again:\n{}",
+            restarted.proc.log_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "[{:>6.1?}] proxy A restarted and taken online again by the dashboard",
+        t0.elapsed()
+    );
     drop(dashboard);
     drop(zk);
     eprintln!("[{:>6.1?}] done", t0.elapsed());

@@ -377,7 +377,18 @@ pub(crate) struct ProxyProc {
 }
 
 pub(crate) fn start_proxy(product: &str, zk_port: u16, dir: &Path) -> ProxyProc {
-    let (port, admin) = (free_port(), free_port());
+    start_proxy_on(product, Some(zk_port), free_port(), free_port(), dir)
+}
+
+/// Starts a codis-proxy on the given ports; with `zk_port` it finds the dashboard in
+/// ZooKeeper and asks to be taken online, without it it waits for the dashboard to start it.
+pub(crate) fn start_proxy_on(
+    product: &str,
+    zk_port: Option<u16>,
+    port: u16,
+    admin: u16,
+    dir: &Path,
+) -> ProxyProc {
     let conf = dir.join(format!("proxy-{port}.toml"));
     std::fs::write(
         &conf,
@@ -387,15 +398,16 @@ pub(crate) fn start_proxy(product: &str, zk_port: u16, dir: &Path) -> ProxyProc 
         ),
     )
     .unwrap();
-    let out_path = dir.join(format!("proxy-{port}.out"));
+    let out_path = dir.join(format!("proxy-{port}-{}.out", free_port()));
     let out = std::fs::File::create(&out_path).unwrap();
+    let mut cmd = Command::new(workspace_bin("codis-proxy"));
+    cmd.arg("--config").arg(&conf);
+    if let Some(zk_port) = zk_port {
+        cmd.args(["--zookeeper", &format!("127.0.0.1:{zk_port}")]);
+    }
     let mut proc = Proc::spawn(
         format!("codis-proxy:{port}"),
-        Command::new(workspace_bin("codis-proxy"))
-            .arg("--config")
-            .arg(&conf)
-            .args(["--zookeeper", &format!("127.0.0.1:{zk_port}")])
-            .args(["--log-level", "warn"])
+        cmd.args(["--log-level", "warn"])
             .current_dir(dir)
             .stdout(out.try_clone().unwrap())
             .stderr(out),
