@@ -140,6 +140,8 @@ impl Default for Config {
             ("rdbchecksum", "yes"),
             ("notify-keyspace-events", ""),
             ("replica-read-only", "yes"),
+            ("replica-priority", "100"),
+            ("replicaof", ""),
             ("tcp-backlog", "511"),
             ("supervised", "no"),
             ("lazyfree-lazy-eviction", "no"),
@@ -229,6 +231,17 @@ pub fn parse_memory(s: &str) -> Option<u64> {
         v = v.saturating_mul(10).saturating_add((c - b'0') as u64);
     }
     Some(v.saturating_mul(mul))
+}
+
+/// Redis's old names for replication settings.
+fn alias(name: &str) -> &str {
+    match name {
+        "slave-priority" => "replica-priority",
+        "slave-read-only" => "replica-read-only",
+        "slaveof" => "replicaof",
+        "slave-serve-stale-data" => "replica-serve-stale-data",
+        other => other,
+    }
 }
 
 fn yes_no(b: bool) -> String {
@@ -358,6 +371,7 @@ impl Config {
 
     /// The value of a parameter as CONFIG GET shows it.
     pub fn get(&self, name: &str) -> Option<String> {
+        let name = alias(name);
         Some(match name {
             "bind" => self.bind.join(" "),
             "port" => self.port.to_string(),
@@ -444,7 +458,21 @@ impl Config {
         }
         const MIB: u64 = 1024 * 1024;
         let llmax = LLONG_MAX as u64;
+        let name = alias(name);
         match name {
+            "replica-priority" => {
+                int(val, 0, INT_MAX)?;
+                self.passive.insert(name.into(), val.to_string());
+            }
+            "replicaof" => {
+                // "host port" (at start only; REPLICAOF changes it at run time).
+                let w: Vec<&str> = val.split_whitespace().collect();
+                let ok = w.is_empty() || (w.len() == 2 && w[1].parse::<u16>().is_ok());
+                if !ok {
+                    return Err(SetError::Invalid("replicaof expects <host> <port>".into()));
+                }
+                self.passive.insert(name.into(), w.join(" "));
+            }
             "port" => self.port = int(val, 0, 65535)? as u16,
             "requirepass" => self.requirepass = val.to_string(),
             "masterauth" => self.masterauth = val.to_string(),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx, arg_i64, eq_ic, spec};
 use crate::server::client::{Action, Finish};
-use crate::server::repl::{self, MasterCfg, link};
+use crate::server::repl;
 
 /// Replication commands.
 pub static COMMANDS: &[CommandSpec] = &[
@@ -134,23 +134,7 @@ fn replicaof(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let Some(shared) = ctx.shared.arc() else {
         return Err(CmdError::err("server is shutting down"));
     };
-    // Replicas attached to us resync with the new history.
-    for r in ctx.store.repl.replicas.drain(..) {
-        if let Some(c) = ctx.shared.clients.lock().get(&r.id) {
-            c.request_kill();
-        }
-    }
-    for db in &mut ctx.store.dbs {
-        db.readonly_expire = true;
-    }
-    let state = Arc::new(link::LinkState::default());
-    ctx.store.repl.master = Some(MasterCfg {
-        host: host.clone(),
-        port,
-        link: state.clone(),
-    });
-    tracing::info!(master = %format!("{host}:{port}"), "REPLICAOF enabled (user request)");
-    tokio::spawn(link::run(shared, host, port, state));
+    repl::follow(&shared, ctx.store, host, port);
     ctx.out.ok();
     Ok(())
 }

@@ -239,6 +239,15 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
         .unwrap_or(cores)
         .min(128);
     let mut io = IoThreads::start(threads, &shared);
+    {
+        let mut store = shared.store.lock();
+        let to = store.config.get("replicaof").unwrap_or_default();
+        if let Some((h, p)) = to.split_once(' ')
+            && let Ok(p) = p.parse::<u16>()
+        {
+            repl::follow(&shared, &mut store, h.to_string(), p);
+        }
+    }
     let cron = tokio::spawn(cron(shared.clone()));
     let mut shutdown = shared.shutdown.subscribe();
     loop {

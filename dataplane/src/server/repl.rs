@@ -242,6 +242,30 @@ impl State {
     }
 }
 
+/// Makes this server a replica of `host:port` (REPLICAOF, or `replicaof` at start): the
+/// link task starts; replicas attached to us are dropped to resync with the new history.
+pub fn follow(shared: &Arc<Shared>, store: &mut Store, host: String, port: u16) {
+    if let Some(m) = store.repl.master.take() {
+        m.link.stop();
+    }
+    for r in store.repl.replicas.drain(..) {
+        if let Some(c) = shared.clients.lock().get(&r.id) {
+            c.request_kill();
+        }
+    }
+    for db in &mut store.dbs {
+        db.readonly_expire = true;
+    }
+    let state = Arc::new(link::LinkState::default());
+    store.repl.master = Some(MasterCfg {
+        host: host.clone(),
+        port,
+        link: state.clone(),
+    });
+    tracing::info!(master = %format!("{host}:{port}"), "REPLICAOF enabled");
+    tokio::spawn(link::run(shared.clone(), host, port, state));
+}
+
 /// Called by the server cron: pings attached replicas every 10 s
 /// (`repl-ping-replica-period`), so they can tell a silent master from a dead one.
 pub fn cron(store: &mut Store) {

@@ -370,3 +370,37 @@ fn wait_counts_replicas() {
     let (f, _) = r.cmd(&[b"WAIT", b"1", b"10"]);
     assert!(matches!(f, Frame::Error(_)));
 }
+
+/// What redis-sentinel reads and sets: priorities under both names, `replicaof` at start,
+/// CONFIG REWRITE without a file, CLIENT KILL TYPE normal.
+#[test]
+fn sentinel_facing_settings() {
+    let master = start_codis(&[]);
+    let port = master.port.to_string();
+    let replica = start_codis(&["--replicaof", "127.0.0.1", &port, "--replica-priority", "7"]);
+    let mut m = Client::connect(master.port);
+    let mut r = Client::connect(replica.port);
+    ok(&mut m, &[b"SET", b"k", b"v"]);
+    wait_synced(&mut m, &mut r);
+    assert_eq!(field(&mut r, "replication", "slave_priority"), "7");
+    ok(&mut r, &[b"CONFIG", b"SET", b"slave-priority", b"9"]);
+    assert_eq!(
+        crate::persist::bulks(ok(&mut r, &[b"CONFIG", b"GET", b"replica-priority"]))[1],
+        b"9"
+    );
+    assert_eq!(field(&mut r, "replication", "slave_read_only"), "1");
+    assert_eq!(field(&mut r, "replication", "master_port"), port);
+    let (f, _) = r.cmd(&[b"CONFIG", b"REWRITE"]);
+    assert!(matches!(f, Frame::Error(_)), "{f:?}");
+    let mut other = Client::connect(master.port);
+    ok(&mut other, &[b"PING"]);
+    // Kills `other` (and this client is skipped), never the replica.
+    assert_eq!(
+        int(ok(
+            &mut m,
+            &[b"CLIENT", b"KILL", b"TYPE", b"normal", b"SKIPME", b"yes"]
+        )),
+        1
+    );
+    assert_eq!(field(&mut m, "replication", "connected_slaves"), "1");
+}

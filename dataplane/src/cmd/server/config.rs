@@ -119,7 +119,7 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[&[u8]]) -> CmdResult {
     if !pairs.len().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
-    let known = |name: &str| KNOWN.contains(&name) || ctx.store.config.passive.contains_key(name);
+    let known = |name: &str| KNOWN.contains(&name) || ctx.store.config.get(name).is_some();
     let mut names: Vec<String> = Vec::with_capacity(pairs.len() / 2);
     for (i, pair) in pairs.chunks(2).enumerate() {
         let typed = String::from_utf8_lossy(pair[0]).into_owned();
