@@ -939,3 +939,102 @@ async fn the_dashboard_runs_over_etcd() {
     assert_eq!(stats.coordinator.name, "etcd");
     second.close().await.unwrap();
 }
+
+fn admin(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_codis-admin"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The two binaries as an operator runs them: codis-dashboard over a folder, driven by
+/// codis-admin with Codis's flags (and codis-admin reading the coordinator directly).
+#[test]
+fn codis_admin_drives_the_dashboard_binary() {
+    let dir = TempDir::new("admin");
+    let port = free_port();
+    let conf = dir.0.join("dashboard.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "coordinator_name = \"filesystem\"\ncoordinator_addr = \"{}\"\nproduct_name = \"adm\"\nadmin_addr = \"127.0.0.1:{port}\"\n",
+            dir.0.join("coord").display()
+        ),
+    )
+    .unwrap();
+    let dash = spawn(
+        env!("CARGO_BIN_EXE_codis-dashboard"),
+        &[
+            "--config".to_string(),
+            conf.display().to_string(),
+            "--log-level".into(),
+            "warn".into(),
+        ],
+        port,
+        dir.0.join("unused"),
+    );
+    let d = format!("--dashboard=127.0.0.1:{port}");
+    let (code, out, err) = admin(&[&d, "--create-group", "--gid=3"]);
+    assert_eq!((code, out.trim()), (0, "\"OK\""), "{err}");
+    let (code, _, err) = admin(&[&d, "--create-group", "--gid=3"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("group-[3] already exists"), "{err}");
+    let (code, out, _) = admin(&[&d, "--list-group"]);
+    assert_eq!(code, 0);
+    let groups: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(groups[0]["id"], 3);
+    let (code, out, _) = admin(&[&d, "model"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["product_name"],
+        "adm"
+    );
+    // Without --confirm, slots-assign only prints the body it would send.
+    let (code, out, _) = admin(&[&d, "--slots-assign", "--beg=0", "--end=3", "--offline"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    let (code, _, err) = admin(&[&d, "--rebalance"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no valid group"), "{err}");
+    let (code, _, err) = admin(&[&d, "--slot-action", "--create", "--sid=1"]);
+    assert_eq!(code, 2, "a missing flag is a usage error: {err}");
+    assert!(err.contains("--gid"), "{err}");
+    // The coordinator directly.
+    let fs = format!("--filesystem={}", dir.0.join("coord").display());
+    let (code, out, _) = admin(&[&fs, "--dashboard-list"]);
+    assert_eq!(code, 0);
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list[0]["name"], "adm");
+    assert_eq!(list[0]["dashboard"], format!("127.0.0.1:{port}"));
+    let (code, out, _) = admin(&[&fs, "--config-dump", "--product=adm"]);
+    assert_eq!(code, 0);
+    let dump: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(dump["slots"].as_array().unwrap().len(), 1024);
+    assert_eq!(dump["group"][0]["id"], 3);
+    // Shut the dashboard down through codis-admin: it exits and releases the lock.
+    let (code, _, err) = admin(&[&d, "--shutdown"]);
+    assert_eq!(code, 0, "{err}");
+    let mut dash = dash;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dash.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the dashboard did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, out, _) = admin(&[&fs, "--dashboard-list"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()[0]["dashboard"],
+        ""
+    );
+}
