@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Benchmarks replication: release codis-server against Debian's redis-server in the same run.
+#
+#   scripts/bench-repl.sh                 # 1,000,000 keys
+#   KEYS=100000 scripts/bench-repl.sh     # quick check
+#
+# For each server kind (a codis master with a codis replica, a redis master with a redis
+# replica): load KEYS string keys (16-byte values); measure the master's SET throughput with
+# redis-benchmark (-P 16, 50 clients) with no replica; start a replica and time REPLICAOF
+# until the replica's link is up and its offset equals the master's (full resync: payload,
+# load, catch-up; redis with diskless sync and no delay, its default apart from the delay);
+# then the same SET throughput with the replica attached.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/codis-rs/target}"
+KEYS="${KEYS:-1000000}"
+REQS="${REQS:-2000000}"
+
+cargo build --release -q -p dataplane --bin codis-server
+CODIS="$CARGO_TARGET_DIR/release/codis-server"
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+cat >"$WORK/p.py" <<'EOF'
+import socket, sys, time
+
+def conn(port):
+    s = socket.create_connection(("127.0.0.1", port))
+    return s, s.makefile("rb")
+
+def enc(*args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+def read(f):
+    line = f.readline()
+    t, rest = line[:1], line[1:-2]
+    if t in (b"+", b":"):
+        return int(rest) if t == b":" else rest
+    if t == b"-":
+        raise RuntimeError(rest.decode())
+    if t == b"$":
+        n = int(rest)
+        return None if n < 0 else f.read(n + 2)[:-2]
+    if t == b"*":
+        return [read(f) for _ in range(int(rest))]
+    raise RuntimeError("bad reply %r" % line)
+
+def field(s, f, name):
+    s.sendall(enc(b"INFO", b"replication"))
+    for l in read(f).decode().splitlines():
+        if l.startswith(name + ":"):
+            return l.split(":", 1)[1]
+    return ""
+
+cmd, port = sys.argv[1], int(sys.argv[2])
+if cmd == "load":
+    keys = int(sys.argv[3])
+    s, f = conn(port)
+    for i in range(0, keys, 1000):
+        n = min(1000, keys - i)
+        s.sendall(b"".join(enc(b"SET", b"key:%012d" % j, b"v" * 16) for j in range(i, i + n)))
+        for _ in range(n):
+            read(f)
+elif cmd == "sync":
+    # REPLICAOF on the replica (argv[3]) until its link is up at the master's offset.
+    mport = port
+    rport = int(sys.argv[3])
+    m, mf = conn(mport)
+    r, rf = conn(rport)
+    t = time.perf_counter()
+    r.sendall(enc(b"REPLICAOF", b"127.0.0.1", mport))
+    read(rf)
+    while True:
+        if field(r, rf, "master_link_status") == "up" and \
+                field(r, rf, "slave_repl_offset") == field(m, mf, "master_repl_offset"):
+            break
+        time.sleep(0.01)
+    print("%.2f" % (time.perf_counter() - t))
+EOF
+
+start() { # kind port
+    mkdir -p "$WORK/$2"
+    if [ "$1" = codis ]; then
+        "$CODIS" --port "$2" --save "" --dir "$WORK/$2" >"$WORK/$2.log" 2>&1 &
+    else
+        (cd "$WORK/$2" && exec redis-server --port "$2" --save "" --appendonly no \
+            --repl-diskless-sync yes --repl-diskless-sync-delay 0 >"$WORK/$2.log" 2>&1) &
+    fi
+    PIDS+=($!)
+    for _ in $(seq 100); do redis-cli -p "$2" ping >/dev/null 2>&1 && return; sleep 0.05; done
+    echo "$1 did not start" >&2; exit 1
+}
+
+sets() { # port -> SET ops/s
+    redis-benchmark -p "$1" -t set -P 16 -c 50 -n "$REQS" -r "$KEYS" -d 16 -q 2>/dev/null \
+        | tr '\r' '\n' | grep -o 'SET: [0-9.]*' | tail -1 | awk '{print $2}'
+}
+
+echo "| master | keys | SET -P 16, no replica | full resync | SET -P 16, replica attached |"
+echo "|---|---|---|---|---|"
+for kind in codis redis; do
+    mp=$(free_port); start "$kind" "$mp"
+    python3 "$WORK/p.py" load "$mp" "$KEYS"
+    alone=$(sets "$mp")
+    rp=$(free_port); start "$kind" "$rp"
+    secs=$(python3 "$WORK/p.py" sync "$mp" "$rp")
+    with=$(sets "$mp")
+    echo "| $kind-server | $KEYS | $alone | $secs s | $with |"
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    PIDS=()
+    sleep 0.5
+done
