@@ -19,8 +19,9 @@ use codis_model::auth::dashboard_xauth;
 use codis_model::slot_of;
 use serde_json::Value;
 use support::{
-    Reply, Resp, TempDir, free_port, http, start_codis_server, start_dashboard, start_proxy,
-    start_proxy_on, start_zookeeper, wait_for,
+    Proc, Reply, Resp, TempDir, free_port, http, start_codis_server, start_codis_server_on,
+    start_dashboard, start_dashboard_with, start_proxy, start_proxy_on, start_sentinel,
+    start_zookeeper, wait_for,
 };
 
 const PRODUCT: &str = "e2e";
@@ -249,6 +250,9 @@ fn client(t: usize, port: u16, stop: Arc<AtomicBool>) -> Report {
 
 #[test]
 fn cluster_survives_migration_dashboard_crash_and_zookeeper_outage() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let t0 = Instant::now();
     let dir = TempDir::new("cluster");
     let zk_dir = dir.path().join("zk");
@@ -668,4 +672,234 @@ fn cluster_survives_migration_dashboard_crash_and_zookeeper_outage() {
     drop(dashboard);
     drop(zk);
     eprintln!("[{:>6.1?}] done", t0.elapsed());
+}
+
+/// One whole-cluster test at a time: they share the 2 cores.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn info_field(port: u16, section: &str, field: &str) -> Option<String> {
+    let mut c = Resp::connect(port).ok()?;
+    let Reply::Bulk(Some(text)) = c.call(&[b"INFO", section.as_bytes()]).ok()? else {
+        return None;
+    };
+    String::from_utf8_lossy(&text).lines().find_map(|l| {
+        l.strip_prefix(&format!("{field}:"))
+            .map(|v| v.trim().to_string())
+    })
+}
+
+/// Issue 6's failover: a group of one codis-server master and two replicas (the dashboard runs
+/// their SLAVEOF), three Debian redis-sentinels configured by the dashboard
+/// (`sentinel_down_after = 5s`), a proxy. The master is SIGKILLed under load: every write that
+/// `WAIT 1` acknowledged survives, the proxy serves from the promoted replica, the dashboard
+/// puts it first in the group, and the old master, restarted, comes back as a replica.
+#[test]
+fn failover_keeps_acknowledged_writes() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let t0 = Instant::now();
+    let dir = TempDir::new("failover");
+    let zk_dir = dir.path().join("zk");
+    std::fs::create_dir_all(&zk_dir).unwrap();
+    let zk_port = free_port();
+    let _zk = start_zookeeper(zk_port, &zk_dir);
+    let mut servers: Vec<(Proc, u16)> = (0..3).map(|_| start_codis_server(dir.path())).collect();
+    let ports: Vec<u16> = servers.iter().map(|s| s.1).collect();
+    let addr = |p: u16| format!("127.0.0.1:{p}");
+    let d_port = free_port();
+    let _dashboard = start_dashboard_with(
+        PRODUCT,
+        zk_port,
+        d_port,
+        dir.path(),
+        "sentinel_down_after = \"5s\"\nsentinel_failover_timeout = \"30s\"\n",
+    );
+    let d = Dashboard {
+        port: d_port,
+        xauth: dashboard_xauth(PRODUCT),
+    };
+    d.put("group/create/X/1");
+    for p in &ports {
+        d.put(&format!("group/add/X/1/{}", addr(*p)));
+    }
+    // The dashboard queued and runs the replicas' SLAVEOF.
+    wait_for(
+        "two replicas attached and in sync",
+        Duration::from_secs(30),
+        || {
+            let n = info_field(ports[0], "replication", "connected_slaves")?;
+            (n == "2").then_some(())
+        },
+    );
+    d.put("slots/rebalance/X/1");
+    wait_for("all slots on group 1", Duration::from_secs(30), || {
+        let s = d.stats();
+        s["slots"]
+            .as_array()?
+            .iter()
+            .all(|m| m["group_id"] == 1 && m["action"] == serde_json::json!({}))
+            .then_some(())
+    });
+    let sentinels: Vec<(Proc, u16)> = (0..3).map(|_| start_sentinel(dir.path())).collect();
+    for (_, p) in &sentinels {
+        d.put(&format!("sentinels/add/X/{}", addr(*p)));
+    }
+    d.put("sentinels/resync-all/X");
+    let proxy = start_proxy(PRODUCT, zk_port, dir.path());
+    wait_for("proxy online", Duration::from_secs(30), || {
+        let mut c = Resp::connect(proxy.port).ok()?;
+        matches!(c.call(&[b"PING"]).ok()?, Reply::Status(s) if s == "PONG").then_some(())
+    });
+    // The sentinels must know each other and both replicas before a failover can happen.
+    wait_for(
+        "sentinels see 2 replicas and 2 other sentinels",
+        Duration::from_secs(40),
+        || {
+            sentinels
+                .iter()
+                .all(|(_, p)| {
+                    let mut c = Resp::connect(*p).unwrap();
+                    let Ok(Reply::Array(Some(m))) =
+                        c.call(&[b"SENTINEL", b"master", format!("{PRODUCT}-1").as_bytes()])
+                    else {
+                        return false;
+                    };
+                    let field = |k: &str| {
+                        m.chunks(2).find_map(|kv| match kv {
+                            [Reply::Bulk(Some(key)), Reply::Bulk(Some(v))]
+                                if key == k.as_bytes() =>
+                            {
+                                Some(String::from_utf8_lossy(v).into_owned())
+                            }
+                            _ => None,
+                        })
+                    };
+                    field("num-slaves").as_deref() == Some("2")
+                        && field("num-other-sentinels").as_deref() == Some("2")
+                })
+                .then_some(())
+        },
+    );
+    eprintln!(
+        "[{:>6.1?}] group of 3, sentinels and proxy ready",
+        t0.elapsed()
+    );
+
+    // Load: a proxy client writing; a direct client writing to the master with WAIT 1.
+    let stop = Arc::new(AtomicBool::new(false));
+    let proxy_port = proxy.port;
+    let s2 = stop.clone();
+    let load = std::thread::spawn(move || {
+        let mut errors: Vec<Instant> = Vec::new();
+        let mut ok = 0u64;
+        let mut c = Resp::connect(proxy_port).unwrap();
+        let mut i = 0u64;
+        while !s2.load(Ordering::Relaxed) {
+            i += 1;
+            let k = format!("p:{i}");
+            match c.call(&[b"SET", k.as_bytes(), b"v"]) {
+                Ok(Reply::Status(_)) => ok += 1,
+                Ok(_) => errors.push(Instant::now()),
+                Err(_) => {
+                    errors.push(Instant::now());
+                    std::thread::sleep(Duration::from_millis(50));
+                    if let Ok(n) = Resp::connect(proxy_port) {
+                        c = n;
+                    }
+                }
+            }
+        }
+        (ok, errors)
+    });
+    let master_port = ports[0];
+    let s3 = stop.clone();
+    let acked = std::thread::spawn(move || {
+        let mut acked = Vec::new();
+        let Ok(mut c) = Resp::connect(master_port) else {
+            return acked;
+        };
+        let mut i = 0u64;
+        while !s3.load(Ordering::Relaxed) {
+            i += 1;
+            let k = format!("w:{i}");
+            if !matches!(c.call(&[b"SET", k.as_bytes(), b"v"]), Ok(Reply::Status(_))) {
+                break;
+            }
+            match c.call(&[b"WAIT", b"1", b"1000"]) {
+                Ok(Reply::Int(n)) if n >= 1 => acked.push(k),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        acked
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let killed = Instant::now();
+    servers[0].0.kill();
+    eprintln!("[{:>6.1?}] master :{master_port} SIGKILLed", t0.elapsed());
+    let new_master = wait_for(
+        "the dashboard switched group 1 to a replica",
+        Duration::from_secs(60),
+        || {
+            let s = d.stats();
+            let first = s["group"]["models"][0]["servers"][0]["server"]
+                .as_str()?
+                .to_string();
+            (first != addr(master_port)).then_some(first)
+        },
+    );
+    let switched = killed.elapsed();
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    let (ok, errors) = load.join().unwrap();
+    let acked = acked.join().unwrap();
+    let window = match (errors.first(), errors.last()) {
+        (Some(a), Some(b)) => format!(
+            "{:.1?} from {:.1?} after the kill",
+            b.duration_since(*a),
+            a.duration_since(killed)
+        ),
+        _ => "none".to_string(),
+    };
+    eprintln!(
+        "[{:>6.1?}] new master {new_master}: dashboard switched {switched:.1?} after the kill; proxy writes: {ok} ok, {} errors, error window {window}; {} writes acknowledged by WAIT 1",
+        t0.elapsed(),
+        errors.len(),
+        acked.len()
+    );
+    assert!(
+        !acked.is_empty(),
+        "no write was acknowledged by WAIT 1 before the kill"
+    );
+    // Every write WAIT acknowledged is on the new master, read through the proxy.
+    let mut c = Resp::connect(proxy.port).unwrap();
+    let gets: Vec<Vec<Vec<u8>>> = acked
+        .iter()
+        .map(|k| vec![b"GET".to_vec(), k.clone().into_bytes()])
+        .collect();
+    for (k, got) in acked.iter().zip(c.pipeline(&gets).unwrap()) {
+        assert_eq!(got, Reply::bulk(b"v"), "acknowledged write {k} lost");
+    }
+    // The proxy serves writes again, from the new master.
+    assert!(matches!(
+        c.call(&[b"SET", b"after", b"1"]).unwrap(),
+        Reply::Status(_)
+    ));
+    // The old master, restarted, is turned into a replica of the new one by the sentinels.
+    let restarted = start_codis_server_on(dir.path(), master_port).expect("restart the old master");
+    servers[0].0 = restarted;
+    wait_for(
+        "the old master replicates the new one",
+        Duration::from_secs(60),
+        || {
+            let role = info_field(master_port, "replication", "role")?;
+            let host = info_field(master_port, "replication", "master_port")?;
+            (role == "slave" && addr(host.parse().ok()?) == new_master).then_some(())
+        },
+    );
+    eprintln!(
+        "[{:>6.1?}] the old master came back as a replica of {new_master}",
+        t0.elapsed()
+    );
 }

@@ -267,40 +267,79 @@ pub(crate) fn start_zookeeper(port: u16, dir: &Path) -> Proc {
     }
 }
 
+/// Starts a Debian redis-sentinel with no monitored master (the dashboard configures it).
+pub(crate) fn start_sentinel(dir: &Path) -> (Proc, u16) {
+    let bin = require_binary("redis-sentinel", "redis-sentinel");
+    let port = free_port();
+    let sdir = dir.join(format!("sentinel-{port}"));
+    std::fs::create_dir_all(&sdir).unwrap();
+    let conf = sdir.join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {}\n",
+            sdir.display()
+        ),
+    )
+    .unwrap();
+    let log_path = sdir.join("sentinel.out");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let proc = Proc::spawn(
+        format!("redis-sentinel:{port}"),
+        Command::new(bin)
+            .arg(&conf)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log),
+        vec![log_path],
+    );
+    wait_for("redis-sentinel listening", Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", port)).ok().map(drop)
+    });
+    (proc, port)
+}
+
 /// Starts a codis-server in `dir` on a free port; returns it and its port.
 pub(crate) fn start_codis_server(dir: &Path) -> (Proc, u16) {
-    let bin = workspace_bin("codis-server");
     for _attempt in 0..5 {
         let port = free_port();
-        let log_path = dir.join(format!("server-{port}.out"));
-        let log = std::fs::File::create(&log_path).unwrap();
-        let mut proc = Proc::spawn(
-            format!("codis-server:{port}"),
-            Command::new(&bin)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--loglevel", "warning"])
-                // No save points: four servers share `dir`, and none of them is restarted.
-                .args(["--save", ""])
-                .current_dir(dir)
-                .stdout(log.try_clone().unwrap())
-                .stderr(log),
-            vec![log_path],
-        );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while proc.alive() && Instant::now() < deadline {
-            // Make sure the server answering is the one we started (the port may have been
-            // taken by someone else between choosing and binding it).
-            if server_pid(port) == Some(proc.pid()) {
-                return (proc, port);
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if let Some(proc) = start_codis_server_on(dir, port) {
+            return (proc, port);
         }
-        eprintln!(
-            "codis-server did not start on port {port} (taken?), retrying:\n{}",
-            proc.log_tail(10)
-        );
     }
     panic!("codis-server: no free port after 5 attempts");
+}
+
+/// Starts a codis-server on `port` (in `dir`, without save points); `None` when it did not
+/// come up there (the port was taken).
+pub(crate) fn start_codis_server_on(dir: &Path, port: u16) -> Option<Proc> {
+    let log_path = dir.join(format!("server-{port}-{}.out", free_port()));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut proc = Proc::spawn(
+        format!("codis-server:{port}"),
+        Command::new(workspace_bin("codis-server"))
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--loglevel", "warning"])
+            // No save points: several servers share `dir`.
+            .args(["--save", ""])
+            .current_dir(dir)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log),
+        vec![log_path],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proc.alive() && Instant::now() < deadline {
+        // Make sure the server answering is the one we started (the port may have been
+        // taken by someone else between choosing and binding it).
+        if server_pid(port) == Some(proc.pid()) {
+            return Some(proc);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "codis-server did not start on port {port} (taken?):\n{}",
+        proc.log_tail(10)
+    );
+    None
 }
 
 /// The `process_id` (INFO server) of the server answering on `port`, if one answers.
@@ -318,6 +357,17 @@ fn server_pid(port: u16) -> Option<u32> {
 /// Starts codis-dashboard on `admin_port` against ZooKeeper on `zk_port`; waits until its
 /// HTTP API answers.
 pub(crate) fn start_dashboard(product: &str, zk_port: u16, admin_port: u16, dir: &Path) -> Proc {
+    start_dashboard_with(product, zk_port, admin_port, dir, "")
+}
+
+/// Like [`start_dashboard`], with more `dashboard.toml` lines (`extra`).
+pub(crate) fn start_dashboard_with(
+    product: &str,
+    zk_port: u16,
+    admin_port: u16,
+    dir: &Path,
+    extra: &str,
+) -> Proc {
     let conf = dir.join("dashboard.toml");
     std::fs::write(
         &conf,
@@ -325,7 +375,7 @@ pub(crate) fn start_dashboard(product: &str, zk_port: u16, admin_port: u16, dir:
             "coordinator_name = \"zookeeper\"\ncoordinator_addr = \"127.0.0.1:{zk_port}\"\n\
              product_name = \"{product}\"\nproduct_auth = \"\"\n\
              admin_addr = \"127.0.0.1:{admin_port}\"\n\
-             migration_method = \"semi-async\"\nmigration_parallel_slots = 100\n"
+             migration_method = \"semi-async\"\nmigration_parallel_slots = 100\n{extra}"
         ),
     )
     .unwrap();
