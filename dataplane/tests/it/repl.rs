@@ -404,3 +404,78 @@ fn sentinel_facing_settings() {
     );
     assert_eq!(field(&mut m, "replication", "connected_slaves"), "1");
 }
+
+/// Three Debian redis-sentinels fail a codis-server master over to one of its two codis
+/// replicas: the promoted one (MULTI, REPLICAOF NO ONE, CONFIG REWRITE, CLIENT KILL, EXEC)
+/// keeps the data and the other one follows it.
+#[test]
+fn sentinel_fails_over_codis_servers() {
+    use crate::sentinel::{Sentinel, count, start_sentinel};
+    let master = start_codis(&[]);
+    let mp = master.port.to_string();
+    let a = start_codis(&["--replicaof", "127.0.0.1", &mp]);
+    let b = start_codis(&["--replicaof", "127.0.0.1", &mp]);
+    let mut m = Client::connect(master.port);
+    populate(&mut m, 16);
+    for p in [a.port, b.port] {
+        wait_synced(&mut m, &mut Client::connect(p));
+    }
+    let sentinels: Vec<Sentinel> = (0..3).map(|_| start_sentinel(master.port)).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for s in &sentinels {
+        let mut c = Client::connect(s.port);
+        while count(&c.run("SENTINEL replicas it-1")) < 2
+            || count(&c.run("SENTINEL sentinels it-1")) < 2
+        {
+            assert!(
+                Instant::now() < deadline,
+                "sentinels never discovered everyone"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let reference = start_codis(&[]);
+    let mut refc = Client::connect(reference.port);
+    ok(&mut refc, &[b"REPLICAOF", b"127.0.0.1", mp.as_bytes()]);
+    wait_synced(&mut m, &mut refc);
+    ok(&mut refc, &[b"REPLICAOF", b"NO", b"ONE"]);
+    drop(m);
+    drop(master);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (new, other) = loop {
+        let ra = field(&mut Client::connect(a.port), "replication", "role");
+        let rb = field(&mut Client::connect(b.port), "replication", "role");
+        if ra == "master" {
+            break (a.port, b.port);
+        }
+        if rb == "master" {
+            break (b.port, a.port);
+        }
+        assert!(Instant::now() < deadline, "no failover");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Sentinel ends its reconfiguration with CLIENT KILL TYPE normal: fresh clients each
+    // time until it is done.
+    loop {
+        let mut o = Client::connect(other);
+        if field(&mut o, "replication", "master_port") == new.to_string()
+            && field(&mut o, "replication", "master_link_status") == "up"
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the other replica never followed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut n = Client::connect(new);
+    let mut o = Client::connect(other);
+    ok(&mut n, &[b"SET", b"after-failover", b"1"]);
+    wait_synced(&mut n, &mut o);
+    ok(&mut n, &[b"DEL", b"after-failover"]);
+    wait_synced(&mut n, &mut o);
+    compare(&mut refc, &mut n);
+    compare(&mut refc, &mut o);
+    drop(reference);
+}

@@ -13,9 +13,9 @@ use crate::proxy::{TestProxy, addr};
 use crate::support::{Client, free_port, start_redis};
 
 /// A redis-sentinel process, killed on drop.
-struct Sentinel {
+pub(crate) struct Sentinel {
     child: std::process::Child,
-    port: u16,
+    pub(crate) port: u16,
     dir: std::path::PathBuf,
 }
 
@@ -27,7 +27,7 @@ impl Drop for Sentinel {
     }
 }
 
-fn start_sentinel(master_port: u16) -> Sentinel {
+pub(crate) fn start_sentinel(master_port: u16) -> Sentinel {
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("codis-it-sentinel-{port}"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -59,7 +59,7 @@ fn start_sentinel(master_port: u16) -> Sentinel {
     s
 }
 
-fn count(f: &Frame) -> usize {
+pub(crate) fn count(f: &Frame) -> usize {
     match f {
         Frame::Array(_, v) => v.len(),
         _ => 0,
