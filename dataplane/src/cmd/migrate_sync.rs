@@ -367,6 +367,8 @@ fn finish(
                 changed.push(key);
             }
         } else if db.remove(&key).is_some() {
+            // Replicas get the move as a DEL (server::repl).
+            db.note_removed(&key);
             deleted += 1;
         }
     }

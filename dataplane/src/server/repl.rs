@@ -54,8 +54,17 @@ pub struct ReplicaLink {
     pub last_ack_ms: AtomicU64,
     /// True once the payload has been sent (`state=online`).
     pub online: AtomicBool,
+    /// Stream bytes queued and not yet written to the socket.
+    queued: std::sync::atomic::AtomicUsize,
+    /// Woken when the master drops the replica (output buffer limit).
+    closed: tokio::sync::Notify,
     tx: mpsc::UnboundedSender<Bytes>,
 }
+
+/// Most stream bytes queued for one replica before it is dropped, as Redis's
+/// `client-output-buffer-limit replica 256mb`: a replica that stops reading must not make the
+/// master grow without bound (it resyncs when it reconnects).
+const REPLICA_QUEUE_LIMIT: usize = 256 * 1024 * 1024;
 
 /// The backlog: the last `size` bytes of the stream.
 #[derive(Debug)]
@@ -200,8 +209,19 @@ impl State {
             }
         }
         if !self.replicas.is_empty() {
+            let n = bytes.len();
             let shared = Bytes::from(bytes);
-            self.replicas.retain(|r| r.tx.send(shared.clone()).is_ok());
+            self.replicas.retain(|r| {
+                if r.queued.fetch_add(n, Ordering::Relaxed) + n > REPLICA_QUEUE_LIMIT {
+                    tracing::warn!(
+                        replica = r.id,
+                        "replica output buffer over its limit: dropped"
+                    );
+                    r.closed.notify_one();
+                    return false;
+                }
+                r.tx.send(shared.clone()).is_ok()
+            });
         }
     }
 
@@ -314,6 +334,14 @@ pub fn after_command(ctx: &mut Ctx<'_>, cmd: &'static CommandSpec, args: &[&[u8]
     if ctx.store.dirty == dirty || cmd.flags & crate::cmd::flags::WRITE == 0 {
         return;
     }
+    if cmd.flags & crate::cmd::flags::SLOT != 0
+        && ((cmd.name.starts_with("slotsmgrt") && cmd.name != "slotsmgrt-exec-wrapper")
+            || cmd.name == "slotsrestore-async-ack")
+    {
+        // A slot migration's source: the keys it moves away reach the replicas as DELs
+        // (logged by the dbs); replaying the migration itself there would migrate again.
+        return;
+    }
     if ctx.client.in_exec && !ctx.store.repl.multi_open {
         ctx.store.repl.multi_open = true;
         ctx.store.repl.propagate(ctx.client.db, &[b"MULTI"]);
@@ -370,6 +398,10 @@ fn rewrite(ctx: &mut Ctx<'_>, cmd: &CommandSpec, args: &[&[u8]]) -> Option<Vec<V
                 c.push(at.to_string().into_bytes());
             }
             Some(vec![c])
+        }
+        // The wrapped command, as it ran.
+        "slotsmgrt-exec-wrapper" if args.len() > 2 => {
+            Some(vec![args[2..].iter().map(|a| a.to_vec()).collect()])
         }
         "incrbyfloat" => {
             let val = match ctx.db().get(key, now) {
@@ -514,6 +546,8 @@ pub fn psync(
         ack: AtomicU64::new(0),
         last_ack_ms: AtomicU64::new(now_ms()),
         online: AtomicBool::new(false),
+        queued: std::sync::atomic::AtomicUsize::new(0),
+        closed: tokio::sync::Notify::new(),
         tx,
     });
     let r = &mut store.repl;
@@ -526,6 +560,7 @@ pub fn psync(
         r.sync_partial_ok += 1;
         let pending = r.backlog_from(offset as u64);
         if !pending.is_empty() {
+            link.queued.fetch_add(pending.len(), Ordering::Relaxed);
             let _ = link.tx.send(Bytes::from(pending));
         }
         link.online.store(true, Ordering::Relaxed);
@@ -623,6 +658,7 @@ pub async fn serve_replica(
                         }
                     }
                     sock.write_all(&out).await?;
+                    a.link.queued.fetch_sub(out.len(), Ordering::Relaxed);
                     shared.net_output.fetch_add(out.len() as u64, Ordering::Relaxed);
                 }
                 n = sock.read_buf(&mut rbuf) => {
@@ -632,6 +668,7 @@ pub async fn serve_replica(
                     read_acks(&mut rbuf, &a.link);
                 }
                 _ = info.kill.notified() => return Ok(()),
+                _ = a.link.closed.notified() => return Ok(()),
                 _ = shutdown.changed() => return Ok(()),
             }
         }
@@ -705,6 +742,15 @@ pub fn info(store: &Store, out: &mut String) {
                 "master_sync_in_progress:{}",
                 l.syncing.load(Ordering::Relaxed) as u8
             ));
+            if !up {
+                let since = l.down_since_ms.load(Ordering::Relaxed);
+                let secs = if since == 0 {
+                    -1
+                } else {
+                    (now_ms().saturating_sub(since) / 1000) as i64
+                };
+                f(format!("master_link_down_since_seconds:{secs}"));
+            }
             f(format!("slave_read_repl_offset:{}", r.offset));
             f(format!("slave_repl_offset:{}", r.offset));
             f(format!(

@@ -338,6 +338,8 @@ fn finish(shared: &Shared, t: &Target, progress: &Progress) -> Result<(), String
         let moved = batch.removed.len();
         for k in &batch.removed {
             if let Some(v) = dbs[t.db].remove(k) {
+                // Replicas get the move as a DEL (server::repl).
+                dbs[t.db].note_removed(k);
                 *dirty += 1;
                 if v.len() > 1024 {
                     garbage.push(v);

@@ -36,6 +36,8 @@ pub struct LinkState {
     pub connecting: AtomicBool,
     /// Unix ms of the last byte from the master.
     pub last_io_ms: AtomicU64,
+    /// Unix ms the link went down (0: never up).
+    pub down_since_ms: AtomicU64,
     /// The master client's selected db, kept across a partial resync.
     db: std::sync::atomic::AtomicUsize,
     stopped: AtomicBool,
@@ -66,6 +68,9 @@ impl LinkState {
 
 type Res<T> = Result<T, String>;
 
+/// Redis's default `repl-timeout` (60 s).
+const REPL_TIMEOUT_MS: u64 = 60_000;
+
 /// Runs the link until stopped.
 pub async fn run(shared: Arc<Shared>, host: String, port: u16, state: Arc<LinkState>) {
     loop {
@@ -75,7 +80,9 @@ pub async fn run(shared: Arc<Shared>, host: String, port: u16, state: Arc<LinkSt
         if let Err(e) = session(&shared, &host, port, &state).await {
             tracing::warn!(master = %format!("{host}:{port}"), error = %e, "replication link lost");
         }
-        state.up.store(false, Ordering::Relaxed);
+        if state.up.swap(false, Ordering::Relaxed) {
+            state.down_since_ms.store(now_ms(), Ordering::Relaxed);
+        }
         state.syncing.store(false, Ordering::Relaxed);
         state.connecting.store(false, Ordering::Relaxed);
         if state.stopped.load(Ordering::Relaxed) {
@@ -294,6 +301,7 @@ async fn stream(
     client.is_master = true;
     client.authenticated = true;
     client.db = state.db.load(Ordering::Relaxed);
+    state.last_io_ms.store(now_ms(), Ordering::Relaxed);
     state.up.store(true, Ordering::Relaxed);
     state.connecting.store(false, Ordering::Relaxed);
     let res = async {
@@ -314,7 +322,15 @@ async fn stream(
                     state.last_io_ms.store(now_ms(), Ordering::Relaxed);
                     shared.net_input.fetch_add(n as u64, Ordering::Relaxed);
                 }
-                _ = tick.tick() => send_ack(shared, &mut sock).await?,
+                _ = tick.tick() => {
+                    // The master pings every 10 s: silence for `repl-timeout` means a dead
+                    // link (a peer that vanished without closing the connection).
+                    let last = state.last_io_ms.load(Ordering::Relaxed);
+                    if now_ms().saturating_sub(last) > REPL_TIMEOUT_MS {
+                        return Err("timeout: no data from master".to_string());
+                    }
+                    send_ack(shared, &mut sock).await?
+                }
                 _ = info.kill.notified() => return Err("master link killed (CLIENT KILL)".to_string()),
                 _ = state.kill.notified() => return Ok(()),
                 _ = shutdown.changed() => return Ok(()),
