@@ -204,6 +204,11 @@ fn validate_name(name: &[u8]) -> CmdResult {
 /// One CLIENT LIST line for a client.
 pub fn client_line(c: &crate::server::client::ClientInfo, now_ms: u64) -> String {
     let mut flags = String::new();
+    match c.kind.load(Ordering::Relaxed) {
+        crate::server::client::KIND_REPLICA => flags.push('S'),
+        crate::server::client::KIND_MASTER => flags.push('M'),
+        _ => {}
+    }
     if c.monitor.load(Ordering::Relaxed) {
         flags.push('O');
     }
@@ -337,9 +342,12 @@ fn client(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             if let Some(k) = &kind {
                 let is_pubsub =
                     c.subs.load(Ordering::Relaxed) + c.psubs.load(Ordering::Relaxed) > 0;
+                let ck = c.kind.load(Ordering::Relaxed);
                 let matches = match k.as_slice() {
                     b"pubsub" => is_pubsub,
-                    b"normal" => !is_pubsub,
+                    b"normal" => !is_pubsub && ck == crate::server::client::KIND_NORMAL,
+                    b"master" => ck == crate::server::client::KIND_MASTER,
+                    b"replica" | b"slave" => ck == crate::server::client::KIND_REPLICA,
                     _ => false,
                 };
                 if !matches {

@@ -403,6 +403,10 @@ fn sentinel_facing_settings() {
         1
     );
     assert_eq!(field(&mut m, "replication", "connected_slaves"), "1");
+    let list = bulks_text(ok(&mut m, &[b"CLIENT", b"LIST", b"TYPE", b"replica"]));
+    assert!(list.contains("flags=S"), "{list}");
+    let list = bulks_text(ok(&mut r, &[b"CLIENT", b"LIST", b"TYPE", b"master"]));
+    assert!(list.contains("flags=M"), "{list}");
 }
 
 /// Three Debian redis-sentinels fail a codis-server master over to one of its two codis
