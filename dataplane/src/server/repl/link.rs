@@ -38,6 +38,9 @@ pub struct LinkState {
     pub last_io_ms: AtomicU64,
     /// Unix ms the link went down (0: never up).
     pub down_since_ms: AtomicU64,
+    /// The link broke inside a MULTI block: its queued commands are lost, so the next
+    /// sync must be a full one (our offset already counts them).
+    need_full: AtomicBool,
     /// The master client's selected db, kept across a partial resync.
     db: std::sync::atomic::AtomicUsize,
     stopped: AtomicBool,
@@ -173,7 +176,8 @@ async fn session(shared: &Arc<Shared>, host: &str, port: u16, state: &LinkState)
     )
     .await?;
     // A replica that has a history (a former master, or a broken link) asks to continue it.
-    let (id, off) = if backlog || offset > 0 {
+    let full = state.need_full.swap(false, Ordering::Relaxed);
+    let (id, off) = if (backlog || offset > 0) && !full {
         (replid.clone(), (offset + 1).to_string())
     } else {
         ("?".to_string(), "-1".to_string())
@@ -339,6 +343,9 @@ async fn stream(
     }
     .await;
     state.db.store(client.db, Ordering::Relaxed);
+    if client.multi.is_some() {
+        state.need_full.store(true, Ordering::Relaxed);
+    }
     shared.clients.lock().remove(&id);
     res
 }
