@@ -3,6 +3,7 @@
 //! time as Go prints it. Used by codis-proxy and codis-dashboard; no tokio. The hashing
 //! itself (token, xauth) is [`codis_model::auth`].
 
+pub mod config;
 pub mod logging;
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};

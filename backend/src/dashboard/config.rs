@@ -8,36 +8,7 @@ use codis_model::proxy::forward_method;
 use codis_model::units::{ByteSize, TimeSize};
 use serde::{Deserialize, Serialize};
 
-/// Errors of loading or checking a dashboard config. Messages name the offending key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("can't read config file {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Bad TOML, or a value of the wrong type or syntax.
-    #[error("can't parse config file {path}: {source}")]
-    Parse {
-        /// The file (`<text>` for a string).
-        path: String,
-        /// toml's error, with the line and the key.
-        #[source]
-        source: toml::de::Error,
-    },
-    /// A value is out of range (Codis's message: `invalid <key>`).
-    #[error("invalid {key}{}", if .reason.is_empty() { String::new() } else { format!(": {}", .reason) })]
-    Invalid {
-        /// The key.
-        key: &'static str,
-        /// More detail.
-        reason: String,
-    },
-}
+pub use codis_host::config::ConfigError;
 
 /// The dashboard config. Field order is Codis's (the overview's `config` JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,26 +95,16 @@ impl DashboardConfig {
     /// # Errors
     /// [`ConfigError::Read`], [`ConfigError::Parse`] or a validation error.
     pub fn load_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let config = Self::parse(&text, &path.display().to_string())?;
-        if let Ok(table) = text.parse::<toml::Table>() {
-            let known = Self::keys();
-            for key in table.keys().filter(|k| !known.contains(k)) {
-                tracing::warn!(key = %key, file = %path.display(), "unknown key in dashboard config, ignored");
-            }
+        let (config, text): (DashboardConfig, String) = codis_host::config::read_toml(path)?;
+        config.validate()?;
+        for key in codis_host::config::unknown_keys(&text, &Self::keys()) {
+            tracing::warn!(key = %key, file = %path.display(), "unknown key in dashboard config, ignored");
         }
         Ok(config)
     }
 
     fn parse(text: &str, path: &str) -> Result<Self, ConfigError> {
-        let config: DashboardConfig =
-            toml::from_str(text).map_err(|source| ConfigError::Parse {
-                path: path.to_string(),
-                source,
-            })?;
+        let config: DashboardConfig = codis_host::config::parse_toml(text, path)?;
         config.validate()?;
         Ok(config)
     }

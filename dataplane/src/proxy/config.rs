@@ -6,40 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-/// Errors of loading or checking a proxy config. Messages name the offending key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("can't read config file {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The TOML could not be parsed or a value has the wrong type or syntax.
-    #[error("can't parse config file {path}: {source}")]
-    Parse {
-        /// The file (`<text>` when parsing a string).
-        path: String,
-        /// toml's error, which shows the line and the key.
-        #[source]
-        source: toml::de::Error,
-    },
-    /// A value is out of range (Codis's message: `invalid <key>`).
-    #[error("invalid {key}{}", if .reason.is_empty() { String::new() } else { format!(": {}", .reason) })]
-    Invalid {
-        /// The key.
-        key: &'static str,
-        /// More detail, may be empty.
-        reason: String,
-    },
-    /// `product_name` does not match `^\w[\w\.\-]*$`.
-    #[error("bad product name = {0}")]
-    BadProductName(String),
-}
-
+pub use codis_host::config::ConfigError;
 pub use codis_model::units::{ByteSize, TimeSize};
 
 const KB: u64 = 1 << 10;
@@ -231,11 +198,8 @@ impl ProxyConfig {
     /// # Errors
     /// [`ConfigError::Read`], [`ConfigError::Parse`] or a validation error.
     pub fn load_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let config = Self::parse(&text, &path.display().to_string())?;
+        let (config, text): (ProxyConfig, String) = codis_host::config::read_toml(path)?;
+        config.validate()?;
         for key in Self::unknown_keys(&text) {
             tracing::warn!(key = %key, file = %path.display(), "unknown key in proxy config, ignored");
         }
@@ -243,10 +207,7 @@ impl ProxyConfig {
     }
 
     fn parse(text: &str, path: &str) -> Result<Self, ConfigError> {
-        let config: ProxyConfig = toml::from_str(text).map_err(|source| ConfigError::Parse {
-            path: path.to_string(),
-            source,
-        })?;
+        let config: ProxyConfig = codis_host::config::parse_toml(text, path)?;
         config.validate()?;
         Ok(config)
     }
@@ -264,15 +225,7 @@ impl ProxyConfig {
     /// Top-level keys of `text` that are not config keys (typos, keys of another Codis
     /// component). Empty when the text is not valid TOML.
     pub fn unknown_keys(text: &str) -> Vec<String> {
-        let Ok(table) = text.parse::<toml::Table>() else {
-            return Vec::new();
-        };
-        let known = Self::keys();
-        table
-            .keys()
-            .filter(|k| !known.contains(k))
-            .cloned()
-            .collect()
+        codis_host::config::unknown_keys(text, &Self::keys())
     }
 
     /// Checks what Codis checks, naming the key at fault.
