@@ -21,16 +21,8 @@ CLIENTS="${CLIENTS:-4}"
 cargo build --release -q -p dataplane --bin codis-server --bin codis-proxy
 cargo build --release -q -p backend --bin codis-dashboard
 BIN="$CARGO_TARGET_DIR/release"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    sleep 0.3
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do sleep 0.05; done; }
+# WORK, PIDS (killed at exit), free_port, wait_port.
+source scripts/bench-lib.sh
 xauth=$(python3 -c 'import hashlib; print(hashlib.sha256(b"Codis-XAuth-[bench]").hexdigest()[:32])')
 api() { # METHOD PATH -> body; fails on a non-200 status
     local out code

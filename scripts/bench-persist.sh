@@ -20,14 +20,8 @@ ROUNDS="${ROUNDS:-5}"
 
 cargo build --release -q -p dataplane --bin codis-server
 CODIS="$CARGO_TARGET_DIR/release/codis-server"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# WORK, PIDS (killed at exit), free_port, wait_port.
+source scripts/bench-lib.sh
 
 cat >"$WORK/p.py" <<'EOF'
 import os, socket, sys, time
