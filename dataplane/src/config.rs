@@ -134,6 +134,16 @@ impl Default for Config {
             ("protected-mode", "no"),
             ("appendonly", "no"),
             ("appendfsync", "everysec"),
+            ("appendfilename", "appendonly.aof"),
+            ("appenddirname", "appendonlydir"),
+            ("aof-load-truncated", "yes"),
+            ("aof-use-rdb-preamble", "yes"),
+            ("aof-rewrite-incremental-fsync", "yes"),
+            ("aof-timestamp-enabled", "no"),
+            ("no-appendfsync-on-rewrite", "no"),
+            ("auto-aof-rewrite-percentage", "100"),
+            ("auto-aof-rewrite-min-size", "67108864"),
+            ("stop-writes-on-bgsave-error", "yes"),
             ("save", "3600 1 300 100 60 10000"),
             ("dbfilename", "dump.rdb"),
             ("rdbcompression", "yes"),
@@ -525,6 +535,29 @@ impl Config {
             }
             "list-max-listpack-size" | "list-max-ziplist-size" => {
                 self.list_max_listpack_size = int(val, i32::MIN as i64, INT_MAX)?
+            }
+            "appendfsync" => {
+                if crate::server::aof::Fsync::parse(val).is_none() {
+                    return Err(SetError::Invalid(
+                        "argument(s) must be one of the following: always, everysec, no".into(),
+                    ));
+                }
+                self.passive.insert(name.into(), val.to_ascii_lowercase());
+            }
+            "auto-aof-rewrite-percentage" => {
+                int(val, 0, INT_MAX)?;
+                self.passive.insert(name.into(), val.to_string());
+            }
+            "auto-aof-rewrite-min-size" => {
+                let n = mem(val, 0, llmax)?;
+                self.passive.insert(name.into(), n.to_string());
+            }
+            "appendfilename" | "appenddirname" => {
+                // Redis's `pathIsBaseName` check: a plain file name.
+                if val.is_empty() || val.contains('/') || val == "." || val == ".." {
+                    return Err(SetError::Invalid(format!("{name} can't be a path, just a filename")));
+                }
+                self.passive.insert(name.into(), val.to_string());
             }
             "save" => {
                 // Pairs of "<seconds> <changes>", or empty to disable (kept, not acted on).

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use dataplane::alloc::CountingAlloc;
 use dataplane::config::Config;
-use dataplane::server::{Shared, persist, run};
+use dataplane::server::{Shared, aof, persist, run};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -122,23 +122,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         };
         let shared = Shared::new(config, config_file);
-        {
-            let mut store = shared.store.lock();
-            let t0 = std::time::Instant::now();
-            match persist::load(&mut store) {
-                Ok(None) => {}
-                Ok(Some(info)) => tracing::info!(
-                    keys = info.keys_loaded,
-                    expired = info.keys_expired,
-                    secs = t0.elapsed().as_secs_f64(),
-                    "DB loaded from disk"
-                ),
-                Err(e) => {
-                    tracing::error!(error = %e, "Fatal error loading the DB. Exiting.");
-                    eprintln!("Fatal error loading the DB: {e}. Exiting.");
-                    return ExitCode::from(1);
-                }
-            }
+        if let Err(e) = load_data(&shared) {
+            tracing::error!(error = %e, "Fatal error loading the DB. Exiting.");
+            eprintln!("Fatal error loading the DB: {e}. Exiting.");
+            return ExitCode::from(1);
         }
         tracing::info!(
             addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -165,6 +152,7 @@ fn main() -> ExitCode {
         // SIGTERM/SIGINT: save as Redis does when `save` points are configured (SHUTDOWN
         // already decided for itself).
         let mut store = shared.store.lock();
+        aof::shutdown(&mut store);
         if !store.persist.shutdown_handled && !persist::save_points(&store.config).is_empty() {
             persist::cancel_bgsave(&mut store);
             tracing::warn!("Saving the final RDB snapshot before exiting.");
@@ -181,6 +169,40 @@ fn main() -> ExitCode {
     }
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     code
+}
+
+/// Loads the dataset at start: the AOF when `appendonly yes` (then opens it for appending),
+/// else the RDB file. Beyond Redis, turning `appendonly` on over an existing RDB file with
+/// no AOF yet loads the RDB file (Redis would start empty) and makes it the first base.
+fn load_data(shared: &std::sync::Arc<Shared>) -> anyhow::Result<()> {
+    let t0 = std::time::Instant::now();
+    let aof_on = aof::configured(&shared.store.lock().config);
+    let mut upgrade = false;
+    let mut from_aof = false;
+    if aof_on && let Some(l) = aof::load::load(shared)? {
+        tracing::info!(
+            files = l.files,
+            commands = l.commands,
+            rdb_keys = l.rdb_keys,
+            secs = t0.elapsed().as_secs_f64(),
+            "DB loaded from append only file"
+        );
+        upgrade = l.upgrade;
+        from_aof = true;
+    }
+    let mut store = shared.store.lock();
+    if !from_aof && let Some(info) = persist::load(&mut store)? {
+        tracing::info!(
+            keys = info.keys_loaded,
+            expired = info.keys_expired,
+            secs = t0.elapsed().as_secs_f64(),
+            "DB loaded from disk"
+        );
+    }
+    if aof_on {
+        aof::open_at_start(&mut store, upgrade)?;
+    }
+    Ok(())
 }
 
 fn init_logging(config: &Config) {

@@ -427,6 +427,19 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         );
         return;
     }
+    if (cmd.flags & flags::WRITE != 0 || cmd.name == "ping")
+        && !ctx.client.is_master
+        && ctx.store.repl.master.is_none()
+        && let Some(msg) = disk_error(ctx.store)
+    {
+        // As Redis: writes (and PING, so monitoring notices) are refused while the dataset
+        // cannot be persisted.
+        if ctx.client.multi.is_some() {
+            ctx.client.multi_error = true;
+        }
+        reject(ctx, Some(id), &msg);
+        return;
+    }
     if ctx.client.multi.is_some() && cmd.flags & flags::TX_CONTROL == 0 {
         if cmd.flags & flags::NO_MULTI != 0 {
             ctx.client.multi_error = true;
@@ -484,7 +497,7 @@ pub fn call(ctx: &mut Ctx<'_>, id: usize, cmd: &'static CommandSpec, args: &[&[u
     let before = ctx.out.len();
     let dirty = ctx.store.dirty;
     let res = (cmd.handler)(ctx, args);
-    if ctx.store.repl.active() {
+    if ctx.store.repl.active() || ctx.store.aof.on {
         crate::server::repl::after_command(ctx, cmd, args, dirty);
     }
     let usec = start.elapsed().as_micros() as u64;
@@ -539,6 +552,21 @@ fn reject(ctx: &mut Ctx<'_>, id: Option<usize>, msg: &str) {
     }
     count_error(ctx.store, msg);
     ctx.out.error(msg);
+}
+
+/// The MISCONF error writes get while the last BGSAVE failed (`stop-writes-on-bgsave-error`
+/// with `save` points) or the AOF cannot be written.
+fn disk_error(store: &Store) -> Option<String> {
+    if let Some(e) = &store.aof.write_error {
+        return Some(format!("MISCONF Errors writing to the AOF file: {e}"));
+    }
+    if !store.persist.last_bgsave_ok
+        && store.config.get("stop-writes-on-bgsave-error").as_deref() != Some("no")
+        && !crate::server::persist::save_points(&store.config).is_empty()
+    {
+        return Some("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.".into());
+    }
+    None
 }
 
 fn oom(ctx: &mut Ctx<'_>) -> bool {

@@ -106,7 +106,7 @@ fn replicaof(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         if let Some(m) = ctx.store.repl.master.take() {
             m.link.stop();
             ctx.store.repl.shift_replid();
-            let active = ctx.store.repl.active();
+            let active = ctx.store.repl.active() || ctx.store.aof.on;
             for db in &mut ctx.store.dbs {
                 db.readonly_expire = false;
                 db.log_expired(active);

@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx, arg_i64, eq_ic, spec, unknown_subcommand};
 use crate::server::client::Action;
-use crate::server::persist;
+use crate::server::{aof, persist};
 use crate::store::Value;
 
 /// Commands of this family.
@@ -64,13 +64,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     ),
     spec("save", 1, ADMIN | NOSCRIPT | NO_MULTI, (0, 0, 0), save),
     spec("bgsave", -1, ADMIN | NOSCRIPT, (0, 0, 0), bgsave),
-    spec(
-        "bgrewriteaof",
-        1,
-        ADMIN | NOSCRIPT,
-        (0, 0, 0),
-        no_persistence,
-    ),
+    spec("bgrewriteaof", 1, ADMIN | NOSCRIPT, (0, 0, 0), bgrewriteaof),
 ];
 
 /// Writes a HELP reply: the header line for `cmd` followed by `lines`, as simple strings.
@@ -227,10 +221,33 @@ fn lastsave(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// ROLE: always a master without replicas (replication is not implemented).
-/// BGREWRITEAOF: the append-only file is not implemented.
-fn no_persistence(_ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
-    Err(CmdError::err("AOF is not supported yet"))
+/// BGREWRITEAOF: a new AOF base from a point-in-time snapshot (see `server::aof`);
+/// scheduled when a background save runs.
+fn bgrewriteaof(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
+    if ctx.store.aof.rewrite.is_some() {
+        return Err(CmdError::err(
+            "Background append only file rewriting already in progress",
+        ));
+    }
+    if persist::snapshot_busy(ctx.store) {
+        ctx.store.aof.rewrite_scheduled = true;
+        ctx.out
+            .simple("Background append only file rewriting scheduled");
+        return Ok(());
+    }
+    match aof::start_rewrite(ctx.shared, ctx.store) {
+        Ok(()) => {
+            ctx.out
+                .simple("Background append only file rewriting started");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "BGREWRITEAOF failed to start");
+            Err(CmdError::err(
+                "Can't execute an AOF background rewriting. Please check the server logs for more information.",
+            ))
+        }
+    }
 }
 
 /// SAVE: writes the RDB file now, blocking every client meanwhile (as Redis does).
@@ -257,13 +274,18 @@ fn bgsave(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         2 if eq_ic(args[1], "schedule") => true,
         _ => return Err(CmdError::Syntax),
     };
-    if ctx.store.persist.bgsave.is_some() {
+    if ctx.store.persist.bgsave.is_some() && !schedule {
+        return Err(CmdError::err("Background save already in progress"));
+    }
+    if persist::snapshot_busy(ctx.store) {
         if schedule {
             ctx.store.persist.scheduled = true;
             ctx.out.simple("Background saving scheduled");
             return Ok(());
         }
-        return Err(CmdError::err("Background save already in progress"));
+        return Err(CmdError::err(
+            "Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
+        ));
     }
     match persist::start_bgsave(ctx.shared, ctx.store) {
         Ok(()) => {
@@ -303,6 +325,7 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         return Err(CmdError::err("No shutdown in progress."));
     }
     persist::cancel_bgsave(ctx.store);
+    aof::shutdown(ctx.store);
     if save || (!nosave && !persist::save_points(&ctx.store.config).is_empty()) {
         tracing::warn!("Saving the final RDB snapshot before exiting.");
         if let Err(e) = persist::save_sync(ctx.store) {

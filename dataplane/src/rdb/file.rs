@@ -206,6 +206,8 @@ pub struct LoadInfo {
     pub keys_expired: u64,
     /// AUX fields, in file order.
     pub aux: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Bytes of `data` the RDB image took (an AOF with an RDB preamble continues there).
+    pub consumed: usize,
 }
 
 /// One key read from a file.
@@ -332,6 +334,7 @@ pub fn load(
         }
     }
     let end = 9 + r.position();
+    info.consumed = if version >= 5 { end + 8 } else { end };
     if version >= 5 {
         let stored = data
             .get(end..end + 8)

@@ -148,8 +148,12 @@ async fn client_loop(
     let mut shutdown = shared.shutdown.subscribe();
     loop {
         // Run every complete request already buffered.
-        let (consumed, more) = process(shared, client, &mut parser, &rbuf, &mut out);
+        let (consumed, more, aof_wait) = process(shared, client, &mut parser, &rbuf, &mut out);
         rbuf.advance(consumed);
+        if let Some(off) = aof_wait {
+            // `appendfsync always`: the replies of this batch wait for its fsync.
+            shared.aof_sync.wait_synced(off).await;
+        }
         // A buffer that grew for one big request does not stay big (Redis shrinks idle query
         // buffers too).
         if rbuf.is_empty() && rbuf.capacity() > 256 * 1024 {
@@ -190,20 +194,26 @@ async fn client_loop(
             }
             Some(Action::Defer(work)) => {
                 let finish = work.await;
-                let mut store = shared.store.lock();
-                out.resp3 = client.resp3;
-                let now = now_ms();
-                let mut ctx = Ctx {
-                    store: &mut store,
-                    client,
-                    out: &mut out,
-                    shared,
-                    now_ms: now,
+                let wait = {
+                    let mut store = shared.store.lock();
+                    out.resp3 = client.resp3;
+                    let now = now_ms();
+                    let mut ctx = Ctx {
+                        store: &mut store,
+                        client,
+                        out: &mut out,
+                        shared,
+                        now_ms: now,
+                    };
+                    let before = ctx.out.len();
+                    if let Err(e) = finish(&mut ctx) {
+                        ctx.out.truncate(before);
+                        ctx.out.error(&e.text());
+                    }
+                    super::aof::end_of_batch(&mut store)
                 };
-                let before = ctx.out.len();
-                if let Err(e) = finish(&mut ctx) {
-                    ctx.out.truncate(before);
-                    ctx.out.error(&e.text());
+                if let Some(off) = wait {
+                    shared.aof_sync.wait_synced(off).await;
                 }
                 continue;
             }
@@ -319,14 +329,15 @@ async fn wait_unblocked(
 }
 
 /// Parses and runs every complete request in `buf`, taking the store lock once for the batch.
-/// Returns how many bytes were used.
+/// Returns how many bytes were used, whether complete requests are left, and the AOF offset
+/// to see fsynced before replying (`appendfsync always`).
 fn process(
     shared: &Shared,
     client: &mut Client,
     parser: &mut RequestParser,
     buf: &[u8],
     out: &mut Out,
-) -> (usize, bool) {
+) -> (usize, bool, Option<u64>) {
     let mut pos = 0;
     let mut more = false;
     let mut guard = None;
@@ -394,9 +405,12 @@ fn process(
             break;
         }
     }
-    if guard.is_some() {
+    let mut aof_wait = None;
+    if let Some(store) = guard.as_mut() {
+        // Still under the lock: the batch's commands reach the file before its replies leave.
+        aof_wait = super::aof::end_of_batch(store);
         client.info.db.store(client.db, Ordering::Relaxed);
         client.info.last_active.store(now, Ordering::Relaxed);
     }
-    (pos, more)
+    (pos, more, aof_wait)
 }

@@ -4,6 +4,7 @@
 //! - [`connection`]: the read → parse → execute → write loop of one client.
 //! - [`pubsub`]: channel and pattern subscriptions.
 
+pub mod aof;
 pub mod client;
 pub mod connection;
 pub mod persist;
@@ -66,6 +67,9 @@ pub struct Shared {
     pub config_file: Option<std::path::PathBuf>,
     /// The executable path (INFO).
     pub executable: String,
+    /// The AOF fsync thread: connections wait on it, without the store lock, before
+    /// replying under `appendfsync always`.
+    pub aof_sync: Arc<aof::Syncer>,
     /// This value's own `Arc`, for background tasks started from a command handler (which
     /// only gets `&Shared`), such as the slot migration task.
     me: std::sync::Weak<Shared>,
@@ -80,14 +84,17 @@ impl Shared {
             .map(|_| format!("{:x}", rng.random_range(0..16u8)))
             .collect();
         let (tx, _) = watch::channel(false);
+        let store = Store::new(config.clone());
+        let aof_sync = store.aof.syncer.clone();
         Arc::new_cyclic(|me| Shared {
+            aof_sync,
             me: me.clone(),
             auth_required: AtomicBool::new(!config.requirepass.is_empty()),
             max_bulk_len: AtomicU64::new(config.proto_max_bulk_len),
             query_buffer_limit: AtomicU64::new(config.client_query_buffer_limit),
             idle_timeout: AtomicU64::new(config.timeout),
             port: AtomicU64::new(config.port as u64),
-            store: Mutex::new(Store::new(config)),
+            store: Mutex::new(store),
             clients: Mutex::new(HashMap::new()),
             pubsub: Mutex::new(pubsub::PubSub::default()),
             monitors: Mutex::new(Vec::new()),
@@ -371,5 +378,6 @@ async fn cron(shared: Arc<Shared>) {
         }
         repl::cron(&mut store);
         persist::cron(&shared, &mut store);
+        aof::cron(&shared, &mut store);
     }
 }

@@ -237,7 +237,7 @@ pub fn save_sync(store: &mut Store) -> Result<(), SaveError> {
 /// # Errors
 /// A save already runs.
 pub fn start_bgsave(shared: &Shared, store: &mut Store) -> Result<(), SaveError> {
-    if store.persist.bgsave.is_some() || store.repl.snapshotting {
+    if snapshot_busy(store) {
         return Err(SaveError::InProgress);
     }
     let Some(shared) = shared.arc() else {
@@ -278,8 +278,14 @@ pub fn start_bgsave(shared: &Shared, store: &mut Store) -> Result<(), SaveError>
     Ok(())
 }
 
+/// True while a snapshot (BGSAVE, an AOF rewrite, a replica's payload) holds the dbs'
+/// copy-on-write state: only one runs at a time.
+pub fn snapshot_busy(store: &Store) -> bool {
+    store.persist.bgsave.is_some() || store.repl.snapshotting || store.aof.rewrite.is_some()
+}
+
 /// Drops every db's copy-on-write state.
-fn end_snapshot(store: &mut Store) {
+pub(crate) fn end_snapshot(store: &mut Store) {
     let mut copied = 0;
     for db in &mut store.dbs {
         if let Some(c) = db.cow.take() {
@@ -337,6 +343,59 @@ impl Job {
             keys_done: Arc::new(AtomicU64::new(0)),
             keys_total,
         }
+    }
+
+    /// The file is an AOF base (`aof-base:1` in its AUX fields).
+    pub(crate) fn mark_aof_base(&mut self) {
+        for (k, v) in &mut self.aux {
+            if *k == "aof-base" {
+                *v = "1".into();
+            }
+        }
+    }
+
+    /// Set to stop the job.
+    pub(crate) fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
+    }
+
+    /// Writes the snapshot as an RDB file at `tmp`, then fsyncs and renames it to `dest`.
+    pub(crate) fn write_file(
+        &self,
+        tmp: &Path,
+        dest: &Path,
+        checksum: bool,
+    ) -> Result<(), SaveError> {
+        let f = File::create(tmp).map_err(io_err(tmp))?;
+        let fw = FileWriter::new(BufWriter::with_capacity(1 << 20, f), checksum);
+        self.run(tmp, dest, fw)
+    }
+
+    /// Writes the snapshot as AOF commands (`aof-use-rdb-preamble no`): `SELECT`, then one
+    /// `RESTORE key ttl payload REPLACE ABSTTL` per key.
+    pub(crate) fn write_aof_commands(&self, tmp: &Path, dest: &Path) -> Result<(), SaveError> {
+        let rdb = self.payload()?;
+        let res = (|| -> Result<(), SaveError> {
+            let f = File::create(tmp).map_err(io_err(tmp))?;
+            let mut w = BufWriter::with_capacity(1 << 20, f);
+            write_commands(
+                &rdb,
+                &self.lim,
+                self.plan.iter().map(|p| p.0).max().unwrap_or(0) + 1,
+                &mut w,
+            )
+            .map_err(io_err(tmp))?;
+            let f = w.into_inner().map_err(|e| io_err(tmp)(e.into_error()))?;
+            f.sync_all().map_err(io_err(tmp))?;
+            if self.cancel.load(Ordering::Relaxed) {
+                return Err(SaveError::Cancelled);
+            }
+            std::fs::rename(tmp, dest).map_err(io_err(dest))
+        })();
+        if res.is_err() {
+            let _ = std::fs::remove_file(tmp);
+        }
+        res
     }
 
     /// Serialises the snapshot into an in-memory RDB payload (a replica's full resync).
@@ -453,9 +512,111 @@ impl Job {
     }
 }
 
+/// Rewrites an RDB image as AOF commands.
+fn write_commands(
+    rdb: &[u8],
+    lim: &Limits,
+    databases: usize,
+    w: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    let mut err = None;
+    let mut db = None;
+    let mut buf = Vec::new();
+    let res = file::load(rdb, lim, databases.max(16), now_ms(), |k| {
+        if err.is_some() {
+            return;
+        }
+        buf.clear();
+        if db != Some(k.db) {
+            super::repl::encode(&mut buf, &[b"SELECT", k.db.to_string().as_bytes()]);
+            db = Some(k.db);
+        }
+        let payload = crate::rdb::dump_payload(&k.value, lim);
+        let ttl = k.expire_ms.unwrap_or(0).to_string();
+        super::repl::encode(
+            &mut buf,
+            &[
+                b"RESTORE",
+                &k.key,
+                ttl.as_bytes(),
+                &payload,
+                b"REPLACE",
+                b"ABSTTL",
+            ],
+        );
+        if let Err(e) = w.write_all(&buf) {
+            err = Some(e);
+        }
+    });
+    if let Err(e) = res {
+        return Err(std::io::Error::other(e.to_string()));
+    }
+    match err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Writes the whole keyspace as an AOF base at `path`, under the caller's lock (the base
+/// created at start, from the dataset just loaded).
+///
+/// # Errors
+/// The file cannot be written.
+pub fn write_aof_base(store: &Store, path: &Path, rdb: bool) -> Result<(), SaveError> {
+    let image = rdb_image(store, true);
+    let tmp = path.with_extension("tmp");
+    let res = (|| -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        if rdb {
+            std::io::Write::write_all(&mut f, &image)?;
+        } else {
+            let lim = Limits::from_config(&store.config);
+            let mut w = BufWriter::new(&mut f);
+            write_commands(&image, &lim, store.dbs.len(), &mut w)?;
+            std::io::Write::flush(&mut w)?;
+        }
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.map_err(io_err(path))
+}
+
+/// The whole keyspace as an RDB image, under the caller's lock; `aof_base` sets the
+/// `aof-base` AUX field.
+fn rdb_image(store: &Store, aof_base: bool) -> Vec<u8> {
+    let lim = Limits::from_config(&store.config);
+    let mut fw = FileWriter::new(Vec::new(), flag(&store.config, "rdbchecksum"));
+    let mut w = Writer::new();
+    w.compress = flag(&store.config, "rdbcompression");
+    let mut aux = aux();
+    if aof_base {
+        for (k, v) in &mut aux {
+            if *k == "aof-base" {
+                *v = "1".into();
+            }
+        }
+    }
+    let _ = fw.header(&aux);
+    for db in &store.dbs {
+        if db.is_empty() {
+            continue;
+        }
+        let _ = fw.select_db(db.id, db.len(), db.expires_len());
+        for s in 0..MAX_SLOT_NUM {
+            w.buf.clear();
+            file::write_slot(&mut w, db.slot(s), &lim);
+            let _ = fw.raw(&w.buf);
+        }
+    }
+    fw.finish().unwrap_or_default()
+}
+
 /// Called by the server cron: starts a scheduled BGSAVE, or one a `save` point asks for.
 pub fn cron(shared: &Shared, store: &mut Store) {
-    if store.persist.bgsave.is_some() {
+    if snapshot_busy(store) {
         return;
     }
     let now = now_ms();
@@ -561,20 +722,9 @@ pub fn info(store: &Store, out: &mut String) {
         "rdb_last_load_keys_loaded:{}",
         p.last_load_keys_loaded
     ));
-    for l in [
-        "aof_enabled:0",
-        "aof_rewrite_in_progress:0",
-        "aof_rewrite_scheduled:0",
-        "aof_last_rewrite_time_sec:-1",
-        "aof_current_rewrite_time_sec:-1",
-        "aof_last_bgrewrite_status:ok",
-        "aof_rewrites:0",
-        "aof_rewrites_consecutive_failures:0",
-        "aof_last_write_status:ok",
-        "aof_last_cow_size:0",
-        "module_fork_in_progress:0",
-        "module_fork_last_cow_size:0",
-    ] {
-        f(l.into());
+    let mut lines = Vec::new();
+    super::aof::info(store, &mut lines);
+    for l in lines {
+        f(l);
     }
 }

@@ -301,33 +301,54 @@ pub fn cron(store: &mut Store) {
     }
 }
 
-/// Sends the DELs for keys that expired or were evicted, logged by the dbs.
+/// Sends the DELs for keys that expired or were evicted, logged by the dbs, to the
+/// replicas and the AOF.
 pub fn flush_expired(store: &mut Store) {
-    if !store.repl.active() {
+    let to_repl = store.repl.active();
+    if !to_repl && !store.aof.on {
         return;
     }
     for i in 0..store.dbs.len() {
         let keys = store.dbs[i].take_expired_log();
         for k in keys {
-            store.repl.propagate(i, &[b"DEL", &k]);
+            emit(store, i, &[b"DEL", &k], to_repl);
         }
+    }
+}
+
+/// One command's effect, to the replicas (when `to_repl`) and to the AOF (when on).
+fn emit(store: &mut Store, db: usize, args: &[&[u8]], to_repl: bool) {
+    if to_repl {
+        store.repl.propagate(db, args);
+    }
+    if store.aof.on {
+        store.aof.append(db, args);
     }
 }
 
 /// Called by the dispatcher after a command ran, when a backlog exists (`State::active`):
 /// propagates it if it changed the dataset.
 pub fn after_command(ctx: &mut Ctx<'_>, cmd: &'static CommandSpec, args: &[&[u8]], dirty: u64) {
-    if ctx.client.is_master {
-        // On a replica, the master's stream is fed into the backlog raw (link.rs).
+    // On a replica, the master's stream is fed into the backlog raw (link.rs); only the AOF
+    // gets the commands it applies.
+    let to_repl = !ctx.client.is_master && ctx.store.repl.active();
+    let to_aof = ctx.store.aof.on;
+    if !to_repl && !to_aof {
         return;
     }
-    flush_expired(ctx.store);
+    if !ctx.client.is_master {
+        flush_expired(ctx.store);
+    }
     let is_exec = cmd.name == "exec";
     if is_exec {
-        if ctx.store.repl.multi_open {
+        if to_repl && ctx.store.repl.multi_open {
             ctx.store.repl.multi_open = false;
             ctx.store.repl.propagate(ctx.client.db, &[b"EXEC"]);
             ctx.client.repl_woff = ctx.store.repl.offset;
+        }
+        if to_aof && ctx.store.aof.multi_open {
+            ctx.store.aof.multi_open = false;
+            ctx.store.aof.append(ctx.client.db, &[b"EXEC"]);
         }
         return;
     }
@@ -342,21 +363,35 @@ pub fn after_command(ctx: &mut Ctx<'_>, cmd: &'static CommandSpec, args: &[&[u8]
         // (logged by the dbs); replaying the migration itself there would migrate again.
         return;
     }
-    if ctx.client.in_exec && !ctx.store.repl.multi_open {
-        ctx.store.repl.multi_open = true;
-        ctx.store.repl.propagate(ctx.client.db, &[b"MULTI"]);
+    if ctx.client.in_exec {
+        if to_repl && !ctx.store.repl.multi_open {
+            ctx.store.repl.multi_open = true;
+            ctx.store.repl.propagate(ctx.client.db, &[b"MULTI"]);
+        }
+        if to_aof && !ctx.store.aof.multi_open {
+            ctx.store.aof.multi_open = true;
+            ctx.store.aof.append(ctx.client.db, &[b"MULTI"]);
+        }
     }
     let db = ctx.client.db;
-    match rewrite(ctx, cmd, args) {
+    // The master already sent the commands in their replayable form.
+    let rewritten = if ctx.client.is_master {
+        None
+    } else {
+        rewrite(ctx, cmd, args)
+    };
+    match rewritten {
         Some(cmds) => {
             for c in cmds {
                 let v: Vec<&[u8]> = c.iter().map(|a| a.as_slice()).collect();
-                ctx.store.repl.propagate(db, &v);
+                emit(ctx.store, db, &v, to_repl);
             }
         }
-        None => ctx.store.repl.propagate(db, args),
+        None => emit(ctx.store, db, args, to_repl),
     }
-    ctx.client.repl_woff = ctx.store.repl.offset;
+    if to_repl {
+        ctx.client.repl_woff = ctx.store.repl.offset;
+    }
 }
 
 fn has_opt(args: &[&[u8]], names: &[&str]) -> bool {
@@ -487,7 +522,8 @@ pub fn rdb_payload(store: &Store) -> Vec<u8> {
 /// a BGSAVE already uses the copy-on-write state.
 fn start_payload(shared: &Shared, store: &mut Store) -> Payload {
     let arc = shared.arc();
-    let (Some(arc), None, false) = (arc, &store.persist.bgsave, store.repl.snapshotting) else {
+    let busy = super::persist::snapshot_busy(store);
+    let (Some(arc), false) = (arc, busy) else {
         return Payload::Ready(rdb_payload(store));
     };
     let job = super::persist::Job::prepare(arc.clone(), store);

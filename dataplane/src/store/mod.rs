@@ -715,6 +715,8 @@ pub struct Store {
     pub persist: crate::server::persist::State,
     /// Replication: ids, offset, backlog, attached replicas, the master we follow.
     pub repl: crate::server::repl::State,
+    /// The append-only file.
+    pub aof: crate::server::aof::State,
 }
 
 impl Store {
@@ -735,6 +737,7 @@ impl Store {
             migrate_async: Default::default(),
             persist: Default::default(),
             repl: Default::default(),
+            aof: Default::default(),
         };
         s.sync_clock();
         s

@@ -1,6 +1,7 @@
 //! The integration test binary of the data plane (one binary, many modules, to keep CI fast).
 //! Every test starts real processes on free loopback ports.
 
+mod aof;
 mod blocking;
 mod blocking_zset;
 mod diff;

@@ -268,6 +268,23 @@ impl Client {
         self.read_reply().expect("connection closed")
     }
 
+    /// Sends a command and reads its reply; None when the server is gone.
+    pub(crate) fn try_cmd(&mut self, args: &[&[u8]]) -> Option<Frame> {
+        let args: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+        self.stream.get_mut().write_all(&Self::encode(&args)).ok()?;
+        self.read_reply().map(|r| r.0)
+    }
+
+    /// Sends several commands in one write and reads their replies; None when the server
+    /// is gone before all came back.
+    pub(crate) fn try_pipeline(&mut self, cmds: &[Vec<Vec<u8>>]) -> Option<Vec<Frame>> {
+        let bytes: Vec<u8> = cmds.iter().flat_map(|c| Self::encode(c)).collect();
+        self.stream.get_mut().write_all(&bytes).ok()?;
+        (0..cmds.len())
+            .map(|_| self.read_reply().map(|r| r.0))
+            .collect()
+    }
+
     /// Runs a command given as a string split on spaces.
     pub(crate) fn run(&mut self, line: &str) -> Frame {
         let args: Vec<&[u8]> = line.split(' ').map(|s| s.as_bytes()).collect();

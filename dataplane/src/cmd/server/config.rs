@@ -17,6 +17,8 @@ const IMMUTABLE: &[&str] = &[
     "tcp-backlog",
     "port",
     "bind",
+    "appendfilename",
+    "appenddirname",
 ];
 
 /// Parameters Redis protects unless `enable-protected-configs` is set (`dir`...).
@@ -148,11 +150,7 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[&[u8]]) -> CmdResult {
     let mut cfg = ctx.store.config.clone();
     for (name, pair) in names.iter().zip(pairs.chunks(2)) {
         let val = String::from_utf8_lossy(pair[1]);
-        let res = if name == "appendonly" && val.eq_ignore_ascii_case("yes") {
-            Err(SetError::Invalid("AOF is not supported yet".into()))
-        } else {
-            cfg.set(name, &val)
-        };
+        let res = cfg.set(name, &val);
         match res {
             Ok(()) => {}
             Err(SetError::Unknown) => {
@@ -166,6 +164,28 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[&[u8]]) -> CmdResult {
                 )));
             }
         }
+    }
+    let aof_was = crate::server::aof::configured(&ctx.store.config);
+    let aof_now = crate::server::aof::configured(&cfg);
+    if aof_now && !aof_was {
+        // Turned on with the new settings (dir, appendfsync, preamble) in place.
+        let old = std::mem::replace(&mut ctx.store.config, cfg.clone());
+        if let Err(e) = crate::server::aof::start(ctx.shared, ctx.store) {
+            ctx.store.config = old;
+            tracing::warn!(error = %e, "can't turn on AOF");
+            return Err(CmdError::err(format!(
+                "CONFIG SET failed (possibly related to argument 'appendonly') - {e}"
+            )));
+        }
+    } else if aof_was && !aof_now {
+        crate::server::aof::stop(ctx.store);
+    }
+    if let Some(p) = cfg
+        .get("appendfsync")
+        .and_then(|v| crate::server::aof::Fsync::parse(&v))
+        && p != ctx.store.aof.policy()
+    {
+        ctx.store.aof.set_policy(p);
     }
     ctx.store.config = cfg;
     ctx.shared.refresh_cached_config(&ctx.store.config);

@@ -281,6 +281,7 @@ async fn load_payload(shared: &Arc<Shared>, payload: Vec<u8>, id: String, off: u
         s.repl.reset_backlog();
         s.dirty += info.keys_loaded;
         s.persist.last_load_keys_loaded = info.keys_loaded;
+        crate::server::aof::restart_after_sync(shared, &mut s);
     }
     // The old keyspace is freed without the lock.
     drop(dbs);
@@ -420,6 +421,7 @@ fn apply(
         for db in &mut s.dbs {
             db.master_view = false;
         }
+        crate::server::aof::end_of_batch(&mut s);
     }
     rd.advance(pos);
     Ok(getack)
