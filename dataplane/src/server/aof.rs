@@ -149,6 +149,9 @@ struct SyncFile {
 #[derive(Debug)]
 struct SyncState {
     files: Vec<SyncFile>,
+    /// `appendfsync always`: stream bytes handed over by the batches, written by the
+    /// thread together with the fsync (one write for many clients).
+    pending: Vec<u8>,
     written: u64,
     synced: u64,
     policy: Fsync,
@@ -162,6 +165,9 @@ struct SyncState {
 #[derive(Debug)]
 pub struct Syncer {
     m: std::sync::Mutex<SyncState>,
+    /// Held by whoever writes `pending` to a file (taken before `m`), so chunks land in
+    /// stream order.
+    write_lock: std::sync::Mutex<()>,
     cv: Condvar,
     /// Bytes of stream known to be on stable storage.
     synced: watch::Sender<u64>,
@@ -171,8 +177,10 @@ pub struct Syncer {
 impl Default for Syncer {
     fn default() -> Self {
         Syncer {
+            write_lock: std::sync::Mutex::new(()),
             m: std::sync::Mutex::new(SyncState {
                 files: Vec::new(),
+                pending: Vec::new(),
                 written: 0,
                 synced: 0,
                 policy: Fsync::EverySec,
@@ -231,11 +239,17 @@ impl Syncer {
                     .0;
                 continue;
             }
+            drop(g);
+            let wl = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+            g = self.lock();
+            let chunk = std::mem::take(&mut g.pending);
             let files: Vec<Arc<File>> = g.files.iter().map(|f| f.file.clone()).collect();
             let target = g.written;
             let policy = g.policy;
             g.in_progress = true;
             drop(g);
+            write_chunk(files.last(), &chunk);
+            drop(wl);
             let t0 = Instant::now();
             let mut err = None;
             for f in &files {
@@ -275,16 +289,36 @@ impl Syncer {
     fn wrote(&self, n: u64) -> u64 {
         let mut g = self.lock();
         g.written += n;
-        let w = g.written;
-        if g.policy == Fsync::Always {
-            self.cv.notify_one();
+        g.written
+    }
+
+    /// `appendfsync always`: hands a batch's bytes to the thread, which writes and syncs
+    /// them; returns the stream offset after them.
+    fn hand_off(&self, buf: &mut Vec<u8>) -> u64 {
+        let mut g = self.lock();
+        g.written += buf.len() as u64;
+        if g.pending.is_empty() {
+            std::mem::swap(&mut g.pending, buf);
+        } else {
+            g.pending.extend_from_slice(buf);
         }
-        w
+        buf.clear();
+        g.written
+    }
+
+    /// Writes what was handed over to the current file now (the caller holds `write_lock`).
+    fn flush_pending(&self, g: &mut SyncState) {
+        if !g.pending.is_empty() {
+            let chunk = std::mem::take(&mut g.pending);
+            write_chunk(g.files.last().map(|f| &f.file), &chunk);
+        }
     }
 
     /// Writes now go to `file`.
     fn switch(&self, file: Arc<File>) {
+        let _wl = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut g = self.lock();
+        self.flush_pending(&mut g);
         let w = g.written;
         for f in &mut g.files {
             if f.upto == u64::MAX {
@@ -298,7 +332,9 @@ impl Syncer {
     }
 
     fn set_policy(&self, p: Fsync) {
+        let _wl = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut g = self.lock();
+        self.flush_pending(&mut g);
         g.policy = p;
         self.cv.notify_one();
     }
@@ -306,7 +342,9 @@ impl Syncer {
     /// fsyncs everything written, on the caller's thread (AOF turned off, shutdown), and
     /// forgets the files.
     fn sync_all_and_close(&self) {
+        let _wl = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut g = self.lock();
+        self.flush_pending(&mut g);
         for f in &g.files {
             if let Err(e) = f.file.sync_data() {
                 tracing::warn!(error = %e, "AOF fsync failed");
@@ -318,14 +356,44 @@ impl Syncer {
     }
 
     /// Waits until the stream is durable up to `off` (`appendfsync always`).
+    ///
+    /// The task first yields, so the other connections of its thread that have requests
+    /// ready run their batches (and append to the file) before the fsync starts: one fsync
+    /// then covers them all, as Redis's one fsync per event-loop iteration does.
     pub async fn wait_synced(&self, off: u64) {
         let mut rx = self.synced.subscribe();
+        if *rx.borrow_and_update() >= off {
+            return;
+        }
+        tokio::task::yield_now().await;
+        {
+            let g = self.lock();
+            if g.synced < off {
+                self.cv.notify_one();
+            }
+        }
         let _ = rx.wait_for(|&v| v >= off).await;
     }
 
     fn pending_fsync(&self) -> (bool, u64) {
         let g = self.lock();
         (g.in_progress, g.delayed)
+    }
+}
+
+/// Writes handed-over bytes to `file`. Under `appendfsync always` a failed write cannot be
+/// acknowledged nor retried safely: Redis exits, and so do we.
+fn write_chunk(file: Option<&Arc<File>>, chunk: &[u8]) {
+    if chunk.is_empty() {
+        return;
+    }
+    let res = match file {
+        Some(f) => (&**f).write_all(chunk),
+        None => Err(std::io::Error::other("no AOF file open")),
+    };
+    if let Err(e) = res {
+        tracing::error!(error = %e, "Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting...");
+        std::process::exit(1);
     }
 }
 
@@ -426,6 +494,12 @@ impl State {
             self.buf.clear();
             return None;
         };
+        if self.policy == Fsync::Always {
+            let n = self.buf.len() as u64;
+            self.file_len += n;
+            self.current_size += n;
+            return Some(self.syncer.hand_off(&mut self.buf));
+        }
         match (&*f).write_all(&self.buf) {
             Ok(()) => {
                 let n = self.buf.len() as u64;
