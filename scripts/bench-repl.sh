@@ -9,7 +9,10 @@
 # redis-benchmark (-P 16, 50 clients) with no replica; start a replica and time REPLICAOF
 # until the replica's link is up and its offset equals the master's (full resync: payload,
 # load, catch-up; redis with diskless sync and no delay, its default apart from the delay);
-# then the same SET throughput with the replica attached.
+# then the same SET throughput with the replica attached. The master's CPU time per SET
+# (user + system, from /proc) is printed beside each throughput: on this 2-core machine the
+# replica process takes CPU from the master, so the CPU cost is the figure that carries over
+# to a replica on its own machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/codis-rs/target}"
@@ -80,6 +83,37 @@ elif cmd == "sync":
             break
         time.sleep(0.01)
     print("%.2f" % (time.perf_counter() - t))
+elif cmd == "sink":
+    # A replica that costs this machine almost nothing (as one on another machine would):
+    # PSYNC, then read the payload and the stream into nothing, acking once a second.
+    s, f = conn(port)
+    # Redis refuses a PSYNC pipelined behind another request ("pending output").
+    s.sendall(enc(b"REPLCONF", b"listening-port", b"1"))
+    f.readline()
+    s.sendall(enc(b"PSYNC", b"?", b"-1"))
+    f.readline()
+    line = f.readline()
+    while line.strip() == b"":
+        line = f.readline()
+    if line.startswith(b"$EOF:"):
+        # Diskless: the payload ends with the 40-byte mark.
+        mark, buf = line[5:45], b""
+        while mark not in buf:
+            buf = buf[-40:] + f.read1(1 << 20)
+    else:
+        n = int(line[1:])
+        while n > 0:
+            n -= len(f.read(min(n, 1 << 20)))
+    off, last = 0, time.time()
+    open(sys.argv[3], "w").write("ready")
+    while True:
+        b = f.read1(1 << 20)
+        if not b:
+            break
+        off += len(b)
+        if time.time() - last >= 1:
+            s.sendall(enc(b"REPLCONF", b"ACK", off))
+            last = time.time()
 EOF
 
 start() { # kind port
@@ -100,16 +134,32 @@ sets() { # port -> SET ops/s
         | tr '\r' '\n' | grep -o 'SET: [0-9.]*' | tail -1 | awk '{print $2}'
 }
 
-echo "| master | keys | SET -P 16, no replica | full resync | SET -P 16, replica attached |"
-echo "|---|---|---|---|---|"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TCK=$(getconf CLK_TCK)
+timed_sets() { # port pid -> "ops/s, X.XX us CPU/SET"
+    local t0 t1 ops
+    t0=$(cpu_ticks "$2")
+    ops=$(sets "$1")
+    t1=$(cpu_ticks "$2")
+    echo "$ops/s, $(python3 -c "print(f'{($t1-$t0)/$TCK/$REQS*1e6:.2f}')") us CPU/SET"
+}
+
+echo "| master | keys | SET -P 16, no replica | full resync | SET -P 16, replica attached | SET -P 16, sink replica |"
+echo "|---|---|---|---|---|---|"
 for kind in codis redis; do
-    mp=$(free_port); start "$kind" "$mp"
+    mp=$(free_port); start "$kind" "$mp"; mpid=${PIDS[-1]}
     python3 "$WORK/p.py" load "$mp" "$KEYS"
-    alone=$(sets "$mp")
+    alone=$(timed_sets "$mp" "$mpid")
     rp=$(free_port); start "$kind" "$rp"
     secs=$(python3 "$WORK/p.py" sync "$mp" "$rp")
-    with=$(sets "$mp")
-    echo "| $kind-server | $KEYS | $alone | $secs s | $with |"
+    with=$(timed_sets "$mp" "$mpid")
+    for p in "${PIDS[@]:1}"; do kill "$p" 2>/dev/null || true; done
+    sleep 0.5
+    rm -f "$WORK/sink.ready"
+    python3 "$WORK/p.py" sink "$mp" "$WORK/sink.ready" & PIDS+=($!)
+    until [ -f "$WORK/sink.ready" ]; do sleep 0.05; done
+    sink=$(timed_sets "$mp" "$mpid")
+    echo "| $kind-server | $KEYS | $alone | $secs s | $with | $sink |"
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     PIDS=()
     sleep 0.5

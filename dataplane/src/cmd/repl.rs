@@ -204,7 +204,8 @@ fn wait(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     // Ask the replicas for their offset now rather than at their next second.
     let mut getack = Vec::new();
     repl::encode(&mut getack, &[b"REPLCONF", b"GETACK", b"*"]);
-    ctx.store.repl.feed(getack);
+    ctx.store.repl.feed(&getack);
+    ctx.store.repl.flush();
     let deadline = (timeout > 0).then(|| Instant::now() + Duration::from_millis(timeout as u64));
     ctx.client.action = Some(Action::Defer(Box::pin(async move {
         let n = loop {

@@ -210,7 +210,7 @@ async fn client_loop(
                         ctx.out.truncate(before);
                         ctx.out.error(&e.text());
                     }
-                    super::aof::end_of_batch(&mut store)
+                    super::end_of_batch(&mut store)
                 };
                 if let Some(off) = wait {
                     shared.aof_sync.wait_synced(off).await;
@@ -408,7 +408,7 @@ fn process(
     let mut aof_wait = None;
     if let Some(store) = guard.as_mut() {
         // Still under the lock: the batch's commands reach the file before its replies leave.
-        aof_wait = super::aof::end_of_batch(store);
+        aof_wait = super::end_of_batch(store);
         client.info.db.store(client.db, Ordering::Relaxed);
         client.info.last_active.store(now, Ordering::Relaxed);
     }

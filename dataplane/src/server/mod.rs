@@ -25,6 +25,15 @@ use crate::config::Config;
 use crate::store::{Store, now_ms};
 use client::{Client, ClientInfo, Push, PushSender};
 
+/// Called at the end of every lock hold that ran commands: the replicas get what the batch
+/// fed to the stream, the AOF gets its commands. Returns the AOF offset the caller must see
+/// fsynced before replying (`appendfsync always`).
+pub fn end_of_batch(store: &mut Store) -> Option<u64> {
+    let wait = aof::end_of_batch(store);
+    store.repl.flush();
+    wait
+}
+
 /// The version we report as `redis_version`: the Redis release whose behaviour we follow.
 pub const REDIS_VERSION: &str = "7.0.15";
 

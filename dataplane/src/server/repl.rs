@@ -111,6 +111,11 @@ pub struct State {
     last_ping_ms: u64,
     /// A full-resync payload is being serialised with copy-on-write (BGSAVE waits).
     pub snapshotting: bool,
+    /// Stream bytes fed during the current lock hold, sent to the replicas as one chunk by
+    /// [`State::flush`] at the end of the batch.
+    pending: Vec<u8>,
+    /// Reused encoding buffer.
+    scratch: Vec<u8>,
 }
 
 /// A new random 40-hex-digit replication id.
@@ -139,16 +144,22 @@ impl Default for State {
             master: None,
             last_ping_ms: 0,
             snapshotting: false,
+            pending: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 }
 
 /// Appends one RESP array to `buf`.
 pub fn encode(buf: &mut Vec<u8>, args: &[&[u8]]) {
-    use std::io::Write as _;
-    let _ = write!(buf, "*{}\r\n", args.len());
+    let mut n = itoa::Buffer::new();
+    buf.push(b'*');
+    buf.extend_from_slice(n.format(args.len()).as_bytes());
+    buf.extend_from_slice(b"\r\n");
     for a in args {
-        let _ = write!(buf, "${}\r\n", a.len());
+        buf.push(b'$');
+        buf.extend_from_slice(n.format(a.len()).as_bytes());
+        buf.extend_from_slice(b"\r\n");
         buf.extend_from_slice(a);
         buf.extend_from_slice(b"\r\n");
     }
@@ -195,20 +206,38 @@ impl State {
         self.backlog.as_ref().map(|b| b.buf.len()).unwrap_or(0)
     }
 
-    /// Appends bytes to the stream: backlog, offset and every attached replica.
-    pub fn feed(&mut self, bytes: Vec<u8>) {
+    /// Appends bytes to the stream: backlog and offset now, the attached replicas at the
+    /// end of the batch ([`State::flush`]).
+    pub fn feed(&mut self, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
         }
         self.offset += bytes.len() as u64;
         if let Some(b) = self.backlog.as_mut() {
-            b.buf.extend(bytes.iter().copied());
+            b.buf.extend(bytes);
             let over = b.buf.len().saturating_sub(b.size);
             if over > 0 {
                 b.buf.drain(..over);
             }
         }
         if !self.replicas.is_empty() {
+            self.pending.extend_from_slice(bytes);
+        }
+    }
+
+    /// Sends what the batch fed to every attached replica, as one shared chunk. Called at
+    /// the end of every lock hold that may have fed the stream (`server::end_of_batch`,
+    /// the cron), and before a replica is added (its stream starts after this point).
+    pub fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        if self.replicas.is_empty() {
+            self.pending.clear();
+            return;
+        }
+        {
+            let bytes = std::mem::take(&mut self.pending);
             let n = bytes.len();
             let shared = Bytes::from(bytes);
             self.replicas.retain(|r| {
@@ -241,13 +270,17 @@ impl State {
 
     /// Propagates one command run against `db`.
     pub fn propagate(&mut self, db: usize, args: &[&[u8]]) {
-        let mut buf = Vec::with_capacity(64);
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
         if self.stream_db != Some(db) {
             encode(&mut buf, &[b"SELECT", db.to_string().as_bytes()]);
             self.stream_db = Some(db);
         }
         encode(&mut buf, args);
-        self.feed(buf);
+        self.feed(&buf);
+        if buf.capacity() <= 64 * 1024 {
+            self.scratch = buf;
+        }
     }
 
     /// Forgets the stream's selected db (the next command is preceded by SELECT).
@@ -297,8 +330,9 @@ pub fn cron(store: &mut Store) {
         r.last_ping_ms = now;
         let mut b = Vec::new();
         encode(&mut b, &[b"PING"]);
-        r.feed(b);
+        r.feed(&b);
     }
+    store.repl.flush();
 }
 
 /// Sends the DELs for keys that expired or were evicted, logged by the dbs, to the
@@ -594,6 +628,7 @@ pub fn psync(
         r.active() && offset >= r.backlog_first() as i64 && offset <= r.offset as i64 + 1;
     if !sync && id_ok && in_backlog {
         r.sync_partial_ok += 1;
+        r.flush();
         let pending = r.backlog_from(offset as u64);
         if !pending.is_empty() {
             link.queued.fetch_add(pending.len(), Ordering::Relaxed);
@@ -628,6 +663,7 @@ pub fn psync(
     for db in &mut store.dbs {
         db.log_expired(true);
     }
+    store.repl.flush();
     let rdb = start_payload(shared, store);
     let r = &mut store.repl;
     r.reset_stream_db();

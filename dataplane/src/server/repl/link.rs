@@ -414,14 +414,14 @@ fn apply(
             client.action = None;
         }
         // Our offset is the master's: the same bytes go into our backlog.
-        store.repl.feed(rd[pos..pos + consumed].to_vec());
+        store.repl.feed(&rd[pos..pos + consumed]);
         pos += consumed;
     }
     if let Some(mut s) = guard {
         for db in &mut s.dbs {
             db.master_view = false;
         }
-        crate::server::aof::end_of_batch(&mut s);
+        crate::server::end_of_batch(&mut s);
     }
     rd.advance(pos);
     Ok(getack)
