@@ -144,6 +144,9 @@ impl Default for Config {
             ("auto-aof-rewrite-percentage", "100"),
             ("auto-aof-rewrite-min-size", "67108864"),
             ("stop-writes-on-bgsave-error", "yes"),
+            ("min-replicas-to-write", "0"),
+            ("min-replicas-max-lag", "10"),
+            ("replica-serve-stale-data", "yes"),
             ("save", "3600 1 300 100 60 10000"),
             ("dbfilename", "dump.rdb"),
             ("rdbcompression", "yes"),
@@ -250,6 +253,8 @@ fn alias(name: &str) -> &str {
         "slave-read-only" => "replica-read-only",
         "slaveof" => "replicaof",
         "slave-serve-stale-data" => "replica-serve-stale-data",
+        "min-slaves-to-write" => "min-replicas-to-write",
+        "min-slaves-max-lag" => "min-replicas-max-lag",
         other => other,
     }
 }
@@ -543,6 +548,10 @@ impl Config {
                     ));
                 }
                 self.passive.insert(name.into(), val.to_ascii_lowercase());
+            }
+            "min-replicas-to-write" | "min-replicas-max-lag" => {
+                int(val, 0, INT_MAX)?;
+                self.passive.insert(name.into(), val.to_string());
             }
             "auto-aof-rewrite-percentage" => {
                 int(val, 0, INT_MAX)?;

@@ -8,7 +8,7 @@ use crate::server::client::Action;
 
 /// Commands of this family.
 pub const COMMANDS: &[CommandSpec] = &[
-    spec("ping", -1, FAST | STALE | SUB_CONTEXT, (0, 0, 0), ping),
+    spec("ping", -1, FAST | SUB_CONTEXT, (0, 0, 0), ping),
     spec("echo", 2, FAST, (0, 0, 0), echo),
     spec(
         "quit",

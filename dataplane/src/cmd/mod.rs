@@ -413,6 +413,21 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         return;
     }
     if cmd.flags & flags::WRITE != 0
+        && ctx.store.repl.master.is_none()
+        && !ctx.client.is_master
+        && crate::server::repl::min_replicas(ctx.store).is_some_and(|(want, good)| good < want)
+    {
+        if ctx.client.multi.is_some() {
+            ctx.client.multi_error = true;
+        }
+        reject(
+            ctx,
+            Some(id),
+            "NOREPLICAS Not enough good replicas to write.",
+        );
+        return;
+    }
+    if cmd.flags & flags::WRITE != 0
         && ctx.store.repl.master.is_some()
         && !ctx.client.is_master
         && ctx.store.config.get("replica-read-only").as_deref() != Some("no")
@@ -438,6 +453,23 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             ctx.client.multi_error = true;
         }
         reject(ctx, Some(id), &msg);
+        return;
+    }
+    if cmd.flags & flags::STALE == 0
+        && !ctx.client.is_master
+        && ctx
+            .store
+            .repl
+            .master
+            .as_ref()
+            .is_some_and(|m| !m.link.up.load(std::sync::atomic::Ordering::Relaxed))
+        && ctx.store.config.get("replica-serve-stale-data").as_deref() == Some("no")
+    {
+        reject(
+            ctx,
+            Some(id),
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+        );
         return;
     }
     if ctx.client.multi.is_some() && cmd.flags & flags::TX_CONTROL == 0 {

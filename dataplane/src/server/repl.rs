@@ -295,6 +295,33 @@ impl State {
     }
 }
 
+/// `min-replicas-to-write` when set (with `min-replicas-max-lag`), and the replicas that
+/// count as good: online, with an ACK no older than the lag.
+pub fn min_replicas(store: &Store) -> Option<(usize, usize)> {
+    let get = |k: &str| -> u64 {
+        store
+            .config
+            .get(k)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let (want, lag) = (get("min-replicas-to-write"), get("min-replicas-max-lag"));
+    if want == 0 || lag == 0 {
+        return None;
+    }
+    let now = now_ms();
+    let good = store
+        .repl
+        .replicas
+        .iter()
+        .filter(|r| {
+            r.online.load(Ordering::Relaxed)
+                && now.saturating_sub(r.last_ack_ms.load(Ordering::Relaxed)) / 1000 <= lag
+        })
+        .count();
+    Some((want as usize, good))
+}
+
 /// Makes this server a replica of `host:port` (REPLICAOF, or `replicaof` at start): the
 /// link task starts; replicas attached to us are dropped to resync with the new history.
 pub fn follow(shared: &Arc<Shared>, store: &mut Store, host: String, port: u16) {
@@ -838,6 +865,9 @@ pub fn info(store: &Store, out: &mut String) {
         None => f("role:master".into()),
     }
     f(format!("connected_slaves:{}", r.replicas.len()));
+    if let Some((_, n)) = min_replicas(store) {
+        f(format!("min_slaves_good_slaves:{n}"));
+    }
     let now = now_ms();
     for (i, s) in r.replicas.iter().enumerate() {
         let online = s.online.load(Ordering::Relaxed);

@@ -546,3 +546,47 @@ fn restart_keeps_data_and_damage_stops_startup() {
         );
     }
 }
+
+/// A failed BGSAVE with `save` points stops writes with MISCONF until a save succeeds, as
+/// Redis's `stop-writes-on-bgsave-error`; the same replies from both servers.
+#[test]
+fn failed_bgsave_stops_writes_like_redis() {
+    type Start = fn(&[&str]) -> crate::support::Server;
+    let mut transcripts = Vec::new();
+    for (i, start) in [start_redis as Start, start_codis as Start]
+        .into_iter()
+        .enumerate()
+    {
+        let dir = TempDir::new(&format!("misconf-{i}"));
+        let s = start(&["--dir", dir.path(), "--save", "3600 1"]);
+        let mut c = Client::connect(s.port);
+        ok(&mut c, &[b"SET", b"a", b"1"]);
+        std::fs::remove_dir_all(&dir.0).unwrap(); // the save can't create its file
+        ok(&mut c, &[b"BGSAVE"]);
+        let t0 = Instant::now();
+        while !bulks_text(ok(&mut c, &[b"INFO", b"persistence"]))
+            .contains("rdb_bgsave_in_progress:0")
+        {
+            assert!(t0.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut t = Vec::new();
+        for args in [
+            &[&b"SET"[..], b"b", b"2"][..],
+            &[b"GET", b"a"],
+            &[b"PING"],
+            &[b"CONFIG", b"SET", b"stop-writes-on-bgsave-error", b"no"],
+            &[b"SET", b"b", b"2"],
+        ] {
+            t.push(show(&c.cmd(args).1));
+        }
+        std::fs::create_dir_all(&dir.0).unwrap();
+        transcripts.push(t);
+    }
+    assert_eq!(transcripts[0], transcripts[1]);
+    assert!(
+        transcripts[0][0].starts_with("-MISCONF"),
+        "{:?}",
+        transcripts[0]
+    );
+}

@@ -538,3 +538,77 @@ fn migrated_keys_leave_the_replica() {
     let mut d = Client::connect(dst.port);
     assert_eq!(int(ok(&mut d, &[b"EXISTS", b"mig:1", b"mig:2"])), 2);
 }
+
+/// min-replicas-to-write, replica-serve-stale-data and writable replicas: the same scenario
+/// on redis-server and codis-server gives the same replies, byte for byte.
+#[test]
+fn replica_safety_settings_match_redis() {
+    type Start = fn(&[&str]) -> crate::support::Server;
+    let mut transcripts: Vec<Vec<String>> = Vec::new();
+    for start in [start_redis as Start, start_codis as Start] {
+        let mut t = Vec::new();
+        let mut log = |c: &mut Client, args: &[&[u8]]| {
+            t.push(crate::support::show(&c.cmd(args).1));
+        };
+        let master = start(&[
+            "--min-replicas-to-write",
+            "1",
+            "--min-replicas-max-lag",
+            "10",
+        ]);
+        let mut m = Client::connect(master.port);
+        log(&mut m, &[b"SET", b"k", b"refused"]);
+        log(&mut m, &[b"MULTI"]);
+        log(&mut m, &[b"SET", b"k", b"refused"]);
+        log(&mut m, &[b"EXEC"]);
+        log(&mut m, &[b"GET", b"k"]);
+        let replica = start(&["--replica-serve-stale-data", "no"]);
+        let mut r = Client::connect(replica.port);
+        ok(
+            &mut r,
+            &[
+                b"REPLICAOF",
+                b"127.0.0.1",
+                master.port.to_string().as_bytes(),
+            ],
+        );
+        wait_synced(&mut m, &mut r);
+        // The first ACK makes the replica good.
+        let start_t = Instant::now();
+        while field(&mut m, "replication", "min_slaves_good_slaves") != "1" {
+            assert!(start_t.elapsed() < Duration::from_secs(5));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        log(&mut m, &[b"SET", b"k", b"accepted"]);
+        wait_synced(&mut m, &mut r);
+        log(&mut r, &[b"GET", b"k"]);
+        // Writable replica: local writes are accepted and stay local.
+        log(&mut r, &[b"SET", b"local", b"1"]);
+        ok(&mut r, &[b"CONFIG", b"SET", b"replica-read-only", b"no"]);
+        log(&mut r, &[b"SET", b"local", b"1"]);
+        log(&mut m, &[b"EXISTS", b"local"]);
+        // The master goes away: stale reads are refused, INFO and PING still answer.
+        drop(m);
+        drop(master);
+        let start_t = Instant::now();
+        while field(&mut r, "replication", "master_link_status") != "down" {
+            assert!(start_t.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        log(&mut r, &[b"GET", b"k"]);
+        log(&mut r, &[b"PING"]);
+        log(
+            &mut r,
+            &[b"CONFIG", b"SET", b"replica-serve-stale-data", b"yes"],
+        );
+        log(&mut r, &[b"GET", b"k"]);
+        transcripts.push(t);
+    }
+    assert_eq!(transcripts[0], transcripts[1]);
+    assert!(
+        transcripts[0][0].starts_with("-NOREPLICAS"),
+        "{:?}",
+        transcripts[0]
+    );
+    assert!(transcripts[0].iter().any(|l| l.starts_with("-MASTERDOWN")));
+}
