@@ -158,6 +158,10 @@ struct SyncState {
     in_progress: bool,
     error: Option<String>,
     delayed: u64,
+    /// `always`: a connection thread went idle with replies waiting for this fsync.
+    kicked: bool,
+    /// `always`: when bytes first waited unsynced (the fallback when no thread goes idle).
+    pending_since: Option<Instant>,
 }
 
 /// Syncs the AOF files out of the store lock and tells waiting connections how far the
@@ -172,6 +176,10 @@ pub struct Syncer {
     /// Bytes of stream known to be on stable storage.
     synced: watch::Sender<u64>,
     started: AtomicBool,
+    /// Highest offset a connection waits for (`always`), and the synced offset, readable
+    /// without the lock by the connection threads' park hook.
+    requested: std::sync::atomic::AtomicU64,
+    synced_fast: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Syncer {
@@ -187,10 +195,14 @@ impl Default for Syncer {
                 in_progress: false,
                 error: None,
                 delayed: 0,
+                kicked: false,
+                pending_since: None,
             }),
             cv: Condvar::new(),
             synced: watch::channel(0).0,
             started: AtomicBool::new(false),
+            requested: std::sync::atomic::AtomicU64::new(0),
+            synced_fast: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -219,14 +231,24 @@ impl Syncer {
         let mut g = self.lock();
         loop {
             let pending = g.written > g.synced;
+            if pending && g.pending_since.is_none() {
+                g.pending_since = Some(Instant::now());
+            }
             let due = pending
                 && match g.policy {
-                    Fsync::Always => true,
+                    // When a connection thread has run everything ready (its park hook
+                    // kicks), so one fsync covers all it appended; after 1 ms regardless.
+                    Fsync::Always => {
+                        g.kicked
+                            || g.pending_since
+                                .is_some_and(|t| t.elapsed() >= Duration::from_millis(1))
+                    }
                     Fsync::EverySec => last.elapsed() >= Duration::from_secs(1),
                     Fsync::No => false,
                 };
             if !due {
                 let wait = match g.policy {
+                    Fsync::Always if pending => Duration::from_millis(1),
                     Fsync::EverySec if pending => {
                         Duration::from_secs(1).saturating_sub(last.elapsed())
                     }
@@ -243,6 +265,8 @@ impl Syncer {
             let wl = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
             g = self.lock();
             let chunk = std::mem::take(&mut g.pending);
+            g.kicked = false;
+            g.pending_since = None;
             let files: Vec<Arc<File>> = g.files.iter().map(|f| f.file.clone()).collect();
             let target = g.written;
             let policy = g.policy;
@@ -269,6 +293,7 @@ impl Syncer {
                     let synced = g.synced;
                     g.files.retain(|f| f.upto > synced);
                     g.error = None;
+                    self.synced_fast.store(synced, Ordering::Release);
                     self.synced.send_replace(synced);
                 }
                 Some(e) if policy == Fsync::Always => {
@@ -352,32 +377,80 @@ impl Syncer {
         }
         g.files.clear();
         g.synced = g.written;
+        self.synced_fast.store(g.synced, Ordering::Release);
         self.synced.send_replace(g.synced);
     }
 
-    /// Waits until the stream is durable up to `off` (`appendfsync always`).
-    ///
-    /// The task first yields, so the other connections of its thread that have requests
-    /// ready run their batches (and append to the file) before the fsync starts: one fsync
-    /// then covers them all, as Redis's one fsync per event-loop iteration does.
+    /// Waits until the stream is durable up to `off` (`appendfsync always`). The fsync
+    /// starts when the connection thread goes idle ([`Syncer::thread_idle`]): by then every
+    /// connection of the thread with a request ready has run it and appended, and one fsync
+    /// covers them all, as Redis's one fsync per event-loop iteration does.
     pub async fn wait_synced(&self, off: u64) {
-        let mut rx = self.synced.subscribe();
-        if *rx.borrow_and_update() >= off {
+        if self.synced_fast.load(Ordering::Acquire) >= off {
             return;
         }
-        tokio::task::yield_now().await;
-        {
-            let g = self.lock();
-            if g.synced < off {
-                self.cv.notify_one();
+        self.requested.fetch_max(off, Ordering::AcqRel);
+        if let Some(relay) = RELAY.with(|r| r.borrow().clone()) {
+            loop {
+                let notified = relay.notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if relay.synced.load(Ordering::Acquire) >= off {
+                    return;
+                }
+                notified.await;
             }
         }
+        let mut rx = self.synced.subscribe();
         let _ = rx.wait_for(|&v| v >= off).await;
+    }
+
+    /// The park hook of the connection threads: they have nothing left to run, so the
+    /// replies waiting for an fsync may as well have it now. One atomic load otherwise.
+    pub fn thread_idle(&self) {
+        if self.requested.load(Ordering::Acquire) > self.synced_fast.load(Ordering::Acquire) {
+            let mut g = self.lock();
+            g.kicked = true;
+            self.cv.notify_one();
+        }
     }
 
     fn pending_fsync(&self) -> (bool, u64) {
         let g = self.lock();
         (g.in_progress, g.delayed)
+    }
+}
+
+thread_local! {
+    static RELAY: std::cell::RefCell<Option<Arc<Relay>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// One per connection thread: wakes the thread's connections waiting for an fsync from the
+/// thread itself, so an fsync costs one cross-thread wake-up per thread instead of one per
+/// waiting client.
+#[derive(Debug, Default)]
+pub struct Relay {
+    synced: std::sync::atomic::AtomicU64,
+    notify: tokio::sync::Notify,
+}
+
+impl Relay {
+    /// Installs a relay for the calling connection thread and returns the task to spawn on
+    /// its runtime.
+    pub fn install(syncer: Arc<Syncer>) -> impl std::future::Future<Output = ()> + Send {
+        let relay = Arc::new(Relay::default());
+        RELAY.with(|r| *r.borrow_mut() = Some(relay.clone()));
+        async move {
+            let mut rx = syncer.synced.subscribe();
+            loop {
+                let v = *rx.borrow_and_update();
+                relay.synced.store(v, Ordering::Release);
+                relay.notify.notify_waiters();
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
     }
 }
 

@@ -301,11 +301,14 @@ impl IoThreads {
             let (tx, mut rx) =
                 mpsc::unbounded_channel::<(std::net::TcpStream, std::net::SocketAddr)>();
             let shared = shared.clone();
+            let syncer = shared.aof_sync.clone();
+            let syncer2 = shared.aof_sync.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("codis-io-{i}"))
                 .spawn(move || {
                     let rt = match tokio::runtime::Builder::new_current_thread()
                         .enable_all()
+                        .on_thread_park(move || syncer.thread_idle())
                         .build()
                     {
                         Ok(rt) => rt,
@@ -315,6 +318,7 @@ impl IoThreads {
                         }
                     };
                     rt.block_on(async move {
+                        tokio::spawn(aof::Relay::install(syncer2));
                         while let Some((std_sock, peer)) = rx.recv().await {
                             match tokio::net::TcpStream::from_std(std_sock) {
                                 Ok(sock) => {
