@@ -58,6 +58,13 @@ fn start_sync(ctx: &mut Ctx<'_>, replid: &[u8], offset: i64, sync: bool) -> CmdR
             "NOMASTERLINK Can't SYNC while not connected with my master".into(),
         ));
     }
+    if !ctx.out.is_empty() {
+        // Earlier replies of the batch are not written yet: the payload would follow them
+        // on the same socket, and Redis refuses this too.
+        return Err(CmdError::err(
+            "SYNC and PSYNC are invalid with pending output",
+        ));
+    }
     let port = ctx.client.repl_port;
     let (reply, attach) = repl::psync(
         ctx.shared,

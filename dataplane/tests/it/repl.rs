@@ -547,9 +547,6 @@ fn replica_safety_settings_match_redis() {
     let mut transcripts: Vec<Vec<String>> = Vec::new();
     for start in [start_redis as Start, start_codis as Start] {
         let mut t = Vec::new();
-        let mut log = |c: &mut Client, args: &[&[u8]]| {
-            t.push(crate::support::show(&c.cmd(args).1));
-        };
         let master = start(&[
             "--min-replicas-to-write",
             "1",
@@ -557,6 +554,23 @@ fn replica_safety_settings_match_redis() {
             "10",
         ]);
         let mut m = Client::connect(master.port);
+        {
+            // PSYNC behind another request in the same write.
+            let mut p = Client::connect(master.port);
+            let mut bytes = Client::encode(&[b"PING".to_vec()]);
+            bytes.extend(Client::encode(&[
+                b"PSYNC".to_vec(),
+                b"?".to_vec(),
+                b"-1".to_vec(),
+            ]));
+            p.send_raw(&bytes);
+            for _ in 0..2 {
+                t.push(crate::support::show(&p.read_reply().unwrap().1));
+            }
+        }
+        let mut log = |c: &mut Client, args: &[&[u8]]| {
+            t.push(crate::support::show(&c.cmd(args).1));
+        };
         log(&mut m, &[b"SET", b"k", b"refused"]);
         log(&mut m, &[b"MULTI"]);
         log(&mut m, &[b"SET", b"k", b"refused"]);
@@ -606,7 +620,12 @@ fn replica_safety_settings_match_redis() {
     }
     assert_eq!(transcripts[0], transcripts[1]);
     assert!(
-        transcripts[0][0].starts_with("-NOREPLICAS"),
+        transcripts[0][1].starts_with("-ERR SYNC and PSYNC"),
+        "{:?}",
+        transcripts[0]
+    );
+    assert!(
+        transcripts[0][2].starts_with("-NOREPLICAS"),
         "{:?}",
         transcripts[0]
     );
