@@ -74,6 +74,7 @@ fn start_sync(ctx: &mut Ctx<'_>, replid: &[u8], offset: i64, sync: bool) -> CmdR
         replid,
         offset,
         sync,
+        ctx.client.repl_capa_eof,
     );
     ctx.out.raw(reply.as_bytes());
     ctx.client.action = Some(Action::Replica(Box::new(attach)));
@@ -95,7 +96,11 @@ fn replconf(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         } else if eq_ic(opt, "getack") {
             // Answered by the link task on a replica; a normal client gets nothing.
             return Ok(());
-        } else if eq_ic(opt, "capa") || eq_ic(opt, "ip-address") || eq_ic(opt, "rdb-only") {
+        } else if eq_ic(opt, "capa") {
+            if eq_ic(val, "eof") {
+                ctx.client.repl_capa_eof = true;
+            }
+        } else if eq_ic(opt, "ip-address") || eq_ic(opt, "rdb-only") {
         } else {
             return Err(CmdError::err(format!(
                 "Unrecognized REPLCONF option: {}",

@@ -280,6 +280,8 @@ pub struct Client {
     pub repl_woff: u64,
     /// `REPLCONF listening-port`.
     pub repl_port: u64,
+    /// `REPLCONF capa eof`: the replica takes a diskless (`$EOF:<mark>`) payload.
+    pub repl_capa_eof: bool,
 }
 
 impl Client {
@@ -307,6 +309,7 @@ impl Client {
             is_master: false,
             repl_woff: 0,
             repl_port: 0,
+            repl_capa_eof: false,
         }
     }
 

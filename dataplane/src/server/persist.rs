@@ -398,6 +398,37 @@ impl Job {
         res
     }
 
+    /// Serialises the snapshot as a stream of chunks of about 1 MiB sent on `tx` (a
+    /// replica's diskless full resync): the payload is never whole in memory, and a slow
+    /// replica slows the thread down (the channel is bounded) instead of growing a buffer.
+    pub(crate) fn stream(
+        &self,
+        tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    ) -> Result<(), SaveError> {
+        let mut fw = FileWriter::new(
+            ChunkSender {
+                buf: Vec::new(),
+                tx,
+            },
+            true,
+        );
+        self.write_all(&mut fw)?;
+        let mut out = fw.finish().map_err(|source| SaveError::Io {
+            path: PathBuf::from("(replica)"),
+            source,
+        })?;
+        out.send()
+            .and_then(|()| {
+                out.tx
+                    .blocking_send(bytes::Bytes::new())
+                    .map_err(|_| std::io::Error::other("the replica went away"))
+            })
+            .map_err(|source| SaveError::Io {
+                path: PathBuf::from("(replica)"),
+                source,
+            })
+    }
+
     /// Serialises the snapshot into an in-memory RDB payload (a replica's full resync).
     pub(crate) fn payload(&self) -> Result<Vec<u8>, SaveError> {
         let mut fw = FileWriter::new(Vec::new(), true);
@@ -509,6 +540,37 @@ impl Job {
                 tracing::warn!(error = %e, "Background saving error");
             }
         }
+    }
+}
+
+/// A `Write` that hands ~1 MiB chunks to a bounded channel (blocking when it is full).
+struct ChunkSender {
+    buf: Vec<u8>,
+    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+}
+
+impl ChunkSender {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = bytes::Bytes::from(std::mem::take(&mut self.buf));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::other("the replica went away"))
+    }
+}
+
+impl std::io::Write for ChunkSender {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= 1 << 20 {
+            self.send()?;
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -543,6 +543,9 @@ pub enum Payload {
     Ready(Vec<u8>),
     /// Being serialised by a snapshot thread.
     Pending(tokio::sync::oneshot::Receiver<Result<Vec<u8>, String>>),
+    /// Streamed by a snapshot thread in chunks, sent diskless-style (`$EOF:<mark>`) to a
+    /// replica that announced `capa eof`; the channel closes early if the thread failed.
+    Stream(mpsc::Receiver<Bytes>),
 }
 
 /// What the PSYNC handler hands to the connection task.
@@ -581,7 +584,7 @@ pub fn rdb_payload(store: &Store) -> Vec<u8> {
 /// Starts the payload: a point-in-time snapshot serialised by a thread in short lock holds
 /// (`persist::Job`, slot copy-on-write), so the master keeps serving; under the lock when
 /// a BGSAVE already uses the copy-on-write state.
-fn start_payload(shared: &Shared, store: &mut Store) -> Payload {
+fn start_payload(shared: &Shared, store: &mut Store, capa_eof: bool) -> Payload {
     let arc = shared.arc();
     let busy = super::persist::snapshot_busy(store);
     let (Some(arc), false) = (arc, busy) else {
@@ -589,6 +592,37 @@ fn start_payload(shared: &Shared, store: &mut Store) -> Payload {
     };
     let job = super::persist::Job::prepare(arc.clone(), store);
     store.repl.snapshotting = true;
+    if capa_eof {
+        let (tx, rx) = mpsc::channel(4);
+        let arc2 = arc.clone();
+        let spawned = std::thread::Builder::new()
+            .name("codis-repl-rdb".into())
+            .spawn(move || {
+                let t0 = std::time::Instant::now();
+                let res = job.stream(tx);
+                let mut s = arc2.store.lock();
+                s.repl.snapshotting = false;
+                for db in &mut s.dbs {
+                    db.cow = None;
+                }
+                drop(s);
+                match res {
+                    Ok(()) => tracing::info!(
+                        elapsed_ms = t0.elapsed().as_millis() as u64,
+                        "replication payload streamed"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "replication payload failed"),
+                }
+            });
+        if spawned.is_ok() {
+            return Payload::Stream(rx);
+        }
+        store.repl.snapshotting = false;
+        for db in &mut store.dbs {
+            db.cow = None;
+        }
+        return Payload::Ready(rdb_payload(store));
+    }
     let (tx, rx) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new()
         .name("codis-repl-rdb".into())
@@ -629,6 +663,7 @@ pub fn psync(
     replid: &[u8],
     offset: i64,
     sync: bool,
+    capa_eof: bool,
 ) -> (String, Attach) {
     let (tx, rx) = mpsc::unbounded_channel();
     let ip = info
@@ -691,7 +726,8 @@ pub fn psync(
         db.log_expired(true);
     }
     store.repl.flush();
-    let rdb = start_payload(shared, store);
+    // SYNC (the old protocol) expects a length-prefixed payload.
+    let rdb = start_payload(shared, store, capa_eof && !sync);
     let r = &mut store.repl;
     r.reset_stream_db();
     r.replicas.push(link.clone());
@@ -719,29 +755,73 @@ pub async fn serve_replica(
     mut a: Attach,
 ) -> std::io::Result<()> {
     let res = async {
-        if let Some(p) = a.rdb.take() {
-            let rdb = match p {
-                Payload::Ready(b) => b,
-                Payload::Pending(mut rx) => loop {
-                    // Newlines keep the replica's read timeout from firing meanwhile.
-                    tokio::select! {
-                        r = &mut rx => match r {
-                            Ok(Ok(b)) => break b,
-                            Ok(Err(e)) => return Err(std::io::Error::other(e)),
-                            Err(_) => return Err(std::io::Error::other("payload thread gone")),
-                        },
-                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
-                            sock.write_all(b"\n").await?;
-                        }
-                    }
-                },
-            };
-            sock.write_all(format!("${}\r\n", rdb.len()).as_bytes())
-                .await?;
-            sock.write_all(&rdb).await?;
-            a.link.online.store(true, Ordering::Relaxed);
-        }
         let mut rbuf = BytesMut::with_capacity(1024);
+        match a.rdb.take() {
+            Some(Payload::Stream(mut rx)) => {
+                // Diskless: `$EOF:<40 random chars>`, the payload as it is produced, the mark.
+                let mark = new_replid();
+                sock.write_all(format!("$EOF:{mark}\r\n").as_bytes())
+                    .await?;
+                let mut complete = false;
+                while let Some(chunk) = rx.recv().await {
+                    // The thread sends an empty chunk once the payload is whole.
+                    complete = chunk.is_empty();
+                    sock.write_all(&chunk).await?;
+                    shared
+                        .net_output
+                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                }
+                if !complete {
+                    return Err(std::io::Error::other("replication payload failed"));
+                }
+                sock.write_all(mark.as_bytes()).await?;
+                // As Redis: after a diskless payload the stream starts once the replica has
+                // acknowledged (it has loaded the payload); a replica looking for the mark at
+                // the end of what it read would take stream bytes for payload.
+                let before = a.link.last_ack_ms.load(Ordering::Relaxed);
+                let waited = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+                    while a.link.last_ack_ms.load(Ordering::Relaxed) == before {
+                        if sock.read_buf(&mut rbuf).await? == 0 {
+                            return Err(std::io::Error::other("replica closed the connection"));
+                        }
+                        read_acks(&mut rbuf, &a.link);
+                    }
+                    Ok(())
+                })
+                .await;
+                match waited {
+                    Ok(r) => r?,
+                    Err(_) => return Err(std::io::Error::other("no ACK after the payload")),
+                }
+                a.link.online.store(true, Ordering::Relaxed);
+            }
+            Some(p) => {
+                let rdb = match p {
+                    Payload::Ready(b) => b,
+                    Payload::Stream(_) => {
+                        return Err(std::io::Error::other("payload kind mismatch"));
+                    }
+                    Payload::Pending(mut rx) => loop {
+                        // Newlines keep the replica's read timeout from firing meanwhile.
+                        tokio::select! {
+                            r = &mut rx => match r {
+                                Ok(Ok(b)) => break b,
+                                Ok(Err(e)) => return Err(std::io::Error::other(e)),
+                                Err(_) => return Err(std::io::Error::other("payload thread gone")),
+                            },
+                            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+                                sock.write_all(b"\n").await?;
+                            }
+                        }
+                    },
+                };
+                sock.write_all(format!("${}\r\n", rdb.len()).as_bytes())
+                    .await?;
+                sock.write_all(&rdb).await?;
+                a.link.online.store(true, Ordering::Relaxed);
+            }
+            None => {}
+        }
         let mut shutdown = shared.shutdown.subscribe();
         let mut out: Vec<u8> = Vec::new();
         loop {

@@ -310,6 +310,9 @@ async fn stream(
     state.up.store(true, Ordering::Relaxed);
     state.connecting.store(false, Ordering::Relaxed);
     let res = async {
+        // The master may wait for this first ACK before it streams (Redis does after a
+        // diskless payload).
+        send_ack(shared, &mut sock).await?;
         let mut parser = RequestParser::new();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut shutdown = shared.shutdown.subscribe();
