@@ -65,17 +65,7 @@ fn start_sync(ctx: &mut Ctx<'_>, replid: &[u8], offset: i64, sync: bool) -> CmdR
             "SYNC and PSYNC are invalid with pending output",
         ));
     }
-    let port = ctx.client.repl_port;
-    let (reply, attach) = repl::psync(
-        ctx.shared,
-        ctx.store,
-        &ctx.client.info,
-        port,
-        replid,
-        offset,
-        sync,
-        ctx.client.repl_capa_eof,
-    );
+    let (reply, attach) = repl::psync(ctx.shared, ctx.store, ctx.client, replid, offset, sync);
     ctx.out.raw(reply.as_bytes());
     ctx.client.action = Some(Action::Replica(Box::new(attach)));
     Ok(())

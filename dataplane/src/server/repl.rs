@@ -658,13 +658,12 @@ fn start_payload(shared: &Shared, store: &mut Store, capa_eof: bool) -> Payload 
 pub fn psync(
     shared: &Shared,
     store: &mut Store,
-    info: &ClientInfo,
-    port: u64,
+    client: &crate::server::client::Client,
     replid: &[u8],
     offset: i64,
     sync: bool,
-    capa_eof: bool,
 ) -> (String, Attach) {
+    let (info, port, capa_eof) = (&*client.info, client.repl_port, client.repl_capa_eof);
     let (tx, rx) = mpsc::unbounded_channel();
     let ip = info
         .addr
