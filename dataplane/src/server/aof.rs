@@ -7,12 +7,10 @@
 //! - At the end of each batch (`connection::process`), still under the lock, the buffer is
 //!   written to the current incremental file, so replies never leave before their commands
 //!   reached the file: a SIGKILL loses no acknowledged write with any `appendfsync`.
-//! - fsync runs out of the lock. With `appendfsync always` a batch's bytes are handed to the
-//!   [`Syncer`] and the connection waits for them to be synced before it writes its replies;
-//!   the connection thread does the `write` + `fdatasync` itself when it goes idle (its park
-//!   hook, Redis's `beforeSleep`), so one fsync covers every client of the thread (group
-//!   commit). `everysec` syncs once a second on the syncer thread, `no` leaves it to the
-//!   kernel.
+//! - fsync runs on the [`Syncer`] thread, out of the lock. With `appendfsync always` a
+//!   connection waits for the thread to have synced its batch before it writes its replies:
+//!   concurrent clients share one fsync (group commit). `everysec` syncs once a second,
+//!   `no` leaves it to the kernel.
 //! - BGREWRITEAOF opens a new incremental file and lists it in the manifest, then writes a
 //!   new base (an RDB file) from a copy-on-write snapshot taken in the same lock hold, like
 //!   BGSAVE (`persist::Job`); the new manifest (new base + new increment) replaces the old one
@@ -160,6 +158,8 @@ struct SyncState {
     in_progress: bool,
     error: Option<String>,
     delayed: u64,
+    /// `always`: a connection thread went idle with replies waiting for this fsync.
+    kicked: bool,
     /// `always`: when bytes first waited unsynced (the fallback when no thread goes idle).
     pending_since: Option<Instant>,
 }
@@ -195,6 +195,7 @@ impl Default for Syncer {
                 in_progress: false,
                 error: None,
                 delayed: 0,
+                kicked: false,
                 pending_since: None,
             }),
             cv: Condvar::new(),
@@ -235,12 +236,13 @@ impl Syncer {
             }
             let due = pending
                 && match g.policy {
-                    // The connection threads fsync when they go idle (`thread_idle`); the
-                    // thread only steps in for bytes left waiting 1 ms (a thread that never
-                    // goes idle).
-                    Fsync::Always => g
-                        .pending_since
-                        .is_some_and(|t| t.elapsed() >= Duration::from_millis(1)),
+                    // When a connection thread has run everything ready (its park hook
+                    // kicks), so one fsync covers all it appended; after 1 ms regardless.
+                    Fsync::Always => {
+                        g.kicked
+                            || g.pending_since
+                                .is_some_and(|t| t.elapsed() >= Duration::from_millis(1))
+                    }
                     Fsync::EverySec => last.elapsed() >= Duration::from_secs(1),
                     Fsync::No => false,
                 };
@@ -260,57 +262,50 @@ impl Syncer {
                 continue;
             }
             drop(g);
-            self.sync_round();
+            let wl = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+            g = self.lock();
+            let chunk = std::mem::take(&mut g.pending);
+            g.kicked = false;
+            g.pending_since = None;
+            let files: Vec<Arc<File>> = g.files.iter().map(|f| f.file.clone()).collect();
+            let target = g.written;
+            let policy = g.policy;
+            g.in_progress = true;
+            drop(g);
+            write_chunk(files.last(), &chunk);
+            drop(wl);
+            let t0 = Instant::now();
+            let mut err = None;
+            for f in &files {
+                if let Err(e) = f.sync_data() {
+                    err = Some(e);
+                }
+            }
             last = Instant::now();
             g = self.lock();
-        }
-    }
-
-    /// Writes what was handed over and fsyncs every file with unsynced bytes, then
-    /// publishes the synced offset. Run by the thread, and by an idle connection thread
-    /// (`appendfsync always`, [`Syncer::thread_idle`]).
-    fn sync_round(&self) {
-        let wl = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut g = self.lock();
-        let chunk = std::mem::take(&mut g.pending);
-        g.pending_since = None;
-        let files: Vec<Arc<File>> = g.files.iter().map(|f| f.file.clone()).collect();
-        let target = g.written;
-        let policy = g.policy;
-        g.in_progress = true;
-        drop(g);
-        write_chunk(files.last(), &chunk);
-        drop(wl);
-        let t0 = Instant::now();
-        let mut err = None;
-        for f in &files {
-            if let Err(e) = f.sync_data() {
-                err = Some(e);
+            g.in_progress = false;
+            if t0.elapsed() > Duration::from_secs(2) {
+                g.delayed += 1;
             }
-        }
-        let mut g = self.lock();
-        g.in_progress = false;
-        if t0.elapsed() > Duration::from_secs(2) {
-            g.delayed += 1;
-        }
-        match err {
-            None => {
-                g.synced = g.synced.max(target);
-                let synced = g.synced;
-                g.files.retain(|f| f.upto > synced);
-                g.error = None;
-                self.synced_fast.store(synced, Ordering::Release);
-                self.synced.send_replace(synced);
-            }
-            Some(e) if policy == Fsync::Always => {
-                // The acknowledgements waiting on this fsync cannot be honoured, and after
-                // a failed fsync the kernel may have dropped the dirty pages: Redis exits.
-                tracing::error!(error = %e, "Can't persist AOF for fsync error when the AOF fsync policy is 'always'. Exiting...");
-                std::process::exit(1);
-            }
-            Some(e) => {
-                tracing::warn!(error = %e, "AOF fsync failed");
-                g.error = Some(e.to_string());
+            match err {
+                None => {
+                    g.synced = g.synced.max(target);
+                    let synced = g.synced;
+                    g.files.retain(|f| f.upto > synced);
+                    g.error = None;
+                    self.synced_fast.store(synced, Ordering::Release);
+                    self.synced.send_replace(synced);
+                }
+                Some(e) if policy == Fsync::Always => {
+                    // The acknowledgements waiting on this fsync cannot be honoured, and after
+                    // a failed fsync the kernel may have dropped the dirty pages: Redis exits.
+                    tracing::error!(error = %e, "Can't persist AOF for fsync error when the AOF fsync policy is 'always'. Exiting...");
+                    std::process::exit(1);
+                }
+                Some(e) => {
+                    tracing::warn!(error = %e, "AOF fsync failed");
+                    g.error = Some(e.to_string());
+                }
             }
         }
     }
@@ -410,17 +405,13 @@ impl Syncer {
         let _ = rx.wait_for(|&v| v >= off).await;
     }
 
-    /// The park hook of the connection threads: a thread with nothing left to run and
-    /// replies waiting for an fsync does the fsync itself, as Redis's `beforeSleep` does. The
-    /// requests that arrive meanwhile wait in their sockets and are all run before the next
-    /// park, so one fsync covers every client of the thread; the wake-ups it causes are local
-    /// to the thread. One atomic load when nothing waits.
+    /// The park hook of the connection threads: they have nothing left to run, so the
+    /// replies waiting for an fsync may as well have it now. One atomic load otherwise.
     pub fn thread_idle(&self) {
         if self.requested.load(Ordering::Acquire) > self.synced_fast.load(Ordering::Acquire) {
-            if self.lock().policy != Fsync::Always {
-                return;
-            }
-            self.sync_round();
+            let mut g = self.lock();
+            g.kicked = true;
+            self.cv.notify_one();
         }
     }
 
