@@ -122,6 +122,10 @@ pub struct Config {
     pub zset_max_listpack_value: usize,
     /// List node size (listpack-size).
     pub list_max_listpack_size: i64,
+    /// `min-replicas-to-write` (0: off); typed because every write checks it.
+    pub min_replicas_to_write: u64,
+    /// `min-replicas-max-lag`, seconds.
+    pub min_replicas_max_lag: u64,
     /// Keys accepted but not acted on, kept so CONFIG GET answers them.
     pub passive: std::collections::BTreeMap<String, String>,
 }
@@ -144,8 +148,6 @@ impl Default for Config {
             ("auto-aof-rewrite-percentage", "100"),
             ("auto-aof-rewrite-min-size", "67108864"),
             ("stop-writes-on-bgsave-error", "yes"),
-            ("min-replicas-to-write", "0"),
-            ("min-replicas-max-lag", "10"),
             ("replica-serve-stale-data", "yes"),
             ("save", "3600 1 300 100 60 10000"),
             ("dbfilename", "dump.rdb"),
@@ -209,6 +211,8 @@ impl Default for Config {
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
+            min_replicas_to_write: 0,
+            min_replicas_max_lag: 10,
             passive,
         }
     }
@@ -299,6 +303,8 @@ pub const KNOWN: &[&str] = &[
     "zset-max-ziplist-value",
     "list-max-listpack-size",
     "list-max-ziplist-size",
+    "min-replicas-to-write",
+    "min-replicas-max-lag",
 ];
 
 impl Config {
@@ -429,6 +435,8 @@ impl Config {
             "list-max-listpack-size" | "list-max-ziplist-size" => {
                 self.list_max_listpack_size.to_string()
             }
+            "min-replicas-to-write" => self.min_replicas_to_write.to_string(),
+            "min-replicas-max-lag" => self.min_replicas_max_lag.to_string(),
             other => return self.passive.get(other).cloned(),
         })
     }
@@ -549,10 +557,8 @@ impl Config {
                 }
                 self.passive.insert(name.into(), val.to_ascii_lowercase());
             }
-            "min-replicas-to-write" | "min-replicas-max-lag" => {
-                int(val, 0, INT_MAX)?;
-                self.passive.insert(name.into(), val.to_string());
-            }
+            "min-replicas-to-write" => self.min_replicas_to_write = int(val, 0, INT_MAX)? as u64,
+            "min-replicas-max-lag" => self.min_replicas_max_lag = int(val, 0, INT_MAX)? as u64,
             "auto-aof-rewrite-percentage" => {
                 int(val, 0, INT_MAX)?;
                 self.passive.insert(name.into(), val.to_string());

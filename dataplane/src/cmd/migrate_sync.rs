@@ -28,6 +28,7 @@ use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx, spec};
 use crate::rdb::{self, Limits};
 use crate::resp::frame::{Frame, FrameError};
+use crate::resp::request::encode_command;
 use crate::server::client::{Action, Finish};
 use crate::store::WatchFlag;
 use crate::util::number::parse_i64;
@@ -472,16 +473,6 @@ fn connect(t: &Target) -> Result<Conn, String> {
     })
 }
 
-/// Appends a RESP multibulk request.
-fn encode(buf: &mut Vec<u8>, args: &[&[u8]]) {
-    buf.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for a in args {
-        buf.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        buf.extend_from_slice(a);
-        buf.extend_from_slice(b"\r\n");
-    }
-}
-
 /// Sends the items with one SLOTSRESTORE (after AUTH / SELECT when needed) and checks the
 /// replies. Blocking: runs on a blocking thread. The error is the client's reply line.
 fn send(t: &Target, db: usize, password: &str, items: &[Item]) -> Result<(), String> {
@@ -495,11 +486,11 @@ fn send(t: &Target, db: usize, password: &str, items: &[Item]) -> Result<(), Str
     let mut buf = Vec::new();
     let need_auth = !password.is_empty() && conn.auth.as_deref() != Some(password);
     if need_auth {
-        encode(&mut buf, &[b"AUTH", password.as_bytes()]);
+        encode_command(&mut buf, &[b"AUTH", password.as_bytes()]);
     }
     let need_select = conn.db != Some(db);
     if need_select {
-        encode(&mut buf, &[b"SELECT", db.to_string().as_bytes()]);
+        encode_command(&mut buf, &[b"SELECT", db.to_string().as_bytes()]);
     }
     let ttls: Vec<String> = items.iter().map(|i| i.ttl.to_string()).collect();
     let mut args: Vec<&[u8]> = Vec::with_capacity(1 + 3 * items.len());
@@ -509,7 +500,7 @@ fn send(t: &Target, db: usize, password: &str, items: &[Item]) -> Result<(), Str
         args.push(ttl.as_bytes());
         args.push(&i.payload);
     }
-    encode(&mut buf, &args);
+    encode_command(&mut buf, &args);
     drop(args);
 
     for chunk in buf.chunks(WRITE_CHUNK) {
@@ -623,7 +614,7 @@ mod tests {
     #[test]
     fn encodes_multibulk() {
         let mut b = Vec::new();
-        encode(&mut b, &[b"SELECT", b"3"]);
+        encode_command(&mut b, &[b"SELECT", b"3"]);
         assert_eq!(b, b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n");
     }
 }

@@ -413,6 +413,7 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         return;
     }
     if cmd.flags & flags::WRITE != 0
+        && ctx.store.config.min_replicas_to_write > 0
         && ctx.store.repl.master.is_none()
         && !ctx.client.is_master
         && crate::server::repl::min_replicas(ctx.store).is_some_and(|(want, good)| good < want)
@@ -442,7 +443,8 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         );
         return;
     }
-    if (cmd.flags & flags::WRITE != 0 || cmd.name == "ping")
+    if (ctx.store.aof.write_error.is_some() || !ctx.store.persist.last_bgsave_ok)
+        && (cmd.flags & flags::WRITE != 0 || cmd.name == "ping")
         && !ctx.client.is_master
         && ctx.store.repl.master.is_none()
         && let Some(msg) = disk_error(ctx.store)

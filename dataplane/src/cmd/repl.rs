@@ -205,7 +205,7 @@ fn wait(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     }
     // Ask the replicas for their offset now rather than at their next second.
     let mut getack = Vec::new();
-    repl::encode(&mut getack, &[b"REPLCONF", b"GETACK", b"*"]);
+    crate::resp::request::encode_command(&mut getack, &[b"REPLCONF", b"GETACK", b"*"]);
     ctx.store.repl.feed(&getack);
     ctx.store.repl.flush();
     let deadline = (timeout > 0).then(|| Instant::now() + Duration::from_millis(timeout as u64));

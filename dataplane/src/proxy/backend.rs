@@ -554,20 +554,7 @@ pub async fn handshake(
     }
 }
 
-/// Appends a RESP array of bulk strings to `out`.
-pub fn encode_command(out: &mut BytesMut, args: &[&[u8]]) {
-    let mut num = itoa::Buffer::new();
-    out.extend_from_slice(b"*");
-    out.extend_from_slice(num.format(args.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for a in args {
-        out.extend_from_slice(b"$");
-        out.extend_from_slice(num.format(a.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-}
+pub use crate::resp::request::encode_command;
 
 #[derive(Debug)]
 struct ConnSet {

@@ -314,6 +314,23 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     }
 }
 
+/// Appends `args` as a RESP array of bulk strings (a request as clients send it; what the
+/// parser reads): the replication and AOF streams, the proxy's backend requests, the
+/// migration clients.
+pub fn encode_command(out: &mut impl bytes::BufMut, args: &[&[u8]]) {
+    let mut n = itoa::Buffer::new();
+    out.put_u8(b'*');
+    out.put_slice(n.format(args.len()).as_bytes());
+    out.put_slice(b"\r\n");
+    for a in args {
+        out.put_u8(b'$');
+        out.put_slice(n.format(a.len()).as_bytes());
+        out.put_slice(b"\r\n");
+        out.put_slice(a);
+        out.put_slice(b"\r\n");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

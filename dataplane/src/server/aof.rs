@@ -33,8 +33,8 @@ use tokio::sync::watch;
 
 use super::Shared;
 use super::persist::{self, Job};
-use super::repl::encode;
 use crate::config::Config;
+use crate::resp::request::encode_command;
 use crate::store::{Store, now_ms};
 use manifest::{Entry, Manifest};
 
@@ -124,16 +124,9 @@ pub fn filename(c: &Config) -> String {
         .unwrap_or_else(|| "appendonly.aof".into())
 }
 
-fn flag(c: &Config, name: &str, default: bool) -> bool {
-    match c.get(name) {
-        Some(v) => v == "yes",
-        None => default,
-    }
-}
-
 /// True when `appendonly yes` is configured.
 pub fn configured(c: &Config) -> bool {
-    flag(c, "appendonly", false)
+    c.get("appendonly").as_deref() == Some("yes")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -551,10 +544,10 @@ impl State {
     /// Appends one command run against `db` to the buffer.
     pub fn append(&mut self, db: usize, args: &[&[u8]]) {
         if self.sel_db != Some(db) {
-            encode(&mut self.buf, &[b"SELECT", db.to_string().as_bytes()]);
+            encode_command(&mut self.buf, &[b"SELECT", db.to_string().as_bytes()]);
             self.sel_db = Some(db);
         }
-        encode(&mut self.buf, args);
+        encode_command(&mut self.buf, args);
     }
 
     /// Writes the buffer to the current file. Returns the stream offset after it, or None
@@ -720,7 +713,7 @@ pub fn open_at_start(store: &mut Store, upgrade: bool) -> Result<(), AofError> {
                 });
                 tracing::info!(file = %dest.display(), "Successfully migrated an old-style AOF into the AOF directory");
             } else {
-                let rdb = flag(&store.config, "aof-use-rdb-preamble", true);
+                let rdb = persist::flag(&store.config, "aof-use-rdb-preamble");
                 let base = m.next_base(&name, rdb);
                 let path = dir.join(&base.name);
                 persist::write_aof_base(store, &path, rdb).map_err(|e| {
@@ -881,7 +874,7 @@ pub fn start_rewrite(shared: &Shared, store: &mut Store) -> Result<(), AofError>
     } else {
         None
     };
-    let rdb = flag(&store.config, "aof-use-rdb-preamble", true);
+    let rdb = persist::flag(&store.config, "aof-use-rdb-preamble");
     let base = store.aof.manifest.next_base(&name, rdb);
     let mut job = Job::prepare(arc.clone(), store);
     job.mark_aof_base();

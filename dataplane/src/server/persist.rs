@@ -148,7 +148,8 @@ pub fn save_points(c: &Config) -> Vec<(u64, u64)> {
     n.chunks_exact(2).map(|p| (p[0], p[1])).collect()
 }
 
-fn flag(c: &Config, name: &str) -> bool {
+/// A yes/no setting that is on unless set to `no`.
+pub(crate) fn flag(c: &Config, name: &str) -> bool {
     c.get(name).is_none_or(|v| v != "no")
 }
 
@@ -198,25 +199,7 @@ pub fn save_sync(store: &mut Store) -> Result<(), SaveError> {
     let start = Instant::now();
     let dest = rdb_path(&store.config);
     let (tmp, mut fw) = create_temp(&store.config, &format!("temp-{}.rdb", std::process::id()))?;
-    let lim = Limits::from_config(&store.config);
-    let mut w = Writer::new();
-    w.compress = flag(&store.config, "rdbcompression");
-    let res = (|| {
-        fw.header(&aux())?;
-        for db in &store.dbs {
-            if db.is_empty() {
-                continue;
-            }
-            fw.select_db(db.id, db.len(), db.expires_len())?;
-            for s in 0..MAX_SLOT_NUM {
-                w.buf.clear();
-                file::write_slot(&mut w, db.slot(s), &lim);
-                fw.raw(&w.buf)?;
-            }
-        }
-        Ok(())
-    })();
-    if let Err(e) = res {
+    if let Err(e) = write_keyspace(store, &mut fw, &aux()) {
         let _ = std::fs::remove_file(&tmp);
         return Err(io_err(&dest)(e));
     }
@@ -347,11 +330,7 @@ impl Job {
 
     /// The file is an AOF base (`aof-base:1` in its AUX fields).
     pub(crate) fn mark_aof_base(&mut self) {
-        for (k, v) in &mut self.aux {
-            if *k == "aof-base" {
-                *v = "1".into();
-            }
-        }
+        mark_aof_base(&mut self.aux);
     }
 
     /// Set to stop the job.
@@ -590,12 +569,15 @@ fn write_commands(
         }
         buf.clear();
         if db != Some(k.db) {
-            super::repl::encode(&mut buf, &[b"SELECT", k.db.to_string().as_bytes()]);
+            crate::resp::request::encode_command(
+                &mut buf,
+                &[b"SELECT", k.db.to_string().as_bytes()],
+            );
             db = Some(k.db);
         }
         let payload = crate::rdb::dump_payload(&k.value, lim);
         let ttl = k.expire_ms.unwrap_or(0).to_string();
-        super::repl::encode(
+        crate::resp::request::encode_command(
             &mut buf,
             &[
                 b"RESTORE",
@@ -646,33 +628,51 @@ pub fn write_aof_base(store: &Store, path: &Path, rdb: bool) -> Result<(), SaveE
     res.map_err(io_err(path))
 }
 
-/// The whole keyspace as an RDB image, under the caller's lock; `aof_base` sets the
-/// `aof-base` AUX field.
-fn rdb_image(store: &Store, aof_base: bool) -> Vec<u8> {
+/// Writes the header with `aux`, then every db of the keyspace, under the caller's lock
+/// (SAVE, the in-memory images below).
+fn write_keyspace<W: std::io::Write>(
+    store: &Store,
+    fw: &mut FileWriter<W>,
+    aux: &[(&'static str, String)],
+) -> std::io::Result<()> {
     let lim = Limits::from_config(&store.config);
-    let mut fw = FileWriter::new(Vec::new(), flag(&store.config, "rdbchecksum"));
     let mut w = Writer::new();
     w.compress = flag(&store.config, "rdbcompression");
-    let mut aux = aux();
-    if aof_base {
-        for (k, v) in &mut aux {
-            if *k == "aof-base" {
-                *v = "1".into();
-            }
-        }
-    }
-    let _ = fw.header(&aux);
+    fw.header(aux)?;
     for db in &store.dbs {
         if db.is_empty() {
             continue;
         }
-        let _ = fw.select_db(db.id, db.len(), db.expires_len());
+        fw.select_db(db.id, db.len(), db.expires_len())?;
         for s in 0..MAX_SLOT_NUM {
             w.buf.clear();
             file::write_slot(&mut w, db.slot(s), &lim);
-            let _ = fw.raw(&w.buf);
+            fw.raw(&w.buf)?;
         }
     }
+    Ok(())
+}
+
+/// Sets the `aof-base` AUX field: the file is an AOF base.
+fn mark_aof_base(aux: &mut [(&'static str, String)]) {
+    for (k, v) in aux {
+        if *k == "aof-base" {
+            *v = "1".into();
+        }
+    }
+}
+
+/// The whole keyspace as an in-memory RDB image, under the caller's lock (a replica's
+/// payload when no snapshot thread can run, an AOF base at start); `aof_base` sets the
+/// `aof-base` AUX field.
+pub(crate) fn rdb_image(store: &Store, aof_base: bool) -> Vec<u8> {
+    let mut fw = FileWriter::new(Vec::new(), flag(&store.config, "rdbchecksum"));
+    let mut aux = aux();
+    if aof_base {
+        mark_aof_base(&mut aux);
+    }
+    // Writing to memory cannot fail.
+    let _ = write_keyspace(store, &mut fw, &aux);
     fw.finish().unwrap_or_default()
 }
 

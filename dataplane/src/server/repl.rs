@@ -33,8 +33,8 @@ use tokio::sync::mpsc;
 use super::Shared;
 use super::client::ClientInfo;
 use crate::cmd::{CommandSpec, Ctx};
-use crate::rdb::file::{self, FileWriter};
-use crate::rdb::{Limits, Writer};
+use crate::rdb::Limits;
+use crate::resp::request::encode_command;
 use crate::store::{Store, now_ms};
 
 pub mod link;
@@ -150,21 +150,6 @@ impl Default for State {
     }
 }
 
-/// Appends one RESP array to `buf`.
-pub fn encode(buf: &mut Vec<u8>, args: &[&[u8]]) {
-    let mut n = itoa::Buffer::new();
-    buf.push(b'*');
-    buf.extend_from_slice(n.format(args.len()).as_bytes());
-    buf.extend_from_slice(b"\r\n");
-    for a in args {
-        buf.push(b'$');
-        buf.extend_from_slice(n.format(a.len()).as_bytes());
-        buf.extend_from_slice(b"\r\n");
-        buf.extend_from_slice(a);
-        buf.extend_from_slice(b"\r\n");
-    }
-}
-
 impl State {
     /// True once a backlog exists: commands are then propagated.
     #[inline]
@@ -273,10 +258,10 @@ impl State {
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
         if self.stream_db != Some(db) {
-            encode(&mut buf, &[b"SELECT", db.to_string().as_bytes()]);
+            encode_command(&mut buf, &[b"SELECT", db.to_string().as_bytes()]);
             self.stream_db = Some(db);
         }
-        encode(&mut buf, args);
+        encode_command(&mut buf, args);
         self.feed(&buf);
         if buf.capacity() <= 64 * 1024 {
             self.scratch = buf;
@@ -298,14 +283,10 @@ impl State {
 /// `min-replicas-to-write` when set (with `min-replicas-max-lag`), and the replicas that
 /// count as good: online, with an ACK no older than the lag.
 pub fn min_replicas(store: &Store) -> Option<(usize, usize)> {
-    let get = |k: &str| -> u64 {
-        store
-            .config
-            .get(k)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    let (want, lag) = (get("min-replicas-to-write"), get("min-replicas-max-lag"));
+    let (want, lag) = (
+        store.config.min_replicas_to_write,
+        store.config.min_replicas_max_lag,
+    );
     if want == 0 || lag == 0 {
         return None;
     }
@@ -356,7 +337,7 @@ pub fn cron(store: &mut Store) {
     {
         r.last_ping_ms = now;
         let mut b = Vec::new();
-        encode(&mut b, &[b"PING"]);
+        encode_command(&mut b, &[b"PING"]);
         r.feed(&b);
     }
     store.repl.flush();
@@ -559,28 +540,6 @@ pub struct Attach {
     pub rx: mpsc::UnboundedReceiver<Bytes>,
 }
 
-/// Serialises the whole keyspace as an RDB payload (under the caller's lock).
-pub fn rdb_payload(store: &Store) -> Vec<u8> {
-    let lim = Limits::from_config(&store.config);
-    let mut fw = FileWriter::new(Vec::new(), true);
-    let mut w = Writer::new();
-    w.compress = store.config.get("rdbcompression").is_none_or(|v| v != "no");
-    let aux = file::aux_fields(crate::alloc::allocated_bytes() as u64, now_ms() / 1000);
-    let _ = fw.header(&aux);
-    for db in &store.dbs {
-        if db.is_empty() {
-            continue;
-        }
-        let _ = fw.select_db(db.id, db.len(), db.expires_len());
-        for s in 0..codis_model::MAX_SLOT_NUM {
-            w.buf.clear();
-            file::write_slot(&mut w, db.slot(s), &lim);
-            let _ = fw.raw(&w.buf);
-        }
-    }
-    fw.finish().unwrap_or_default()
-}
-
 /// Starts the payload: a point-in-time snapshot serialised by a thread in short lock holds
 /// (`persist::Job`, slot copy-on-write), so the master keeps serving; under the lock when
 /// a BGSAVE already uses the copy-on-write state.
@@ -588,7 +547,7 @@ fn start_payload(shared: &Shared, store: &mut Store, capa_eof: bool) -> Payload 
     let arc = shared.arc();
     let busy = super::persist::snapshot_busy(store);
     let (Some(arc), false) = (arc, busy) else {
-        return Payload::Ready(rdb_payload(store));
+        return Payload::Ready(super::persist::rdb_image(store, false));
     };
     let job = super::persist::Job::prepare(arc.clone(), store);
     store.repl.snapshotting = true;
@@ -621,7 +580,7 @@ fn start_payload(shared: &Shared, store: &mut Store, capa_eof: bool) -> Payload 
         for db in &mut store.dbs {
             db.cow = None;
         }
-        return Payload::Ready(rdb_payload(store));
+        return Payload::Ready(super::persist::rdb_image(store, false));
     }
     let (tx, rx) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new()
@@ -648,7 +607,7 @@ fn start_payload(shared: &Shared, store: &mut Store, capa_eof: bool) -> Payload 
             for db in &mut store.dbs {
                 db.cow = None;
             }
-            Payload::Ready(rdb_payload(store))
+            Payload::Ready(super::persist::rdb_image(store, false))
         }
     }
 }

@@ -11,31 +11,7 @@ use std::time::{Duration, Instant};
 use dataplane::resp::frame::Frame;
 
 use crate::persist::{bulks_text, compare, int, ok, populate};
-use crate::support::{Client, Server, show, start_codis, start_redis};
-
-/// A directory of the test's own, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("codis-it-aof-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-    fn join(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::support::{Client, Server, TempDir, show, start_codis, start_redis};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -147,7 +123,7 @@ fn writer(port: u16, id: usize, stop: Arc<AtomicBool>) -> Acked {
 
 #[test]
 fn sigkill_with_appendfsync_always_loses_no_acknowledged_write() {
-    let dir = TempDir::new("sigkill");
+    let dir = TempDir::new("aof-sigkill");
     let codis = aof_codis(&dir, &["--appendfsync", "always"]);
     let port = codis.port;
     let stop = Arc::new(AtomicBool::new(false));
@@ -197,7 +173,7 @@ fn sigkill_with_appendfsync_always_loses_no_acknowledged_write() {
         }
     }
     // The same files give real Redis the same dataset.
-    let copy = TempDir::new("sigkill-redis");
+    let copy = TempDir::new("aof-sigkill-redis");
     copy_dir(&dir.join("appendonlydir"), &copy.join("appendonlydir"));
     let redis = start_redis(&["--dir", copy.path(), "--appendonly", "yes"]);
     let mut r = Client::connect(redis.port);
@@ -217,7 +193,7 @@ fn sigkill_with_appendfsync_always_loses_no_acknowledged_write() {
 #[test]
 fn codis_aof_loads_in_redis_and_redis_aof_loads_in_codis() {
     // Ours → Redis: a base from a rewrite, then increments written after it.
-    let dir = TempDir::new("to-redis");
+    let dir = TempDir::new("aof-to-redis");
     let codis = aof_codis(&dir, &[]);
     let mut c = Client::connect(codis.port);
     populate(&mut c, 11);
@@ -233,7 +209,7 @@ fn codis_aof_loads_in_redis_and_redis_aof_loads_in_codis() {
     assert!(!dir.join("appendonlydir/appendonly.aof.1.base.rdb").exists());
     populate(&mut c, 12); // overwrites and adds, after the base
     ok(&mut c, &[b"DEL", b"k:0:2:"]);
-    let copy = TempDir::new("to-redis-copy");
+    let copy = TempDir::new("aof-to-redis-copy");
     copy_dir(&dir.join("appendonlydir"), &copy.join("appendonlydir"));
     let redis = start_redis(&["--dir", copy.path(), "--appendonly", "yes"]);
     let mut r = Client::connect(redis.port);
@@ -245,14 +221,14 @@ fn codis_aof_loads_in_redis_and_redis_aof_loads_in_codis() {
     compare(&mut r, &mut b);
 
     // Redis → ours: Redis's base and increments after its own rewrite.
-    let rdir = TempDir::new("from-redis");
+    let rdir = TempDir::new("aof-from-redis");
     let redis2 = start_redis(&["--dir", rdir.path(), "--appendonly", "yes"]);
     let mut r2 = Client::connect(redis2.port);
     populate(&mut r2, 21);
     ok(&mut r2, &[b"BGREWRITEAOF"]);
     wait_rewrite(&mut r2);
     populate(&mut r2, 22);
-    let copy2 = TempDir::new("from-redis-copy");
+    let copy2 = TempDir::new("aof-from-redis-copy");
     copy_dir(&rdir.join("appendonlydir"), &copy2.join("appendonlydir"));
     let codis2 = aof_codis(&copy2, &[]);
     let mut c2 = Client::connect(codis2.port);
@@ -266,7 +242,7 @@ fn codis_aof_loads_in_redis_and_redis_aof_loads_in_codis() {
     wait_rewrite(&mut c2);
     let m = std::fs::read_to_string(copy2.join("appendonlydir/appendonly.aof.manifest")).unwrap();
     assert!(m.contains(".base.aof"), "{m}");
-    let copy3 = TempDir::new("cmd-base");
+    let copy3 = TempDir::new("aof-cmd-base");
     copy_dir(&copy2.join("appendonlydir"), &copy3.join("appendonlydir"));
     let redis3 = start_redis(&["--dir", copy3.path(), "--appendonly", "yes"]);
     let mut r3 = Client::connect(redis3.port);
@@ -295,7 +271,7 @@ fn append_to_incr(dir: &TempDir, bytes: &[u8]) -> PathBuf {
 
 #[test]
 fn torn_last_record_is_cut_as_redis_does() {
-    let dir = TempDir::new("torn");
+    let dir = TempDir::new("aof-torn");
     let codis = aof_codis(&dir, &[]);
     let mut c = Client::connect(codis.port);
     for i in 0..100 {
@@ -308,7 +284,7 @@ fn torn_last_record_is_cut_as_redis_does() {
     let size = std::fs::metadata(&incr).unwrap().len();
 
     // Redis and ours on the same bytes: both start, both without the torn command.
-    let copy = TempDir::new("torn-redis");
+    let copy = TempDir::new("aof-torn-redis");
     copy_dir(&dir.join("appendonlydir"), &copy.join("appendonlydir"));
     let redis = start_redis(&["--dir", copy.path(), "--appendonly", "yes"]);
     let mut r = Client::connect(redis.port);
@@ -365,7 +341,7 @@ fn start_codis_expect_exit(dir: &TempDir, extra: &[&str]) -> (String, String) {
 #[test]
 fn single_file_aof_of_older_redis_is_loaded_and_moved() {
     // Redis before 7 (and Codis 3.2's redis 3.2): `appendonly.aof` in `dir`, commands only.
-    let dir = TempDir::new("old");
+    let dir = TempDir::new("aof-old");
     let mut cmds = Vec::new();
     for args in [
         vec!["SELECT", "0"],
@@ -399,7 +375,7 @@ fn single_file_aof_of_older_redis_is_loaded_and_moved() {
     ok(&mut c, &[b"SET", b"b", b"2"]);
     drop(codis);
     // An RDB preamble followed by commands (Redis 4-6 with aof-use-rdb-preamble).
-    let dir2 = TempDir::new("preamble");
+    let dir2 = TempDir::new("aof-preamble");
     {
         let src = start_codis(&["--dir", dir2.path()]);
         let mut s = Client::connect(src.port);
@@ -431,7 +407,7 @@ fn single_file_aof_of_older_redis_is_loaded_and_moved() {
 
 #[test]
 fn appendonly_turned_on_at_run_time_and_automatic_rewrite() {
-    let dir = TempDir::new("runtime");
+    let dir = TempDir::new("aof-runtime");
     let codis = start_codis(&["--dir", dir.path()]);
     let mut c = Client::connect(codis.port);
     let mirror = start_redis(&[]);
@@ -509,7 +485,7 @@ fn replica_aof_holds_the_masters_dataset() {
     let master = start_codis(&[]);
     let mut mc = Client::connect(master.port);
     populate(&mut mc, 41); // before the replica attaches: reaches it in the full resync
-    let dir = TempDir::new("replica");
+    let dir = TempDir::new("aof-replica");
     let port = master.port.to_string();
     let replica = aof_codis(&dir, &["--replicaof", "127.0.0.1", &port]);
     let mut rc = Client::connect(replica.port);

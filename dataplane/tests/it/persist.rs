@@ -1,36 +1,14 @@
 //! Integration tests: RDB files between codis-server and a real redis-server (both ways),
 //! BGSAVE as a point-in-time snapshot, restart and damaged files.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use dataplane::rdb::Limits;
 use dataplane::rdb::file;
 use dataplane::resp::frame::Frame;
 
-use crate::support::{Client, show, start_codis, start_redis};
-
-/// A directory of the test's own, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let p =
-            std::env::temp_dir().join(format!("codis-it-persist-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::support::{Client, TempDir, show, start_codis, start_redis};
 
 pub(crate) fn ok(c: &mut Client, args: &[&[u8]]) -> Frame {
     let (f, raw) = c.cmd(args);
@@ -264,7 +242,7 @@ pub(crate) fn compare(a: &mut Client, b: &mut Client) {
 
 #[test]
 fn codis_save_loads_in_redis() {
-    let dir = TempDir::new("to-redis");
+    let dir = TempDir::new("persist-to-redis");
     let codis = start_codis(&["--dir", dir.path()]);
     let mut c = Client::connect(codis.port);
     populate(&mut c, 42);
@@ -294,7 +272,7 @@ fn codis_save_loads_in_redis() {
 
 #[test]
 fn redis_save_loads_in_codis() {
-    let dir = TempDir::new("from-redis");
+    let dir = TempDir::new("persist-from-redis");
     let redis = start_redis(&["--dir", dir.path()]);
     let mut r = Client::connect(redis.port);
     populate(&mut r, 7);
@@ -365,7 +343,7 @@ fn fill(c: &mut Client, n: usize) {
 
 #[test]
 fn bgsave_is_point_in_time() {
-    let dir = TempDir::new("bgsave");
+    let dir = TempDir::new("persist-bgsave");
     let codis = start_codis(&["--dir", dir.path()]);
     let mut c = Client::connect(codis.port);
     fill(&mut c, 200_000);
@@ -463,7 +441,7 @@ fn bgsave_is_point_in_time() {
 
 #[test]
 fn bgsave_survives_flushall() {
-    let dir = TempDir::new("flush");
+    let dir = TempDir::new("persist-flush");
     let codis = start_codis(&["--dir", dir.path()]);
     let mut c = Client::connect(codis.port);
     fill(&mut c, 50_000);
@@ -490,7 +468,7 @@ fn bgsave_survives_flushall() {
 
 #[test]
 fn restart_keeps_data_and_damage_stops_startup() {
-    let dir = TempDir::new("restart");
+    let dir = TempDir::new("persist-restart");
     let mut codis = start_codis(&["--dir", dir.path()]);
     let mut c = Client::connect(codis.port);
     populate(&mut c, 99);
@@ -557,7 +535,7 @@ fn failed_bgsave_stops_writes_like_redis() {
         .into_iter()
         .enumerate()
     {
-        let dir = TempDir::new(&format!("misconf-{i}"));
+        let dir = TempDir::new(&format!("persist-misconf-{i}"));
         let s = start(&["--dir", dir.path(), "--save", "3600 1"]);
         let mut c = Client::connect(s.port);
         ok(&mut c, &[b"SET", b"a", b"1"]);

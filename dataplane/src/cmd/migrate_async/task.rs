@@ -119,12 +119,8 @@ fn release(shared: &Shared, t: &Target, msg: &str) {
 
 /// One command as RESP.
 fn encode(parts: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", parts.len()).into_bytes();
-    for p in parts {
-        out.extend_from_slice(format!("${}\r\n", p.len()).as_bytes());
-        out.extend_from_slice(p);
-        out.extend_from_slice(b"\r\n");
-    }
+    let mut out = Vec::new();
+    crate::resp::request::encode_command(&mut out, parts);
     out
 }
 

@@ -58,7 +58,7 @@ pub fn load(shared: &Arc<Shared>) -> Result<Option<Loaded>, AofError> {
             super::dir(&s.config),
             super::filename(&s.config),
             PathBuf::from(&s.config.dir),
-            super::flag(&s.config, "aof-load-truncated", true),
+            crate::server::persist::flag(&s.config, "aof-load-truncated"),
         )
     };
     let mut loaded = Loaded::default();

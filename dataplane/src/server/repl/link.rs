@@ -15,11 +15,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use super::encode;
 use crate::cmd::{Ctx, execute};
 use crate::rdb::Limits;
 use crate::rdb::file;
 use crate::resp::reply::Out;
+use crate::resp::request::encode_command;
 use crate::resp::request::{self, Request, RequestParser};
 use crate::server::Shared;
 use crate::server::client::{Client, ClientInfo, KIND_MASTER};
@@ -129,7 +129,7 @@ async fn fill(sock: &mut TcpStream, rd: &mut BytesMut) -> Res<()> {
 
 async fn command(sock: &mut TcpStream, rd: &mut BytesMut, args: &[&[u8]]) -> Res<String> {
     let mut b = Vec::new();
-    encode(&mut b, args);
+    encode_command(&mut b, args);
     sock.write_all(&b).await.map_err(|e| e.to_string())?;
     read_line(sock, rd).await
 }
@@ -357,7 +357,7 @@ async fn stream(
 async fn send_ack(shared: &Shared, sock: &mut TcpStream) -> Res<()> {
     let off = shared.store.lock().repl.offset.to_string();
     let mut b = Vec::new();
-    encode(&mut b, &[b"REPLCONF", b"ACK", off.as_bytes()]);
+    encode_command(&mut b, &[b"REPLCONF", b"ACK", off.as_bytes()]);
     sock.write_all(&b).await.map_err(|e| e.to_string())
 }
 
