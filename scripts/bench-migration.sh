@@ -46,35 +46,8 @@ rss_kb() { # port -> RSS in KiB of the server listening there
 cat >"$WORK/mig.py" <<'EOF'
 import socket, sys, time, zlib
 
-def conn(port):
-    s = socket.create_connection(("127.0.0.1", port))
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s, s.makefile("rb")
-
-def enc(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
-
-def read(f):
-    line = f.readline()
-    t, rest = line[:1], line[1:-2]
-    if t in (b"+", b":"):
-        return int(rest) if t == b":" else rest
-    if t == b"-":
-        raise RuntimeError(rest.decode())
-    if t == b"$":
-        n = int(rest)
-        if n < 0:
-            return None
-        data = f.read(n + 2)
-        return data[:-2]
-    if t == b"*":
-        n = int(rest)
-        return None if n < 0 else [read(f) for _ in range(n)]
-    raise RuntimeError("bad reply %r" % line)
+sys.path.insert(0, "scripts")
+from bench_resp import conn, enc, read  # noqa: E402
 
 def pipeline(port, cmds, batch=1000):
     s, f = conn(port)

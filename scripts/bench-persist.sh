@@ -26,31 +26,8 @@ source scripts/bench-lib.sh
 cat >"$WORK/p.py" <<'EOF'
 import os, socket, sys, time
 
-def conn(port):
-    s = socket.create_connection(("127.0.0.1", port))
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s, s.makefile("rb")
-
-def enc(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
-
-def read(f):
-    line = f.readline()
-    t, rest = line[:1], line[1:-2]
-    if t in (b"+", b":"):
-        return int(rest) if t == b":" else rest
-    if t == b"-":
-        raise RuntimeError(rest.decode())
-    if t in (b"$", b"="):
-        n = int(rest)
-        return None if n < 0 else f.read(n + 2)[:-2]
-    if t == b"*":
-        return [read(f) for _ in range(int(rest))]
-    raise RuntimeError("bad reply %r" % line)
+sys.path.insert(0, "scripts")
+from bench_resp import conn, enc, read  # noqa: E402
 
 cmd, port = sys.argv[1], int(sys.argv[2])
 if cmd == "load":
