@@ -120,6 +120,40 @@ fn traffic(c: &mut Client, tag: &str) {
     ok(c, &[b"RPUSH", &k("l"), b"z"]);
 }
 
+/// Keys of every type on the master, then REPLICAOF with writes during the sync and after;
+/// WAIT, and every key compared.
+fn sync_under_traffic(m: &mut Client, r: &mut Client, master_port: u16, seed: u64) {
+    populate(m, seed);
+    mixed(m, 5_000, "pre");
+    ok(
+        r,
+        &[
+            b"REPLICAOF",
+            b"127.0.0.1",
+            master_port.to_string().as_bytes(),
+        ],
+    );
+    traffic(m, "during");
+    wait_synced(m, r);
+    traffic(m, "after");
+    assert_eq!(int(ok(m, &[b"WAIT", b"1", b"5000"])), 1);
+    std::thread::sleep(Duration::from_millis(300));
+    wait_synced(m, r);
+    compare(m, r);
+}
+
+/// Waits until the master has accepted one partial resync.
+fn wait_partial_resync(m: &mut Client) {
+    let start = Instant::now();
+    while field(m, "stats", "sync_partial_ok") != "1" {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no partial resync"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// codis master, codis replica: keys of every type before REPLICAOF, writes during the
 /// sync and after; every key's DUMP compared.
 #[test]
@@ -176,36 +210,13 @@ fn redis_replica_of_codis() {
     let replica = start_redis(&[]);
     let mut m = Client::connect(master.port);
     let mut r = Client::connect(replica.port);
-    populate(&mut m, 12);
-    mixed(&mut m, 5_000, "pre");
-    ok(
-        &mut r,
-        &[
-            b"REPLICAOF",
-            b"127.0.0.1",
-            master.port.to_string().as_bytes(),
-        ],
-    );
-    traffic(&mut m, "during");
-    wait_synced(&mut m, &mut r);
-    traffic(&mut m, "after");
-    assert_eq!(int(ok(&mut m, &[b"WAIT", b"1", b"5000"])), 1);
-    std::thread::sleep(Duration::from_millis(300));
-    wait_synced(&mut m, &mut r);
-    compare(&mut m, &mut r);
+    sync_under_traffic(&mut m, &mut r, master.port, 12);
     // A broken link resumes with +CONTINUE.
     let before = field(&mut m, "stats", "sync_partial_ok");
     assert_eq!(before, "0");
     ok(&mut m, &[b"CLIENT", b"KILL", b"TYPE", b"slave"]);
     traffic(&mut m, "gap");
-    let start = Instant::now();
-    while field(&mut m, "stats", "sync_partial_ok") != "1" {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "no partial resync"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_partial_resync(&mut m);
     wait_synced(&mut m, &mut r);
     compare(&mut m, &mut r);
     assert_eq!(field(&mut m, "stats", "sync_full"), "1");
@@ -225,34 +236,11 @@ fn codis_replica_of_redis() {
         let replica = start_codis(&[]);
         let mut m = Client::connect(master.port);
         let mut r = Client::connect(replica.port);
-        populate(&mut m, 13);
-        mixed(&mut m, 5_000, "pre");
-        ok(
-            &mut r,
-            &[
-                b"REPLICAOF",
-                b"127.0.0.1",
-                master.port.to_string().as_bytes(),
-            ],
-        );
-        traffic(&mut m, "during");
-        wait_synced(&mut m, &mut r);
-        traffic(&mut m, "after");
-        assert_eq!(int(ok(&mut m, &[b"WAIT", b"1", b"5000"])), 1);
-        std::thread::sleep(Duration::from_millis(300));
-        wait_synced(&mut m, &mut r);
-        compare(&mut m, &mut r);
+        sync_under_traffic(&mut m, &mut r, master.port, 13);
         // The replica's link dies: it resumes with PSYNC and the master accepts.
         ok(&mut r, &[b"CLIENT", b"KILL", b"TYPE", b"master"]);
         traffic(&mut m, "gap");
-        let start = Instant::now();
-        while field(&mut m, "stats", "sync_partial_ok") != "1" {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "no partial resync"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_partial_resync(&mut m);
         wait_synced(&mut m, &mut r);
         compare(&mut m, &mut r);
     }
@@ -284,14 +272,7 @@ fn partial_resync_after_broken_link() {
         1
     );
     writer.join().unwrap();
-    let start = Instant::now();
-    while field(&mut m, "stats", "sync_partial_ok") != "1" {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "no partial resync"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_partial_resync(&mut m);
     wait_synced(&mut m, &mut r);
     compare(&mut m, &mut r);
     assert_eq!(field(&mut m, "stats", "sync_full"), "1");
