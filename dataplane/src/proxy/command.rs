@@ -2,10 +2,12 @@
 //! answer locally, split across slots, refuse...) and Codis's routing flags.
 //!
 //! Names follow Codis 3.2's `pkg/proxy/mapper.go` table (flags `Write`, `MasterOnly`,
-//! `MayWrite`, `NotAllow`), extended with the Redis 7 commands codis-server implements, and
+//! `MayWrite`, `NotAllow`), extended to every command of Redis 7.0 and of codis-server, and
 //! with the commands we support where Codis refused them (MULTI/EXEC, pub/sub, blocking pops,
-//! MSETNX within one slot). A command not in the table is forwarded by its first key as a
-//! possible write, as Codis does.
+//! MSETNX within one slot). The table is complete: a command not in it is refused (Codis
+//! forwarded it by its first key, which let any client reach a backend's internal and admin
+//! commands). `tests/it/proxy_audit.rs` checks it against `COMMAND` of Redis and
+//! codis-server and against the table in docs/COMPATIBILITY.md.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -14,10 +16,13 @@ use std::sync::OnceLock;
 pub const WRITE: u8 = 1;
 /// The command reads but must go to the master (cursors, slot scans).
 pub const MASTER_ONLY: u8 = 2;
-/// The command may write (unknown commands, scripts).
+/// The command may write (scripts).
 pub const MAY_WRITE: u8 = 4;
 /// The command is refused by the proxy.
 pub const NOT_ALLOW: u8 = 8;
+/// The command is a Redis container command (`CONFIG GET`, `XINFO STREAM`...): Redis names
+/// it `name|subcommand` in its errors.
+pub const CONTAINER: u8 = 16;
 
 /// How the proxy handles a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,12 +32,17 @@ pub enum Handling {
     Forward(u8),
     /// Refused with `command '<OP>' is not allowed`.
     Refuse,
+    /// A container whose subcommands are handled differently: the entry `NAME|SUB` decides
+    /// (see [`resolve`]).
+    Subcommand,
     /// `PING [addr|message]`.
     Ping,
     /// `ECHO message`.
     Echo,
     /// `QUIT`.
     Quit,
+    /// `RESET`: the proxy resets the session (never sent to a backend).
+    Reset,
     /// `SELECT db`.
     Select,
     /// `AUTH [user] password`.
@@ -125,6 +135,7 @@ const COMMANDS: &[(&str, u8, Handling)] = &[
     ("INFO", 0, Info),
     ("PING", 0, Ping),
     ("QUIT", 0, Quit),
+    ("RESET", 0, Reset),
     ("SELECT", 0, Select),
     ("SLOTSHASHKEY", 0, SlotsHashKey),
     ("SLOTSINFO", MASTER_ONLY, SlotsInfo),
@@ -155,32 +166,35 @@ const COMMANDS: &[(&str, u8, Handling)] = &[
     ("UNSUBSCRIBE", 0, Unsubscribe),
     ("PUNSUBSCRIBE", 0, Unsubscribe),
     ("PUBLISH", WRITE, PubSub),
-    ("PUBSUB", 0, PubSub),
+    ("PUBSUB", CONTAINER, PubSub),
     // Refused: Codis's NotAllow list (less what we support), plus Redis 7 commands that would
     // change the state of a shared backend connection or of a whole server.
-    ("ACL", NOT_ALLOW, Refuse),
+    ("ACL", NOT_ALLOW | CONTAINER, Refuse),
     ("ASKING", NOT_ALLOW, Refuse),
     ("BGREWRITEAOF", NOT_ALLOW, Refuse),
     ("BGSAVE", NOT_ALLOW, Refuse),
     ("BITOP", NOT_ALLOW, Refuse),
-    ("CLIENT", NOT_ALLOW, Refuse),
-    ("CLUSTER", NOT_ALLOW, Refuse),
-    ("CONFIG", NOT_ALLOW, Refuse),
+    ("CLIENT", NOT_ALLOW | CONTAINER, Refuse),
+    ("CLUSTER", NOT_ALLOW | CONTAINER, Refuse),
+    ("CONFIG", NOT_ALLOW | CONTAINER, Refuse),
     ("DBSIZE", NOT_ALLOW, Refuse),
     ("DEBUG", NOT_ALLOW, Refuse),
     ("FAILOVER", NOT_ALLOW, Refuse),
     ("FLUSHALL", NOT_ALLOW, Refuse),
     ("FLUSHDB", NOT_ALLOW, Refuse),
-    ("FUNCTION", NOT_ALLOW, Refuse),
+    ("FUNCTION", NOT_ALLOW | CONTAINER, Refuse),
     ("HOST:", NOT_ALLOW, Refuse),
     ("KEYS", NOT_ALLOW, Refuse),
     ("LASTSAVE", NOT_ALLOW, Refuse),
-    ("LATENCY", NOT_ALLOW, Refuse),
+    ("LATENCY", NOT_ALLOW | CONTAINER, Refuse),
+    ("LOLWUT", NOT_ALLOW, Refuse),
     ("MIGRATE", NOT_ALLOW, Refuse),
-    ("MODULE", NOT_ALLOW, Refuse),
+    ("MODULE", NOT_ALLOW | CONTAINER, Refuse),
     ("MONITOR", NOT_ALLOW, Refuse),
     ("MOVE", NOT_ALLOW, Refuse),
-    ("OBJECT", NOT_ALLOW, Refuse),
+    ("OBJECT", NOT_ALLOW | CONTAINER, Refuse),
+    ("PFDEBUG", NOT_ALLOW, Refuse),
+    ("PFSELFTEST", NOT_ALLOW, Refuse),
     ("POST", NOT_ALLOW, Refuse),
     ("PSYNC", NOT_ALLOW, Refuse),
     ("RANDOMKEY", NOT_ALLOW, Refuse),
@@ -190,21 +204,14 @@ const COMMANDS: &[(&str, u8, Handling)] = &[
     ("RENAMENX", NOT_ALLOW, Refuse),
     ("REPLCONF", NOT_ALLOW, Refuse),
     ("REPLICAOF", NOT_ALLOW, Refuse),
-    ("RESET", NOT_ALLOW, Refuse),
     ("RESTORE", NOT_ALLOW, Refuse),
     ("RESTORE-ASKING", NOT_ALLOW, Refuse),
     ("SAVE", NOT_ALLOW, Refuse),
     ("SCAN", NOT_ALLOW, Refuse),
-    ("SCRIPT", NOT_ALLOW, Refuse),
+    ("SCRIPT", NOT_ALLOW | CONTAINER, Refuse),
     ("SHUTDOWN", NOT_ALLOW, Refuse),
     ("SLAVEOF", NOT_ALLOW, Refuse),
-    ("SLOTSCHECK", NOT_ALLOW, Refuse),
-    ("SLOTSDEL", NOT_ALLOW, Refuse),
-    ("SLOTSMGRTONE", NOT_ALLOW, Refuse),
-    ("SLOTSMGRTSLOT", NOT_ALLOW, Refuse),
-    ("SLOTSMGRTTAGONE", NOT_ALLOW, Refuse),
-    ("SLOTSMGRTTAGSLOT", NOT_ALLOW, Refuse),
-    ("SLOWLOG", NOT_ALLOW, Refuse),
+    ("SLOWLOG", NOT_ALLOW | CONTAINER, Refuse),
     ("SPUBLISH", NOT_ALLOW, Refuse),
     ("SSUBSCRIBE", NOT_ALLOW, Refuse),
     ("SUNSUBSCRIBE", NOT_ALLOW, Refuse),
@@ -214,6 +221,40 @@ const COMMANDS: &[(&str, u8, Handling)] = &[
     ("UNWATCH", NOT_ALLOW, Refuse),
     ("WAIT", NOT_ALLOW, Refuse),
     ("WATCH", NOT_ALLOW, Refuse),
+    // Stream reads name their keys after `STREAMS` and may block a shared connection.
+    ("XREAD", NOT_ALLOW, Refuse),
+    ("XREADGROUP", NOT_ALLOW, Refuse),
+    // codis-server's internal commands: slot checks and migration (the dashboard and the
+    // proxy send them on connections of their own, never for a client).
+    ("SLOTSCHECK", NOT_ALLOW, Refuse),
+    ("SLOTSDEL", NOT_ALLOW, Refuse),
+    ("SLOTSMGRT-ASYNC-CANCEL", NOT_ALLOW, Refuse),
+    ("SLOTSMGRT-ASYNC-FENCE", NOT_ALLOW, Refuse),
+    ("SLOTSMGRT-ASYNC-STATUS", NOT_ALLOW, Refuse),
+    ("SLOTSMGRT-EXEC-WRAPPER", NOT_ALLOW, Refuse),
+    ("SLOTSMGRTONE", NOT_ALLOW, Refuse),
+    ("SLOTSMGRTONE-ASYNC", NOT_ALLOW, Refuse),
+    ("SLOTSMGRTONE-ASYNC-DUMP", NOT_ALLOW, Refuse),
+    ("SLOTSMGRTSLOT", NOT_ALLOW, Refuse),
+    ("SLOTSMGRTSLOT-ASYNC", NOT_ALLOW, Refuse),
+    ("SLOTSMGRTTAGONE", NOT_ALLOW, Refuse),
+    ("SLOTSMGRTTAGONE-ASYNC", NOT_ALLOW, Refuse),
+    ("SLOTSMGRTTAGONE-ASYNC-DUMP", NOT_ALLOW, Refuse),
+    ("SLOTSMGRTTAGSLOT", NOT_ALLOW, Refuse),
+    ("SLOTSMGRTTAGSLOT-ASYNC", NOT_ALLOW, Refuse),
+    ("SLOTSRESTORE", NOT_ALLOW, Refuse),
+    ("SLOTSRESTORE-ASYNC", NOT_ALLOW, Refuse),
+    ("SLOTSRESTORE-ASYNC-ACK", NOT_ALLOW, Refuse),
+    ("SLOTSRESTORE-ASYNC-AUTH", NOT_ALLOW, Refuse),
+    ("SLOTSRESTORE-ASYNC-SELECT", NOT_ALLOW, Refuse),
+    // MEMORY: only `MEMORY USAGE key` is about a key.
+    ("MEMORY", CONTAINER, Subcommand),
+    ("MEMORY|USAGE", 0, Forward(2)),
+    ("MEMORY|DOCTOR", NOT_ALLOW, Refuse),
+    ("MEMORY|HELP", NOT_ALLOW, Refuse),
+    ("MEMORY|MALLOC-STATS", NOT_ALLOW, Refuse),
+    ("MEMORY|PURGE", NOT_ALLOW, Refuse),
+    ("MEMORY|STATS", NOT_ALLOW, Refuse),
     // Master-only reads.
     ("HSCAN", MASTER_ONLY, F),
     ("SSCAN", MASTER_ONLY, F),
@@ -228,9 +269,11 @@ const COMMANDS: &[(&str, u8, Handling)] = &[
     ("EVALSHA", WRITE, Forward(3)),
     ("EXPIRE", WRITE, F),
     ("EXPIREAT", WRITE, F),
+    ("FCALL", WRITE, Forward(3)),
     ("GEOADD", WRITE, F),
     ("GEORADIUS", WRITE, F),
     ("GEORADIUSBYMEMBER", WRITE, F),
+    ("GEOSEARCHSTORE", WRITE, F),
     ("GETDEL", WRITE, F),
     ("GETEX", WRITE, F),
     ("GETSET", WRITE, F),
@@ -256,7 +299,6 @@ const COMMANDS: &[(&str, u8, Handling)] = &[
     ("PEXPIRE", WRITE, F),
     ("PEXPIREAT", WRITE, F),
     ("PFADD", WRITE, F),
-    ("PFDEBUG", WRITE, Forward(2)),
     ("PFMERGE", WRITE, F),
     ("PSETEX", WRITE, F),
     ("RPOP", WRITE, F),
@@ -271,12 +313,19 @@ const COMMANDS: &[(&str, u8, Handling)] = &[
     ("SETNX", WRITE, F),
     ("SETRANGE", WRITE, F),
     ("SINTERSTORE", WRITE, F),
-    ("SLOTSRESTORE", WRITE, F),
     ("SMOVE", WRITE, F),
     ("SORT", WRITE, F),
     ("SPOP", WRITE, F),
     ("SREM", WRITE, F),
     ("SUNIONSTORE", WRITE, F),
+    ("XACK", WRITE, F),
+    ("XADD", WRITE, F),
+    ("XAUTOCLAIM", WRITE, F),
+    ("XCLAIM", WRITE, F),
+    ("XDEL", WRITE, F),
+    ("XGROUP", WRITE | CONTAINER, Forward(2)),
+    ("XSETID", WRITE, F),
+    ("XTRIM", WRITE, F),
     ("ZADD", WRITE, F),
     ("ZDIFFSTORE", WRITE, F),
     ("ZINCRBY", WRITE, F),
@@ -292,13 +341,20 @@ const COMMANDS: &[(&str, u8, Handling)] = &[
     ("ZUNIONSTORE", WRITE, Forward(3)),
     // Reads.
     ("BITCOUNT", 0, F),
+    ("BITFIELD_RO", 0, F),
     ("BITPOS", 0, F),
-    ("COMMAND", 0, F),
+    ("COMMAND", CONTAINER, Forward(0)),
     ("DUMP", 0, F),
+    ("EVAL_RO", 0, Forward(3)),
+    ("EVALSHA_RO", 0, Forward(3)),
     ("EXPIRETIME", 0, F),
+    ("FCALL_RO", 0, Forward(3)),
     ("GEODIST", 0, F),
     ("GEOHASH", 0, F),
     ("GEOPOS", 0, F),
+    ("GEORADIUS_RO", 0, F),
+    ("GEORADIUSBYMEMBER_RO", 0, F),
+    ("GEOSEARCH", 0, F),
     ("GET", 0, F),
     ("GETBIT", 0, F),
     ("GETRANGE", 0, F),
@@ -318,9 +374,8 @@ const COMMANDS: &[(&str, u8, Handling)] = &[
     ("LRANGE", 0, F),
     ("PEXPIRETIME", 0, F),
     ("PFCOUNT", 0, F),
-    ("PFSELFTEST", 0, F),
     ("PTTL", 0, F),
-    ("ROLE", 0, F),
+    ("ROLE", 0, Forward(0)),
     ("SCARD", 0, F),
     ("SDIFF", 0, F),
     ("SINTER", 0, F),
@@ -328,12 +383,18 @@ const COMMANDS: &[(&str, u8, Handling)] = &[
     ("SISMEMBER", 0, F),
     ("SMEMBERS", 0, F),
     ("SMISMEMBER", 0, F),
+    ("SORT_RO", 0, F),
     ("SRANDMEMBER", 0, F),
     ("STRLEN", 0, F),
     ("SUBSTR", 0, F),
     ("SUNION", 0, F),
     ("TTL", 0, F),
     ("TYPE", 0, F),
+    ("XINFO", CONTAINER, Forward(2)),
+    ("XLEN", 0, F),
+    ("XPENDING", 0, F),
+    ("XRANGE", 0, F),
+    ("XREVRANGE", 0, F),
     ("ZCARD", 0, F),
     ("ZCOUNT", 0, F),
     ("ZDIFF", 0, Forward(2)),
@@ -353,14 +414,6 @@ const COMMANDS: &[(&str, u8, Handling)] = &[
     ("ZSCORE", 0, F),
     ("ZUNION", 0, Forward(2)),
 ];
-
-/// The entry used for commands not in the table: forwarded by the first key, as a write.
-pub static UNKNOWN: CommandInfo = CommandInfo {
-    name: "UNKNOWN",
-    flags: MAY_WRITE,
-    handling: Forward(1),
-    index: usize::MAX,
-};
 
 struct Table {
     entries: Vec<CommandInfo>,
@@ -409,6 +462,35 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandInfo> {
     t.by_name.get(&*upper).map(|&i| &t.entries[i])
 }
 
+/// The entry deciding how a request is handled: the command's own, or, for a container
+/// marked [`Handling::Subcommand`], the entry `NAME|SUB` of its subcommand `sub` (argument 1).
+/// `None`: the command (or that subcommand) is unknown, and the request is refused.
+pub fn resolve(name: &[u8], sub: Option<&[u8]>) -> Option<&'static CommandInfo> {
+    let info = lookup(name)?;
+    if info.handling != Subcommand {
+        return Some(info);
+    }
+    let sub = sub?;
+    let mut full = Vec::with_capacity(info.name.len() + 1 + sub.len());
+    full.extend_from_slice(info.name.as_bytes());
+    full.push(b'|');
+    full.extend_from_slice(sub);
+    lookup(&full)
+}
+
+/// The name Redis gives a command in its errors: lower case, `container|subcommand` for the
+/// subcommands of a container (`config|get`).
+pub fn redis_name(info: &CommandInfo, sub: Option<&[u8]>) -> String {
+    let mut name = info.name.to_ascii_lowercase();
+    if info.flags & CONTAINER != 0
+        && let Some(sub) = sub
+    {
+        name.push('|');
+        name.push_str(&String::from_utf8_lossy(sub).to_ascii_lowercase());
+    }
+    name
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,6 +509,37 @@ mod tests {
         for &(name, _, _) in COMMANDS {
             assert!(seen.insert(name), "{name} twice");
             assert_eq!(name, name.to_ascii_uppercase());
+        }
+    }
+
+    #[test]
+    fn subcommands_resolve_by_their_own_entry() {
+        let usage = resolve(b"memory", Some(b"usage")).unwrap();
+        assert_eq!((usage.name, usage.handling), ("MEMORY|USAGE", Forward(2)));
+        assert_eq!(resolve(b"MEMORY", Some(b"purge")).unwrap().handling, Refuse);
+        assert!(resolve(b"MEMORY", Some(b"nosuch")).is_none());
+        assert!(resolve(b"MEMORY", None).is_none());
+        // Other containers are handled as a whole.
+        assert_eq!(resolve(b"config", Some(b"get")).unwrap().name, "CONFIG");
+        assert_eq!(resolve(b"get", Some(b"k")).unwrap().name, "GET");
+        assert!(resolve(b"nosuch", None).is_none());
+        let config = lookup(b"CONFIG").unwrap();
+        assert_eq!(redis_name(config, Some(b"GET")), "config|get");
+        assert_eq!(redis_name(lookup(b"GET").unwrap(), Some(b"k")), "get");
+        assert_eq!(redis_name(usage, Some(b"k")), "memory|usage");
+    }
+
+    #[test]
+    fn internal_commands_are_refused() {
+        for name in [
+            "SLOTSMGRT-EXEC-WRAPPER",
+            "SLOTSMGRT-ASYNC-CANCEL",
+            "SLOTSMGRTONE-ASYNC",
+            "SLOTSRESTORE",
+            "SLOTSRESTORE-ASYNC-SELECT",
+            "SLOTSRESTORE-ASYNC-AUTH",
+        ] {
+            assert_eq!(lookup(name.as_bytes()).unwrap().handling, Refuse, "{name}");
         }
     }
 

@@ -210,6 +210,8 @@ impl Session {
         }
         // Markers sent and not yet answered; client requests wait while there is one.
         let mut markers = 0usize;
+        // A RESET waits for its marker: then the session leaves subscriber mode.
+        let mut resetting = false;
         loop {
             if markers == 0 {
                 // Forward what the client already sent.
@@ -227,21 +229,8 @@ impl Session {
                             return;
                         }
                     };
-                    let name = self.arg(&req, 0).to_ascii_uppercase();
-                    if name == b"QUIT" {
-                        self.shared.push(Entry::Ready(
-                            Reply::data(Bytes::from_static(b"+OK\r\n")),
-                            None,
-                        ));
-                        self.set_quit();
-                        return;
-                    }
-                    let info = command::lookup(&name);
-                    let mut out = BytesMut::from(&req[..]);
-                    if matches!(info.map(|c| c.handling), Some(Handling::Unsubscribe)) {
-                        super::backend::encode_command(&mut out, &[b"PING", MARKER]);
-                        markers += 1;
-                    }
+                    // Only what Redis allows a RESP2 subscriber reaches the connection.
+                    let info = self.resolve(&req);
                     if let Some(c) = info {
                         self.worker.stats.borrow_mut().record(
                             &super::stats::OpId::Known(c.index),
@@ -249,6 +238,53 @@ impl Session {
                             false,
                             false,
                         );
+                    }
+                    let mut out = BytesMut::from(&req[..]);
+                    match info.map(|c| (c, c.handling)) {
+                        Some((_, Handling::Subscribe | Handling::Ping)) => {}
+                        Some((_, Handling::Unsubscribe)) => {
+                            super::backend::encode_command(&mut out, &[b"PING", MARKER]);
+                            markers += 1;
+                        }
+                        Some((_, Handling::Quit)) => {
+                            self.shared.push(Entry::Ready(
+                                Reply::data(Bytes::from_static(b"+OK\r\n")),
+                                None,
+                            ));
+                            self.set_quit();
+                            return;
+                        }
+                        Some((_, Handling::Reset)) if self.argc() == 1 => {
+                            // Answered once the replies to earlier requests are relayed.
+                            out.clear();
+                            super::backend::encode_command(&mut out, &[b"PING", MARKER]);
+                            markers += 1;
+                            resetting = true;
+                        }
+                        other => {
+                            let reply = match other {
+                                None => super::session::unknown_command(self.arg(&req, 0)),
+                                Some((c, Handling::Refuse)) => Reply::request_error(&format!(
+                                    "command '{}' is not allowed",
+                                    c.name
+                                )),
+                                Some((c, Handling::Reset)) => Reply::data(Bytes::from(format!(
+                                    "-ERR wrong number of arguments for '{}' command\r\n",
+                                    command::redis_name(c, None)
+                                ))),
+                                Some((c, _)) => {
+                                    let sub = (self.argc() > 1).then(|| self.arg(&req, 1));
+                                    Reply::data(Bytes::from(format!(
+                                        "-ERR Can't execute '{}': only (P|S)SUBSCRIBE / \
+                                         (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed \
+                                         in this context\r\n",
+                                        command::redis_name(c, sub)
+                                    )))
+                                }
+                            };
+                            self.shared.push(Entry::Ready(reply, None));
+                            continue;
+                        }
                     }
                     if d.stream.write_all(&out).await.is_err() {
                         self.shared.push(Entry::Ready(
@@ -268,6 +304,15 @@ impl Session {
                     Ok(bytes) => {
                         if let Some(still_subscribed) = marker_reply(&bytes) {
                             markers -= 1;
+                            if resetting {
+                                // Dropping the connection ends its subscriptions.
+                                self.reset_state();
+                                self.shared.push(Entry::Ready(
+                                    Reply::data(Bytes::from_static(b"+RESET\r\n")),
+                                    None,
+                                ));
+                                return;
+                            }
                             if !still_subscribed {
                                 // Back to normal: requests after this go through the router.
                                 return;

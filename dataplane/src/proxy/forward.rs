@@ -54,7 +54,11 @@ impl Session {
             Handling::SlotsScan => self.slots_scan(raw, meta).await,
             Handling::SlotsMapping => self.slots_mapping(&raw, meta),
             Handling::SlotsHashKey => self.slots_hash_key(&raw, meta),
-            Handling::Refuse | Handling::Quit | Handling::Auth => self.refuse(info, meta),
+            Handling::Refuse
+            | Handling::Quit
+            | Handling::Auth
+            | Handling::Reset
+            | Handling::Subcommand => self.refuse(info, meta),
         }
     }
 

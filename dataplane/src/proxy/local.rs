@@ -1,5 +1,6 @@
 //! Commands the proxy answers itself, or sends to a backend named in the request:
-//! PING, ECHO, SELECT, AUTH, HELLO, INFO, SLOTSINFO, SLOTSSCAN, SLOTSMAPPING, SLOTSHASHKEY.
+//! PING, ECHO, SELECT, AUTH, HELLO, RESET, INFO, SLOTSINFO, SLOTSSCAN, SLOTSMAPPING,
+//! SLOTSHASHKEY.
 
 use std::sync::Arc;
 
@@ -95,6 +96,25 @@ impl Session {
             ),
             None => self.reply_raw(&b"-ERR invalid DB index\r\n"[..], meta),
         }
+    }
+
+    /// `RESET`: as on Redis, the session starts over (database 0, no transaction, not
+    /// authenticated when `session_auth` is set) and answers `+RESET`. Nothing is sent to a
+    /// backend: its connections are shared with other clients.
+    pub(super) fn reset(&mut self, meta: Meta) {
+        if self.argc() != 1 {
+            self.reply_now(arity_error("reset"), meta);
+            return;
+        }
+        self.reset_state();
+        self.reply_raw(&b"+RESET\r\n"[..], meta);
+    }
+
+    /// The state of a new session (RESET).
+    pub(super) fn reset_state(&mut self) {
+        self.tx = None;
+        self.db = 0;
+        self.authorized = self.worker.proxy.cfg.session_auth.is_empty();
     }
 
     /// Checks a password against `session_auth`; `Err` is the error line.

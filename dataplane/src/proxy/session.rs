@@ -399,22 +399,40 @@ impl Session {
         self.reply_now(Reply::data(bytes.into()), meta);
     }
 
+    /// The table entry for the current request (`None`: unknown, refused).
+    pub fn resolve(&self, raw: &Bytes) -> Option<&'static CommandInfo> {
+        let sub = (self.argc() > 1).then(|| self.arg(raw, 1));
+        command::resolve(self.arg(raw, 0), sub)
+    }
+
     async fn handle(&mut self, raw: Bytes) {
-        let name = self.arg(&raw, 0);
-        let info = command::lookup(name);
+        let info = self.resolve(&raw);
         let op = match info {
             Some(c) => OpId::Known(c.index),
-            None => OpId::Unknown(String::from_utf8_lossy(name).to_ascii_uppercase().into()),
+            // One counter for every unknown name: names chosen by clients must not grow the
+            // stats without bound.
+            None => OpId::Unknown("UNKNOWN".into()),
         };
         let meta = Meta {
             op,
             start: self.now,
         };
-        let info: &'static CommandInfo = info.unwrap_or(&command::UNKNOWN);
+        let Some(info) = info else {
+            // As Redis: an unknown command inside MULTI makes EXEC fail.
+            if let Some(tx) = self.tx.as_mut() {
+                tx.aborted = true;
+            }
+            self.refuse_unknown(&raw, meta);
+            return;
+        };
         if self.tx.is_some()
             && !matches!(
                 info.handling,
-                Handling::Exec | Handling::Discard | Handling::Multi | Handling::Quit
+                Handling::Exec
+                    | Handling::Discard
+                    | Handling::Multi
+                    | Handling::Quit
+                    | Handling::Reset
             )
         {
             self.queue_in_tx(raw, info, meta);
@@ -426,6 +444,7 @@ impl Session {
                 self.reply_raw(&b"+OK\r\n"[..], meta);
                 self.quit = true;
             }
+            Handling::Reset => self.reset(meta),
             Handling::Auth => self.auth(&raw, meta),
             _ if !self.authorized => {
                 self.reply_raw(&b"-NOAUTH Authentication required\r\n"[..], meta);
@@ -438,6 +457,11 @@ impl Session {
     pub fn refuse(&self, info: &CommandInfo, meta: Meta) {
         let msg = format!("command '{}' is not allowed", info.name);
         self.reply_now(Reply::request_error(&msg), meta);
+    }
+
+    /// Refuses a command the table does not know (never sent to a backend).
+    pub fn refuse_unknown(&self, raw: &Bytes, meta: Meta) {
+        self.reply_now(unknown_command(self.arg(raw, 0)), meta);
     }
 
     /// Reads the client while waiting for something else; returns false once the client is
@@ -477,6 +501,16 @@ impl Session {
     pub fn set_quit(&mut self) {
         self.quit = true;
     }
+}
+
+/// The reply to a command missing from the proxy's table: `-ERR handle request, unknown
+/// command '<name>': codis-proxy does not support it` (the name as sent, at most 128 bytes,
+/// non-printable bytes escaped).
+pub fn unknown_command(name: &[u8]) -> Reply {
+    let shown = name[..name.len().min(128)].escape_ascii().to_string();
+    Reply::request_error(&format!(
+        "unknown command '{shown}': codis-proxy does not support it"
+    ))
 }
 
 /// Argument spans of a RESP array built by [`encode_command`].
