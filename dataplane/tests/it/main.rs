@@ -11,6 +11,7 @@ mod migrate_sync;
 mod persist;
 mod protocol;
 mod proxy;
+mod proxy_audit;
 mod proxy_refusals;
 mod pubsub;
 mod repl;

@@ -72,22 +72,54 @@ fn migration_commands_do_not_reach_a_backend() {
         // Streams a key to a host of the client's choice, then deletes it here.
         (
             "SLOTSMGRTONE-ASYNC",
-            vec!["SLOTSMGRTONE-ASYNC", "127.0.0.1", &port, "3000", "200", "1048576", "x"],
+            vec![
+                "SLOTSMGRTONE-ASYNC",
+                "127.0.0.1",
+                &port,
+                "3000",
+                "200",
+                "1048576",
+                "x",
+            ],
         ),
         (
             "SLOTSMGRTTAGSLOT-ASYNC",
-            vec!["SLOTSMGRTTAGSLOT-ASYNC", "127.0.0.1", &port, "3000", "200", "1048576", "0", "1"],
+            vec![
+                "SLOTSMGRTTAGSLOT-ASYNC",
+                "127.0.0.1",
+                &port,
+                "3000",
+                "200",
+                "1048576",
+                "0",
+                "1",
+            ],
         ),
-        ("SLOTSMGRTONE", vec!["SLOTSMGRTONE", "127.0.0.1", &port, "3000", "x"]),
+        (
+            "SLOTSMGRTONE",
+            vec!["SLOTSMGRTONE", "127.0.0.1", &port, "3000", "x"],
+        ),
         // Cancels the dashboard's migration, or waits on it.
         ("SLOTSMGRT-ASYNC-CANCEL", vec!["SLOTSMGRT-ASYNC-CANCEL"]),
         ("SLOTSMGRT-ASYNC-FENCE", vec!["SLOTSMGRT-ASYNC-FENCE"]),
         ("SLOTSMGRT-ASYNC-STATUS", vec!["SLOTSMGRT-ASYNC-STATUS"]),
         // Switch the database or the auth state of a shared backend connection.
-        ("SLOTSRESTORE-ASYNC-SELECT", vec!["SLOTSRESTORE-ASYNC-SELECT", "1"]),
-        ("SLOTSRESTORE-ASYNC-AUTH", vec!["SLOTSRESTORE-ASYNC-AUTH", "wrong"]),
-        ("SLOTSRESTORE-ASYNC", vec!["SLOTSRESTORE-ASYNC", "delete", "x"]),
-        ("SLOTSRESTORE-ASYNC-ACK", vec!["SLOTSRESTORE-ASYNC-ACK", "0", "1"]),
+        (
+            "SLOTSRESTORE-ASYNC-SELECT",
+            vec!["SLOTSRESTORE-ASYNC-SELECT", "1"],
+        ),
+        (
+            "SLOTSRESTORE-ASYNC-AUTH",
+            vec!["SLOTSRESTORE-ASYNC-AUTH", "wrong"],
+        ),
+        (
+            "SLOTSRESTORE-ASYNC",
+            vec!["SLOTSRESTORE-ASYNC", "delete", "x"],
+        ),
+        (
+            "SLOTSRESTORE-ASYNC-ACK",
+            vec!["SLOTSRESTORE-ASYNC-ACK", "0", "1"],
+        ),
         ("SLOTSRESTORE", vec!["SLOTSRESTORE", "y", "0", "payload"]),
         ("SLOTSDEL", vec!["SLOTSDEL", "0"]),
     ];
@@ -123,7 +155,10 @@ fn unknown_commands_are_refused_by_the_proxy() {
     );
     let long = vec![b'z'; 1000];
     let (f, _) = c.cmd(&[&long]);
-    assert!(err_text(&f).contains(&format!("'{}'", "z".repeat(128))), "{f:?}");
+    assert!(
+        err_text(&f).contains(&format!("'{}'", "z".repeat(128))),
+        "{f:?}"
+    );
     // A subcommand the proxy does not know, of a container it resolves by subcommand.
     let f = c.run("MEMORY NOSUCH x");
     assert!(err_text(&f).contains("unknown command 'MEMORY'"), "{f:?}");
