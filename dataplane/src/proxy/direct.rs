@@ -264,10 +264,7 @@ impl Session {
                         other => {
                             let reply = match other {
                                 None => super::session::unknown_command(self.arg(&req, 0)),
-                                Some((c, Handling::Refuse)) => Reply::request_error(&format!(
-                                    "command '{}' is not allowed",
-                                    c.name
-                                )),
+                                Some((c, Handling::Refuse)) => super::session::not_allowed(c),
                                 Some((c, Handling::Reset)) => Reply::data(Bytes::from(format!(
                                     "-ERR wrong number of arguments for '{}' command\r\n",
                                     command::redis_name(c, None)

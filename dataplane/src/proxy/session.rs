@@ -455,8 +455,7 @@ impl Session {
 
     /// Replies `command '<OP>' is not allowed`.
     pub fn refuse(&self, info: &CommandInfo, meta: Meta) {
-        let msg = format!("command '{}' is not allowed", info.name);
-        self.reply_now(Reply::request_error(&msg), meta);
+        self.reply_now(not_allowed(info), meta);
     }
 
     /// Refuses a command the table does not know (never sent to a backend).
@@ -501,6 +500,11 @@ impl Session {
     pub fn set_quit(&mut self) {
         self.quit = true;
     }
+}
+
+/// The reply to a refused command: `-ERR handle request, command '<OP>' is not allowed`.
+pub fn not_allowed(info: &CommandInfo) -> Reply {
+    Reply::request_error(&format!("command '{}' is not allowed", info.name))
 }
 
 /// The reply to a command missing from the proxy's table: `-ERR handle request, unknown
