@@ -5,7 +5,8 @@
 //! A blocking pop holds the session (later requests wait, as they would on Redis) while the
 //! proxy keeps reading the client to notice if it goes away. In subscriber mode the proxy
 //! relays between the client and its connection; after every UNSUBSCRIBE it sends a marker
-//! PING so it learns exactly when the backend leaves subscriber mode.
+//! PING so it learns exactly when the backend leaves subscriber mode. The marker is random per
+//! subscription, so a client's own PING can never pass for it.
 
 use std::sync::Arc;
 
@@ -20,8 +21,13 @@ use super::merge::array_items;
 use super::session::{Direct, Entry, Meta, Session};
 use crate::resp::scan::{ReplyScanner, ScanError};
 
-/// Marker argument of the PING sent after an UNSUBSCRIBE.
-const MARKER: &[u8] = b"codis-proxy-unsubscribe-marker";
+/// Prefix of the argument of the PING sent after an UNSUBSCRIBE; a random token follows.
+const MARKER_PREFIX: &str = "codis-proxy-unsubscribe-marker-";
+
+/// A marker no client can guess (it never reaches the client).
+fn new_marker() -> Vec<u8> {
+    format!("{MARKER_PREFIX}{:032x}", rand::random::<u128>()).into_bytes()
+}
 
 /// Reads one complete reply from a direct connection (cancel-safe: bytes read stay in `buf`).
 async fn read_reply(d: &mut Direct) -> Result<Bytes, String> {
@@ -187,6 +193,16 @@ impl Session {
     /// Subscriber mode: relays between the client and a connection of its own to the pub/sub
     /// server until the client has no subscription left (or leaves).
     pub(super) async fn subscribe(&mut self, raw: Bytes, meta: Meta) {
+        if self.argc() < 2 {
+            // As Redis: an error, and the session stays in normal mode.
+            let name = self.arg(&raw, 0).to_ascii_lowercase();
+            let msg = format!(
+                "-ERR wrong number of arguments for '{}' command\r\n",
+                String::from_utf8_lossy(&name)
+            );
+            self.reply_raw(msg, meta);
+            return;
+        }
         // Replies to earlier requests go first.
         while !self.shared.queue.borrow().is_empty() && !self.shared.closed.get() {
             self.shared.room.notified().await;
@@ -208,7 +224,9 @@ impl Session {
             self.set_quit();
             return;
         }
-        // Markers sent and not yet answered; client requests wait while there is one.
+        // Markers sent and not yet answered; client requests wait while there is one (the
+        // client is still watched, to notice it leaving).
+        let marker = new_marker();
         let mut markers = 0usize;
         // A RESET waits for its marker: then the session leaves subscriber mode.
         let mut resetting = false;
@@ -243,7 +261,7 @@ impl Session {
                     match info.map(|c| (c, c.handling)) {
                         Some((_, Handling::Subscribe | Handling::Ping)) => {}
                         Some((_, Handling::Unsubscribe)) => {
-                            super::backend::encode_command(&mut out, &[b"PING", MARKER]);
+                            super::backend::encode_command(&mut out, &[b"PING", &marker]);
                             markers += 1;
                         }
                         Some((_, Handling::Quit)) => {
@@ -257,7 +275,7 @@ impl Session {
                         Some((_, Handling::Reset)) if self.argc() == 1 => {
                             // Answered once the replies to earlier requests are relayed.
                             out.clear();
-                            super::backend::encode_command(&mut out, &[b"PING", MARKER]);
+                            super::backend::encode_command(&mut out, &[b"PING", &marker]);
                             markers += 1;
                             resetting = true;
                         }
@@ -299,7 +317,9 @@ impl Session {
             tokio::select! {
                 r = read_reply(&mut d) => match r {
                     Ok(bytes) => {
-                        if let Some(still_subscribed) = marker_reply(&bytes) {
+                        if markers > 0
+                            && let Some(still_subscribed) = marker_reply(&bytes, &marker)
+                        {
                             markers -= 1;
                             if resetting {
                                 // Dropping the connection ends its subscriptions.
@@ -325,7 +345,7 @@ impl Session {
                         return;
                     }
                 },
-                alive = self.client_alive(), if markers == 0 => {
+                alive = self.client_alive() => {
                     if !alive {
                         self.set_quit();
                         return;
@@ -338,17 +358,21 @@ impl Session {
 
 /// For the reply to a marker PING: `Some(true)` while still subscribed (`[pong, marker]`),
 /// `Some(false)` once out of subscriber mode (the bulk marker); `None` for other replies.
-fn marker_reply(b: &Bytes) -> Option<bool> {
-    let bulk = format!("${}\r\n", MARKER.len());
-    if b.starts_with(bulk.as_bytes()) && b[bulk.len()..].starts_with(MARKER) {
+fn marker_reply(b: &Bytes, marker: &[u8]) -> Option<bool> {
+    let bulk = format!(
+        "${}\r\n{}\r\n",
+        marker.len(),
+        String::from_utf8_lossy(marker)
+    );
+    if b[..] == *bulk.as_bytes() {
         return Some(false);
     }
     let items = array_items(b)?;
-    if items.len() == 2 && items[0].eq_ignore_ascii_case(b"$4\r\npong\r\n") {
-        let second = &items[1];
-        if second.starts_with(bulk.as_bytes()) && second[bulk.len()..].starts_with(MARKER) {
-            return Some(true);
-        }
+    if items.len() == 2
+        && items[0].eq_ignore_ascii_case(b"$4\r\npong\r\n")
+        && items[1][..] == *bulk.as_bytes()
+    {
+        return Some(true);
     }
     None
 }
@@ -359,21 +383,26 @@ mod tests {
 
     #[test]
     fn markers_are_recognised() {
-        let bulk = Bytes::from(format!(
-            "${}\r\n{}\r\n",
-            MARKER.len(),
-            String::from_utf8_lossy(MARKER)
-        ));
-        assert_eq!(marker_reply(&bulk), Some(false));
+        let marker = new_marker();
+        assert_ne!(marker, new_marker());
+        let text = String::from_utf8_lossy(&marker).to_string();
+        let bulk = Bytes::from(format!("${}\r\n{text}\r\n", marker.len()));
+        assert_eq!(marker_reply(&bulk, &marker), Some(false));
         let arr = Bytes::from(format!(
-            "*2\r\n$4\r\npong\r\n${}\r\n{}\r\n",
-            MARKER.len(),
-            String::from_utf8_lossy(MARKER)
+            "*2\r\n$4\r\npong\r\n${}\r\n{text}\r\n",
+            marker.len()
         ));
-        assert_eq!(marker_reply(&arr), Some(true));
+        assert_eq!(marker_reply(&arr, &marker), Some(true));
         assert_eq!(
-            marker_reply(&Bytes::from_static(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n")),
+            marker_reply(
+                &Bytes::from_static(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"),
+                &marker
+            ),
             None
         );
+        // Another session's marker, or a prefix of this one, is a client's PING.
+        assert_eq!(marker_reply(&bulk, &new_marker()), None);
+        let short = Bytes::from(format!("${}\r\n{MARKER_PREFIX}\r\n", MARKER_PREFIX.len()));
+        assert_eq!(marker_reply(&short, &marker), None);
     }
 }

@@ -276,3 +276,83 @@ fn reset_starts_the_session_over() {
     assert_eq!(c.run("RESET"), Frame::Simple(b"RESET".to_vec()));
     assert!(err_text(&c.run("GET y")).starts_with("NOAUTH"));
 }
+
+/// Polls `cond` until it holds; panics with `what` after 10 s.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn array(items: &[&str]) -> Frame {
+    Frame::Array(
+        b'*',
+        items
+            .iter()
+            .map(|i| Frame::Bulk(i.as_bytes().to_vec()))
+            .collect(),
+    )
+}
+
+#[test]
+fn a_client_ping_never_passes_for_the_unsubscribe_marker() {
+    let (p, s) = one_backend(CoreConfig::default());
+    let forged = "codis-proxy-unsubscribe-marker";
+    // The review's reproduction: the session was wedged, never saw the client leave, and kept
+    // its backend connection (1000 of them exhausted max_clients).
+    for _ in 0..3 {
+        let mut c = p.client();
+        c.send_raw(format!("SUBSCRIBE c\r\nPING {forged}\r\n").as_bytes());
+        let f = c.read_reply().unwrap().0;
+        assert!(matches!(&f, Frame::Array(_, v) if v.len() == 3), "{f:?}");
+        assert_eq!(c.read_reply().unwrap().0, array(&["pong", forged]));
+        drop(c);
+    }
+    eventually("a session outlived its client", || {
+        p.proxy
+            .stats
+            .sessions_alive
+            .load(std::sync::atomic::Ordering::SeqCst)
+            == 0
+    });
+    let mut direct = Client::connect(s.port);
+    eventually("a subscription outlived its client", || {
+        direct.run("PUBSUB NUMSUB c")
+            == Frame::Array(b'*', vec![Frame::Bulk(b"c".to_vec()), Frame::Integer(0)])
+    });
+    // Pipelined before UNSUBSCRIBE, the client's PING gets its own reply, and the session
+    // leaves subscriber mode only after UNSUBSCRIBE.
+    let mut c = p.client();
+    assert_eq!(c.run("SET x 1"), Frame::Simple(b"OK".to_vec()));
+    for marker in [forged.to_string(), format!("{forged}-0123")] {
+        c.send_raw(
+            format!("SUBSCRIBE c\r\nPING {marker}\r\nUNSUBSCRIBE\r\nPING\r\nGET x\r\n").as_bytes(),
+        );
+        let f = c.read_reply().unwrap().0;
+        assert!(matches!(&f, Frame::Array(_, v) if v.len() == 3), "{f:?}");
+        assert_eq!(c.read_reply().unwrap().0, array(&["pong", &marker]));
+        let f = c.read_reply().unwrap().0;
+        assert!(
+            matches!(&f, Frame::Array(_, v) if v[0] == Frame::Bulk(b"unsubscribe".to_vec())),
+            "{f:?}"
+        );
+        assert_eq!(c.read_reply().unwrap().0, Frame::Simple(b"PONG".to_vec()));
+        assert_eq!(c.read_reply().unwrap().0, Frame::Bulk(b"1".to_vec()));
+    }
+}
+
+#[test]
+fn subscribe_without_a_channel_stays_in_normal_mode() {
+    let (p, _s) = one_backend(CoreConfig::default());
+    let mut c = p.client();
+    assert_eq!(c.run("SET x 1"), Frame::Simple(b"OK".to_vec()));
+    for name in ["subscribe", "psubscribe"] {
+        assert_eq!(
+            err_text(&c.run(&name.to_ascii_uppercase())),
+            format!("ERR wrong number of arguments for '{name}' command")
+        );
+        assert_eq!(c.run("GET x"), Frame::Bulk(b"1".to_vec()), "{name}");
+    }
+}
