@@ -27,9 +27,10 @@ pub const CONTAINER: u8 = 16;
 /// How the proxy handles a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handling {
-    /// Forwarded to the master (or a replica, for reads) of the slot of the key at this
-    /// argument position; position 0 means "no key" (hashes the empty string: slot 0).
-    Forward(u8),
+    /// Forwarded to the master (or a replica, for reads) of the slot of its keys, found by
+    /// these key specs (Redis's, see [`KeySpec`]). Every key must lie in one slot (else
+    /// `CROSSSLOT`, as Redis Cluster); no key at all means slot 0.
+    Forward(&'static [KeySpec]),
     /// Refused with `command '<OP>' is not allowed`.
     Refuse,
     /// A container whose subcommands are handled differently: the entry `NAME|SUB` decides
@@ -91,6 +92,209 @@ pub enum BlockingKeys {
     NumKeysAt2,
 }
 
+/// Where some of a command's keys are, after Redis's key specs (`COMMAND INFO`): a command's
+/// keys are those every spec of its list finds, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySpec {
+    /// Arguments `index` to `index + last` (`last` ≥ 0) or to `argc + last` (`last` < 0, -1
+    /// being the last argument), every `step` (Redis: `index` search, `range` keys).
+    Range { index: u8, last: i8, step: u8 },
+    /// The number of keys at argument `index`, the keys right after it (Redis: `index` search,
+    /// `keynum` keys with keynumidx 0, firstkey 1, keystep 1).
+    NumKeys { index: u8 },
+    /// The argument after the first `keyword` found from argument `from` on (Redis: `keyword`
+    /// search, one key).
+    Keyword { keyword: &'static str, from: u8 },
+    /// SORT's `STORE` destination, found by walking SORT's options as Redis parses them (Redis
+    /// marks it `unknown`).
+    SortStore,
+}
+
+const fn range(index: u8, last: i8, step: u8) -> KeySpec {
+    KeySpec::Range { index, last, step }
+}
+
+/// No key.
+const NO_KEY: &[KeySpec] = &[];
+/// The key at argument 1.
+const K1: &[KeySpec] = &[range(1, 0, 1)];
+/// The key at argument 2 (subcommand at 1, or `numkeys`-less second position).
+const K2: &[KeySpec] = &[range(2, 0, 1)];
+/// Two keys: source and destination (or the reverse).
+const K1_K2: &[KeySpec] = &[range(1, 0, 1), range(2, 0, 1)];
+/// Every argument from 1.
+const K_ALL: &[KeySpec] = &[range(1, -1, 1)];
+/// A destination then every argument from 2.
+const K1_REST: &[KeySpec] = &[range(1, 0, 1), range(2, -1, 1)];
+/// `LCS key1 key2`.
+const K_LCS: &[KeySpec] = &[range(1, 1, 1)];
+/// `numkeys` at argument 1.
+const NUMKEYS1: &[KeySpec] = &[KeySpec::NumKeys { index: 1 }];
+/// `numkeys` at argument 2 (scripts).
+const NUMKEYS2: &[KeySpec] = &[KeySpec::NumKeys { index: 2 }];
+/// A destination, then `numkeys` at argument 2.
+const K1_NUMKEYS2: &[KeySpec] = &[range(1, 0, 1), KeySpec::NumKeys { index: 2 }];
+/// GEORADIUS: the key, and the `STORE` / `STOREDIST` destinations.
+const K_GEORADIUS: &[KeySpec] = &[
+    range(1, 0, 1),
+    KeySpec::Keyword {
+        keyword: "STORE",
+        from: 6,
+    },
+    KeySpec::Keyword {
+        keyword: "STOREDIST",
+        from: 6,
+    },
+];
+/// GEORADIUSBYMEMBER: the key, and the `STORE` / `STOREDIST` destinations.
+const K_GEORADIUSBYMEMBER: &[KeySpec] = &[
+    range(1, 0, 1),
+    KeySpec::Keyword {
+        keyword: "STORE",
+        from: 5,
+    },
+    KeySpec::Keyword {
+        keyword: "STOREDIST",
+        from: 5,
+    },
+];
+/// SORT: the key and its `STORE` destination.
+const K_SORT: &[KeySpec] = &[range(1, 0, 1), KeySpec::SortStore];
+
+/// The argument positions of the keys of a request of `argc` arguments (`arg(i)` is argument
+/// `i`), by `specs`. A malformed request (a bad `numkeys`) yields the keys found before it:
+/// the backend answers it with Redis's error.
+pub fn key_positions<'a>(
+    specs: &[KeySpec],
+    argc: usize,
+    arg: impl Fn(usize) -> &'a [u8],
+) -> Vec<usize> {
+    let mut out = Vec::new();
+    for spec in specs {
+        match *spec {
+            KeySpec::Range { index, last, step } => {
+                let index = index as usize;
+                if index >= argc {
+                    continue;
+                }
+                let end = if last >= 0 {
+                    index + last as usize
+                } else {
+                    match argc.checked_sub(last.unsigned_abs() as usize) {
+                        Some(e) => e,
+                        None => continue,
+                    }
+                };
+                let end = end.min(argc - 1);
+                out.extend((index..=end).step_by(step.max(1) as usize));
+            }
+            KeySpec::NumKeys { index } => {
+                let index = index as usize;
+                if index >= argc {
+                    continue;
+                }
+                match crate::util::number::parse_i64(arg(index)) {
+                    Some(n) if n > 0 && (n as u64) < (argc - index) as u64 => {
+                        out.extend(index + 1..=index + n as usize)
+                    }
+                    _ => {}
+                }
+            }
+            KeySpec::Keyword { keyword, from } => {
+                if let Some(i) = (from as usize..argc.saturating_sub(1))
+                    .find(|&i| arg(i).eq_ignore_ascii_case(keyword.as_bytes()))
+                {
+                    out.push(i + 1);
+                }
+            }
+            KeySpec::SortStore => {
+                let mut store = None;
+                walk_sort_options(argc, &arg, |opt, j| {
+                    if opt == SortOption::Store {
+                        store = Some(j + 1);
+                    }
+                    true
+                });
+                out.extend(store);
+            }
+        }
+    }
+    out
+}
+
+/// An option of SORT, as Redis parses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SortOption {
+    /// ASC, DESC, ALPHA.
+    Flag,
+    /// `LIMIT offset count`.
+    Limit,
+    /// `STORE destination`.
+    Store,
+    /// `BY pattern`.
+    By,
+    /// `GET pattern`.
+    Get,
+}
+
+/// Walks SORT's options from argument 2 as Redis does, calling `visit(option, position)` until
+/// it returns false; stops at the first argument Redis would reject (a syntax error the
+/// backend reports).
+fn walk_sort_options<'a>(
+    argc: usize,
+    arg: &impl Fn(usize) -> &'a [u8],
+    mut visit: impl FnMut(SortOption, usize) -> bool,
+) {
+    let mut j = 2;
+    while j < argc {
+        let a = arg(j).to_ascii_lowercase();
+        let left = argc - j - 1;
+        let (opt, width) = match &a[..] {
+            b"asc" | b"desc" | b"alpha" => (SortOption::Flag, 1),
+            b"limit" if left >= 2 => (SortOption::Limit, 3),
+            b"store" if left >= 1 => (SortOption::Store, 2),
+            b"by" if left >= 1 => (SortOption::By, 2),
+            b"get" if left >= 1 => (SortOption::Get, 2),
+            _ => return,
+        };
+        if !visit(opt, j) {
+            return;
+        }
+        j += width;
+    }
+}
+
+/// The error for an option the proxy refuses in a request of a command it forwards (`None`:
+/// the request may go): SORT's `BY pattern` and `GET`, which read keys of other slots (Redis
+/// Cluster's errors), and COPY's `DB`, which would write another database than the session's.
+pub fn refused_option<'a>(
+    info: &CommandInfo,
+    argc: usize,
+    arg: impl Fn(usize) -> &'a [u8],
+) -> Option<&'static str> {
+    match info.name {
+        "SORT" | "SORT_RO" => {
+            let mut denied = None;
+            walk_sort_options(argc, &arg, |opt, j| {
+                denied = match opt {
+                    // `BY` without `*` only means "do not sort".
+                    SortOption::By if arg(j + 1).contains(&b'*') => {
+                        Some("ERR BY option of SORT denied in Cluster mode.")
+                    }
+                    SortOption::Get => Some("ERR GET option of SORT denied in Cluster mode."),
+                    _ => None,
+                };
+                denied.is_none()
+            });
+            denied
+        }
+        "COPY" => (3..argc)
+            .any(|i| arg(i).eq_ignore_ascii_case(b"DB"))
+            .then_some("ERR handle request, COPY's DB option is not allowed"),
+        _ => None,
+    }
+}
+
 /// How a split command's sub-replies are merged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SplitKind {
@@ -124,7 +328,7 @@ impl CommandInfo {
 
 use Handling::*;
 
-const F: Handling = Forward(1);
+const F: Handling = Forward(K1);
 
 /// `(name, flags, handling)` for every known command.
 const COMMANDS: &[(&str, u8, Handling)] = &[
@@ -205,6 +409,8 @@ const COMMANDS: &[(&str, u8, Handling)] = &[
     ("REPLCONF", NOT_ALLOW, Refuse),
     ("REPLICAOF", NOT_ALLOW, Refuse),
     ("RESTORE", NOT_ALLOW, Refuse),
+    // Reveals the addresses of a group's master and replicas.
+    ("ROLE", NOT_ALLOW, Refuse),
     ("RESTORE-ASKING", NOT_ALLOW, Refuse),
     ("SAVE", NOT_ALLOW, Refuse),
     ("SCAN", NOT_ALLOW, Refuse),
@@ -249,7 +455,7 @@ const COMMANDS: &[(&str, u8, Handling)] = &[
     ("SLOTSRESTORE-ASYNC-SELECT", NOT_ALLOW, Refuse),
     // MEMORY: only `MEMORY USAGE key` is about a key.
     ("MEMORY", CONTAINER, Subcommand),
-    ("MEMORY|USAGE", 0, Forward(2)),
+    ("MEMORY|USAGE", 0, Forward(K2)),
     ("MEMORY|DOCTOR", NOT_ALLOW, Refuse),
     ("MEMORY|HELP", NOT_ALLOW, Refuse),
     ("MEMORY|MALLOC-STATS", NOT_ALLOW, Refuse),
@@ -262,18 +468,18 @@ const COMMANDS: &[(&str, u8, Handling)] = &[
     // Writes.
     ("APPEND", WRITE, F),
     ("BITFIELD", WRITE, F),
-    ("COPY", WRITE, F),
+    ("COPY", WRITE, Forward(K1_K2)),
     ("DECR", WRITE, F),
     ("DECRBY", WRITE, F),
-    ("EVAL", WRITE, Forward(3)),
-    ("EVALSHA", WRITE, Forward(3)),
+    ("EVAL", WRITE, Forward(NUMKEYS2)),
+    ("EVALSHA", WRITE, Forward(NUMKEYS2)),
     ("EXPIRE", WRITE, F),
     ("EXPIREAT", WRITE, F),
-    ("FCALL", WRITE, Forward(3)),
+    ("FCALL", WRITE, Forward(NUMKEYS2)),
     ("GEOADD", WRITE, F),
-    ("GEORADIUS", WRITE, F),
-    ("GEORADIUSBYMEMBER", WRITE, F),
-    ("GEOSEARCHSTORE", WRITE, F),
+    ("GEORADIUS", WRITE, Forward(K_GEORADIUS)),
+    ("GEORADIUSBYMEMBER", WRITE, Forward(K_GEORADIUSBYMEMBER)),
+    ("GEOSEARCHSTORE", WRITE, Forward(K1_K2)),
     ("GETDEL", WRITE, F),
     ("GETEX", WRITE, F),
     ("GETSET", WRITE, F),
@@ -287,8 +493,8 @@ const COMMANDS: &[(&str, u8, Handling)] = &[
     ("INCRBY", WRITE, F),
     ("INCRBYFLOAT", WRITE, F),
     ("LINSERT", WRITE, F),
-    ("LMOVE", WRITE, F),
-    ("LMPOP", WRITE, Forward(2)),
+    ("LMOVE", WRITE, Forward(K1_K2)),
+    ("LMPOP", WRITE, Forward(NUMKEYS1)),
     ("LPOP", WRITE, F),
     ("LPUSH", WRITE, F),
     ("LPUSHX", WRITE, F),
@@ -299,56 +505,56 @@ const COMMANDS: &[(&str, u8, Handling)] = &[
     ("PEXPIRE", WRITE, F),
     ("PEXPIREAT", WRITE, F),
     ("PFADD", WRITE, F),
-    ("PFMERGE", WRITE, F),
+    ("PFMERGE", WRITE, Forward(K1_REST)),
     ("PSETEX", WRITE, F),
     ("RPOP", WRITE, F),
-    ("RPOPLPUSH", WRITE, F),
+    ("RPOPLPUSH", WRITE, Forward(K1_K2)),
     ("RPUSH", WRITE, F),
     ("RPUSHX", WRITE, F),
     ("SADD", WRITE, F),
-    ("SDIFFSTORE", WRITE, F),
+    ("SDIFFSTORE", WRITE, Forward(K1_REST)),
     ("SET", WRITE, F),
     ("SETBIT", WRITE, F),
     ("SETEX", WRITE, F),
     ("SETNX", WRITE, F),
     ("SETRANGE", WRITE, F),
-    ("SINTERSTORE", WRITE, F),
-    ("SMOVE", WRITE, F),
-    ("SORT", WRITE, F),
+    ("SINTERSTORE", WRITE, Forward(K1_REST)),
+    ("SMOVE", WRITE, Forward(K1_K2)),
+    ("SORT", WRITE, Forward(K_SORT)),
     ("SPOP", WRITE, F),
     ("SREM", WRITE, F),
-    ("SUNIONSTORE", WRITE, F),
+    ("SUNIONSTORE", WRITE, Forward(K1_REST)),
     ("XACK", WRITE, F),
     ("XADD", WRITE, F),
     ("XAUTOCLAIM", WRITE, F),
     ("XCLAIM", WRITE, F),
     ("XDEL", WRITE, F),
-    ("XGROUP", WRITE | CONTAINER, Forward(2)),
+    ("XGROUP", WRITE | CONTAINER, Forward(K2)),
     ("XSETID", WRITE, F),
     ("XTRIM", WRITE, F),
     ("ZADD", WRITE, F),
-    ("ZDIFFSTORE", WRITE, F),
+    ("ZDIFFSTORE", WRITE, Forward(K1_NUMKEYS2)),
     ("ZINCRBY", WRITE, F),
-    ("ZINTERSTORE", WRITE, Forward(3)),
-    ("ZMPOP", WRITE, Forward(2)),
+    ("ZINTERSTORE", WRITE, Forward(K1_NUMKEYS2)),
+    ("ZMPOP", WRITE, Forward(NUMKEYS1)),
     ("ZPOPMAX", WRITE, F),
     ("ZPOPMIN", WRITE, F),
-    ("ZRANGESTORE", WRITE, F),
+    ("ZRANGESTORE", WRITE, Forward(K1_K2)),
     ("ZREM", WRITE, F),
     ("ZREMRANGEBYLEX", WRITE, F),
     ("ZREMRANGEBYRANK", WRITE, F),
     ("ZREMRANGEBYSCORE", WRITE, F),
-    ("ZUNIONSTORE", WRITE, Forward(3)),
+    ("ZUNIONSTORE", WRITE, Forward(K1_NUMKEYS2)),
     // Reads.
     ("BITCOUNT", 0, F),
     ("BITFIELD_RO", 0, F),
     ("BITPOS", 0, F),
-    ("COMMAND", CONTAINER, Forward(0)),
+    ("COMMAND", CONTAINER, Forward(NO_KEY)),
     ("DUMP", 0, F),
-    ("EVAL_RO", 0, Forward(3)),
-    ("EVALSHA_RO", 0, Forward(3)),
+    ("EVAL_RO", 0, Forward(NUMKEYS2)),
+    ("EVALSHA_RO", 0, Forward(NUMKEYS2)),
     ("EXPIRETIME", 0, F),
-    ("FCALL_RO", 0, Forward(3)),
+    ("FCALL_RO", 0, Forward(NUMKEYS2)),
     ("GEODIST", 0, F),
     ("GEOHASH", 0, F),
     ("GEOPOS", 0, F),
@@ -367,39 +573,38 @@ const COMMANDS: &[(&str, u8, Handling)] = &[
     ("HRANDFIELD", 0, F),
     ("HSTRLEN", 0, F),
     ("HVALS", 0, F),
-    ("LCS", 0, F),
+    ("LCS", 0, Forward(K_LCS)),
     ("LINDEX", 0, F),
     ("LLEN", 0, F),
     ("LPOS", 0, F),
     ("LRANGE", 0, F),
     ("PEXPIRETIME", 0, F),
-    ("PFCOUNT", 0, F),
+    ("PFCOUNT", 0, Forward(K_ALL)),
     ("PTTL", 0, F),
-    ("ROLE", 0, Forward(0)),
     ("SCARD", 0, F),
-    ("SDIFF", 0, F),
-    ("SINTER", 0, F),
-    ("SINTERCARD", 0, Forward(2)),
+    ("SDIFF", 0, Forward(K_ALL)),
+    ("SINTER", 0, Forward(K_ALL)),
+    ("SINTERCARD", 0, Forward(NUMKEYS1)),
     ("SISMEMBER", 0, F),
     ("SMEMBERS", 0, F),
     ("SMISMEMBER", 0, F),
-    ("SORT_RO", 0, F),
+    ("SORT_RO", 0, Forward(K1)),
     ("SRANDMEMBER", 0, F),
     ("STRLEN", 0, F),
     ("SUBSTR", 0, F),
-    ("SUNION", 0, F),
+    ("SUNION", 0, Forward(K_ALL)),
     ("TTL", 0, F),
     ("TYPE", 0, F),
-    ("XINFO", CONTAINER, Forward(2)),
+    ("XINFO", CONTAINER, Forward(K2)),
     ("XLEN", 0, F),
     ("XPENDING", 0, F),
     ("XRANGE", 0, F),
     ("XREVRANGE", 0, F),
     ("ZCARD", 0, F),
     ("ZCOUNT", 0, F),
-    ("ZDIFF", 0, Forward(2)),
-    ("ZINTER", 0, Forward(2)),
-    ("ZINTERCARD", 0, Forward(2)),
+    ("ZDIFF", 0, Forward(NUMKEYS1)),
+    ("ZINTER", 0, Forward(NUMKEYS1)),
+    ("ZINTERCARD", 0, Forward(NUMKEYS1)),
     ("ZLEXCOUNT", 0, F),
     ("ZMSCORE", 0, F),
     ("ZRANDMEMBER", 0, F),
@@ -412,7 +617,7 @@ const COMMANDS: &[(&str, u8, Handling)] = &[
     ("ZREVRANGEBYSCORE", 0, F),
     ("ZREVRANK", 0, F),
     ("ZSCORE", 0, F),
-    ("ZUNION", 0, Forward(2)),
+    ("ZUNION", 0, Forward(NUMKEYS1)),
 ];
 
 struct Table {
@@ -515,7 +720,7 @@ mod tests {
     #[test]
     fn subcommands_resolve_by_their_own_entry() {
         let usage = resolve(b"memory", Some(b"usage")).unwrap();
-        assert_eq!((usage.name, usage.handling), ("MEMORY|USAGE", Forward(2)));
+        assert_eq!((usage.name, usage.handling), ("MEMORY|USAGE", Forward(K2)));
         assert_eq!(resolve(b"MEMORY", Some(b"purge")).unwrap().handling, Refuse);
         assert!(resolve(b"MEMORY", Some(b"nosuch")).is_none());
         assert!(resolve(b"MEMORY", None).is_none());
@@ -527,6 +732,81 @@ mod tests {
         assert_eq!(redis_name(config, Some(b"GET")), "config|get");
         assert_eq!(redis_name(lookup(b"GET").unwrap(), Some(b"k")), "get");
         assert_eq!(redis_name(usage, Some(b"k")), "memory|usage");
+    }
+
+    fn positions(name: &str, req: &str) -> Vec<usize> {
+        let args: Vec<&[u8]> = req.split(' ').map(str::as_bytes).collect();
+        let Forward(specs) = lookup(name.as_bytes()).unwrap().handling else {
+            panic!("{name} not forwarded")
+        };
+        key_positions(specs, args.len(), |i| args[i])
+    }
+
+    #[test]
+    fn every_key_of_a_request_is_found() {
+        assert_eq!(positions("GET", "GET k"), vec![1]);
+        assert_eq!(positions("RPOPLPUSH", "RPOPLPUSH a b"), vec![1, 2]);
+        assert_eq!(
+            positions("SUNIONSTORE", "SUNIONSTORE d a b c"),
+            vec![1, 2, 3, 4]
+        );
+        assert_eq!(positions("SDIFF", "SDIFF a b"), vec![1, 2]);
+        assert_eq!(positions("LCS", "LCS a b LEN"), vec![1, 2]);
+        assert_eq!(
+            positions("ZUNIONSTORE", "ZUNIONSTORE d 2 a b WEIGHTS 1 2"),
+            vec![1, 3, 4]
+        );
+        assert_eq!(positions("ZINTER", "ZINTER 2 a b"), vec![2, 3]);
+        assert_eq!(positions("LMPOP", "LMPOP 1 a LEFT"), vec![2]);
+        assert_eq!(positions("EVAL", "EVAL s 2 a b x"), vec![3, 4]);
+        assert_eq!(positions("EVAL", "EVAL s 0 x"), Vec::<usize>::new());
+        // A bad numkeys: the backend answers with Redis's error.
+        assert_eq!(positions("ZUNIONSTORE", "ZUNIONSTORE d 9 a"), vec![1]);
+        assert_eq!(positions("ZUNIONSTORE", "ZUNIONSTORE d -1 a"), vec![1]);
+        assert_eq!(positions("ZINTER", "ZINTER x a"), Vec::<usize>::new());
+        assert_eq!(
+            positions("GEORADIUS", "GEORADIUS g 0 0 1 km COUNT 2 STORE d"),
+            vec![1, 9]
+        );
+        assert_eq!(
+            positions(
+                "GEORADIUSBYMEMBER",
+                "GEORADIUSBYMEMBER g m 1 km STOREDIST d"
+            ),
+            vec![1, 6]
+        );
+        assert_eq!(
+            positions("SORT", "SORT l LIMIT 0 1 ALPHA STORE d"),
+            vec![1, 7]
+        );
+        assert_eq!(positions("SORT", "SORT l STORE a STORE b"), vec![1, 5]);
+        assert_eq!(positions("SORT", "SORT l BY store"), vec![1]);
+        assert_eq!(positions("XINFO", "XINFO STREAM s"), vec![2]);
+        assert_eq!(positions("XINFO", "XINFO HELP"), Vec::<usize>::new());
+        assert_eq!(positions("COMMAND", "COMMAND COUNT"), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn refused_options() {
+        let check = |req: &str| {
+            let args: Vec<&[u8]> = req.split(' ').map(str::as_bytes).collect();
+            refused_option(lookup(args[0]).unwrap(), args.len(), |i| args[i])
+        };
+        assert_eq!(
+            check("SORT l BY w_*"),
+            Some("ERR BY option of SORT denied in Cluster mode.")
+        );
+        assert_eq!(
+            check("SORT_RO l LIMIT 0 1 GET #"),
+            Some("ERR GET option of SORT denied in Cluster mode.")
+        );
+        assert_eq!(check("SORT l BY nosort STORE d"), None);
+        // Redis stops at a syntax error before it sees BY.
+        assert_eq!(check("SORT l foo BY w_*"), None);
+        assert!(check("COPY a b DB 15").is_some());
+        assert!(check("copy a b replace db 0").is_some());
+        assert_eq!(check("COPY a b REPLACE"), None);
+        assert_eq!(check("GET db"), None);
     }
 
     #[test]

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use codis_model::slot::slot_of;
+use codis_model::slot::{has_tag, hash_tag, slot_of};
 use tokio::sync::Notify;
 
 use super::backend::{BackendConn, Hold, Pending, Reply, encode_command};
-use super::command::{CommandInfo, Handling, SplitKind};
+use super::command::{CommandInfo, Handling, KeySpec, SplitKind};
 use super::merge::{Merge, Part, int_reply};
 use super::router::{Method, SlotRoute};
 use super::session::{Entry, Meta, Session};
@@ -22,16 +22,7 @@ impl Session {
     /// Handles every command that is neither refused nor `QUIT`/`AUTH`.
     pub(super) async fn dispatch(&mut self, raw: Bytes, info: &'static CommandInfo, meta: Meta) {
         match info.handling {
-            Handling::Forward(pos) => {
-                let pos = pos as usize;
-                let key = if pos > 0 && pos < self.argc() {
-                    self.arg_bytes(&raw, pos)
-                } else {
-                    Bytes::new()
-                };
-                let p = self.route_request(&raw, &key, info.is_read_only()).await;
-                self.shared.push(Entry::Wait(p, meta));
-            }
+            Handling::Forward(specs) => self.forward_keys(raw, info, specs, meta).await,
             Handling::PubSub => {
                 // Every publish and subscription goes through the master of slot 0.
                 let p = self.route_request(&raw, b"", false).await;
@@ -294,6 +285,53 @@ impl Session {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
             }
         }
+    }
+
+    /// A command forwarded as it came, to the owner of the slot of all its keys (found by its
+    /// key specs). Keys of one tag group (one key, or keys sharing a `{tag}`) follow a
+    /// migration as one key does; keys of several groups in the slot go through
+    /// [`Self::stable_route`], since the migration steps move or check one tag group.
+    async fn forward_keys(
+        &mut self,
+        raw: Bytes,
+        info: &CommandInfo,
+        specs: &[KeySpec],
+        meta: Meta,
+    ) {
+        let keys = self.command_keys(&raw, specs);
+        if let Some(r) = self.check_forward(&raw, info, &keys) {
+            self.reply_now(r, meta);
+            return;
+        }
+        let one_group = keys.iter().all(|k| {
+            k == &keys[0] || (has_tag(k) && has_tag(&keys[0]) && hash_tag(k) == hash_tag(&keys[0]))
+        });
+        if one_group {
+            let key = keys.first().cloned().unwrap_or_default();
+            let p = self.route_request(&raw, &key, info.is_read_only()).await;
+            self.shared.push(Entry::Wait(p, meta));
+            return;
+        }
+        let route = match self.stable_route(slot_of(&keys[0]), &keys).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.reply_now(e, meta);
+                return;
+            }
+        };
+        let Some(backend) = route.backend.clone() else {
+            route.release();
+            self.reply_now(
+                Reply::response_error("slot is not ready, may be offline"),
+                meta,
+            );
+            return;
+        };
+        let conn = self.connection(&route, &backend, info.is_read_only());
+        conn.reserve(self.worker.pool.config().max_pipeline).await;
+        let p = Pending::new(self.shared.wake.clone());
+        conn.send(&raw, p.clone(), Hold::One(route));
+        self.shared.push(Entry::Wait(p, meta));
     }
 
     /// MGET, MSET, DEL, UNLINK, EXISTS, TOUCH: one sub-request per backend connection (keys of

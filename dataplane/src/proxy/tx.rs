@@ -10,9 +10,12 @@ use bytes::Bytes;
 use codis_model::slot::slot_of;
 
 use super::backend::{Hold, Pending, Reply};
-use super::command::{BlockingKeys, CommandInfo, Handling, SplitKind};
+use super::command::{self, BlockingKeys, CommandInfo, Handling, KeySpec, SplitKind};
 use super::session::{Entry, Meta, Session, Tx};
 use crate::util::number::parse_i64;
+
+/// Redis Cluster's reply to a request whose keys lie in several slots.
+pub(super) const CROSSSLOT: &[u8] = b"-CROSSSLOT Keys in request don't hash to the same slot\r\n";
 
 impl Session {
     /// The keys of a request, by how the proxy routes it (`None`: the command is not allowed
@@ -20,12 +23,12 @@ impl Session {
     pub(super) fn request_keys(&self, raw: &Bytes, info: &CommandInfo) -> Option<Vec<Bytes>> {
         let argc = self.argc();
         let keys = match info.handling {
-            Handling::Forward(pos) => {
-                let pos = pos as usize;
-                if pos > 0 && pos < argc {
-                    vec![self.arg_bytes(raw, pos)]
-                } else {
+            Handling::Forward(specs) => {
+                let keys = self.command_keys(raw, specs);
+                if keys.is_empty() {
                     vec![Bytes::new()]
+                } else {
+                    keys
                 }
             }
             Handling::Split(kind) => {
@@ -45,6 +48,32 @@ impl Session {
             _ => return None,
         };
         Some(keys)
+    }
+
+    /// Every key of a request of a forwarded command, by its key specs, in order.
+    pub(super) fn command_keys(&self, raw: &Bytes, specs: &[KeySpec]) -> Vec<Bytes> {
+        command::key_positions(specs, self.argc(), |i| self.arg(raw, i))
+            .into_iter()
+            .map(|i| self.arg_bytes(raw, i))
+            .collect()
+    }
+
+    /// The reply refusing a request of a forwarded command before it reaches a backend: an
+    /// option the proxy refuses, or keys in several slots (Redis Cluster's `CROSSSLOT`).
+    pub(super) fn check_forward(
+        &self,
+        raw: &Bytes,
+        info: &CommandInfo,
+        keys: &[Bytes],
+    ) -> Option<Reply> {
+        if let Some(e) = command::refused_option(info, self.argc(), |i| self.arg(raw, i)) {
+            return Some(Reply::data(Bytes::from(format!("-{e}\r\n"))));
+        }
+        let slot = slot_of(keys.first()?);
+        if keys.iter().any(|k| slot_of(k) != slot) {
+            return Some(Reply::data(Bytes::from_static(CROSSSLOT)));
+        }
+        None
     }
 
     /// The keys of a blocking command (empty when its arguments are malformed).
@@ -107,6 +136,15 @@ impl Session {
             self.reply_now(Reply::request_error(&msg), meta);
             return;
         };
+        if let Handling::Forward(_) = info.handling
+            && let Some(r) = self.check_forward(&raw, info, &keys)
+        {
+            if let Some(tx) = self.tx.as_mut() {
+                tx.aborted = true;
+            }
+            self.reply_now(r, meta);
+            return;
+        }
         let Some(tx) = self.tx.as_mut() else { return };
         for k in &keys {
             let s = slot_of(k);

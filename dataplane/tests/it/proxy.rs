@@ -1342,3 +1342,39 @@ fn unix_socket_clients() {
     t.join().unwrap();
     assert!(!path.exists(), "the socket file is removed on close");
 }
+
+/// A multi-key command whose keys share a slot but not a tag group (so one `SLOTSMGRTTAGONE`
+/// does not move them all) on a slot in sync migration: every key is moved before it runs.
+#[test]
+fn sync_migration_moves_every_key_of_a_request() {
+    let from = start_codis(&[]);
+    let to = start_codis(&[]);
+    let p = TestProxy::start(CoreConfig::default());
+    p.assign(0..1024, &from);
+    let k1 = "k0".to_string();
+    let slot = slot_of(k1.as_bytes());
+    let k2 = (1..)
+        .map(|i| format!("k{i}"))
+        .find(|k| slot_of(k.as_bytes()) == slot)
+        .unwrap();
+    let mut c = p.client();
+    assert_eq!(c.run(&format!("SADD {k1} m1")), Frame::Integer(1));
+    assert_eq!(c.run(&format!("SADD {k2} m2")), Frame::Integer(1));
+    p.fill(&[Slot {
+        id: slot as i64,
+        backend_addr: addr(&to),
+        migrate_from: addr(&from),
+        forward_method: 0,
+        ..Slot::default()
+    }]);
+    assert_eq!(
+        c.run(&format!("SUNIONSTORE {k1} {k1} {k2}")),
+        Frame::Integer(2)
+    );
+    assert_eq!(c.run(&format!("SCARD {k2}")), Frame::Integer(1));
+    let mut src = Client::connect(from.port);
+    assert_eq!(src.run("DBSIZE"), Frame::Integer(0));
+    let mut dst = Client::connect(to.port);
+    assert_eq!(dst.run(&format!("SCARD {k1}")), Frame::Integer(2));
+    assert_eq!(dst.run(&format!("SCARD {k2}")), Frame::Integer(1));
+}

@@ -1,12 +1,15 @@
 //! The proxy command audit: every command Redis 7 (Debian's redis-server) and codis-server
 //! know, subcommands included, is routed by key, handled by the proxy, or refused, as the
-//! command table in docs/COMPATIBILITY.md says; key positions and read/write flags agree
-//! with Redis's; and a live proxy refuses every refused command without its backend seeing it.
+//! command table in docs/COMPATIBILITY.md says; every key position (Redis's key specs) and the
+//! read/write flags agree with Redis's; blocking, pub/sub, no-auth and connection-state
+//! commands get their own handling; and a live proxy refuses every refused command without its
+//! backend seeing it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use dataplane::proxy::command::{
-    self, BlockingKeys, CONTAINER, CommandInfo, Handling, MASTER_ONLY, MAY_WRITE, WRITE,
+    self, BlockingKeys, CONTAINER, CommandInfo, Handling, KeySpec, MASTER_ONLY, MAY_WRITE,
+    SplitKind, WRITE,
 };
 use dataplane::proxy::core::CoreConfig;
 use dataplane::resp::frame::Frame;
@@ -14,24 +17,16 @@ use dataplane::resp::frame::Frame;
 use crate::proxy::TestProxy;
 use crate::support::{Client, show, start_codis, start_redis};
 
-/// Where a command's first key is, by Redis's key specs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FirstKey {
-    /// No key.
-    None,
-    /// At this argument.
-    At(usize),
-    /// After a keyword (`STREAMS`): no fixed position.
-    Keyword,
-}
-
 /// One command as `COMMAND` reports it.
 #[derive(Debug)]
 struct ServerCommand {
     /// Lower case; `container|sub` for subcommands.
     name: String,
     flags: BTreeSet<String>,
-    first_key: FirstKey,
+    /// ACL categories (`@connection`...).
+    categories: BTreeSet<String>,
+    /// Every key spec, in a canonical text (see [`key_spec`]).
+    key_specs: Vec<String>,
     has_subcommands: bool,
 }
 
@@ -64,30 +59,79 @@ fn field<'a>(kv: &'a [Frame], key: &str) -> &'a Frame {
         .unwrap_or_else(|| panic!("no {key} in {kv:?}"))
 }
 
-/// The first key of a command from its first key spec (Redis 7), or from the legacy
-/// first-key field when the server gives no key specs (codis-server).
-fn first_key(entry: &[Frame]) -> FirstKey {
-    let specs = entry.get(8).map(items).unwrap_or(&[]);
-    let Some(spec) = specs.first() else {
-        return match int(&entry[3]) {
-            0 => FirstKey::None,
-            n => FirstKey::At(n as usize),
-        };
-    };
-    let spec = items(spec);
+/// One of Redis's key specs as text: `range <begin> <lastkey> <keystep>[ /<limit>]`,
+/// `keynum <begin> <keynumidx> <firstkey> <keystep>`, or `unknown <flag>`, where `<begin>` is
+/// the index of an `index` search or `KEYWORD@startfrom` of a `keyword` search.
+fn key_spec(spec: &[Frame]) -> String {
     let begin = items(field(spec, "begin_search"));
-    if text(field(begin, "type")) != "index" {
-        return FirstKey::Keyword;
-    }
-    let index = int(field(items(field(begin, "spec")), "index")) as usize;
     let find = items(field(spec, "find_keys"));
-    match text(field(find, "type")).as_str() {
-        "range" => FirstKey::At(index),
-        "keynum" => {
-            FirstKey::At(index + int(field(items(field(find, "spec")), "firstkey")) as usize)
+    let btype = text(field(begin, "type"));
+    let ftype = text(field(find, "type"));
+    if btype == "unknown" || ftype == "unknown" {
+        let flags: Vec<String> = items(field(spec, "flags")).iter().map(text).collect();
+        let access = if flags.iter().any(|f| f == "RO") {
+            "RO"
+        } else {
+            "OW"
+        };
+        return format!("unknown {access}");
+    }
+    let bspec = items(field(begin, "spec"));
+    let begin = match btype.as_str() {
+        "index" => int(field(bspec, "index")).to_string(),
+        "keyword" => format!(
+            "{}@{}",
+            text(field(bspec, "keyword")),
+            int(field(bspec, "startfrom"))
+        ),
+        other => panic!("begin_search type {other}"),
+    };
+    let fspec = items(field(find, "spec"));
+    match ftype.as_str() {
+        "range" => {
+            let limit = int(field(fspec, "limit"));
+            format!(
+                "range {begin} {} {}{}",
+                int(field(fspec, "lastkey")),
+                int(field(fspec, "keystep")),
+                if limit == 0 {
+                    String::new()
+                } else {
+                    format!(" /{limit}")
+                }
+            )
         }
+        "keynum" => format!(
+            "keynum {begin} {} {} {}",
+            int(field(fspec, "keynumidx")),
+            int(field(fspec, "firstkey")),
+            int(field(fspec, "keystep"))
+        ),
         other => panic!("find_keys type {other}"),
     }
+}
+
+/// The proxy's key specs of a command it routes by key, in [`key_spec`]'s text.
+fn proxy_key_specs(info: &CommandInfo) -> Option<Vec<String>> {
+    let range = |index: u8, last: i8, step: u8| format!("range {index} {last} {step}");
+    let specs = match info.handling {
+        Handling::Forward(specs) => specs
+            .iter()
+            .map(|s| match *s {
+                KeySpec::Range { index, last, step } => range(index, last, step),
+                KeySpec::NumKeys { index } => format!("keynum {index} 0 1 1"),
+                KeySpec::Keyword { keyword, from } => format!("range {keyword}@{from} 0 1"),
+                KeySpec::SortStore => "unknown OW".into(),
+            })
+            .collect(),
+        Handling::Split(SplitKind::Mset) | Handling::SameSlot => vec![range(1, -1, 2)],
+        Handling::Split(_) => vec![range(1, -1, 1)],
+        Handling::Blocking(BlockingKeys::AllButLast) => vec![range(1, -2, 1)],
+        Handling::Blocking(BlockingKeys::FirstTwo) => vec![range(1, 0, 1), range(2, 0, 1)],
+        Handling::Blocking(BlockingKeys::NumKeysAt2) => vec!["keynum 2 0 1 1".into()],
+        _ => return None,
+    };
+    Some(specs)
 }
 
 fn collect(entries: &[Frame], out: &mut BTreeMap<String, ServerCommand>) {
@@ -97,7 +141,20 @@ fn collect(entries: &[Frame], out: &mut BTreeMap<String, ServerCommand>) {
         let cmd = ServerCommand {
             name: text(&e[0]).to_ascii_lowercase(),
             flags: items(&e[2]).iter().map(text).collect(),
-            first_key: first_key(e),
+            categories: e
+                .get(6)
+                .map(items)
+                .unwrap_or(&[])
+                .iter()
+                .map(text)
+                .collect(),
+            key_specs: e
+                .get(8)
+                .map(items)
+                .unwrap_or(&[])
+                .iter()
+                .map(|spec| key_spec(items(spec)))
+                .collect(),
             has_subcommands: !subs.is_empty(),
         };
         out.entry(cmd.name.clone()).or_insert(cmd);
@@ -114,6 +171,36 @@ fn server_commands(port: u16) -> BTreeMap<String, ServerCommand> {
     out
 }
 
+/// Where a forwarded command's keys are, in the documented table's words: argument numbers,
+/// `N..` (to the last argument), `N..-2` (to the one before), `N..(step 2)`, `numkeys@N` (the
+/// count at argument N, the keys after it), the keyword a key follows, `-` for none.
+fn keys_text(specs: &[KeySpec]) -> String {
+    let words: Vec<String> = specs
+        .iter()
+        .map(|s| match *s {
+            KeySpec::Range { index, last, step } if last >= 0 => (index..=index + last as u8)
+                .step_by(step as usize)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+            KeySpec::Range {
+                index,
+                last: -1,
+                step: 1,
+            } => format!("{index}.."),
+            KeySpec::Range { index, last, step } => format!("{index}..{last}(step {step})"),
+            KeySpec::NumKeys { index } => format!("numkeys@{index}"),
+            KeySpec::Keyword { keyword, .. } => keyword.to_string(),
+            KeySpec::SortStore => "STORE".to_string(),
+        })
+        .collect();
+    if words.is_empty() {
+        "-".into()
+    } else {
+        words.join(" ")
+    }
+}
+
 /// The proxy's class of a table entry, in the vocabulary of the documented table.
 fn class(info: &CommandInfo) -> String {
     match info.handling {
@@ -126,10 +213,7 @@ fn class(info: &CommandInfo) -> String {
                 assert!(info.flags & MASTER_ONLY != 0, "{}", info.name);
                 "master"
             };
-            match pos {
-                0 => format!("{access} -"),
-                n => format!("{access} {n}"),
-            }
+            format!("{access} {}", keys_text(pos))
         }
         Handling::Refuse => "refused".into(),
         Handling::Subcommand => "by subcommand".into(),
@@ -150,17 +234,6 @@ fn class(info: &CommandInfo) -> String {
         | Handling::SlotsScan
         | Handling::SlotsMapping
         | Handling::SlotsHashKey => "proxy".into(),
-    }
-}
-
-/// The argument the proxy routes a request by, for commands sent to the owner of a key.
-fn routing_key(info: &CommandInfo) -> Option<usize> {
-    match info.handling {
-        Handling::Forward(pos) => Some(pos as usize),
-        Handling::Split(_) | Handling::SameSlot => Some(1),
-        Handling::Blocking(BlockingKeys::AllButLast | BlockingKeys::FirstTwo) => Some(1),
-        Handling::Blocking(BlockingKeys::NumKeysAt2) => Some(3),
-        _ => None,
     }
 }
 
@@ -257,10 +330,54 @@ const CODIS_NOT_ALLOW: &[&str] = &[
 /// proxy port, and the proxy's own SLOTSMAPPING.
 const PROXY_ONLY: &[&str] = &["HOST:", "POST", "SLOTSMAPPING"];
 
-/// Routed by another key than Redis's first: Codis routes ZINTERSTORE / ZUNIONSTORE by their
-/// first source key (argument 3); Redis's first key is the destination. Every key of such a
-/// command must lie in one slot anyway.
-const OTHER_ROUTING_KEY: &[&str] = &["zinterstore", "zunionstore"];
+/// Keys Redis reads through SORT's `BY pattern` / `GET` (its `unknown RO` key spec): the proxy
+/// refuses those options, as Redis Cluster does (tested live in `proxy_refusals.rs`).
+const PATTERN_KEYS_REFUSED: &[&str] = &["sort", "sort_ro"];
+
+/// Commands that change or read a connection's state, whatever their Redis categories, and
+/// the handling each must have when the proxy does not refuse it.
+const CONNECTION_STATE: &[(&str, Handling)] = &[
+    ("auth", Handling::Auth),
+    ("discard", Handling::Discard),
+    ("echo", Handling::Echo),
+    ("exec", Handling::Exec),
+    ("hello", Handling::Hello),
+    ("multi", Handling::Multi),
+    ("ping", Handling::Ping),
+    ("quit", Handling::Quit),
+    ("reset", Handling::Reset),
+    ("select", Handling::Select),
+    ("asking", Handling::Refuse),
+    ("client", Handling::Refuse),
+    ("monitor", Handling::Refuse),
+    ("readonly", Handling::Refuse),
+    ("readwrite", Handling::Refuse),
+    ("unwatch", Handling::Refuse),
+    ("watch", Handling::Refuse),
+];
+
+/// True when a command with Redis flag `flag` is handled as it must be, if not refused.
+fn special_handling(flag: &str, h: Handling) -> bool {
+    match flag {
+        "blocking" => matches!(h, Handling::Blocking(_)),
+        "pubsub" => matches!(
+            h,
+            Handling::Subscribe | Handling::Unsubscribe | Handling::PubSub
+        ),
+        "no_multi" => matches!(
+            h,
+            Handling::Multi | Handling::Subscribe | Handling::Unsubscribe
+        ),
+        "no_auth" => matches!(
+            h,
+            Handling::Auth | Handling::Hello | Handling::Quit | Handling::Reset
+        ),
+        _ => false,
+    }
+}
+
+/// `@connection` commands the proxy forwards: COMMAND only reads the server's command table.
+const STATELESS_CONNECTION: &[&str] = &["command"];
 
 /// Read-only for Redis, routed to the master by the proxy (Codis's flags): TOUCH updates
 /// access times, which a replica would keep to itself.
@@ -329,24 +446,48 @@ fn proxy_command_audit() {
         if cmd.flags.contains("admin") {
             problems.push(format!("{name}: Redis admin command not refused"));
         }
-        let Some(pos) = routing_key(info) else {
+        // Commands that block, subscribe, skip authentication or change the connection's
+        // state never reach a shared backend connection as plain requests.
+        for flag in ["blocking", "pubsub", "no_multi", "no_auth"] {
+            if cmd.flags.contains(flag) && !special_handling(flag, info.handling) {
+                problems.push(format!(
+                    "{name}: Redis flag {flag}, proxy {:?}",
+                    info.handling
+                ));
+            }
+        }
+        let state = CONNECTION_STATE.iter().find(|(n, _)| *n == top);
+        match state {
+            Some((_, want)) if info.handling != *want => problems.push(format!(
+                "{name}: connection state, proxy {:?}, want {want:?}",
+                info.handling
+            )),
+            Some(_) => {}
+            None if (cmd.categories.contains("@connection")
+                || cmd.categories.contains("@transaction"))
+                && !STATELESS_CONNECTION.contains(&top) =>
+            {
+                problems.push(format!(
+                    "{name}: Redis {:?}, proxy {:?}: not in CONNECTION_STATE",
+                    cmd.categories, info.handling
+                ))
+            }
+            None => {}
+        }
+        let Some(specs) = proxy_key_specs(info) else {
             continue;
         };
         if !redis_cmds.contains_key(name) || cmd.has_subcommands {
             continue;
         }
-        // Keys: routing by another argument than Redis's first key picks the wrong slot.
-        match cmd.first_key {
-            FirstKey::Keyword => problems.push(format!(
-                "{name}: keys after a keyword, routed by argument {pos}"
-            )),
-            FirstKey::None if pos != 0 && !name.ends_with("|help") => problems.push(format!(
-                "{name}: no key for Redis, routed by argument {pos}"
-            )),
-            FirstKey::At(k) if k != pos && !OTHER_ROUTING_KEY.contains(&name) => {
-                problems.push(format!("{name}: first key {k} for Redis, routed by {pos}"))
-            }
-            _ => {}
+        // Keys: every key Redis finds, the proxy finds at the same positions (it checks they
+        // all lie in one slot and routes by the first).
+        let mut want = cmd.key_specs.clone();
+        if PATTERN_KEYS_REFUSED.contains(&name) {
+            want.retain(|s| s != "unknown RO");
+        }
+        if specs != want && !(name.ends_with("|help") && want.is_empty()) {
+            problems.push(format!("{name}: Redis key specs {want:?}, proxy {specs:?}"));
         }
         // Access: a write sent to a replica fails; a read kept on the master only costs.
         let proxy_read = info.flags & (WRITE | MAY_WRITE) == 0;

@@ -8,7 +8,7 @@ use dataplane::proxy::core::CoreConfig;
 use dataplane::resp::frame::Frame;
 
 use crate::proxy::TestProxy;
-use crate::support::{Client, Server, show, start_codis};
+use crate::support::{Client, Server, show, start_codis, start_redis};
 
 fn err_text(f: &Frame) -> String {
     match f {
@@ -355,4 +355,163 @@ fn subscribe_without_a_channel_stays_in_normal_mode() {
         );
         assert_eq!(c.run("GET x"), Frame::Bulk(b"1".to_vec()), "{name}");
     }
+}
+
+/// Two Redis backends, slots 0..512 on the first, 512..1024 on the second.
+fn two_backends() -> (TestProxy, Server, Server) {
+    let a = start_redis(&[]);
+    let b = start_redis(&[]);
+    let p = TestProxy::start(CoreConfig::default());
+    p.assign(0..512, &a);
+    p.assign(512..1024, &b);
+    (p, a, b)
+}
+
+#[test]
+fn keys_of_a_request_must_lie_in_one_slot() {
+    use codis_model::slot_of;
+    let (p, ra, rb) = two_backends();
+    let mut c = p.client();
+    // `a` and `b` on different backends.
+    let a = "a".to_string();
+    let b = (0..)
+        .map(|i| format!("b{i}"))
+        .find(|k| (slot_of(k.as_bytes()) < 512) != (slot_of(a.as_bytes()) < 512))
+        .unwrap();
+    assert_eq!(c.run(&format!("RPUSH {a} x")), Frame::Integer(1));
+    let crossslot = "CROSSSLOT Keys in request don't hash to the same slot";
+    let requests = [
+        format!("RPOPLPUSH {a} {b}"),
+        format!("LMOVE {a} {b} LEFT LEFT"),
+        format!("SMOVE {a} {b} m"),
+        format!("COPY {a} {b}"),
+        format!("SORT {a} STORE {b}"),
+        format!("SORT {a} LIMIT 0 1 ALPHA STORE {b}"),
+        format!("ZRANGESTORE {b} {a} 0 -1"),
+        format!("SUNIONSTORE {b} {a}"),
+        format!("SDIFFSTORE {b} {a}"),
+        format!("SINTERSTORE {b} {a}"),
+        format!("SDIFF {a} {b}"),
+        format!("SUNION {a} {b}"),
+        format!("SINTER {a} {b}"),
+        format!("LCS {a} {b}"),
+        format!("PFMERGE {b} {a}"),
+        format!("PFCOUNT {a} {b}"),
+        format!("ZUNIONSTORE {b} 1 {a}"),
+        format!("ZINTERSTORE {b} 1 {a}"),
+        format!("ZDIFFSTORE {b} 1 {a}"),
+        format!("ZUNION 2 {a} {b}"),
+        format!("ZINTER 2 {a} {b}"),
+        format!("ZDIFF 2 {a} {b}"),
+        format!("ZINTERCARD 2 {a} {b}"),
+        format!("SINTERCARD 2 {a} {b}"),
+        format!("LMPOP 2 {a} {b} LEFT"),
+        format!("ZMPOP 2 {a} {b} MIN"),
+        format!("GEOSEARCHSTORE {b} {a} FROMLONLAT 0 0 BYRADIUS 1 km"),
+        format!("GEORADIUS {a} 0 0 1 km STORE {b}"),
+        format!("GEORADIUSBYMEMBER {a} m 1 km STOREDIST {b}"),
+        format!("EVAL return 2 {a} {b}"),
+    ];
+    for req in &requests {
+        assert_eq!(err_text(&c.run(req)), crossslot, "{req}");
+    }
+    // Nothing was written: `b` exists nowhere, `a` still holds its element.
+    for r in [&ra, &rb] {
+        assert_eq!(
+            Client::connect(r.port).run(&format!("EXISTS {b}")),
+            Frame::Integer(0)
+        );
+    }
+    assert_eq!(c.run(&format!("LLEN {a}")), Frame::Integer(1));
+    // Inside MULTI the same request aborts the transaction.
+    assert_eq!(c.run("MULTI"), Frame::Simple(b"OK".to_vec()));
+    assert_eq!(err_text(&c.run(&format!("RPOPLPUSH {a} {b}"))), crossslot);
+    assert!(err_text(&c.run("EXEC")).starts_with("EXECABORT"));
+    assert_eq!(c.run("MULTI"), Frame::Simple(b"OK".to_vec()));
+    assert_eq!(
+        c.run(&format!("LLEN {a}")),
+        Frame::Simple(b"QUEUED".to_vec())
+    );
+    assert_eq!(err_text(&c.run(&format!("SUNIONSTORE {a} {b}"))), crossslot);
+    assert!(err_text(&c.run("EXEC")).starts_with("EXECABORT"));
+    // Hash tags put keys in one slot; keys of one slot in different tag groups work too.
+    assert_eq!(c.run("RPUSH {t}a x y"), Frame::Integer(2));
+    assert_eq!(c.run("RPOPLPUSH {t}a {t}b"), Frame::Bulk(b"y".to_vec()));
+    assert_eq!(c.run("LMOVE {t}b t LEFT LEFT"), Frame::Bulk(b"y".to_vec()));
+    assert_eq!(c.run("ZUNIONSTORE {t}z 1 {t}q"), Frame::Integer(0));
+    assert_eq!(c.run("SORT {t}a ALPHA STORE {t}s"), Frame::Integer(1));
+    assert_eq!(
+        c.run("LRANGE {t}s 0 -1"),
+        Frame::Array(b'*', vec![Frame::Bulk(b"x".to_vec())])
+    );
+    assert_eq!(c.run("MULTI"), Frame::Simple(b"OK".to_vec()));
+    assert_eq!(
+        c.run("RPOPLPUSH {t}a {t}c"),
+        Frame::Simple(b"QUEUED".to_vec())
+    );
+    assert_eq!(
+        c.run("EXEC"),
+        Frame::Array(b'*', vec![Frame::Bulk(b"x".to_vec())])
+    );
+    // Scripts without keys still run.
+    assert_eq!(c.run("EVAL return 0 0"), Frame::Null);
+}
+
+#[test]
+fn options_that_reach_other_keys_or_databases_are_refused() {
+    let s = start_redis(&[]);
+    let p = TestProxy::start(CoreConfig::default());
+    p.assign(0..1024, &s);
+    let mut c = p.client();
+    assert_eq!(c.run("SET {k}1 v"), Frame::Simple(b"OK".to_vec()));
+    // COPY ... DB writes another database than the session's.
+    for req in ["COPY {k}1 {k}2 DB 15", "COPY {k}1 {k}2 REPLACE db 0"] {
+        assert_eq!(
+            err_text(&c.run(req)),
+            "ERR handle request, COPY's DB option is not allowed",
+            "{req}"
+        );
+    }
+    let mut direct = Client::connect(s.port);
+    assert_eq!(direct.run("SELECT 15"), Frame::Simple(b"OK".to_vec()));
+    assert_eq!(direct.run("DBSIZE"), Frame::Integer(0));
+    assert_eq!(c.run("COPY {k}1 {k}2"), Frame::Integer(1));
+    // SORT's BY pattern and GET read keys of other slots: Redis Cluster's errors.
+    assert_eq!(c.run("RPUSH l 2 1"), Frame::Integer(2));
+    assert_eq!(c.run("SET w_1 9"), Frame::Simple(b"OK".to_vec()));
+    for cmd in ["SORT", "SORT_RO"] {
+        assert_eq!(
+            err_text(&c.run(&format!("{cmd} l BY w_*"))),
+            "ERR BY option of SORT denied in Cluster mode.",
+            "{cmd}"
+        );
+        for get in ["GET x_*", "GET #", "LIMIT 0 1 GET #"] {
+            assert_eq!(
+                err_text(&c.run(&format!("{cmd} l {get}"))),
+                "ERR GET option of SORT denied in Cluster mode.",
+                "{cmd} {get}"
+            );
+        }
+        assert_eq!(
+            c.run(&format!("{cmd} l BY nosort")),
+            Frame::Array(
+                b'*',
+                vec![Frame::Bulk(b"2".to_vec()), Frame::Bulk(b"1".to_vec())]
+            )
+        );
+        assert_eq!(
+            c.run(&format!("{cmd} l")),
+            Frame::Array(
+                b'*',
+                vec![Frame::Bulk(b"1".to_vec()), Frame::Bulk(b"2".to_vec())]
+            )
+        );
+    }
+    // Inside MULTI too.
+    assert_eq!(c.run("MULTI"), Frame::Simple(b"OK".to_vec()));
+    assert!(err_text(&c.run("SORT l GET #")).starts_with("ERR GET option"));
+    assert!(err_text(&c.run("EXEC")).starts_with("EXECABORT"));
+    // ROLE reveals the group's master and replica addresses; COMMAND is forwarded.
+    assert_eq!(err_text(&c.run("ROLE")), refusal("ROLE"));
+    assert!(matches!(c.run("COMMAND COUNT"), Frame::Integer(n) if n > 200));
 }
