@@ -298,6 +298,22 @@ impl Session {
         specs: &[KeySpec],
         meta: Meta,
     ) {
+        if let [KeySpec::Range { index, last: 0, .. }] = specs {
+            // One key (most commands): no key list to build.
+            let i = *index as usize;
+            let key = if i < self.argc() {
+                self.arg_bytes(&raw, i)
+            } else {
+                Bytes::new()
+            };
+            if let Some(r) = self.check_forward(&raw, info, &[]) {
+                self.reply_now(r, meta);
+                return;
+            }
+            let p = self.route_request(&raw, &key, info.is_read_only()).await;
+            self.shared.push(Entry::Wait(p, meta));
+            return;
+        }
         let keys = self.command_keys(&raw, specs);
         if let Some(r) = self.check_forward(&raw, info, &keys) {
             self.reply_now(r, meta);
