@@ -779,6 +779,8 @@ fn debug(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             &[
                 "OBJECT <key>",
                 "    Show low level info about the key and associated value.",
+                "PAUSE-AOF-FSYNC <0|1>",
+                "    Hold (1) or release (0) the AOF fsync thread; replies waiting for an fsync wait while it is held (codis-server extension, for tests).",
                 "SET-ACTIVE-EXPIRE <0|1>",
                 "    Setting it to 0 disables expiring keys in background when they are not accessed (otherwise the Redis behavior). Setting it to 1 reenables back the default.",
                 "SET-TTL <key> <milliseconds>",
@@ -809,6 +811,14 @@ fn debug(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         ctx.out.simple(&line);
     } else if eq_ic(sub, "reload") {
         debug_reload(ctx, &args[2..])?;
+        ctx.out.ok();
+    } else if eq_ic(sub, "pause-aof-fsync") && n == 3 {
+        let paused = match args[2] {
+            b"0" => false,
+            b"1" => true,
+            _ => return Err(CmdError::err("DEBUG PAUSE-AOF-FSYNC takes 0 or 1")),
+        };
+        ctx.store.aof.syncer.set_paused(paused);
         ctx.out.ok();
     } else if eq_ic(sub, "set-active-expire") && n == 3 {
         // Accepted for compatibility; active expiry always runs.

@@ -173,6 +173,9 @@ pub struct Syncer {
     /// without the lock by the connection threads' park hook.
     requested: std::sync::atomic::AtomicU64,
     synced_fast: std::sync::atomic::AtomicU64,
+    /// `DEBUG PAUSE-AOF-FSYNC 1`: the thread writes and syncs nothing until resumed (tests
+    /// hold an fsync to observe what waits for it).
+    paused: AtomicBool,
 }
 
 impl Default for Syncer {
@@ -196,6 +199,7 @@ impl Default for Syncer {
             started: AtomicBool::new(false),
             requested: std::sync::atomic::AtomicU64::new(0),
             synced_fast: std::sync::atomic::AtomicU64::new(0),
+            paused: AtomicBool::new(false),
         }
     }
 }
@@ -223,7 +227,7 @@ impl Syncer {
         let mut last = Instant::now();
         let mut g = self.lock();
         loop {
-            let pending = g.written > g.synced;
+            let pending = g.written > g.synced && !self.paused.load(Ordering::Acquire);
             if pending && g.pending_since.is_none() {
                 g.pending_since = Some(Instant::now());
             }
@@ -408,6 +412,14 @@ impl Syncer {
         }
     }
 
+    /// `DEBUG PAUSE-AOF-FSYNC`: holds (or releases) the fsync thread. Connections waiting
+    /// for an fsync keep waiting while it is held.
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Release);
+        let _g = self.lock();
+        self.cv.notify_one();
+    }
+
     fn pending_fsync(&self) -> (bool, u64) {
         let g = self.lock();
         (g.in_progress, g.delayed)
@@ -488,6 +500,8 @@ pub struct State {
     pub(crate) multi_open: bool,
     file: Option<Arc<File>>,
     file_len: u64,
+    /// Stream offset after the last bytes written or handed to the fsync thread.
+    stream_end: u64,
     /// The manifest as on disk (plus sequence numbers already used).
     manifest: Manifest,
     /// Turned on, the increment in use is not listed yet: the manifest is written when the
@@ -522,6 +536,7 @@ impl Default for State {
             multi_open: false,
             file: None,
             file_len: 0,
+            stream_end: 0,
             manifest: Manifest::default(),
             wait_rewrite: None,
             current_size: 0,
@@ -564,7 +579,8 @@ impl State {
             let n = self.buf.len() as u64;
             self.file_len += n;
             self.current_size += n;
-            return Some(self.syncer.hand_off(&mut self.buf));
+            self.stream_end = self.syncer.hand_off(&mut self.buf);
+            return Some(self.stream_end);
         }
         match (&*f).write_all(&self.buf) {
             Ok(()) => {
@@ -578,7 +594,8 @@ impl State {
                 if self.write_error.take().is_some() {
                     tracing::warn!("AOF write error looks solved, Redis can write again.");
                 }
-                Some(self.syncer.wrote(n))
+                self.stream_end = self.syncer.wrote(n);
+                Some(self.stream_end)
             }
             Err(e) => {
                 // Cut a partial record off, so the file stays a sequence of whole
@@ -626,13 +643,22 @@ impl State {
 /// Writes what the batch appended. Called at the end of every batch run under the lock;
 /// returns the stream offset the caller must see synced before replying
 /// (`appendfsync always`).
+///
+/// Under `always` that is the end of the stream when the batch ran, whether the batch wrote
+/// or not: a read may return what another client wrote and is still waiting for, and that
+/// value must be durable before anyone sees it (Redis fsyncs before it sends any reply of the
+/// event-loop iteration). With nothing pending it costs one atomic load.
 pub fn end_of_batch(store: &mut Store) -> Option<u64> {
     if !store.aof.on {
         return None;
     }
     super::repl::flush_expired(store);
-    let off = store.aof.write_pending()?;
-    (store.aof.policy == Fsync::Always).then_some(off)
+    let wrote = store.aof.write_pending();
+    if store.aof.policy != Fsync::Always {
+        return None;
+    }
+    let off = wrote.unwrap_or(store.aof.stream_end);
+    (store.aof.syncer.synced_fast.load(Ordering::Acquire) < off).then_some(off)
 }
 
 fn set_expired_log(store: &mut Store) {

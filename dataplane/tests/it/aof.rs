@@ -190,6 +190,61 @@ fn sigkill_with_appendfsync_always_loses_no_acknowledged_write() {
     }
 }
 
+/// `appendfsync always`: a client never reads a value before the write that made it is
+/// fsynced (Redis fsyncs before it sends any reply of the event-loop iteration), so a value
+/// someone read cannot vanish in a crash. The fsync thread is held with
+/// `DEBUG PAUSE-AOF-FSYNC` while one client writes and another reads.
+#[test]
+fn appendfsync_always_reads_wait_for_the_fsync_of_what_they_see() {
+    let dir = TempDir::new("aof-read-fsync");
+    let codis = aof_codis(&dir, &["--appendfsync", "always"]);
+    let mut admin = Client::connect(codis.port);
+    let mut writer = Client::connect(codis.port);
+    let mut reader = Client::connect(codis.port);
+    assert_eq!(admin.run("SET k old"), Frame::Simple(b"OK".to_vec()));
+    assert_eq!(
+        admin.run("DEBUG PAUSE-AOF-FSYNC 1"),
+        Frame::Simple(b"OK".to_vec())
+    );
+    // Its reply waits for the fsync, held.
+    writer.send_raw(&Client::encode(&[
+        b"SET".to_vec(),
+        b"k".to_vec(),
+        b"new".to_vec(),
+    ]));
+    // Read until the read sees the SET (a bug) or its reply is held (the SET ran: every
+    // reply now waits for its fsync). Waiting longer here can only miss the bug, never fail
+    // a correct server.
+    loop {
+        reader.send_raw(&Client::encode(&[b"GET".to_vec(), b"k".to_vec()]));
+        match reader.read_reply_within(Duration::from_millis(300)) {
+            Some((Frame::Bulk(v), _)) if v == b"old" => continue,
+            Some((f, raw)) => panic!(
+                "a read returned {f:?} ({}) while the write was not fsynced",
+                show(&raw)
+            ),
+            None => break,
+        }
+    }
+    assert_eq!(
+        admin.run("DEBUG PAUSE-AOF-FSYNC 0"),
+        Frame::Simple(b"OK".to_vec())
+    );
+    assert_eq!(
+        writer.read_reply().unwrap().0,
+        Frame::Simple(b"OK".to_vec())
+    );
+    assert_eq!(reader.read_reply().unwrap().0, Frame::Bulk(b"new".to_vec()));
+    // Nothing pending: reads answer at once again, and what was read survives a crash.
+    assert_eq!(reader.run("GET k"), Frame::Bulk(b"new".to_vec()));
+    drop(codis); // SIGKILL
+    let back = aof_codis(&dir, &[]);
+    assert_eq!(
+        Client::connect(back.port).run("GET k"),
+        Frame::Bulk(b"new".to_vec())
+    );
+}
+
 #[test]
 fn codis_aof_loads_in_redis_and_redis_aof_loads_in_codis() {
     // Ours → Redis: a base from a rewrite, then increments written after it.

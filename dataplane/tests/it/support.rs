@@ -288,6 +288,17 @@ impl Client {
         }
     }
 
+    /// Reads one reply, giving up after `wait` (None: nothing complete came, or closed).
+    pub(crate) fn read_reply_within(&mut self, wait: Duration) -> Option<(Frame, Vec<u8>)> {
+        self.stream.get_ref().set_read_timeout(Some(wait)).unwrap();
+        let r = self.read_reply();
+        self.stream
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        r
+    }
+
     pub(crate) fn cmd(&mut self, args: &[&[u8]]) -> (Frame, Vec<u8>) {
         let args: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
         self.send_raw(&Self::encode(&args));

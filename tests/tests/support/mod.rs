@@ -312,6 +312,11 @@ pub(crate) fn start_codis_server(dir: &Path) -> (Proc, u16) {
 /// Starts a codis-server on `port` (in `dir`, without save points); `None` when it did not
 /// come up there (the port was taken).
 pub(crate) fn start_codis_server_on(dir: &Path, port: u16) -> Option<Proc> {
+    start_codis_server_args(dir, port, &[])
+}
+
+/// Like [`start_codis_server_on`], with more command-line arguments (`extra`).
+pub(crate) fn start_codis_server_args(dir: &Path, port: u16, extra: &[&str]) -> Option<Proc> {
     let log_path = dir.join(format!("server-{port}-{}.out", free_port()));
     let log = std::fs::File::create(&log_path).unwrap();
     let mut proc = Proc::spawn(
@@ -321,6 +326,7 @@ pub(crate) fn start_codis_server_on(dir: &Path, port: u16) -> Option<Proc> {
             .args(["--loglevel", "warning"])
             // No save points: several servers share `dir`.
             .args(["--save", ""])
+            .args(extra)
             .current_dir(dir)
             .stdout(log.try_clone().unwrap())
             .stderr(log),
@@ -368,6 +374,18 @@ pub(crate) fn start_dashboard_with(
     dir: &Path,
     extra: &str,
 ) -> Proc {
+    start_dashboard_method(product, zk_port, admin_port, dir, "semi-async", extra)
+}
+
+/// Like [`start_dashboard_with`], migrating slots with `method` (`sync` or `semi-async`).
+pub(crate) fn start_dashboard_method(
+    product: &str,
+    zk_port: u16,
+    admin_port: u16,
+    dir: &Path,
+    method: &str,
+    extra: &str,
+) -> Proc {
     let conf = dir.join("dashboard.toml");
     std::fs::write(
         &conf,
@@ -375,7 +393,7 @@ pub(crate) fn start_dashboard_with(
             "coordinator_name = \"zookeeper\"\ncoordinator_addr = \"127.0.0.1:{zk_port}\"\n\
              product_name = \"{product}\"\nproduct_auth = \"\"\n\
              admin_addr = \"127.0.0.1:{admin_port}\"\n\
-             migration_method = \"semi-async\"\nmigration_parallel_slots = 100\n{extra}"
+             migration_method = \"{method}\"\nmigration_parallel_slots = 100\n{extra}"
         ),
     )
     .unwrap();
