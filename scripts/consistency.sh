@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The consistency check under faults (tests/tests/consistency.rs) at a bigger size than CI's,
+# The consistency check under faults (tests/tests/cluster/consistency.rs) at a bigger size than CI's,
 # printing its figures: operations acknowledged (durable: covered by WAIT 1), acknowledged only,
 # indeterminate, migrations done per method, the faults, and each check's result.
 #
@@ -16,5 +16,5 @@ export CONSISTENCY_SECS="${CONSISTENCY_SECS:-180}"
 export CONSISTENCY_CLIENTS="${CONSISTENCY_CLIENTS:-16}"
 # The test starts the binaries of this tree: build them first.
 cargo build -q -p dataplane -p backend --bins
-cargo test -q -p e2e --test consistency -- --nocapture 2>&1 |
+cargo test -q -p e2e --test cluster consistency:: -- --nocapture 2>&1 |
     grep -E '^\[|^---- consistency|^clients|^WAIT|^migrations|^failovers|^list audits|^client errors|^check |^    [^ ]|^result'

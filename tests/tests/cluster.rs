@@ -7,6 +7,7 @@
 //! Needs the workspace binaries (`cargo build --workspace --bins`; `cargo test --workspace`
 //! builds them) and Debian's ZooKeeper (`apt-get install -y zookeeper`); it fails without them.
 
+mod consistency;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -675,7 +676,7 @@ fn cluster_survives_migration_dashboard_crash_and_zookeeper_outage() {
 }
 
 /// One whole-cluster test at a time: they share the 2 cores.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn info_field(port: u16, section: &str, field: &str) -> Option<String> {
     let mut c = Resp::connect(port).ok()?;

@@ -21,21 +21,19 @@
 //! `CONSISTENCY_SECS` (default 40) sets how long the faults run, `CONSISTENCY_CLIENTS`
 //! (default 8) the number of client threads; `scripts/consistency.sh` runs a bigger size.
 
-mod support;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use codis_model::auth::dashboard_xauth;
-use codis_model::slot_of;
-use serde_json::Value;
-use support::{
+use crate::support::{
     Proc, ProxyProc, Reply, Resp, TempDir, free_port, http, start_codis_server_args,
     start_dashboard_method, start_proxy_on, start_sentinel, start_zookeeper, wait_for,
 };
+use codis_model::auth::dashboard_xauth;
+use codis_model::slot_of;
+use serde_json::Value;
 
 const PRODUCT: &str = "consistency";
 /// The slots that migrate back and forth.
@@ -813,6 +811,9 @@ fn acknowledged_writes_survive_migrations_failover_and_restarts_replicas_equal_m
     let secs = env_or("CONSISTENCY_SECS", 40);
     let nclients = env_or("CONSISTENCY_CLIENTS", 8).max(2) as usize;
     let ballast = env_or("CONSISTENCY_BALLAST", 4000) as usize;
+    let _serial = crate::SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let t0 = Instant::now();
     let log = |what: String| eprintln!("[{:>6.1?}] {what}", t0.elapsed());
     let dir = TempDir::new("consistency");
