@@ -586,6 +586,43 @@ fn wrapper_refuses_admin_and_foreign_keys() {
     assert_eq!(raw, b"*2\r\n:2\r\n+OK\r\n");
 }
 
+/// Issue 15 item 3: the size hint of an async restore chunk comes from the peer; a chunk of
+/// one element that claims 4,000,000 cannot make the server reserve room for them (this took
+/// 1.1 GB for three such requests).
+#[test]
+fn restore_async_hint_is_bounded_by_the_chunk() {
+    let srv = start_codis(&[]);
+    let mut c = Client::connect(srv.port);
+    let used = |c: &mut Client| -> i64 {
+        let Frame::Bulk(info) = c.run("INFO memory") else {
+            panic!()
+        };
+        let info = String::from_utf8(info).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let before = used(&mut c);
+    let score = 1.5f64.to_bits().to_le_bytes();
+    for args in [
+        &[&b"hash"[..], b"h", b"0", b"4000000", b"f", b"v"][..],
+        &[b"dict", b"s", b"0", b"4000000", b"m"],
+        &[b"zset", b"z", b"0", b"4000000", b"m", &score],
+        &[b"list", b"l", b"0", b"4000000", b"e"],
+    ] {
+        let mut a: Vec<&[u8]> = vec![b"SLOTSRESTORE-ASYNC"];
+        a.extend_from_slice(args);
+        let (_, raw) = c.cmd(&a);
+        assert!(raw.ends_with(b"$1\r\n0\r\n$1\r\n1\r\n"), "{}", show(&raw));
+    }
+    let grown = used(&mut c) - before;
+    assert!(grown < 16 << 20, "used_memory grew by {grown} bytes");
+    assert_eq!(c.run("DBSIZE"), Frame::Integer(4));
+}
+
 #[test]
 fn wrapper_and_restore_edge_cases() {
     let srv = start_codis(&[]);
