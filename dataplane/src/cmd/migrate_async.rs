@@ -260,7 +260,8 @@ pub fn info_section(store: &Store) -> String {
          migrate_async_keys_moved:{}\r\nmigrate_async_msgs_sent:{}\r\n\
          migrate_async_bytes_sent:{}\r\nmigrate_async_batches_done:{}\r\n\
          migrate_async_batches_failed:{}\r\nrestore_async_msgs:{}\r\n\
-         restore_async_errors:{}\r\n",
+         restore_async_errors:{}\r\nmigrate_sync_keys_in_flight:{}\r\n\
+         migrate_sync_waits:{}\r\n",
         st.clients.len(),
         s.keys_moved,
         s.msgs_sent,
@@ -269,6 +270,8 @@ pub fn info_section(store: &Store) -> String {
         s.batches_failed,
         s.restore_msgs,
         s.restore_errors,
+        store.migrate_sync.keys_in_flight(),
+        store.migrate_sync.waits,
     );
     t
 }
