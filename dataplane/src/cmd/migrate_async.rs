@@ -260,7 +260,8 @@ pub fn info_section(store: &Store) -> String {
          migrate_async_keys_moved:{}\r\nmigrate_async_msgs_sent:{}\r\n\
          migrate_async_bytes_sent:{}\r\nmigrate_async_batches_done:{}\r\n\
          migrate_async_batches_failed:{}\r\nrestore_async_msgs:{}\r\n\
-         restore_async_errors:{}\r\n",
+         restore_async_errors:{}\r\nmigrate_sync_keys_in_flight:{}\r\n\
+         migrate_sync_waits:{}\r\n",
         st.clients.len(),
         s.keys_moved,
         s.msgs_sent,
@@ -269,6 +270,8 @@ pub fn info_section(store: &Store) -> String {
         s.batches_failed,
         s.restore_msgs,
         s.restore_errors,
+        store.migrate_sync.keys_in_flight(),
+        store.migrate_sync.waits,
     );
     t
 }
@@ -584,6 +587,18 @@ fn ack(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     Err(CmdError::err("invalid client, permission denied"))
 }
 
+/// Whether a command may run inside SLOTSMGRT-EXEC-WRAPPER: a data command on keys. Codis 3.2
+/// runs any command there; the proxy forwards the wrapper for writes to a migrating slot, so
+/// here it refuses what a client must not reach through it (admin, connection and pub/sub
+/// commands, commands without keys, blocking or transaction commands, the slot commands, and
+/// MOVE, which leaves the database being migrated).
+fn wrappable(cmd: &CommandSpec) -> bool {
+    cmd.first_key > 0
+        && cmd.flags & (ADMIN | PUBSUB | NOSCRIPT | BLOCKING | NO_MULTI | TX_CONTROL | SLOT) == 0
+        && !cmd.name.starts_with("slots")
+        && cmd.name != "move"
+}
+
 /// SLOTSMGRT-EXEC-WRAPPER hashkey command [args...]: `[code, reply]` where code -1 = bad
 /// command, 0 = the key is not here (ask the target), 1 = the key is in the batch in flight
 /// and the command writes (retry), 2 = executed here, with its reply (error or not).
@@ -607,15 +622,23 @@ fn exec_wrapper(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             format!("ERR wrong number of arguments for command ({name})"),
         );
     }
-    // Commands that block, wait, or change the connection's mode cannot run wrapped.
-    if cmd.flags & (BLOCKING | NO_MULTI | TX_CONTROL | PUBSUB) != 0
-        || cmd.name.starts_with("slotsmgrt")
-        || cmd.name.starts_with("slotsrestore")
-    {
+    if !wrappable(cmd) {
         return refuse(
             ctx,
             -1,
             format!("ERR command not allowed in SLOTSMGRT-EXEC-WRAPPER ({name})"),
+        );
+    }
+    // The wrapper answers for the hashkey's slot only: the command's first key must be there.
+    let first = cmd.first_key as usize;
+    if inner
+        .get(first)
+        .is_none_or(|k| codis_model::slot_of(k) != codis_model::slot_of(args[1]))
+    {
+        return refuse(
+            ctx,
+            -1,
+            format!("ERR the first key is not in the slot of the hashkey ({name})"),
         );
     }
     let dbi = ctx.client.db;

@@ -75,6 +75,49 @@ pub const COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
+/// Synchronous migration state of the whole server (a field of [`crate::store::Store`]).
+///
+/// Codis ran each transfer atomically in its one thread. Here the I/O runs without the store
+/// lock, so two transfers of the same key (two proxy sessions, or the dashboard and a proxy)
+/// could both serialise the old value; if the second finished first and a client then wrote
+/// the key on the target, the first one's late SLOTSRESTORE would replace that write. So a
+/// key belongs to one transfer at a time: a transfer that selects a key another one is
+/// sending waits until that one ends, then selects again (the key is usually gone by then).
+#[derive(Debug, Default)]
+pub struct State {
+    /// Keys being sent, by (db, key): the transfer that owns them and who waits for it.
+    in_flight: HashMap<(usize, Vec<u8>), InFlight>,
+    /// Id of the last transfer started.
+    next_id: u64,
+    /// Transfers that had to wait for another transfer of the same key (`INFO migration`).
+    pub waits: u64,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    owner: u64,
+    waiters: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl State {
+    /// Keys being sent by synchronous transfers (`INFO migration`).
+    pub fn keys_in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+}
+
+/// Ends a transfer: its keys are free again and the transfers waiting for them go on.
+fn release(ctx: &mut Ctx<'_>, job: &Job) {
+    let st = &mut ctx.store.migrate_sync;
+    for key in &job.owned {
+        if let Some(e) = st.in_flight.remove(&(job.db, key.clone())) {
+            for w in e.waiters {
+                let _ = w.send(());
+            }
+        }
+    }
+}
+
 /// Cached sockets idle longer than this are closed (Codis's `slotsmgrt_cleanup`: > 15 s).
 const IDLE_CLOSE: Duration = Duration::from_secs(15);
 
@@ -245,13 +288,16 @@ fn migrate(ctx: &mut Ctx<'_>, args: &[&[u8]], kind: Kind) -> CmdResult {
         }
         Kind::One | Kind::TagOne => select_keys(ctx, args[4], kind == Kind::TagOne),
     };
+    ctx.store.migrate_sync.next_id += 1;
     let job = Job {
+        id: ctx.store.migrate_sync.next_id,
         kind,
         slot,
         target,
         db: ctx.client.db,
         migrated: 0,
         round: 1,
+        owned: Vec::new(),
     };
     start_round(ctx, job, keys);
     Ok(())
@@ -305,10 +351,59 @@ struct Job {
     /// Keys deleted from the source so far.
     migrated: usize,
     round: u32,
+    /// Its id in [`State::in_flight`].
+    id: u64,
+    /// The keys it holds in [`State::in_flight`] until it ends.
+    owned: Vec<Vec<u8>>,
 }
 
-/// Serializes `keys` under the lock, watches them and defers the send.
-fn start_round(ctx: &mut Ctx<'_>, job: Job, keys: Vec<Vec<u8>>) {
+/// Serializes `keys` under the lock, watches them and defers the send; first waits for any
+/// other transfer that is sending one of them.
+fn start_round(ctx: &mut Ctx<'_>, mut job: Job, keys: Vec<Vec<u8>>) {
+    let st = &mut ctx.store.migrate_sync;
+    let mut busy = Vec::new();
+    for key in &keys {
+        if let Some(e) = st.in_flight.get_mut(&(job.db, key.clone()))
+            && e.owner != job.id
+        {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            e.waiters.push(tx);
+            busy.push(rx);
+        }
+    }
+    if !busy.is_empty() {
+        st.waits += 1;
+        let work = async move {
+            for rx in busy {
+                // An error only means the owner is gone: free either way.
+                let _ = rx.await;
+            }
+            let finish: Finish = Box::new(move |ctx: &mut Ctx<'_>| {
+                // Select again: keys moved meanwhile are gone; tag groups may have changed.
+                let keys = match (job.kind, keys.first()) {
+                    (Kind::TagSlot | Kind::TagOne, Some(k)) => select_keys(ctx, &k.clone(), true),
+                    _ => keys,
+                };
+                start_round(ctx, job, keys);
+                Ok(())
+            });
+            finish
+        };
+        ctx.client.action = Some(Action::Defer(Box::pin(work)));
+        return;
+    }
+    for key in &keys {
+        let slot = st
+            .in_flight
+            .entry((job.db, key.clone()))
+            .or_insert_with(|| InFlight {
+                owner: job.id,
+                waiters: Vec::new(),
+            });
+        if slot.owner == job.id && !job.owned.contains(key) {
+            job.owned.push(key.clone());
+        }
+    }
     let lim = Limits::from_config(&ctx.store.config);
     let now = ctx.now_ms;
     let password = ctx.store.config.requirepass.clone();
@@ -356,6 +451,7 @@ fn finish(
     }
     if let Err(e) = sent {
         // Nothing is deleted: every key is still on the source.
+        release(ctx, &job);
         return Err(CmdError::Msg(e));
     }
     let mut changed = Vec::new();
@@ -380,6 +476,7 @@ fn finish(
         start_round(ctx, job, changed);
         return Ok(());
     }
+    release(ctx, &job);
     match job.kind {
         Kind::Slot | Kind::TagSlot => {
             let remaining = ctx.store.dbs[job.db]

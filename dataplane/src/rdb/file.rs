@@ -247,7 +247,7 @@ pub fn load(
         return Err(FileError::Version(version));
     }
     // Find the end first and check the checksum, so a damaged file loads nothing.
-    let mut r = Reader::new(&data[9..]);
+    let mut r = Reader::new(&data[9..]).max_string(lim.max_string_len);
     let data_err = |r: &Reader<'_>, e: Error| FileError::Data {
         offset: 9 + r.position(),
         source: e,

@@ -175,9 +175,20 @@ fn compress_with(
     Some(out)
 }
 
+/// The most output one input byte can produce: a 3-byte back reference copies 264 bytes.
+pub const MAX_EXPANSION: usize = MAX_REF / 3;
+
 /// Decompresses `input`, which must expand to exactly `out_len` bytes.
+///
+/// `out_len` comes from untrusted data: a length `input` cannot expand to is refused before
+/// anything is allocated, so the buffer never exceeds [`MAX_EXPANSION`] times the input; an
+/// allocation the system refuses is a failure too, not an abort.
 pub fn decompress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(out_len);
+    if out_len > input.len().saturating_mul(MAX_EXPANSION) {
+        return None;
+    }
+    let mut out = Vec::new();
+    out.try_reserve_exact(out_len).ok()?;
     let mut ip = 0usize;
     while ip < input.len() {
         let ctrl = input[ip] as usize;

@@ -106,6 +106,9 @@ pub struct Limits {
     pub zset_max_listpack_value: usize,
     /// `list-max-listpack-size`.
     pub list_max_listpack_size: i64,
+    /// `proto-max-bulk-len`: the longest string a load may decompress (no command can make a
+    /// longer one).
+    pub max_string_len: usize,
 }
 
 impl Limits {
@@ -118,6 +121,7 @@ impl Limits {
             zset_max_listpack_entries: c.zset_max_listpack_entries,
             zset_max_listpack_value: c.zset_max_listpack_value,
             list_max_listpack_size: c.list_max_listpack_size,
+            max_string_len: usize::try_from(c.proto_max_bulk_len).unwrap_or(usize::MAX),
         }
     }
 }
@@ -132,6 +136,7 @@ impl Default for Limits {
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
+            max_string_len: 512 << 20,
         }
     }
 }
@@ -163,7 +168,7 @@ pub fn verify_payload(p: &[u8]) -> bool {
 
 /// Loads the value of a DUMP payload (whose footer [`verify_payload`] accepted).
 pub fn restore_payload(p: &[u8], lim: &Limits) -> Result<Value, Error> {
-    let mut r = Reader::new(p);
+    let mut r = Reader::new(p).max_string(lim.max_string_len);
     let ty = r.read_u8()?;
     r.read_object(ty, lim)
 }

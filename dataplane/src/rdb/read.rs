@@ -18,12 +18,24 @@ type Result<T> = std::result::Result<T, Error>;
 pub struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
+    /// The longest string LZF data may declare.
+    max_string: usize,
 }
 
 impl<'a> Reader<'a> {
     /// A reader at the start of `data`.
     pub fn new(data: &'a [u8]) -> Self {
-        Reader { data, pos: 0 }
+        Reader {
+            data,
+            pos: 0,
+            max_string: usize::MAX,
+        }
+    }
+
+    /// Refuses compressed strings declaring more than `n` bytes (`proto-max-bulk-len`).
+    pub fn max_string(mut self, n: usize) -> Self {
+        self.max_string = n;
+        self
     }
 
     /// Bytes consumed so far.
@@ -87,6 +99,9 @@ impl<'a> Reader<'a> {
                 let data = self.take(clen)?;
                 if len == 0 {
                     return Err(Error::Corrupt("empty LZF string"));
+                }
+                if len > self.max_string {
+                    return Err(Error::Corrupt("string longer than proto-max-bulk-len"));
                 }
                 let out = lzf::decompress(data, len).ok_or(Error::Corrupt("invalid LZF data"))?;
                 return Ok(Cow::Owned(out));

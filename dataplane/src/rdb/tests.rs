@@ -268,3 +268,38 @@ fn bad_data_rejected() {
         assert!(restore_payload(&c, &lim()).is_err(), "{c:?}");
     }
 }
+
+/// An LZF string whose declared length is far beyond what its compressed bytes can expand to
+/// (issue 15: 2^50 bytes aborted the process sizing the buffer before checking anything).
+#[test]
+fn lzf_declared_length_is_bounded_by_input() {
+    let mut body = vec![types::STRING, 0xc0 | types::ENC_LZF, 2, 0x81];
+    body.extend_from_slice(&(1u64 << 50).to_be_bytes());
+    body.extend_from_slice(&[0x00, b'a']);
+    let p = payload(&body);
+    assert!(verify_payload(&p));
+    assert!(matches!(
+        restore_payload(&p, &lim()),
+        Err(Error::Corrupt(_))
+    ));
+    // The largest expansion LZF allows (264 bytes per 3 input bytes) still loads.
+    let mut data = vec![0x00, b'a'];
+    data.extend_from_slice(&[0xe0, 255, 0x00]);
+    assert_eq!(lzf::decompress(&data, 265).unwrap(), vec![b'a'; 265]);
+    assert!(lzf::decompress(&data, usize::MAX).is_none());
+    // Within LZF's bound but longer than proto-max-bulk-len: refused before decompressing.
+    let mut body = vec![types::STRING, 0xc0 | types::ENC_LZF, 5, 10];
+    body.extend_from_slice(&[0x00, b'a', 0xe0, 0, 0x00]);
+    let small = Limits {
+        max_string_len: 8,
+        ..lim()
+    };
+    assert!(matches!(
+        restore_payload(&payload(&body), &small),
+        Err(Error::Corrupt("string longer than proto-max-bulk-len"))
+    ));
+    match restore_payload(&payload(&body), &lim()) {
+        Ok(Value::Str(s)) => assert_eq!(&s[..], &[b'a'; 10]),
+        o => panic!("{o:?}"),
+    }
+}

@@ -397,9 +397,13 @@ pub fn after_command(ctx: &mut Ctx<'_>, cmd: &'static CommandSpec, args: &[&[u8]
     if ctx.store.dirty == dirty || cmd.flags & crate::cmd::flags::WRITE == 0 {
         return;
     }
+    if cmd.name == "slotsmgrt-exec-wrapper" {
+        // The wrapped command ran through `cmd::call`, which propagated it (rewritten where
+        // needed) at its own depth: the wrapper adds no effect of its own.
+        return;
+    }
     if cmd.flags & crate::cmd::flags::SLOT != 0
-        && ((cmd.name.starts_with("slotsmgrt") && cmd.name != "slotsmgrt-exec-wrapper")
-            || cmd.name == "slotsrestore-async-ack")
+        && (cmd.name.starts_with("slotsmgrt") || cmd.name == "slotsrestore-async-ack")
     {
         // A slot migration's source: the keys it moves away reach the replicas as DELs
         // (logged by the dbs); replaying the migration itself there would migrate again.
@@ -476,9 +480,20 @@ fn rewrite(ctx: &mut Ctx<'_>, cmd: &CommandSpec, args: &[&[u8]]) -> Option<Vec<V
             }
             Some(vec![c])
         }
-        // The wrapped command, as it ran.
-        "slotsmgrt-exec-wrapper" if args.len() > 2 => {
-            Some(vec![args[2..].iter().map(|a| a.to_vec()).collect()])
+        // An async migration's chunk sets the TTL relative to now: the replicas and the AOF
+        // get the chunk without it (TTL 0: no expiry) and the expiry as an absolute time.
+        "slotsrestore-async" if args.len() > 3 && !args[1].eq_ignore_ascii_case(b"delete") => {
+            let mut chunk: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+            chunk[3] = v(b"0");
+            let mut out = vec![chunk];
+            if let Some(at) = ctx.db().expire_at(args[2]) {
+                out.push(vec![
+                    v(b"PEXPIREAT"),
+                    v(args[2]),
+                    at.to_string().into_bytes(),
+                ]);
+            }
+            Some(out)
         }
         "incrbyfloat" => {
             let val = match ctx.db().get(key, now) {

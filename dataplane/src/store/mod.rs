@@ -711,6 +711,8 @@ pub struct Store {
     /// Asynchronous slot migration: per-DB cached target connections, in-flight batches and
     /// counters (see `cmd::migrate_async`).
     pub migrate_async: crate::cmd::migrate_async::State,
+    /// Synchronous slot migration: the keys being sent (see `cmd::migrate_sync`).
+    pub migrate_sync: crate::cmd::migrate_sync::State,
     /// RDB persistence state (BGSAVE in progress, last save status).
     pub persist: crate::server::persist::State,
     /// Replication: ids, offset, backlog, attached replicas, the master we follow.
@@ -735,6 +737,7 @@ impl Store {
             lastsave: now_ms(),
             dirty: 0,
             migrate_async: Default::default(),
+            migrate_sync: Default::default(),
             persist: Default::default(),
             repl: Default::default(),
             aof: Default::default(),

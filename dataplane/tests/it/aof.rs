@@ -570,3 +570,37 @@ fn replica_aof_holds_the_masters_dataset() {
     ok(&mut b, &[b"SELECT", b"0"]);
     assert_eq!(b.cmd(&[b"GET", b"last"]).0, Frame::Bulk(b"1".to_vec()));
 }
+
+/// Issue 15 item 4: a write through SLOTSMGRT-EXEC-WRAPPER is logged once, so a reload gives
+/// the value the clients saw; a chunked async restore with a TTL reloads with the same expiry.
+#[test]
+fn wrapper_write_replays_once_from_the_aof() {
+    let dir = TempDir::new("aof-wrapper");
+    let codis = aof_codis(&dir, &["--appendfsync", "always"]);
+    let mut c = Client::connect(codis.port);
+    ok(&mut c, &[b"SET", b"k", b"10"]);
+    ok(&mut c, &[b"SLOTSMGRT-EXEC-WRAPPER", b"k", b"INCR", b"k"]);
+    ok(&mut c, &[b"RPUSH", b"l", b"a", b"b", b"c", b"d"]);
+    ok(&mut c, &[b"SLOTSMGRT-EXEC-WRAPPER", b"l", b"RPOP", b"l"]);
+    ok(
+        &mut c,
+        &[
+            b"SLOTSRESTORE-ASYNC",
+            b"list",
+            b"q",
+            b"100000",
+            b"2",
+            b"x",
+            b"y",
+        ],
+    );
+    let expiry = int(ok(&mut c, &[b"PEXPIRETIME", b"q"]));
+    assert!(expiry > 0);
+    drop(codis);
+    let back = aof_codis(&dir, &[]);
+    let mut b = Client::connect(back.port);
+    assert_eq!(bulks_text(ok(&mut b, &[b"GET", b"k"])), "11");
+    assert_eq!(int(ok(&mut b, &[b"LLEN", b"l"])), 3);
+    assert_eq!(int(ok(&mut b, &[b"LLEN", b"q"])), 2);
+    assert_eq!(int(ok(&mut b, &[b"PEXPIRETIME", b"q"])), expiry);
+}

@@ -504,3 +504,34 @@ fn restore_ttl_and_replace() {
     std::thread::sleep(std::time::Duration::from_millis(120));
     assert_eq!(call(&mut c, &[b"GET", b"k"]), Frame::Null);
 }
+
+/// Issue 15 item 3, verbatim: a DUMP payload declaring an LZF string of 2^50 bytes, with a
+/// valid CRC, aborted codis-server. Now RESTORE and SLOTSRESTORE answer Redis's error and the
+/// server keeps serving; a payload that expands beyond its input is refused the same way.
+#[test]
+fn restore_of_a_huge_declared_lzf_string_is_refused() {
+    let srv = start_codis(&[]);
+    let mut c = Client::connect(srv.port);
+    let payload = |declared: u64| {
+        let mut p = vec![rdb::types::STRING, 0xc0 | rdb::types::ENC_LZF, 2, 0x81];
+        p.extend_from_slice(&declared.to_be_bytes());
+        p.extend_from_slice(&[0x00, b'a']);
+        p.extend_from_slice(&rdb::RDB_VERSION.to_le_bytes());
+        let crc = rdb::crc64::crc64(0, &p);
+        p.extend_from_slice(&crc.to_le_bytes());
+        p
+    };
+    for declared in [1u64 << 50, 1 << 20, u64::MAX] {
+        let p = payload(declared);
+        assert_eq!(
+            call(&mut c, &[b"RESTORE", b"k", b"0", &p]),
+            Frame::Error(b"ERR Bad data format".to_vec())
+        );
+        assert!(matches!(
+            call(&mut c, &[b"SLOTSRESTORE", b"k", b"0", &p]),
+            Frame::Error(_)
+        ));
+        assert_eq!(call(&mut c, &[b"PING"]), Frame::Simple(b"PONG".to_vec()));
+    }
+    assert_eq!(call(&mut c, &[b"EXISTS", b"k"]), Frame::Integer(0));
+}

@@ -520,6 +520,109 @@ fn migration_with_requirepass_authenticates() {
     assert!(raw.read_reply().is_none());
 }
 
+/// Issue 15 item 1: the wrapper runs only keyed data commands on the hashkey's slot; admin,
+/// pub/sub, connection and keyless commands, and a first key of another slot, are refused
+/// with `[-1, error]` and change nothing.
+#[test]
+fn wrapper_refuses_admin_and_foreign_keys() {
+    let srv = start_codis(&[]);
+    let mut c = Client::connect(srv.port);
+    c.run("SET x 1");
+    c.run("SET y 2");
+    let refused: &[&[&[u8]]] = &[
+        &[b"FLUSHALL"],
+        &[b"FLUSHDB"],
+        &[b"CONFIG", b"GET", b"maxmemory"],
+        &[b"CONFIG", b"SET", b"requirepass", b"p"],
+        &[b"SELECT", b"1"],
+        &[b"AUTH", b"p"],
+        &[b"CLIENT", b"KILL", b"TYPE", b"normal"],
+        &[b"SHUTDOWN", b"NOSAVE"],
+        &[b"REPLICAOF", b"127.0.0.1", b"1"],
+        &[b"DEBUG", b"SLEEP", b"0"],
+        &[b"KEYS", b"*"],
+        &[b"DBSIZE"],
+        &[b"PUBLISH", b"ch", b"m"],
+        &[b"SUBSCRIBE", b"ch"],
+        &[b"QUIT"],
+        &[b"MOVE", b"x", b"1"],
+        &[b"PFDEBUG", b"GETREG", b"x"],
+        &[b"SLOTSDEL", b"0"],
+        &[b"SLOTSMGRT-ASYNC-CANCEL"],
+        // The first key must be in the hashkey's slot ("x" and "y" are not).
+        &[b"DEL", b"y"],
+        &[b"GET", b"y"],
+    ];
+    for inner in refused {
+        let mut args: Vec<&[u8]> = vec![b"SLOTSMGRT-EXEC-WRAPPER", b"x"];
+        args.extend_from_slice(inner);
+        let (_, raw) = c.cmd(&args);
+        assert!(
+            raw.starts_with(b"*2\r\n:-1\r\n-ERR "),
+            "{}: {}",
+            show(inner[0]),
+            show(&raw)
+        );
+    }
+    assert_eq!(c.run("DBSIZE"), Frame::Integer(2));
+    assert_eq!(c.run("GET y"), Frame::Bulk(b"2".to_vec()));
+    match c.run("CONFIG GET requirepass") {
+        Frame::Array(_, v) => assert_eq!(v[1], Frame::Bulk(Vec::new())),
+        o => panic!("{o:?}"),
+    }
+    // Keyed data commands on the hashkey (or its tag) still run.
+    let (_, raw) = c.cmd(&[b"SLOTSMGRT-EXEC-WRAPPER", b"x", b"INCR", b"x"]);
+    assert_eq!(raw, b"*2\r\n:2\r\n:2\r\n");
+    c.run("SET {t}a 1");
+    let (_, raw) = c.cmd(&[
+        b"SLOTSMGRT-EXEC-WRAPPER",
+        b"{t}a",
+        b"MSET",
+        b"{t}a",
+        b"5",
+        b"{t}b",
+        b"6",
+    ]);
+    assert_eq!(raw, b"*2\r\n:2\r\n+OK\r\n");
+}
+
+/// Issue 15 item 3: the size hint of an async restore chunk comes from the peer; a chunk of
+/// one element that claims 4,000,000 cannot make the server reserve room for them (this took
+/// 1.1 GB for three such requests).
+#[test]
+fn restore_async_hint_is_bounded_by_the_chunk() {
+    let srv = start_codis(&[]);
+    let mut c = Client::connect(srv.port);
+    let used = |c: &mut Client| -> i64 {
+        let Frame::Bulk(info) = c.run("INFO memory") else {
+            panic!()
+        };
+        let info = String::from_utf8(info).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let before = used(&mut c);
+    let score = 1.5f64.to_bits().to_le_bytes();
+    for args in [
+        &[&b"hash"[..], b"h", b"0", b"4000000", b"f", b"v"][..],
+        &[b"dict", b"s", b"0", b"4000000", b"m"],
+        &[b"zset", b"z", b"0", b"4000000", b"m", &score],
+        &[b"list", b"l", b"0", b"4000000", b"e"],
+    ] {
+        let mut a: Vec<&[u8]> = vec![b"SLOTSRESTORE-ASYNC"];
+        a.extend_from_slice(args);
+        let (_, raw) = c.cmd(&a);
+        assert!(raw.ends_with(b"$1\r\n0\r\n$1\r\n1\r\n"), "{}", show(&raw));
+    }
+    let grown = used(&mut c) - before;
+    assert!(grown < 16 << 20, "used_memory grew by {grown} bytes");
+    assert_eq!(c.run("DBSIZE"), Frame::Integer(4));
+}
+
 #[test]
 fn wrapper_and_restore_edge_cases() {
     let srv = start_codis(&[]);

@@ -853,3 +853,164 @@ fn pipelined_requests_keep_their_order() {
     let replies: Vec<String> = (0..4).map(|_| text(&s.read_reply().unwrap().1)).collect();
     assert_eq!(replies, [":1\r\n", ":1\r\n", ":1\r\n", "+PONG\r\n"]);
 }
+
+/// A migration target in front of a real codis-server: forwards every command and its reply,
+/// but holds the first SLOTSRESTORE until released. Counts the SLOTSRESTOREs it forwarded.
+struct SlowTarget {
+    port: u16,
+    state: std::sync::Arc<(std::sync::Mutex<SlowState>, std::sync::Condvar)>,
+}
+
+#[derive(Default)]
+struct SlowState {
+    arrived: usize,
+    restores: usize,
+    holding: bool,
+    released: bool,
+}
+
+impl SlowTarget {
+    fn start(real: u16) -> SlowTarget {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state: std::sync::Arc<(std::sync::Mutex<SlowState>, std::sync::Condvar)> =
+            Default::default();
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let st = st.clone();
+                std::thread::spawn(move || {
+                    let mut up = Client::connect(real);
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 64 * 1024];
+                    loop {
+                        match Frame::parse(&buf, 0) {
+                            Ok((Frame::Array(_, items), n)) => {
+                                buf.drain(..n);
+                                let args: Vec<Vec<u8>> = items
+                                    .into_iter()
+                                    .map(|f| match f {
+                                        Frame::Bulk(b) => b,
+                                        o => panic!("{o:?}"),
+                                    })
+                                    .collect();
+                                if args[0].eq_ignore_ascii_case(b"SLOTSRESTORE") {
+                                    let (m, cv) = &*st;
+                                    let mut s = m.lock().unwrap();
+                                    s.arrived += 1;
+                                    if s.arrived == 1 {
+                                        s.holding = true;
+                                        cv.notify_all();
+                                        while !s.released {
+                                            s = cv.wait(s).unwrap();
+                                        }
+                                    }
+                                    s.restores += 1;
+                                }
+                                up.send_raw(&Client::encode(&args));
+                                let (_, raw) = up.read_reply().unwrap();
+                                if conn.write_all(&raw).is_err() {
+                                    return;
+                                }
+                            }
+                            Ok((o, _)) => panic!("{o:?}"),
+                            Err(FrameError::Incomplete) => match conn.read(&mut chunk) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            },
+                            Err(e) => panic!("{e:?}"),
+                        }
+                    }
+                });
+            }
+        });
+        SlowTarget { port, state }
+    }
+
+    fn wait_holding(&self) {
+        let (m, cv) = &*self.state;
+        let mut s = m.lock().unwrap();
+        while !s.holding {
+            s = cv.wait(s).unwrap();
+        }
+    }
+
+    fn release(&self) {
+        let (m, cv) = &*self.state;
+        m.lock().unwrap().released = true;
+        cv.notify_all();
+    }
+
+    fn restores(&self) -> usize {
+        self.state.0.lock().unwrap().restores
+    }
+}
+
+/// Issue 15 item 8: two concurrent SLOTSMGRTTAGONE of the same key (two proxy sessions, or
+/// the dashboard and a proxy). The first one's SLOTSRESTORE is slow; the second must not
+/// serialise the same old value and finish first, or a write acknowledged by the target after
+/// it would be replaced by the first one's stale restore.
+#[test]
+fn concurrent_transfers_of_a_key_never_restore_a_stale_value() {
+    let src = start_codis(&[]);
+    let dst = start_codis(&[]);
+    let slow = SlowTarget::start(dst.port);
+    let mut c = Client::connect(src.port);
+    ok(&mut c, &[b"SET", b"{t}k", b"old"]);
+    let port = slow.port.to_string();
+    let migrate = move |srcport: u16, port: String| {
+        let mut m = Client::connect(srcport);
+        let (f, raw) = m.cmd(&[
+            b"SLOTSMGRTTAGONE",
+            b"127.0.0.1",
+            port.as_bytes(),
+            b"10000",
+            b"{t}k",
+        ]);
+        assert!(matches!(f, Frame::Integer(_)), "{}", text(&raw));
+        int(&f)
+    };
+    let (p1, sp) = (port.clone(), src.port);
+    let first = std::thread::spawn(move || migrate(sp, p1));
+    slow.wait_holding();
+    let (p2, sp) = (port.clone(), src.port);
+    let (done_tx, done_rx) = mpsc::channel();
+    let second = std::thread::spawn(move || {
+        let n = migrate(sp, p2);
+        let _ = done_tx.send(());
+        n
+    });
+    let mut d = Client::connect(dst.port);
+    // Either the second transfer completes on its own (it serialised the old value: the
+    // defect), or the source reports it waiting for the first one.
+    let mut wrote_early = false;
+    loop {
+        if done_rx.try_recv().is_ok() {
+            // The key is reported moved: a client writes it on the target.
+            ok(&mut d, &[b"SET", b"{t}k", b"new"]);
+            wrote_early = true;
+            break;
+        }
+        let info = text(&c.cmd(&[b"INFO", b"migration"]).1);
+        let waits: u64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("migrate_sync_waits:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if waits > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    slow.release();
+    let moved = first.join().unwrap() + second.join().unwrap();
+    if !wrote_early {
+        ok(&mut d, &[b"SET", b"{t}k", b"new"]);
+    }
+    assert_eq!(bulk(&d.cmd(&[b"GET", b"{t}k"]).0), b"new");
+    assert_eq!(moved, 1, "the key moved once");
+    assert_eq!(slow.restores(), 1, "one SLOTSRESTORE of the key");
+    assert_eq!(int(&c.cmd(&[b"EXISTS", b"{t}k"]).0), 0);
+    assert!(!wrote_early, "the second transfer waited for the first");
+}

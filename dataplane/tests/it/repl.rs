@@ -612,3 +612,71 @@ fn replica_safety_settings_match_redis() {
     );
     assert!(transcripts[0].iter().any(|l| l.starts_with("-MASTERDOWN")));
 }
+
+/// Issue 15 item 4: a write through SLOTSMGRT-EXEC-WRAPPER (how the proxy sends writes to a
+/// key of a migrating slot) reaches the replica exactly once, also inside MULTI/EXEC and for
+/// commands whose propagation is rewritten (SPOP, EXPIRE); the target of an async migration
+/// hands its restores to its own replica with absolute TTLs. Every key compared with DUMP.
+#[test]
+fn wrapper_writes_reach_the_replica_once() {
+    let master = start_codis(&[]);
+    let replica = start_codis(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
+    let mut m = Client::connect(master.port);
+    let mut r = Client::connect(replica.port);
+    wait_synced(&mut m, &mut r);
+    populate(&mut m, 15);
+    ok(&mut m, &[b"SELECT", b"0"]);
+    let w = |c: &mut Client, args: &[&[u8]]| {
+        let mut v: Vec<&[u8]> = vec![b"SLOTSMGRT-EXEC-WRAPPER", args[1]];
+        v.extend_from_slice(args);
+        match ok(c, &v) {
+            Frame::Array(_, v) => {
+                assert_eq!(v[0], Frame::Integer(2), "{v:?}");
+                v[1].clone()
+            }
+            o => panic!("{o:?}"),
+        }
+    };
+    // The reproductions of the issue, verbatim.
+    ok(&mut m, &[b"SET", b"k", b"10"]);
+    assert_eq!(w(&mut m, &[b"INCR", b"k"]), Frame::Integer(11));
+    ok(&mut m, &[b"RPUSH", b"l", b"a", b"b", b"c", b"d"]);
+    w(&mut m, &[b"RPOP", b"l"]);
+    // Rewritten propagation inside the wrapper, and the wrapper inside a transaction.
+    ok(&mut m, &[b"SADD", b"s", b"1", b"2", b"3", b"4", b"5"]);
+    w(&mut m, &[b"SPOP", b"s"]);
+    w(&mut m, &[b"EXPIRE", b"k", b"1000"]);
+    w(&mut m, &[b"INCRBYFLOAT", b"k", b"0.5"]);
+    ok(&mut m, &[b"MULTI"]);
+    ok(&mut m, &[b"SLOTSMGRT-EXEC-WRAPPER", b"l", b"RPOP", b"l"]);
+    ok(
+        &mut m,
+        &[b"SLOTSMGRT-EXEC-WRAPPER", b"l", b"LPUSH", b"l", b"z"],
+    );
+    ok(&mut m, &[b"EXEC"]);
+    // This server as the target of an async migration: a chunked list with a TTL.
+    for (i, elems) in [&[&b"x"[..], b"y"][..], &[b"z"]].iter().enumerate() {
+        let mut a: Vec<&[u8]> = vec![b"SLOTSRESTORE-ASYNC", b"list", b"q", b"100000", b"3"];
+        a.extend_from_slice(elems);
+        match ok(&mut m, &a) {
+            Frame::Array(_, v) => assert_eq!(v[1], Frame::Bulk(b"0".to_vec()), "chunk {i}"),
+            o => panic!("{o:?}"),
+        }
+    }
+    assert_eq!(int(ok(&mut m, &[b"WAIT", b"1", b"5000"])), 1);
+    wait_synced(&mut m, &mut r);
+    assert_eq!(
+        bulks_text(ok(&mut r, &[b"GET", b"k"])),
+        bulks_text(ok(&mut m, &[b"GET", b"k"]))
+    );
+    assert_eq!(int(ok(&mut r, &[b"LLEN", b"l"])), 3);
+    for k in [&b"k"[..], b"q"] {
+        assert_eq!(
+            int(ok(&mut r, &[b"PEXPIRETIME", k])),
+            int(ok(&mut m, &[b"PEXPIRETIME", k])),
+            "expiry of {}",
+            String::from_utf8_lossy(k)
+        );
+    }
+    compare(&mut m, &mut r);
+}

@@ -91,9 +91,12 @@ fn type_encoding(v: &Value) -> (i32, i32) {
     }
 }
 
-/// Pre-sizing from the source's hint, bounded so a bogus hint cannot exhaust memory.
-fn cap_hint(hint: i64) -> usize {
-    (hint as usize).min(1 << 22)
+/// Pre-sizing from the source's hint (the whole value's size), bounded by the elements this
+/// chunk carries: the hint comes from the peer, and room reserved for elements that never
+/// arrive would be memory any client could claim with a one-element request. Later chunks grow
+/// the value as they come.
+fn cap_hint(hint: i64, in_chunk: usize) -> usize {
+    usize::try_from(hint).unwrap_or(0).min(in_chunk)
 }
 
 fn handle(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Result<String, String> {
@@ -222,7 +225,14 @@ fn handle(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Result<String, String> {
             None if elems.is_empty() => {
                 return Err(format!("the specified key doesn't exist ({})", lossy(key)));
             }
-            None => db.set(key, fresh(cap_hint(hint))),
+            None => {
+                let in_chunk = if expect.0 == 3 || expect.0 == 4 {
+                    elems.len() / 2
+                } else {
+                    elems.len()
+                };
+                db.set(key, fresh(cap_hint(hint, in_chunk)))
+            }
         }
         let value = db.get_mut(key, now).ok_or("key vanished")?;
         let len = match value {
