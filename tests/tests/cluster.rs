@@ -7,6 +7,7 @@
 //! Needs the workspace binaries (`cargo build --workspace --bins`; `cargo test --workspace`
 //! builds them) and Debian's ZooKeeper (`apt-get install -y zookeeper`); it fails without them.
 
+#[path = "cluster/consistency.rs"]
 mod consistency;
 mod support;
 
