@@ -6,6 +6,7 @@
 #
 #   scripts/bench-proxy.sh                 # -c 50, -P 1 and -P 16
 #   N=500000 THREADS=2 scripts/bench-proxy.sh
+#   BASELINE_PROXY=/path/to/old/codis-proxy scripts/bench-proxy.sh   # adds an A/B column
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/codis-rs/target}"
@@ -23,6 +24,8 @@ PROXY="$CARGO_TARGET_DIR/release/codis-proxy"
 WORK=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 R1=$(free_port); R2=$(free_port); TW=$(free_port); CP=$(free_port); CA=$(free_port)
+BP=$(free_port); BA=$(free_port)
+BASELINE_PROXY="${BASELINE_PROXY:-}"
 PIDS=()
 cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
@@ -60,7 +63,15 @@ TOML
     --log-level warn 2>"$WORK/proxy.log" &
 PPID_=$!
 PIDS+=($PPID_)
-for p in $R1 $R2 $TW $CP; do
+PORTS="$R1 $R2 $TW $CP"
+if [ -n "$BASELINE_PROXY" ]; then
+    sed -e "s/:$CP\"/:$BP\"/" -e "s/:$CA\"/:$BA\"/" "$WORK/proxy.toml" >"$WORK/baseline.toml"
+    "$BASELINE_PROXY" --config "$WORK/baseline.toml" --fillslots "$WORK/slots.json" \
+        --ncpu "$THREADS" --log-level warn 2>"$WORK/baseline.log" &
+    PIDS+=($!)
+    PORTS="$PORTS $BP"
+fi
+for p in $PORTS; do
     until redis-cli -p "$p" ping >/dev/null 2>&1; do sleep 0.05; done
 done
 
@@ -81,8 +92,14 @@ echo "$(redis-server --version | awk '{print $1, $3}'), $(nutcracker --version 2
 echo "redis-benchmark -c $CLIENTS -n $N (x$PIPELINED_FACTOR when pipelined) -d 16 -r 100000; mget = MGET of 10 random keys; mset = 10 keys"
 echo "twemproxy and codis-proxy route to the same 2 redis-servers; direct = one of them alone"
 echo
-echo "| test | -P | direct redis | twemproxy | codis-proxy | codis/twem | p50 direct / twem / codis (ms) |"
-echo "|---|---|---|---|---|---|---|"
+if [ -n "$BASELINE_PROXY" ]; then
+    echo "baseline: $BASELINE_PROXY"
+    echo "| test | -P | direct redis | twemproxy | codis-proxy | baseline | codis/twem | codis/baseline | p50 direct / twem / codis / baseline (ms) |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+else
+    echo "| test | -P | direct redis | twemproxy | codis-proxy | codis/twem | p50 direct / twem / codis (ms) |"
+    echo "|---|---|---|---|---|---|---|"
+fi
 IFS=',' read -ra TL <<<"$TESTS"
 for P in $PIPELINES; do
     for t in "${TL[@]}"; do
@@ -91,7 +108,14 @@ for P in $PIPELINES; do
         read -r w wl < <(run "$TW" "$t" "$P")
         read -r c cl < <(run "$CP" "$t" "$P")
         ratio=$(python3 -c "print(f'{float(\"$c\")/float(\"$w\"):.2f}x')" 2>/dev/null || echo "?")
-        echo "| $t | $P | $d | $w | $c | **$ratio** | $dl / $wl / $cl |"
+        if [ -n "$BASELINE_PROXY" ]; then
+            for p in $R1 $R2; do redis-cli -p "$p" flushall >/dev/null; done
+            read -r b bl < <(run "$BP" "$t" "$P")
+            ab=$(python3 -c "print(f'{float(\"$c\")/float(\"$b\"):.2f}x')" 2>/dev/null || echo "?")
+            echo "| $t | $P | $d | $w | $c | $b | **$ratio** | **$ab** | $dl / $wl / $cl / $bl |"
+        else
+            echo "| $t | $P | $d | $w | $c | **$ratio** | $dl / $wl / $cl |"
+        fi
     done
 done
 

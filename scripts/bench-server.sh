@@ -4,6 +4,7 @@
 #
 #   scripts/bench-server.sh            # defaults: -c 50 -n 200000, -P 1 and -P 16
 #   N=1000000 CLIENTS=50 scripts/bench-server.sh
+#   BASELINE_SERVER=/path/to/old/codis-server scripts/bench-server.sh   # adds an A/B column
 #
 # Also measures RSS after loading 1,000,000 `SET key:N <16 bytes>` into each server.
 set -euo pipefail
@@ -27,8 +28,19 @@ redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --daemonize
 RPID=$!
 "$CODIS" --port "$CP" --bind 127.0.0.1 --loglevel warning --dir "$WORK" >/dev/null 2>&1 &
 CPID=$!
-trap 'kill $RPID $CPID 2>/dev/null; rm -rf "$WORK"' EXIT
-for p in "$RP" "$CP"; do
+BASELINE_SERVER="${BASELINE_SERVER:-}"
+BPID=""
+PORTS=("$RP" "$CP")
+if [ -n "$BASELINE_SERVER" ]; then
+    BP=$(free_port)
+    mkdir -p "$WORK/baseline"
+    "$BASELINE_SERVER" --port "$BP" --bind 127.0.0.1 --loglevel warning --dir "$WORK/baseline" \
+        >/dev/null 2>&1 &
+    BPID=$!
+    PORTS+=("$BP")
+fi
+trap 'kill $RPID $CPID $BPID 2>/dev/null; rm -rf "$WORK"' EXIT
+for p in "${PORTS[@]}"; do
     until redis-cli -p "$p" ping >/dev/null 2>&1; do sleep 0.05; done
 done
 
@@ -44,15 +56,28 @@ echo "machine: $(nproc) cores, $(awk '/model name/{$1=$2=$3="";print;exit}' /pro
 echo "redis-server: $(redis-server --version | awk '{print $3}')  codis-server: $($CODIS --version)"
 echo "redis-benchmark -c $CLIENTS -n $N (x$PIPELINED_FACTOR when pipelined) -d 16 -r 100000 (requests/s; codis-server uses all cores)"
 echo
-echo "| test | -P | redis-server | codis-server | ratio |"
-echo "|---|---|---|---|---|"
+if [ -n "$BASELINE_SERVER" ]; then
+    echo "baseline: $BASELINE_SERVER"
+    echo "| test | -P | redis-server | codis-server | baseline | ratio | codis/baseline |"
+    echo "|---|---|---|---|---|---|---|"
+else
+    echo "| test | -P | redis-server | codis-server | ratio |"
+    echo "|---|---|---|---|---|"
+fi
 IFS=',' read -ra TL <<<"$TESTS"
 for P in $PIPELINES; do
     for t in "${TL[@]}"; do
         redis-cli -p "$RP" flushall >/dev/null; redis-cli -p "$CP" flushall >/dev/null
         r=$(rps "$RP" "$t" "$P"); c=$(rps "$CP" "$t" "$P")
         ratio=$(python3 -c "print(f'{float(\"$c\")/float(\"$r\"):.2f}x')" 2>/dev/null || echo "?")
-        echo "| $t | $P | $r | $c | $ratio |"
+        if [ -n "$BASELINE_SERVER" ]; then
+            redis-cli -p "$BP" flushall >/dev/null
+            b=$(rps "$BP" "$t" "$P")
+            ab=$(python3 -c "print(f'{float(\"$c\")/float(\"$b\"):.2f}x')" 2>/dev/null || echo "?")
+            echo "| $t | $P | $r | $c | $b | $ratio | $ab |"
+        else
+            echo "| $t | $P | $r | $c | $ratio |"
+        fi
     done
 done
 
@@ -66,7 +91,9 @@ for i in range(n):
     out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$16\r\n%s\r\n" % (len(k), k, v))
 PY
 rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
-for pair in "redis-server $RP $RPID" "codis-server $CP $CPID"; do
+PAIRS=("redis-server $RP $RPID" "codis-server $CP $CPID")
+[ -n "$BASELINE_SERVER" ] && PAIRS+=("baseline $BP $BPID")
+for pair in "${PAIRS[@]}"; do
     set -- $pair
     redis-cli -p "$2" flushall >/dev/null
     before=$(rss "$3")
