@@ -698,7 +698,7 @@ mod tests {
             let client = Client::new(info, tx);
             let h = Harness { shared, client };
             let list = [SmallBytes::new(b"a")].into_iter().collect();
-            h.shared.store.lock().dbs[0].set(b"list", Value::List(Box::new(list)));
+            h.shared.store.lock().dbs[0].set(b"list", Value::List(crate::store::CowArc::new(list)));
             h
         }
 

@@ -210,6 +210,18 @@ impl State {
         }
     }
 
+    /// Bytes of stream waiting for replicas (this batch's, plus the longest replica queue:
+    /// queued chunks are shared): Redis does not count replica output buffers for maxmemory.
+    pub fn buffered_bytes(&self) -> usize {
+        let queued = self
+            .replicas
+            .iter()
+            .map(|r| r.queued.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0);
+        self.pending.len() + queued
+    }
+
     /// Sends what the batch fed to every attached replica, as one shared chunk. Called at
     /// the end of every lock hold that may have fed the stream (`server::end_of_batch`,
     /// the cron), and before a replica is added (its stream starts after this point).

@@ -3,6 +3,7 @@
 use std::borrow::Borrow;
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use super::zset::ZSet;
 
@@ -190,19 +191,74 @@ impl std::ops::DerefMut for SetValue {
 /// A list value.
 pub type ListValue = VecDeque<SmallBytes>;
 
+/// A collection held by a [`Value`]: shared copy-on-write. Cloning is a reference-count
+/// bump (a background save takes its point-in-time copy of a slot that way, under the lock,
+/// and serialises it outside); the first mutable access while a copy is held clones the
+/// collection (`Arc::make_mut`), so the writer pays for the one value it changes. Derefs to
+/// the collection; with no copy held, a mutable access costs one uncontended atomic.
+#[derive(Default)]
+pub struct CowArc<T>(Arc<T>);
+
+impl<T> CowArc<T> {
+    /// Wraps `v`.
+    pub fn new(v: T) -> Self {
+        CowArc(Arc::new(v))
+    }
+
+    /// The collection, cloned only if a copy is still held elsewhere.
+    pub fn into_inner(self) -> T
+    where
+        T: Clone,
+    {
+        Arc::unwrap_or_clone(self.0)
+    }
+
+    /// True while another copy (a save's snapshot) shares the collection.
+    pub fn is_shared(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
+    }
+}
+
+impl<T> Clone for CowArc<T> {
+    fn clone(&self) -> Self {
+        CowArc(self.0.clone())
+    }
+}
+
+impl<T> std::ops::Deref for CowArc<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Clone> std::ops::DerefMut for CowArc<T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for CowArc<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// A value stored under a key.
 #[derive(Debug, Clone)]
 pub enum Value {
     /// A string (also integers, bitmaps and HyperLogLogs).
     Str(SmallBytes),
     /// A list.
-    List(Box<ListValue>),
+    List(CowArc<ListValue>),
     /// A hash.
-    Hash(Box<HashValue>),
+    Hash(CowArc<HashValue>),
     /// A set.
-    Set(Box<SetValue>),
+    Set(CowArc<SetValue>),
     /// A sorted set.
-    ZSet(Box<ZSet>),
+    ZSet(CowArc<ZSet>),
 }
 
 impl Value {
@@ -219,22 +275,22 @@ impl Value {
 
     /// A new empty list.
     pub fn new_list() -> Value {
-        Value::List(Box::default())
+        Value::List(CowArc::default())
     }
 
     /// A new empty hash.
     pub fn new_hash() -> Value {
-        Value::Hash(Box::default())
+        Value::Hash(CowArc::default())
     }
 
     /// A new empty set.
     pub fn new_set() -> Value {
-        Value::Set(Box::default())
+        Value::Set(CowArc::default())
     }
 
     /// A new empty sorted set.
     pub fn new_zset() -> Value {
-        Value::ZSet(Box::default())
+        Value::ZSet(CowArc::default())
     }
 
     /// Number of elements of a collection (1 for a string).
@@ -253,6 +309,19 @@ impl Value {
         match self {
             Value::Str(_) => false,
             _ => self.len() == 0,
+        }
+    }
+
+    /// A rough estimate of the heap bytes this value owns, in constant time (capacity times
+    /// an entry's size; long members are not counted): what a background save keeps.
+    pub fn approx_size(&self) -> usize {
+        const SB: usize = std::mem::size_of::<SmallBytes>();
+        match self {
+            Value::Str(s) => s.heap_size(),
+            Value::List(l) => l.capacity() * SB,
+            Value::Hash(h) => h.capacity() * (2 * SB + 8 + 9),
+            Value::Set(s) => s.capacity() * (SB + 8 + 9),
+            Value::ZSet(z) => z.len() * (2 * SB + 48),
         }
     }
 
