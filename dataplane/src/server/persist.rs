@@ -291,13 +291,11 @@ pub fn snapshot_bytes(store: &Store) -> usize {
 
 /// Drops every db's copy-on-write state.
 pub(crate) fn end_snapshot(store: &mut Store) {
-    let mut copied = 0;
     for db in &mut store.dbs {
         if let Some(c) = db.cow.take() {
-            copied += c.copied;
+            store.persist.last_cow_slots += c.copied;
         }
     }
-    store.persist.last_cow_slots = copied;
 }
 
 /// Stops a background save (SHUTDOWN): its thread removes its temp file.
@@ -343,6 +341,7 @@ impl Job {
         store.persist.max_hold_us.store(0, Ordering::Relaxed);
         store.persist.inflight.store(0, Ordering::Relaxed);
         store.persist.last_bytes_under_lock = 0;
+        store.persist.last_cow_slots = 0;
         Job {
             shared,
             plan,
@@ -505,7 +504,8 @@ impl Job {
                     }
                     if slot == MAX_SLOT_NUM {
                         // This db is done: its writers stop paying for copy-on-write.
-                        db.cow = None;
+                        let copied = db.cow.take().map_or(0, |c| c.copied);
+                        store.persist.last_cow_slots += copied;
                     }
                     self.inflight.store(
                         (io_buffer + w.buf.capacity() + taken.bytes) as u64,

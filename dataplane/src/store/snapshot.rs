@@ -6,8 +6,9 @@
 //! the keyspace as it was when the save started:
 //!
 //! - The save thread takes a slot in short lock holds, a bounded number of keys per hold,
-//!   as [`Record`]s: a key, a clone of its value and its expiry. A clone is cheap: strings
-//!   are copied, collections are shared ([`CowArc`](super::CowArc): a reference count).
+//!   as [`Record`]s: a key, a clone of its value and its expiry. A clone is cheap: short
+//!   strings are copied; collections ([`CowArc`](super::CowArc)) and strings of 64 KiB or
+//!   more ([`SmallBytes::Shared`]) are shared (a reference count).
 //!   Serialisation happens after the lock is released, so no hold is proportional to the
 //!   size of a slot or of a value.
 //! - Every change to a key goes through one of `Db`'s methods, which call
@@ -166,7 +167,11 @@ impl Cow {
             // live copy is then the new one): count the kept one as the save's.
             let extra = match &kept {
                 Some((
-                    v @ (Value::List(_) | Value::Hash(_) | Value::Set(_) | Value::ZSet(_)),
+                    v @ (Value::List(_)
+                    | Value::Hash(_)
+                    | Value::Set(_)
+                    | Value::ZSet(_)
+                    | Value::Str(SmallBytes::Shared(_))),
                     _,
                 )) if value_changes => v.approx_size(),
                 _ => 0,

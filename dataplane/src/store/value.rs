@@ -10,6 +10,11 @@ use super::zset::ZSet;
 /// Bytes stored inline up to this length (no heap allocation for short keys and values).
 pub const INLINE_CAP: usize = 22;
 
+/// Strings of at least this many bytes are reference-counted ([`SmallBytes::Shared`]): a
+/// background save takes them without copying, so no lock hold is proportional to a big
+/// string's size.
+pub const SHARED_MIN: usize = 64 * 1024;
+
 /// A byte string of 24 bytes that stores up to [`INLINE_CAP`] bytes inline and longer ones in
 /// one exact-size heap allocation. Keys, string values and collection members all use it, so a
 /// typical small key costs no allocation of its own.
@@ -24,6 +29,9 @@ pub enum SmallBytes {
     },
     /// Longer data, on the heap.
     Heap(Box<[u8]>),
+    /// Data of [`SHARED_MIN`] bytes or more, reference-counted: a clone shares it; a change
+    /// in place copies it first if a clone is still held.
+    Shared(std::sync::Arc<[u8]>),
 }
 
 impl SmallBytes {
@@ -36,6 +44,8 @@ impl SmallBytes {
                 len: data.len() as u8,
                 buf,
             }
+        } else if data.len() >= SHARED_MIN {
+            SmallBytes::Shared(data.into())
         } else {
             SmallBytes::Heap(data.into())
         }
@@ -45,6 +55,8 @@ impl SmallBytes {
     pub fn from_vec(v: Vec<u8>) -> Self {
         if v.len() <= INLINE_CAP {
             Self::new(&v)
+        } else if v.len() >= SHARED_MIN {
+            SmallBytes::Shared(v.into())
         } else {
             SmallBytes::Heap(v.into_boxed_slice())
         }
@@ -56,6 +68,30 @@ impl SmallBytes {
         match self {
             SmallBytes::Inline { len, buf } => &buf[..*len as usize],
             SmallBytes::Heap(b) => b,
+            SmallBytes::Shared(b) => b,
+        }
+    }
+
+    /// The bytes, for a change in place (a shared string is copied first if a clone, a
+    /// background save's, still holds it).
+    pub fn as_mut_bytes(&mut self) -> &mut [u8] {
+        if let SmallBytes::Shared(b) = self
+            && std::sync::Arc::get_mut(b).is_none()
+        {
+            *b = std::sync::Arc::from(&b[..]);
+        }
+        match self {
+            SmallBytes::Inline { len, buf } => &mut buf[..*len as usize],
+            SmallBytes::Heap(b) => b,
+            SmallBytes::Shared(b) => std::sync::Arc::get_mut(b).expect("unique"),
+        }
+    }
+
+    /// The bytes as a vector that can grow (no copy for an unshared heap string).
+    pub fn into_vec(self) -> Vec<u8> {
+        match self {
+            SmallBytes::Heap(b) => b.into_vec(),
+            other => other.to_vec(),
         }
     }
 
@@ -64,6 +100,7 @@ impl SmallBytes {
         match self {
             SmallBytes::Inline { .. } => 0,
             SmallBytes::Heap(b) => b.len(),
+            SmallBytes::Shared(b) => b.len(),
         }
     }
 
@@ -361,6 +398,12 @@ mod tests {
         assert!(matches!(a, SmallBytes::Inline { .. }));
         let b = SmallBytes::new(&[7u8; 40]);
         assert!(matches!(b, SmallBytes::Heap(_)));
+        let mut big = SmallBytes::new(&vec![1u8; SHARED_MIN]);
+        assert!(matches!(big, SmallBytes::Shared(_)));
+        let copy = big.clone();
+        big.as_mut_bytes()[0] = 2;
+        assert_eq!(copy[0], 1, "a change in place must not show in a clone");
+        assert_eq!(big[0], 2);
         assert_eq!(b.len(), 40);
         let mut m: Map<SmallBytes, u32> = Map::default();
         m.insert(a, 1);

@@ -205,11 +205,7 @@ pub(crate) fn start_codis(extra: &[&str]) -> Server {
         let dir = std::env::temp_dir().join(format!("codis-it-codis-{port}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        // CODIS_SERVER_BIN: a private copy of the binary (a target dir shared by several
-        // checkouts may be rebuilt from another one between build and run).
-        let bin = std::env::var("CODIS_SERVER_BIN")
-            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_codis-server").to_string());
-        let mut cmd = Command::new(bin);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_codis-server"));
         cmd.args([
             "--port",
             &port.to_string(),
