@@ -559,7 +559,11 @@ fn start_payload(shared: &Shared, store: &mut Store, capa_eof: bool) -> Payload 
     let arc = shared.arc();
     let busy = super::persist::snapshot_busy(store);
     let (Some(arc), false) = (arc, busy) else {
-        return Payload::Ready(super::persist::rdb_image(store, false));
+        // Another snapshot holds the copy-on-write state: serialised under the lock (counted
+        // in INFO `rdb_last_save_bytes_under_lock`).
+        let image = super::persist::rdb_image(store, false);
+        store.persist.last_bytes_under_lock += image.len() as u64;
+        return Payload::Ready(image);
     };
     let job = super::persist::Job::prepare(arc.clone(), store);
     store.repl.snapshotting = true;

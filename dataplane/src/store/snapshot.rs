@@ -307,3 +307,105 @@ impl Cow {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Db;
+
+    fn val(v: &str) -> Value {
+        Value::Str(SmallBytes::new(v.as_bytes()))
+    }
+
+    fn text(v: &Value) -> String {
+        match v {
+            Value::Str(s) => String::from_utf8_lossy(s).into_owned(),
+            Value::Hash(h) => format!("hash:{}", h.len()),
+            o => panic!("{o:?}"),
+        }
+    }
+
+    /// One slot taken over many holds while writers change, delete, create and expire keys
+    /// and the walk's positions move: the records are exactly the keys as they were.
+    #[test]
+    fn a_slot_taken_in_pieces_is_point_in_time() {
+        let mut db = Db::new(0);
+        let key = |i: usize| format!("{{t}}k{i}");
+        let mut want = std::collections::BTreeMap::new();
+        for i in 0..200 {
+            db.set(key(i).as_bytes(), val(&format!("v{i}")));
+            want.insert(key(i), format!("v{i}"));
+        }
+        let mut h = crate::store::HashValue::default();
+        h.insert(SmallBytes::new(b"f"), SmallBytes::new(b"1"));
+        db.set(b"{t}hash", Value::Hash(crate::store::CowArc::new(h)));
+        want.insert("{t}hash".into(), "hash:1".into());
+        let slot = codis_model::slot_of(b"{t}");
+        db.cow = Some(Box::default());
+        let mut got = std::collections::BTreeMap::new();
+        let mut round = 0;
+        loop {
+            let mut out = Taken::default();
+            let (mut keys, mut bytes) = (7, usize::MAX);
+            let done = db.snapshot_take(slot, &mut keys, &mut bytes, &mut out);
+            for r in out.records {
+                assert!(
+                    got.insert(String::from_utf8_lossy(&r.key).into_owned(), text(&r.value))
+                        .is_none(),
+                    "a key was taken twice"
+                );
+            }
+            if done {
+                break;
+            }
+            // Writers between holds: overwrite, delete (moves the last key into the hole),
+            // create, change a shared collection in place.
+            round += 1;
+            db.set(key(round * 3).as_bytes(), val("changed"));
+            db.remove(key(round * 5 % 200).as_bytes());
+            db.set(format!("{{t}}new{round}").as_bytes(), val("new"));
+            if let Some(Value::Hash(h)) = db.get_mut(b"{t}hash", 0) {
+                h.insert(
+                    SmallBytes::new(format!("g{round}").as_bytes()),
+                    SmallBytes::new(b"x"),
+                );
+            }
+        }
+        assert!(round > 10, "the slot was taken in {round} holds");
+        assert_eq!(got, want.into_iter().collect());
+        // After the slot is done, writers keep nothing more.
+        let before = db.cow.as_ref().unwrap().copied;
+        db.set(key(1).as_bytes(), val("late"));
+        assert_eq!(db.cow.as_ref().unwrap().copied, before);
+    }
+
+    /// FLUSHALL in the middle of a slot: what was not taken yet is handed over whole.
+    #[test]
+    fn a_flush_mid_slot_hands_over_the_rest() {
+        let mut db = Db::new(0);
+        for i in 0..50 {
+            db.set(format!("{{t}}k{i}").as_bytes(), val("v"));
+        }
+        let slot = codis_model::slot_of(b"{t}");
+        db.cow = Some(Box::default());
+        let mut out = Taken::default();
+        let (mut keys, mut bytes) = (20, usize::MAX);
+        assert!(!db.snapshot_take(slot, &mut keys, &mut bytes, &mut out));
+        db.set(b"{t}k0", val("changed"));
+        db.clear();
+        db.set(b"{t}after", val("x"));
+        let (mut keys, mut bytes) = (1000, usize::MAX);
+        assert!(db.snapshot_take(slot, &mut keys, &mut bytes, &mut out));
+        let mut names: Vec<Vec<u8>> = out.records.iter().map(|r| r.key.to_vec()).collect();
+        for t in &out.tables {
+            for (k, e) in &t.keys {
+                assert_eq!(text(&e.value), "v");
+                names.push(k.to_vec());
+            }
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 50);
+        assert!(!names.contains(&b"{t}after".to_vec()));
+    }
+}

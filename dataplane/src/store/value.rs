@@ -31,7 +31,7 @@ pub enum SmallBytes {
     Heap(Box<[u8]>),
     /// Data of [`SHARED_MIN`] bytes or more, reference-counted: a clone shares it; a change
     /// in place copies it first if a clone is still held.
-    Shared(std::sync::Arc<[u8]>),
+    Shared(std::sync::Arc<Vec<u8>>),
 }
 
 impl SmallBytes {
@@ -45,7 +45,7 @@ impl SmallBytes {
                 buf,
             }
         } else if data.len() >= SHARED_MIN {
-            SmallBytes::Shared(data.into())
+            SmallBytes::Shared(Arc::new(data.to_vec()))
         } else {
             SmallBytes::Heap(data.into())
         }
@@ -56,7 +56,7 @@ impl SmallBytes {
         if v.len() <= INLINE_CAP {
             Self::new(&v)
         } else if v.len() >= SHARED_MIN {
-            SmallBytes::Shared(v.into())
+            SmallBytes::Shared(Arc::new(v))
         } else {
             SmallBytes::Heap(v.into_boxed_slice())
         }
@@ -75,15 +75,10 @@ impl SmallBytes {
     /// The bytes, for a change in place (a shared string is copied first if a clone, a
     /// background save's, still holds it).
     pub fn as_mut_bytes(&mut self) -> &mut [u8] {
-        if let SmallBytes::Shared(b) = self
-            && std::sync::Arc::get_mut(b).is_none()
-        {
-            *b = std::sync::Arc::from(&b[..]);
-        }
         match self {
             SmallBytes::Inline { len, buf } => &mut buf[..*len as usize],
             SmallBytes::Heap(b) => b,
-            SmallBytes::Shared(b) => std::sync::Arc::get_mut(b).expect("unique"),
+            SmallBytes::Shared(b) => Arc::make_mut(b).as_mut_slice(),
         }
     }
 
@@ -91,6 +86,7 @@ impl SmallBytes {
     pub fn into_vec(self) -> Vec<u8> {
         match self {
             SmallBytes::Heap(b) => b.into_vec(),
+            SmallBytes::Shared(b) => Arc::unwrap_or_clone(b),
             other => other.to_vec(),
         }
     }
