@@ -172,21 +172,13 @@ impl Db {
     }
 
     /// Hands a slot's table that is about to be dropped or replaced to the save, if it
-    /// still needs it; otherwise drops it (in the background when `lazy`).
-    fn retire_table(&mut self, slot: usize, t: SlotTable, lazy: bool) {
+    /// still needs it; returns it otherwise (for the caller to drop).
+    fn retire_table(&mut self, slot: usize, t: SlotTable) -> Option<SlotTable> {
         let rest = match self.cow.as_deref_mut() {
             Some(c) if c.is_pending(slot) => c.keep_table(slot, t),
             _ => Some(t),
         };
-        if let Some(t) = rest
-            && !t.keys.is_empty()
-        {
-            if lazy {
-                lazyfree::drop_later(t);
-            } else {
-                drop(t);
-            }
-        }
+        rest.filter(|t| !t.keys.is_empty())
     }
 
     /// Number of keys (expired keys not yet removed included, as Redis's DBSIZE).
@@ -442,12 +434,19 @@ impl Db {
     /// Deletes every key; `lazy` frees the values on the background dropper thread
     /// (FLUSHDB/FLUSHALL ASYNC). Every WATCHer is invalidated.
     pub fn clear_with(&mut self, lazy: bool) {
+        let mut old = Vec::new();
         for s in 0..MAX_SLOT_NUM {
             let pending = self.cow.as_deref().is_some_and(|c| c.is_pending(s));
             if pending || !self.slots[s].keys.is_empty() {
-                let old = std::mem::take(&mut self.slots[s]);
-                self.retire_table(s, old, lazy);
+                let t = std::mem::take(&mut self.slots[s]);
+                old.extend(self.retire_table(s, t));
             }
+        }
+        if lazy && !old.is_empty() {
+            // One object for the whole database, as Redis hands its dict over.
+            lazyfree::drop_later(old);
+        } else {
+            drop(old);
         }
         self.len = 0;
         self.expires_len = 0;
@@ -705,7 +704,7 @@ impl Db {
             self.touched(k);
         }
         // A background save still needs the slot's content: hand it the table (no copy).
-        self.retire_table(slot, t, false);
+        drop(self.retire_table(slot, t));
         n
     }
 

@@ -723,3 +723,51 @@ fn bgsave_of_a_big_hash_serialises_outside_the_lock() {
     }
     assert_eq!(int(ok(&mut c, &[b"HLEN", b"big"])), fields as i64 + 1);
 }
+
+/// Issue 15, item 10: UNLINK of a big value and FLUSHALL / FLUSHDB ASYNC hand what they
+/// remove to the background dropper thread (INFO `lazyfreed_objects`), as Redis's lazyfree.
+#[test]
+fn unlink_and_flush_async_free_in_the_background() {
+    let codis = start_codis(&[]);
+    let mut c = Client::connect(codis.port);
+    let freed = |c: &mut Client| -> u64 {
+        info_field(c, b"memory", "lazyfreed_objects")
+            .parse()
+            .unwrap()
+    };
+    let wait_freed = |c: &mut Client, n: u64| {
+        let start = Instant::now();
+        while freed(c) < n {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "nothing freed in the background"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let mut args: Vec<Vec<u8>> = vec![b"RPUSH".to_vec(), b"big".to_vec()];
+    args.extend((0..1000).map(|i| i.to_string().into_bytes()));
+    c.send_raw(&Client::encode(&args));
+    c.read_reply().unwrap();
+    ok(&mut c, &[b"SET", b"small", b"1"]);
+    assert_eq!(freed(&mut c), 0);
+    // A small value is freed in place, a big one in the background.
+    assert_eq!(
+        int(ok(&mut c, &[b"UNLINK", b"small", b"big", b"missing"])),
+        2
+    );
+    wait_freed(&mut c, 1);
+    assert_eq!(int(ok(&mut c, &[b"EXISTS", b"big"])), 0);
+    fill(&mut c, 1000);
+    ok(&mut c, &[b"FLUSHDB", b"ASYNC"]);
+    assert_eq!(int(ok(&mut c, &[b"DBSIZE"])), 0);
+    wait_freed(&mut c, 2);
+    fill(&mut c, 1000);
+    ok(&mut c, &[b"FLUSHALL", b"ASYNC"]);
+    assert_eq!(int(ok(&mut c, &[b"DBSIZE"])), 0);
+    wait_freed(&mut c, 3);
+    assert_eq!(
+        info_field(&mut c, b"memory", "lazyfree_pending_objects"),
+        "0"
+    );
+}
