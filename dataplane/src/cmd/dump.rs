@@ -97,7 +97,7 @@ fn restore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         db.set_expire(key, at as u64);
     }
     if let Some(lru) = lru
-        && let Some(e) = db.slot_mut(codis_model::slot_of(key)).keys.get_mut(key)
+        && let Some(e) = db.entry_mut(key)
     {
         e.lru = lru;
     }

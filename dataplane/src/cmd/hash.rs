@@ -81,7 +81,7 @@ pub(crate) fn lookup_or_create<'a>(
 /// access time as Redis's write lookups do.
 fn entry_mut<'a>(db: &'a mut Db, key: &[u8]) -> Option<&'a mut Value> {
     let (clock, lfu) = (db.lru_clock, db.lfu);
-    let e = db.slot_mut(codis_model::slot_of(key)).keys.get_mut(key)?;
+    let e = db.entry_mut(key)?;
     e.lru = if lfu { evict::lfu_touch(e.lru) } else { clock };
     Some(&mut e.value)
 }

@@ -544,7 +544,8 @@ fn pfadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
                     c > dense_get(regs, i)
                 });
                 let mut updated = 0;
-                if grows && let Some(Value::Str(SmallBytes::Heap(b))) = db.get_mut(key, now) {
+                if grows && let Some(Value::Str(s)) = db.get_mut(key, now) {
+                    let b = s.as_mut_bytes();
                     for e in &args[2..] {
                         let (i, c) = pat_len(e);
                         updated += dense_raise(&mut b[HDR..], i, c) as u64;
@@ -631,10 +632,7 @@ fn pfcount(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     // Store the fresh count in the header (a modification, as in Redis).
     if let Some(Value::Str(s)) = db.get_mut(key, now) {
         let bytes = card.to_le_bytes();
-        match s {
-            SmallBytes::Heap(b) => b[8..16].copy_from_slice(&bytes),
-            SmallBytes::Inline { buf, .. } => buf[8..16].copy_from_slice(&bytes),
-        }
+        s.as_mut_bytes()[8..16].copy_from_slice(&bytes);
     }
     ctx.dirty(1);
     ctx.out.int(card as i64);

@@ -14,7 +14,7 @@ use crate::util::number::parse_i64;
 /// Commands of this family.
 pub const COMMANDS: &[CommandSpec] = &[
     spec("del", -2, WRITE, (1, -1, 1), del),
-    spec("unlink", -2, WRITE | FAST, (1, -1, 1), del),
+    spec("unlink", -2, WRITE | FAST, (1, -1, 1), unlink),
     spec("exists", -2, READONLY | FAST, (1, -1, 1), exists),
     spec("type", 2, READONLY | FAST, (1, 1, 1), type_cmd),
     spec("rename", 3, WRITE, (1, 2, 1), rename),
@@ -64,6 +64,16 @@ fn del(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
     let db = ctx.db();
     let n = args[1..].iter().filter(|k| db.delete(k, now)).count();
+    ctx.dirty(n as u64);
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// UNLINK: DEL that frees big values in the background.
+fn unlink(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let now = ctx.now_ms;
+    let db = ctx.db();
+    let n = args[1..].iter().filter(|k| db.unlink(k, now)).count();
     ctx.dirty(n as u64);
     ctx.out.int(n as i64);
     Ok(())
@@ -1032,7 +1042,7 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], readonly: bool) -> CmdResult 
                 }
             }
             let dirty = if outputlen > 0 {
-                db.set(dst, Value::List(Box::new(list)));
+                db.set(dst, Value::List(crate::store::CowArc::new(list)));
                 outputlen as u64
             } else {
                 db.delete(dst, now) as u64

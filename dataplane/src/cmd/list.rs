@@ -191,7 +191,7 @@ fn push_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], end: End, only_existing: bool
         for e in elems {
             push(&mut l, end, SmallBytes::new(e));
         }
-        db.insert(key, Value::List(Box::new(l)));
+        db.insert(key, Value::List(crate::store::CowArc::new(l)));
         elems.len()
     };
     if len > 0 {
@@ -542,7 +542,10 @@ fn move_one(
         }
         match list_mut(db, dst, now) {
             Some(d) => push(d, to, e),
-            None => db.insert(dst, Value::List(Box::new(VecDeque::from([e])))),
+            None => db.insert(
+                dst,
+                Value::List(crate::store::CowArc::new(VecDeque::from([e]))),
+            ),
         }
     }
     ctx.dirty(2);

@@ -177,29 +177,31 @@ fn dbsize(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-fn flush_mode_ok(args: &[&[u8]]) -> CmdResult {
+/// The flush mode: true for ASYNC (the old values are freed by the background dropper
+/// thread, as Redis's lazyfree).
+fn flush_mode_ok(args: &[&[u8]]) -> Result<bool, super::CmdError> {
     if args.len() > 2
         || (args.len() == 2 && !super::eq_ic(args[1], "async") && !super::eq_ic(args[1], "sync"))
     {
         return Err(super::CmdError::Syntax);
     }
-    Ok(())
+    Ok(args.len() == 2 && super::eq_ic(args[1], "async"))
 }
 
 fn flushdb(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    flush_mode_ok(args)?;
+    let lazy = flush_mode_ok(args)?;
     let n = ctx.db().len() as u64;
-    ctx.db().clear();
+    ctx.db().clear_with(lazy);
     ctx.dirty(n);
     ctx.out.ok();
     Ok(())
 }
 
 fn flushall(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    flush_mode_ok(args)?;
+    let lazy = flush_mode_ok(args)?;
     let n = ctx.store.total_keys() as u64;
     for db in &mut ctx.store.dbs {
-        db.clear();
+        db.clear_with(lazy);
     }
     ctx.dirty(n + 1);
     ctx.out.ok();

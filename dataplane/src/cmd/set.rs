@@ -238,7 +238,8 @@ fn store_result(ctx: &mut Ctx<'_>, dst: &[u8], members: Vec<SmallBytes>, hashtab
             hashtable,
         };
         set.set.extend(members);
-        ctx.db().set(dst, Value::Set(Box::new(set)));
+        ctx.db()
+            .set(dst, Value::Set(crate::store::CowArc::new(set)));
         ctx.dirty(1);
     }
     ctx.out.int(n as i64);

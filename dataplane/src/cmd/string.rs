@@ -65,19 +65,13 @@ pub(crate) fn read_str<'a>(
 
 /// Mutable access to the bytes of a string value (no copy when the length stays the same).
 pub fn bytes_mut(s: &mut SmallBytes) -> &mut [u8] {
-    match s {
-        SmallBytes::Inline { len, buf } => &mut buf[..*len as usize],
-        SmallBytes::Heap(b) => b,
-    }
+    s.as_mut_bytes()
 }
 
 /// Takes the bytes of a string value out as a vector (no copy for heap strings) so that it
 /// can grow; store it back with `SmallBytes::from_vec`.
 pub fn take_vec(s: &mut SmallBytes) -> Vec<u8> {
-    match std::mem::replace(s, SmallBytes::new(b"")) {
-        SmallBytes::Heap(b) => b.into_vec(),
-        inline => inline.to_vec(),
-    }
+    std::mem::replace(s, SmallBytes::new(b"")).into_vec()
 }
 
 /// Redis's `checkStringLength`: a string may not grow past `proto-max-bulk-len`.
@@ -698,7 +692,7 @@ mod tests {
             let client = Client::new(info, tx);
             let h = Harness { shared, client };
             let list = [SmallBytes::new(b"a")].into_iter().collect();
-            h.shared.store.lock().dbs[0].set(b"list", Value::List(Box::new(list)));
+            h.shared.store.lock().dbs[0].set(b"list", Value::List(crate::store::CowArc::new(list)));
             h
         }
 

@@ -593,11 +593,7 @@ fn write_zset<'a>(
         db.insert(key, Value::new_zset());
     }
     let (lfu, clock) = (db.lfu, db.lru_clock);
-    let e = db
-        .slot_mut(slot_of(key))
-        .keys
-        .get_mut(key)
-        .expect("key was just found");
+    let e = db.entry_mut(key).expect("key was just found");
     e.lru = if lfu { evict::lfu_touch(e.lru) } else { clock };
     match &mut e.value {
         Value::ZSet(z) => Ok(Some(z)),
@@ -681,7 +677,7 @@ fn store_result(
     });
     let mut z = ZSet::from_pairs(pairs);
     z.skiplist = skiplist;
-    ctx.db().set(dst, Value::ZSet(Box::new(z)));
+    ctx.db().set(dst, Value::ZSet(crate::store::CowArc::new(z)));
     ctx.dirty(1);
     ctx.out.int(n as i64);
     Ok(())

@@ -142,12 +142,14 @@ impl<'a> Reader<'a> {
                 for _ in 0..n {
                     l.push_back(self.read_member()?);
                 }
-                Value::List(Box::new(l))
+                Value::List(crate::store::CowArc::new(l))
             }
             types::LIST_ZIPLIST => {
                 let blob = self.read_string()?;
                 let items = ziplist::decode(&blob).ok_or(Error::Corrupt("invalid ziplist"))?;
-                Value::List(Box::new(items.iter().map(elem_bytes).collect()))
+                Value::List(crate::store::CowArc::new(
+                    items.iter().map(elem_bytes).collect(),
+                ))
             }
             types::LIST_QUICKLIST | types::LIST_QUICKLIST_2 => {
                 let nodes = self.read_count()?;
@@ -172,7 +174,7 @@ impl<'a> Reader<'a> {
                         _ => return Err(Error::Corrupt("unknown quicklist container")),
                     }
                 }
-                Value::List(Box::new(l))
+                Value::List(crate::store::CowArc::new(l))
             }
             types::SET => {
                 let n = self.read_count()?;
@@ -191,7 +193,7 @@ impl<'a> Reader<'a> {
                     s.sort_by_cached_key(|m| parse_i64(m).unwrap_or(0));
                 }
                 s.hashtable = !ints;
-                Value::Set(Box::new(s))
+                Value::Set(crate::store::CowArc::new(s))
             }
             types::SET_INTSET => {
                 let blob = self.read_string()?;
@@ -201,7 +203,7 @@ impl<'a> Reader<'a> {
                     s.insert(SmallBytes::new(itoa::Buffer::new().format(*i).as_bytes()));
                 }
                 s.hashtable = ints.len() > lim.set_max_intset_entries;
-                Value::Set(Box::new(s))
+                Value::Set(crate::store::CowArc::new(s))
             }
             types::ZSET | types::ZSET_2 => {
                 let n = self.read_count()?;
@@ -227,7 +229,7 @@ impl<'a> Reader<'a> {
                 z.skiplist = !(z.len() <= lim.zset_max_listpack_entries
                     && maxlen <= lim.zset_max_listpack_value
                     && total < LISTPACK_SAFE_SIZE);
-                Value::ZSet(Box::new(z))
+                Value::ZSet(crate::store::CowArc::new(z))
             }
             types::ZSET_ZIPLIST | types::ZSET_LISTPACK => {
                 let blob = self.read_string()?;
@@ -250,7 +252,7 @@ impl<'a> Reader<'a> {
                     }
                 }
                 z.skiplist = z.len() > lim.zset_max_listpack_entries;
-                Value::ZSet(Box::new(z))
+                Value::ZSet(crate::store::CowArc::new(z))
             }
             types::HASH => {
                 let n = self.read_count()?;
@@ -268,7 +270,7 @@ impl<'a> Reader<'a> {
                     }
                 }
                 h.hashtable = big;
-                Value::Hash(Box::new(h))
+                Value::Hash(crate::store::CowArc::new(h))
             }
             types::HASH_ZIPMAP => {
                 let blob = self.read_string()?;
@@ -349,5 +351,5 @@ fn hash_from_pairs(
     }
     h.hashtable = convert
         && (h.len() > lim.hash_max_listpack_entries || maxlen > lim.hash_max_listpack_value);
-    Ok(Value::Hash(Box::new(h)))
+    Ok(Value::Hash(crate::store::CowArc::new(h)))
 }

@@ -82,7 +82,7 @@ fn list_nodes_split_like_redis() {
     for i in 0..3000 {
         l.push_back(SmallBytes::from(format!("element-{i}").into_bytes()));
     }
-    let v = Value::List(Box::new(l));
+    let v = Value::List(crate::store::CowArc::new(l));
     let p = dump_payload(&v, &lim());
     assert_eq!(p[0], types::LIST_QUICKLIST_2);
     assert!(p[1] > 1, "several nodes");
@@ -106,9 +106,9 @@ fn collections_roundtrip() {
     z.insert(b"-inf", f64::NEG_INFINITY);
     h.hashtable = true;
     for v in [
-        Value::Hash(Box::new(h)),
-        Value::Set(Box::new(s)),
-        Value::ZSet(Box::new(z)),
+        Value::Hash(crate::store::CowArc::new(h)),
+        Value::Set(crate::store::CowArc::new(s)),
+        Value::ZSet(crate::store::CowArc::new(z)),
     ] {
         let back = roundtrip(&v);
         match (&v, &back) {
@@ -133,12 +133,12 @@ fn collections_roundtrip() {
 fn small_encodings() {
     let mut h = HashValue::default();
     h.insert(SmallBytes::new(b"a"), SmallBytes::new(b"1"));
-    let p = dump_payload(&Value::Hash(Box::new(h)), &lim());
+    let p = dump_payload(&Value::Hash(crate::store::CowArc::new(h)), &lim());
     assert_eq!(p[0], types::HASH_LISTPACK);
     let mut s = SetValue::default();
     s.insert(SmallBytes::new(b"3"));
     s.insert(SmallBytes::new(b"-1"));
-    let v = Value::Set(Box::new(s));
+    let v = Value::Set(crate::store::CowArc::new(s));
     assert_eq!(dump_payload(&v, &lim())[0], types::SET_INTSET);
     match roundtrip(&v) {
         Value::Set(s) => {
@@ -153,7 +153,7 @@ fn small_encodings() {
     let mut z = ZSet::default();
     z.insert(b"a", 0.1);
     z.insert(b"b", -0.0);
-    let v = Value::ZSet(Box::new(z));
+    let v = Value::ZSet(crate::store::CowArc::new(z));
     assert_eq!(dump_payload(&v, &lim())[0], types::ZSET_LISTPACK);
     match roundtrip(&v) {
         Value::ZSet(z) => {

@@ -556,6 +556,12 @@ impl Default for State {
 }
 
 impl State {
+    /// Bytes appended and not yet written to the file (Redis's `aof_buf`, not counted for
+    /// maxmemory).
+    pub fn buffered_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Appends one command run against `db` to the buffer.
     pub fn append(&mut self, db: usize, args: &[&[u8]]) {
         if self.sel_db != Some(db) {

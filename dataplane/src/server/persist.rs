@@ -2,10 +2,11 @@
 //!
 //! - SAVE serialises the whole keyspace under the store lock (it blocks, as Redis's does).
 //! - BGSAVE cannot fork (the server is multi-threaded). It marks every non-empty db for
-//!   copy-on-write (`store::snapshot`) under the lock, then a thread serialises one run of
-//!   (db, slot) tables per short lock hold (at most ~1 ms or 1 MB) and writes the bytes with
-//!   the lock released. Writers preserve a slot before changing it, so the file is the
-//!   keyspace as it was when BGSAVE started.
+//!   copy-on-write (`store::snapshot`) under the lock, then a thread takes the keys in short
+//!   lock holds (at most ~1 ms, [`HOLD_KEYS`] keys or [`HOLD_BYTES`] of strings: clones, a
+//!   collection's is a reference count) and serialises and writes them with the lock
+//!   released. Writers keep a key's value before changing it, so the file is the keyspace
+//!   as it was when BGSAVE started.
 //! - Both write `temp-<pid>.rdb` (BGSAVE: `temp-bgsave-<pid>.rdb`) in `dir`, fsync it and
 //!   rename it over `dbfilename`, so a crash never leaves a half-written dump in place.
 
@@ -22,13 +23,15 @@ use super::Shared;
 use crate::config::Config;
 use crate::rdb::file::{self, FileError, FileWriter, LoadInfo};
 use crate::rdb::{Limits, Writer};
-use crate::store::snapshot::{Cow, Taken};
+use crate::store::snapshot::Taken;
 use crate::store::{Store, now_ms};
 
 /// Longest the save thread holds the store lock at a time.
 const HOLD: Duration = Duration::from_millis(1);
-/// Most bytes serialised per lock hold (written out before the next hold).
+/// Most bytes of strings copied per lock hold (written out before the next hold).
 const HOLD_BYTES: usize = 1 << 20;
+/// Most keys taken per lock hold.
+const HOLD_KEYS: usize = 4096;
 /// After a failed BGSAVE, `save` points wait this long before trying again (Redis's
 /// `CONFIG_BGSAVE_RETRY_DELAY`).
 const RETRY_DELAY_MS: u64 = 5000;
@@ -54,8 +57,16 @@ pub struct State {
     pub last_load_keys_expired: u64,
     /// SHUTDOWN already saved (or was told not to): the exit path must not save again.
     pub shutdown_handled: bool,
-    /// Slots preserved by writers during the last background save.
+    /// Keys whose value writers kept during the last background save.
     pub last_cow_slots: u64,
+    /// Bytes the snapshot thread holds right now (taken, not yet written): with the
+    /// copy-on-write state, not counted for maxmemory.
+    pub inflight: Arc<AtomicU64>,
+    /// Longest lock hold (µs) of the current or last snapshot thread.
+    pub max_hold_us: Arc<AtomicU64>,
+    /// Bytes the last snapshot serialised while holding the store lock (the snapshot
+    /// thread never does; a replica payload built under the lock does).
+    pub last_bytes_under_lock: u64,
 }
 
 impl Default for State {
@@ -71,6 +82,9 @@ impl Default for State {
             last_load_keys_expired: 0,
             shutdown_handled: false,
             last_cow_slots: 0,
+            inflight: Arc::default(),
+            max_hold_us: Arc::default(),
+            last_bytes_under_lock: 0,
         }
     }
 }
@@ -267,15 +281,21 @@ pub fn snapshot_busy(store: &Store) -> bool {
     store.persist.bgsave.is_some() || store.repl.snapshotting || store.aof.rewrite.is_some()
 }
 
+/// Bytes held for the running snapshot (kept values, tables moved aside, what the thread
+/// holds): what a forked Redis child's copy-on-write pages would be, so not counted for
+/// maxmemory.
+pub fn snapshot_bytes(store: &Store) -> usize {
+    let kept: usize = store.dbs.iter().map(|d| d.snapshot_bytes()).sum();
+    kept + store.persist.inflight.load(Ordering::Relaxed) as usize
+}
+
 /// Drops every db's copy-on-write state.
 pub(crate) fn end_snapshot(store: &mut Store) {
-    let mut copied = 0;
     for db in &mut store.dbs {
         if let Some(c) = db.cow.take() {
-            copied += c.copied;
+            store.persist.last_cow_slots += c.copied;
         }
     }
-    store.persist.last_cow_slots = copied;
 }
 
 /// Stops a background save (SHUTDOWN): its thread removes its temp file.
@@ -298,6 +318,8 @@ pub(crate) struct Job {
     cancel: Arc<AtomicBool>,
     keys_done: Arc<AtomicU64>,
     keys_total: u64,
+    inflight: Arc<AtomicU64>,
+    max_hold_us: Arc<AtomicU64>,
 }
 
 impl Job {
@@ -314,8 +336,12 @@ impl Job {
             }
             plan.push((db.id, db.len(), db.expires_len()));
             keys_total += db.len() as u64;
-            db.cow = Some(Box::new(Cow::new(lim, compress)));
+            db.cow = Some(Box::default());
         }
+        store.persist.max_hold_us.store(0, Ordering::Relaxed);
+        store.persist.inflight.store(0, Ordering::Relaxed);
+        store.persist.last_bytes_under_lock = 0;
+        store.persist.last_cow_slots = 0;
         Job {
             shared,
             plan,
@@ -325,6 +351,8 @@ impl Job {
             cancel: Arc::new(AtomicBool::new(false)),
             keys_done: Arc::new(AtomicU64::new(0)),
             keys_total,
+            inflight: store.persist.inflight.clone(),
+            max_hold_us: store.persist.max_hold_us.clone(),
         }
     }
 
@@ -391,7 +419,8 @@ impl Job {
             },
             true,
         );
-        self.write_all(&mut fw)?;
+        // The chunk being filled plus the channel's 4.
+        self.write_all(&mut fw, 5 << 20)?;
         let mut out = fw.finish().map_err(|source| SaveError::Io {
             path: PathBuf::from("(replica)"),
             source,
@@ -411,7 +440,7 @@ impl Job {
     /// Serialises the snapshot into an in-memory RDB payload (a replica's full resync).
     pub(crate) fn payload(&self) -> Result<Vec<u8>, SaveError> {
         let mut fw = FileWriter::new(Vec::new(), true);
-        self.write_all(&mut fw)?;
+        self.write_all(&mut fw, 0)?;
         fw.finish().map_err(|source| SaveError::Io {
             path: PathBuf::from("(memory)"),
             source,
@@ -424,7 +453,7 @@ impl Job {
         dest: &Path,
         mut fw: FileWriter<BufWriter<File>>,
     ) -> Result<(), SaveError> {
-        let res = self.write_all(&mut fw);
+        let res = self.write_all(&mut fw, 1 << 20);
         if let Err(e) = res {
             let _ = std::fs::remove_file(tmp);
             return Err(e);
@@ -436,7 +465,13 @@ impl Job {
         commit(tmp, dest, fw)
     }
 
-    fn write_all<W: std::io::Write>(&self, fw: &mut FileWriter<W>) -> Result<(), SaveError> {
+    /// Takes the snapshot in short lock holds and writes it to `fw` (whose buffers hold
+    /// about `io_buffer` bytes: counted as the thread's, not for maxmemory).
+    fn write_all<W: std::io::Write>(
+        &self,
+        fw: &mut FileWriter<W>,
+        io_buffer: usize,
+    ) -> Result<(), SaveError> {
         let e = |source| SaveError::Io {
             path: PathBuf::from("temp file"),
             source,
@@ -444,49 +479,62 @@ impl Job {
         fw.header(&self.aux).map_err(e)?;
         let mut w = Writer::new();
         w.compress = self.compress;
+        self.inflight.store(io_buffer as u64, Ordering::Relaxed);
+        let _reset = ZeroOnDrop(&self.inflight);
         for &(id, keys, expires) in &self.plan {
             fw.select_db(id, keys, expires).map_err(e)?;
             let mut slot = 0;
             while slot < MAX_SLOT_NUM {
-                let mut chunks: Vec<Vec<u8>> = Vec::new();
-                let mut tables = Vec::new();
+                let mut taken = Taken::default();
                 {
                     let mut store = self.shared.store.lock();
                     if self.cancel.load(Ordering::Relaxed) {
                         return Err(SaveError::Cancelled);
                     }
                     let t0 = Instant::now();
-                    let mut bytes = 0;
+                    let (mut keys, mut bytes) = (HOLD_KEYS, HOLD_BYTES);
                     let db = &mut store.dbs[id];
                     while slot < MAX_SLOT_NUM {
-                        match db.snapshot_take(slot) {
-                            Taken::Bytes(b) => {
-                                bytes += b.len();
-                                chunks.push(b);
-                            }
-                            Taken::Table(t) => tables.push(t),
-                            Taken::Nothing => {}
+                        if db.snapshot_take(slot, &mut keys, &mut bytes, &mut taken) {
+                            slot += 1;
                         }
-                        slot += 1;
-                        if bytes >= HOLD_BYTES || t0.elapsed() >= HOLD {
+                        if keys == 0 || bytes == 0 || t0.elapsed() >= HOLD {
                             break;
                         }
                     }
                     if slot == MAX_SLOT_NUM {
                         // This db is done: its writers stop paying for copy-on-write.
-                        db.cow = None;
+                        let copied = db.cow.take().map_or(0, |c| c.copied);
+                        store.persist.last_cow_slots += copied;
                     }
+                    self.inflight.store(
+                        (io_buffer + w.buf.capacity() + taken.bytes) as u64,
+                        Ordering::Relaxed,
+                    );
+                    self.max_hold_us
+                        .fetch_max(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
                 }
-                for t in &tables {
+                // Serialise and write without the lock.
+                for t in &taken.tables {
                     w.buf.clear();
                     let n = file::write_slot(&mut w, t, &self.lim);
                     self.keys_done.fetch_add(n as u64, Ordering::Relaxed);
                     fw.raw(&w.buf).map_err(e)?;
                 }
-                drop(tables);
-                for c in &chunks {
-                    fw.raw(c).map_err(e)?;
+                for r in &taken.records {
+                    w.buf.clear();
+                    file::write_key(&mut w, &r.key, &r.value, r.expire, &self.lim);
+                    fw.raw(&w.buf).map_err(e)?;
                 }
+                self.keys_done
+                    .fetch_add(taken.records.len() as u64, Ordering::Relaxed);
+                // The last reference to a value changed meanwhile is freed here, off the lock.
+                drop(taken);
+                if w.buf.capacity() > 4 * HOLD_BYTES {
+                    w.buf = Vec::new();
+                }
+                self.inflight
+                    .store((io_buffer + w.buf.capacity()) as u64, Ordering::Relaxed);
             }
         }
         Ok(())
@@ -519,6 +567,15 @@ impl Job {
                 tracing::warn!(error = %e, "Background saving error");
             }
         }
+    }
+}
+
+/// Sets a counter to 0 when dropped (the snapshot thread's bytes, however it ends).
+struct ZeroOnDrop<'a>(&'a AtomicU64);
+
+impl Drop for ZeroOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Relaxed);
     }
 }
 
@@ -757,7 +814,7 @@ pub fn info(store: &Store, out: &mut String) {
     f("loading:0".into());
     f("async_loading:0".into());
     f("current_cow_peak:0".into());
-    f("current_cow_size:0".into());
+    f(format!("current_cow_size:{}", snapshot_bytes(store)));
     f("current_cow_size_age:0".into());
     f("current_fork_perc:0.00".into());
     f(format!("current_save_keys_processed:{done}"));
@@ -776,6 +833,14 @@ pub fn info(store: &Store, out: &mut String) {
     f(format!("rdb_current_bgsave_time_sec:{cur_secs}"));
     f(format!("rdb_saves:{}", p.rdb_saves));
     f(format!("rdb_last_cow_size:{}", p.last_cow_slots));
+    f(format!(
+        "rdb_last_save_max_hold_us:{}",
+        p.max_hold_us.load(Ordering::Relaxed)
+    ));
+    f(format!(
+        "rdb_last_save_bytes_under_lock:{}",
+        p.last_bytes_under_lock
+    ));
     f(format!(
         "rdb_last_load_keys_expired:{}",
         p.last_load_keys_expired

@@ -210,6 +210,18 @@ impl State {
         }
     }
 
+    /// Bytes of stream waiting for replicas (this batch's, plus the longest replica queue:
+    /// queued chunks are shared): Redis does not count replica output buffers for maxmemory.
+    pub fn buffered_bytes(&self) -> usize {
+        let queued = self
+            .replicas
+            .iter()
+            .map(|r| r.queued.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0);
+        self.pending.len() + queued
+    }
+
     /// Sends what the batch fed to every attached replica, as one shared chunk. Called at
     /// the end of every lock hold that may have fed the stream (`server::end_of_batch`,
     /// the cron), and before a replica is added (its stream starts after this point).
@@ -562,7 +574,11 @@ fn start_payload(shared: &Shared, store: &mut Store, capa_eof: bool) -> Payload 
     let arc = shared.arc();
     let busy = super::persist::snapshot_busy(store);
     let (Some(arc), false) = (arc, busy) else {
-        return Payload::Ready(super::persist::rdb_image(store, false));
+        // Another snapshot holds the copy-on-write state: serialised under the lock (counted
+        // in INFO `rdb_last_save_bytes_under_lock`).
+        let image = super::persist::rdb_image(store, false);
+        store.persist.last_bytes_under_lock += image.len() as u64;
+        return Payload::Ready(image);
     };
     let job = super::persist::Job::prepare(arc.clone(), store);
     store.repl.snapshotting = true;

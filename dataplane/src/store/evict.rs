@@ -71,10 +71,14 @@ pub enum EvictOutcome {
 }
 
 impl Store {
-    /// Evicts keys until `used` (given by `usage`) is at most `maxmemory`.
+    /// Evicts keys until the memory counted for eviction (`usage()`, the allocator's
+    /// figure, minus [`Store::not_counted_for_evict`]) is at most `maxmemory`.
     pub fn evict_to_fit(&mut self, usage: impl Fn() -> usize) -> EvictOutcome {
         let max = self.config.maxmemory as usize;
         if max == 0 || usage() <= max {
+            return EvictOutcome::Ok;
+        }
+        if usage().saturating_sub(self.not_counted_for_evict()) <= max {
             return EvictOutcome::Ok;
         }
         let policy = self.config.maxmemory_policy;
@@ -82,7 +86,7 @@ impl Store {
             return EvictOutcome::Oom;
         }
         let mut rounds = 0;
-        while usage() > max {
+        while usage().saturating_sub(self.not_counted_for_evict()) > max {
             rounds += 1;
             if rounds > 100_000 || !self.evict_one(policy) {
                 return EvictOutcome::Oom;

@@ -10,6 +10,7 @@
 //! `expires` dict), so keys without a TTL pay nothing for expiry.
 
 pub mod evict;
+pub mod lazyfree;
 pub mod snapshot;
 pub mod value;
 pub mod zset;
@@ -20,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use codis_model::{MAX_SLOT_NUM, slot_of};
 
 use crate::config::Config;
-pub use value::{HashValue, ListValue, Map, SetValue, SmallBytes, Value};
+pub use value::{CowArc, HashValue, ListValue, Map, SetValue, SmallBytes, Value};
 pub use zset::ZSet;
 
 /// A value with its access metadata.
@@ -34,7 +35,7 @@ pub struct Entry {
 }
 
 /// The keys of one slot of one database.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct SlotTable {
     /// key → entry.
     pub keys: Map<SmallBytes, Entry>,
@@ -140,21 +141,44 @@ impl Db {
         }
     }
 
-    /// Every change to a slot table goes through here first: while a background save runs,
-    /// the slot's point-in-time content is kept before it changes.
+    /// Every change to a key goes through here first: while a background save runs, the
+    /// key's point-in-time value is kept before it changes (`value_changes`: false when only
+    /// its TTL does). One branch when no save runs.
     #[inline]
-    fn before_write(&mut self, slot: usize) {
+    fn before_write(&mut self, slot: usize, key: &[u8], value_changes: bool) {
         if let Some(c) = self.cow.as_deref_mut() {
-            c.preserve(slot, &self.slots[slot]);
+            c.keep(slot, key, &self.slots[slot], value_changes);
         }
     }
 
-    /// The background save's step for one slot (see [`snapshot::Cow::take`]).
-    pub(crate) fn snapshot_take(&mut self, slot: usize) -> snapshot::Taken {
+    /// The background save's step for one slot (see [`snapshot::Cow::take`]); true when
+    /// the slot is finished.
+    pub(crate) fn snapshot_take(
+        &mut self,
+        slot: usize,
+        budget: &mut usize,
+        budget_bytes: &mut usize,
+        out: &mut snapshot::Taken,
+    ) -> bool {
         match self.cow.as_deref_mut() {
-            Some(c) => c.take(slot, &self.slots[slot]),
-            None => snapshot::Taken::Nothing,
+            Some(c) => c.take(slot, &self.slots[slot], budget, budget_bytes, out),
+            None => true,
         }
+    }
+
+    /// Bytes kept for a background save (not counted for maxmemory).
+    pub fn snapshot_bytes(&self) -> usize {
+        self.cow.as_deref().map_or(0, |c| c.bytes)
+    }
+
+    /// Hands a slot's table that is about to be dropped or replaced to the save, if it
+    /// still needs it; returns it otherwise (for the caller to drop).
+    fn retire_table(&mut self, slot: usize, t: SlotTable) -> Option<SlotTable> {
+        let rest = match self.cow.as_deref_mut() {
+            Some(c) if c.is_pending(slot) => c.keep_table(slot, t),
+            _ => Some(t),
+        };
+        rest.filter(|t| !t.keys.is_empty())
     }
 
     /// Number of keys (expired keys not yet removed included, as Redis's DBSIZE).
@@ -246,7 +270,7 @@ impl Db {
         if !self.slots[slot].keys.contains_key(key) {
             return None;
         }
-        self.before_write(slot);
+        self.before_write(slot, key, true);
         self.touched(key);
         let (clock, lfu) = (self.lru_clock, self.lfu);
         let e = self.slots[slot].keys.get_mut(key)?;
@@ -271,7 +295,7 @@ impl Db {
     /// Stores `value` under `key`; `keep_ttl` keeps an existing TTL (SET KEEPTTL).
     pub fn set_with(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
         let slot = slot_of(key);
-        self.before_write(slot);
+        self.before_write(slot, key, true);
         self.touched(key);
         let lru = if self.lfu {
             evict::lfu_init()
@@ -305,7 +329,7 @@ impl Db {
 
     fn remove_in(&mut self, slot: usize, key: &[u8]) -> Option<Value> {
         if self.cow.is_some() && self.slots[slot].keys.contains_key(key) {
-            self.before_write(slot);
+            self.before_write(slot, key, true);
         }
         let t = &mut self.slots[slot];
         let e = t.keys.swap_remove(key)?;
@@ -340,6 +364,24 @@ impl Db {
         self.remove_in(slot, key).is_some()
     }
 
+    /// UNLINK: as [`Db::delete`], but a value of more than [`lazyfree::THRESHOLD`] elements
+    /// is freed by the background dropper thread, off the lock.
+    pub fn unlink(&mut self, key: &[u8], now: u64) -> bool {
+        let slot = slot_of(key);
+        if self.expire_if_needed(slot, key, now) {
+            return false;
+        }
+        match self.remove_in(slot, key) {
+            Some(v) => {
+                if v.len() > lazyfree::THRESHOLD {
+                    lazyfree::drop_later(v);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The absolute expiry (unix ms) of a key, if it has one.
     pub fn expire_at(&self, key: &[u8]) -> Option<u64> {
         let t = &self.slots[slot_of(key)];
@@ -353,7 +395,7 @@ impl Db {
     /// Sets the absolute expiry (unix ms) of an existing key.
     pub fn set_expire(&mut self, key: &[u8], at_ms: u64) {
         let slot = slot_of(key);
-        self.before_write(slot);
+        self.before_write(slot, key, false);
         self.touched(key);
         let t = &mut self.slots[slot];
         if let Some(e) = t.expires.get_mut(key) {
@@ -370,7 +412,10 @@ impl Db {
         if self.slots[slot].expires.is_empty() {
             return false;
         }
-        self.before_write(slot);
+        if !self.slots[slot].expires.contains_key(key) {
+            return false;
+        }
+        self.before_write(slot, key, false);
         let t = &mut self.slots[slot];
         if t.expires.swap_remove(key).is_some() {
             self.expires_len -= 1;
@@ -383,13 +428,25 @@ impl Db {
 
     /// Deletes every key. Every WATCHer is invalidated.
     pub fn clear(&mut self) {
-        for (s, t) in self.slots.iter_mut().enumerate() {
-            if !t.keys.is_empty() {
-                let old = std::mem::take(t);
-                if let Some(c) = self.cow.as_deref_mut() {
-                    c.preserve_table(s, old);
-                }
+        self.clear_with(false)
+    }
+
+    /// Deletes every key; `lazy` frees the values on the background dropper thread
+    /// (FLUSHDB/FLUSHALL ASYNC). Every WATCHer is invalidated.
+    pub fn clear_with(&mut self, lazy: bool) {
+        let mut old = Vec::new();
+        for s in 0..MAX_SLOT_NUM {
+            let pending = self.cow.as_deref().is_some_and(|c| c.is_pending(s));
+            if pending || !self.slots[s].keys.is_empty() {
+                let t = std::mem::take(&mut self.slots[s]);
+                old.extend(self.retire_table(s, t));
             }
+        }
+        if lazy && !old.is_empty() {
+            // One object for the whole database, as Redis hands its dict over.
+            lazyfree::drop_later(old);
+        } else {
+            drop(old);
         }
         self.len = 0;
         self.expires_len = 0;
@@ -404,12 +461,14 @@ impl Db {
     /// Swaps the contents of two databases (SWAPDB), keeping each one's watchers and blocked
     /// clients, which are all signalled.
     pub fn swap_contents(&mut self, other: &mut Db) {
-        // A background save keeps each db's content: preserve every pending slot of both
-        // (SWAPDB during a save is rare; this copies what is left to save).
+        // A background save keeps each db's content: a shallow copy of every slot it has not
+        // taken yet (SWAPDB during a save is rare; values are shared, not copied).
         for db in [&mut *self, &mut *other] {
-            if db.cow.is_some() {
+            if let Some(c) = db.cow.as_deref_mut() {
                 for s in 0..MAX_SLOT_NUM {
-                    db.before_write(s);
+                    if c.is_pending(s) {
+                        c.keep_table(s, db.slots[s].clone());
+                    }
                 }
             }
         }
@@ -645,18 +704,18 @@ impl Db {
             self.touched(k);
         }
         // A background save still needs the slot's content: hand it the table (no copy).
-        if let Some(c) = self.cow.as_deref_mut() {
-            c.preserve_table(slot, t);
-        }
+        drop(self.retire_table(slot, t));
         n
     }
 
-    /// Mutable access to a slot table for code that keeps the counters right itself
-    /// (eviction, migration). Prefer the key-level methods.
-    #[allow(dead_code)]
-    pub(crate) fn slot_mut(&mut self, slot: usize) -> &mut SlotTable {
-        self.before_write(slot);
-        &mut self.slots[slot]
+    /// Mutable access to an existing key's entry that leaves the counters alone and signals
+    /// nothing (the caller changes the value, not the key set).
+    pub(crate) fn entry_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let slot = slot_of(key);
+        if self.cow.is_some() && self.slots[slot].keys.contains_key(key) {
+            self.before_write(slot, key, true);
+        }
+        self.slots[slot].keys.get_mut(key)
     }
 }
 
@@ -753,6 +812,15 @@ impl Store {
             db.lru_clock = self.lru_clock;
             db.lfu = lfu;
         }
+    }
+
+    /// Memory not counted against `maxmemory`, as Redis's `freeMemoryGetNotCountedMemory`:
+    /// replica output buffers and the AOF buffer, plus what a background save keeps (a
+    /// forked Redis child holds that, outside `used_memory`).
+    pub fn not_counted_for_evict(&self) -> usize {
+        crate::server::persist::snapshot_bytes(self)
+            + self.repl.buffered_bytes()
+            + self.aof.buffered_bytes()
     }
 
     /// Total keys across databases.

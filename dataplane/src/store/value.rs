@@ -3,11 +3,17 @@
 use std::borrow::Borrow;
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use super::zset::ZSet;
 
 /// Bytes stored inline up to this length (no heap allocation for short keys and values).
 pub const INLINE_CAP: usize = 22;
+
+/// Strings of at least this many bytes are reference-counted ([`SmallBytes::Shared`]): a
+/// background save takes them without copying, so no lock hold is proportional to a big
+/// string's size.
+pub const SHARED_MIN: usize = 64 * 1024;
 
 /// A byte string of 24 bytes that stores up to [`INLINE_CAP`] bytes inline and longer ones in
 /// one exact-size heap allocation. Keys, string values and collection members all use it, so a
@@ -23,6 +29,9 @@ pub enum SmallBytes {
     },
     /// Longer data, on the heap.
     Heap(Box<[u8]>),
+    /// Data of [`SHARED_MIN`] bytes or more, reference-counted: a clone shares it; a change
+    /// in place copies it first if a clone is still held.
+    Shared(std::sync::Arc<Vec<u8>>),
 }
 
 impl SmallBytes {
@@ -35,6 +44,8 @@ impl SmallBytes {
                 len: data.len() as u8,
                 buf,
             }
+        } else if data.len() >= SHARED_MIN {
+            SmallBytes::Shared(Arc::new(data.to_vec()))
         } else {
             SmallBytes::Heap(data.into())
         }
@@ -44,6 +55,8 @@ impl SmallBytes {
     pub fn from_vec(v: Vec<u8>) -> Self {
         if v.len() <= INLINE_CAP {
             Self::new(&v)
+        } else if v.len() >= SHARED_MIN {
+            SmallBytes::Shared(Arc::new(v))
         } else {
             SmallBytes::Heap(v.into_boxed_slice())
         }
@@ -55,6 +68,26 @@ impl SmallBytes {
         match self {
             SmallBytes::Inline { len, buf } => &buf[..*len as usize],
             SmallBytes::Heap(b) => b,
+            SmallBytes::Shared(b) => b,
+        }
+    }
+
+    /// The bytes, for a change in place (a shared string is copied first if a clone, a
+    /// background save's, still holds it).
+    pub fn as_mut_bytes(&mut self) -> &mut [u8] {
+        match self {
+            SmallBytes::Inline { len, buf } => &mut buf[..*len as usize],
+            SmallBytes::Heap(b) => b,
+            SmallBytes::Shared(b) => Arc::make_mut(b).as_mut_slice(),
+        }
+    }
+
+    /// The bytes as a vector that can grow (no copy for an unshared heap string).
+    pub fn into_vec(self) -> Vec<u8> {
+        match self {
+            SmallBytes::Heap(b) => b.into_vec(),
+            SmallBytes::Shared(b) => Arc::unwrap_or_clone(b),
+            other => other.to_vec(),
         }
     }
 
@@ -63,6 +96,7 @@ impl SmallBytes {
         match self {
             SmallBytes::Inline { .. } => 0,
             SmallBytes::Heap(b) => b.len(),
+            SmallBytes::Shared(b) => b.len(),
         }
     }
 
@@ -190,19 +224,74 @@ impl std::ops::DerefMut for SetValue {
 /// A list value.
 pub type ListValue = VecDeque<SmallBytes>;
 
+/// A collection held by a [`Value`]: shared copy-on-write. Cloning is a reference-count
+/// bump (a background save takes its point-in-time copy of a slot that way, under the lock,
+/// and serialises it outside); the first mutable access while a copy is held clones the
+/// collection (`Arc::make_mut`), so the writer pays for the one value it changes. Derefs to
+/// the collection; with no copy held, a mutable access costs one uncontended atomic.
+#[derive(Default)]
+pub struct CowArc<T>(Arc<T>);
+
+impl<T> CowArc<T> {
+    /// Wraps `v`.
+    pub fn new(v: T) -> Self {
+        CowArc(Arc::new(v))
+    }
+
+    /// The collection, cloned only if a copy is still held elsewhere.
+    pub fn into_inner(self) -> T
+    where
+        T: Clone,
+    {
+        Arc::unwrap_or_clone(self.0)
+    }
+
+    /// True while another copy (a save's snapshot) shares the collection.
+    pub fn is_shared(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
+    }
+}
+
+impl<T> Clone for CowArc<T> {
+    fn clone(&self) -> Self {
+        CowArc(self.0.clone())
+    }
+}
+
+impl<T> std::ops::Deref for CowArc<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Clone> std::ops::DerefMut for CowArc<T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for CowArc<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// A value stored under a key.
 #[derive(Debug, Clone)]
 pub enum Value {
     /// A string (also integers, bitmaps and HyperLogLogs).
     Str(SmallBytes),
     /// A list.
-    List(Box<ListValue>),
+    List(CowArc<ListValue>),
     /// A hash.
-    Hash(Box<HashValue>),
+    Hash(CowArc<HashValue>),
     /// A set.
-    Set(Box<SetValue>),
+    Set(CowArc<SetValue>),
     /// A sorted set.
-    ZSet(Box<ZSet>),
+    ZSet(CowArc<ZSet>),
 }
 
 impl Value {
@@ -219,22 +308,22 @@ impl Value {
 
     /// A new empty list.
     pub fn new_list() -> Value {
-        Value::List(Box::default())
+        Value::List(CowArc::default())
     }
 
     /// A new empty hash.
     pub fn new_hash() -> Value {
-        Value::Hash(Box::default())
+        Value::Hash(CowArc::default())
     }
 
     /// A new empty set.
     pub fn new_set() -> Value {
-        Value::Set(Box::default())
+        Value::Set(CowArc::default())
     }
 
     /// A new empty sorted set.
     pub fn new_zset() -> Value {
-        Value::ZSet(Box::default())
+        Value::ZSet(CowArc::default())
     }
 
     /// Number of elements of a collection (1 for a string).
@@ -253,6 +342,19 @@ impl Value {
         match self {
             Value::Str(_) => false,
             _ => self.len() == 0,
+        }
+    }
+
+    /// A rough estimate of the heap bytes this value owns, in constant time (capacity times
+    /// an entry's size; long members are not counted): what a background save keeps.
+    pub fn approx_size(&self) -> usize {
+        const SB: usize = std::mem::size_of::<SmallBytes>();
+        match self {
+            Value::Str(s) => s.heap_size(),
+            Value::List(l) => l.capacity() * SB,
+            Value::Hash(h) => h.capacity() * (2 * SB + 8 + 9),
+            Value::Set(s) => s.capacity() * (SB + 8 + 9),
+            Value::ZSet(z) => z.len() * (2 * SB + 48),
         }
     }
 
@@ -292,6 +394,12 @@ mod tests {
         assert!(matches!(a, SmallBytes::Inline { .. }));
         let b = SmallBytes::new(&[7u8; 40]);
         assert!(matches!(b, SmallBytes::Heap(_)));
+        let mut big = SmallBytes::new(&vec![1u8; SHARED_MIN]);
+        assert!(matches!(big, SmallBytes::Shared(_)));
+        let copy = big.clone();
+        big.as_mut_bytes()[0] = 2;
+        assert_eq!(copy[0], 1, "a change in place must not show in a clone");
+        assert_eq!(big[0], 2);
         assert_eq!(b.len(), 40);
         let mut m: Map<SmallBytes, u32> = Map::default();
         m.insert(a, 1);

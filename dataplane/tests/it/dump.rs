@@ -378,7 +378,11 @@ fn codis_values_restore_into_redis() {
             _ => SmallBytes::from(vec![b'r'; i % 5000]),
         });
     }
-    values.push(("list", Value::List(Box::new(l)), "quicklist"));
+    values.push((
+        "list",
+        Value::List(dataplane::store::CowArc::new(l)),
+        "quicklist",
+    ));
     let mut h = HashValue::default();
     for i in 0..1000 {
         h.insert(
@@ -387,22 +391,38 @@ fn codis_values_restore_into_redis() {
         );
     }
     h.hashtable = true;
-    values.push(("hash", Value::Hash(Box::new(h)), "hashtable"));
+    values.push((
+        "hash",
+        Value::Hash(dataplane::store::CowArc::new(h)),
+        "hashtable",
+    ));
     let mut h = HashValue::default();
     h.insert(sb(b"a"), sb(b"1"));
     h.insert(sb(b"b\r\n"), sb(b""));
-    values.push(("smallhash", Value::Hash(Box::new(h)), "listpack"));
+    values.push((
+        "smallhash",
+        Value::Hash(dataplane::store::CowArc::new(h)),
+        "listpack",
+    ));
     let mut s = SetValue::default();
     for i in 0..400 {
         s.insert(SmallBytes::from(format!("{}", i64::MAX - i).into_bytes()));
     }
-    values.push(("intset", Value::Set(Box::new(s)), "intset"));
+    values.push((
+        "intset",
+        Value::Set(dataplane::store::CowArc::new(s)),
+        "intset",
+    ));
     let mut s = SetValue::default();
     for i in 0..1000 {
         s.insert(SmallBytes::from(format!("m{i}").into_bytes()));
     }
     s.hashtable = true;
-    values.push(("set", Value::Set(Box::new(s)), "hashtable"));
+    values.push((
+        "set",
+        Value::Set(dataplane::store::CowArc::new(s)),
+        "hashtable",
+    ));
     let mut z = ZSet::default();
     for i in 0..1000 {
         z.insert(
@@ -417,12 +437,20 @@ fn codis_values_restore_into_redis() {
     z.insert(b"top", f64::INFINITY);
     z.insert(b"bottom", f64::NEG_INFINITY);
     z.skiplist = true;
-    values.push(("zset", Value::ZSet(Box::new(z)), "skiplist"));
+    values.push((
+        "zset",
+        Value::ZSet(dataplane::store::CowArc::new(z)),
+        "skiplist",
+    ));
     let mut z = ZSet::default();
     z.insert(b"a", 0.1);
     z.insert(b"b", f64::INFINITY);
     z.insert(b"c", 2.0);
-    values.push(("smallzset", Value::ZSet(Box::new(z)), "listpack"));
+    values.push((
+        "smallzset",
+        Value::ZSet(dataplane::store::CowArc::new(z)),
+        "listpack",
+    ));
 
     for (k, v, enc) in &values {
         let payload = rdb::dump_payload(v, &Limits::default());

@@ -568,3 +568,206 @@ fn failed_bgsave_stops_writes_like_redis() {
         transcripts[0]
     );
 }
+
+fn info_field(c: &mut Client, section: &[u8], name: &str) -> String {
+    let info = bulks_text(ok(c, &[b"INFO", section]));
+    let prefix = format!("{name}:");
+    info.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {name} in INFO: {info}"))
+        .trim()
+        .to_string()
+}
+
+/// Pipelines `SET <prefix><i> <100 bytes>` for i in `range`; returns the error replies.
+fn set_range(c: &mut Client, prefix: &str, range: std::ops::Range<usize>, tag: u8) -> Vec<String> {
+    let mut errors = Vec::new();
+    let mut batch = Vec::new();
+    let mut pending = 0;
+    let end = range.end;
+    for i in range {
+        let mut v = vec![tag; 100];
+        v[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        batch.extend(Client::encode(&[
+            b"SET".to_vec(),
+            format!("{prefix}{i}").into_bytes(),
+            v,
+        ]));
+        pending += 1;
+        if pending == 500 || i + 1 == end {
+            c.send_raw(&batch);
+            batch.clear();
+            for _ in 0..pending {
+                if let (Frame::Error(e), _) = c.read_reply().unwrap() {
+                    errors.push(String::from_utf8_lossy(&e).into_owned());
+                }
+            }
+            pending = 0;
+        }
+    }
+    errors
+}
+
+/// Issue 15, item 7: a BGSAVE near `maxmemory` (110% of `used_memory`, allkeys-lru) while
+/// clients overwrite keys in every slot and add a few new ones must evict nothing: the
+/// snapshot's copies are not counted as used memory (Redis's fork keeps them in the child),
+/// and the file holds the dataset as it was at BGSAVE.
+#[test]
+fn bgsave_near_maxmemory_evicts_nothing() {
+    const LOADED: usize = 60_000;
+    const NEW: usize = 1_500;
+    let dir = TempDir::new("persist-maxmem");
+    let codis = start_codis(&["--dir", dir.path()]);
+    let mut c = Client::connect(codis.port);
+    assert!(set_range(&mut c, "key:", 0..LOADED, b'a').is_empty());
+    let used: u64 = info_field(&mut c, b"memory", "used_memory")
+        .parse()
+        .unwrap();
+    let max = (used * 11 / 10).to_string();
+    ok(&mut c, &[b"CONFIG", b"SET", b"maxmemory", max.as_bytes()]);
+    ok(
+        &mut c,
+        &[b"CONFIG", b"SET", b"maxmemory-policy", b"allkeys-lru"],
+    );
+    // BGSAVE, then (first in the same batch, so before the save thread's first lock hold)
+    // overwrites of every loaded key and a few new keys.
+    let mut req = Client::encode(&[b"BGSAVE".to_vec()]);
+    req.extend(Client::encode(&[b"PING".to_vec()]));
+    c.send_raw(&req);
+    assert_eq!(c.read_reply().unwrap().1, b"+Background saving started\r\n");
+    c.read_reply().unwrap();
+    let mut errors = set_range(&mut c, "key:", 0..LOADED, b'b');
+    errors.extend(set_range(&mut c, "new:", 0..NEW, b'c'));
+    assert!(
+        errors.is_empty(),
+        "writes failed: {:?}",
+        &errors[..errors.len().min(3)]
+    );
+    wait_bgsave(&mut c);
+    let kept: u64 = info_field(&mut c, b"persistence", "rdb_last_cow_size")
+        .parse()
+        .unwrap();
+    assert!(kept > 0, "no write ran during the save");
+    assert_eq!(info_field(&mut c, b"stats", "evicted_keys"), "0");
+    assert_eq!(int(ok(&mut c, &[b"DBSIZE"])), (LOADED + NEW) as i64);
+    // The file is the dataset at BGSAVE: every loaded key with its first value.
+    let m = read_file(&Path::new(dir.path()).join("dump.rdb"));
+    assert_eq!(m.len(), LOADED);
+    for i in [0, 1, LOADED / 2, LOADED - 1] {
+        let v = dataplane::rdb::restore_payload(
+            &m[&(0, format!("key:{i}").into_bytes())].0,
+            &Limits::default(),
+        )
+        .unwrap();
+        assert!(
+            matches!(v, dataplane::store::Value::Str(ref s) if s[8..].iter().all(|&b| b == b'a')),
+            "key:{i} is not the value at BGSAVE"
+        );
+    }
+}
+
+/// Issue 15, item 10: the save path never serialises under the store lock (it takes
+/// refcounted point-in-time copies in short holds and serialises outside), so a big hash
+/// does not stall other clients; writers during the save pay for what they change only.
+#[test]
+fn bgsave_of_a_big_hash_serialises_outside_the_lock() {
+    let dir = TempDir::new("persist-bighash");
+    let codis = start_codis(&["--dir", dir.path()]);
+    let mut c = Client::connect(codis.port);
+    let fields = 300_000;
+    let mut batch = Vec::new();
+    for chunk in 0..fields / 1000 {
+        let mut args = vec![b"HSET".to_vec(), b"big".to_vec()];
+        for i in chunk * 1000..(chunk + 1) * 1000 {
+            args.push(format!("field:{i}").into_bytes());
+            args.push(format!("value:{i}").into_bytes());
+        }
+        batch.extend(Client::encode(&args));
+    }
+    c.send_raw(&batch);
+    for _ in 0..fields / 1000 {
+        c.read_reply().unwrap();
+    }
+    for i in 0..1000 {
+        ok(&mut c, &[b"SET", format!("small:{i}").as_bytes(), b"x"]);
+    }
+    // BGSAVE, then writes to the hash and to small keys while it runs.
+    let mut req = Client::encode(&[b"BGSAVE".to_vec()]);
+    req.extend(Client::encode(&[
+        b"HSET".to_vec(),
+        b"big".to_vec(),
+        b"after".to_vec(),
+        b"1".to_vec(),
+    ]));
+    req.extend(Client::encode(&[b"DEL".to_vec(), b"small:1".to_vec()]));
+    c.send_raw(&req);
+    for _ in 0..3 {
+        c.read_reply().unwrap();
+    }
+    wait_bgsave(&mut c);
+    assert_eq!(
+        info_field(&mut c, b"persistence", "rdb_last_save_bytes_under_lock"),
+        "0"
+    );
+    let m = read_file(&Path::new(dir.path()).join("dump.rdb"));
+    assert_eq!(m.len(), 1001);
+    assert!(m.contains_key(&(0, b"small:1".to_vec())));
+    let v =
+        dataplane::rdb::restore_payload(&m[&(0, b"big".to_vec())].0, &Limits::default()).unwrap();
+    match v {
+        dataplane::store::Value::Hash(h) => {
+            assert_eq!(h.len(), fields);
+            assert!(!h.contains_key(&b"after"[..]));
+        }
+        o => panic!("not a hash: {o:?}"),
+    }
+    assert_eq!(int(ok(&mut c, &[b"HLEN", b"big"])), fields as i64 + 1);
+}
+
+/// Issue 15, item 10: UNLINK of a big value and FLUSHALL / FLUSHDB ASYNC hand what they
+/// remove to the background dropper thread (INFO `lazyfreed_objects`), as Redis's lazyfree.
+#[test]
+fn unlink_and_flush_async_free_in_the_background() {
+    let codis = start_codis(&[]);
+    let mut c = Client::connect(codis.port);
+    let freed = |c: &mut Client| -> u64 {
+        info_field(c, b"memory", "lazyfreed_objects")
+            .parse()
+            .unwrap()
+    };
+    let wait_freed = |c: &mut Client, n: u64| {
+        let start = Instant::now();
+        while freed(c) < n {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "nothing freed in the background"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let mut args: Vec<Vec<u8>> = vec![b"RPUSH".to_vec(), b"big".to_vec()];
+    args.extend((0..1000).map(|i| i.to_string().into_bytes()));
+    c.send_raw(&Client::encode(&args));
+    c.read_reply().unwrap();
+    ok(&mut c, &[b"SET", b"small", b"1"]);
+    assert_eq!(freed(&mut c), 0);
+    // A small value is freed in place, a big one in the background.
+    assert_eq!(
+        int(ok(&mut c, &[b"UNLINK", b"small", b"big", b"missing"])),
+        2
+    );
+    wait_freed(&mut c, 1);
+    assert_eq!(int(ok(&mut c, &[b"EXISTS", b"big"])), 0);
+    fill(&mut c, 1000);
+    ok(&mut c, &[b"FLUSHDB", b"ASYNC"]);
+    assert_eq!(int(ok(&mut c, &[b"DBSIZE"])), 0);
+    wait_freed(&mut c, 2);
+    fill(&mut c, 1000);
+    ok(&mut c, &[b"FLUSHALL", b"ASYNC"]);
+    assert_eq!(int(ok(&mut c, &[b"DBSIZE"])), 0);
+    wait_freed(&mut c, 3);
+    assert_eq!(
+        info_field(&mut c, b"memory", "lazyfree_pending_objects"),
+        "0"
+    );
+}

@@ -520,7 +520,7 @@ mod tests {
             );
         }
         h.hashtable = true;
-        let v = Value::Hash(Box::new(h));
+        let v = Value::Hash(crate::store::CowArc::new(h));
         assert_eq!(estimate(&v, 200), 3); // 500 bulks
         assert_eq!(estimate(&v, 1000), 1);
         assert_eq!(estimate(&Value::Str(SmallBytes::new(b"x")), 1), 1);
@@ -532,7 +532,7 @@ mod tests {
         let l: VecDeque<SmallBytes> = (0..25)
             .map(|i| SmallBytes::new(format!("{i}").as_bytes()))
             .collect();
-        db.set(b"l", Value::List(Box::new(l)));
+        db.set(b"l", Value::List(crate::store::CowArc::new(l)));
         let mut b = Batch::new(None, 1000, 10, 1 << 20, Default::default());
         b.add_keys(&mut db, &[b"l"], false, 0);
         let mut out = Vec::new();

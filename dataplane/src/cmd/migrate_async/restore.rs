@@ -178,14 +178,14 @@ fn handle(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Result<String, String> {
                 let mut h = HashValue::default();
                 h.map.reserve(n);
                 h.hashtable = true;
-                Value::Hash(Box::new(h))
+                Value::Hash(crate::store::CowArc::new(h))
             })
         } else if eq_ic(sub, "dict") {
             ((2, 2), |n| {
                 let mut s = SetValue::default();
                 s.set.reserve(n);
                 s.hashtable = true;
-                Value::Set(Box::new(s))
+                Value::Set(crate::store::CowArc::new(s))
             })
         } else if eq_ic(sub, "zset") {
             if !elems.len().is_multiple_of(2) {
@@ -195,7 +195,7 @@ fn handle(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Result<String, String> {
                 let mut z = ZSet::default();
                 z.dict.reserve(n);
                 z.skiplist = true;
-                Value::ZSet(Box::new(z))
+                Value::ZSet(crate::store::CowArc::new(z))
             })
         } else {
             return Err(format!("unknown command (argc={},cmd={cmd})", args.len()));

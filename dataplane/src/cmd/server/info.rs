@@ -238,17 +238,23 @@ fn section(ctx: &mut Ctx<'_>, name: &str, t: &mut String) {
             field!("maxmemory_policy:{}", store.config.maxmemory_policy.name());
             field!("mem_fragmentation_ratio:{ratio:.2}");
             field!("mem_fragmentation_bytes:{}", rss as i64 - used as i64);
-            field!("mem_not_counted_for_evict:0");
+            field!(
+                "mem_not_counted_for_evict:{}",
+                store.not_counted_for_evict()
+            );
             field!("mem_replication_backlog:0");
             field!("mem_total_replication_buffers:0");
             field!("mem_clients_slaves:0");
             field!("mem_clients_normal:0");
             field!("mem_cluster_links:0");
-            field!("mem_aof_buffer:0");
+            field!("mem_aof_buffer:{}", store.aof.buffered_bytes());
             field!("mem_allocator:libc");
             field!("active_defrag_running:0");
-            field!("lazyfree_pending_objects:0");
-            field!("lazyfreed_objects:0");
+            field!(
+                "lazyfree_pending_objects:{}",
+                crate::store::lazyfree::pending()
+            );
+            field!("lazyfreed_objects:{}", crate::store::lazyfree::freed());
         }
         "persistence" => crate::server::persist::info(store, t),
         "stats" => {
