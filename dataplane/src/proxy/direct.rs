@@ -114,7 +114,7 @@ impl Session {
         };
         let backend = route.backend.clone();
         // A blocked call must not hold the slot: a fill (a migration step) would wait for it.
-        route.release();
+        drop(route);
         let mut d = match self.open_direct(backend).await {
             Ok(d) => d,
             Err(r) => {
@@ -218,11 +218,8 @@ impl Session {
                         Ok(Some(r)) => r,
                         Ok(None) => break,
                         Err(msg) => {
-                            let r = Reply {
-                                bytes: Bytes::from(format!("-ERR Protocol error: {msg}\r\n")),
-                                failed: true,
-                            };
-                            self.shared.push(Entry::Ready(r, None));
+                            self.shared
+                                .push(Entry::Ready(Reply::protocol_error(&msg), None));
                             self.set_quit();
                             return;
                         }

@@ -18,13 +18,13 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 
-use super::backend::{Pending, Reply, encode_command};
+use super::backend::{Pending, Reply};
 use super::command::{self, CommandInfo, Handling};
 use super::core::Worker;
 use super::io::{ClientStream, Socket, read_some, write_all};
 use super::merge::Merge;
 use super::stats::OpId;
-use crate::resp::request::{Limits, ParseError, Request, RequestParser};
+use crate::resp::request::{Limits, ParseError, Request, RequestParser, encode_command_spans};
 
 /// What a queue entry needs to be counted when written.
 #[derive(Debug)]
@@ -304,11 +304,8 @@ impl Session {
                     Ok(None) => break,
                     Err(msg) => {
                         self.worker.stats.borrow_mut().session_failure();
-                        let r = Reply {
-                            bytes: Bytes::from(format!("-ERR Protocol error: {msg}\r\n")),
-                            failed: true,
-                        };
-                        self.shared.push(Entry::Ready(r, None));
+                        self.shared
+                            .push(Entry::Ready(Reply::protocol_error(&msg), None));
                         return;
                     }
                 }
@@ -382,6 +379,11 @@ impl Session {
     pub fn arg_bytes(&self, raw: &Bytes, i: usize) -> Bytes {
         let (a, b) = self.spans[i];
         raw.slice(a..b)
+    }
+
+    /// Where the arguments of the current request lie in its bytes.
+    pub fn spans(&self) -> &[(usize, usize)] {
+        &self.spans
     }
 
     /// Number of arguments of the current request.
@@ -461,10 +463,8 @@ impl Session {
                     self.inbuf.advance(consumed);
                     let mut raw = BytesMut::new();
                     let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-                    encode_command(&mut raw, &refs);
-                    let raw = raw.freeze();
-                    self.spans = spans_of(&raw);
-                    return Ok(Some(raw));
+                    encode_command_spans(&mut raw, &refs, &mut self.spans);
+                    return Ok(Some(raw.freeze()));
                 }
                 Ok(Request::Empty { consumed }) => self.inbuf.advance(consumed),
                 Err(ParseError::Incomplete) => return Ok(None),
@@ -476,38 +476,5 @@ impl Session {
     /// Marks the session as quitting after the current request.
     pub fn set_quit(&mut self) {
         self.quit = true;
-    }
-}
-
-/// Argument spans of a RESP array built by [`encode_command`].
-fn spans_of(raw: &[u8]) -> Vec<(usize, usize)> {
-    let mut spans = Vec::new();
-    let mut pos = memchr::memchr(b'\n', raw).map_or(raw.len(), |p| p + 1);
-    while pos < raw.len() {
-        let nl = match memchr::memchr(b'\n', &raw[pos..]) {
-            Some(off) => pos + off,
-            None => break,
-        };
-        let len: usize = std::str::from_utf8(&raw[pos + 1..nl - 1])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        spans.push((nl + 1, nl + 1 + len));
-        pos = nl + 1 + len + 2;
-    }
-    spans
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spans_of_encoded_command() {
-        let mut raw = BytesMut::new();
-        encode_command(&mut raw, &[b"SET", b"k\r\n", b""]);
-        let spans = spans_of(&raw);
-        let args: Vec<&[u8]> = spans.iter().map(|&(a, b)| &raw[a..b]).collect();
-        assert_eq!(args, vec![&b"SET"[..], b"k\r\n", b""]);
     }
 }

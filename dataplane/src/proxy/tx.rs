@@ -156,7 +156,7 @@ impl Session {
             }
         };
         let Some(backend) = route.backend.clone() else {
-            route.release();
+            drop(route);
             self.reply_now(
                 Reply::response_error("slot is not ready, may be offline"),
                 meta,

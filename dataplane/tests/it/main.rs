@@ -11,6 +11,7 @@ mod migrate_sync;
 mod persist;
 mod protocol;
 mod proxy;
+mod proxy_flow;
 mod pubsub;
 mod repl;
 mod sentinel;
