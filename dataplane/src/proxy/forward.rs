@@ -452,7 +452,7 @@ pub fn wrap_request(out: &mut BytesMut, key: &[u8], args: &[&[u8]]) {
 }
 
 /// Splits an `SLOTSMGRT-EXEC-WRAPPER` reply `[code, value]` into the code and the raw value.
-fn wrapper_reply(b: &Bytes) -> Option<(i64, Bytes)> {
+pub fn wrapper_reply(b: &Bytes) -> Option<(i64, Bytes)> {
     let rest = b.strip_prefix(b"*2\r\n:")?;
     let cr = memchr::memchr(b'\r', rest)?;
     let code = crate::util::number::parse_i64(&rest[..cr])?;

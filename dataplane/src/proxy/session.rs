@@ -452,29 +452,42 @@ impl Session {
     /// `None` when more bytes are needed; `Err` is a protocol error.
     pub fn parse_next(&mut self) -> Result<Option<Bytes>, String> {
         let limits = Limits::default();
-        loop {
-            match self.parser.parse(&self.inbuf, &limits) {
-                Ok(Request::Multibulk { consumed }) => {
-                    self.spans.clear();
-                    self.spans.extend_from_slice(self.parser.spans());
-                    return Ok(Some(self.inbuf.split_to(consumed).freeze()));
-                }
-                Ok(Request::Inline { consumed, args }) => {
-                    self.inbuf.advance(consumed);
-                    let mut raw = BytesMut::new();
-                    let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-                    encode_command_spans(&mut raw, &refs, &mut self.spans);
-                    return Ok(Some(raw.freeze()));
-                }
-                Ok(Request::Empty { consumed }) => self.inbuf.advance(consumed),
-                Err(ParseError::Incomplete) => return Ok(None),
-                Err(ParseError::Protocol(msg)) => return Err(msg),
-            }
-        }
+        next_request(&mut self.parser, &mut self.inbuf, &limits, &mut self.spans)
     }
 
     /// Marks the session as quitting after the current request.
     pub fn set_quit(&mut self) {
         self.quit = true;
+    }
+}
+
+/// Takes the next complete request out of a client's input: its bytes (RESP as received, or an
+/// inline request re-encoded as RESP), with `spans` set to where its arguments lie in them;
+/// `None` when more bytes are needed; `Err` is a protocol error. This is all the proxy does
+/// with a client's bytes before routing (the fuzz target `proxy_request` runs it).
+pub fn next_request(
+    parser: &mut RequestParser,
+    inbuf: &mut BytesMut,
+    limits: &Limits,
+    spans: &mut Vec<(usize, usize)>,
+) -> Result<Option<Bytes>, String> {
+    loop {
+        match parser.parse(inbuf, limits) {
+            Ok(Request::Multibulk { consumed }) => {
+                spans.clear();
+                spans.extend_from_slice(parser.spans());
+                return Ok(Some(inbuf.split_to(consumed).freeze()));
+            }
+            Ok(Request::Inline { consumed, args }) => {
+                inbuf.advance(consumed);
+                let mut raw = BytesMut::new();
+                let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+                encode_command_spans(&mut raw, &refs, spans);
+                return Ok(Some(raw.freeze()));
+            }
+            Ok(Request::Empty { consumed }) => inbuf.advance(consumed),
+            Err(ParseError::Incomplete) => return Ok(None),
+            Err(ParseError::Protocol(msg)) => return Err(msg),
+        }
     }
 }
