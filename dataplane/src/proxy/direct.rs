@@ -271,7 +271,10 @@ impl Session {
                             }
                             continue;
                         }
-                        self.shared.push(Entry::Ready(Reply::data(bytes), None));
+                        if !self.push_message(bytes) {
+                            self.set_quit();
+                            return;
+                        }
                     }
                     Err(e) => {
                         let r = Reply::response_error(&format!("backend conn reset, {e}"));

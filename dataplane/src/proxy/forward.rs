@@ -455,6 +455,10 @@ pub fn wrap_request(out: &mut BytesMut, key: &[u8], args: &[&[u8]]) {
 pub fn wrapper_reply(b: &Bytes) -> Option<(i64, Bytes)> {
     let rest = b.strip_prefix(b"*2\r\n:")?;
     let cr = memchr::memchr(b'\r', rest)?;
+    // Found by fuzzing: a CR at the very end made the value's start lie past the end.
+    if rest.get(cr + 1) != Some(&b'\n') {
+        return None;
+    }
     let code = crate::util::number::parse_i64(&rest[..cr])?;
     let start = b.len() - rest.len() + cr + 2;
     Some((code, b.slice(start..)))
@@ -477,6 +481,7 @@ mod tests {
             Some((-1, Bytes::from_static(b"-ERR x\r\n")))
         );
         assert_eq!(wrapper_reply(&Bytes::from_static(b"-ERR\r\n")), None);
+        assert_eq!(wrapper_reply(&Bytes::from_static(b"*2\r\n:2\r")), None);
     }
 
     #[test]

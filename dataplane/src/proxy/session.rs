@@ -26,6 +26,10 @@ use super::merge::Merge;
 use super::stats::OpId;
 use crate::resp::request::{Limits, ParseError, Request, RequestParser, encode_command_spans};
 
+/// Input read ahead while the session waits for a blocking call: beyond this the proxy stops
+/// reading the client until the call is answered (back-pressure, as for a full pipeline).
+pub const MAX_INPUT_WHILE_WAITING: usize = 1024 * 1024;
+
 /// What a queue entry needs to be counted when written.
 #[derive(Debug)]
 pub struct Meta {
@@ -44,6 +48,9 @@ pub enum Entry {
     Wait(Rc<Pending>, Meta),
     /// Waiting for several backends; merged when all answered.
     Merge(Box<Merge>, Meta),
+    /// A reply or message in subscriber mode, counted in [`SessionShared::pushed`] until
+    /// written.
+    Push(Bytes),
     /// Close the connection once everything before is written.
     Close,
 }
@@ -51,7 +58,7 @@ pub enum Entry {
 impl Entry {
     fn is_ready(&self) -> bool {
         match self {
-            Entry::Ready(..) | Entry::Close => true,
+            Entry::Ready(..) | Entry::Push(_) | Entry::Close => true,
             Entry::Wait(p, _) => p.is_ready(),
             Entry::Merge(m, _) => m.is_ready(),
         }
@@ -71,6 +78,12 @@ pub struct SessionShared {
     pub closed: Cell<bool>,
     /// Wakes the reader when the writer stopped.
     pub kill: Notify,
+    /// Bytes of [`Entry::Push`] queued or being written (the subscriber's output buffer).
+    pub pushed: Cell<usize>,
+    /// Set (with `abort` notified) to drop the client at once, unwritten replies included.
+    pub aborted: Cell<bool>,
+    /// Wakes the writer to stop, even in the middle of a write.
+    pub abort: Notify,
 }
 
 impl SessionShared {
@@ -78,6 +91,15 @@ impl SessionShared {
     pub fn push(&self, e: Entry) {
         self.queue.borrow_mut().push_back(e);
         self.wake.notify_one();
+    }
+
+    /// Drops the client now: the writer stops (mid-write too) and nothing more is written.
+    pub fn abort(&self) {
+        self.aborted.set(true);
+        self.closed.set(true);
+        self.abort.notify_one();
+        self.wake.notify_one();
+        self.kill.notify_one();
     }
 }
 
@@ -118,6 +140,9 @@ pub async fn serve(sock: ClientStream, worker: Rc<Worker>) {
         room: Notify::new(),
         closed: Cell::new(false),
         kill: Notify::new(),
+        pushed: Cell::new(0),
+        aborted: Cell::new(false),
+        abort: Notify::new(),
     });
     let mut session = Session {
         id: proxy.session_id(),
@@ -151,8 +176,13 @@ async fn write_loop(sock: Rc<ClientStream>, shared: Rc<SessionShared>, worker: R
     let cfg = &worker.proxy.cfg;
     let mut out = BytesMut::new();
     loop {
+        if shared.aborted.get() {
+            break;
+        }
         let mut close = false;
         let mut now = None;
+        // Bytes of subscriber pushes in `out`, uncounted once written.
+        let mut pushed = 0;
         loop {
             let entry = {
                 let mut q = shared.queue.borrow_mut();
@@ -168,6 +198,10 @@ async fn write_loop(sock: Rc<ClientStream>, shared: Rc<SessionShared>, worker: R
                     break;
                 }
                 Entry::Ready(r, m) => (r, m),
+                Entry::Push(b) => {
+                    pushed += b.len();
+                    (Reply::data(b), None)
+                }
                 Entry::Wait(p, m) => (
                     p.take().unwrap_or_else(|| Reply::response_error("lost")),
                     Some(m),
@@ -194,15 +228,24 @@ async fn write_loop(sock: Rc<ClientStream>, shared: Rc<SessionShared>, worker: R
         }
         shared.room.notify_one();
         if !out.is_empty() {
-            let write = write_all(&*sock, &out);
-            let res = if cfg.session_send_timeout.is_zero() {
-                write.await.map_err(|e| e.to_string())
-            } else {
-                match tokio::time::timeout(cfg.session_send_timeout, write).await {
-                    Ok(r) => r.map_err(|e| e.to_string()),
-                    Err(_) => Err("send timeout".to_string()),
+            let write = async {
+                let write = write_all(&*sock, &out);
+                if cfg.session_send_timeout.is_zero() {
+                    write.await.map_err(|e| e.to_string())
+                } else {
+                    match tokio::time::timeout(cfg.session_send_timeout, write).await {
+                        Ok(r) => r.map_err(|e| e.to_string()),
+                        Err(_) => Err("send timeout".to_string()),
+                    }
                 }
             };
+            let res = tokio::select! {
+                r = write => r,
+                _ = shared.abort.notified() => Err("dropped by the proxy".to_string()),
+            };
+            shared
+                .pushed
+                .set(shared.pushed.get().saturating_sub(pushed));
             out.clear();
             if out.capacity() > 1024 * 1024 {
                 out = BytesMut::new();
@@ -442,16 +485,56 @@ impl Session {
         self.reply_now(Reply::request_error(&msg), meta);
     }
 
+    /// Queues a reply or message of subscriber mode. Returns false, having dropped the client
+    /// instead, when the pushes not yet written would reach `session_max_pubsub_output`
+    /// (Redis's pubsub output buffer hard limit).
+    pub fn push_message(&self, bytes: Bytes) -> bool {
+        use std::sync::atomic::Ordering;
+        let stats = &self.worker.proxy.stats;
+        let limit = self.worker.proxy.cfg.max_pubsub_output;
+        let total = self.shared.pushed.get() + bytes.len();
+        if limit > 0 && total >= limit {
+            tracing::warn!(
+                session = self.id,
+                queued = total,
+                limit,
+                "subscriber disconnected: pubsub output limit reached"
+            );
+            stats.pubsub_output_kills.fetch_add(1, Ordering::Relaxed);
+            self.shared.abort();
+            return false;
+        }
+        self.shared.pushed.set(total);
+        stats
+            .pubsub_output_peak
+            .fetch_max(total as u64, Ordering::Relaxed);
+        self.shared.push(Entry::Push(bytes));
+        true
+    }
+
     /// Reads the client while waiting for something else; returns false once the client is
     /// gone (the data read stays in `inbuf` for later).
     pub async fn client_alive(&mut self) -> bool {
+        if self.inbuf.len() >= MAX_INPUT_WHILE_WAITING {
+            // Enough read ahead: stop reading until the wait ends (or the proxy closes).
+            tokio::select! {
+                _ = self.closing.changed() => {}
+                _ = self.shared.kill.notified() => {}
+            }
+            return false;
+        }
         matches!(self.read_more().await, ReadOutcome::Data)
     }
 
     /// The next complete request in the input (its arguments become the current ones), or
     /// `None` when more bytes are needed; `Err` is a protocol error.
     pub fn parse_next(&mut self) -> Result<Option<Bytes>, String> {
-        let limits = Limits::default();
+        // Before AUTH (when session_auth is set), Redis's small limits for unauthenticated
+        // clients: at most 10 arguments of at most 16 KiB.
+        let limits = Limits {
+            authenticated: self.authorized,
+            ..Limits::default()
+        };
         next_request(&mut self.parser, &mut self.inbuf, &limits, &mut self.spans)
     }
 

@@ -105,3 +105,187 @@ fn proxy_framing_matches_redis() {
         assert_eq!(closed_a, closed_b, "close behaviour for {}", show(case));
     }
 }
+
+fn proxy_on(backend: &Server, cfg: CoreConfig) -> TestProxy {
+    let p = TestProxy::start(cfg);
+    p.assign(0..1024, backend);
+    p
+}
+
+/// Item 6 of issue 15: a subscriber that does not read is disconnected once the pushes queued
+/// for it reach `session_max_pubsub_output` (Redis's pubsub output buffer hard limit), and the
+/// queue never held more than that.
+#[test]
+fn a_subscriber_that_does_not_read_is_disconnected_at_the_output_limit() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let backend = start_redis(&[]);
+    let limit = 1024 * 1024;
+    let p = proxy_on(
+        &backend,
+        CoreConfig {
+            max_pubsub_output: limit,
+            ..CoreConfig::default()
+        },
+    );
+    let mut sub = std::net::TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    sub.write_all(b"SUBSCRIBE news\r\n").unwrap();
+    let mut got = [0u8; 64];
+    let mut n = 0;
+    while !got[..n].ends_with(b":1\r\n") {
+        n += sub.read(&mut got[n..]).unwrap();
+    }
+    // 40 MB published, far more than the socket buffers between proxy and subscriber hold.
+    let mut publ = p.client();
+    let msg = "m".repeat(100_000);
+    for _ in 0..400 {
+        match publ.run(&format!("PUBLISH news {msg}")) {
+            Frame::Integer(_) => {}
+            other => panic!("PUBLISH: {other:?}"),
+        }
+    }
+    // The subscriber was disconnected: reading drains what was sent, then the end.
+    sub.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0usize;
+    loop {
+        match sub.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => total += k,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the subscriber was never disconnected ({total} bytes read): {e}"),
+        }
+    }
+    assert!(total < 40_000_000, "the subscriber got everything: {total}");
+    let stats = &p.proxy.stats;
+    assert_eq!(stats.pubsub_output_kills.load(Ordering::Relaxed), 1);
+    let peak = stats.pubsub_output_peak.load(Ordering::Relaxed);
+    assert!(peak > 0 && peak < limit as u64, "peak {peak}");
+    // The proxy serves others, and the publisher sees no subscriber left.
+    assert_eq!(publ.run("PUBLISH news x"), Frame::Integer(0));
+}
+
+/// Item 6: while a blocking pop waits, the proxy reads at most about a MiB ahead from that
+/// client, then stops reading it (back-pressure); the session carries on once the pop returns.
+#[test]
+fn input_read_while_a_pop_waits_is_bounded() {
+    let backend = start_redis(&[]);
+    let p = proxy_on(&backend, CoreConfig::default());
+    let mut c = p.client();
+    let mut w = c.try_clone_writer();
+    c.send_raw(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n");
+    // One SET of a 64 MB value pipelined behind it.
+    let size = 64 << 20;
+    let mut req = format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${size}\r\n").into_bytes();
+    req.resize(req.len() + size, b'x');
+    req.extend_from_slice(b"\r\n");
+    let (tx, rx) = mpsc::channel();
+    let writer = std::thread::spawn(move || {
+        let mut sent = 0;
+        for chunk in req.chunks(1 << 20) {
+            w.send_raw(chunk);
+            sent += chunk.len();
+            let _ = tx.send(sent);
+        }
+    });
+    // The writer stalls: the proxy stopped reading long before the end.
+    while let Ok(sent) = rx.recv_timeout(Duration::from_secs(3)) {
+        assert!(
+            sent < size,
+            "the proxy read the whole 64 MB while the pop waited"
+        );
+    }
+    // The pop is answered, then the SET goes through.
+    let mut pusher = p.client();
+    assert_eq!(pusher.run("RPUSH q job"), Frame::Integer(1));
+    let (f, _) = c.read_reply().unwrap();
+    assert_eq!(
+        f,
+        Frame::Array(
+            b'*',
+            vec![Frame::Bulk(b"q".to_vec()), Frame::Bulk(b"job".to_vec())]
+        )
+    );
+    writer.join().unwrap();
+    assert_eq!(c.read_reply().unwrap().0, Frame::Simple(b"OK".to_vec()));
+    assert_eq!(c.run("STRLEN big"), Frame::Integer(size as i64));
+}
+
+/// Item 6: a transaction never closed cannot queue without bound: past `max_tx_queued` the
+/// transaction is discarded (EXEC answers EXECABORT) and nothing more is kept.
+#[test]
+fn an_unclosed_transaction_is_bounded() {
+    let backend = start_redis(&[]);
+    let p = proxy_on(
+        &backend,
+        CoreConfig {
+            max_tx_queued: 1 << 20,
+            ..CoreConfig::default()
+        },
+    );
+    let mut c = p.client();
+    let v = "v".repeat(600_000);
+    assert_eq!(c.run("MULTI"), Frame::Simple(b"OK".to_vec()));
+    assert_eq!(
+        c.run(&format!("SET k {v}")),
+        Frame::Simple(b"QUEUED".to_vec())
+    );
+    let e = match c.run(&format!("SET k {v}")) {
+        Frame::Error(e) => String::from_utf8_lossy(&e).to_string(),
+        other => panic!("queued past the limit: {other:?}"),
+    };
+    assert!(e.contains("transaction discarded"), "{e}");
+    assert_eq!(
+        c.run(&format!("SET k {v}")),
+        Frame::Simple(b"QUEUED".to_vec())
+    );
+    match c.run("EXEC") {
+        Frame::Error(e) => assert!(e.starts_with(b"EXECABORT"), "{}", show(&e)),
+        other => panic!("EXEC ran: {other:?}"),
+    }
+    assert_eq!(c.run("GET k"), Frame::Null);
+}
+
+/// Item 6: with `session_auth` set, a client that has not authenticated gets Redis's limits
+/// (at most 10 arguments, bulks of at most 16 KiB), with redis-server's exact replies.
+#[test]
+fn unauthenticated_clients_get_redis_limits() {
+    let redis = start_redis(&[]);
+    let mut admin = crate::support::Client::connect(redis.port);
+    assert_eq!(
+        admin.run("CONFIG SET requirepass pw"),
+        Frame::Simple(b"OK".to_vec())
+    );
+    let backend = start_redis(&[]);
+    let p = proxy_on(
+        &backend,
+        CoreConfig {
+            session_auth: "pw".into(),
+            ..CoreConfig::default()
+        },
+    );
+    let mut big_bulk = b"*2\r\n$3\r\nGET\r\n$16384\r\n".to_vec();
+    big_bulk.extend(vec![b'a'; 16384]);
+    big_bulk.extend_from_slice(b"\r\n");
+    let cases: Vec<Vec<u8>> = vec![
+        b"*11\r\n".to_vec(),
+        b"*10\r\n$1\r\na\r\n".to_vec(),
+        b"*2\r\n$3\r\nGET\r\n$16385\r\n".to_vec(),
+        b"*1\r\n$16385\r\n".to_vec(),
+        big_bulk,
+    ];
+    for case in &cases {
+        let (a, closed_a) = exchange(redis.port, case);
+        let (b, closed_b) = exchange(p.port, case);
+        // The proxy's NOAUTH text is Codis's (no final dot); the protocol errors are Redis's.
+        let a = show(&a).replace("required.", "required");
+        assert_eq!(a, show(&b), "input {}", show(case));
+        assert_eq!(closed_a, closed_b, "close behaviour for {}", show(case));
+    }
+    // After AUTH the limits are gone.
+    let mut c = p.client();
+    assert_eq!(c.run("AUTH pw"), Frame::Simple(b"OK".to_vec()));
+    let mut args: Vec<&[u8]> = vec![b"DEL"];
+    args.extend(std::iter::repeat_n(&b"k"[..], 11));
+    assert_eq!(c.cmd(&args).0, Frame::Integer(0));
+}
