@@ -127,7 +127,7 @@ impl Session {
 
     /// Sends `request` to `conn` and waits for its reply (a step the session must finish
     /// before the next request, such as a migration pre-step).
-    async fn call(&self, conn: &BackendConn, request: &[u8]) -> Reply {
+    pub(super) async fn call(&self, conn: &BackendConn, request: &[u8]) -> Reply {
         let p = Pending::new(Rc::new(Notify::new()));
         conn.send(request, p.clone(), Hold::None);
         p.wait().await

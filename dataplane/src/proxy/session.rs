@@ -296,6 +296,9 @@ pub struct Direct {
     pub stream: TcpStream,
     /// Bytes read and not yet delimited.
     pub buf: BytesMut,
+    /// The connection's `CLIENT ID` on the backend (asked before its first blocking call;
+    /// `None` until then, or when the backend has no `CLIENT ID`).
+    pub client_id: Option<Option<i64>>,
 }
 
 /// The reader half and the per-client state.

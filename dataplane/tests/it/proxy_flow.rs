@@ -289,3 +289,138 @@ fn unauthenticated_clients_get_redis_limits() {
     args.extend(std::iter::repeat_n(&b"k"[..], 11));
     assert_eq!(c.cmd(&args).0, Frame::Integer(0));
 }
+
+/// Moves `slot` from `from` to `to` as the dashboard does: the proxy learns the migration
+/// (semi-async), the source streams the slot, the proxy learns the end.
+fn move_slot(p: &TestProxy, slot: usize, from: &Server, to: &Server) {
+    fill_returns(p, vec![migrating(slot, from, to, 1)]);
+    let mut src = crate::support::Client::connect(from.port);
+    let to_port = to.port.to_string();
+    let slot_s = slot.to_string();
+    loop {
+        let f = src
+            .cmd(&[
+                b"SLOTSMGRTTAGSLOT-ASYNC",
+                b"127.0.0.1",
+                to_port.as_bytes(),
+                b"3000",
+                b"200",
+                b"1048576",
+                slot_s.as_bytes(),
+                b"100",
+            ])
+            .0;
+        match f {
+            Frame::Array(_, v) if v.len() == 2 && v[1] == Frame::Integer(0) => break,
+            Frame::Array(_, _) => {}
+            other => panic!("migration step failed: {other:?}"),
+        }
+    }
+    fill_returns(p, vec![owned(slot, to)]);
+}
+
+/// Item 5 of issue 15, verbatim: `BLPOP q 0` through the proxy, the slot of q moves to the
+/// other group, `LPUSH q hello` through the proxy: the BLPOP returns hello.
+#[test]
+fn a_blocked_pop_follows_its_slot() {
+    let a = start_codis(&[]);
+    let b = start_codis(&[]);
+    let p = proxy_on(&a, CoreConfig::default());
+    let slot = slot_of(b"q");
+    let mut waiter = p.client();
+    waiter.send_raw(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n");
+    // The pop is blocked on a before the move starts.
+    let mut direct_a = crate::support::Client::connect(a.port);
+    loop {
+        if let Frame::Bulk(info) = direct_a.run("INFO clients")
+            && String::from_utf8_lossy(&info).contains("blocked_clients:1")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    move_slot(&p, slot, &a, &b);
+    let mut pusher = p.client();
+    assert_eq!(pusher.run("LPUSH q hello"), Frame::Integer(1));
+    assert_eq!(
+        waiter.read_reply().expect("the pop never returned").0,
+        Frame::Array(
+            b'*',
+            vec![Frame::Bulk(b"q".to_vec()), Frame::Bulk(b"hello".to_vec())]
+        )
+    );
+    // The element was taken once, from the new owner.
+    assert_eq!(pusher.run("LLEN q"), Frame::Integer(0));
+    // A pop with a timeout that moves still times out as asked.
+    waiter.send_raw(b"*3\r\n$5\r\nBRPOP\r\n$1\r\nq\r\n$1\r\n2\r\n");
+    move_slot(&p, slot, &b, &a);
+    assert_eq!(waiter.read_reply().unwrap().0, Frame::Null);
+}
+
+/// Item 5: a blocking pop runs after the requests pipelined before it (a `DEL q` queued on the
+/// shared connection must not be overtaken by the pop on the session's own connection).
+#[test]
+fn a_blocking_pop_keeps_pipeline_order() {
+    let backend = start_redis(&[]);
+    let p = proxy_on(&backend, CoreConfig::default());
+    let mut c = p.client();
+    for round in 0..5 {
+        assert_eq!(c.run("RPUSH q x"), Frame::Integer(1));
+        let mut req = Vec::new();
+        for i in 0..2000 {
+            req.extend_from_slice(format!("SET k{i} {i}\r\n").as_bytes());
+        }
+        req.extend_from_slice(b"DEL q\r\nBLPOP q 0.2\r\n");
+        c.send_raw(&req);
+        for _ in 0..2000 {
+            assert_eq!(c.read_reply().unwrap().0, Frame::Simple(b"OK".to_vec()));
+        }
+        assert_eq!(
+            c.read_reply().unwrap().0,
+            Frame::Integer(1),
+            "round {round}"
+        );
+        assert_eq!(
+            c.read_reply().unwrap().0,
+            Frame::Null,
+            "round {round}: the pop ran before the DEL"
+        );
+    }
+}
+
+/// What the proxy uses to move a blocked pop: `CLIENT UNBLOCK <id> [TIMEOUT]` on codis-server
+/// answers as redis-server does, and the blocked call answers as if it timed out.
+#[test]
+fn client_unblock_matches_redis() {
+    let redis = start_redis(&[]);
+    let codis = start_codis(&[]);
+    for server in [&redis, &codis] {
+        let mut blocked = crate::support::Client::connect(server.port);
+        let id = match blocked.run("CLIENT ID") {
+            Frame::Integer(n) => n,
+            other => panic!("CLIENT ID: {other:?}"),
+        };
+        blocked.send_raw(b"BLPOP nothing 0\r\n");
+        let mut admin = crate::support::Client::connect(server.port);
+        let unblock = format!("CLIENT UNBLOCK {id} TIMEOUT");
+        let got = loop {
+            match admin.run(&unblock) {
+                Frame::Integer(0) => std::thread::sleep(Duration::from_millis(10)),
+                other => break other,
+            }
+        };
+        assert_eq!(got, Frame::Integer(1));
+        assert_eq!(blocked.read_reply().unwrap().1, b"*-1\r\n");
+        assert_eq!(admin.run(&unblock), Frame::Integer(0));
+        assert_eq!(
+            admin.run("CLIENT UNBLOCK 999999"),
+            Frame::Integer(0),
+            "port {}",
+            server.port
+        );
+        assert_eq!(
+            show(&admin.cmd(&[b"CLIENT", b"UNBLOCK", b"1", b"FOO"]).1),
+            "-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\\r\\n"
+        );
+    }
+}
