@@ -348,7 +348,33 @@ impl Session {
         }
         // Markers sent and not yet answered; client requests wait while there is one.
         let mut markers = 0usize;
+        // The pub/sub server is the master of slot 0, where PUBLISH goes: when the slot table
+        // moves it, the subscriptions move to the new one.
+        let mut changes = self.worker.proxy.router.subscribe();
+        changes.borrow_and_update();
+        let mut watching = true;
+        let mut server_changed = false;
+        let mut subs = Subscriptions::default();
         loop {
+            if markers == 0 && server_changed {
+                server_changed = false;
+                let now = self.worker.routes.borrow_mut().peek(0).backend.clone();
+                if let Some(addr) = now
+                    && addr != d.addr
+                {
+                    match self.resubscribe(&addr, &subs).await {
+                        // The old connection closes, ending its subscriptions.
+                        Ok(Some(nd)) => d = nd,
+                        Ok(None) => {
+                            self.set_quit();
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::warn!(backend = %addr, error = %e, "cannot move subscriptions");
+                        }
+                    }
+                }
+            }
             if markers == 0 {
                 // Forward what the client already sent.
                 loop {
@@ -409,6 +435,7 @@ impl Session {
                             }
                             continue;
                         }
+                        subs.track(&bytes);
                         if !self.push_message(bytes) {
                             self.set_quit();
                             return;
@@ -427,9 +454,97 @@ impl Session {
                         return;
                     }
                 }
+                r = changes.changed(), if watching => match r {
+                    Ok(()) => server_changed = true,
+                    Err(_) => watching = false,
+                },
             }
         }
     }
+
+    /// A connection to the new pub/sub server `addr` holding `subs`; messages that arrive
+    /// while it subscribes are relayed. `Ok(None)`: the client was dropped (output limit).
+    async fn resubscribe(
+        &mut self,
+        addr: &Arc<str>,
+        subs: &Subscriptions,
+    ) -> Result<Option<Direct>, String> {
+        let mut d = self.direct_conn(addr).await?;
+        let mut req = BytesMut::new();
+        for (cmd, set) in [
+            (&b"SUBSCRIBE"[..], &subs.channels),
+            (b"PSUBSCRIBE", &subs.patterns),
+        ] {
+            if !set.is_empty() {
+                let mut args: Vec<&[u8]> = vec![cmd];
+                args.extend(set.iter().map(|c| &c[..]));
+                super::backend::encode_command(&mut req, &args);
+            }
+        }
+        d.stream.write_all(&req).await.map_err(|e| e.to_string())?;
+        let mut expected = subs.channels.len() + subs.patterns.len();
+        while expected > 0 {
+            let bytes = read_reply(&mut d).await?;
+            if Subscriptions::is_confirmation(&bytes) {
+                expected -= 1;
+            } else if !self.push_message(bytes) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(d))
+    }
+}
+
+/// The channels and patterns a subscriber holds, learnt from the server's confirmations.
+#[derive(Debug, Default)]
+struct Subscriptions {
+    channels: std::collections::BTreeSet<Bytes>,
+    patterns: std::collections::BTreeSet<Bytes>,
+}
+
+impl Subscriptions {
+    /// `[kind, name, count]` of a (un)subscribe confirmation.
+    fn parse(b: &Bytes) -> Option<(Bytes, Bytes)> {
+        let items = array_items(b)?;
+        if items.len() != 3 || items[2].first() != Some(&b':') {
+            return None;
+        }
+        Some((bulk_text(&items[0])?, bulk_text(&items[1])?))
+    }
+
+    fn is_confirmation(b: &Bytes) -> bool {
+        matches!(Self::parse(b), Some((k, _)) if k.eq_ignore_ascii_case(b"subscribe") || k.eq_ignore_ascii_case(b"psubscribe"))
+    }
+
+    fn track(&mut self, b: &Bytes) {
+        let Some((kind, name)) = Self::parse(b) else {
+            return;
+        };
+        match kind.to_ascii_lowercase().as_slice() {
+            b"subscribe" => {
+                self.channels.insert(name);
+            }
+            b"psubscribe" => {
+                self.patterns.insert(name);
+            }
+            b"unsubscribe" => {
+                self.channels.remove(&name);
+            }
+            b"punsubscribe" => {
+                self.patterns.remove(&name);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The content of a RESP bulk string item (`$n\r\n...\r\n`).
+fn bulk_text(item: &Bytes) -> Option<Bytes> {
+    let rest = item.strip_prefix(b"$")?;
+    let cr = memchr::memchr(b'\r', rest)?;
+    let n: usize = std::str::from_utf8(&rest[..cr]).ok()?.parse().ok()?;
+    let start = 1 + cr + 2;
+    (item.len() >= start + n).then(|| item.slice(start..start + n))
 }
 
 /// The backend id of a direct connection (`CLIENT ID`), if it has one.

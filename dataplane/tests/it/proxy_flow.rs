@@ -424,3 +424,49 @@ fn client_unblock_matches_redis() {
         );
     }
 }
+
+/// Item 5: subscribers follow the pub/sub server (the master of slot 0, where PUBLISH goes)
+/// when slot 0 moves to another group.
+#[test]
+fn subscribers_follow_slot_zero() {
+    let a = start_redis(&[]);
+    let b = start_redis(&[]);
+    let p = proxy_on(&a, CoreConfig::default());
+    let mut sub = p.client();
+    sub.send_raw(b"SUBSCRIBE news\r\nPSUBSCRIBE n*\r\n");
+    sub.read_reply().unwrap();
+    sub.read_reply().unwrap();
+    fill_returns(&p, vec![owned(0, &b)]);
+    // PUBLISH goes to b at once; the subscriber's session moves when it sees the new table.
+    let mut publ = p.client();
+    let mut n = 0;
+    while n < 100 {
+        match publ.run("PUBLISH news hello") {
+            Frame::Integer(2) => break,
+            Frame::Integer(0) => n += 1,
+            other => panic!("PUBLISH: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        n < 100,
+        "the subscriber never moved to the new pub/sub server"
+    );
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        match sub.read_reply().unwrap().0 {
+            Frame::Array(_, v) if v[0] == Frame::Bulk(b"message".to_vec()) => got.push(v),
+            Frame::Array(_, v) if v[0] == Frame::Bulk(b"pmessage".to_vec()) => got.push(v),
+            other => panic!("unexpected push: {other:?}"),
+        }
+    }
+    assert!(
+        got.iter()
+            .all(|v| v.last() == Some(&Frame::Bulk(b"hello".to_vec())))
+    );
+    // Leaving subscriber mode still works on the new server.
+    sub.send_raw(b"UNSUBSCRIBE\r\nPUNSUBSCRIBE\r\n");
+    sub.read_reply().unwrap();
+    sub.read_reply().unwrap();
+    assert_eq!(sub.run("PING"), Frame::Simple(b"PONG".to_vec()));
+}
