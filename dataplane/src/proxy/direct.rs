@@ -241,11 +241,10 @@ impl Session {
         }
     }
 
-    /// True while `addr` owns `slot` outright (not locked, not migrating).
+    /// True while `addr` is where `slot`'s keys are written: its owner, or the target of its
+    /// migration (a migration away from `addr` makes this false).
     fn still_owner(&self, slot: usize, addr: &Arc<str>) -> bool {
-        let mut routes = self.worker.routes.borrow_mut();
-        let r = routes.peek(slot);
-        !r.locked && r.migrate_from.is_none() && r.backend.as_ref() == Some(addr)
+        self.worker.routes.borrow_mut().peek(slot).backend.as_ref() == Some(addr)
     }
 
     /// `CLIENT UNBLOCK id TIMEOUT` on `addr`: whether the call was blocked there (`None`: the

@@ -291,15 +291,24 @@ fn unauthenticated_clients_get_redis_limits() {
 }
 
 /// Moves `slot` from `from` to `to` as the dashboard does: the proxy learns the migration
-/// (semi-async), the source streams the slot, the proxy learns the end.
-fn move_slot(p: &TestProxy, slot: usize, from: &Server, to: &Server) {
-    fill_returns(p, vec![migrating(slot, from, to, 1)]);
+/// (`method` 0 sync, 1 semi-async), the source moves the slot, the proxy learns the end.
+fn move_slot(p: &TestProxy, slot: usize, from: &Server, to: &Server, method: i64) {
+    fill_returns(p, vec![migrating(slot, from, to, method)]);
     let mut src = crate::support::Client::connect(from.port);
     let to_port = to.port.to_string();
     let slot_s = slot.to_string();
     loop {
-        let f = src
-            .cmd(&[
+        let f = if method == 0 {
+            src.cmd(&[
+                b"SLOTSMGRTTAGSLOT",
+                b"127.0.0.1",
+                to_port.as_bytes(),
+                b"3000",
+                slot_s.as_bytes(),
+            ])
+            .0
+        } else {
+            src.cmd(&[
                 b"SLOTSMGRTTAGSLOT-ASYNC",
                 b"127.0.0.1",
                 to_port.as_bytes(),
@@ -309,7 +318,8 @@ fn move_slot(p: &TestProxy, slot: usize, from: &Server, to: &Server) {
                 slot_s.as_bytes(),
                 b"100",
             ])
-            .0;
+            .0
+        };
         match f {
             Frame::Array(_, v) if v.len() == 2 && v[1] == Frame::Integer(0) => break,
             Frame::Array(_, _) => {}
@@ -339,7 +349,7 @@ fn a_blocked_pop_follows_its_slot() {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    move_slot(&p, slot, &a, &b);
+    move_slot(&p, slot, &a, &b, 1);
     let mut pusher = p.client();
     assert_eq!(pusher.run("LPUSH q hello"), Frame::Integer(1));
     assert_eq!(
@@ -351,10 +361,21 @@ fn a_blocked_pop_follows_its_slot() {
     );
     // The element was taken once, from the new owner.
     assert_eq!(pusher.run("LLEN q"), Frame::Integer(0));
-    // A pop with a timeout that moves still times out as asked.
+    // Back with the sync method: a pop with a timeout that moves still times out as asked.
     waiter.send_raw(b"*3\r\n$5\r\nBRPOP\r\n$1\r\nq\r\n$1\r\n2\r\n");
-    move_slot(&p, slot, &b, &a);
+    move_slot(&p, slot, &b, &a, 0);
     assert_eq!(waiter.read_reply().unwrap().0, Frame::Null);
+    // And one that waits for ever gets what is pushed after a sync move.
+    waiter.send_raw(b"*3\r\n$5\r\nBRPOP\r\n$1\r\nq\r\n$1\r\n0\r\n");
+    move_slot(&p, slot, &a, &b, 0);
+    assert_eq!(pusher.run("LPUSH q again"), Frame::Integer(1));
+    assert_eq!(
+        waiter.read_reply().expect("the pop never returned").0,
+        Frame::Array(
+            b'*',
+            vec![Frame::Bulk(b"q".to_vec()), Frame::Bulk(b"again".to_vec())]
+        )
+    );
 }
 
 /// Item 5: a blocking pop runs after the requests pipelined before it (a `DEL q` queued on the
