@@ -14,8 +14,11 @@ use libfuzzer_sys::fuzz_target;
 
 type Args = Vec<Vec<u8>>;
 
-/// Parses one complete request from `bytes` as a backend would (a fresh parser).
+/// Parses one complete request from `bytes` as a backend would (a fresh parser; the proxy's
+/// backend connections are authenticated, and an inline request of an unauthenticated client
+/// may become a longer multibulk).
 fn backend_view(bytes: &[u8], limits: &Limits) -> (Args, usize) {
+    let limits = &Limits { authenticated: true, ..*limits };
     let mut p = RequestParser::new();
     match p.parse(bytes, limits) {
         Ok(Request::Multibulk { consumed }) => {
