@@ -364,6 +364,27 @@ fn client(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         ctx.out.verbatim(text.as_bytes());
     } else if eq_ic(sub, "kill") && n >= 3 {
         client_kill(ctx, args)?;
+    } else if eq_ic(sub, "unblock") && (n == 3 || n == 4) {
+        // Only TIMEOUT (the default): the blocked command answers as if it timed out.
+        let id = crate::util::number::parse_i64(args[2]).ok_or(CmdError::NotInteger)?;
+        if n == 4 && !eq_ic(args[3], "timeout") {
+            return Err(if eq_ic(args[3], "error") {
+                CmdError::err("CLIENT UNBLOCK ERROR is not supported, use TIMEOUT")
+            } else {
+                CmdError::err("CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+            });
+        }
+        let target = u64::try_from(id)
+            .ok()
+            .and_then(|id| ctx.shared.clients.lock().get(&id).cloned());
+        match target {
+            Some(c) if c.blocked.load(Ordering::Relaxed) => {
+                c.unblock_requested.store(true, Ordering::Relaxed);
+                c.unblock.notify_one();
+                ctx.out.int(1);
+            }
+            _ => ctx.out.int(0),
+        }
     } else if eq_ic(sub, "no-evict") && n == 3 {
         let on = if eq_ic(args[2], "on") {
             true
@@ -380,7 +401,7 @@ fn client(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             ctx.out.simple(l);
         }
     } else if [
-        "id", "getname", "setname", "info", "kill", "no-evict", "help", "list",
+        "id", "getname", "setname", "info", "kill", "no-evict", "help", "list", "unblock",
     ]
     .iter()
     .any(|s| eq_ic(sub, s))

@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use super::router::SlotRoute;
+use super::router::RouteGuard;
 use crate::resp::scan::{ReplyScanner, ScanError};
 
 /// Settings of backend connections (from proxy.toml).
@@ -90,6 +90,19 @@ impl Reply {
         }
     }
 
+    /// `-ERR Protocol error: <msg>` (the connection closes after it). CR and LF in the text
+    /// become spaces, as Redis's error replies do, so the reply stays one line.
+    pub fn protocol_error(msg: &str) -> Self {
+        let text: String = msg
+            .chars()
+            .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+            .collect();
+        Reply {
+            bytes: Bytes::from(format!("-ERR Protocol error: {text}\r\n")),
+            failed: true,
+        }
+    }
+
     /// `-ERR handle request, <reason>`: the proxy refused or could not route the request.
     pub fn request_error(reason: &str) -> Self {
         Reply {
@@ -148,26 +161,16 @@ impl Pending {
     }
 }
 
-/// Slot routes a request holds (counted in flight) until its reply arrives.
+/// Slot routes a request holds (counted in flight) until its reply arrives; dropping it
+/// releases them.
 #[derive(Debug)]
 pub enum Hold {
     /// None (keepalives, requests to a named backend).
     None,
     /// One route.
-    One(Arc<SlotRoute>),
+    One(RouteGuard),
     /// Several (a split request grouped by backend).
-    Many(Vec<Arc<SlotRoute>>),
-}
-
-impl Hold {
-    /// Releases the routes held.
-    pub fn release(&self) {
-        match self {
-            Hold::None => {}
-            Hold::One(r) => r.release(),
-            Hold::Many(rs) => rs.iter().for_each(|r| r.release()),
-        }
-    }
+    Many(Vec<RouteGuard>),
 }
 
 /// A request on a connection, waiting for its reply.
@@ -182,8 +185,11 @@ struct Waiter {
 
 impl Waiter {
     fn finish(self, reply: Reply) {
-        self.routes.release();
-        self.pending.complete(reply);
+        let Waiter {
+            pending, routes, ..
+        } = self;
+        drop(routes);
+        pending.complete(reply);
     }
 }
 

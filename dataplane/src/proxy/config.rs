@@ -100,6 +100,9 @@ pub struct ProxyConfig {
     pub session_keepalive_period: TimeSize,
     /// Close the client on a failed request instead of replying an error.
     pub session_break_on_failure: bool,
+    /// A subscriber whose pushes not yet written reach this is disconnected (Redis's
+    /// `client-output-buffer-limit pubsub` hard limit; 0 disables).
+    pub session_max_pubsub_output: ByteSize,
 
     /// URL the JSON overview is POSTed to (empty: off).
     pub metrics_report_server: String,
@@ -162,6 +165,7 @@ impl Default for ProxyConfig {
             session_max_pipeline: 10000,
             session_keepalive_period: TimeSize::from_secs(75),
             session_break_on_failure: false,
+            session_max_pubsub_output: ByteSize(32 * MB),
             metrics_report_server: String::new(),
             metrics_report_period: TimeSize::from_secs(1),
             metrics_report_influxdb_server: String::new(),
@@ -374,6 +378,10 @@ session_keepalive_period = "75s"
 
 # On a failed request, close the client connection instead of replying with an error.
 session_break_on_failure = false
+
+# A subscriber that does not read its messages is disconnected once this much is queued for
+# it, as Redis's client-output-buffer-limit pubsub hard limit. (0 disables)
+session_max_pubsub_output = "32mb"
 
 # POST the JSON overview to this URL (for example http://localhost:28000) every period.
 metrics_report_server = ""

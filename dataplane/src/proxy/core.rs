@@ -35,6 +35,12 @@ pub struct CoreConfig {
     pub session_send_timeout: Duration,
     /// `session_break_on_failure`: close the client on a failed request.
     pub session_break_on_failure: bool,
+    /// `session_max_pubsub_output`: bytes of pushes a subscriber may have queued and not yet
+    /// written; reaching it disconnects the subscriber (0: no limit).
+    pub max_pubsub_output: usize,
+    /// Bytes of commands a transaction may queue between MULTI and EXEC; past it the
+    /// transaction is discarded (EXEC answers EXECABORT) and its queue freed.
+    pub max_tx_queued: usize,
     /// `backend_number_databases`.
     pub databases: u32,
     /// `backend_primary_only`.
@@ -54,6 +60,8 @@ impl Default for CoreConfig {
             session_recv_timeout: Duration::from_secs(30 * 60),
             session_send_timeout: Duration::from_secs(30),
             session_break_on_failure: false,
+            max_pubsub_output: 32 * 1024 * 1024,
+            max_tx_queued: 64 * 1024 * 1024,
             databases: 16,
             primary_only: false,
             backend: BackendConfig::default(),
@@ -267,6 +275,8 @@ impl CoreConfig {
             session_recv_timeout: c.session_recv_timeout.get(),
             session_send_timeout: c.session_send_timeout.get(),
             session_break_on_failure: c.session_break_on_failure,
+            max_pubsub_output: c.session_max_pubsub_output.as_usize(),
+            max_tx_queued: CoreConfig::default().max_tx_queued,
             databases: c.backend_number_databases,
             primary_only: c.backend_primary_only,
             backend: BackendConfig {

@@ -9,6 +9,7 @@
 //! subscription, so a client's own PING can never pass for it.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use codis_model::slot::slot_of;
@@ -16,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::backend::{Reply, handshake};
-use super::command::{self, CommandInfo, Handling};
+use super::command::{self, BlockingKeys, CommandInfo, Handling};
 use super::merge::array_items;
 use super::session::{Direct, Entry, Meta, Session};
 use crate::resp::scan::{ReplyScanner, ScanError};
@@ -76,6 +77,7 @@ impl Session {
             db: self.db,
             stream,
             buf: BytesMut::with_capacity(4096),
+            client_id: None,
         })
     }
 
@@ -90,7 +92,11 @@ impl Session {
             .map_err(|e| Reply::response_error(&format!("backend conn failure, {e}")))
     }
 
-    /// A blocking pop: all keys in one slot, sent on the session's own connection.
+    /// A blocking pop: all keys in one slot, sent on the session's own connection once every
+    /// earlier request of the session is answered. If the slot's owner changes while the call
+    /// waits (the slot migrates or moves), the call is ended on the old owner (`CLIENT UNBLOCK
+    /// <id> TIMEOUT`, so an element it already popped is never lost) and, unless it got one,
+    /// sent again to the new owner with the time left.
     pub(super) async fn blocking(&mut self, raw: Bytes, info: &CommandInfo, meta: Meta) {
         let Handling::Blocking(k) = info.handling else {
             return;
@@ -111,54 +117,185 @@ impl Session {
             self.reply_now(Reply::request_error(&msg), meta);
             return;
         }
-        let route = match self.stable_route(slot, &keys).await {
-            Ok(r) => r,
-            Err(e) => {
-                self.reply_now(e, meta);
-                return;
-            }
-        };
-        let backend = route.backend.clone();
-        // A blocked call must not hold the slot: a fill (a migration step) would wait for it.
-        route.release();
-        let mut d = match self.open_direct(backend).await {
-            Ok(d) => d,
-            Err(r) => {
-                self.reply_now(r, meta);
-                return;
-            }
-        };
-        if let Err(e) = d.stream.write_all(&raw).await {
-            self.reply_now(
-                Reply::response_error(&format!("backend conn reset, {e}")),
-                meta,
-            );
-            return;
+        // Earlier requests first: a pipelined `DEL q` + `BLPOP q 1` must not run reversed.
+        while !self.shared.queue.borrow().is_empty() && !self.shared.closed.get() {
+            self.shared.room.notified().await;
         }
+        let args: Vec<Bytes> = (0..self.argc()).map(|i| self.arg_bytes(&raw, i)).collect();
+        let timeout_at = if k == BlockingKeys::NumKeysAt2 {
+            1
+        } else {
+            args.len() - 1
+        };
+        // The client's deadline (`None`: wait for ever, or a timeout the backend will refuse).
+        let deadline = std::str::from_utf8(&args[timeout_at])
+            .ok()
+            .and_then(|t| t.parse::<f64>().ok())
+            .filter(|t| t.is_finite() && *t > 0.0 && *t < 1e12)
+            .map(|t| Instant::now() + Duration::from_secs_f64(t));
+        let mut request = raw;
         loop {
-            tokio::select! {
-                r = read_reply(&mut d) => {
-                    match r {
-                        Ok(bytes) => {
-                            self.shared.push(Entry::Ready(Reply::data(bytes), Some(meta)));
-                            self.direct = Some(d);
-                        }
-                        Err(e) => self.reply_now(
-                            Reply::response_error(&format!("backend conn reset, {e}")),
-                            meta,
-                        ),
-                    }
+            let mut changes = self.worker.proxy.router.subscribe();
+            changes.borrow_and_update();
+            let route = match self.stable_route(slot, &keys).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.reply_now(e, meta);
                     return;
                 }
-                alive = self.client_alive() => {
-                    if !alive {
-                        // Dropping the connection unblocks the server side.
-                        self.set_quit();
+            };
+            let backend = route.backend.clone();
+            // A blocked call must not hold the slot: a fill (a migration step) would wait for it.
+            drop(route);
+            let mut d = match self.open_direct(backend).await {
+                Ok(d) => d,
+                Err(r) => {
+                    self.reply_now(r, meta);
+                    return;
+                }
+            };
+            if d.client_id.is_none() {
+                d.client_id = Some(client_id(&mut d).await);
+            }
+            if let Err(e) = d.stream.write_all(&request).await {
+                self.reply_now(
+                    Reply::response_error(&format!("backend conn reset, {e}")),
+                    meta,
+                );
+                return;
+            }
+            let mut moved = false;
+            let mut check = true;
+            let mut watching = true;
+            // When to send (again) `CLIENT UNBLOCK`: `:0` means the call is not blocked yet
+            // (or already answered), so it is retried until the call ends.
+            let mut unblock_at: Option<Instant> = None;
+            let reply = loop {
+                if check && !moved && !self.still_owner(slot, &d.addr) {
+                    moved = true;
+                    unblock_at = Some(Instant::now());
+                }
+                check = false;
+                if let Some(at) = unblock_at
+                    && Instant::now() >= at
+                {
+                    let Some(id) = d.client_id.flatten() else {
+                        // No CLIENT ID: closing the connection ends the call.
+                        break None;
+                    };
+                    unblock_at = match self.unblock(&d.addr, id).await {
+                        None => break None,
+                        Some(true) => None,
+                        Some(false) => Some(Instant::now() + Duration::from_millis(50)),
+                    };
+                }
+                let retry = async {
+                    match unblock_at {
+                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    r = read_reply(&mut d) => break Some(r),
+                    alive = self.client_alive() => {
+                        if !alive {
+                            // Dropping the connection unblocks the server side.
+                            self.set_quit();
+                            return;
+                        }
+                    }
+                    r = changes.changed(), if !moved && watching => match r {
+                        Ok(()) => check = true,
+                        Err(_) => watching = false,
+                    },
+                    _ = retry => {}
+                }
+            };
+            match reply {
+                Some(Ok(bytes)) if !(moved && is_null(&bytes)) => {
+                    self.shared
+                        .push(Entry::Ready(Reply::data(bytes), Some(meta)));
+                    self.direct = Some(d);
+                    return;
+                }
+                Some(Err(e)) => {
+                    self.reply_now(
+                        Reply::response_error(&format!("backend conn reset, {e}")),
+                        meta,
+                    );
+                    return;
+                }
+                // Ended because the slot moved: again, on the new owner, with the time left.
+                Some(Ok(bytes)) => {
+                    self.direct = Some(d);
+                    if !self.retimed(&mut request, &args, timeout_at, deadline) {
+                        self.shared
+                            .push(Entry::Ready(Reply::data(bytes), Some(meta)));
+                        return;
+                    }
+                }
+                None => {
+                    drop(d);
+                    if !self.retimed(&mut request, &args, timeout_at, deadline) {
+                        // What Redis answers a blocking call that timed out (the proxy speaks
+                        // RESP2 only).
+                        self.reply_raw(Bytes::from_static(b"*-1\r\n"), meta);
                         return;
                     }
                 }
             }
         }
+    }
+
+    /// True while `addr` is where `slot`'s keys are written: its owner, or the target of its
+    /// migration (a migration away from `addr` makes this false).
+    fn still_owner(&self, slot: usize, addr: &Arc<str>) -> bool {
+        self.worker.routes.borrow_mut().peek(slot).backend.as_ref() == Some(addr)
+    }
+
+    /// `CLIENT UNBLOCK id TIMEOUT` on `addr`: whether the call was blocked there (`None`: the
+    /// backend refused or failed).
+    async fn unblock(&self, addr: &Arc<str>, id: i64) -> Option<bool> {
+        let mut req = BytesMut::new();
+        let id = id.to_string();
+        super::backend::encode_command(
+            &mut req,
+            &[b"CLIENT", b"UNBLOCK", id.as_bytes(), b"TIMEOUT"],
+        );
+        let conn = self.worker.pool.primary(addr, self.db);
+        let r = self.call(&conn, &req).await;
+        match &r.bytes[..] {
+            _ if r.failed => None,
+            b":1\r\n" => Some(true),
+            b":0\r\n" => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Rewrites `request` with the time left before `deadline` as its timeout; false when no
+    /// time is left.
+    fn retimed(
+        &self,
+        request: &mut Bytes,
+        args: &[Bytes],
+        timeout_at: usize,
+        deadline: Option<Instant>,
+    ) -> bool {
+        let Some(deadline) = deadline else {
+            // Wait for ever (timeout 0): the same request.
+            return true;
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left < Duration::from_millis(1) {
+            return false;
+        }
+        let t = format!("{:.3}", left.as_secs_f64());
+        let mut parts: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+        parts[timeout_at] = t.as_bytes();
+        let mut out = BytesMut::new();
+        super::backend::encode_command(&mut out, &parts);
+        *request = out.freeze();
+        true
     }
 
     /// `UNSUBSCRIBE` / `PUNSUBSCRIBE` outside subscriber mode: Redis's replies, locally.
@@ -230,7 +367,33 @@ impl Session {
         let mut markers = 0usize;
         // A RESET waits for its marker: then the session leaves subscriber mode.
         let mut resetting = false;
+        // The pub/sub server is the master of slot 0, where PUBLISH goes: when the slot table
+        // moves it, the subscriptions move to the new one.
+        let mut changes = self.worker.proxy.router.subscribe();
+        changes.borrow_and_update();
+        let mut watching = true;
+        let mut server_changed = false;
+        let mut subs = Subscriptions::default();
         loop {
+            if markers == 0 && server_changed {
+                server_changed = false;
+                let now = self.worker.routes.borrow_mut().peek(0).backend.clone();
+                if let Some(addr) = now
+                    && addr != d.addr
+                {
+                    match self.resubscribe(&addr, &subs).await {
+                        // The old connection closes, ending its subscriptions.
+                        Ok(Some(nd)) => d = nd,
+                        Ok(None) => {
+                            self.set_quit();
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::warn!(backend = %addr, error = %e, "cannot move subscriptions");
+                        }
+                    }
+                }
+            }
             if markers == 0 {
                 // Forward what the client already sent.
                 loop {
@@ -238,11 +401,8 @@ impl Session {
                         Ok(Some(r)) => r,
                         Ok(None) => break,
                         Err(msg) => {
-                            let r = Reply {
-                                bytes: Bytes::from(format!("-ERR Protocol error: {msg}\r\n")),
-                                failed: true,
-                            };
-                            self.shared.push(Entry::Ready(r, None));
+                            self.shared
+                                .push(Entry::Ready(Reply::protocol_error(&msg), None));
                             self.set_quit();
                             return;
                         }
@@ -336,7 +496,11 @@ impl Session {
                             }
                             continue;
                         }
-                        self.shared.push(Entry::Ready(Reply::data(bytes), None));
+                        subs.track(&bytes);
+                        if !self.push_message(bytes) {
+                            self.set_quit();
+                            return;
+                        }
                     }
                     Err(e) => {
                         let r = Reply::response_error(&format!("backend conn reset, {e}"));
@@ -351,9 +515,114 @@ impl Session {
                         return;
                     }
                 }
+                r = changes.changed(), if watching => match r {
+                    Ok(()) => server_changed = true,
+                    Err(_) => watching = false,
+                },
             }
         }
     }
+
+    /// A connection to the new pub/sub server `addr` holding `subs`; messages that arrive
+    /// while it subscribes are relayed. `Ok(None)`: the client was dropped (output limit).
+    async fn resubscribe(
+        &mut self,
+        addr: &Arc<str>,
+        subs: &Subscriptions,
+    ) -> Result<Option<Direct>, String> {
+        let mut d = self.direct_conn(addr).await?;
+        let mut req = BytesMut::new();
+        for (cmd, set) in [
+            (&b"SUBSCRIBE"[..], &subs.channels),
+            (b"PSUBSCRIBE", &subs.patterns),
+        ] {
+            if !set.is_empty() {
+                let mut args: Vec<&[u8]> = vec![cmd];
+                args.extend(set.iter().map(|c| &c[..]));
+                super::backend::encode_command(&mut req, &args);
+            }
+        }
+        d.stream.write_all(&req).await.map_err(|e| e.to_string())?;
+        let mut expected = subs.channels.len() + subs.patterns.len();
+        while expected > 0 {
+            let bytes = read_reply(&mut d).await?;
+            if Subscriptions::is_confirmation(&bytes) {
+                expected -= 1;
+            } else if !self.push_message(bytes) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(d))
+    }
+}
+
+/// The channels and patterns a subscriber holds, learnt from the server's confirmations.
+#[derive(Debug, Default)]
+struct Subscriptions {
+    channels: std::collections::BTreeSet<Bytes>,
+    patterns: std::collections::BTreeSet<Bytes>,
+}
+
+impl Subscriptions {
+    /// `[kind, name, count]` of a (un)subscribe confirmation.
+    fn parse(b: &Bytes) -> Option<(Bytes, Bytes)> {
+        let items = array_items(b)?;
+        if items.len() != 3 || items[2].first() != Some(&b':') {
+            return None;
+        }
+        Some((bulk_text(&items[0])?, bulk_text(&items[1])?))
+    }
+
+    fn is_confirmation(b: &Bytes) -> bool {
+        matches!(Self::parse(b), Some((k, _)) if k.eq_ignore_ascii_case(b"subscribe") || k.eq_ignore_ascii_case(b"psubscribe"))
+    }
+
+    fn track(&mut self, b: &Bytes) {
+        let Some((kind, name)) = Self::parse(b) else {
+            return;
+        };
+        match kind.to_ascii_lowercase().as_slice() {
+            b"subscribe" => {
+                self.channels.insert(name);
+            }
+            b"psubscribe" => {
+                self.patterns.insert(name);
+            }
+            b"unsubscribe" => {
+                self.channels.remove(&name);
+            }
+            b"punsubscribe" => {
+                self.patterns.remove(&name);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The content of a RESP bulk string item (`$n\r\n...\r\n`).
+fn bulk_text(item: &Bytes) -> Option<Bytes> {
+    let rest = item.strip_prefix(b"$")?;
+    let cr = memchr::memchr(b'\r', rest)?;
+    let n: usize = std::str::from_utf8(&rest[..cr]).ok()?.parse().ok()?;
+    let start = 1 + cr + 2;
+    (item.len() >= start + n).then(|| item.slice(start..start + n))
+}
+
+/// The backend id of a direct connection (`CLIENT ID`), if it has one.
+async fn client_id(d: &mut Direct) -> Option<i64> {
+    d.stream
+        .write_all(b"*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n")
+        .await
+        .ok()?;
+    let r = read_reply(d).await.ok()?;
+    let s = r.strip_prefix(b":")?.strip_suffix(b"\r\n")?;
+    crate::util::number::parse_i64(s)
+}
+
+/// A null reply (RESP2 null array or bulk, RESP3 null): what a blocking call answers when it
+/// times out.
+fn is_null(b: &[u8]) -> bool {
+    b == b"*-1\r\n" || b == b"$-1\r\n" || b == b"_\r\n"
 }
 
 /// For the reply to a marker PING: `Some(true)` while still subscribed (`[pong, marker]`),

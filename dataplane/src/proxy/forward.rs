@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use super::backend::{BackendConn, Hold, Pending, Reply, encode_command};
 use super::command::{CommandInfo, Handling, KeySpec, SplitKind};
 use super::merge::{Merge, Part, int_reply};
-use super::router::{Method, SlotRoute};
+use super::router::{Method, RouteGuard, SlotRoute};
 use super::session::{Entry, Meta, Session};
 
 /// Gives up on a key that stays in an in-flight migration batch this long.
@@ -62,8 +62,9 @@ impl Session {
         let _ = rx.changed().await;
     }
 
-    /// Sends a request (complete RESP in `raw`) to the backend that owns `key`, following a
-    /// migration if the slot is moving; the returned reply completes when it is answered.
+    /// Sends the current request (complete RESP in `raw`, its arguments the session's spans)
+    /// to the backend that owns `key`, following a migration if the slot is moving; the
+    /// returned reply completes when it is answered.
     pub(super) async fn route_request(
         &mut self,
         raw: &[u8],
@@ -75,20 +76,24 @@ impl Session {
             let epoch = self.worker.proxy.router.epoch();
             let route = self.worker.routes.borrow_mut().acquire(slot);
             if route.locked {
-                route.release();
+                drop(route);
                 self.wait_for_fill(epoch).await;
                 continue;
             }
             let pending = Pending::new(self.shared.wake.clone());
             let Some(backend) = route.backend.clone() else {
-                route.release();
+                drop(route);
                 pending.complete(Reply::response_error("slot is not ready, may be offline"));
                 return pending;
             };
             if let Some(from) = route.migrate_from.clone()
                 && !key.is_empty()
             {
-                return self.forward_migrating(raw, key, route, backend, from).await;
+                // The arguments as the parser delimited them: what the backend would run.
+                let args: Vec<&[u8]> = self.spans().iter().map(|&(a, b)| &raw[a..b]).collect();
+                return self
+                    .forward_migrating(raw, &args, key, route, backend, from)
+                    .await;
             }
             let conn = self.connection(&route, &backend, read_only);
             conn.reserve(self.worker.pool.config().max_pipeline).await;
@@ -117,7 +122,7 @@ impl Session {
 
     /// Sends `request` to `conn` and waits for its reply (a step the session must finish
     /// before the next request, such as a migration pre-step).
-    async fn call(&self, conn: &BackendConn, request: &[u8]) -> Reply {
+    pub(super) async fn call(&self, conn: &BackendConn, request: &[u8]) -> Reply {
         let p = Pending::new(Rc::new(Notify::new()));
         conn.send(request, p.clone(), Hold::None);
         p.wait().await
@@ -157,12 +162,14 @@ impl Session {
         Ok(())
     }
 
-    /// Forwards one request on a migrating slot (`route` is held and released when done).
+    /// Forwards one request on a migrating slot: `raw` is the request, `args` its arguments
+    /// (`route` is held until the request is answered).
     async fn forward_migrating(
         &mut self,
         raw: &[u8],
+        args: &[&[u8]],
         key: &[u8],
-        route: Arc<SlotRoute>,
+        route: RouteGuard,
         target: Arc<str>,
         from: Arc<str>,
     ) -> Rc<Pending> {
@@ -170,7 +177,7 @@ impl Session {
         match route.method {
             Method::Sync => {
                 if let Err(e) = self.migrate_key_now(&from, &target, key).await {
-                    route.release();
+                    drop(route);
                     pending.complete(e);
                     return pending;
                 }
@@ -180,19 +187,14 @@ impl Session {
             }
             Method::SemiAsync => {
                 let mut wrapped = BytesMut::new();
-                let args = request_args(raw);
-                let mut all: Vec<&[u8]> = Vec::with_capacity(args.len() + 2);
-                all.push(b"SLOTSMGRT-EXEC-WRAPPER");
-                all.push(key);
-                all.extend(args.iter().copied());
-                encode_command(&mut wrapped, &all);
+                wrap_request(&mut wrapped, key, args);
                 let src = self.worker.pool.primary(&from, self.db);
                 let started = std::time::Instant::now();
                 let mut attempt: u64 = 0;
                 loop {
                     let reply = self.call(&src, &wrapped).await;
                     if reply.failed {
-                        route.release();
+                        drop(route);
                         pending.complete(reply);
                         return pending;
                     }
@@ -203,18 +205,18 @@ impl Session {
                             return pending;
                         }
                         Some((2, inner)) => {
-                            route.release();
+                            drop(route);
                             pending.complete(Reply::data(inner));
                             return pending;
                         }
                         Some((1, _)) => {
                             if self.shared.closed.get() {
-                                route.release();
+                                drop(route);
                                 pending.complete(Reply::response_error("request is broken"));
                                 return pending;
                             }
                             if started.elapsed() > MIGRATION_RETRY_LIMIT {
-                                route.release();
+                                drop(route);
                                 pending.complete(Reply::response_error(
                                     "key stayed in a migration batch too long",
                                 ));
@@ -226,12 +228,12 @@ impl Session {
                             }
                         }
                         Some((_, inner)) if inner.first() == Some(&b'-') => {
-                            route.release();
+                            drop(route);
                             pending.complete(Reply::data(inner));
                             return pending;
                         }
                         _ => {
-                            route.release();
+                            drop(route);
                             let text = String::from_utf8_lossy(&reply.bytes).trim_end().to_string();
                             pending.complete(Reply::response_error(&format!(
                                 "bad exec-wrapper resp: {text}"
@@ -251,13 +253,13 @@ impl Session {
         &mut self,
         slot: usize,
         keys: &[Bytes],
-    ) -> Result<Arc<SlotRoute>, Reply> {
+    ) -> Result<RouteGuard, Reply> {
         let started = std::time::Instant::now();
         loop {
             let epoch = self.worker.proxy.router.epoch();
             let route = self.worker.routes.borrow_mut().acquire(slot);
             if route.backend.is_none() {
-                route.release();
+                drop(route);
                 return Err(Reply::response_error("slot is not ready, may be offline"));
             }
             let migrating = route.migrate_from.clone();
@@ -268,7 +270,7 @@ impl Session {
                     let target = route.backend.clone().unwrap_or_else(|| Arc::from(""));
                     for k in keys {
                         if let Err(e) = self.migrate_key_now(&from, &target, k).await {
-                            route.release();
+                            drop(route);
                             return Err(e);
                         }
                     }
@@ -276,7 +278,7 @@ impl Session {
                 }
                 Some(_) => {}
             }
-            route.release();
+            drop(route);
             if started.elapsed() > MIGRATION_RETRY_LIMIT {
                 return Err(Reply::response_error("slot is migrating, try again later"));
             }
@@ -336,7 +338,7 @@ impl Session {
             }
         };
         let Some(backend) = route.backend.clone() else {
-            route.release();
+            drop(route);
             self.reply_now(
                 Reply::response_error("slot is not ready, may be offline"),
                 meta,
@@ -370,31 +372,23 @@ impl Session {
         struct Group {
             conn: Rc<BackendConn>,
             positions: Vec<u32>,
-            routes: Vec<Arc<SlotRoute>>,
+            routes: Vec<RouteGuard>,
         }
         'retry: loop {
             let epoch = self.worker.proxy.router.epoch();
             let mut groups: Vec<Group> = Vec::new();
-            let mut moving: Vec<(u32, Arc<SlotRoute>)> = Vec::new();
-            let release = |groups: &[Group], moving: &[(u32, Arc<SlotRoute>)]| {
-                groups
-                    .iter()
-                    .flat_map(|g| &g.routes)
-                    .for_each(|r| r.release());
-                moving.iter().for_each(|(_, r)| r.release());
-            };
+            // Dropping them (retry or error) releases the routes taken so far.
+            let mut moving: Vec<(u32, RouteGuard)> = Vec::new();
             for i in 0..nkeys {
                 let key = self.arg(&raw, 1 + i * step);
                 let route = self.worker.routes.borrow_mut().acquire(slot_of(key));
                 if route.locked {
-                    route.release();
-                    release(&groups, &moving);
+                    drop(route);
                     self.wait_for_fill(epoch).await;
                     continue 'retry;
                 }
                 let Some(backend) = route.backend.clone() else {
-                    route.release();
-                    release(&groups, &moving);
+                    drop(route);
                     let r = Reply::response_error("slot is not ready, may be offline");
                     self.reply_now(r, meta);
                     return;
@@ -458,7 +452,7 @@ impl Session {
                 let target = route.backend.clone().unwrap_or_else(|| Arc::from(""));
                 let from = route.migrate_from.clone().unwrap_or_else(|| Arc::from(""));
                 let p = self
-                    .forward_migrating(&sub, &key, route, target, from)
+                    .forward_migrating(&sub, &args, &key, route, target, from)
                     .await;
                 parts.push(Part {
                     pending: p,
@@ -505,34 +499,24 @@ impl Session {
     }
 }
 
-/// The arguments of a RESP array request.
-pub fn request_args(raw: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    let Some(first) = memchr::memchr(b'\n', raw) else {
-        return out;
-    };
-    let mut pos = first + 1;
-    while pos < raw.len() {
-        let Some(off) = memchr::memchr(b'\n', &raw[pos..]) else {
-            break;
-        };
-        let nl = pos + off;
-        let len: usize = std::str::from_utf8(&raw[pos + 1..nl.saturating_sub(1)])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let start = nl + 1;
-        let end = (start + len).min(raw.len());
-        out.push(&raw[start..end]);
-        pos = end + 2;
-    }
-    out
+/// Appends `SLOTSMGRT-EXEC-WRAPPER key args...`: the request `args` (as the parser delimited
+/// them) run by the source of a migrating slot if `key` is still there.
+pub fn wrap_request(out: &mut BytesMut, key: &[u8], args: &[&[u8]]) {
+    let mut all: Vec<&[u8]> = Vec::with_capacity(args.len() + 2);
+    all.push(b"SLOTSMGRT-EXEC-WRAPPER");
+    all.push(key);
+    all.extend_from_slice(args);
+    encode_command(out, &all);
 }
 
 /// Splits an `SLOTSMGRT-EXEC-WRAPPER` reply `[code, value]` into the code and the raw value.
-fn wrapper_reply(b: &Bytes) -> Option<(i64, Bytes)> {
+pub fn wrapper_reply(b: &Bytes) -> Option<(i64, Bytes)> {
     let rest = b.strip_prefix(b"*2\r\n:")?;
     let cr = memchr::memchr(b'\r', rest)?;
+    // Found by fuzzing: a CR at the very end made the value's start lie past the end.
+    if rest.get(cr + 1) != Some(&b'\n') {
+        return None;
+    }
     let code = crate::util::number::parse_i64(&rest[..cr])?;
     let start = b.len() - rest.len() + cr + 2;
     Some((code, b.slice(start..)))
@@ -555,12 +539,16 @@ mod tests {
             Some((-1, Bytes::from_static(b"-ERR x\r\n")))
         );
         assert_eq!(wrapper_reply(&Bytes::from_static(b"-ERR\r\n")), None);
+        assert_eq!(wrapper_reply(&Bytes::from_static(b"*2\r\n:2\r")), None);
     }
 
     #[test]
-    fn args_of_request() {
-        let mut raw = BytesMut::new();
-        encode_command(&mut raw, &[b"SET", b"a\r\nb", b""]);
-        assert_eq!(request_args(&raw), vec![&b"SET"[..], b"a\r\nb", b""]);
+    fn wrapped_request() {
+        let mut out = BytesMut::new();
+        wrap_request(&mut out, b"k", &[b"SET", b"k", b"a\r\nb"]);
+        assert_eq!(
+            &out[..],
+            &b"*5\r\n$22\r\nSLOTSMGRT-EXEC-WRAPPER\r\n$1\r\nk\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\na\r\nb\r\n"[..]
+        );
     }
 }

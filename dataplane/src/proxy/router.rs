@@ -66,9 +66,29 @@ impl SlotRoute {
         }
     }
 
-    /// Marks the end of a request taken with [`RouteCache::acquire`].
-    pub fn release(&self) {
-        self.inflight.fetch_sub(1, Ordering::SeqCst);
+    /// Requests holding this route (tests and diagnostics).
+    pub fn inflight(&self) -> usize {
+        self.inflight.load(Ordering::SeqCst)
+    }
+}
+
+/// One request's hold on a slot route, taken by [`RouteCache::acquire`]: the route counts it
+/// in flight until the guard is dropped, on every path (reply, error, early return, panic), so
+/// a fill waiting for the route can never wait forever.
+#[derive(Debug)]
+pub struct RouteGuard(Arc<SlotRoute>);
+
+impl std::ops::Deref for RouteGuard {
+    type Target = SlotRoute;
+
+    fn deref(&self) -> &SlotRoute {
+        &self.0
+    }
+}
+
+impl Drop for RouteGuard {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -254,19 +274,19 @@ impl RouteCache {
         true
     }
 
-    /// The route of `slot` for one request, counted as in flight until
-    /// [`SlotRoute::release`]. Never returns a route a concurrent fill has already replaced
-    /// and stopped waiting for.
-    pub fn acquire(&mut self, slot: usize) -> Arc<SlotRoute> {
+    /// The route of `slot` for one request, counted as in flight until the guard is dropped.
+    /// Never returns a route a concurrent fill has already replaced and stopped waiting for.
+    pub fn acquire(&mut self, slot: usize) -> RouteGuard {
         loop {
             self.refresh();
-            let route = &self.routes[slot];
+            let route = self.routes[slot].clone();
             route.inflight.fetch_add(1, Ordering::SeqCst);
+            let guard = RouteGuard(route);
             if self.router.epoch() == self.epoch {
-                return route.clone();
+                return guard;
             }
-            // A fill happened between the refresh and the increment: it may not see us.
-            route.release();
+            // A fill happened between the refresh and the increment: it may not see us (the
+            // guard's drop gives the count back).
         }
     }
 
@@ -330,7 +350,7 @@ mod tests {
             !fill.is_finished(),
             "fill must wait for the request in flight"
         );
-        held.release();
+        drop(held);
         fill.await.unwrap().unwrap();
         assert_eq!(cache.acquire(3).backend.as_deref(), Some("b:2"));
     }

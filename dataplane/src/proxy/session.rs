@@ -18,13 +18,17 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 
-use super::backend::{Pending, Reply, encode_command};
+use super::backend::{Pending, Reply};
 use super::command::{self, CommandInfo, Handling};
 use super::core::Worker;
 use super::io::{ClientStream, Socket, read_some, write_all};
 use super::merge::Merge;
 use super::stats::OpId;
-use crate::resp::request::{Limits, ParseError, Request, RequestParser};
+use crate::resp::request::{Limits, ParseError, Request, RequestParser, encode_command_spans};
+
+/// Input read ahead while the session waits for a blocking call: beyond this the proxy stops
+/// reading the client until the call is answered (back-pressure, as for a full pipeline).
+pub const MAX_INPUT_WHILE_WAITING: usize = 1024 * 1024;
 
 /// What a queue entry needs to be counted when written.
 #[derive(Debug)]
@@ -44,6 +48,9 @@ pub enum Entry {
     Wait(Rc<Pending>, Meta),
     /// Waiting for several backends; merged when all answered.
     Merge(Box<Merge>, Meta),
+    /// A reply or message in subscriber mode, counted in [`SessionShared::pushed`] until
+    /// written.
+    Push(Bytes),
     /// Close the connection once everything before is written.
     Close,
 }
@@ -51,7 +58,7 @@ pub enum Entry {
 impl Entry {
     fn is_ready(&self) -> bool {
         match self {
-            Entry::Ready(..) | Entry::Close => true,
+            Entry::Ready(..) | Entry::Push(_) | Entry::Close => true,
             Entry::Wait(p, _) => p.is_ready(),
             Entry::Merge(m, _) => m.is_ready(),
         }
@@ -71,6 +78,12 @@ pub struct SessionShared {
     pub closed: Cell<bool>,
     /// Wakes the reader when the writer stopped.
     pub kill: Notify,
+    /// Bytes of [`Entry::Push`] queued or being written (the subscriber's output buffer).
+    pub pushed: Cell<usize>,
+    /// Set (with `abort` notified) to drop the client at once, unwritten replies included.
+    pub aborted: Cell<bool>,
+    /// Wakes the writer to stop, even in the middle of a write.
+    pub abort: Notify,
 }
 
 impl SessionShared {
@@ -78,6 +91,15 @@ impl SessionShared {
     pub fn push(&self, e: Entry) {
         self.queue.borrow_mut().push_back(e);
         self.wake.notify_one();
+    }
+
+    /// Drops the client now: the writer stops (mid-write too) and nothing more is written.
+    pub fn abort(&self) {
+        self.aborted.set(true);
+        self.closed.set(true);
+        self.abort.notify_one();
+        self.wake.notify_one();
+        self.kill.notify_one();
     }
 }
 
@@ -118,6 +140,9 @@ pub async fn serve(sock: ClientStream, worker: Rc<Worker>) {
         room: Notify::new(),
         closed: Cell::new(false),
         kill: Notify::new(),
+        pushed: Cell::new(0),
+        aborted: Cell::new(false),
+        abort: Notify::new(),
     });
     let mut session = Session {
         id: proxy.session_id(),
@@ -151,8 +176,13 @@ async fn write_loop(sock: Rc<ClientStream>, shared: Rc<SessionShared>, worker: R
     let cfg = &worker.proxy.cfg;
     let mut out = BytesMut::new();
     loop {
+        if shared.aborted.get() {
+            break;
+        }
         let mut close = false;
         let mut now = None;
+        // Bytes of subscriber pushes in `out`, uncounted once written.
+        let mut pushed = 0;
         loop {
             let entry = {
                 let mut q = shared.queue.borrow_mut();
@@ -168,6 +198,10 @@ async fn write_loop(sock: Rc<ClientStream>, shared: Rc<SessionShared>, worker: R
                     break;
                 }
                 Entry::Ready(r, m) => (r, m),
+                Entry::Push(b) => {
+                    pushed += b.len();
+                    (Reply::data(b), None)
+                }
                 Entry::Wait(p, m) => (
                     p.take().unwrap_or_else(|| Reply::response_error("lost")),
                     Some(m),
@@ -194,15 +228,24 @@ async fn write_loop(sock: Rc<ClientStream>, shared: Rc<SessionShared>, worker: R
         }
         shared.room.notify_one();
         if !out.is_empty() {
-            let write = write_all(&*sock, &out);
-            let res = if cfg.session_send_timeout.is_zero() {
-                write.await.map_err(|e| e.to_string())
-            } else {
-                match tokio::time::timeout(cfg.session_send_timeout, write).await {
-                    Ok(r) => r.map_err(|e| e.to_string()),
-                    Err(_) => Err("send timeout".to_string()),
+            let write = async {
+                let write = write_all(&*sock, &out);
+                if cfg.session_send_timeout.is_zero() {
+                    write.await.map_err(|e| e.to_string())
+                } else {
+                    match tokio::time::timeout(cfg.session_send_timeout, write).await {
+                        Ok(r) => r.map_err(|e| e.to_string()),
+                        Err(_) => Err("send timeout".to_string()),
+                    }
                 }
             };
+            let res = tokio::select! {
+                r = write => r,
+                _ = shared.abort.notified() => Err("dropped by the proxy".to_string()),
+            };
+            shared
+                .pushed
+                .set(shared.pushed.get().saturating_sub(pushed));
             out.clear();
             if out.capacity() > 1024 * 1024 {
                 out = BytesMut::new();
@@ -253,6 +296,9 @@ pub struct Direct {
     pub stream: TcpStream,
     /// Bytes read and not yet delimited.
     pub buf: BytesMut,
+    /// The connection's `CLIENT ID` on the backend (asked before its first blocking call;
+    /// `None` until then, or when the backend has no `CLIENT ID`).
+    pub client_id: Option<Option<i64>>,
 }
 
 /// The reader half and the per-client state.
@@ -304,11 +350,8 @@ impl Session {
                     Ok(None) => break,
                     Err(msg) => {
                         self.worker.stats.borrow_mut().session_failure();
-                        let r = Reply {
-                            bytes: Bytes::from(format!("-ERR Protocol error: {msg}\r\n")),
-                            failed: true,
-                        };
-                        self.shared.push(Entry::Ready(r, None));
+                        self.shared
+                            .push(Entry::Ready(Reply::protocol_error(&msg), None));
                         return;
                     }
                 }
@@ -382,6 +425,11 @@ impl Session {
     pub fn arg_bytes(&self, raw: &Bytes, i: usize) -> Bytes {
         let (a, b) = self.spans[i];
         raw.slice(a..b)
+    }
+
+    /// Where the arguments of the current request lie in its bytes.
+    pub fn spans(&self) -> &[(usize, usize)] {
+        &self.spans
     }
 
     /// Number of arguments of the current request.
@@ -463,37 +511,57 @@ impl Session {
         self.reply_now(unknown_command(self.arg(raw, 0)), meta);
     }
 
+    /// Queues a reply or message of subscriber mode. Returns false, having dropped the client
+    /// instead, when the pushes not yet written would reach `session_max_pubsub_output`
+    /// (Redis's pubsub output buffer hard limit).
+    pub fn push_message(&self, bytes: Bytes) -> bool {
+        use std::sync::atomic::Ordering;
+        let stats = &self.worker.proxy.stats;
+        let limit = self.worker.proxy.cfg.max_pubsub_output;
+        let total = self.shared.pushed.get() + bytes.len();
+        if limit > 0 && total >= limit {
+            tracing::warn!(
+                session = self.id,
+                queued = total,
+                limit,
+                "subscriber disconnected: pubsub output limit reached"
+            );
+            stats.pubsub_output_kills.fetch_add(1, Ordering::Relaxed);
+            self.shared.abort();
+            return false;
+        }
+        self.shared.pushed.set(total);
+        stats
+            .pubsub_output_peak
+            .fetch_max(total as u64, Ordering::Relaxed);
+        self.shared.push(Entry::Push(bytes));
+        true
+    }
+
     /// Reads the client while waiting for something else; returns false once the client is
     /// gone (the data read stays in `inbuf` for later).
     pub async fn client_alive(&mut self) -> bool {
+        if self.inbuf.len() >= MAX_INPUT_WHILE_WAITING {
+            // Enough read ahead: stop reading until the wait ends (or the proxy closes).
+            tokio::select! {
+                _ = self.closing.changed() => {}
+                _ = self.shared.kill.notified() => {}
+            }
+            return false;
+        }
         matches!(self.read_more().await, ReadOutcome::Data)
     }
 
     /// The next complete request in the input (its arguments become the current ones), or
     /// `None` when more bytes are needed; `Err` is a protocol error.
     pub fn parse_next(&mut self) -> Result<Option<Bytes>, String> {
-        let limits = Limits::default();
-        loop {
-            match self.parser.parse(&self.inbuf, &limits) {
-                Ok(Request::Multibulk { consumed }) => {
-                    self.spans.clear();
-                    self.spans.extend_from_slice(self.parser.spans());
-                    return Ok(Some(self.inbuf.split_to(consumed).freeze()));
-                }
-                Ok(Request::Inline { consumed, args }) => {
-                    self.inbuf.advance(consumed);
-                    let mut raw = BytesMut::new();
-                    let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-                    encode_command(&mut raw, &refs);
-                    let raw = raw.freeze();
-                    self.spans = spans_of(&raw);
-                    return Ok(Some(raw));
-                }
-                Ok(Request::Empty { consumed }) => self.inbuf.advance(consumed),
-                Err(ParseError::Incomplete) => return Ok(None),
-                Err(ParseError::Protocol(msg)) => return Err(msg),
-            }
-        }
+        // Before AUTH (when session_auth is set), Redis's small limits for unauthenticated
+        // clients: at most 10 arguments of at most 16 KiB.
+        let limits = Limits {
+            authenticated: self.authorized,
+            ..Limits::default()
+        };
+        next_request(&mut self.parser, &mut self.inbuf, &limits, &mut self.spans)
     }
 
     /// Marks the session as quitting after the current request.
@@ -517,35 +585,33 @@ pub fn unknown_command(name: &[u8]) -> Reply {
     ))
 }
 
-/// Argument spans of a RESP array built by [`encode_command`].
-fn spans_of(raw: &[u8]) -> Vec<(usize, usize)> {
-    let mut spans = Vec::new();
-    let mut pos = memchr::memchr(b'\n', raw).map_or(raw.len(), |p| p + 1);
-    while pos < raw.len() {
-        let nl = match memchr::memchr(b'\n', &raw[pos..]) {
-            Some(off) => pos + off,
-            None => break,
-        };
-        let len: usize = std::str::from_utf8(&raw[pos + 1..nl - 1])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        spans.push((nl + 1, nl + 1 + len));
-        pos = nl + 1 + len + 2;
-    }
-    spans
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spans_of_encoded_command() {
-        let mut raw = BytesMut::new();
-        encode_command(&mut raw, &[b"SET", b"k\r\n", b""]);
-        let spans = spans_of(&raw);
-        let args: Vec<&[u8]> = spans.iter().map(|&(a, b)| &raw[a..b]).collect();
-        assert_eq!(args, vec![&b"SET"[..], b"k\r\n", b""]);
+/// Takes the next complete request out of a client's input: its bytes (RESP as received, or an
+/// inline request re-encoded as RESP), with `spans` set to where its arguments lie in them;
+/// `None` when more bytes are needed; `Err` is a protocol error. This is all the proxy does
+/// with a client's bytes before routing (the fuzz target `proxy_request` runs it).
+pub fn next_request(
+    parser: &mut RequestParser,
+    inbuf: &mut BytesMut,
+    limits: &Limits,
+    spans: &mut Vec<(usize, usize)>,
+) -> Result<Option<Bytes>, String> {
+    loop {
+        match parser.parse(inbuf, limits) {
+            Ok(Request::Multibulk { consumed }) => {
+                spans.clear();
+                spans.extend_from_slice(parser.spans());
+                return Ok(Some(inbuf.split_to(consumed).freeze()));
+            }
+            Ok(Request::Inline { consumed, args }) => {
+                inbuf.advance(consumed);
+                let mut raw = BytesMut::new();
+                let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+                encode_command_spans(&mut raw, &refs, spans);
+                return Ok(Some(raw.freeze()));
+            }
+            Ok(Request::Empty { consumed }) => inbuf.advance(consumed),
+            Err(ParseError::Incomplete) => return Ok(None),
+            Err(ParseError::Protocol(msg)) => return Err(msg),
+        }
     }
 }

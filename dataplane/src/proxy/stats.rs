@@ -47,6 +47,10 @@ pub struct Stats {
     pub sessions_alive: AtomicU64,
     /// Requests per second over the last second.
     pub qps: AtomicU64,
+    /// Largest subscriber output (pushes queued and not yet written) any session reached.
+    pub pubsub_output_peak: AtomicU64,
+    /// Subscribers disconnected for reaching `session_max_pubsub_output`.
+    pub pubsub_output_kills: AtomicU64,
     cmds: Mutex<CmdTable>,
 }
 

@@ -145,7 +145,17 @@ impl Session {
             self.reply_now(r, meta);
             return;
         }
+        let max = self.worker.proxy.cfg.max_tx_queued;
         let Some(tx) = self.tx.as_mut() else { return };
+        if tx.block.len() + raw.len() > max {
+            *tx = Tx {
+                aborted: true,
+                ..Tx::default()
+            };
+            let msg = format!("transaction discarded: more than {max} bytes queued");
+            self.reply_now(Reply::request_error(&msg), meta);
+            return;
+        }
         for k in &keys {
             let s = slot_of(k);
             match tx.slot {
@@ -161,9 +171,19 @@ impl Session {
                 }
             }
         }
+        if tx.aborted {
+            // EXEC will abort: nothing more is kept (Redis still answers QUEUED).
+            self.reply_raw(&b"+QUEUED\r\n"[..], meta);
+            return;
+        }
         tx.block.extend_from_slice(&raw);
         tx.count += 1;
-        tx.keys.extend(keys.into_iter().filter(|k| !k.is_empty()));
+        // Copies: a slice would keep the whole input buffer it came from alive.
+        tx.keys.extend(
+            keys.iter()
+                .filter(|k| !k.is_empty())
+                .map(|k| Bytes::copy_from_slice(k)),
+        );
         self.reply_raw(&b"+QUEUED\r\n"[..], meta);
     }
 
@@ -194,7 +214,7 @@ impl Session {
             }
         };
         let Some(backend) = route.backend.clone() else {
-            route.release();
+            drop(route);
             self.reply_now(
                 Reply::response_error("slot is not ready, may be offline"),
                 meta,

@@ -158,6 +158,10 @@ pub struct ClientInfo {
     pub monitor: AtomicBool,
     /// True when blocked.
     pub blocked: AtomicBool,
+    /// Set by `CLIENT UNBLOCK` (with `unblock` notified): the block ends as a timeout.
+    pub unblock_requested: AtomicBool,
+    /// Wakes a blocked connection for `CLIENT UNBLOCK`.
+    pub unblock: Notify,
     /// CLIENT NO-EVICT.
     pub no_evict: AtomicBool,
     /// Bytes waiting in the query buffer.
@@ -195,6 +199,8 @@ impl ClientInfo {
             in_multi: AtomicBool::new(false),
             monitor: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
+            unblock_requested: AtomicBool::new(false),
+            unblock: Notify::new(),
             no_evict: AtomicBool::new(false),
             qbuf: AtomicUsize::new(0),
             push_queued: AtomicUsize::new(0),

@@ -218,6 +218,10 @@ async fn client_loop(
                 continue;
             }
             Some(Action::Block { deadline }) => {
+                client
+                    .info
+                    .unblock_requested
+                    .store(false, Ordering::Relaxed);
                 client.info.blocked.store(true, Ordering::Relaxed);
                 let woke =
                     wait_unblocked(&mut sock, shared, &client.waker, &client.info, deadline).await;
@@ -319,9 +323,20 @@ async fn wait_unblocked(
             Ok(_) => std::future::pending::<()>().await,
         }
     };
+    // CLIENT UNBLOCK ends the block as a timeout; a permit left from an earlier block (the
+    // flag is cleared when a block starts) is ignored.
+    let unblocked = async {
+        loop {
+            info.unblock.notified().await;
+            if info.unblock_requested.swap(false, Ordering::Relaxed) {
+                return;
+            }
+        }
+    };
     tokio::select! {
         _ = waker.notified() => BlockEnd::Woken,
         _ = timeout => BlockEnd::TimedOut,
+        _ = unblocked => BlockEnd::TimedOut,
         _ = info.kill.notified() => BlockEnd::Closed,
         _ = shutdown.changed() => BlockEnd::Closed,
         _ = closed => BlockEnd::Closed,

@@ -12,6 +12,7 @@ mod persist;
 mod protocol;
 mod proxy;
 mod proxy_audit;
+mod proxy_flow;
 mod proxy_refusals;
 mod pubsub;
 mod repl;

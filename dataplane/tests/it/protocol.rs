@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::support::{Client, show, start_codis, start_redis};
 
 /// Sends raw bytes and returns everything the server writes until it closes or goes quiet.
-fn exchange(port: u16, input: &[u8]) -> (Vec<u8>, bool) {
+pub(crate) fn exchange(port: u16, input: &[u8]) -> (Vec<u8>, bool) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
@@ -42,6 +42,12 @@ fn malformed_requests_match_redis() {
         b"*2\r\n$4\r\nECHO\r\n$3\r\na\0b\r\nPING\r\n",
         b"\r\n\r\nPING\r\n*0\r\n*-1\r\nPING\r\n",
         b"ECHO a\0b\r\nPING\0junk\nECHO \"x\0y\"\r\n",
+        // Redis takes the byte after a header's CR, and the two after a bulk, as the line end
+        // without checking them.
+        b"*2\rX$4\rXECHO!!$1\r\nk\n\nPING\r\n",
+        b"*2\r\n$4\r\nECHO\r\n$1\rXk\r\n",
+        // A CR where a `$` is expected: the error text shows it as a space.
+        b"*1\r\n\r\nPING\r\n",
     ];
     for case in cases {
         let (a, closed_a) = exchange(redis.port, case);
