@@ -655,9 +655,11 @@ fn bgsave_near_maxmemory_evicts_nothing() {
         .parse()
         .unwrap();
     assert!(evicted <= (LOADED / 100) as i64, "{evicted} keys evicted");
-    assert_eq!(
-        int(ok(&mut c, &[b"DBSIZE"])),
-        (LOADED + NEW) as i64 - evicted
+    // (An evicted key may be written again by a later overwrite.)
+    let dbsize = int(ok(&mut c, &[b"DBSIZE"]));
+    assert!(
+        dbsize >= (LOADED + NEW) as i64 - evicted && dbsize <= (LOADED + NEW) as i64,
+        "DBSIZE {dbsize}"
     );
     // The file is the dataset at BGSAVE: every loaded key with its first value.
     let m = read_file(&Path::new(dir.path()).join("dump.rdb"));
