@@ -8,6 +8,9 @@ use super::{Error, Limits, intset, listpack, lzf, types, ziplist};
 use crate::store::{HashValue, ListValue, SetValue, SmallBytes, Value, ZSet};
 use crate::util::number::{parse_f64, parse_i64};
 
+/// The most elements reserved ahead for a collection read from untrusted bytes.
+const MAX_PRESIZE: usize = 1 << 16;
+
 /// A sorted set whose members add up to this many bytes is never a listpack.
 const LISTPACK_SAFE_SIZE: usize = 1 << 30;
 
@@ -323,9 +326,14 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// A capacity to reserve for `n` elements that cannot exceed what the input could hold.
+    /// A capacity to reserve for `n` elements: no more than the input could hold (each
+    /// element takes at least one byte), and no more than [`MAX_PRESIZE`] (a reserved element
+    /// costs tens of bytes, so a 16 MB payload declaring 2^40 fields would otherwise reserve
+    /// about a gigabyte before its first field fails to parse); a bigger collection grows.
     fn cap(&self, n: u64) -> usize {
-        (n as usize).min(self.data.len() - self.pos)
+        (n as usize)
+            .min(self.data.len() - self.pos)
+            .min(MAX_PRESIZE)
     }
 }
 
