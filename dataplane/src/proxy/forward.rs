@@ -246,6 +246,20 @@ impl Session {
         }
     }
 
+    /// [`Self::stable_route`] plus the slot's master; the error is the reply for the client
+    /// (the slot offline included).
+    pub(super) async fn stable_backend(
+        &mut self,
+        slot: usize,
+        keys: &[Bytes],
+    ) -> Result<(RouteGuard, Arc<str>), Reply> {
+        let route = self.stable_route(slot, keys).await?;
+        match route.backend.clone() {
+            Some(backend) => Ok((route, backend)),
+            None => Err(Reply::response_error("slot is not ready, may be offline")),
+        }
+    }
+
     /// A route for a request that cannot be wrapped (transactions, blocking pops): waits out a
     /// locked slot; on a migrating slot moves the keys first (sync) or waits until the
     /// migration of the slot ends (semi-async). The route is returned held.
@@ -330,20 +344,12 @@ impl Session {
             self.shared.push(Entry::Wait(p, meta));
             return;
         }
-        let route = match self.stable_route(slot_of(&keys[0]), &keys).await {
+        let (route, backend) = match self.stable_backend(slot_of(&keys[0]), &keys).await {
             Ok(r) => r,
             Err(e) => {
                 self.reply_now(e, meta);
                 return;
             }
-        };
-        let Some(backend) = route.backend.clone() else {
-            drop(route);
-            self.reply_now(
-                Reply::response_error("slot is not ready, may be offline"),
-                meta,
-            );
-            return;
         };
         let conn = self.connection(&route, &backend, info.is_read_only());
         conn.reserve(self.worker.pool.config().max_pipeline).await;

@@ -206,20 +206,12 @@ impl Session {
         }
         tx.keys.sort();
         tx.keys.dedup();
-        let route = match self.stable_route(tx.slot.unwrap_or(0), &tx.keys).await {
+        let (route, backend) = match self.stable_backend(tx.slot.unwrap_or(0), &tx.keys).await {
             Ok(r) => r,
             Err(e) => {
                 self.reply_now(e, meta);
                 return;
             }
-        };
-        let Some(backend) = route.backend.clone() else {
-            drop(route);
-            self.reply_now(
-                Reply::response_error("slot is not ready, may be offline"),
-                meta,
-            );
-            return;
         };
         let mut block = bytes::BytesMut::with_capacity(tx.block.len() + 32);
         block.extend_from_slice(b"*1\r\n$5\r\nMULTI\r\n");
