@@ -10,6 +10,7 @@
 //!   compute the dashboard xauth; the host facts a token needs live in `codis-host`.
 
 pub mod auth;
+pub mod fe;
 pub mod proxy;
 pub mod slot;
 pub mod topom;

@@ -1,0 +1,580 @@
+//! Who is calling: passwords (argon2), browser sessions (random ids kept hashed, in an
+//! HttpOnly SameSite=Strict cookie), API tokens (kept hashed, scoped to a role and product
+//! lines), CSRF and Origin checks for cookie-authenticated changes, and login lock-out.
+//!
+//! Every handler that needs a caller takes an [`Actor`]; the role checks are
+//! [`Actor::require`] and [`Actor::require_global_admin`]. The UI may hide buttons; these decide.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, header};
+use codis_model::fe::{Me, Role, RoleGrant};
+use parking_lot::Mutex;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::SqlitePool;
+
+use super::AppState;
+use super::db::now_ms;
+use super::error::{ApiError, ApiResult};
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "codis_fe_session";
+/// The header carrying the CSRF token of a cookie session.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Failed logins in a row before an account is locked.
+pub const LOCKOUT_AFTER: i64 = 5;
+/// How long a locked account stays locked.
+pub const LOCKOUT_FOR_MS: i64 = 5 * 60 * 1000;
+
+/// A session's lifetimes.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPolicy {
+    /// Ends after this long without a request.
+    pub idle: Duration,
+    /// Ends this long after login, whatever happens.
+    pub absolute: Duration,
+    /// Mark the cookie `Secure` (the fe is reached over TLS).
+    pub secure_cookie: bool,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        SessionPolicy {
+            idle: Duration::from_secs(60 * 60),
+            absolute: Duration::from_secs(24 * 60 * 60),
+            secure_cookie: false,
+        }
+    }
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// SHA-256 of a secret, in hex: what the database keeps of session ids and tokens.
+pub fn secret_hash(secret: &str) -> String {
+    hex(&Sha256::digest(secret.as_bytes()))
+}
+
+/// `n` random bytes in hex.
+pub fn random_hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    rand::rng().fill_bytes(&mut buf);
+    hex(&buf)
+}
+
+/// Hashes a password with argon2id (off the async threads).
+///
+/// # Errors
+/// Internal error when hashing fails.
+pub async fn hash_password(password: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || hash_password_sync(&password))
+        .await
+        .map_err(ApiError::internal)?
+}
+
+fn hash_password_sync(password: &str) -> ApiResult<String> {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(ApiError::internal)?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(ApiError::internal)
+}
+
+/// Checks a password against a stored hash (off the async threads).
+pub async fn verify_password(password: String, stored: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&stored)
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Checks a new password's strength.
+///
+/// # Errors
+/// 422 when it is too short or too long.
+pub fn check_password(password: &str) -> ApiResult<()> {
+    if password.chars().count() < 8 {
+        return Err(ApiError::invalid("a password needs at least 8 characters"));
+    }
+    if password.len() > 1024 {
+        return Err(ApiError::invalid("a password is at most 1024 bytes"));
+    }
+    Ok(())
+}
+
+/// How the caller proved who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A browser session.
+    Session {
+        /// The user.
+        user_id: i64,
+        /// The session's CSRF token.
+        csrf: String,
+        /// Hash of the session id.
+        id_hash: String,
+    },
+    /// An API token.
+    Token {
+        /// Token id.
+        token_id: i64,
+    },
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// `user:<name>` or `token:<name>`, as the audit history writes it.
+    pub name: String,
+    /// User name, or `token:<name>`.
+    pub username: String,
+    /// How messages name the caller (`user "x"`, `token "y"`).
+    pub display: String,
+    /// Global administrator.
+    pub global_admin: bool,
+    /// Roles per product line (`*`: all).
+    pub roles: Vec<RoleGrant>,
+    /// How it authenticated.
+    pub credential: Credential,
+}
+
+impl Actor {
+    /// The strongest role on a product line.
+    pub fn role_on(&self, product: &str) -> Option<Role> {
+        if self.global_admin {
+            return Some(Role::Admin);
+        }
+        self.roles
+            .iter()
+            .filter(|g| g.product == product || g.product == "*")
+            .map(|g| g.role)
+            .max()
+    }
+
+    /// Fails with 403 unless the caller has at least `role` on `product`.
+    ///
+    /// # Errors
+    /// 403.
+    pub fn require(&self, product: &str, role: Role) -> ApiResult<()> {
+        match self.role_on(product) {
+            Some(r) if r >= role => Ok(()),
+            Some(r) => Err(ApiError::forbidden(format!(
+                "{} is {} on product {product:?}; this needs {}",
+                self.display,
+                r.as_str(),
+                role.as_str()
+            ))),
+            None => Err(ApiError::forbidden(format!(
+                "{} has no role on product {product:?}",
+                self.display
+            ))),
+        }
+    }
+
+    /// Fails with 403 unless the caller is a global administrator.
+    ///
+    /// # Errors
+    /// 403.
+    pub fn require_global_admin(&self) -> ApiResult<()> {
+        if self.global_admin {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "{} is not a global administrator",
+                self.display
+            )))
+        }
+    }
+
+    /// Whether the caller may see a product line at all.
+    pub fn can_see(&self, product: &str) -> bool {
+        self.role_on(product).is_some()
+    }
+
+    /// The `GET /api/v1/me` view.
+    pub fn me(&self) -> Me {
+        Me {
+            username: self.username.clone(),
+            global_admin: self.global_admin,
+            roles: self.roles.clone(),
+            csrf_token: match &self.credential {
+                Credential::Session { csrf, .. } => csrf.clone(),
+                Credential::Token { .. } => String::new(),
+            },
+        }
+    }
+}
+
+/// Filled by the extractor so the refusal recorder knows who was refused.
+#[derive(Debug, Clone, Default)]
+pub struct ActorSlot(pub Arc<Mutex<Option<String>>>);
+
+/// The client address of a request (`local` in tests without a socket).
+pub fn source_of(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "local".to_string())
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Loads a user's roles.
+///
+/// # Errors
+/// Database errors.
+pub async fn user_roles(db: &SqlitePool, user_id: i64) -> ApiResult<Vec<RoleGrant>> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT product, role FROM user_roles WHERE user_id = ? ORDER BY product")
+            .bind(user_id)
+            .fetch_all(db)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(product, role)| Role::parse(&role).map(|role| RoleGrant { product, role }))
+        .collect())
+}
+
+async fn actor_from_token(db: &SqlitePool, token: &str) -> ApiResult<Actor> {
+    let row: Option<(i64, String, String, String)> = sqlx::query_as(
+        "SELECT id, name, role, products FROM api_tokens \
+         WHERE token_hash = ? AND revoked_at IS NULL",
+    )
+    .bind(secret_hash(token))
+    .fetch_optional(db)
+    .await?;
+    let Some((token_id, name, role, products)) = row else {
+        return Err(ApiError::unauthorized("invalid or revoked API token"));
+    };
+    let role = Role::parse(&role).ok_or_else(|| ApiError::internal("bad role in api_tokens"))?;
+    let products: Vec<String> = serde_json::from_str(&products).map_err(ApiError::internal)?;
+    Ok(Actor {
+        name: format!("token:{name}"),
+        username: format!("token:{name}"),
+        display: format!("token {name:?}"),
+        global_admin: false,
+        roles: products
+            .into_iter()
+            .map(|product| RoleGrant { product, role })
+            .collect(),
+        credential: Credential::Token { token_id },
+    })
+}
+
+async fn actor_from_session(
+    db: &SqlitePool,
+    policy: &SessionPolicy,
+    session_id: &str,
+) -> ApiResult<Actor> {
+    let id_hash = secret_hash(session_id);
+    let row: Option<(i64, String, i64, i64, String, i64)> = sqlx::query_as(
+        "SELECT s.user_id, s.csrf, s.created_at, s.last_seen, u.username, u.global_admin \
+         FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ?",
+    )
+    .bind(&id_hash)
+    .fetch_optional(db)
+    .await?;
+    let Some((user_id, csrf, created_at, last_seen, username, global_admin)) = row else {
+        return Err(ApiError::unauthorized(
+            "not logged in (unknown or ended session)",
+        ));
+    };
+    let now = now_ms();
+    let idle = i64::try_from(policy.idle.as_millis()).unwrap_or(i64::MAX);
+    let absolute = i64::try_from(policy.absolute.as_millis()).unwrap_or(i64::MAX);
+    if now - last_seen > idle || now - created_at > absolute {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
+            .bind(&id_hash)
+            .execute(db)
+            .await?;
+        return Err(ApiError::unauthorized("the session expired; log in again"));
+    }
+    if now - last_seen > 10_000 {
+        sqlx::query("UPDATE sessions SET last_seen = ? WHERE id_hash = ?")
+            .bind(now)
+            .bind(&id_hash)
+            .execute(db)
+            .await?;
+    }
+    Ok(Actor {
+        name: format!("user:{username}"),
+        display: format!("user {username:?}"),
+        username,
+        global_admin: global_admin != 0,
+        roles: user_roles(db, user_id).await?,
+        credential: Credential::Session {
+            user_id,
+            csrf,
+            id_hash,
+        },
+    })
+}
+
+/// A cookie-authenticated change must carry the session's CSRF token and, when the browser
+/// sends an Origin, come from this fe's own origin.
+fn check_csrf(parts: &Parts, csrf: &str) -> ApiResult<()> {
+    if let Some(origin) = parts.headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let origin_host = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .unwrap_or("");
+        if host.is_empty() || origin_host != host {
+            return Err(ApiError::forbidden(format!(
+                "cross-origin change refused (Origin {origin:?})"
+            )));
+        }
+    }
+    let sent = parts
+        .headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if sent.is_empty() {
+        return Err(ApiError::forbidden(
+            "a change with a session cookie needs the X-CSRF-Token header (from GET /api/v1/me)",
+        ));
+    }
+    if !constant_time_eq(sent.as_bytes(), csrf.as_bytes()) {
+        return Err(ApiError::forbidden("wrong X-CSRF-Token"));
+    }
+    Ok(())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl FromRequestParts<AppState> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(actor) = parts.extensions.get::<Actor>() {
+            return Ok(actor.clone());
+        }
+        let actor = if let Some(token) = bearer(&parts.headers) {
+            actor_from_token(&st.db, token).await?
+        } else if let Some(sid) = cookie_value(&parts.headers, SESSION_COOKIE) {
+            let actor = actor_from_session(&st.db, &st.settings.session, sid).await?;
+            let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+            if let Credential::Session { csrf, .. } = &actor.credential
+                && !safe
+            {
+                if let Some(slot) = parts.extensions.get::<ActorSlot>() {
+                    *slot.0.lock() = Some(actor.name.clone());
+                }
+                check_csrf(parts, csrf)?;
+            }
+            actor
+        } else {
+            return Err(ApiError::unauthorized(
+                "log in first (POST /api/v1/session) or send Authorization: Bearer <token>",
+            ));
+        };
+        if let Some(slot) = parts.extensions.get::<ActorSlot>() {
+            *slot.0.lock() = Some(actor.name.clone());
+        }
+        parts.extensions.insert(actor.clone());
+        Ok(actor)
+    }
+}
+
+/// The outcome of a login attempt.
+#[derive(Debug)]
+pub struct LoginOk {
+    /// The cookie value (the session id).
+    pub session_id: String,
+    /// The caller as `GET /api/v1/me` shows it.
+    pub me: Me,
+}
+
+/// Checks a password, with lock-out after [`LOCKOUT_AFTER`] failures and a growing delay on
+/// each failure, and opens a session.
+///
+/// # Errors
+/// 401 wrong name or password; 429 locked.
+pub async fn login(db: &SqlitePool, username: &str, password: &str) -> ApiResult<LoginOk> {
+    let row: Option<(i64, String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT id, password_hash, global_admin, failed_logins, locked_until \
+         FROM users WHERE username = ?",
+    )
+    .bind(username)
+    .fetch_optional(db)
+    .await?;
+    let now = now_ms();
+    let Some((user_id, stored, global_admin, failed, locked_until)) = row else {
+        // Same work as for a real user, so a name cannot be probed by timing.
+        let dummy = tokio::task::spawn_blocking(dummy_hash)
+            .await
+            .unwrap_or_default();
+        let _ = verify_password(password.to_string(), dummy).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        return Err(ApiError::unauthorized("wrong user name or password"));
+    };
+    if locked_until > now {
+        return Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "locked",
+            format!(
+                "too many failed logins; the account is locked for {} more seconds",
+                (locked_until - now + 999) / 1000
+            ),
+        ));
+    }
+    if !verify_password(password.to_string(), stored).await {
+        let failed = failed + 1;
+        let locked = if failed >= LOCKOUT_AFTER {
+            now + LOCKOUT_FOR_MS
+        } else {
+            0
+        };
+        sqlx::query("UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?")
+            .bind(if locked > 0 { 0 } else { failed })
+            .bind(locked)
+            .bind(user_id)
+            .execute(db)
+            .await?;
+        let delay = 100 * u64::try_from(failed.clamp(1, 10)).unwrap_or(1);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        return Err(ApiError::unauthorized("wrong user name or password"));
+    }
+    sqlx::query("UPDATE users SET failed_logins = 0, locked_until = 0 WHERE id = ?")
+        .bind(user_id)
+        .execute(db)
+        .await?;
+    let session_id = random_hex(32);
+    let csrf = random_hex(16);
+    sqlx::query(
+        "INSERT INTO sessions (id_hash, user_id, csrf, created_at, last_seen) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(secret_hash(&session_id))
+    .bind(user_id)
+    .bind(&csrf)
+    .bind(now)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(LoginOk {
+        session_id,
+        me: Me {
+            username: username.to_string(),
+            global_admin: global_admin != 0,
+            roles: user_roles(db, user_id).await?,
+            csrf_token: csrf,
+        },
+    })
+}
+
+/// An argon2 hash of a random password nobody knows, checked for unknown user names.
+fn dummy_hash() -> String {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY
+        .get_or_init(|| hash_password_sync(&random_hex(16)).unwrap_or_default())
+        .clone()
+}
+
+/// The `Set-Cookie` value for a new session.
+pub fn session_cookie(session_id: &str, policy: &SessionPolicy) -> String {
+    format!(
+        "{SESSION_COOKIE}={session_id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        policy.absolute.as_secs(),
+        if policy.secure_cookie { "; Secure" } else { "" }
+    )
+}
+
+/// The `Set-Cookie` value that clears the session cookie.
+pub fn clear_cookie(policy: &SessionPolicy) -> String {
+    format!(
+        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        if policy.secure_cookie { "; Secure" } else { "" }
+    )
+}
+
+/// Creates the `admin` account on a database with no user. Returns the generated password
+/// when none was given (to print once).
+///
+/// # Errors
+/// Database errors, or a given password that is too short.
+pub async fn ensure_admin(db: &SqlitePool, password: Option<&str>) -> ApiResult<Option<String>> {
+    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(db)
+        .await?;
+    if users > 0 {
+        return Ok(None);
+    }
+    let (password, generated) = match password.filter(|p| !p.is_empty()) {
+        Some(p) => (p.to_string(), false),
+        None => (random_hex(12), true),
+    };
+    check_password(&password)?;
+    let hash = hash_password(password.clone()).await?;
+    sqlx::query(
+        "INSERT INTO users (username, password_hash, global_admin, created_at) \
+         VALUES ('admin', ?, 1, ?)",
+    )
+    .bind(hash)
+    .bind(now_ms())
+    .execute(db)
+    .await?;
+    Ok(generated.then_some(password))
+}
+
+/// Deletes sessions past their lifetimes.
+///
+/// # Errors
+/// Database errors.
+pub async fn prune_sessions(db: &SqlitePool, policy: &SessionPolicy) -> ApiResult<()> {
+    let now = now_ms();
+    let idle = i64::try_from(policy.idle.as_millis()).unwrap_or(i64::MAX);
+    let absolute = i64::try_from(policy.absolute.as_millis()).unwrap_or(i64::MAX);
+    sqlx::query("DELETE FROM sessions WHERE last_seen < ? OR created_at < ?")
+        .bind(now.saturating_sub(idle))
+        .bind(now.saturating_sub(absolute))
+        .execute(db)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,474 @@
+//! Isolation between product lines (the deployment guide's physical and logical isolation).
+//!
+//! * *physical*: the product line's servers belong to it alone;
+//! * *logical*: a server may be in groups of several product lines, with the same role
+//!   (master or replica) in every one.
+//!
+//! The inventory lists every server of every product line as the dashboards last reported it,
+//! by a normalised address (`localhost:6379` and `127.0.0.1:6379` are one server). Changes are
+//! checked against it before they reach a dashboard ([`check_add`], [`check_promote`],
+//! [`check_mode`]); rules already broken are listed by [`report`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use codis_model::fe::{
+    IsolationMode, IsolationReport, IsolationSetting, Role, ServerPlace, SharedServer, Violation,
+};
+use parking_lot::RwLock;
+use sqlx::SqlitePool;
+
+use super::AppState;
+use super::auth::Actor;
+use super::changes::{Change, run_change};
+use super::error::{ApiError, ApiJson, ApiResult};
+use super::openapi::{ApiRoutes, Doc};
+use super::products::Registry;
+
+fn resolved() -> &'static RwLock<HashMap<String, String>> {
+    static CACHE: OnceLock<RwLock<HashMap<String, String>>> = OnceLock::new();
+    CACHE.get_or_init(|| RwLock::new(HashMap::new()))
+}
+
+/// `ip:port` for an address, using names resolved so far ([`resolve`]); `localhost` is
+/// 127.0.0.1, IPv6 addresses are bracketed, other names are lowercased until resolved.
+pub fn normalize(addr: &str) -> String {
+    let addr = addr.trim();
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return addr.to_ascii_lowercase();
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host_l = host.to_ascii_lowercase();
+    let ip = if host_l == "localhost" {
+        Some("127.0.0.1".to_string())
+    } else if let Ok(ip) = host.parse::<IpAddr>() {
+        Some(match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => format!("[{v6}]"),
+            },
+        })
+    } else {
+        resolved().read().get(&host_l).cloned()
+    };
+    format!("{}:{port}", ip.unwrap_or(host_l))
+}
+
+/// Resolves host names not seen before (1 s each), so [`normalize`] knows them.
+pub async fn resolve(addrs: impl IntoIterator<Item = String>) {
+    for addr in addrs {
+        let Some((host, _)) = addr.rsplit_once(':') else {
+            continue;
+        };
+        let host_l = host.to_ascii_lowercase();
+        if host_l == "localhost" || host.parse::<IpAddr>().is_ok() || host.starts_with('[') {
+            continue;
+        }
+        if resolved().read().contains_key(&host_l) {
+            continue;
+        }
+        let lookup = tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::net::lookup_host(format!("{host}:0")),
+        )
+        .await;
+        if let Ok(Ok(mut it)) = lookup
+            && let Some(sa) = it.next()
+        {
+            let ip = match sa.ip() {
+                IpAddr::V4(v4) => v4.to_string(),
+                IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                    Some(v4) => v4.to_string(),
+                    None => format!("[{v6}]"),
+                },
+            };
+            resolved().write().insert(host_l, ip);
+        }
+    }
+}
+
+/// Every server's places, by normalised address.
+pub type Inventory = BTreeMap<String, Vec<ServerPlace>>;
+
+/// The inventory from the dashboards' last reports.
+pub fn inventory(reg: &Registry) -> Inventory {
+    let mut inv = Inventory::new();
+    for p in reg.all() {
+        let snap = p.snapshot.read();
+        let Some(stats) = snap.overview.as_ref().and_then(|o| o.stats.as_ref()) else {
+            continue;
+        };
+        for g in &stats.group.models {
+            for (i, s) in g.servers.iter().enumerate() {
+                inv.entry(normalize(&s.addr))
+                    .or_default()
+                    .push(ServerPlace {
+                        product: p.name.clone(),
+                        group_id: g.id,
+                        role: if i == 0 { "master" } else { "replica" }.to_string(),
+                        addr: s.addr.clone(),
+                    });
+            }
+        }
+    }
+    inv
+}
+
+/// The stored modes (product lines never set are logical).
+///
+/// # Errors
+/// Database errors.
+pub async fn modes(db: &SqlitePool) -> ApiResult<BTreeMap<String, IsolationMode>> {
+    let rows: Vec<(String, String)> = sqlx::query_as("SELECT product, mode FROM isolation")
+        .fetch_all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(p, m)| {
+            let mode = if m == "physical" {
+                IsolationMode::Physical
+            } else {
+                IsolationMode::Logical
+            };
+            (p, mode)
+        })
+        .collect())
+}
+
+fn mode_of(modes: &BTreeMap<String, IsolationMode>, product: &str) -> IsolationMode {
+    modes
+        .get(product)
+        .copied()
+        .unwrap_or(IsolationMode::Logical)
+}
+
+fn place_text(p: &ServerPlace) -> String {
+    format!(
+        "{} of group {} in product {:?}",
+        p.role, p.group_id, p.product
+    )
+}
+
+/// Every rule broken now.
+pub fn violations(inv: &Inventory, modes: &BTreeMap<String, IsolationMode>) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for (server, places) in inv {
+        let mut products: Vec<&str> = places.iter().map(|p| p.product.as_str()).collect();
+        products.sort_unstable();
+        products.dedup();
+        if products.len() < 2 {
+            continue;
+        }
+        for phys in products
+            .iter()
+            .filter(|p| mode_of(modes, p) == IsolationMode::Physical)
+        {
+            let others: Vec<String> = places
+                .iter()
+                .filter(|p| p.product != *phys)
+                .map(place_text)
+                .collect();
+            out.push(Violation {
+                server: server.clone(),
+                rule: "physical".into(),
+                message: format!(
+                    "server {server} belongs to physically isolated product {phys:?} but is also {}",
+                    others.join(", ")
+                ),
+                places: places.clone(),
+            });
+        }
+        let first = &places[0];
+        if let Some(other) = places.iter().find(|p| p.role != first.role) {
+            out.push(Violation {
+                server: server.clone(),
+                rule: "role".into(),
+                message: format!(
+                    "server {server} is {} but {}; a shared server needs the same role everywhere",
+                    place_text(first),
+                    place_text(other)
+                ),
+                places: places.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Checks adding `addr` to `product`'s group `gid` as `role` (`master` when the group is empty).
+///
+/// # Errors
+/// 409 naming the other product line, group and role.
+pub fn check_add(
+    inv: &Inventory,
+    modes: &BTreeMap<String, IsolationMode>,
+    product: &str,
+    gid: i64,
+    addr: &str,
+    role: &str,
+) -> ApiResult<()> {
+    let server = normalize(addr);
+    let Some(places) = inv.get(&server) else {
+        return Ok(());
+    };
+    let elsewhere: Vec<&ServerPlace> = places.iter().filter(|p| p.product != product).collect();
+    let Some(first) = elsewhere.first() else {
+        return Ok(());
+    };
+    if mode_of(modes, product) == IsolationMode::Physical {
+        return Err(ApiError::isolation(format!(
+            "product {product:?} is physically isolated, but server {server} is already {}",
+            place_text(first)
+        )));
+    }
+    if let Some(p) = elsewhere
+        .iter()
+        .find(|p| mode_of(modes, &p.product) == IsolationMode::Physical)
+    {
+        return Err(ApiError::isolation(format!(
+            "server {server} is {}, and product {:?} is physically isolated",
+            place_text(p),
+            p.product
+        )));
+    }
+    if let Some(p) = elsewhere.iter().find(|p| p.role != role) {
+        return Err(ApiError::isolation(format!(
+            "server {server} would be {role} of group {gid} in product {product:?} but is {}; \
+             a shared server needs the same role in every product line",
+            place_text(p)
+        )));
+    }
+    Ok(())
+}
+
+/// Checks promoting `addr` to master of `product`'s group (whose master is `old_master`).
+///
+/// # Errors
+/// 409 naming the other product line, group and role.
+pub fn check_promote(
+    inv: &Inventory,
+    product: &str,
+    gid: i64,
+    addr: &str,
+    old_master: Option<&str>,
+) -> ApiResult<()> {
+    let server = normalize(addr);
+    if let Some(p) = inv
+        .get(&server)
+        .into_iter()
+        .flatten()
+        .find(|p| p.product != product && p.role != "master")
+    {
+        return Err(ApiError::isolation(format!(
+            "promoting {server} to master of group {gid} in product {product:?} would give it \
+             different roles: it is {}",
+            place_text(p)
+        )));
+    }
+    if let Some(old) = old_master.map(normalize).filter(|o| *o != server)
+        && let Some(p) = inv
+            .get(&old)
+            .into_iter()
+            .flatten()
+            .find(|p| p.product != product && p.role == "master")
+    {
+        return Err(ApiError::isolation(format!(
+            "promoting {server} would make the old master {old} a replica of group {gid} in \
+             product {product:?}, but it is {}",
+            place_text(p)
+        )));
+    }
+    Ok(())
+}
+
+/// Checks setting `product` to `mode`.
+///
+/// # Errors
+/// 409 when physical isolation would be broken at once.
+pub fn check_mode(inv: &Inventory, product: &str, mode: IsolationMode) -> ApiResult<()> {
+    if mode == IsolationMode::Logical {
+        return Ok(());
+    }
+    for (server, places) in inv {
+        if places.iter().any(|p| p.product == product)
+            && let Some(p) = places.iter().find(|p| p.product != product)
+        {
+            return Err(ApiError::isolation(format!(
+                "product {product:?} cannot be physically isolated: its server {server} is also {}",
+                place_text(p)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The report, limited to the product lines `visible` accepts.
+///
+/// # Errors
+/// Database errors.
+pub async fn report(st: &AppState, visible: impl Fn(&str) -> bool) -> ApiResult<IsolationReport> {
+    let inv = inventory(&st.products);
+    let all_modes = modes(&st.db).await?;
+    let mut modes = BTreeMap::new();
+    for name in st.products.names() {
+        if visible(&name) {
+            modes.insert(name.clone(), mode_of(&all_modes, &name));
+        }
+    }
+    let shared = inv
+        .iter()
+        .filter(|(_, places)| {
+            let first = &places[0].product;
+            places.iter().any(|p| p.product != *first) && places.iter().any(|p| visible(&p.product))
+        })
+        .map(|(server, places)| SharedServer {
+            server: server.clone(),
+            places: places.clone(),
+        })
+        .collect();
+    let violations = violations(&inv, &all_modes)
+        .into_iter()
+        .filter(|v| v.places.iter().any(|p| visible(&p.product)))
+        .collect();
+    Ok(IsolationReport {
+        modes,
+        shared,
+        violations,
+    })
+}
+
+/// `GET /api/v1/isolation`.
+async fn isolation_report(
+    State(st): State<AppState>,
+    actor: Actor,
+) -> ApiResult<axum::Json<IsolationReport>> {
+    Ok(axum::Json(report(&st, |p| actor.can_see(p)).await?))
+}
+
+/// `GET /api/v1/products/{product}/isolation`.
+async fn isolation_product(
+    State(st): State<AppState>,
+    actor: Actor,
+    Path(product): Path<String>,
+) -> ApiResult<axum::Json<IsolationReport>> {
+    actor.require(&product, Role::Viewer)?;
+    st.product(&product)?;
+    let mut r = report(&st, |p| actor.can_see(p)).await?;
+    r.modes.retain(|p, _| *p == product);
+    r.shared
+        .retain(|s| s.places.iter().any(|p| p.product == product));
+    r.violations
+        .retain(|v| v.places.iter().any(|p| p.product == product));
+    Ok(axum::Json(r))
+}
+
+/// `PUT /api/v1/products/{product}/isolation`.
+async fn isolation_set(
+    State(st): State<AppState>,
+    actor: Actor,
+    ctx: super::RequestCtx,
+    Path(product): Path<String>,
+    ApiJson(body): ApiJson<IsolationSetting>,
+) -> ApiResult<axum::Json<codis_model::fe::change::ChangeDone>> {
+    actor.require(&product, Role::Admin)?;
+    st.product(&product)?;
+    let change = Change::new(&actor, &ctx, Some(&product), "isolation.set")
+        .target(product.clone())
+        .params(&body);
+    run_change(&st, change, async {
+        check_mode(&inventory(&st.products), &product, body.mode)?;
+        sqlx::query("INSERT OR REPLACE INTO isolation (product, mode) VALUES (?, ?)")
+            .bind(&product)
+            .bind(body.mode.as_str())
+            .execute(&st.db)
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// The isolation routes.
+pub fn routes(r: ApiRoutes) -> ApiRoutes {
+    r.get(
+        "/api/v1/isolation",
+        isolation_report,
+        Doc::new("Every product line's isolation mode, shared servers and broken rules"),
+    )
+    .get(
+        "/api/v1/products/{product}/isolation",
+        isolation_product,
+        Doc::new("One product line's isolation mode, shared servers and broken rules"),
+    )
+    .put(
+        "/api/v1/products/{product}/isolation",
+        isolation_set,
+        Doc::new("Set a product line's isolation (admin of the product line)")
+            .body("IsolationSetting")
+            .reply("ChangeDone"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn place(product: &str, gid: i64, role: &str, addr: &str) -> ServerPlace {
+        ServerPlace {
+            product: product.into(),
+            group_id: gid,
+            role: role.into(),
+            addr: addr.into(),
+        }
+    }
+
+    #[test]
+    fn normalize_tells_one_server_apart_however_written() {
+        assert_eq!(normalize("localhost:6379"), "127.0.0.1:6379");
+        assert_eq!(normalize("LOCALHOST:6379"), "127.0.0.1:6379");
+        assert_eq!(normalize("127.0.0.1:6379"), "127.0.0.1:6379");
+        assert_eq!(normalize("[::ffff:127.0.0.1]:6379"), "127.0.0.1:6379");
+        assert_eq!(normalize("[::1]:6379"), "[::1]:6379");
+    }
+
+    #[test]
+    fn rules() {
+        let mut inv = Inventory::new();
+        inv.insert(
+            "127.0.0.1:7001".into(),
+            vec![
+                place("a", 1, "master", "127.0.0.1:7001"),
+                place("b", 2, "replica", "localhost:7001"),
+            ],
+        );
+        let mut modes = BTreeMap::new();
+        let v = violations(&inv, &modes);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].rule, "role");
+        modes.insert("a".to_string(), IsolationMode::Physical);
+        let v = violations(&inv, &modes);
+        assert_eq!(v.len(), 2);
+        assert!(v[0].message.contains("\"a\""), "{}", v[0].message);
+        // Adding the server to a physical product is refused, naming where it is.
+        let e = check_add(&inv, &modes, "c", 1, "localhost:7001", "master").unwrap_err();
+        assert!(e.message.contains("physically isolated"), "{}", e.message);
+        let logical = BTreeMap::new();
+        let e = check_add(&inv, &logical, "c", 3, "localhost:7001", "master").unwrap_err();
+        assert!(
+            e.message.contains("replica of group 2 in product \"b\""),
+            "{}",
+            e.message
+        );
+        check_add(&inv, &logical, "c", 3, "127.0.0.1:7002", "master").unwrap();
+        // Promotion that would make roles differ.
+        let e = check_promote(&inv, "c", 1, "127.0.0.1:7001", None).unwrap_err();
+        assert!(e.message.contains("replica of group 2"), "{}", e.message);
+        let e = check_promote(&inv, "c", 1, "127.0.0.1:9", Some("127.0.0.1:7001")).unwrap_err();
+        assert!(e.message.contains("old master"), "{}", e.message);
+        assert!(check_mode(&inv, "b", IsolationMode::Physical).is_err());
+        assert!(check_mode(&inv, "z", IsolationMode::Physical).is_ok());
+    }
+}
