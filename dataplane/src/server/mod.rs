@@ -388,6 +388,9 @@ async fn cron(shared: Arc<Shared>) {
         }
         if store.config.maxmemory > 0 {
             store.evict_to_fit(crate::alloc::allocated_bytes);
+        } else {
+            // Keeps the queue of kept values to look at short without eviction, too.
+            store.settle_snapshot();
         }
         repl::cron(&mut store);
         persist::cron(&shared, &mut store);
