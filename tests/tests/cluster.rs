@@ -21,10 +21,11 @@ use codis_model::auth::dashboard_xauth;
 use codis_model::slot_of;
 use serde_json::Value;
 use support::{
-    Proc, Reply, Resp, TempDir, free_port, http, start_codis_server, start_codis_server_on,
+    Dashboard, Proc, Reply, Resp, TempDir, free_port, start_codis_server, start_codis_server_on,
     start_dashboard, start_dashboard_with, start_proxy, start_proxy_on, start_sentinel,
     start_zookeeper, wait_for,
 };
+use support::{info_field, slot_table};
 
 const PRODUCT: &str = "e2e";
 const KEYS: usize = 100_000;
@@ -51,57 +52,6 @@ fn counter(t: usize, n: usize) -> String {
 
 // ---------------------------------------------------------------------------------------------
 // Dashboard API
-
-struct Dashboard {
-    port: u16,
-    xauth: String,
-}
-
-impl Dashboard {
-    /// `PUT /api/topom/<path with X replaced by the xauth>`; must succeed (HTTP 200).
-    fn put(&self, path: &str) -> Value {
-        let path = format!(
-            "/api/topom/{}",
-            path.replace("/X", &format!("/{}", self.xauth))
-        );
-        let (status, body) =
-            http(self.port, "PUT", &path).unwrap_or_else(|e| panic!("PUT {path}: {e}"));
-        assert_eq!(status, 200, "PUT {path}: {body}");
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("PUT {path}: {e}: {body}"))
-    }
-
-    /// `GET /api/topom/stats/X`, if it answers 200 with JSON.
-    fn try_stats(&self) -> Result<Value, String> {
-        let path = format!("/api/topom/stats/{}", self.xauth);
-        let (status, body) = http(self.port, "GET", &path).map_err(|e| e.to_string())?;
-        if status != 200 {
-            return Err(format!("HTTP {status}: {body}"));
-        }
-        serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))
-    }
-
-    fn stats(&self) -> Value {
-        self.try_stats()
-            .unwrap_or_else(|e| panic!("GET /api/topom/stats: {e}"))
-    }
-}
-
-/// The slot table of a stats document: (group_id, action state) of every slot.
-fn slot_table(stats: &Value) -> Vec<(i64, String)> {
-    let slots = stats["slots"].as_array().expect("stats.slots");
-    assert_eq!(slots.len(), 1024, "stats.slots has {} entries", slots.len());
-    slots
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            assert_eq!(s["id"].as_u64(), Some(i as u64), "slot order");
-            (
-                s["group_id"].as_i64().unwrap_or(0),
-                s["action"]["state"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
-}
 
 /// How many slots are in each action state ("" = idle).
 fn states(table: &[(i64, String)]) -> BTreeMap<String, usize> {
@@ -324,7 +274,7 @@ fn cluster_survives_migration_dashboard_crash_and_zookeeper_outage() {
         "every slot in group 1 or 2, idle",
         Duration::from_secs(60),
         || {
-            let table = slot_table(&d.stats());
+            let table = slot_table(&d.stats()).expect("stats.slots: 1024 slots in order");
             table
                 .iter()
                 .all(|(g, st)| (*g == 1 || *g == 2) && st.is_empty())
@@ -396,7 +346,7 @@ fn cluster_survives_migration_dashboard_crash_and_zookeeper_outage() {
         "some slots migrated while others are still queued or moving",
         Duration::from_secs(120),
         || {
-            let table = slot_table(&d.stats());
+            let table = slot_table(&d.stats()).expect("stats.slots: 1024 slots in order");
             let done = moved(&table);
             let st = states(&table);
             assert!(
@@ -431,7 +381,7 @@ fn cluster_survives_migration_dashboard_crash_and_zookeeper_outage() {
         "the migration to finish after the restart",
         Duration::from_secs(120),
         || {
-            let table = slot_table(&d.stats());
+            let table = slot_table(&d.stats()).expect("stats.slots: 1024 slots in order");
             let idle = table.iter().all(|(_, s)| s.is_empty());
             if last_print.elapsed() > Duration::from_secs(10) {
                 last_print = Instant::now();
@@ -520,7 +470,11 @@ fn cluster_survives_migration_dashboard_crash_and_zookeeper_outage() {
     // The dashboard still works against the coordinator: the slot table is intact and both
     // proxies are still online.
     let s = d.stats();
-    assert_eq!(slot_table(&s), final_table, "slot table after the outage");
+    assert_eq!(
+        slot_table(&s).expect("stats.slots"),
+        final_table,
+        "slot table after the outage"
+    );
     for m in s["proxy"]["models"].as_array().unwrap() {
         let token = m["token"].as_str().unwrap();
         assert_eq!(
@@ -678,17 +632,6 @@ fn cluster_survives_migration_dashboard_crash_and_zookeeper_outage() {
 
 /// One whole-cluster test at a time: they share the 2 cores.
 pub(crate) static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn info_field(port: u16, section: &str, field: &str) -> Option<String> {
-    let mut c = Resp::connect(port).ok()?;
-    let Reply::Bulk(Some(text)) = c.call(&[b"INFO", section.as_bytes()]).ok()? else {
-        return None;
-    };
-    String::from_utf8_lossy(&text).lines().find_map(|l| {
-        l.strip_prefix(&format!("{field}:"))
-            .map(|v| v.trim().to_string())
-    })
-}
 
 /// Issue 6's failover: a group of one codis-server master and two replicas (the dashboard runs
 /// their SLAVEOF), three Debian redis-sentinels configured by the dashboard

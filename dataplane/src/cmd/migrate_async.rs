@@ -186,23 +186,17 @@ impl State {
             .is_some_and(|b| b.contains(key))
     }
 
-    /// True when a write command `args` (keys at `spec`'s positions) would touch a key of
-    /// `db`'s batch in flight. Such a write must wait: the key may already be on its way, and
-    /// deleting it at the end of the batch would lose the write.
+    /// True when a write command `args` would touch a key of `db`'s batch in flight (any of
+    /// its keys, [`super::key_positions`]: SORT's `STORE` destination and LMPOP's keys
+    /// included). Such a write must wait: the key may already be on its way, and deleting it
+    /// at the end of the batch would lose the write.
     pub fn write_conflicts(&self, db: usize, spec: &super::CommandSpec, args: &[&[u8]]) -> bool {
-        if self.clients.is_empty() || !self.db_busy(db) || spec.first_key <= 0 {
+        if self.clients.is_empty() || !self.db_busy(db) {
             return false;
         }
-        let last = if spec.last_key < 0 {
-            args.len() as i32 + spec.last_key
-        } else {
-            spec.last_key.min(args.len() as i32 - 1)
-        };
-        let step = spec.step.max(1) as usize;
-        (spec.first_key as usize..=last.max(0) as usize)
-            .step_by(step)
-            .filter_map(|i| args.get(i))
-            .any(|k| self.is_migrating(db, k))
+        super::key_positions(spec, args)
+            .into_iter()
+            .any(|i| self.is_migrating(db, args[i]))
     }
 
     /// True when `db` has a batch in flight.
@@ -629,16 +623,17 @@ fn exec_wrapper(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             format!("ERR command not allowed in SLOTSMGRT-EXEC-WRAPPER ({name})"),
         );
     }
-    // The wrapper answers for the hashkey's slot only: the command's first key must be there.
-    let first = cmd.first_key as usize;
-    if inner
-        .get(first)
-        .is_none_or(|k| codis_model::slot_of(k) != codis_model::slot_of(args[1]))
+    // The wrapper answers for the hashkey's slot only: every key of the command must be
+    // there (a second key elsewhere may be on another group, or in another batch).
+    let slot = codis_model::slot_of(args[1]);
+    if super::key_positions(cmd, inner)
+        .into_iter()
+        .any(|i| codis_model::slot_of(inner[i]) != slot)
     {
         return refuse(
             ctx,
             -1,
-            format!("ERR the first key is not in the slot of the hashkey ({name})"),
+            format!("ERR the keys are not all in the slot of the hashkey ({name})"),
         );
     }
     let dbi = ctx.client.db;

@@ -373,12 +373,26 @@ fn start_round(ctx: &mut Ctx<'_>, mut job: Job, keys: Vec<Vec<u8>>) {
     }
     if !busy.is_empty() {
         st.waits += 1;
+        // The wait is part of the transfer, so it has the transfer's timeout: a stalled
+        // owner (a target that stops reading) must not hang this client for good.
+        let timeout = job.target.timeout;
         let work = async move {
-            for rx in busy {
-                // An error only means the owner is gone: free either way.
-                let _ = rx.await;
-            }
+            let freed = tokio::time::timeout(timeout, async {
+                for rx in busy {
+                    // An error only means the owner is gone: free either way.
+                    let _ = rx.await;
+                }
+            })
+            .await
+            .is_ok();
             let finish: Finish = Box::new(move |ctx: &mut Ctx<'_>| {
+                if !freed {
+                    // As a failed send: what this job holds is freed, nothing is deleted.
+                    release(ctx, &job);
+                    return Err(CmdError::Msg(
+                        "IOERR timeout waiting for another migration of the same keys".into(),
+                    ));
+                }
                 // Select again: keys moved meanwhile are gone; tag groups may have changed.
                 let keys = match (job.kind, keys.first()) {
                     (Kind::TagSlot | Kind::TagOne, Some(k)) => select_keys(ctx, &k.clone(), true),

@@ -175,6 +175,32 @@ pub struct CommandSpec {
     pub handler: Handler,
 }
 
+/// The positions of every key of request `args` (name first) run as `cmd`: the table's
+/// first/last/step range, plus the keys Redis's key specs find beyond it (SORT's `STORE`
+/// destination, the keys after a `numkeys`), from the proxy's complete command table.
+/// Sorted, without duplicates.
+pub(crate) fn key_positions(cmd: &CommandSpec, args: &[&[u8]]) -> Vec<usize> {
+    let mut out = crate::proxy::command::request_key_positions(args);
+    if cmd.first_key > 0 {
+        let argc = args.len() as i32;
+        let last = if cmd.last_key < 0 {
+            argc + cmd.last_key
+        } else {
+            cmd.last_key.min(argc - 1)
+        };
+        let step = cmd.step.max(1) as usize;
+        out.extend(
+            (cmd.first_key..=last.max(0))
+                .step_by(step)
+                .map(|i| i as usize),
+        );
+    }
+    out.retain(|&i| i < args.len());
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// Builds a [`CommandSpec`] (keeps the family tables one line per command).
 pub const fn spec(
     name: &'static str,

@@ -222,6 +222,23 @@ pub fn key_positions<'a>(
     out
 }
 
+/// The positions of the keys of request `args` (name first) by Redis's key specs, when this
+/// table forwards the command by key ([`Handling::Forward`]); empty otherwise. The server
+/// uses it too: its own table has only Redis's legacy first/last/step range, which misses
+/// SORT's `STORE` destination and the keys after a `numkeys`.
+pub fn request_key_positions(args: &[&[u8]]) -> Vec<usize> {
+    let Some(name) = args.first() else {
+        return Vec::new();
+    };
+    match resolve(name, args.get(1).copied()) {
+        Some(CommandInfo {
+            handling: Forward(specs),
+            ..
+        }) => key_positions(specs, args.len(), |i| args[i]),
+        _ => Vec::new(),
+    }
+}
+
 /// An option of SORT, as Redis parses them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SortOption {

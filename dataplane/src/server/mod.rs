@@ -27,10 +27,11 @@ use client::{Client, ClientInfo, Push, PushSender};
 
 /// Called at the end of every lock hold that ran commands: the replicas get what the batch
 /// fed to the stream, the AOF gets its commands. Returns the AOF offset the caller must see
-/// fsynced before replying (`appendfsync always`).
+/// fsynced before replying (`appendfsync always`); the replicas wait for it too, as in
+/// Redis (docs/COMPATIBILITY.md).
 pub fn end_of_batch(store: &mut Store) -> Option<u64> {
     let wait = aof::end_of_batch(store);
-    store.repl.flush();
+    store.repl.flush_after(wait);
     wait
 }
 
@@ -388,6 +389,9 @@ async fn cron(shared: Arc<Shared>) {
         }
         if store.config.maxmemory > 0 {
             store.evict_to_fit(crate::alloc::allocated_bytes);
+        } else {
+            // Keeps the queue of kept values to look at short without eviction, too.
+            store.settle_snapshot();
         }
         repl::cron(&mut store);
         persist::cron(&shared, &mut store);

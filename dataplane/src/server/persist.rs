@@ -373,6 +373,8 @@ impl Job {
         dest: &Path,
         checksum: bool,
     ) -> Result<(), SaveError> {
+        // The thread's bytes count until its writer (and its buffers) is dropped.
+        let _reset = ZeroOnDrop(&self.inflight);
         let f = File::create(tmp).map_err(io_err(tmp))?;
         let fw = FileWriter::new(BufWriter::with_capacity(1 << 20, f), checksum);
         self.run(tmp, dest, fw)
@@ -412,6 +414,8 @@ impl Job {
         &self,
         tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
     ) -> Result<(), SaveError> {
+        // The thread's bytes count until its writer (and its buffers) is dropped.
+        let _reset = ZeroOnDrop(&self.inflight);
         let mut fw = FileWriter::new(
             ChunkSender {
                 buf: Vec::new(),
@@ -439,6 +443,7 @@ impl Job {
 
     /// Serialises the snapshot into an in-memory RDB payload (a replica's full resync).
     pub(crate) fn payload(&self) -> Result<Vec<u8>, SaveError> {
+        let _reset = ZeroOnDrop(&self.inflight);
         let mut fw = FileWriter::new(Vec::new(), true);
         self.write_all(&mut fw, 0)?;
         fw.finish().map_err(|source| SaveError::Io {
@@ -480,7 +485,6 @@ impl Job {
         let mut w = Writer::new();
         w.compress = self.compress;
         self.inflight.store(io_buffer as u64, Ordering::Relaxed);
-        let _reset = ZeroOnDrop(&self.inflight);
         for &(id, keys, expires) in &self.plan {
             fw.select_db(id, keys, expires).map_err(e)?;
             let mut slot = 0;

@@ -58,8 +58,12 @@ pub struct ReplicaLink {
     queued: std::sync::atomic::AtomicUsize,
     /// Woken when the master drops the replica (output buffer limit).
     closed: tokio::sync::Notify,
-    tx: mpsc::UnboundedSender<Bytes>,
+    tx: mpsc::UnboundedSender<Chunk>,
 }
+
+/// Stream bytes for one replica, and the AOF offset that must be fsynced before they are
+/// written (`appendfsync always`: as Redis, replicas get a batch after its fsync).
+type Chunk = (Bytes, Option<u64>);
 
 /// Most stream bytes queued for one replica before it is dropped, as Redis's
 /// `client-output-buffer-limit replica 256mb`: a replica that stops reading must not make the
@@ -226,6 +230,13 @@ impl State {
     /// the end of every lock hold that may have fed the stream (`server::end_of_batch`,
     /// the cron), and before a replica is added (its stream starts after this point).
     pub fn flush(&mut self) {
+        self.flush_after(None)
+    }
+
+    /// [`State::flush`] for a batch whose AOF must be fsynced up to `fsync` before the
+    /// replicas see it (`appendfsync always`). Redis feeds replicas through the same client
+    /// output buffers as replies, written in `beforeSleep` after `flushAppendOnlyFile`.
+    pub fn flush_after(&mut self, fsync: Option<u64>) {
         if self.pending.is_empty() {
             return;
         }
@@ -246,7 +257,7 @@ impl State {
                     r.closed.notify_one();
                     return false;
                 }
-                r.tx.send(shared.clone()).is_ok()
+                r.tx.send((shared.clone(), fsync)).is_ok()
             });
         }
     }
@@ -564,7 +575,7 @@ pub struct Attach {
     /// The replica's record.
     pub link: Arc<ReplicaLink>,
     /// Its stream.
-    pub rx: mpsc::UnboundedReceiver<Bytes>,
+    pub rx: mpsc::UnboundedReceiver<Chunk>,
 }
 
 /// Starts the payload: a point-in-time snapshot serialised by a thread in short lock holds
@@ -683,7 +694,7 @@ pub fn psync(
         let pending = r.backlog_from(offset as u64);
         if !pending.is_empty() {
             link.queued.fetch_add(pending.len(), Ordering::Relaxed);
-            let _ = link.tx.send(Bytes::from(pending));
+            let _ = link.tx.send((Bytes::from(pending), None));
         }
         link.online.store(true, Ordering::Relaxed);
         link.ack.store(offset as u64 - 1, Ordering::Relaxed);
@@ -816,14 +827,21 @@ pub async fn serve_replica(
         loop {
             tokio::select! {
                 b = a.rx.recv() => {
-                    let Some(b) = b else { return Ok(()) };
+                    let Some((b, fsync)) = b else { return Ok(()) };
                     out.clear();
                     out.extend_from_slice(&b);
+                    let mut fsync = fsync;
                     while out.len() < 1 << 20 {
                         match a.rx.try_recv() {
-                            Ok(b) => out.extend_from_slice(&b),
+                            Ok((b, f)) => {
+                                out.extend_from_slice(&b);
+                                fsync = fsync.max(f);
+                            }
                             Err(_) => break,
                         }
+                    }
+                    if let Some(off) = fsync {
+                        shared.aof_sync.wait_synced(off).await;
                     }
                     sock.write_all(&out).await?;
                     a.link.queued.fetch_sub(out.len(), Ordering::Relaxed);

@@ -78,6 +78,8 @@ impl Store {
         if max == 0 || usage() <= max {
             return EvictOutcome::Ok;
         }
+        // What writers let go of since the last check is only the save's now.
+        self.settle_snapshot();
         if usage().saturating_sub(self.not_counted_for_evict()) <= max {
             return EvictOutcome::Ok;
         }
@@ -92,6 +94,8 @@ impl Store {
                 return EvictOutcome::Oom;
             }
             self.stats.evicted_keys += 1;
+            // An evicted key the save still holds frees nothing: count it as the save's.
+            self.settle_snapshot();
         }
         EvictOutcome::Ok
     }

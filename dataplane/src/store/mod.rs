@@ -142,12 +142,19 @@ impl Db {
     }
 
     /// Every change to a key goes through here first: while a background save runs, the
-    /// key's point-in-time value is kept before it changes (`value_changes`: false when only
-    /// its TTL does). One branch when no save runs.
+    /// key's point-in-time value is kept before it changes. One branch when no save runs.
     #[inline]
-    fn before_write(&mut self, slot: usize, key: &[u8], value_changes: bool) {
+    fn before_write(&mut self, slot: usize, key: &[u8]) {
         if let Some(c) = self.cow.as_deref_mut() {
-            c.keep(slot, key, &self.slots[slot], value_changes);
+            c.keep(slot, key, &self.slots[slot]);
+        }
+    }
+
+    /// Counts in [`Db::snapshot_bytes`] the kept values that writers let go of since the
+    /// last call (see [`snapshot::Cow::settle`]).
+    pub(crate) fn settle_snapshot(&mut self) {
+        if let Some(c) = self.cow.as_deref_mut() {
+            c.settle(&self.slots);
         }
     }
 
@@ -270,7 +277,7 @@ impl Db {
         if !self.slots[slot].keys.contains_key(key) {
             return None;
         }
-        self.before_write(slot, key, true);
+        self.before_write(slot, key);
         self.touched(key);
         let (clock, lfu) = (self.lru_clock, self.lfu);
         let e = self.slots[slot].keys.get_mut(key)?;
@@ -295,7 +302,7 @@ impl Db {
     /// Stores `value` under `key`; `keep_ttl` keeps an existing TTL (SET KEEPTTL).
     pub fn set_with(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
         let slot = slot_of(key);
-        self.before_write(slot, key, true);
+        self.before_write(slot, key);
         self.touched(key);
         let lru = if self.lfu {
             evict::lfu_init()
@@ -329,7 +336,7 @@ impl Db {
 
     fn remove_in(&mut self, slot: usize, key: &[u8]) -> Option<Value> {
         if self.cow.is_some() && self.slots[slot].keys.contains_key(key) {
-            self.before_write(slot, key, true);
+            self.before_write(slot, key);
         }
         let t = &mut self.slots[slot];
         let e = t.keys.swap_remove(key)?;
@@ -395,7 +402,7 @@ impl Db {
     /// Sets the absolute expiry (unix ms) of an existing key.
     pub fn set_expire(&mut self, key: &[u8], at_ms: u64) {
         let slot = slot_of(key);
-        self.before_write(slot, key, false);
+        self.before_write(slot, key);
         self.touched(key);
         let t = &mut self.slots[slot];
         if let Some(e) = t.expires.get_mut(key) {
@@ -415,7 +422,7 @@ impl Db {
         if !self.slots[slot].expires.contains_key(key) {
             return false;
         }
-        self.before_write(slot, key, false);
+        self.before_write(slot, key);
         let t = &mut self.slots[slot];
         if t.expires.swap_remove(key).is_some() {
             self.expires_len -= 1;
@@ -713,7 +720,7 @@ impl Db {
     pub(crate) fn entry_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let slot = slot_of(key);
         if self.cow.is_some() && self.slots[slot].keys.contains_key(key) {
-            self.before_write(slot, key, true);
+            self.before_write(slot, key);
         }
         self.slots[slot].keys.get_mut(key)
     }
@@ -821,6 +828,14 @@ impl Store {
         crate::server::persist::snapshot_bytes(self)
             + self.repl.buffered_bytes()
             + self.aof.buffered_bytes()
+    }
+
+    /// Brings [`Store::not_counted_for_evict`] up to date with the writes since the last
+    /// call (a kept collection counts once the live key lets go of it).
+    pub fn settle_snapshot(&mut self) {
+        for db in &mut self.dbs {
+            db.settle_snapshot();
+        }
     }
 
     /// Total keys across databases.

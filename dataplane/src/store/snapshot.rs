@@ -19,8 +19,14 @@
 //! - FLUSHDB/FLUSHALL, SLOTSDEL and SWAPDB move (or, SWAPDB, shallow-copy) whole tables
 //!   aside; the save thread serialises them outside the lock.
 //!
-//! The bytes kept for the save are counted in [`Cow::bytes`]: like the pages a forked Redis
-//! child keeps, they are not counted against `maxmemory`.
+//! The bytes only the save holds are counted in [`Cow::bytes`]: like the pages a forked
+//! Redis child keeps, they are not counted against `maxmemory`. A kept string that was
+//! copied counts when it is kept (what the copy allocated). A kept collection (or big
+//! string) is shared with the live key, so it counts only once the live key lets go of it
+//! (a write copies it, or the key is overwritten, deleted or evicted): such keys are queued
+//! when they are written and [`Cow::settle`] (before eviction decides, and for INFO) looks
+//! at their reference counts. A TTL change or a command that fails (WRONGTYPE) leaves the
+//! value shared and counts nothing; a TTL change followed by a write counts the copy.
 
 use std::collections::HashSet;
 
@@ -49,8 +55,24 @@ pub struct Taken {
     pub bytes: usize,
 }
 
-/// A key's point-in-time value (`None`: the key did not exist).
-type Kept = Option<(Value, Option<u64>)>;
+/// A key's point-in-time value, kept for the save before the key changed.
+#[derive(Debug)]
+struct Kept {
+    /// The value and its expiry (`None`: the key did not exist).
+    value: Option<(Value, Option<u64>)>,
+    /// Bytes of `value` still shared with something live (a collection or a big string is
+    /// kept by reference): not in [`Cow::bytes`] yet. 0 once counted, or for a copy.
+    shared: usize,
+    /// True while the key is in [`Cow::unsettled`].
+    queued: bool,
+}
+
+impl Kept {
+    /// True when `value` is shared by reference and nothing live holds it any more.
+    fn only_ours(&self) -> bool {
+        self.shared > 0 && self.value.as_ref().is_some_and(|(v, _)| !v.is_shared())
+    }
+}
 
 #[derive(Debug)]
 enum State {
@@ -75,8 +97,11 @@ pub struct Cow {
     /// Bytes `kept[slot]` holds (measured when kept).
     kept_bytes: Vec<usize>,
     aside: Vec<Option<(SlotTable, usize)>>,
-    /// Estimated bytes kept for the save (not counted for maxmemory, as a fork's copy).
+    /// Estimated bytes only the save holds (not counted for maxmemory, as a fork's copy).
     pub bytes: usize,
+    /// Kept keys whose shared value may have been let go by the live side since the last
+    /// [`Cow::settle`] (each once, see [`Kept::queued`]).
+    unsettled: Vec<(usize, SmallBytes)>,
     /// Keys whose value writers kept for the save (INFO `rdb_last_cow_size`).
     pub copied: u64,
 }
@@ -124,6 +149,7 @@ impl Cow {
             kept_bytes: vec![0; MAX_SLOT_NUM],
             aside: (0..MAX_SLOT_NUM).map(|_| None).collect(),
             bytes: 0,
+            unsettled: Vec::new(),
             copied: 0,
         });
         // Its own tables count as the save's too.
@@ -131,31 +157,29 @@ impl Cow {
         c
     }
 
-    /// True when `key` of `slot` still has to be kept before it changes.
-    #[inline]
-    fn needs(&self, slot: usize, key: &[u8]) -> bool {
-        let kept = || {
-            self.kept[slot]
-                .as_ref()
-                .is_some_and(|m| m.contains_key(key))
-        };
-        match &self.state[slot] {
-            State::Pending => !kept(),
-            State::InProgress { emitted, .. } => !emitted.contains(key) && !kept(),
-            State::Done => false,
-        }
-    }
-
     /// Called before `key` (in `slot`, whose live table is `t`) changes: keeps its value
-    /// for the save if the save has not taken it yet. `value_changes` is false when only
-    /// the TTL changes (the kept value stays shared with the live one).
-    pub fn keep(&mut self, slot: usize, key: &[u8], t: &SlotTable, value_changes: bool) {
-        if !self.needs(slot, key) {
+    /// for the save if the save has not taken it yet (once). A key kept earlier whose value
+    /// is still shared with the live one is queued for [`Cow::settle`]: this change may be
+    /// the one that copies it.
+    pub fn keep(&mut self, slot: usize, key: &[u8], t: &SlotTable) {
+        let emitted = match &self.state[slot] {
+            State::Done => return,
+            State::Pending => None,
+            State::InProgress { emitted, .. } => Some(emitted),
+        };
+        if let Some(k) = self.kept[slot].as_mut().and_then(|m| m.get_mut(key)) {
+            if k.shared > 0 && !k.queued {
+                k.queued = true;
+                self.unsettled.push((slot, SmallBytes::new(key)));
+            }
+            return;
+        }
+        if emitted.is_some_and(|e| e.contains(key)) {
             return;
         }
         let map = &mut self.kept[slot];
-        let (extra, mut n) = measured(|| {
-            let kept = t.keys.get(key).map(|e| {
+        let (shared, n) = measured(|| {
+            let value = t.keys.get(key).map(|e| {
                 let exp = if t.expires.is_empty() {
                     None
                 } else {
@@ -163,27 +187,62 @@ impl Cow {
                 };
                 (e.value.clone(), exp)
             });
-            // A collection is shared, not copied, here; the writer's change copies it (the
-            // live copy is then the new one): count the kept one as the save's.
-            let extra = match &kept {
-                Some((
-                    v @ (Value::List(_)
-                    | Value::Hash(_)
-                    | Value::Set(_)
-                    | Value::ZSet(_)
-                    | Value::Str(SmallBytes::Shared(_))),
-                    _,
-                )) if value_changes => v.approx_size(),
-                _ => 0,
-            };
-            map.get_or_insert_with(Default::default)
-                .insert(SmallBytes::new(key), kept);
-            extra
+            // A string is copied here (measured); a collection or a big string is shared,
+            // and counts once the live key lets go of it (settle).
+            let shared = value.as_ref().map_or(0, |(v, _)| v.shared_size());
+            map.get_or_insert_with(Default::default).insert(
+                SmallBytes::new(key),
+                Kept {
+                    value,
+                    shared,
+                    queued: shared > 0,
+                },
+            );
+            shared
         });
-        n += extra;
+        if shared > 0 {
+            self.unsettled.push((slot, SmallBytes::new(key)));
+        }
         self.kept_bytes[slot] += n;
         self.bytes += n;
         self.copied += 1;
+    }
+
+    /// Counts the queued kept values that nothing live holds any more (`slots`: the live
+    /// tables). A key whose live value is still the kept one leaves the queue (its next
+    /// write queues it again); one held by something else (a RENAME moved the value, a
+    /// transient copy) stays queued. Costs one look-up per key written since the last call.
+    pub fn settle(&mut self, slots: &[SlotTable]) {
+        if self.unsettled.is_empty() {
+            return;
+        }
+        let mut list = std::mem::take(&mut self.unsettled);
+        list.retain(|(slot, key)| {
+            let slot = *slot;
+            let Some(k) = self.kept[slot]
+                .as_mut()
+                .and_then(|m| m.get_mut(key.as_bytes()))
+            else {
+                return false;
+            };
+            if k.only_ours() {
+                self.kept_bytes[slot] += k.shared;
+                self.bytes += k.shared;
+                k.shared = 0;
+                k.queued = false;
+                return false;
+            }
+            let live_holds = match (&k.value, slots[slot].keys.get(key.as_bytes())) {
+                (Some((v, _)), Some(e)) => e.value.same_alloc(v),
+                _ => false,
+            };
+            if live_holds || k.shared == 0 {
+                k.queued = false;
+                return false;
+            }
+            true
+        });
+        self.unsettled = list;
     }
 
     /// Called before the live table of `slot` is dropped or replaced wholesale with `t`
@@ -199,11 +258,15 @@ impl Cow {
         } else if matches!(state, State::Done) {
             return Some(t);
         }
-        let kept_bytes = std::mem::take(&mut self.kept_bytes[slot]);
+        let mut kept_bytes = std::mem::take(&mut self.kept_bytes[slot]);
         if let Some(kept) = self.kept[slot].take() {
             for (k, v) in *kept {
+                if v.only_ours() {
+                    kept_bytes += v.shared;
+                    self.bytes += v.shared;
+                }
                 t.expires.swap_remove(k.as_bytes());
-                match v {
+                match v.value {
                     Some((value, exp)) => {
                         if let Some(at) = exp {
                             t.expires.insert(k.clone(), at);
@@ -299,7 +362,10 @@ impl Cow {
         out.bytes += kept_bytes;
         if let Some(kept) = self.kept[slot].take() {
             for (key, v) in *kept {
-                if let Some((value, expire)) = v {
+                if v.only_ours() {
+                    out.bytes += v.shared;
+                }
+                if let Some((value, expire)) = v.value {
                     out.records.push(Record { key, value, expire });
                 }
             }
@@ -377,6 +443,40 @@ mod tests {
         let before = db.cow.as_ref().unwrap().copied;
         db.set(key(1).as_bytes(), val("late"));
         assert_eq!(db.cow.as_ref().unwrap().copied, before);
+    }
+
+    /// A kept hash counts as the save's only once nothing live holds it: not after a TTL
+    /// change, nor after RENAME (the value lives on under the new name), but once a write
+    /// to the new name copies it.
+    #[test]
+    fn a_kept_collection_counts_once_nothing_live_holds_it() {
+        let mut db = Db::new(0);
+        let mut h = crate::store::HashValue::default();
+        for i in 0..1000 {
+            h.insert(
+                SmallBytes::new(format!("f{i}").as_bytes()),
+                SmallBytes::new(b"v"),
+            );
+        }
+        let size = Value::Hash(crate::store::CowArc::new(h.clone())).approx_size();
+        db.set(b"{t}h", Value::Hash(crate::store::CowArc::new(h)));
+        db.cow = Some(Box::default());
+        let base = db.snapshot_bytes();
+        db.set_expire(b"{t}h", u64::MAX / 2);
+        db.settle_snapshot();
+        assert!(db.snapshot_bytes() < base + size, "a TTL change counted");
+        let v = db.remove(b"{t}h").unwrap();
+        db.set(b"{t}h2", v);
+        db.settle_snapshot();
+        assert!(db.snapshot_bytes() < base + size, "a renamed value counted");
+        if let Some(Value::Hash(h)) = db.get_mut(b"{t}h2", 0) {
+            h.insert(SmallBytes::new(b"new"), SmallBytes::new(b"x"));
+        }
+        db.settle_snapshot();
+        assert!(
+            db.snapshot_bytes() >= base + size,
+            "the copy left to the save"
+        );
     }
 
     /// FLUSHALL in the middle of a slot: what was not taken yet is handed over whole.

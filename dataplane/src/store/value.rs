@@ -250,6 +250,11 @@ impl<T> CowArc<T> {
     pub fn is_shared(&self) -> bool {
         Arc::strong_count(&self.0) > 1
     }
+
+    /// True when both are the same allocation (one shared collection).
+    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
+        Arc::ptr_eq(&a.0, &b.0)
+    }
 }
 
 impl<T> Clone for CowArc<T> {
@@ -355,6 +360,45 @@ impl Value {
             Value::Hash(h) => h.capacity() * (2 * SB + 8 + 9),
             Value::Set(s) => s.capacity() * (SB + 8 + 9),
             Value::ZSet(z) => z.len() * (2 * SB + 48),
+        }
+    }
+
+    /// [`Value::approx_size`] for a value a clone shares by reference (a collection or a
+    /// [`SmallBytes::Shared`] string), 0 for one a clone copies.
+    pub fn shared_size(&self) -> usize {
+        match self {
+            Value::Str(SmallBytes::Shared(_))
+            | Value::List(_)
+            | Value::Hash(_)
+            | Value::Set(_)
+            | Value::ZSet(_) => self.approx_size(),
+            Value::Str(_) => 0,
+        }
+    }
+
+    /// True while another clone shares this value's allocation.
+    pub fn is_shared(&self) -> bool {
+        match self {
+            Value::Str(SmallBytes::Shared(b)) => Arc::strong_count(b) > 1,
+            Value::Str(_) => false,
+            Value::List(c) => c.is_shared(),
+            Value::Hash(c) => c.is_shared(),
+            Value::Set(c) => c.is_shared(),
+            Value::ZSet(c) => c.is_shared(),
+        }
+    }
+
+    /// True when both values are one shared allocation.
+    pub fn same_alloc(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Str(SmallBytes::Shared(a)), Value::Str(SmallBytes::Shared(b))) => {
+                Arc::ptr_eq(a, b)
+            }
+            (Value::List(a), Value::List(b)) => CowArc::ptr_eq(a, b),
+            (Value::Hash(a), Value::Hash(b)) => CowArc::ptr_eq(a, b),
+            (Value::Set(a), Value::Set(b)) => CowArc::ptr_eq(a, b),
+            (Value::ZSet(a), Value::ZSet(b)) => CowArc::ptr_eq(a, b),
+            _ => false,
         }
     }
 

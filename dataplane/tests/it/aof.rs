@@ -245,6 +245,71 @@ fn appendfsync_always_reads_wait_for_the_fsync_of_what_they_see() {
     );
 }
 
+/// `appendfsync always`: a replica gets a write only after the master fsynced it, as from
+/// Redis (its `beforeSleep` runs `flushAppendOnlyFile` before it writes any client's output,
+/// replicas' included), so a replica never holds a write its master's AOF could lose.
+#[test]
+fn appendfsync_always_replicas_get_a_write_after_its_fsync() {
+    let dir = TempDir::new("aof-repl-fsync");
+    let master = aof_codis(&dir, &["--appendfsync", "always"]);
+    let replica = start_codis(&[]);
+    let mut admin = Client::connect(master.port);
+    let mut r = Client::connect(replica.port);
+    assert_eq!(admin.run("SET k old"), Frame::Simple(b"OK".to_vec()));
+    let port = master.port.to_string();
+    r.cmd(&[b"REPLICAOF", b"127.0.0.1", port.as_bytes()]);
+    let start = Instant::now();
+    while r.run("GET k") != Frame::Bulk(b"old".to_vec()) {
+        assert!(start.elapsed() < Duration::from_secs(20), "no sync");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        admin.run("DEBUG PAUSE-AOF-FSYNC 1"),
+        Frame::Simple(b"OK".to_vec())
+    );
+    let mut writer = Client::connect(master.port);
+    writer.send_raw(&Client::encode(&[
+        b"SET".to_vec(),
+        b"k".to_vec(),
+        b"new".to_vec(),
+    ]));
+    // Once a read on the master is held, the SET has run (every reply waits for its fsync).
+    let mut reader = Client::connect(master.port);
+    loop {
+        reader.send_raw(&Client::encode(&[b"GET".to_vec(), b"k".to_vec()]));
+        match reader.read_reply_within(Duration::from_millis(300)) {
+            Some((Frame::Bulk(v), _)) if v == b"old" => continue,
+            Some((f, raw)) => panic!("{f:?} ({})", show(&raw)),
+            None => break,
+        }
+    }
+    let held = Instant::now();
+    while held.elapsed() < Duration::from_millis(300) {
+        assert_eq!(
+            r.run("GET k"),
+            Frame::Bulk(b"old".to_vec()),
+            "the replica got a write its master has not fsynced"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        admin.run("DEBUG PAUSE-AOF-FSYNC 0"),
+        Frame::Simple(b"OK".to_vec())
+    );
+    assert_eq!(
+        writer.read_reply().unwrap().0,
+        Frame::Simple(b"OK".to_vec())
+    );
+    let start = Instant::now();
+    while r.run("GET k") != Frame::Bulk(b"new".to_vec()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the write never reached the replica"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn codis_aof_loads_in_redis_and_redis_aof_loads_in_codis() {
     // Ours → Redis: a base from a rewrite, then increments written after it.

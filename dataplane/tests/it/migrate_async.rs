@@ -549,9 +549,12 @@ fn wrapper_refuses_admin_and_foreign_keys() {
         &[b"PFDEBUG", b"GETREG", b"x"],
         &[b"SLOTSDEL", b"0"],
         &[b"SLOTSMGRT-ASYNC-CANCEL"],
-        // The first key must be in the hashkey's slot ("x" and "y" are not).
+        // Every key must be in the hashkey's slot ("x" and "y" are not).
         &[b"DEL", b"y"],
         &[b"GET", b"y"],
+        &[b"DEL", b"x", b"y"],
+        &[b"RPOPLPUSH", b"x", b"y"],
+        &[b"SORT", b"x", b"STORE", b"y"],
     ];
     for inner in refused {
         let mut args: Vec<&[u8]> = vec![b"SLOTSMGRT-EXEC-WRAPPER", b"x"];
@@ -786,6 +789,21 @@ fn direct_writes_to_a_key_in_flight_are_refused_not_lost() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert!(refused, "a direct write to a key in flight was accepted");
+    // So is a write whose key in flight is not in the legacy first/last/step range: SORT's
+    // STORE destination, LMPOP's keys.
+    c.cmd(&[b"RPUSH", b"other", b"3", b"1", b"2"]);
+    for cmd in [
+        &[&b"SORT"[..], b"other", b"STORE", b"moving"][..],
+        &[b"LMPOP", b"1", b"moving", b"LEFT"],
+    ] {
+        let (_, raw) = c.cmd(cmd);
+        assert!(
+            raw.starts_with(b"-TRYAGAIN"),
+            "{}: {}",
+            show(cmd[0]),
+            show(&raw)
+        );
+    }
     let reply = migrate.join().unwrap();
     assert!(
         reply.starts_with(b"-"),

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dataplane::resp::frame::{Frame, FrameError};
 
@@ -1013,4 +1013,51 @@ fn concurrent_transfers_of_a_key_never_restore_a_stale_value() {
     assert_eq!(slow.restores(), 1, "one SLOTSRESTORE of the key");
     assert_eq!(int(&c.cmd(&[b"EXISTS", b"{t}k"]).0), 0);
     assert!(!wrote_early, "the second transfer waited for the first");
+}
+
+/// A transfer waiting for another transfer of the same key (whose target stalls) gives up
+/// after its own timeout with an error, keeps the key, and leaves the first one to finish.
+#[test]
+fn a_transfer_waiting_for_a_stalled_one_times_out() {
+    let src = start_codis(&[]);
+    let dst = start_codis(&[]);
+    let slow = SlowTarget::start(dst.port);
+    let mut c = Client::connect(src.port);
+    ok(&mut c, &[b"SET", b"{t}k", b"v"]);
+    let port = slow.port.to_string();
+    let migrate = move |srcport: u16, port: String, timeout: &'static [u8]| {
+        let mut m = Client::connect(srcport);
+        m.cmd(&[
+            b"SLOTSMGRTTAGONE",
+            b"127.0.0.1",
+            port.as_bytes(),
+            timeout,
+            b"{t}k",
+        ])
+    };
+    let (p1, sp) = (port.clone(), src.port);
+    let first = std::thread::spawn(move || migrate(sp, p1, b"10000"));
+    slow.wait_holding();
+    let (done_tx, done_rx) = mpsc::channel();
+    let started = Instant::now();
+    let second = std::thread::spawn(move || {
+        let _ = done_tx.send(migrate(sp, port, b"300"));
+    });
+    let reply = done_rx.recv_timeout(Duration::from_secs(5));
+    let waited = started.elapsed();
+    slow.release();
+    let (f, raw) = reply.expect("the waiting transfer never gave up");
+    assert!(
+        matches!(&f, Frame::Error(e) if e.starts_with(b"IOERR timeout waiting")),
+        "{}",
+        text(&raw)
+    );
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    second.join().unwrap();
+    // The first transfer is unaffected and moves the key once.
+    assert_eq!(int(&first.join().unwrap().0), 1);
+    assert_eq!(slow.restores(), 1);
+    assert_eq!(int(&c.cmd(&[b"EXISTS", b"{t}k"]).0), 0);
+    let info = text(&c.cmd(&[b"INFO", b"migration"]).1);
+    assert!(info.contains("migrate_sync_keys_in_flight:0"), "{info}");
 }

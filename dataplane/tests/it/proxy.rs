@@ -647,6 +647,64 @@ fn many_connections() {
     assert_eq!(c.run("GET conn:1999"), Frame::Bulk(b"1999".to_vec()));
 }
 
+/// The proxy's entry for `slot` while it moves from `from` to `to` (`method` 0 sync, 1
+/// semi-async).
+pub(crate) fn migrating(slot: usize, from: &Server, to: &Server, method: i64) -> Slot {
+    Slot {
+        id: slot as i64,
+        backend_addr: addr(to),
+        migrate_from: addr(from),
+        forward_method: method,
+        ..Slot::default()
+    }
+}
+
+/// The proxy's entry for `slot` owned by `by` alone.
+pub(crate) fn owned(slot: usize, by: &Server) -> Slot {
+    Slot {
+        id: slot as i64,
+        backend_addr: addr(by),
+        ..Slot::default()
+    }
+}
+
+/// Moves every key of `slot` from `from` to `to` as the dashboard does, with
+/// SLOTSMGRTTAGSLOT (`method` 0) or SLOTSMGRTTAGSLOT-ASYNC (1) until the slot is empty.
+pub(crate) fn migrate_slot(from: &Server, to: &Server, slot: usize, method: i64) {
+    let mut src = Client::connect(from.port);
+    let to_port = to.port.to_string();
+    let slot_s = slot.to_string();
+    loop {
+        let f = if method == 0 {
+            src.cmd(&[
+                b"SLOTSMGRTTAGSLOT",
+                b"127.0.0.1",
+                to_port.as_bytes(),
+                b"3000",
+                slot_s.as_bytes(),
+            ])
+            .0
+        } else {
+            src.cmd(&[
+                b"SLOTSMGRTTAGSLOT-ASYNC",
+                b"127.0.0.1",
+                to_port.as_bytes(),
+                b"3000",
+                b"200",
+                b"1048576",
+                slot_s.as_bytes(),
+                b"100",
+            ])
+            .0
+        };
+        match f {
+            Frame::Array(_, v) if v.len() == 2 && v[1] == Frame::Integer(0) => break,
+            Frame::Array(_, _) => {}
+            other => panic!("migration step failed: {other:?}"),
+        }
+    }
+}
+
 /// Moves slot `slot` from `from` to `to` through the proxy while clients read and write its
 /// keys: zero client errors, and every key correct afterwards.
 fn migration_under_load(method: i64) {
@@ -678,13 +736,7 @@ fn migration_under_load(method: i64) {
         }
     }
     // Prepare: the proxy learns the migration before the source starts moving keys.
-    p.fill(&[Slot {
-        id: slot,
-        backend_addr: addr(&to),
-        migrate_from: addr(&from),
-        forward_method: method,
-        ..Slot::default()
-    }]);
+    p.fill(&[migrating(slot as usize, &from, &to, method)]);
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
     let ops = Arc::new(AtomicU64::new(0));
@@ -722,45 +774,10 @@ fn migration_under_load(method: i64) {
         .collect();
     std::thread::sleep(Duration::from_millis(100));
     // Migrate the slot as the dashboard does.
-    let mut src = Client::connect(from.port);
-    let to_port = to.port.to_string();
-    let slot_s = slot.to_string();
-    loop {
-        let f = if method == 0 {
-            src.cmd(&[
-                b"SLOTSMGRTTAGSLOT",
-                b"127.0.0.1",
-                to_port.as_bytes(),
-                b"3000",
-                slot_s.as_bytes(),
-            ])
-            .0
-        } else {
-            src.cmd(&[
-                b"SLOTSMGRTTAGSLOT-ASYNC",
-                b"127.0.0.1",
-                to_port.as_bytes(),
-                b"3000",
-                b"200",
-                b"1048576",
-                slot_s.as_bytes(),
-                b"100",
-            ])
-            .0
-        };
-        match f {
-            Frame::Array(_, v) if v.len() == 2 && v[1] == Frame::Integer(0) => break,
-            Frame::Array(_, _) => {}
-            other => panic!("migration step failed: {other:?}"),
-        }
-    }
+    migrate_slot(&from, &to, slot as usize, method);
     std::thread::sleep(Duration::from_millis(200));
     // Finish: the slot belongs to the target alone.
-    p.fill(&[Slot {
-        id: slot,
-        backend_addr: addr(&to),
-        ..Slot::default()
-    }]);
+    p.fill(&[owned(slot as usize, &to)]);
     std::thread::sleep(Duration::from_millis(100));
     stop.store(true, Ordering::Relaxed);
     for w in workers {

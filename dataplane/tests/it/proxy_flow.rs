@@ -11,7 +11,7 @@ use dataplane::proxy::core::CoreConfig;
 use dataplane::resp::frame::Frame;
 
 use crate::protocol::exchange;
-use crate::proxy::{TestProxy, addr};
+use crate::proxy::{TestProxy, migrate_slot, migrating, owned};
 use crate::support::{Server, show, start_codis, start_redis};
 
 /// Fills the proxy's table from another thread and waits for the fill to return; a fill that
@@ -30,24 +30,6 @@ fn fill_returns(p: &TestProxy, slots: Vec<Slot>) {
     match rx.recv_timeout(Duration::from_secs(60)) {
         Ok(ok) => assert!(ok, "fill refused"),
         Err(_) => panic!("the fill never returned: a request still holds the slot"),
-    }
-}
-
-fn migrating(slot: usize, from: &Server, to: &Server, method: i64) -> Slot {
-    Slot {
-        id: slot as i64,
-        backend_addr: addr(to),
-        migrate_from: addr(from),
-        forward_method: method,
-        ..Slot::default()
-    }
-}
-
-fn owned(slot: usize, by: &Server) -> Slot {
-    Slot {
-        id: slot as i64,
-        backend_addr: addr(by),
-        ..Slot::default()
     }
 }
 
@@ -294,38 +276,7 @@ fn unauthenticated_clients_get_redis_limits() {
 /// (`method` 0 sync, 1 semi-async), the source moves the slot, the proxy learns the end.
 fn move_slot(p: &TestProxy, slot: usize, from: &Server, to: &Server, method: i64) {
     fill_returns(p, vec![migrating(slot, from, to, method)]);
-    let mut src = crate::support::Client::connect(from.port);
-    let to_port = to.port.to_string();
-    let slot_s = slot.to_string();
-    loop {
-        let f = if method == 0 {
-            src.cmd(&[
-                b"SLOTSMGRTTAGSLOT",
-                b"127.0.0.1",
-                to_port.as_bytes(),
-                b"3000",
-                slot_s.as_bytes(),
-            ])
-            .0
-        } else {
-            src.cmd(&[
-                b"SLOTSMGRTTAGSLOT-ASYNC",
-                b"127.0.0.1",
-                to_port.as_bytes(),
-                b"3000",
-                b"200",
-                b"1048576",
-                slot_s.as_bytes(),
-                b"100",
-            ])
-            .0
-        };
-        match f {
-            Frame::Array(_, v) if v.len() == 2 && v[1] == Frame::Integer(0) => break,
-            Frame::Array(_, _) => {}
-            other => panic!("migration step failed: {other:?}"),
-        }
-    }
+    migrate_slot(from, to, slot, method);
     fill_returns(p, vec![owned(slot, to)]);
 }
 

@@ -28,9 +28,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Proc, ProxyProc, Reply, Resp, TempDir, free_port, http, start_codis_server_args,
+    Dashboard, Proc, ProxyProc, Reply, Resp, TempDir, free_port, start_codis_server_args,
     start_dashboard_method, start_proxy_on, start_sentinel, start_zookeeper, wait_for,
 };
+use crate::support::{info_field, slot_table};
 use codis_model::auth::dashboard_xauth;
 use codis_model::slot_of;
 use serde_json::Value;
@@ -59,44 +60,6 @@ fn env_or(name: &str, default: u64) -> u64 {
 // ---------------------------------------------------------------------------------------------
 // Dashboard
 
-#[derive(Clone)]
-struct Dashboard {
-    port: u16,
-    xauth: String,
-}
-
-impl Dashboard {
-    fn path(&self, p: &str) -> String {
-        format!(
-            "/api/topom/{}",
-            p.replace("/X", &format!("/{}", self.xauth))
-        )
-    }
-
-    /// `PUT`; (status, body), or the I/O error while the dashboard is down.
-    fn try_put(&self, p: &str) -> Result<(u16, String), String> {
-        http(self.port, "PUT", &self.path(p)).map_err(|e| e.to_string())
-    }
-
-    fn put(&self, p: &str) {
-        let (status, body) = self.try_put(p).unwrap_or_else(|e| panic!("PUT {p}: {e}"));
-        assert_eq!(status, 200, "PUT {p}: {body}");
-    }
-
-    fn try_stats(&self) -> Option<Value> {
-        let (status, body) = http(self.port, "GET", &self.path("stats/X")).ok()?;
-        (status == 200)
-            .then(|| serde_json::from_str(&body).ok())
-            .flatten()
-    }
-
-    fn stats(&self) -> Value {
-        wait_for("dashboard stats", Duration::from_secs(30), || {
-            self.try_stats()
-        })
-    }
-}
-
 /// Group `gid`'s servers as ports, master first.
 fn group_ports(stats: &Value, gid: i64) -> Option<Vec<u16>> {
     let g = stats["group"]["models"]
@@ -108,22 +71,6 @@ fn group_ports(stats: &Value, gid: i64) -> Option<Vec<u16>> {
         .iter()
         .map(|s| s["server"].as_str()?.rsplit(':').next()?.parse().ok())
         .collect()
-}
-
-/// (group, action state) of every slot.
-fn slot_table(stats: &Value) -> Option<Vec<(i64, String)>> {
-    let slots = stats["slots"].as_array()?;
-    (slots.len() == 1024).then(|| {
-        slots
-            .iter()
-            .map(|s| {
-                (
-                    s["group_id"].as_i64().unwrap_or(0),
-                    s["action"]["state"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect()
-    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -604,17 +551,6 @@ fn check_key(name: &str, kind: Kind, ops: &[Op], found: &Found) -> Vec<String> {
     bad
 }
 
-fn info_field(port: u16, section: &str, field: &str) -> Option<String> {
-    let mut c = Resp::connect(port).ok()?;
-    let Reply::Bulk(Some(text)) = c.call(&[b"INFO", section.as_bytes()]).ok()? else {
-        return None;
-    };
-    String::from_utf8_lossy(&text).lines().find_map(|l| {
-        l.strip_prefix(&format!("{field}:"))
-            .map(|v| v.trim().to_string())
-    })
-}
-
 /// How many commands ran through SLOTSMGRT-EXEC-WRAPPER on `port` (INFO commandstats).
 fn wrapper_calls(port: u16) -> u64 {
     info_field(port, "commandstats", "cmdstat_slotsmgrt-exec-wrapper")
@@ -745,7 +681,7 @@ fn migrator(d: Dashboard, method: Arc<Mutex<String>>, stop: Arc<AtomicBool>) -> 
     let mut moves = Moves::default();
     let (beg, end) = (*HOT.start(), *HOT.end());
     loop {
-        let Some(table) = d.try_stats().as_ref().and_then(slot_table) else {
+        let Some(table) = d.try_stats().ok().as_ref().and_then(slot_table) else {
             std::thread::sleep(Duration::from_millis(200));
             continue;
         };
@@ -775,7 +711,7 @@ fn migrator(d: Dashboard, method: Arc<Mutex<String>>, stop: Arc<AtomicBool>) -> 
         }
         let started = Instant::now();
         loop {
-            if let Some(t) = d.try_stats().as_ref().and_then(slot_table)
+            if let Some(t) = d.try_stats().ok().as_ref().and_then(slot_table)
                 && t[HOT].iter().all(|(g, s)| *g == to && s.is_empty())
             {
                 break;
@@ -938,7 +874,7 @@ fn acknowledged_writes_survive_migrations_failover_and_restarts_replicas_equal_m
         let (d, masters, stop) = (d.clone(), masters.clone(), stop_moves.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                if let Some(s) = d.try_stats() {
+                if let Ok(s) = d.try_stats() {
                     for gid in 1..=2 {
                         if let Some(m) = group_ports(&s, gid).and_then(|g| g.first().copied()) {
                             masters.lock().unwrap()[gid as usize - 1] = m;
@@ -986,7 +922,7 @@ fn acknowledged_writes_survive_migrations_failover_and_restarts_replicas_equal_m
     at(0.5);
     let waiting = Instant::now();
     let moving = loop {
-        let found = d.try_stats().and_then(|s| {
+        let found = d.try_stats().ok().and_then(|s| {
             s["slot_action"]["migrating"]
                 .as_array()?
                 .iter()
@@ -1023,7 +959,7 @@ fn acknowledged_writes_survive_migrations_failover_and_restarts_replicas_equal_m
         "the dashboard to switch group 1 to its replica",
         Duration::from_secs(90),
         || {
-            let g = group_ports(&d.try_stats()?, 1)?;
+            let g = group_ports(&d.try_stats().ok()?, 1)?;
             (g.first() != Some(&old)).then(|| g[0])
         },
     );

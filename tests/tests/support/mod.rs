@@ -526,6 +526,89 @@ pub(crate) fn http(port: u16, method: &str, path: &str) -> io::Result<(u16, Stri
     Ok((status, body))
 }
 
+// ---------------------------------------------------------------------------------------------
+// Dashboard API and INFO
+
+/// The dashboard's REST API as the whole-cluster tests drive it.
+#[derive(Debug, Clone)]
+pub(crate) struct Dashboard {
+    pub(crate) port: u16,
+    /// The product's token (`codis_model::auth::dashboard_xauth`).
+    pub(crate) xauth: String,
+}
+
+impl Dashboard {
+    /// `/api/topom/<p>` with `/X` replaced by the xauth.
+    fn path(&self, p: &str) -> String {
+        format!(
+            "/api/topom/{}",
+            p.replace("/X", &format!("/{}", self.xauth))
+        )
+    }
+
+    /// `PUT`: (status, body), or the I/O error while the dashboard is down.
+    pub(crate) fn try_put(&self, p: &str) -> Result<(u16, String), String> {
+        http(self.port, "PUT", &self.path(p)).map_err(|e| e.to_string())
+    }
+
+    /// `PUT`; must answer 200 with JSON, which it returns.
+    pub(crate) fn put(&self, p: &str) -> serde_json::Value {
+        let (status, body) = self.try_put(p).unwrap_or_else(|e| panic!("PUT {p}: {e}"));
+        assert_eq!(status, 200, "PUT {p}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("PUT {p}: {e}: {body}"))
+    }
+
+    /// `GET stats/X`, if it answers 200 with JSON.
+    pub(crate) fn try_stats(&self) -> Result<serde_json::Value, String> {
+        let (status, body) =
+            http(self.port, "GET", &self.path("stats/X")).map_err(|e| e.to_string())?;
+        if status != 200 {
+            return Err(format!("HTTP {status}: {body}"));
+        }
+        serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))
+    }
+
+    /// `GET stats/X`, waiting up to 30 s for the dashboard to answer.
+    pub(crate) fn stats(&self) -> serde_json::Value {
+        wait_for("dashboard stats", Duration::from_secs(30), || {
+            self.try_stats().ok()
+        })
+    }
+}
+
+/// (group, action state) of every slot of a stats document; `None` unless it lists the
+/// 1024 slots in order.
+pub(crate) fn slot_table(stats: &serde_json::Value) -> Option<Vec<(i64, String)>> {
+    let slots = stats["slots"].as_array()?;
+    if slots.len() != 1024 {
+        return None;
+    }
+    slots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            (s["id"].as_u64() == Some(i as u64)).then(|| {
+                (
+                    s["group_id"].as_i64().unwrap_or(0),
+                    s["action"]["state"].as_str().unwrap_or("").to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Field `field` of `INFO section` on the server at `port`.
+pub(crate) fn info_field(port: u16, section: &str, field: &str) -> Option<String> {
+    let mut c = Resp::connect(port).ok()?;
+    let Reply::Bulk(Some(text)) = c.call(&[b"INFO", section.as_bytes()]).ok()? else {
+        return None;
+    };
+    String::from_utf8_lossy(&text).lines().find_map(|l| {
+        l.strip_prefix(&format!("{field}:"))
+            .map(|v| v.trim().to_string())
+    })
+}
+
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {

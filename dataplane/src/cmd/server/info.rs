@@ -126,6 +126,9 @@ fn section(ctx: &mut Ctx<'_>, name: &str, t: &mut String) {
             t.push_str("\r\n");
         }};
     }
+    if name == "memory" || name == "persistence" {
+        ctx.store.settle_snapshot();
+    }
     let store = &*ctx.store;
     let shared = ctx.shared;
     match name {
