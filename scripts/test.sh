@@ -2,7 +2,7 @@
 # Runs every check and test of the workspace: formatting, clippy, unit and integration tests
 # (the integration tests start real redis-server processes to compare replies byte for byte).
 # Installs what it needs (Debian's redis-server, redis-tools, redis-sentinel, zookeeper,
-# etcd-server) when missing.
+# etcd-server) and schemathesis (pip) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +31,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
+# schemathesis (PyPI) fuzzes codis-fe's API from its OpenAPI document in the cluster test.
+if ! need schemathesis; then
+    echo "== installing schemathesis (pip)"
+    python3 -m pip install -q schemathesis
+    hash -r
+fi
+need schemathesis || { echo "schemathesis is not on PATH after pip install" >&2; exit 1; }
 
 # The build cache lives outside the clone so repeated runs (and CI) reuse it.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/codis-rs/target}"

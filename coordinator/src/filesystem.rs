@@ -4,9 +4,9 @@
 //! - the value of node `P` is the file `R/data/P` (so `R/data/codis3/<product>/topom`);
 //! - writes go to a fresh temp file in `R/temp` (`<unixtime>.<pid>-<nanos>-<n>`), then are
 //!   renamed over the target, so a reader never sees half a value;
-//! - every operation holds an exclusive, **non-blocking** `flock` on `R/data.lck` (content
-//!   `{"pid":..,"now":..}`) for its duration: two processes touching the same root at the same
-//!   moment get [`Error::Locked`] instead of waiting on each other;
+//! - every operation holds an exclusive `flock` on `R/data.lck` (content `{"pid":..,"now":..}`)
+//!   for its duration; another client's operation is waited for up to 250 ms, after which the
+//!   caller gets [`Error::Locked`] rather than waiting on a stuck holder;
 //! - listings are sorted; there are no ephemeral nodes ([`Error::Unsupported`]).
 //!
 //! File I/O runs on tokio's blocking pool, bounded like every other backend's operations.
@@ -158,6 +158,9 @@ fn temp_name() -> String {
     )
 }
 
+/// How long an operation waits for another client's lock before failing with `Locked`.
+const LOCK_PATIENCE: Duration = Duration::from_millis(250);
+
 /// The exclusive lock on `R/data.lck`, held for one operation.
 ///
 /// `flock` (what `File::try_lock` uses on Unix) belongs to the open file description, so two
@@ -180,10 +183,19 @@ impl RootLock {
             .truncate(false)
             .open(lock)
             .map_err(io_err)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(Error::Locked(lock.to_owned())),
-            Err(TryLockError::Error(err)) => return Err(io_err(err)),
+        // A few hundred milliseconds of retries ride out another client's single operation
+        // (a codis-fe listing products while the dashboard writes); a holder stuck longer
+        // than that still fails the caller fast.
+        let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(TryLockError::WouldBlock) => return Err(Error::Locked(lock.to_owned())),
+                Err(TryLockError::Error(err)) => return Err(io_err(err)),
+            }
         }
         // Who holds the lock, for an operator looking at a stuck root. Failing to write it does
         // not matter: the lock itself is what counts.

@@ -9,6 +9,8 @@
 
 #[path = "cluster/consistency.rs"]
 mod consistency;
+#[path = "cluster/fe.rs"]
+mod fe;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

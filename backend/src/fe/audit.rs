@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use codis_model::fe::{AuditItem, AuditPage};
@@ -15,7 +15,7 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use super::AppState;
 use super::auth::Actor;
 use super::db::now_ms;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiQuery, ApiResult};
 use super::openapi::{ApiRoutes, Doc};
 
 /// What a row says, before its outcome is known.
@@ -232,7 +232,7 @@ fn check_query(q: &AuditQuery) -> ApiResult<()> {
 async fn audit_list(
     State(st): State<AppState>,
     actor: Actor,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<axum::Json<AuditPage>> {
     check_query(&q)?;
     let limit = q.limit.unwrap_or(100);
@@ -282,7 +282,7 @@ fn csv_field(s: &str) -> String {
 async fn audit_export(
     State(st): State<AppState>,
     actor: Actor,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Response> {
     check_query(&q)?;
     let format = q.format.clone().unwrap_or_else(|| "json".into());
@@ -350,8 +350,10 @@ pub fn routes(r: ApiRoutes) -> ApiRoutes {
     .get(
         "/api/v1/audit/export",
         audit_export,
-        Doc::new("Every matching audit row, oldest first, as CSV or JSON").query(&[
-            "format", "product", "user", "action", "outcome", "since", "until",
-        ]),
+        Doc::new("Every matching audit row, oldest first, as CSV or JSON")
+            .also_csv()
+            .query(&[
+                "format", "product", "user", "action", "outcome", "since", "until",
+            ]),
     )
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Instant;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use codis_model::auth::dashboard_xauth;
 use codis_model::fe::change::{
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::auth::Actor;
-use super::error::{ApiError, ApiJson, ApiResult};
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use super::openapi::{ApiRoutes, Doc};
 use super::products::{self, Product, root_cause};
 use super::{AppState, RequestCtx, audit, isolation};
@@ -278,7 +278,7 @@ async fn products_list(
 async fn products_get(
     State(st): State<AppState>,
     actor: Actor,
-    Path(product): Path<String>,
+    ApiPath(product): ApiPath<String>,
 ) -> ApiResult<axum::Json<ProductDetail>> {
     actor.require(&product, Role::Viewer)?;
     let p = st.product(&product)?;
@@ -313,7 +313,7 @@ async fn groups_create(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path(product): Path<String>,
+    ApiPath(product): ApiPath<String>,
     ApiJson(b): ApiJson<GroupCreate>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
@@ -337,7 +337,7 @@ async fn groups_remove(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path((product, gid)): Path<(String, i64)>,
+    ApiPath((product, gid)): ApiPath<(String, i64)>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
     check_gid(gid)?;
@@ -360,7 +360,7 @@ async fn groups_add_server(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path((product, gid)): Path<(String, i64)>,
+    ApiPath((product, gid)): ApiPath<(String, i64)>,
     ApiJson(b): ApiJson<ServerAdd>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
@@ -403,7 +403,7 @@ async fn groups_del_server(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path((product, gid, addr)): Path<(String, i64, String)>,
+    ApiPath((product, gid, addr)): ApiPath<(String, i64, String)>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
     check_gid(gid)?;
@@ -428,7 +428,7 @@ async fn groups_promote(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path((product, gid)): Path<(String, i64)>,
+    ApiPath((product, gid)): ApiPath<(String, i64)>,
     ApiJson(b): ApiJson<ServerRef>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
@@ -461,7 +461,7 @@ async fn groups_replica_group(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path((product, gid)): Path<(String, i64)>,
+    ApiPath((product, gid)): ApiPath<(String, i64)>,
     ApiJson(b): ApiJson<ReplicaGroup>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
@@ -497,7 +497,7 @@ async fn groups_replica_group_all(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path(product): Path<String>,
+    ApiPath(product): ApiPath<String>,
     ApiJson(b): ApiJson<Toggle>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
@@ -510,7 +510,7 @@ async fn groups_resync(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path((product, gid)): Path<(String, i64)>,
+    ApiPath((product, gid)): ApiPath<(String, i64)>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
     check_gid(gid)?;
@@ -533,7 +533,7 @@ async fn groups_resync_all(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path(product): Path<String>,
+    ApiPath(product): ApiPath<String>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
     let route = "group/resync-all/{X}".to_string();
@@ -555,7 +555,7 @@ async fn groups_sync_action(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path((product, gid)): Path<(String, i64)>,
+    ApiPath((product, gid)): ApiPath<(String, i64)>,
     ApiJson(b): ApiJson<SyncAction>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
@@ -581,7 +581,7 @@ async fn proxies_create(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path(product): Path<String>,
+    ApiPath(product): ApiPath<String>,
     ApiJson(b): ApiJson<ProxyCreate>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
@@ -619,8 +619,8 @@ async fn proxies_remove(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path((product, token)): Path<(String, String)>,
-    Query(q): Query<ForceQuery>,
+    ApiPath((product, token)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<ForceQuery>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
     check_token(&token)?;
@@ -649,7 +649,7 @@ async fn proxies_reinit(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path((product, token)): Path<(String, String)>,
+    ApiPath((product, token)): ApiPath<(String, String)>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
     check_token(&token)?;
@@ -674,7 +674,7 @@ async fn slots_assign(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path(product): Path<String>,
+    ApiPath(product): ApiPath<String>,
     ApiJson(b): ApiJson<SlotRange>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
@@ -717,7 +717,7 @@ async fn slots_move(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path(product): Path<String>,
+    ApiPath(product): ApiPath<String>,
     ApiJson(b): ApiJson<SlotRange>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
@@ -739,7 +739,7 @@ async fn slots_move_some(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path(product): Path<String>,
+    ApiPath(product): ApiPath<String>,
     ApiJson(b): ApiJson<SlotsMoveSome>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
@@ -771,7 +771,7 @@ async fn slots_action(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path(product): Path<String>,
+    ApiPath(product): ApiPath<String>,
     ApiJson(b): ApiJson<SlotActionSettings>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
@@ -808,7 +808,7 @@ async fn slots_cancel(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path((product, sid)): Path<(String, i64)>,
+    ApiPath((product, sid)): ApiPath<(String, i64)>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
     check_slot(sid)?;
@@ -833,7 +833,7 @@ async fn slots_cancel(
 async fn rebalance_preview(
     State(st): State<AppState>,
     actor: Actor,
-    Path(product): Path<String>,
+    ApiPath(product): ApiPath<String>,
 ) -> ApiResult<axum::Json<RebalancePlan>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
     let v = dashboard_put(&st, &p, "slots/rebalance/{X}/0", None).await?;
@@ -849,7 +849,7 @@ async fn rebalance_confirm(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path(product): Path<String>,
+    ApiPath(product): ApiPath<String>,
     ApiJson(b): ApiJson<RebalancePlan>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
@@ -887,7 +887,7 @@ async fn sentinels_add(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path(product): Path<String>,
+    ApiPath(product): ApiPath<String>,
     ApiJson(b): ApiJson<SentinelAdd>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
@@ -911,8 +911,8 @@ async fn sentinels_remove(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path((product, addr)): Path<(String, String)>,
-    Query(q): Query<ForceQuery>,
+    ApiPath((product, addr)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<ForceQuery>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
     check_addr(&addr)?;
@@ -936,7 +936,7 @@ async fn sentinels_resync_all(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path(product): Path<String>,
+    ApiPath(product): ApiPath<String>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
     let route = "sentinels/resync-all/{X}".to_string();

@@ -2,7 +2,7 @@
 //! every [`SAMPLE_EVERY_MS`] and kept [`KEEP_MS`], so charts show the past, not only what
 //! happened since a page was opened.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use codis_model::fe::{History, HistoryPoint, Role};
 use serde::Deserialize;
 use sqlx::SqlitePool;
@@ -10,7 +10,7 @@ use sqlx::SqlitePool;
 use super::AppState;
 use super::auth::Actor;
 use super::db::now_ms;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
 use super::openapi::{ApiRoutes, Doc};
 
 /// A sample every 10 s.
@@ -62,8 +62,8 @@ const MAX_POINTS: usize = 2000;
 async fn history_get(
     State(st): State<AppState>,
     actor: Actor,
-    Path(product): Path<String>,
-    Query(q): Query<HistoryQuery>,
+    ApiPath(product): ApiPath<String>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<axum::Json<History>> {
     actor.require(&product, Role::Viewer)?;
     st.product(&product)?;

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use codis_model::fe::{
     IsolationMode, IsolationReport, IsolationSetting, Role, ServerPlace, SharedServer, Violation,
 };
@@ -24,7 +24,7 @@ use sqlx::SqlitePool;
 use super::AppState;
 use super::auth::Actor;
 use super::changes::{Change, run_change};
-use super::error::{ApiError, ApiJson, ApiResult};
+use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use super::openapi::{ApiRoutes, Doc};
 use super::products::Registry;
 
@@ -353,7 +353,7 @@ async fn isolation_report(
 async fn isolation_product(
     State(st): State<AppState>,
     actor: Actor,
-    Path(product): Path<String>,
+    ApiPath(product): ApiPath<String>,
 ) -> ApiResult<axum::Json<IsolationReport>> {
     actor.require(&product, Role::Viewer)?;
     st.product(&product)?;
@@ -371,7 +371,7 @@ async fn isolation_set(
     State(st): State<AppState>,
     actor: Actor,
     ctx: super::RequestCtx,
-    Path(product): Path<String>,
+    ApiPath(product): ApiPath<String>,
     ApiJson(body): ApiJson<IsolationSetting>,
 ) -> ApiResult<axum::Json<codis_model::fe::change::ChangeDone>> {
     actor.require(&product, Role::Admin)?;

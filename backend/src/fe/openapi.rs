@@ -21,6 +21,8 @@ pub struct Doc {
     pub body: Option<&'static str>,
     /// Schema of the 200 reply, if it is JSON with a known shape.
     pub reply: Option<&'static str>,
+    /// The 200 reply may also be CSV.
+    pub csv: bool,
 }
 
 impl Doc {
@@ -41,6 +43,12 @@ impl Doc {
     /// Its body schema.
     pub fn body(mut self, schema: &'static str) -> Self {
         self.body = Some(schema);
+        self
+    }
+
+    /// The reply may be CSV too.
+    pub fn also_csv(mut self) -> Self {
+        self.csv = true;
         self
     }
 
@@ -176,9 +184,13 @@ pub fn document(docs: &[RouteDoc]) -> Value {
             None => json!({}),
         };
         let mut responses = Map::new();
+        let mut content = json!({"application/json": {"schema": ok_schema}});
+        if d.doc.csv {
+            content["text/csv"] = json!({"schema": {"type": "string"}});
+        }
         responses.insert(
             "200".into(),
-            json!({"description": "ok", "content": {"application/json": {"schema": ok_schema}}}),
+            json!({"description": "ok", "content": content}),
         );
         for status in [
             "400", "401", "403", "404", "409", "415", "422", "429", "500", "502", "504",

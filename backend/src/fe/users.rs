@@ -1,8 +1,8 @@
 //! Login and logout, the caller's identity, users and their roles, API tokens, and product
 //! lines registered by hand. Everything but login, logout and `me` needs a global admin.
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use codis_model::fe::{
     LoginRequest, Me, ProductRegister, Role, RoleGrant, TokenCreate, TokenCreated, TokenInfo,
@@ -13,7 +13,7 @@ use sqlx::SqlitePool;
 use super::auth::{self, Actor, Credential};
 use super::changes::{Change, check_addr, run_change, run_change_with};
 use super::db::now_ms;
-use super::error::{ApiError, ApiJson, ApiResult};
+use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use super::openapi::{ApiRoutes, Doc};
 use super::{AppState, RequestCtx, audit};
 
@@ -94,7 +94,7 @@ async fn session_logout(
         ..audit::Entry::default()
     };
     audit::record(&st.db, &entry, "ok", 200).await;
-    let mut resp = StatusCode::NO_CONTENT.into_response();
+    let mut resp = axum::Json(serde_json::json!({"ok": true})).into_response();
     if let Ok(v) = HeaderValue::from_str(&auth::clear_cookie(&st.settings.session)) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -141,7 +141,7 @@ async fn users_list(State(st): State<AppState>, actor: Actor) -> ApiResult<axum:
 async fn users_get(
     State(st): State<AppState>,
     actor: Actor,
-    Path(username): Path<String>,
+    ApiPath(username): ApiPath<String>,
 ) -> ApiResult<axum::Json<User>> {
     actor.require_global_admin()?;
     Ok(axum::Json(load_user(&st.db, &username).await?))
@@ -222,7 +222,7 @@ async fn users_update(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path(username): Path<String>,
+    ApiPath(username): ApiPath<String>,
     ApiJson(b): ApiJson<UserUpdate>,
 ) -> ApiResult<axum::Json<User>> {
     actor.require_global_admin()?;
@@ -284,7 +284,7 @@ async fn users_delete(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path(username): Path<String>,
+    ApiPath(username): ApiPath<String>,
 ) -> ApiResult<axum::Json<codis_model::fe::change::ChangeDone>> {
     actor.require_global_admin()?;
     let change = Change::new(&actor, &ctx, None, "user.delete").target(username.clone());
@@ -399,7 +399,7 @@ async fn tokens_revoke(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<axum::Json<codis_model::fe::change::ChangeDone>> {
     actor.require_global_admin()?;
     let change = Change::new(&actor, &ctx, None, "token.revoke").target(id.to_string());
@@ -461,7 +461,7 @@ async fn products_unregister(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
-    Path(product): Path<String>,
+    ApiPath(product): ApiPath<String>,
 ) -> ApiResult<axum::Json<codis_model::fe::change::ChangeDone>> {
     actor.require_global_admin()?;
     let change =
