@@ -246,7 +246,7 @@ fn parse_hex(s: &[u8]) -> (f64, usize, bool) {
 
 /// A score, increment or weight argument (Redis's `getDoubleFromObject`): the whole argument
 /// must be a number, no leading space, no overflow, no NaN.
-fn parse_score(a: &[u8]) -> Option<f64> {
+pub(super) fn parse_score(a: &[u8]) -> Option<f64> {
     if a.is_empty() || is_space(a[0]) {
         return None;
     }
@@ -569,7 +569,7 @@ fn apply_limit(lo: usize, hi: usize, rev: bool, offset: i64, limit: i64) -> (usi
 // ---------------------------------------------------------------------------------------------
 
 /// Looks a key up for reading (counts hits and misses).
-fn read_zset<'a>(db: &'a mut Db, key: &[u8], now: u64) -> Result<Option<&'a ZSet>, CmdError> {
+pub(super) fn read_zset<'a>(db: &'a mut Db, key: &[u8], now: u64) -> Result<Option<&'a ZSet>, CmdError> {
     match db.get(key, now) {
         None => Ok(None),
         Some(Value::ZSet(z)) => Ok(Some(z)),
@@ -648,7 +648,7 @@ fn needs_skiplist(ctx: &Ctx<'_>, len: usize, maxlen: usize) -> bool {
 /// an empty result deletes `dst` instead. `skiplist` is the encoding when the caller worked it
 /// out (and already turned `-0` into `0` where a listpack would); otherwise it follows from the
 /// final size, as Redis converts a computed set at the end.
-fn store_result(
+pub(super) fn store_result(
     ctx: &mut Ctx<'_>,
     dst: &[u8],
     mut pairs: Vec<(SmallBytes, f64)>,
@@ -689,13 +689,13 @@ fn store_result(
 
 /// ZADD's flags.
 #[derive(Debug, Default, Clone, Copy)]
-struct AddFlags {
-    nx: bool,
-    xx: bool,
-    gt: bool,
-    lt: bool,
-    ch: bool,
-    incr: bool,
+pub(super) struct AddFlags {
+    pub(super) nx: bool,
+    pub(super) xx: bool,
+    pub(super) gt: bool,
+    pub(super) lt: bool,
+    pub(super) ch: bool,
+    pub(super) incr: bool,
 }
 
 fn zadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
@@ -751,7 +751,7 @@ fn zincrby(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 }
 
 /// ZADD's work on `pairs` (score, member, score, member...), flags already validated.
-fn zadd_core(ctx: &mut Ctx<'_>, key: &[u8], f: AddFlags, pairs: &[&[u8]]) -> CmdResult {
+pub(super) fn zadd_core(ctx: &mut Ctx<'_>, key: &[u8], f: AddFlags, pairs: &[&[u8]]) -> CmdResult {
     // Parse every score before touching the key (no allocation for the usual few pairs).
     let n = pairs.len() / 2;
     let mut small = [0f64; 16];
