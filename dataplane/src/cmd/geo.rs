@@ -46,7 +46,13 @@ pub const COMMANDS: &[CommandSpec] = &[
         georadiusbymember_ro,
     ),
     spec("geosearch", -7, READONLY, (1, 1, 1), geosearch),
-    spec("geosearchstore", -8, WRITE | DENYOOM, (1, 2, 1), geosearchstore),
+    spec(
+        "geosearchstore",
+        -8,
+        WRITE | DENYOOM,
+        (1, 2, 1),
+        geosearchstore,
+    ),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -577,7 +583,11 @@ fn search_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], variant: Variant) -> CmdRes
         return Ok(());
     }
     let total = found.len();
-    let returned = if q.count == 0 { total } else { total.min(q.count) };
+    let returned = if q.count == 0 {
+        total
+    } else {
+        total.min(q.count)
+    };
     if sort != Sort::None {
         let desc = sort == Sort::Desc;
         if returned == total {

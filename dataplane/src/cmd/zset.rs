@@ -569,7 +569,11 @@ fn apply_limit(lo: usize, hi: usize, rev: bool, offset: i64, limit: i64) -> (usi
 // ---------------------------------------------------------------------------------------------
 
 /// Looks a key up for reading (counts hits and misses).
-pub(super) fn read_zset<'a>(db: &'a mut Db, key: &[u8], now: u64) -> Result<Option<&'a ZSet>, CmdError> {
+pub(super) fn read_zset<'a>(
+    db: &'a mut Db,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<&'a ZSet>, CmdError> {
     match db.get(key, now) {
         None => Ok(None),
         Some(Value::ZSet(z)) => Ok(Some(z)),

@@ -33,7 +33,10 @@ fn point(rng: &mut StdRng) -> (String, String) {
         3 => (coord(rng, -180.0, -178.0), coord(rng, -60.0, 60.0)),
         4 => ("12.5".into(), "41.9".into()),
         5 | 6 => (coord(rng, 12.0, 13.0), coord(rng, 41.5, 42.5)),
-        _ => (coord(rng, -180.0, 180.0), coord(rng, -85.05112878, 85.05112878)),
+        _ => (
+            coord(rng, -180.0, 180.0),
+            coord(rng, -85.05112878, 85.05112878),
+        ),
     }
 }
 
@@ -132,7 +135,11 @@ fn query(rng: &mut StdRng, n: usize) -> Vec<String> {
             options(rng, true)
         )],
         7 => {
-            let dist = if rng.random_bool(0.5) { " STOREDIST" } else { "" };
+            let dist = if rng.random_bool(0.5) {
+                " STOREDIST"
+            } else {
+                ""
+            };
             vec![
                 format!(
                     "GEOSEARCHSTORE dst g FROMLONLAT {lon} {lat} {} {}{dist}",
@@ -157,11 +164,7 @@ fn query(rng: &mut StdRng, n: usize) -> Vec<String> {
                 "ZRANGE dst 0 -1 WITHSCORES".into(),
             ]
         }
-        9 => vec![format!(
-            "GEODIST g {} {} {u}",
-            member(rng),
-            member(rng)
-        )],
+        9 => vec![format!("GEODIST g {} {} {u}", member(rng), member(rng))],
         10 => {
             let ms: Vec<String> = (0..rng.random_range(1..6)).map(|_| member(rng)).collect();
             vec![format!("GEOPOS g {}", ms.join(" "))]

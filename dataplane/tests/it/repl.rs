@@ -689,7 +689,14 @@ fn wrapper_writes_reach_the_replica_once() {
 #[test]
 fn geo_writes_reach_replicas_and_the_aof() {
     let dir = crate::support::TempDir::new("repl-geo");
-    let aof = ["--dir", dir.path(), "--appendonly", "yes", "--appendfsync", "always"];
+    let aof = [
+        "--dir",
+        dir.path(),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ];
     let master = start_codis(&aof);
     let port = master.port.to_string();
     let codis_replica = start_codis(&["--replicaof", "127.0.0.1", &port]);
@@ -735,7 +742,10 @@ fn geo_writes_reach_replicas_and_the_aof() {
     let snapshot = |c: &mut Client| -> Vec<Vec<u8>> {
         let mut v: Vec<Vec<u8>> = keys
             .iter()
-            .map(|k| c.cmd(&[b"ZRANGE", k.as_bytes(), b"0", b"-1", b"WITHSCORES"]).1)
+            .map(|k| {
+                c.cmd(&[b"ZRANGE", k.as_bytes(), b"0", b"-1", b"WITHSCORES"])
+                    .1
+            })
             .collect();
         v.push(c.cmd(&[b"EXISTS", b"{g}gone", b"{g}gone2"]).1);
         v
@@ -752,7 +762,10 @@ fn geo_writes_reach_replicas_and_the_aof() {
             f,
             Frame::Error(b"READONLY You can't write against a read only replica.".to_vec())
         );
-        ok(r, &[b"GEORADIUS_RO", b"{g}src", b"14", b"38", b"300", b"km"]);
+        ok(
+            r,
+            &[b"GEORADIUS_RO", b"{g}src", b"14", b"38", b"300", b"km"],
+        );
     }
     for r in [&mut r1, &mut r2] {
         assert_eq!(int(ok(r, &[b"DBSIZE"])), 6);

@@ -321,8 +321,7 @@ impl Shape {
         let width = self.conversion * half_w;
         let lat_delta = height / EARTH_RADIUS_M / D_R;
         let lon_delta_top = width / EARTH_RADIUS_M / ((self.lat + lat_delta) * D_R).cos() / D_R;
-        let lon_delta_bottom =
-            width / EARTH_RADIUS_M / ((self.lat - lat_delta) * D_R).cos() / D_R;
+        let lon_delta_bottom = width / EARTH_RADIUS_M / ((self.lat - lat_delta) * D_R).cos() / D_R;
         let lon_delta = if self.lat < 0.0 {
             lon_delta_bottom
         } else {
@@ -348,7 +347,10 @@ impl Shape {
         } * self.conversion;
         let mut steps = estimate_steps(radius_m, self.lat);
         let cell = |steps| {
-            let h = encode_wgs84(self.lon, self.lat, steps).unwrap_or(HashBits { bits: 0, step: steps });
+            let h = encode_wgs84(self.lon, self.lat, steps).unwrap_or(HashBits {
+                bits: 0,
+                step: steps,
+            });
             (h, decode_wgs84(h))
         };
         let (mut hash, mut area) = cell(steps);
