@@ -4,6 +4,7 @@
 #
 #   scripts/bench-geo.sh                 # -c 50 -n 100000, -P 1 and -P 16
 #   N=200000 POINTS=200000 scripts/bench-geo.sh
+#   ONLY='geoadd|geodist' scripts/bench-geo.sh   # rows whose name matches
 #
 # Rows: GEOADD of random members near Sicily; GEOSEARCH / GEORADIUS around random centres of
 # a set preloaded with POINTS points spread over 2 x 1 degrees (~ 50 points within 5 km);
@@ -16,6 +17,7 @@ CLIENTS="${CLIENTS:-50}"
 POINTS="${POINTS:-100000}"
 PIPELINES="${PIPELINES:-1 16}"
 PIPELINED_FACTOR="${PIPELINED_FACTOR:-5}"
+ONLY="${ONLY:-.}"
 
 cargo build --release -q -p dataplane --bin codis-server
 CODIS="$CARGO_TARGET_DIR/release/codis-server"
@@ -73,6 +75,7 @@ echo "|---|---|---|---|---|"
 for P in $PIPELINES; do
     for row in "${ROWS[@]}"; do
         name=${row%%|*}; cmd=${row#*|}
+        [[ "$name" =~ $ONLY ]] || continue
         for port in "$RP" "$CP"; do
             redis-cli -p "$port" flushall >/dev/null
             redis-cli -p "$port" --pipe <"$WORK/load.resp" >/dev/null

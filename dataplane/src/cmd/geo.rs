@@ -18,7 +18,7 @@ use std::cmp::Ordering;
 
 use self::geohash::{Shape, ShapeKind};
 use super::flags::*;
-use super::zset::{AddFlags, parse_score, read_zset, store_result, zadd_core};
+use super::zset::{AddFlags, parse_score, read_zset, store_result, zadd_scored};
 use super::{CmdError, CmdResult, CommandSpec, Ctx, arg_i64, spec};
 use crate::resp::reply::Out;
 use crate::store::{SmallBytes, ZSet};
@@ -231,23 +231,21 @@ fn geoadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     if rest.is_empty() || !rest.len().is_multiple_of(3) || (f.nx && f.xx) {
         return Err(CmdError::Syntax);
     }
-    let scores = rest
-        .chunks(3)
-        .map(|t| {
-            lon_lat(t).map(|(lon, lat)| {
-                itoa::Buffer::new()
-                    .format(geohash::encode_score(lon, lat))
-                    .as_bytes()
-                    .to_vec()
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let pairs: Vec<&[u8]> = scores
-        .iter()
-        .zip(rest.chunks(3))
-        .flat_map(|(s, t)| [&s[..], t[2]])
-        .collect();
-    zadd_core(ctx, args[1], f, &pairs)
+    // Positions checked in order (the first bad one is the error), then added as ZADD adds.
+    let n = rest.len() / 3;
+    let mut small = [0f64; 16];
+    let mut big = Vec::new();
+    let scores: &mut [f64] = if n <= small.len() {
+        &mut small[..n]
+    } else {
+        big.resize(n, 0.0);
+        &mut big
+    };
+    for (s, t) in scores.iter_mut().zip(rest.chunks(3)) {
+        let (lon, lat) = lon_lat(t)?;
+        *s = geohash::encode_score(lon, lat) as f64;
+    }
+    zadd_scored(ctx, args[1], f, scores, |k| rest[3 * k + 2])
 }
 
 /// GEODIST key member1 member2 [unit]

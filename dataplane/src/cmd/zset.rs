@@ -755,7 +755,7 @@ fn zincrby(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 }
 
 /// ZADD's work on `pairs` (score, member, score, member...), flags already validated.
-pub(super) fn zadd_core(ctx: &mut Ctx<'_>, key: &[u8], f: AddFlags, pairs: &[&[u8]]) -> CmdResult {
+fn zadd_core(ctx: &mut Ctx<'_>, key: &[u8], f: AddFlags, pairs: &[&[u8]]) -> CmdResult {
     // Parse every score before touching the key (no allocation for the usual few pairs).
     let n = pairs.len() / 2;
     let mut small = [0f64; 16];
@@ -769,6 +769,17 @@ pub(super) fn zadd_core(ctx: &mut Ctx<'_>, key: &[u8], f: AddFlags, pairs: &[&[u
     for (k, s) in scores.iter_mut().enumerate() {
         *s = parse_score(pairs[2 * k]).ok_or(CmdError::NotFloat)?;
     }
+    zadd_scored(ctx, key, f, scores, |k| pairs[2 * k + 1])
+}
+
+/// ZADD's work once the scores are parsed: `scores[k]` for `member(k)`.
+pub(super) fn zadd_scored<'m>(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    f: AddFlags,
+    scores: &[f64],
+    member: impl Fn(usize) -> &'m [u8],
+) -> CmdResult {
     let max_entries = ctx.store.config.zset_max_listpack_entries;
     let max_value = ctx.store.config.zset_max_listpack_value;
     let now = ctx.now_ms;
@@ -786,7 +797,7 @@ pub(super) fn zadd_core(ctx: &mut Ctx<'_>, key: &[u8], f: AddFlags, pairs: &[&[u
     let mut last = 0.0;
     let mut nan = false;
     for (k, &given) in scores.iter().enumerate() {
-        let member = pairs[2 * k + 1];
+        let member = member(k);
         let mut score = given;
         match z.score(member) {
             Some(cur) => {
