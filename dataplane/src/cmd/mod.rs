@@ -11,6 +11,7 @@
 pub mod bits;
 pub mod connection;
 pub mod dump;
+pub mod geo;
 pub mod hash;
 pub mod hll;
 pub mod keys;
@@ -270,6 +271,7 @@ pub fn registry() -> &'static Registry {
             list::COMMANDS,
             set::COMMANDS,
             zset::COMMANDS,
+            geo::COMMANDS,
             hll::COMMANDS,
             tx::COMMANDS,
             pubsub::COMMANDS,

@@ -246,7 +246,7 @@ fn parse_hex(s: &[u8]) -> (f64, usize, bool) {
 
 /// A score, increment or weight argument (Redis's `getDoubleFromObject`): the whole argument
 /// must be a number, no leading space, no overflow, no NaN.
-fn parse_score(a: &[u8]) -> Option<f64> {
+pub(super) fn parse_score(a: &[u8]) -> Option<f64> {
     if a.is_empty() || is_space(a[0]) {
         return None;
     }
@@ -569,7 +569,11 @@ fn apply_limit(lo: usize, hi: usize, rev: bool, offset: i64, limit: i64) -> (usi
 // ---------------------------------------------------------------------------------------------
 
 /// Looks a key up for reading (counts hits and misses).
-fn read_zset<'a>(db: &'a mut Db, key: &[u8], now: u64) -> Result<Option<&'a ZSet>, CmdError> {
+pub(super) fn read_zset<'a>(
+    db: &'a mut Db,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<&'a ZSet>, CmdError> {
     match db.get(key, now) {
         None => Ok(None),
         Some(Value::ZSet(z)) => Ok(Some(z)),
@@ -648,7 +652,7 @@ fn needs_skiplist(ctx: &Ctx<'_>, len: usize, maxlen: usize) -> bool {
 /// an empty result deletes `dst` instead. `skiplist` is the encoding when the caller worked it
 /// out (and already turned `-0` into `0` where a listpack would); otherwise it follows from the
 /// final size, as Redis converts a computed set at the end.
-fn store_result(
+pub(super) fn store_result(
     ctx: &mut Ctx<'_>,
     dst: &[u8],
     mut pairs: Vec<(SmallBytes, f64)>,
@@ -689,13 +693,13 @@ fn store_result(
 
 /// ZADD's flags.
 #[derive(Debug, Default, Clone, Copy)]
-struct AddFlags {
-    nx: bool,
-    xx: bool,
-    gt: bool,
-    lt: bool,
-    ch: bool,
-    incr: bool,
+pub(super) struct AddFlags {
+    pub(super) nx: bool,
+    pub(super) xx: bool,
+    pub(super) gt: bool,
+    pub(super) lt: bool,
+    pub(super) ch: bool,
+    pub(super) incr: bool,
 }
 
 fn zadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
@@ -765,6 +769,17 @@ fn zadd_core(ctx: &mut Ctx<'_>, key: &[u8], f: AddFlags, pairs: &[&[u8]]) -> Cmd
     for (k, s) in scores.iter_mut().enumerate() {
         *s = parse_score(pairs[2 * k]).ok_or(CmdError::NotFloat)?;
     }
+    zadd_scored(ctx, key, f, scores, |k| pairs[2 * k + 1])
+}
+
+/// ZADD's work once the scores are parsed: `scores[k]` for `member(k)`.
+pub(super) fn zadd_scored<'m>(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    f: AddFlags,
+    scores: &[f64],
+    member: impl Fn(usize) -> &'m [u8],
+) -> CmdResult {
     let max_entries = ctx.store.config.zset_max_listpack_entries;
     let max_value = ctx.store.config.zset_max_listpack_value;
     let now = ctx.now_ms;
@@ -782,7 +797,7 @@ fn zadd_core(ctx: &mut Ctx<'_>, key: &[u8], f: AddFlags, pairs: &[&[u8]]) -> Cmd
     let mut last = 0.0;
     let mut nan = false;
     for (k, &given) in scores.iter().enumerate() {
-        let member = pairs[2 * k + 1];
+        let member = member(k);
         let mut score = given;
         match z.score(member) {
             Some(cur) => {

@@ -6,6 +6,7 @@ mod blocking;
 mod blocking_zset;
 mod diff;
 mod dump;
+mod geo;
 mod migrate_async;
 mod migrate_sync;
 mod persist;

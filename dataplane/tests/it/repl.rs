@@ -680,3 +680,100 @@ fn wrapper_writes_reach_the_replica_once() {
     }
     compare(&mut m, &mut r);
 }
+
+/// GEO writes (GEOADD, the STORE forms of GEORADIUS / GEORADIUSBYMEMBER / GEOSEARCHSTORE,
+/// a STORE that empties its destination) reach a codis replica and a redis-server replica,
+/// and come back from the master's AOF after a SIGKILL; the read-only searches propagate
+/// nothing, and a replica refuses GEORADIUS (a write command) as Redis does but serves its
+/// `_RO` form.
+#[test]
+fn geo_writes_reach_replicas_and_the_aof() {
+    let dir = crate::support::TempDir::new("repl-geo");
+    let aof = [
+        "--dir",
+        dir.path(),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ];
+    let master = start_codis(&aof);
+    let port = master.port.to_string();
+    let codis_replica = start_codis(&["--replicaof", "127.0.0.1", &port]);
+    let redis_replica = start_redis(&["--replicaof", "127.0.0.1", &port]);
+    let mut m = Client::connect(master.port);
+    let mut r1 = Client::connect(codis_replica.port);
+    let mut r2 = Client::connect(redis_replica.port);
+    wait_synced(&mut m, &mut r1);
+    wait_synced(&mut m, &mut r2);
+    let writes = [
+        "GEOADD {g}src 13.361389 38.115556 Palermo 15.087269 37.502669 Catania 12.5 41.9 Rome",
+        "GEOADD {g}src CH XX 13.5 38.2 Palermo 0 0 nosuch",
+        "GEOADD {g}src NX 2.35 48.85 Paris 2.35 48.85 Rome",
+        "GEORADIUS {g}src 14 38 300 km STORE {g}r1",
+        "GEORADIUS {g}src 14 38 300 km COUNT 1 STOREDIST {g}r2",
+        "GEORADIUSBYMEMBER {g}src Rome 2000 km STOREDIST {g}r3",
+        "GEOSEARCHSTORE {g}s1 {g}src FROMLONLAT 14 38 BYBOX 800 800 km",
+        "GEOSEARCHSTORE {g}s2 {g}src FROMMEMBER Paris BYRADIUS 2000 km DESC COUNT 2 STOREDIST",
+        "SET {g}gone x",
+        "GEOSEARCHSTORE {g}gone {g}src FROMLONLAT 0 0 BYRADIUS 1 m",
+        "SET {g}gone2 x",
+        "GEORADIUS {g}nokey 0 0 1 km STORE {g}gone2",
+    ];
+    for w in writes {
+        let args: Vec<&[u8]> = w.split(' ').map(str::as_bytes).collect();
+        ok(&mut m, &args);
+    }
+    // Reads do not move the replication offset.
+    let before = field(&mut m, "replication", "master_repl_offset");
+    for read in [
+        "GEORADIUS {g}src 14 38 300 km WITHDIST",
+        "GEORADIUS_RO {g}src 14 38 300 km",
+        "GEOSEARCH {g}src FROMMEMBER Rome BYRADIUS 100 km",
+    ] {
+        let args: Vec<&[u8]> = read.split(' ').map(str::as_bytes).collect();
+        ok(&mut m, &args);
+    }
+    assert_eq!(field(&mut m, "replication", "master_repl_offset"), before);
+    assert_eq!(int(ok(&mut m, &[b"WAIT", b"2", b"5000"])), 2);
+    wait_synced(&mut m, &mut r1);
+    wait_synced(&mut m, &mut r2);
+    let keys = ["{g}src", "{g}r1", "{g}r2", "{g}r3", "{g}s1", "{g}s2"];
+    let snapshot = |c: &mut Client| -> Vec<Vec<u8>> {
+        let mut v: Vec<Vec<u8>> = keys
+            .iter()
+            .map(|k| {
+                c.cmd(&[b"ZRANGE", k.as_bytes(), b"0", b"-1", b"WITHSCORES"])
+                    .1
+            })
+            .collect();
+        v.push(c.cmd(&[b"EXISTS", b"{g}gone", b"{g}gone2"]).1);
+        v
+    };
+    let want = snapshot(&mut m);
+    assert!(want[1].len() > 10 && want[4].len() > 10, "{want:?}");
+    assert_eq!(want[6], b":0\r\n");
+    assert_eq!(snapshot(&mut r1), want, "codis replica");
+    assert_eq!(snapshot(&mut r2), want, "redis replica");
+    // A replica refuses the write form, as Redis does, and serves the read-only one.
+    for r in [&mut r1, &mut r2] {
+        let (f, _) = r.cmd(&[b"GEORADIUS", b"{g}src", b"14", b"38", b"300", b"km"]);
+        assert_eq!(
+            f,
+            Frame::Error(b"READONLY You can't write against a read only replica.".to_vec())
+        );
+        ok(
+            r,
+            &[b"GEORADIUS_RO", b"{g}src", b"14", b"38", b"300", b"km"],
+        );
+    }
+    for r in [&mut r1, &mut r2] {
+        assert_eq!(int(ok(r, &[b"DBSIZE"])), 6);
+    }
+    // The AOF replays to the same dataset.
+    drop(m);
+    drop(master);
+    let restarted = start_codis(&aof);
+    let mut m2 = Client::connect(restarted.port);
+    assert_eq!(snapshot(&mut m2), want, "after AOF replay");
+}

@@ -175,6 +175,7 @@ fn family(c: &CommandSpec) -> (Option<&'static str>, &'static str) {
         (cmd::list::COMMANDS, Some("@list"), "list"),
         (cmd::set::COMMANDS, Some("@set"), "set"),
         (cmd::zset::COMMANDS, Some("@sortedset"), "sorted-set"),
+        (cmd::geo::COMMANDS, Some("@geo"), "geo"),
         (cmd::hll::COMMANDS, Some("@hyperloglog"), "hyperloglog"),
         (cmd::tx::COMMANDS, Some("@transaction"), "transactions"),
         (cmd::pubsub::COMMANDS, Some("@pubsub"), "pubsub"),
