@@ -67,6 +67,7 @@ async fn start_dashboard(root: &Path, product: &str) -> (Arc<Topom>, String) {
         coordinator_addr: root.display().to_string(),
         product_name: product.into(),
         admin_addr: addr.clone(),
+        coordinator_auth: "zkuser:zksecret".into(),
         ..DashboardConfig::default()
     };
     let coordinator =
@@ -1179,4 +1180,219 @@ async fn a_database_from_a_newer_fe_is_refused() {
     pool.close().await;
     let err = db::open(path).await.unwrap_err().to_string();
     assert!(err.contains("newer than this codis-fe knows"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_findings_stay_fixed() {
+    let e = env("review").await;
+    let admin = e.admin().await;
+    let viewer = e
+        .user(
+            &admin,
+            "vic",
+            json!([{"product": "alpha", "role": "viewer"}]),
+        )
+        .await;
+    let operator = e
+        .user(
+            &admin,
+            "opal",
+            json!([{"product": "alpha", "role": "operator"}]),
+        )
+        .await;
+    let xauth = codis_model::auth::dashboard_xauth("alpha");
+
+    // Secrets never reach a viewer, by either route.
+    let r = e.call(&viewer, "GET", "/api/v1/products/alpha", None).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        !r.text.contains("zksecret"),
+        "coordinator_auth leaked: {}",
+        &r.text[..300.min(r.text.len())]
+    );
+    assert!(
+        r.body["topom"]["config"]["product_name"].is_string(),
+        "the overview is spliced in"
+    );
+    let r = e.call(&viewer, "GET", "/topom?forward=alpha", None).await;
+    assert_eq!(r.status, 200);
+    assert!(!r.text.contains("zksecret"));
+
+    // Forwarded reads about an address outside the product, and routes the UI never uses,
+    // are refused; shutdown needs an admin.
+    let r = e
+        .call(
+            &viewer,
+            "GET",
+            "/api/topom/group/info/10.9.9.9:7777?forward=alpha",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = e
+        .call(
+            &viewer,
+            "GET",
+            "/api/topom/group/info/127.0.0.1:1?forward=alpha",
+            None,
+        )
+        .await;
+    assert_ne!(
+        r.status, 403,
+        "a server of the product may be inspected: {}",
+        r.text
+    );
+    let r = e
+        .call(
+            &operator,
+            "PUT",
+            &format!("/api/topom/shutdown/{xauth}?forward=alpha"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = e
+        .call(&operator, "DELETE", "/api/topom/model?forward=alpha", None)
+        .await;
+    assert_eq!(r.status, 403);
+    let r = e
+        .call(
+            &viewer,
+            "PUT",
+            &format!("/api/topom/group/create/{xauth}/44?forward=alpha"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    // The isolation rules hold on Codis's routes too.
+    let r = e
+        .call(
+            &operator,
+            "PUT",
+            &format!("/api/topom/group/add/{xauth}/1/localhost:3?forward=alpha"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert!(r.text.contains("beta"), "{}", r.text);
+    // Another spelling of a server already in the product, and odd port spellings.
+    let r = e
+        .call(
+            &operator,
+            "POST",
+            "/api/v1/products/alpha/groups",
+            Some(json!({"group_id": 2})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = e
+        .call(
+            &operator,
+            "POST",
+            "/api/v1/products/alpha/groups/2/servers",
+            Some(json!({"addr": "localhost:1"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (409, Some("isolation")),
+        "{}",
+        r.text
+    );
+    for addr in ["127.0.0.1:06379", "127.0.0.1:+6379", "127.0.0.1:0"] {
+        let r = e
+            .call(
+                &operator,
+                "POST",
+                "/api/v1/products/alpha/groups/2/servers",
+                Some(json!({"addr": addr})),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{addr}: {}", r.text);
+    }
+
+    // A viewer's isolation report does not name product lines it cannot see.
+    let r = e.call(&viewer, "GET", "/api/v1/isolation", None).await;
+    assert!(!r.text.contains("beta"), "{}", r.text);
+    assert!(r.text.contains("another product line"), "{}", r.text);
+
+    // The audit history cannot be overwritten.
+    let res = sqlx::query(
+        "INSERT OR REPLACE INTO audit (id, time, actor, source, action, outcome) \
+         VALUES (1, 0, 'x', 'x', 'login', 'ok')",
+    )
+    .execute(&e.st.db)
+    .await;
+    assert!(res.unwrap_err().to_string().contains("append-only"));
+
+    // The last global administrator cannot be demoted or deleted.
+    let r = e
+        .call(
+            &admin,
+            "PUT",
+            "/api/v1/users/admin",
+            Some(json!({"global_admin": false})),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    let r = e
+        .call(
+            &admin,
+            "POST",
+            "/api/v1/users",
+            Some(json!({"username": "vic", "password": "another-password"})),
+        )
+        .await;
+    assert_eq!(r.status, 409, "a duplicate user is a conflict: {}", r.text);
+
+    // Concurrent wrong passwords all count: the account locks.
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let app = e.app.clone();
+        tasks.push(tokio::spawn(async move {
+            let req = Request::builder()
+                .method("POST")
+                .uri("/api/v1/session")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(
+                    json!({"username": "opal", "password": "nope-nope"}).to_string(),
+                ))
+                .unwrap();
+            app.oneshot(req).await.unwrap().status().as_u16()
+        }));
+    }
+    for t in tasks {
+        let s = t.await.unwrap();
+        assert!(s == 401 || s == 429, "{s}");
+    }
+    let r = e
+        .call(
+            &Who::Anonymous,
+            "POST",
+            "/api/v1/session",
+            Some(json!({"username": "opal", "password": "password-of-user"})),
+        )
+        .await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    // Unknown names lock the same way, so a lock-out does not tell which names exist.
+    for _ in 0..auth::LOCKOUT_AFTER {
+        let r = e
+            .call(
+                &Who::Anonymous,
+                "POST",
+                "/api/v1/session",
+                Some(json!({"username": "nobody-here", "password": "x"})),
+            )
+            .await;
+        assert_eq!(r.status, 401);
+    }
+    let r = e
+        .call(
+            &Who::Anonymous,
+            "POST",
+            "/api/v1/session",
+            Some(json!({"username": "nobody-here", "password": "x"})),
+        )
+        .await;
+    assert_eq!(r.status, 429);
 }

@@ -56,6 +56,10 @@ fn start(args: FeArgs) -> anyhow::Result<()> {
     rt.block_on(async move {
         let db_path = args.db_path();
         let pool = db::open(&db_path.to_string_lossy()).await?;
+        let interrupted = backend::fe::close_interrupted_changes(&pool).await?;
+        if interrupted > 0 {
+            tracing::warn!("{interrupted} change(s) were running when codis-fe last stopped; marked interrupted in the audit history");
+        }
         if let Some(pw) = auth::ensure_admin(&pool, args.admin_password.as_deref())
             .await
             .map_err(|e| anyhow::anyhow!("creating the admin account: {}", e.message))?

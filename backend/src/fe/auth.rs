@@ -438,48 +438,51 @@ pub struct LoginOk {
 /// # Errors
 /// 401 wrong name or password; 429 locked.
 pub async fn login(db: &SqlitePool, username: &str, password: &str) -> ApiResult<LoginOk> {
-    let row: Option<(i64, String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT id, password_hash, global_admin, failed_logins, locked_until \
-         FROM users WHERE username = ?",
+    // Password checks run a few at a time (argon2 takes ~19 MiB and tens of milliseconds
+    // each); a crowd of logins waits its turn or, past a queue, is told to come back later.
+    let _permit = hash_permit()?.await;
+    let row: Option<(i64, String, i64, i64)> = sqlx::query_as(
+        "SELECT id, password_hash, global_admin, locked_until FROM users WHERE username = ?",
     )
     .bind(username)
     .fetch_optional(db)
     .await?;
     let now = now_ms();
-    let Some((user_id, stored, global_admin, failed, locked_until)) = row else {
-        // Same work as for a real user, so a name cannot be probed by timing.
+    let Some((user_id, stored, global_admin, locked_until)) = row else {
+        // Same work, delay and lock-out as for a real user, so names cannot be probed.
+        if unknown_locked(username, now) {
+            return Err(locked_error(LOCKOUT_FOR_MS));
+        }
         let dummy = tokio::task::spawn_blocking(dummy_hash)
             .await
             .unwrap_or_default();
         let _ = verify_password(password.to_string(), dummy).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let failed = unknown_failed(username, now);
+        tokio::time::sleep(failure_delay(failed)).await;
         return Err(ApiError::unauthorized("wrong user name or password"));
     };
     if locked_until > now {
-        return Err(ApiError::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "locked",
-            format!(
-                "too many failed logins; the account is locked for {} more seconds",
-                (locked_until - now + 999) / 1000
-            ),
-        ));
+        return Err(locked_error(locked_until - now));
     }
     if !verify_password(password.to_string(), stored).await {
-        let failed = failed + 1;
-        let locked = if failed >= LOCKOUT_AFTER {
-            now + LOCKOUT_FOR_MS
-        } else {
-            0
-        };
-        sqlx::query("UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?")
-            .bind(if locked > 0 { 0 } else { failed })
-            .bind(locked)
-            .bind(user_id)
-            .execute(db)
-            .await?;
-        let delay = 100 * u64::try_from(failed.clamp(1, 10)).unwrap_or(1);
-        tokio::time::sleep(Duration::from_millis(delay)).await;
+        // One statement, so concurrent failures all count.
+        let (failed,): (i64,) = sqlx::query_as(
+            "UPDATE users SET failed_logins = failed_logins + 1, \
+             locked_until = CASE WHEN failed_logins + 1 >= ? THEN ? ELSE locked_until END \
+             WHERE id = ? RETURNING failed_logins",
+        )
+        .bind(LOCKOUT_AFTER)
+        .bind(now + LOCKOUT_FOR_MS)
+        .bind(user_id)
+        .fetch_one(db)
+        .await?;
+        if failed >= LOCKOUT_AFTER {
+            sqlx::query("UPDATE users SET failed_logins = 0 WHERE id = ?")
+                .bind(user_id)
+                .execute(db)
+                .await?;
+        }
+        tokio::time::sleep(failure_delay(failed)).await;
         return Err(ApiError::unauthorized("wrong user name or password"));
     }
     sqlx::query("UPDATE users SET failed_logins = 0, locked_until = 0 WHERE id = ?")
@@ -507,6 +510,87 @@ pub async fn login(db: &SqlitePool, username: &str, password: &str) -> ApiResult
             csrf_token: csrf,
         },
     })
+}
+
+fn failure_delay(failed: i64) -> Duration {
+    Duration::from_millis(100 * u64::try_from(failed.clamp(1, 10)).unwrap_or(1))
+}
+
+fn locked_error(left_ms: i64) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        "locked",
+        format!(
+            "too many failed logins; the account is locked for {} more seconds",
+            (left_ms + 999) / 1000
+        ),
+    )
+}
+
+/// Password checks running at once.
+const HASH_CONCURRENCY: usize = 2;
+/// Logins allowed to wait for a password check.
+const HASH_QUEUE: usize = 64;
+
+fn hash_permits() -> &'static Arc<tokio::sync::Semaphore> {
+    static PERMITS: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(HASH_CONCURRENCY)))
+}
+
+/// A turn at password checking, or 429 when too many logins wait already.
+fn hash_permit()
+-> ApiResult<impl std::future::Future<Output = Option<tokio::sync::OwnedSemaphorePermit>>> {
+    static WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    use std::sync::atomic::Ordering;
+    if WAITING.fetch_add(1, Ordering::AcqRel) >= HASH_QUEUE {
+        WAITING.fetch_sub(1, Ordering::AcqRel);
+        return Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "busy",
+            "too many logins at once; try again in a moment",
+        ));
+    }
+    Ok(async {
+        let permit = hash_permits().clone().acquire_owned().await.ok();
+        WAITING.fetch_sub(1, Ordering::AcqRel);
+        permit
+    })
+}
+
+/// Failed logins of names that do not exist: (failures, locked until), so they lock like
+/// real accounts.
+fn unknown_failures() -> &'static Mutex<std::collections::HashMap<String, (i64, i64)>> {
+    static MAP: std::sync::OnceLock<Mutex<std::collections::HashMap<String, (i64, i64)>>> =
+        std::sync::OnceLock::new();
+    MAP.get_or_init(|| Mutex::new(std::collections::HashMap::new()))
+}
+
+fn unknown_key(username: &str) -> String {
+    username.chars().take(128).collect()
+}
+
+fn unknown_locked(username: &str, now: i64) -> bool {
+    unknown_failures()
+        .lock()
+        .get(&unknown_key(username))
+        .is_some_and(|&(_, until)| until > now)
+}
+
+fn unknown_failed(username: &str, now: i64) -> i64 {
+    let mut map = unknown_failures().lock();
+    if map.len() > 100_000 {
+        map.retain(|_, (_, until)| *until > now);
+        if map.len() > 100_000 {
+            map.clear();
+        }
+    }
+    let e = map.entry(unknown_key(username)).or_insert((0, 0));
+    e.0 += 1;
+    let failed = e.0;
+    if e.0 >= LOCKOUT_AFTER {
+        *e = (0, now + LOCKOUT_FOR_MS);
+    }
+    failed
 }
 
 /// An argon2 hash of a random password nobody knows, checked for unknown user names.

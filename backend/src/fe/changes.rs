@@ -14,7 +14,7 @@ use codis_model::fe::change::{
     ChangeDone, GroupCreate, ProxyCreate, RebalancePlan, ReplicaGroup, SentinelAdd, ServerAdd,
     ServerRef, SlotActionSettings, SlotRange, SlotsMoveSome, SyncAction,
 };
-use codis_model::fe::{ProductDetail, ProductList, Role};
+use codis_model::fe::{ProductList, Role};
 use codis_model::topom::SlotMapping;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -106,9 +106,10 @@ pub async fn run_change(
 /// 422.
 pub fn check_addr(addr: &str) -> ApiResult<()> {
     let bad = || ApiError::invalid(format!("{addr:?} is not a host:port address"));
-    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
-    let port: u16 = port.parse().map_err(|_| bad())?;
-    if port == 0 || host.is_empty() || host.len() > 253 {
+    let (host, port_text) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port_text.parse().map_err(|_| bad())?;
+    // One spelling per port ("06379" and "+6379" would be the same server).
+    if port == 0 || port.to_string() != port_text || host.is_empty() || host.len() > 253 {
         return Err(bad());
     }
     let ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
@@ -279,7 +280,7 @@ async fn products_get(
     State(st): State<AppState>,
     actor: Actor,
     ApiPath(product): ApiPath<String>,
-) -> ApiResult<axum::Json<ProductDetail>> {
+) -> ApiResult<axum::response::Response> {
     actor.require(&product, Role::Viewer)?;
     let p = st.product(&product)?;
     let inv = isolation::inventory(&st.products);
@@ -299,12 +300,26 @@ async fn products_get(
     )
     .unwrap_or(0);
     summary.trouble = products::trouble(&summary);
-    let topom = p.snapshot.read().overview.as_deref().cloned();
-    Ok(axum::Json(ProductDetail {
-        summary,
-        migration: products::migration(&p),
-        topom,
-    }))
+    // The overview was serialised once by the poller; splice it in rather than cloning and
+    // serialising a hundred groups' probes per request.
+    let migration = products::migration(&p);
+    let topom = p.snapshot.read().topom_json.clone();
+    let mut body = Vec::with_capacity(topom.as_ref().map_or(0, |t| t.len()) + 2048);
+    body.extend_from_slice(b"{\"summary\":");
+    serde_json::to_writer(&mut body, &summary).map_err(ApiError::internal)?;
+    body.extend_from_slice(b",\"migration\":");
+    serde_json::to_writer(&mut body, &migration).map_err(ApiError::internal)?;
+    if let Some(t) = topom {
+        body.extend_from_slice(b",\"topom\":");
+        body.extend_from_slice(&t);
+    }
+    body.push(b'}');
+    let mut resp = axum::response::IntoResponse::into_response(body);
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
 }
 
 // ---- groups ----
@@ -379,24 +394,77 @@ async fn groups_add_server(
         .target(format!("group {gid}: {}", b.addr))
         .params(&b);
     let res = run_change(&st, change, async {
-        isolation::resolve([b.addr.clone()]).await;
-        let role = match groups_of(&p).iter().find(|g| g.id == gid) {
-            Some(g) if !g.servers.is_empty() => "replica",
-            _ => "master",
-        };
-        let inv = isolation::inventory(&st.products);
-        let modes = isolation::modes(&st.db).await?;
-        isolation::check_add(&inv, &modes, &p.name, gid, &b.addr, role)?;
+        let _guard = isolation_check_add(&st, &p, gid, &b.addr).await?;
         let route = if b.datacenter.is_empty() {
             format!("group/add/{{X}}/{gid}/{}", b.addr)
         } else {
             format!("group/add/{{X}}/{gid}/{}/{}", b.addr, b.datacenter)
         };
-        dashboard_put(&st, &p, &route, None).await.map(drop)
+        dashboard_put(&st, &p, &route, None).await?;
+        st.products.poll_now(&p).await;
+        Ok(())
     })
     .await;
     st.products.poll_now(&p).await;
     res
+}
+
+/// Takes the isolation lock (one server-adding or promoting change at a time, across every
+/// product line), refreshes every product line's picture, and checks adding `addr` to group
+/// `gid` of `p`. Hold the guard until the dashboard has answered and `p` was polled again.
+///
+/// # Errors
+/// 409 with the rule broken.
+pub async fn isolation_check_add(
+    st: &AppState,
+    p: &Product,
+    gid: i64,
+    addr: &str,
+) -> ApiResult<tokio::sync::OwnedMutexGuard<()>> {
+    let guard = st.isolation_lock.clone().lock_owned().await;
+    refresh_all(st).await;
+    isolation::resolve([addr.to_string()]).await;
+    let role = match groups_of(p).iter().find(|g| g.id == gid) {
+        Some(g) if !g.servers.is_empty() => "replica",
+        _ => "master",
+    };
+    let inv = isolation::inventory(&st.products);
+    let modes = isolation::modes(&st.db).await?;
+    isolation::check_add(&inv, &modes, &p.name, gid, addr, role)?;
+    Ok(guard)
+}
+
+/// Like [`isolation_check_add`], for promoting `addr` in group `gid`.
+///
+/// # Errors
+/// 409 with the rule broken.
+pub async fn isolation_check_promote(
+    st: &AppState,
+    p: &Product,
+    gid: i64,
+    addr: &str,
+) -> ApiResult<tokio::sync::OwnedMutexGuard<()>> {
+    let guard = st.isolation_lock.clone().lock_owned().await;
+    refresh_all(st).await;
+    isolation::resolve([addr.to_string()]).await;
+    let old = groups_of(p)
+        .into_iter()
+        .find(|g| g.id == gid)
+        .and_then(|g| g.servers.first().map(|s| s.addr.clone()));
+    isolation::check_promote(
+        &isolation::inventory(&st.products),
+        &p.name,
+        gid,
+        addr,
+        old.as_deref(),
+    )?;
+    Ok(guard)
+}
+
+/// Polls every product line now (concurrently), so a check sees the latest picture.
+async fn refresh_all(st: &AppState) {
+    let all = st.products.all();
+    futures_util::future::join_all(all.iter().map(|p| st.products.poll_now(p))).await;
 }
 
 async fn groups_del_server(
@@ -438,19 +506,11 @@ async fn groups_promote(
         .target(format!("group {gid}: {}", b.addr))
         .params(&b);
     let res = run_change(&st, change, async {
-        let old = groups_of(&p)
-            .into_iter()
-            .find(|g| g.id == gid)
-            .and_then(|g| g.servers.first().map(|s| s.addr.clone()));
-        isolation::check_promote(
-            &isolation::inventory(&st.products),
-            &p.name,
-            gid,
-            &b.addr,
-            old.as_deref(),
-        )?;
+        let _guard = isolation_check_promote(&st, &p, gid, &b.addr).await?;
         let route = format!("group/promote/{{X}}/{gid}/{}", b.addr);
-        dashboard_put(&st, &p, &route, None).await.map(drop)
+        dashboard_put(&st, &p, &route, None).await?;
+        st.products.poll_now(&p).await;
+        Ok(())
     })
     .await;
     st.products.poll_now(&p).await;

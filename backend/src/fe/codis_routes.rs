@@ -1,7 +1,9 @@
 //! Codis 3.2's own fe routes, kept so existing scripts and bookmarks work: `GET /list` (the
 //! product names) and any path with `?forward=<product>`, reverse-proxied to that product's
-//! dashboard. Unlike Codis they are behind the same login and roles as the REST API: reads
-//! need a viewer, changes an operator, and every change is audited.
+//! dashboard. Unlike Codis they are behind the same login, roles and audit as the REST API,
+//! and only the dashboard routes Codis's UI uses pass ([`classify`]): reads need a viewer,
+//! changes an operator (reload, shutdown and log level an admin), adding and promoting a
+//! server go through the isolation checks, and secrets are removed from overviews.
 
 use std::time::Duration;
 
@@ -38,6 +40,118 @@ pub fn forward_target(query: Option<&str>) -> Option<String> {
     })
 }
 
+/// What a forwarded request is allowed to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Forwarded {
+    /// A read of the dashboard's own state.
+    Read,
+    /// `group/info` or `sentinels/info` of an address, which must belong to the product.
+    ReadAbout(String),
+    /// A change needing this role.
+    Change(Role),
+    /// `group/add`: (group id, address).
+    AddServer(i64, String),
+    /// `group/promote`: (group id, address).
+    Promote(i64, String),
+}
+
+/// Sorts a forwarded request into what it may do, or refuses it (403) when it is not a route
+/// Codis's UI uses.
+///
+/// # Errors
+/// 403.
+pub fn classify(method: &Method, path: &str) -> ApiResult<Forwarded> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let refuse = || {
+        ApiError::forbidden(format!(
+            "{method} {path} is not a dashboard route codis-fe forwards (see /api/v1)"
+        ))
+    };
+    let read = matches!(*method, Method::GET | Method::HEAD);
+    match segs.as_slice() {
+        ["topom"] | ["topom", "model" | "stats" | "slots"] if read => Ok(Forwarded::Read),
+        ["api", "topom", "model"] if read => Ok(Forwarded::Read),
+        ["api", "topom", "stats" | "slots" | "xping", _] if read => Ok(Forwarded::Read),
+        ["api", "topom", "group" | "sentinels", "info", addr]
+        | ["api", "topom", "sentinels", "info", addr, "monitored"]
+            if read =>
+        {
+            Ok(Forwarded::ReadAbout((*addr).to_string()))
+        }
+        _ if *method != Method::PUT => Err(refuse()),
+        ["api", "topom", "reload" | "shutdown", _] | ["api", "topom", "loglevel", _, _] => {
+            Ok(Forwarded::Change(Role::Admin))
+        }
+        ["api", "topom", "group", "add", _, gid, addr]
+        | ["api", "topom", "group", "add", _, gid, addr, _] => {
+            let gid = gid.parse().map_err(|_| refuse())?;
+            Ok(Forwarded::AddServer(gid, (*addr).to_string()))
+        }
+        ["api", "topom", "group", "promote", _, gid, addr] => {
+            let gid = gid.parse().map_err(|_| refuse())?;
+            Ok(Forwarded::Promote(gid, (*addr).to_string()))
+        }
+        [
+            "api",
+            "topom",
+            "proxy",
+            "create" | "online" | "reinit",
+            _,
+            _,
+        ]
+        | ["api", "topom", "proxy", "remove", _, _, _]
+        | [
+            "api",
+            "topom",
+            "group",
+            "create" | "remove" | "resync",
+            _,
+            _,
+        ]
+        | ["api", "topom", "group", "resync-all", _]
+        | ["api", "topom", "group", "del", _, _, _]
+        | ["api", "topom", "group", "replica-groups", _, _, _, _]
+        | ["api", "topom", "group", "replica-groups-all", _, _]
+        | ["api", "topom", "group", "action", "create" | "remove", _, _]
+        | ["api", "topom", "slots", "action", "create", _, _, _]
+        | ["api", "topom", "slots", "action", "create-some", _, _, _, _]
+        | [
+            "api",
+            "topom",
+            "slots",
+            "action",
+            "create-range",
+            _,
+            _,
+            _,
+            _,
+        ]
+        | [
+            "api",
+            "topom",
+            "slots",
+            "action",
+            "remove" | "interval" | "disabled",
+            _,
+            _,
+        ]
+        | ["api", "topom", "slots", "assign", _]
+        | ["api", "topom", "slots", "assign", _, "offline"]
+        | ["api", "topom", "slots", "rebalance", _, _]
+        | ["api", "topom", "sentinels", "add", _, _]
+        | ["api", "topom", "sentinels", "del", _, _, _]
+        | ["api", "topom", "sentinels", "resync-all", _] => Ok(Forwarded::Change(Role::Operator)),
+        _ => Err(refuse()),
+    }
+}
+
+/// Removes secrets (`*_auth` keys) from a dashboard overview's `config`.
+pub fn strip_secrets(v: &mut serde_json::Value) {
+    if let Some(cfg) = v.get_mut("config").and_then(|c| c.as_object_mut()) {
+        cfg.retain(|k, _| !k.ends_with("_auth"));
+    }
+}
+
 /// Any request with `?forward=<product>`.
 pub async fn forward(
     st: AppState,
@@ -46,12 +160,39 @@ pub async fn forward(
     product: String,
     req: Request,
 ) -> ApiResult<Response> {
-    let write = !matches!(*req.method(), Method::GET | Method::HEAD);
-    actor.require(&product, if write { Role::Operator } else { Role::Viewer })?;
+    let kind = classify(req.method(), req.uri().path())?;
+    let needed = match &kind {
+        Forwarded::Read | Forwarded::ReadAbout(_) => Role::Viewer,
+        Forwarded::Change(r) => *r,
+        Forwarded::AddServer(..) | Forwarded::Promote(..) => Role::Operator,
+    };
+    actor.require(&product, needed)?;
+    let write = !matches!(kind, Forwarded::Read | Forwarded::ReadAbout(_));
     let p = st
         .products
         .get(&product)
         .ok_or_else(|| ApiError::forbidden(format!("unknown product {product:?}")))?;
+    if let Forwarded::ReadAbout(addr) = &kind {
+        let known = {
+            let snap = p.snapshot.read();
+            snap.overview
+                .as_ref()
+                .and_then(|o| o.stats.as_ref())
+                .is_some_and(|s| {
+                    s.group
+                        .models
+                        .iter()
+                        .flat_map(|g| &g.servers)
+                        .any(|srv| srv.addr == *addr)
+                        || s.sentinels.model.servers.iter().any(|a| a == addr)
+                })
+        };
+        if !known {
+            return Err(ApiError::forbidden(format!(
+                "{addr:?} is not a server or sentinel of product {product:?}"
+            )));
+        }
+    }
     let dash = p.dashboard.read().clone();
     let path_q = req
         .uri()
@@ -106,6 +247,15 @@ pub async fn forward(
         let change = Change::new(&actor, &ctx, Some(&product), "codis.forward")
             .target(format!("{method} {}", redact_xauth(&path)));
         let (_, out) = run_change_with(&st, change, async {
+            let _guard = match &kind {
+                Forwarded::AddServer(gid, addr) => {
+                    Some(super::changes::isolation_check_add(&st, &p, *gid, addr).await?)
+                }
+                Forwarded::Promote(gid, addr) => {
+                    Some(super::changes::isolation_check_promote(&st, &p, *gid, addr).await?)
+                }
+                _ => None,
+            };
             let (status, ct, bytes) = send.await?;
             if status.is_success() {
                 Ok((status, ct, bytes))
@@ -126,7 +276,16 @@ pub async fn forward(
         st.products.poll_now(&p).await;
         out
     } else {
-        send.await?
+        let (status, ct, bytes) = send.await?;
+        let overview = path_q.starts_with("/topom") || path_q.starts_with("/api/topom/model");
+        let bytes = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(mut v) if overview && status.is_success() => {
+                strip_secrets(&mut v);
+                axum::body::Bytes::from(serde_json::to_vec_pretty(&v).unwrap_or_default())
+            }
+            _ => bytes,
+        };
+        (status, ct, bytes)
     };
     let mut resp = Response::new(Body::from(bytes));
     *resp.status_mut() = status;

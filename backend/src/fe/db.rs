@@ -73,6 +73,9 @@ pub async fn open(path: &str) -> Result<SqlitePool, DbError> {
         .map_err(open_err)?
         .create_if_missing(true)
         .foreign_keys(true)
+        // REPLACE must fire delete triggers, so the audit history cannot be rewritten by an
+        // INSERT OR REPLACE.
+        .pragma("recursive_triggers", "ON")
         .busy_timeout(Duration::from_secs(5));
     if !memory {
         opts = opts

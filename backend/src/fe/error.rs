@@ -81,6 +81,11 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(d) = &e
+            && d.is_unique_violation()
+        {
+            return ApiError::conflict("it exists already");
+        }
         ApiError::internal(format!("database: {e}"))
     }
 }

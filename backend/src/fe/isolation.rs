@@ -42,7 +42,7 @@ pub fn normalize(addr: &str) -> String {
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let host_l = host.to_ascii_lowercase();
-    let ip = if host_l == "localhost" {
+    let ip = if host_l == "localhost" || host_l == "0.0.0.0" || host_l == "::" {
         Some("127.0.0.1".to_string())
     } else if let Ok(ip) = host.parse::<IpAddr>() {
         Some(match ip {
@@ -55,6 +55,10 @@ pub fn normalize(addr: &str) -> String {
     } else {
         resolved().read().get(&host_l).cloned()
     };
+    let port = port
+        .parse::<u16>()
+        .map(|p| p.to_string())
+        .unwrap_or_else(|_| port.to_string());
     format!("{}:{port}", ip.unwrap_or(host_l))
 }
 
@@ -94,8 +98,20 @@ pub async fn resolve(addrs: impl IntoIterator<Item = String>) {
 /// Every server's places, by normalised address.
 pub type Inventory = BTreeMap<String, Vec<ServerPlace>>;
 
-/// The inventory from the dashboards' last reports.
-pub fn inventory(reg: &Registry) -> Inventory {
+/// The inventory from the dashboards' last reports (rebuilt when a poll has happened since).
+pub fn inventory(reg: &Registry) -> std::sync::Arc<Inventory> {
+    let generation = reg.generation.load(std::sync::atomic::Ordering::Acquire);
+    if let Some((g, inv)) = reg.inventory_cache.lock().as_ref()
+        && *g == generation
+    {
+        return inv.clone();
+    }
+    let inv = std::sync::Arc::new(build_inventory(reg));
+    *reg.inventory_cache.lock() = Some((generation, inv.clone()));
+    inv
+}
+
+fn build_inventory(reg: &Registry) -> Inventory {
     let mut inv = Inventory::new();
     for p in reg.all() {
         let snap = p.snapshot.read();
@@ -215,6 +231,14 @@ pub fn check_add(
     let Some(places) = inv.get(&server) else {
         return Ok(());
     };
+    if let Some(same) = places.iter().find(|p| p.product == product) {
+        return Err(ApiError::isolation(format!(
+            "server {server} is already {} (written {:?}); one server cannot serve two groups \
+             of a product line",
+            place_text(same),
+            same.addr
+        )));
+    }
     let elsewhere: Vec<&ServerPlace> = places.iter().filter(|p| p.product != product).collect();
     let Some(first) = elsewhere.first() else {
         return Ok(());
@@ -319,6 +343,23 @@ pub async fn report(st: &AppState, visible: impl Fn(&str) -> bool) -> ApiResult<
             modes.insert(name.clone(), mode_of(&all_modes, &name));
         }
     }
+    let redact = |places: &[ServerPlace]| -> Vec<ServerPlace> {
+        places
+            .iter()
+            .map(|p| {
+                if visible(&p.product) {
+                    p.clone()
+                } else {
+                    ServerPlace {
+                        product: "(another product line)".into(),
+                        group_id: 0,
+                        role: p.role.clone(),
+                        addr: String::new(),
+                    }
+                }
+            })
+            .collect()
+    };
     let shared = inv
         .iter()
         .filter(|(_, places)| {
@@ -327,12 +368,22 @@ pub async fn report(st: &AppState, visible: impl Fn(&str) -> bool) -> ApiResult<
         })
         .map(|(server, places)| SharedServer {
             server: server.clone(),
-            places: places.clone(),
+            places: redact(places),
         })
         .collect();
     let violations = violations(&inv, &all_modes)
         .into_iter()
         .filter(|v| v.places.iter().any(|p| visible(&p.product)))
+        .map(|mut v| {
+            if v.places.iter().any(|p| !visible(&p.product)) {
+                v.message = format!(
+                    "server {} breaks the {} rule with a product line you cannot see",
+                    v.server, v.rule
+                );
+            }
+            v.places = redact(&v.places);
+            v
+        })
         .collect();
     Ok(IsolationReport {
         modes,

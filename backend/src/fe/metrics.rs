@@ -18,6 +18,20 @@ struct Series {
     buckets: [u64; BUCKETS.len()],
 }
 
+/// A method as a metric label: the standard ones, else `OTHER` (labels must stay few).
+pub fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
 /// The fe's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {

@@ -79,6 +79,9 @@ pub struct AppState {
     pub dashboard_http: reqwest::Client,
     /// Every documented route.
     pub route_docs: Arc<Vec<RouteDoc>>,
+    /// Held by a change that adds or promotes a server, from its isolation check until the
+    /// dashboard has answered, so two such changes cannot both pass the check.
+    pub isolation_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -97,6 +100,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             dashboard_http,
             route_docs: Arc::new(api_routes().docs),
+            isolation_lock: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -158,7 +162,8 @@ async fn metrics_text(State(st): State<AppState>) -> Response {
         .iter()
         .filter(|p| p.snapshot.read().error.is_none() && p.snapshot.read().overview.is_some())
         .count();
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit")
+    // The newest row id counts rows (the history is append-only) without a table scan.
+    let rows: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM audit")
         .fetch_one(&st.db)
         .await
         .unwrap_or(-1);
@@ -238,7 +243,21 @@ pub async fn track(State(st): State<AppState>, mut req: Request, next: Next) -> 
         req = Request::from_parts(parts, body);
         source
     };
-    let resp = next.run(req).await;
+    // A change runs to its end even when the client goes away: hyper drops a request's
+    // future when its connection closes, which would leave the change half done and its
+    // audit row without an outcome.
+    let unsafe_method = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let resp = if unsafe_method {
+        match tokio::spawn(next.run(req)).await {
+            Ok(r) => r,
+            Err(e) => ApiError::internal(format!("request task: {e}")).into_response(),
+        }
+    } else {
+        next.run(req).await
+    };
     let status = resp.status();
     let route_label = route.unwrap_or_else(|| {
         if api_like {
@@ -247,8 +266,12 @@ pub async fn track(State(st): State<AppState>, mut req: Request, next: Next) -> 
             "static".into()
         }
     });
-    st.metrics
-        .observe(&route_label, &method, status.as_u16(), started.elapsed());
+    st.metrics.observe(
+        &route_label,
+        metrics::method_label(&method),
+        status.as_u16(),
+        started.elapsed(),
+    );
     let refused = matches!(
         status,
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::CONFLICT
@@ -257,13 +280,17 @@ pub async fn track(State(st): State<AppState>, mut req: Request, next: Next) -> 
         .extensions()
         .get::<ApiError>()
         .is_some_and(|e| e.audited);
-    if api_like && refused && !audited {
+    let actor = slot.0.lock().clone();
+    // Anonymous refusals are recorded once per client, route and minute: a logged-out page
+    // that keeps polling must not fill the (append-only) history.
+    let throttled = actor.is_none() && !first_this_minute(&source, &route_label);
+    if api_like && refused && !audited && !throttled {
         let message = resp
             .extensions()
             .get::<ApiError>()
             .map(|e| e.message.clone())
             .unwrap_or_else(|| status.to_string());
-        let actor = slot.0.lock().clone().unwrap_or_else(|| "anonymous".into());
+        let actor = actor.unwrap_or_else(|| "anonymous".into());
         let product = path
             .strip_prefix("/api/v1/products/")
             .and_then(|rest| rest.split('/').next())
@@ -282,6 +309,24 @@ pub async fn track(State(st): State<AppState>, mut req: Request, next: Next) -> 
     resp
 }
 
+fn first_this_minute(source: &str, route: &str) -> bool {
+    static SEEN: std::sync::OnceLock<parking_lot::Mutex<std::collections::HashMap<String, i64>>> =
+        std::sync::OnceLock::new();
+    let now = db::now_ms();
+    let mut seen = SEEN.get_or_init(Default::default).lock();
+    if seen.len() > 10_000 {
+        seen.retain(|_, t| now - *t < 60_000);
+    }
+    let key = format!("{source} {route}");
+    match seen.get(&key) {
+        Some(t) if now - *t < 60_000 => false,
+        _ => {
+            seen.insert(key, now);
+            true
+        }
+    }
+}
+
 /// The whole app: `/api/v1`, the OpenAPI document, `/metrics`, Codis's routes, the UI.
 pub fn app(state: AppState) -> Router {
     let api = api_routes().router;
@@ -296,6 +341,20 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
         .with_state(state)
+}
+
+/// Completes the audit rows of changes that were running when codis-fe stopped.
+///
+/// # Errors
+/// Database errors.
+pub async fn close_interrupted_changes(db: &SqlitePool) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE audit SET outcome = 'interrupted: codis-fe stopped before the change completed', \
+         status = 0 WHERE outcome IS NULL",
+    )
+    .execute(db)
+    .await?
+    .rows_affected())
 }
 
 /// Background upkeep: session and history pruning.

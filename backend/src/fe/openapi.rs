@@ -156,8 +156,12 @@ pub fn document(docs: &[RouteDoc]) -> Value {
     for d in docs {
         let mut params = Vec::new();
         for p in path_params(d.path) {
-            let schema = if matches!(p, "gid" | "sid" | "id") {
+            let schema = if p == "gid" {
                 json!({"type": "integer", "minimum": 0, "maximum": 9999})
+            } else if p == "sid" {
+                json!({"type": "integer", "minimum": 0, "maximum": 1023})
+            } else if p == "id" {
+                json!({"type": "integer", "minimum": 0})
             } else {
                 json!({"type": "string", "minLength": 1, "maxLength": 256})
             };
@@ -204,6 +208,9 @@ pub fn document(docs: &[RouteDoc]) -> Value {
             "parameters": params,
             "responses": responses,
         });
+        if d.path == "/api/v1/session" && d.method == "post" {
+            op["security"] = json!([]);
+        }
         if let Some(body) = d.doc.body {
             op["requestBody"] = json!({"required": true, "content": {"application/json": {
                 "schema": {"$ref": format!("#/components/schemas/{body}")}}}});

@@ -60,6 +60,10 @@ pub struct Snapshot {
     peak_pending: i64,
     /// The last history sample (ms).
     last_sample: i64,
+    /// The summary as of the last poll (isolation fields unset).
+    pub summary: Option<ProductSummary>,
+    /// The overview as JSON, serialised once per poll.
+    pub topom_json: Option<bytes::Bytes>,
 }
 
 /// One product line.
@@ -115,6 +119,10 @@ pub struct Registry {
     dashboard_list: Option<std::path::PathBuf>,
     /// Polling settings.
     pub policy: PollPolicy,
+    /// Bumped by every poll; caches derived from every product line compare it.
+    pub generation: std::sync::atomic::AtomicU64,
+    /// The isolation inventory, with the generation it was built at.
+    pub inventory_cache: parking_lot::Mutex<Option<(u64, Arc<super::isolation::Inventory>)>>,
 }
 
 impl Registry {
@@ -139,6 +147,8 @@ impl Registry {
             coordinator,
             dashboard_list,
             policy,
+            generation: std::sync::atomic::AtomicU64::new(0),
+            inventory_cache: parking_lot::Mutex::new(None),
         })
     }
 
@@ -297,11 +307,24 @@ async fn poll_once(p: &Product, reg: &Registry) {
         fetch_overview(&reg.http, &dash).await
     };
     let now = now_ms();
+    let mut names = Vec::new();
     let sample = {
         let mut s = p.snapshot.write();
         s.polled_at = now;
         match result {
-            Ok(ov) => {
+            Ok(mut ov) => {
+                // Secrets never leave the poller: the fe serves this overview to viewers.
+                if let Some(cfg) = ov.config.as_object_mut() {
+                    cfg.retain(|k, _| !k.ends_with("_auth"));
+                }
+                if let Some(stats) = &ov.stats {
+                    names = stats
+                        .group
+                        .models
+                        .iter()
+                        .flat_map(|g| g.servers.iter().map(|s| s.addr.clone()))
+                        .collect();
+                }
                 if ov.model.product_name != p.name && !ov.model.product_name.is_empty() {
                     s.error = Some(format!(
                         "the dashboard at {dash} serves product {:?}, not {:?}",
@@ -310,6 +333,7 @@ async fn poll_once(p: &Product, reg: &Registry) {
                     None
                 } else {
                     update_rates(&mut s, &ov, now);
+                    s.topom_json = serde_json::to_vec(&ov).ok().map(bytes::Bytes::from);
                     s.overview = Some(Arc::new(ov));
                     s.error = None;
                     s.updated_at = now;
@@ -328,6 +352,11 @@ async fn poll_once(p: &Product, reg: &Registry) {
             }
         }
     };
+    let fresh = compute_summary(p, &p.snapshot.read());
+    p.snapshot.write().summary = Some(fresh);
+    reg.generation
+        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    super::isolation::resolve(names).await;
     if let Some((time, t)) = sample {
         history::store(&reg.db, &p.name, time, t.ops, t.memory, t.keys).await;
     }
@@ -454,9 +483,17 @@ fn answers(stats: Option<&codis_model::topom::RedisStats>) -> bool {
     stats.is_some_and(|s| !s.timeout && s.error.is_none() && s.stats.is_some())
 }
 
-/// The product line at a glance (isolation fields are filled by the caller).
+/// The product line at a glance (isolation fields are filled by the caller), as of the last
+/// poll.
 pub fn summary(p: &Product) -> ProductSummary {
     let s = p.snapshot.read();
+    match &s.summary {
+        Some(sum) => sum.clone(),
+        None => compute_summary(p, &s),
+    }
+}
+
+fn compute_summary(p: &Product, s: &Snapshot) -> ProductSummary {
     let mut out = ProductSummary {
         name: p.name.clone(),
         dashboard: p.dashboard.read().clone(),

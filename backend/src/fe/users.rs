@@ -165,6 +165,28 @@ async fn set_roles(db: &SqlitePool, user_id: i64, roles: &[RoleGrant]) -> ApiRes
     Ok(())
 }
 
+/// Refuses (409) a change that would leave no global administrator besides user `id`.
+async fn ensure_another_global_admin(db: &SqlitePool, id: i64) -> ApiResult<()> {
+    let is_admin: i64 = sqlx::query_scalar("SELECT global_admin FROM users WHERE id = ?")
+        .bind(id)
+        .fetch_one(db)
+        .await?;
+    if is_admin == 0 {
+        return Ok(());
+    }
+    let others: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE global_admin != 0 AND id != ?")
+            .bind(id)
+            .fetch_one(db)
+            .await?;
+    if others == 0 {
+        return Err(ApiError::conflict(
+            "this would leave no global administrator; make another user one first",
+        ));
+    }
+    Ok(())
+}
+
 /// Parameters of a user change as audited (never the password).
 #[derive(serde::Serialize)]
 struct UserParams<'a> {
@@ -245,8 +267,8 @@ async fn users_update(
             .fetch_optional(&st.db)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no user {username:?}")))?;
-        if b.global_admin == Some(false) && username == "admin" && actor.name == "user:admin" {
-            return Err(ApiError::conflict("the admin account cannot drop its own global admin"));
+        if b.global_admin == Some(false) {
+            ensure_another_global_admin(&st.db, id).await?;
         }
         if let Some(p) = &b.password {
             let hash = auth::hash_password(p.clone()).await?;
@@ -291,6 +313,13 @@ async fn users_delete(
     run_change(&st, change, async {
         if actor.name == format!("user:{username}") {
             return Err(ApiError::conflict("you cannot delete your own account"));
+        }
+        if let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE username = ?")
+            .bind(&username)
+            .fetch_optional(&st.db)
+            .await?
+        {
+            ensure_another_global_admin(&st.db, id).await?;
         }
         let n = sqlx::query("DELETE FROM users WHERE username = ?")
             .bind(&username)
