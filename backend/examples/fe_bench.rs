@@ -3,7 +3,7 @@
 //! loopback port. 20 concurrent clients then read the product list, and one product's full
 //! picture, for a fixed time each; p50/p99/max latencies and throughput are printed.
 //!
-//! `cargo run --release -p backend --example fe_bench [-- SECONDS]`
+//! `cargo run --release -p backend --example fe_bench [-- SECONDS [ROUTE...]]`
 
 use std::path::Path;
 use std::sync::Arc;
@@ -152,7 +152,11 @@ async fn main() {
     );
     println!("| route | requests/s | p50 ms | p99 ms | max ms | reply bytes |");
     println!("|---|---|---|---|---|---|");
-    for route in ["/api/v1/products", "/api/v1/products/p3"] {
+    let mut routes: Vec<String> = std::env::args().skip(2).collect();
+    if routes.is_empty() {
+        routes = vec!["/api/v1/products".into(), "/api/v1/products/p3".into()];
+    }
+    for route in &routes {
         let url = format!("{base}{route}");
         let stop = Instant::now() + Duration::from_secs(secs);
         let mut tasks = Vec::new();
