@@ -309,6 +309,29 @@ async fn products_are_found_with_health_and_isolation() {
         r.body["topom"]["stats"]["slots"].as_array().unwrap().len(),
         1024
     );
+    let r = e
+        .call(
+            &admin,
+            "GET",
+            "/api/v1/products/alpha/history?metric=memory&since=0",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        !r.body["points"].as_array().unwrap().is_empty(),
+        "the first poll is sampled: {}",
+        r.text
+    );
+    let r = e
+        .call(
+            &admin,
+            "GET",
+            "/api/v1/products/alpha/history?metric=bogus",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 422);
     let r = e.call(&admin, "GET", "/api/v1/products/nope", None).await;
     assert_eq!(
         (r.status, r.body["code"].as_str()),

@@ -354,16 +354,28 @@ async fn actor_from_session(
 fn check_csrf(parts: &Parts, csrf: &str) -> ApiResult<()> {
     if let Some(origin) = parts.headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("");
+        // Behind a reverse proxy the browser's host arrives as X-Forwarded-Host; over HTTP/2
+        // the authority is in the URI.
+        let hosts: Vec<&str> = [
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok()),
+            parts
+                .headers
+                .get("x-forwarded-host")
+                .and_then(|h| h.to_str().ok()),
+            parts.uri.authority().map(|a| a.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|h| !h.is_empty())
+        .collect();
         let origin_host = origin
             .strip_prefix("http://")
             .or_else(|| origin.strip_prefix("https://"))
             .unwrap_or("");
-        if host.is_empty() || origin_host != host {
+        if origin_host.is_empty() || !hosts.contains(&origin_host) {
             return Err(ApiError::forbidden(format!(
                 "cross-origin change refused (Origin {origin:?})"
             )));

@@ -229,6 +229,7 @@ pub async fn track(State(st): State<AppState>, mut req: Request, next: Next) -> 
         .map(|m| m.as_str().to_string());
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
+    let forward_product = codis_routes::forward_target(req.uri().query());
     let api_like = path.starts_with("/api/")
         || path == "/list"
         || req.uri().query().is_some_and(|q| q.contains("forward="));
@@ -295,7 +296,8 @@ pub async fn track(State(st): State<AppState>, mut req: Request, next: Next) -> 
             .strip_prefix("/api/v1/products/")
             .and_then(|rest| rest.split('/').next())
             .filter(|p| !p.is_empty())
-            .map(str::to_string);
+            .map(str::to_string)
+            .or(forward_product);
         let entry = audit::Entry {
             actor,
             source,

@@ -113,6 +113,9 @@ impl Default for PollPolicy {
 #[derive(Debug)]
 pub struct Registry {
     products: RwLock<BTreeMap<String, Arc<Product>>>,
+    /// The last lists read from the list file and the database, kept when a read fails.
+    last_list: parking_lot::Mutex<Vec<(String, String)>>,
+    last_registered: parking_lot::Mutex<Vec<(String, String)>>,
     http: reqwest::Client,
     db: SqlitePool,
     coordinator: Option<Arc<dyn Coordinator>>,
@@ -142,6 +145,8 @@ impl Registry {
             .unwrap_or_default();
         Arc::new(Registry {
             products: RwLock::new(BTreeMap::new()),
+            last_list: parking_lot::Mutex::new(Vec::new()),
+            last_registered: parking_lot::Mutex::new(Vec::new()),
             http,
             db,
             coordinator,
@@ -193,24 +198,29 @@ impl Registry {
         }
         if let Some(path) = &self.dashboard_list {
             match read_dashboard_list(path) {
-                Ok(list) => {
-                    for (name, dash) in list {
-                        found.entry(name).or_insert((dash, Source::List));
-                    }
-                }
-                Err(e) => tracing::warn!("codis-fe: {}: {e}", path.display()),
+                Ok(list) => *self.last_list.lock() = list,
+                Err(e) => tracing::warn!(
+                    "codis-fe: {}: {e}; keeping the last list read",
+                    path.display()
+                ),
+            }
+            for (name, dash) in self.last_list.lock().iter() {
+                found
+                    .entry(name.clone())
+                    .or_insert((dash.clone(), Source::List));
             }
         }
         match sqlx::query_as::<_, (String, String)>("SELECT name, dashboard FROM products")
             .fetch_all(&self.db)
             .await
         {
-            Ok(rows) => {
-                for (name, dash) in rows {
-                    found.entry(name).or_insert((dash, Source::Registered));
-                }
-            }
-            Err(e) => tracing::warn!("codis-fe: registered products: {e}"),
+            Ok(rows) => *self.last_registered.lock() = rows,
+            Err(e) => tracing::warn!("codis-fe: registered products: {e}; keeping the last list"),
+        }
+        for (name, dash) in self.last_registered.lock().iter() {
+            found
+                .entry(name.clone())
+                .or_insert((dash.clone(), Source::Registered));
         }
         let mut products = self.products.write();
         products.retain(|name, p| {

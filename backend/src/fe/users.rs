@@ -390,6 +390,17 @@ async fn tokens_create(
         .target(b.name.clone())
         .params(&b);
     let (_, created) = run_change_with(&st, change, async {
+        let taken: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM api_tokens WHERE name = ? AND revoked_at IS NULL")
+                .bind(&b.name)
+                .fetch_optional(&st.db)
+                .await?;
+        if taken.is_some() {
+            return Err(ApiError::conflict(format!(
+                "an active token is named {:?} already (the audit history names tokens)",
+                b.name
+            )));
+        }
         let secret = format!("cfe_{}", auth::random_hex(24));
         let products = serde_json::to_string(&b.products).map_err(ApiError::internal)?;
         let now = now_ms();
