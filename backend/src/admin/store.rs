@@ -235,7 +235,8 @@ pub fn convert_v1(v1: &Value) -> Result<ConfigV3, AdminError> {
 
 /// Codis's checks of a config before a restore: unique proxies, groups and server
 /// addresses, group ids 1..=9999, no promotion, valid unique slots without action, each
-/// slot's group present and non-empty.
+/// assigned slot's group present and non-empty (Codis also refuses offline slots; we restore
+/// them offline).
 ///
 /// # Errors
 /// The first check that fails.
@@ -275,7 +276,9 @@ pub fn validate_v3(config: &ConfigV3) -> Result<(), AdminError> {
         if !s.action.state.is_empty() {
             return Err(bad(format!("slot-{:04} action is not empty", s.id)));
         }
-        if groups.get(&s.group_id).is_none_or(|g| g.servers.is_empty()) {
+        // Beyond Codis: an offline slot (group 0) is restored offline, so that a dump of a
+        // product with unassigned slots can be restored.
+        if s.group_id != 0 && groups.get(&s.group_id).is_none_or(|g| g.servers.is_empty()) {
             return Err(bad(format!(
                 "slot-{:04} with group-{:04} doesn't exist or empty",
                 s.id, s.group_id
