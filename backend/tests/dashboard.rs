@@ -1023,6 +1023,62 @@ fn codis_admin_drives_the_dashboard_binary() {
     let dump: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(dump["slots"].as_array().unwrap().len(), 1024);
     assert_eq!(dump["group"][0]["id"], 3);
+    // A Codis 2 tree (as codis-config 2.x wrote it) dumps with -1 and converts to Codis 3.
+    let coord = dir.0.join("coord");
+    put(
+        &coord,
+        "/zk/codis/db_old/slots/slot_0",
+        r#"{"product_name":"old","id":0,"group_id":1,"state":{"status":"online","migrate_status":{"from":-1,"to":-1},"last_op_ts":"0"}}"#,
+    );
+    put(
+        &coord,
+        "/zk/codis/db_old/slots/slot_1",
+        r#"{"product_name":"old","id":1,"group_id":0,"state":{"status":"offline","migrate_status":{"from":-1,"to":-1},"last_op_ts":"0"}}"#,
+    );
+    put(
+        &coord,
+        "/zk/codis/db_old/servers/group_1/127.0.0.1:6380",
+        r#"{"type":"slave","group_id":1,"addr":"127.0.0.1:6380"}"#,
+    );
+    put(
+        &coord,
+        "/zk/codis/db_old/servers/group_1/127.0.0.1:6379",
+        r#"{"type":"master","group_id":1,"addr":"127.0.0.1:6379"}"#,
+    );
+    let (code, out, err) = admin(&[&fs, "--config-dump", "--product=old", "-1"]);
+    assert_eq!(code, 0, "{err}");
+    let v1: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v1["slots"]["slot_0"]["state"]["status"], "online");
+    assert_eq!(v1["servers"]["group_1"]["127.0.0.1:6379"]["type"], "master");
+    let v1_file = dir.0.join("v1.json");
+    std::fs::write(&v1_file, &out).unwrap();
+    let (code, out, err) = admin(&[&format!("--config-convert={}", v1_file.display())]);
+    assert_eq!(code, 0, "{err}");
+    let v3: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v3["slots"], serde_json::json!([{"id": 0, "group_id": 1, "action": {}}]));
+    assert_eq!(v3["group"][0]["servers"][0]["server"], "127.0.0.1:6379");
+    assert_eq!(v3["group"][0]["servers"][1]["server"], "127.0.0.1:6380");
+    let v3_file = dir.0.join("v3.json");
+    std::fs::write(&v3_file, &out).unwrap();
+    let restore = format!("--config-restore={}", v3_file.display());
+    // Restoring into the running dashboard's product is refused while it answers.
+    let (code, _, err) = admin(&[&fs, &restore, "--product=adm", "--confirm"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("locked by a running dashboard"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    let (code, _, err) = admin(&[&fs, &restore, "--product=new", "--confirm"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = admin(&[&fs, "--config-dump", "--product=new"]);
+    let dump: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(dump["slots"][0]["group_id"], 1);
+    assert_eq!(dump["group"], v3["group"]);
+    let (code, _, err) = admin(&[&fs, "--config-dump", "--product=nothing", "-1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no Codis 2 tree"), "{err}");
+    std::fs::write(&v1_file, "{not json").unwrap();
+    let (code, _, err) = admin(&[&format!("--config-convert={}", v1_file.display())]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("codis-admin: decode "), "{err}");
     // Shut the dashboard down through codis-admin: it exits and releases the lock.
     let (code, _, err) = admin(&[&d, "--shutdown"]);
     assert_eq!(code, 0, "{err}");
