@@ -1094,3 +1094,98 @@ fn codis_admin_drives_the_dashboard_binary() {
         ""
     );
 }
+
+/// The files in `deploy/` as the binaries read them: each example config through its real
+/// loader with no unknown key, the fe's flags file through codis-fe's flag parser, and every
+/// `ExecStart`/`ExecStartPre` of the systemd units through the binary's own flag parser, so
+/// the examples cannot rot.
+#[test]
+fn deploy_examples_parse_with_the_real_loaders() {
+    use clap::Parser as _;
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+
+    let dash = DashboardConfig::load_file(&deploy.join("dashboard.toml")).unwrap();
+    dash.validate().unwrap();
+    assert_eq!(dash.coordinator_name, "zookeeper");
+    let text = std::fs::read_to_string(deploy.join("dashboard.toml")).unwrap();
+    let table: toml::Table = text.parse().unwrap();
+    let known = DashboardConfig::keys();
+    for key in table.keys() {
+        assert!(known.contains(key), "dashboard.toml: unknown key {key}");
+    }
+
+    use dataplane::proxy::config::ProxyConfig;
+    let text = std::fs::read_to_string(deploy.join("proxy.toml")).unwrap();
+    assert_eq!(ProxyConfig::unknown_keys(&text), Vec::<String>::new());
+    let proxy = ProxyConfig::load_file(&deploy.join("proxy.toml")).unwrap();
+    proxy.validate().unwrap();
+    assert_eq!(proxy.product_name, dash.product_name);
+
+    let mut server = dataplane::config::Config::default();
+    let warnings = server.load_file(&deploy.join("redis.conf")).unwrap();
+    assert_eq!(warnings, Vec::<String>::new(), "redis.conf: keys codis-server ignores");
+    assert_eq!(server.get("port").as_deref(), Some("6379"));
+
+    // codis-fe: KEY=VALUE lines; the flags in CODIS_FE_ARGS, split on spaces as systemd does.
+    let env_text = std::fs::read_to_string(deploy.join("codis-fe.env")).unwrap();
+    let env: std::collections::HashMap<&str, &str> = env_text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && l.contains('='))
+        .filter_map(|l| l.split_once('='))
+        .collect();
+    assert!(env.contains_key("CODIS_FE_ADMIN_PASSWORD"));
+    let fe_args = env["CODIS_FE_ARGS"];
+
+    let units = deploy.join("systemd");
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(&units).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap().replace("\\\n", " ");
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        assert!(text.contains("Restart=on-failure"), "{name}: restart policy");
+        assert!(text.contains("LimitNOFILE="), "{name}: file limit");
+        for line in text.lines() {
+            let Some(cmd) = line
+                .strip_prefix("ExecStart=")
+                .or_else(|| line.strip_prefix("ExecStartPre="))
+            else {
+                continue;
+            };
+            let cmd = cmd.replace("$CODIS_FE_ARGS", fe_args).replace("%i", "6379");
+            let words: Vec<&str> = cmd.split_whitespace().collect();
+            let bin = words[0].rsplit('/').next().unwrap();
+            let checked = match bin {
+                "codis-dashboard" => backend::dashboard::cli::DashboardArgs::try_parse_from(&words)
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                "codis-proxy" => dataplane::proxy::cli::ProxyArgs::try_parse_from(&words)
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                "codis-fe" => backend::fe::cli::FeArgs::try_parse_from(&words)
+                    .map(|a| assert!(a.zookeeper.is_some() && a.db.is_some()))
+                    .map_err(|e| e.to_string()),
+                // redis-server's command line: [--test-config] CONFIG.
+                "codis-server" => {
+                    let conf = words.last().unwrap();
+                    if conf.ends_with(".conf") {
+                        Ok(())
+                    } else {
+                        Err(format!("no config file in {cmd}"))
+                    }
+                }
+                other => Err(format!("unknown binary {other}")),
+            };
+            checked.unwrap_or_else(|e| panic!("{name}: {cmd}: {e}"));
+            seen.push(bin.to_string());
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(
+        seen,
+        ["codis-dashboard", "codis-fe", "codis-proxy", "codis-server"]
+    );
+    for f in ["keepalived/keepalived.conf", "keepalived/check-proxy.sh"] {
+        assert!(deploy.join(f).is_file(), "{f}");
+    }
+}
