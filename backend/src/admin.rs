@@ -325,9 +325,7 @@ fn ok_json() -> Result<String, AdminError> {
 /// Checks that `addr` looks like `HOST:PORT`.
 fn check_addr(flag: &str, addr: &str) -> Result<(), AdminError> {
     let valid = addr.rsplit_once(':').is_some_and(|(host, port)| {
-        !host.is_empty()
-            && !host.contains('/')
-            && port.parse::<u16>().is_ok_and(|p| p > 0)
+        !host.is_empty() && !host.contains('/') && port.parse::<u16>().is_ok_and(|p| p > 0)
     });
     if valid {
         Ok(())
@@ -369,19 +367,15 @@ pub async fn run(a: &AdminArgs) -> Result<String, AdminError> {
 }
 
 fn read_json_file<T: DeserializeOwned>(file: &str) -> Result<T, AdminError> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| AdminError::File(format!("read {file}: {e}")))?;
+    let text =
+        std::fs::read_to_string(file).map_err(|e| AdminError::File(format!("read {file}: {e}")))?;
     serde_json::from_str(&text).map_err(|e| AdminError::File(format!("decode {file}: {e}")))
 }
 
 /// The root cause of a transport failure, e.g. "connection refused".
 fn root_cause(reason: &str) -> String {
     let last = reason.rsplit(": ").next().unwrap_or(reason).trim();
-    let last = last
-        .split(" (os error")
-        .next()
-        .unwrap_or(last)
-        .to_string();
+    let last = last.split(" (os error").next().unwrap_or(last).to_string();
     let mut chars = last.chars();
     match chars.next() {
         Some(c) => c.to_lowercase().chain(chars).collect(),
@@ -678,7 +672,10 @@ async fn proxy_tokens(
     product: &str,
 ) -> Result<Vec<String>, AdminError> {
     let stats: Value = api.get(&format!("/api/topom/stats/{x}")).await?;
-    let models = stats["proxy"]["models"].as_array().cloned().unwrap_or_default();
+    let models = stats["proxy"]["models"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let token_of = |p: &Value| p["token"].as_str().unwrap_or_default().to_string();
     if a.all {
         if a.remove_proxy {
@@ -688,9 +685,8 @@ async fn proxy_tokens(
         }
         return Ok(models.iter().map(token_of).collect());
     }
-    let not_found = |what: String| {
-        AdminError::Invalid(format!("product '{product}' has no proxy with {what}"))
-    };
+    let not_found =
+        |what: String| AdminError::Invalid(format!("product '{product}' has no proxy with {what}"));
     if let Some(t) = &a.token {
         return models
             .iter()

@@ -1055,7 +1055,10 @@ fn codis_admin_drives_the_dashboard_binary() {
     let (code, out, err) = admin(&[&format!("--config-convert={}", v1_file.display())]);
     assert_eq!(code, 0, "{err}");
     let v3: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v3["slots"], serde_json::json!([{"id": 0, "group_id": 1, "action": {}}]));
+    assert_eq!(
+        v3["slots"],
+        serde_json::json!([{"id": 0, "group_id": 1, "action": {}}])
+    );
     assert_eq!(v3["group"][0]["servers"][0]["server"], "127.0.0.1:6379");
     assert_eq!(v3["group"][0]["servers"][1]["server"], "127.0.0.1:6380");
     let v3_file = dir.0.join("v3.json");
@@ -1123,7 +1126,11 @@ fn deploy_examples_parse_with_the_real_loaders() {
 
     let mut server = dataplane::config::Config::default();
     let warnings = server.load_file(&deploy.join("redis.conf")).unwrap();
-    assert_eq!(warnings, Vec::<String>::new(), "redis.conf: keys codis-server ignores");
+    assert_eq!(
+        warnings,
+        Vec::<String>::new(),
+        "redis.conf: keys codis-server ignores"
+    );
     assert_eq!(server.get("port").as_deref(), Some("6379"));
 
     // codis-fe: KEY=VALUE lines; the flags in CODIS_FE_ARGS, split on spaces as systemd does.
@@ -1142,7 +1149,10 @@ fn deploy_examples_parse_with_the_real_loaders() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap().replace("\\\n", " ");
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        assert!(text.contains("Restart=on-failure"), "{name}: restart policy");
+        assert!(
+            text.contains("Restart=on-failure"),
+            "{name}: restart policy"
+        );
         assert!(text.contains("LimitNOFILE="), "{name}: file limit");
         for line in text.lines() {
             let Some(cmd) = line

@@ -61,7 +61,10 @@ fn text(v: &Value) -> String {
 
 /// `--proxy-status`: one entry per proxy (sorted by id) with its health.
 pub fn proxy_status_json(stats: &Value) -> Value {
-    let models = stats["proxy"]["models"].as_array().cloned().unwrap_or_default();
+    let models = stats["proxy"]["models"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let list: Vec<Value> = models
         .iter()
         .map(|p| {
@@ -123,11 +126,7 @@ pub fn proxy_status_table(stats: &Value) -> String {
                 text(&p["proxy_addr"]),
                 num("sessions"),
                 num("qps"),
-                if ok {
-                    String::new()
-                } else {
-                    text(&p["error"])
-                },
+                if ok { String::new() } else { text(&p["error"]) },
             ]
         })
         .collect();
@@ -135,7 +134,9 @@ pub fn proxy_status_table(stats: &Value) -> String {
         return "no proxy".into();
     }
     table(
-        &["", "PROXY", "TOKEN", "ADMIN", "ADDR", "SESSIONS", "QPS", "ERROR"],
+        &[
+            "", "PROXY", "TOKEN", "ADMIN", "ADDR", "SESSIONS", "QPS", "ERROR",
+        ],
         &rows,
     )
 }
@@ -143,11 +144,17 @@ pub fn proxy_status_table(stats: &Value) -> String {
 /// `--group-status`: one entry per server, with what it replicates from (`NO:ONE` or
 /// `<master>:<link status>`) and what the group expects.
 pub fn group_status_json(stats: &Value) -> Value {
-    let groups = stats["group"]["models"].as_array().cloned().unwrap_or_default();
+    let groups = stats["group"]["models"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let mut list = Vec::new();
     for g in &groups {
         let servers = g["servers"].as_array().cloned().unwrap_or_default();
-        let master = servers.first().map(|s| text(&s["server"])).unwrap_or_default();
+        let master = servers
+            .first()
+            .map(|s| text(&s["server"]))
+            .unwrap_or_default();
         for (i, s) in servers.iter().enumerate() {
             let addr = text(&s["server"]);
             let probe = &stats["group"]["stats"][addr.as_str()];
@@ -210,7 +217,11 @@ pub fn group_status_table(stats: &Value) -> String {
             };
             let replication = match status {
                 "ok" => text(&s["replication"]),
-                "mismatch" => format!("{} (want {})", text(&s["replication"]), text(&s["expected"])),
+                "mismatch" => format!(
+                    "{} (want {})",
+                    text(&s["replication"]),
+                    text(&s["expected"])
+                ),
                 "error" => text(&s["error"]),
                 _ => "-".into(),
             };
@@ -339,7 +350,10 @@ mod tests {
         let t = slots_status_table(&stats());
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].starts_with("SLOTS"), "{t}");
-        assert!(lines[1].starts_with("[0000,0002]  3      group-0001  h:1"), "{t}");
+        assert!(
+            lines[1].starts_with("[0000,0002]  3      group-0001  h:1"),
+            "{t}"
+        );
         assert!(lines[2].contains("pending -> group 2"), "{t}");
         assert!(lines[3].starts_with("[0004,0511]"), "{t}");
         assert!(lines[4].starts_with("[0512,1023]  512    offline"), "{t}");
@@ -371,8 +385,14 @@ mod tests {
         assert_eq!(j[0]["sessions"], 3);
         assert_eq!(j[1]["status"], "timeout");
         let t = proxy_status_table(&stats());
-        assert!(t.lines().nth(1).unwrap().starts_with("[ ]  proxy-1  t1"), "{t}");
-        assert!(t.lines().nth(2).unwrap().starts_with("[T]  proxy-2  t2"), "{t}");
+        assert!(
+            t.lines().nth(1).unwrap().starts_with("[ ]  proxy-1  t1"),
+            "{t}"
+        );
+        assert!(
+            t.lines().nth(2).unwrap().starts_with("[T]  proxy-2  t2"),
+            "{t}"
+        );
         assert_eq!(proxy_status_table(&json!({})), "no proxy");
     }
 }

@@ -88,7 +88,11 @@ pub async fn dump_v3(c: &Arc<dyn Coordinator>, product: &str) -> Result<ConfigV3
     }
     group.sort_by_key(|g| g.id);
     proxy.sort_by_key(|p| p.id);
-    Ok(ConfigV3 { slots, group, proxy })
+    Ok(ConfigV3 {
+        slots,
+        group,
+        proxy,
+    })
 }
 
 /// `--config-dump -1`: the Codis 2 tree under `/zk/codis/db_<product>`, recursively, as JSON
@@ -309,7 +313,8 @@ pub async fn restore_v3(
     }
     for s in &config.slots {
         let sid = u32::try_from(s.id).unwrap_or_default();
-        c.update(&paths::slot_path(product, sid), &encode(s)).await?;
+        c.update(&paths::slot_path(product, sid), &encode(s))
+            .await?;
     }
     for g in &config.group {
         let gid = u32::try_from(g.id).unwrap_or_default();
@@ -342,7 +347,12 @@ pub async fn live_lock_holder(
     };
     let url = format!("http://{}/api/topom/model", lock.admin_addr);
     let answer = HttpClient::new()
-        .call::<(), Topom>(reqwest::Method::GET, &url, None, Some(Duration::from_secs(1)))
+        .call::<(), Topom>(
+            reqwest::Method::GET,
+            &url,
+            None,
+            Some(Duration::from_secs(1)),
+        )
         .await;
     Ok(match answer {
         Ok(model) if model.product_name == product => Some(lock),
@@ -408,9 +418,20 @@ mod tests {
         assert!(!text.contains("\"proxy\""), "omitempty: {text}");
 
         let bad_status = json!({"slots": {"slot_0": {"id": 0, "state": {"status": "migrate"}}}});
-        assert!(convert_v1(&bad_status).unwrap_err().to_string().contains("invalid slot status"));
-        let bad_gid = json!({"servers": {"group_0": {"a": {"addr": "a", "group_id": 0, "type": "master"}}}});
-        assert!(convert_v1(&bad_gid).unwrap_err().to_string().contains("invalid group = 0"));
+        assert!(
+            convert_v1(&bad_status)
+                .unwrap_err()
+                .to_string()
+                .contains("invalid slot status")
+        );
+        let bad_gid =
+            json!({"servers": {"group_0": {"a": {"addr": "a", "group_id": 0, "type": "master"}}}});
+        assert!(
+            convert_v1(&bad_gid)
+                .unwrap_err()
+                .to_string()
+                .contains("invalid group = 0")
+        );
     }
 
     #[test]
@@ -436,15 +457,35 @@ mod tests {
         validate_v3(&ok).unwrap();
         let mut c = ok.clone();
         c.group.push(group(2, "a:1"));
-        assert!(validate_v3(&c).unwrap_err().to_string().contains("server a:1 already exists"));
+        assert!(
+            validate_v3(&c)
+                .unwrap_err()
+                .to_string()
+                .contains("server a:1 already exists")
+        );
         let mut c = ok.clone();
         c.slots.push(slot(1, 7));
-        assert!(validate_v3(&c).unwrap_err().to_string().contains("group-0007 doesn't exist"));
+        assert!(
+            validate_v3(&c)
+                .unwrap_err()
+                .to_string()
+                .contains("group-0007 doesn't exist")
+        );
         let mut c = ok.clone();
         c.slots[0].action.state = "pending".into();
-        assert!(validate_v3(&c).unwrap_err().to_string().contains("action is not empty"));
+        assert!(
+            validate_v3(&c)
+                .unwrap_err()
+                .to_string()
+                .contains("action is not empty")
+        );
         let mut c = ok;
         c.group[0].id = 10000;
-        assert!(validate_v3(&c).unwrap_err().to_string().contains("invalid group id"));
+        assert!(
+            validate_v3(&c)
+                .unwrap_err()
+                .to_string()
+                .contains("invalid group id")
+        );
     }
 }

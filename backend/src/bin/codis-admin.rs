@@ -42,7 +42,11 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             // One line, whatever the remote cause contained.
-            let line = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+            let line = e
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
             eprintln!("codis-admin: {line}");
             ExitCode::from(e.exit_code())
         }

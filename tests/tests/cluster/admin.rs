@@ -52,11 +52,17 @@ fn ok_json(args: &[&str]) -> Value {
 /// Runs codis-admin, which must fail with `code` and one stderr line containing `want`.
 fn fails(args: &[&str], code: i32, want: &str) -> String {
     let (got, out, err) = admin(args);
-    assert_eq!(got, code, "codis-admin {args:?}: stdout {out:?} stderr {err:?}");
+    assert_eq!(
+        got, code,
+        "codis-admin {args:?}: stdout {out:?} stderr {err:?}"
+    );
     assert!(out.is_empty(), "codis-admin {args:?} printed {out:?}");
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
     assert!(err.starts_with("codis-admin: "), "{err:?}");
-    assert!(err.contains(want), "codis-admin {args:?}: want {want:?} in {err:?}");
+    assert!(
+        err.contains(want),
+        "codis-admin {args:?}: want {want:?} in {err:?}"
+    );
     err
 }
 
@@ -86,7 +92,11 @@ fn start_fs_dashboard(root: &Path, port: u16, dir: &Path) -> Proc {
         vec![out_path],
     );
     wait_for("the dashboard", Duration::from_secs(60), || {
-        assert!(proc.alive(), "codis-dashboard exited:\n{}", proc.log_tail(30));
+        assert!(
+            proc.alive(),
+            "codis-dashboard exited:\n{}",
+            proc.log_tail(30)
+        );
         http(port, "GET", "/topom")
             .ok()
             .filter(|(s, _)| *s == 200)
@@ -101,7 +111,10 @@ fn set_get(port: u16, key: &str) {
         c.call(&[b"SET", key.as_bytes(), b"v"]).unwrap(),
         Reply::Status("OK".into())
     );
-    assert_eq!(c.call(&[b"GET", key.as_bytes()]).unwrap(), Reply::bulk(b"v"));
+    assert_eq!(
+        c.call(&[b"GET", key.as_bytes()]).unwrap(),
+        Reply::bulk(b"v")
+    );
 }
 
 #[test]
@@ -129,7 +142,10 @@ fn codis_admin_drives_a_live_cluster() {
     assert!(ok(&[d, "--slots-status"]).contains("1024 slots: 0 assigned, 1024 offline"));
     assert_eq!(ok_json(&[d, "model"])["product_name"], PRODUCT);
     assert_eq!(ok_json(&[d, "config"])["product_name"], PRODUCT);
-    assert_eq!(ok_json(&[d, "stats"])["slots"].as_array().unwrap().len(), 1024);
+    assert_eq!(
+        ok_json(&[d, "stats"])["slots"].as_array().unwrap().len(),
+        1024
+    );
     assert_eq!(ok_json(&[d, "slots"]).as_array().unwrap().len(), 1024);
     assert!(ok_json(&[d, "group"])["models"].is_array());
     assert!(ok_json(&[d, "proxy"])["models"].is_array());
@@ -143,20 +159,16 @@ fn codis_admin_drives_a_live_cluster() {
     ok_ok(&[d, "--create-group", "--gid=3"]);
     ok_ok(&[d, "--remove-group", "--gid=3"]);
     ok_ok(&[d, "--group-add", "--gid=1", &format!("--addr={s1}")]);
-    ok_ok(&[
-        d,
-        "--group-add",
-        "--gid=1",
-        "-x",
-        &s2,
-        "--datacenter=dc2",
-    ]);
+    ok_ok(&[d, "--group-add", "--gid=1", "-x", &s2, "--datacenter=dc2"]);
     ok_ok(&[d, "--group-add", "--gid=2", &format!("--addr={s3}")]);
     // Adding a replica queues its SLAVEOF; clear the finished action and queue it again.
     let synced = || {
         wait_for("s2 replicates s1", Duration::from_secs(30), || {
             let status = ok_json(&[d, "--group-status", "--json"]);
-            let s = status.as_array()?.iter().find(|s| s["server"] == s2.as_str())?;
+            let s = status
+                .as_array()?
+                .iter()
+                .find(|s| s["server"] == s2.as_str())?;
             (s["status"] == "ok"
                 && s["replication"] == format!("{s1}:up")
                 && s["sync_action"] == "synced")
@@ -197,7 +209,11 @@ fn codis_admin_drives_a_live_cluster() {
     });
     let table = ok(&[d, "--proxy-status"]);
     assert!(
-        table.lines().nth(1).unwrap().starts_with(&format!("[ ]  proxy-1  {token1}  {a1}")),
+        table
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with(&format!("[ ]  proxy-1  {token1}  {a1}")),
         "{table}"
     );
 
@@ -229,7 +245,14 @@ fn codis_admin_drives_a_live_cluster() {
     ok_ok(&[d, "--slot-action", "--disabled=1"]);
     ok_ok(&[d, "--slot-action", "--interval=100"]);
     ok_ok(&[d, "--slot-action", "--create", "--sid=0", "--gid=2"]);
-    ok_ok(&[d, "--slot-action", "--create-range", "--beg=1", "--end=2", "--gid=2"]);
+    ok_ok(&[
+        d,
+        "--slot-action",
+        "--create-range",
+        "--beg=1",
+        "--end=2",
+        "--gid=2",
+    ]);
     ok_ok(&[
         d,
         "--slot-action",
@@ -253,7 +276,14 @@ fn codis_admin_drives_a_live_cluster() {
     assert_eq!(body.as_array().unwrap().len(), 4);
     assert_eq!(body[0]["group_id"], 1);
     fails(
-        &[d, "--slots-assign", "--beg=0", "--end=1", "--gid=9", "--confirm"],
+        &[
+            d,
+            "--slots-assign",
+            "--beg=0",
+            "--end=1",
+            "--gid=9",
+            "--confirm",
+        ],
         1,
         "group-[9] doesn't exist",
     );
@@ -266,14 +296,26 @@ fn codis_admin_drives_a_live_cluster() {
         &format!("--addr={s2}"),
         "--enable",
     ]);
-    assert_eq!(ok_json(&[d, "--list-group"])[0]["servers"][1]["replica_group"], true);
+    assert_eq!(
+        ok_json(&[d, "--list-group"])[0]["servers"][1]["replica_group"],
+        true
+    );
     ok_ok(&[d, "--replica-groups", "--all", "--disable"]);
-    assert_eq!(ok_json(&[d, "--list-group"])[0]["servers"][1]["replica_group"], false);
+    assert_eq!(
+        ok_json(&[d, "--list-group"])[0]["servers"][1]["replica_group"],
+        false
+    );
     ok_ok(&[d, "--resync-group", "--gid=1"]);
     ok_ok(&[d, "--resync-group", "--all"]);
     let after = ok(&[d, "--promote-server", "--gid=1", &format!("--addr={s2}")]);
-    assert!(after.contains(&format!("group-0001  0  {s2}  master")), "{after}");
-    assert_eq!(ok_json(&[d, "--list-group"])[0]["servers"][0]["server"], s2.as_str());
+    assert!(
+        after.contains(&format!("group-0001  0  {s2}  master")),
+        "{after}"
+    );
+    assert_eq!(
+        ok_json(&[d, "--list-group"])[0]["servers"][0]["server"],
+        s2.as_str()
+    );
     set_get(px1, "after-promote");
     // The old master is last in the group; it can be removed.
     ok_ok(&[d, "--group-del", "--gid=1", &format!("--addr={s1}")]);
@@ -301,7 +343,11 @@ fn codis_admin_drives_a_live_cluster() {
     fails(&[p, "--auth=wrong", "stats"], 1, "refused the xauth");
     // Fill slot 5 locked by hand, then let the dashboard put the truth back.
     let file = dir.path().join("slots.json");
-    std::fs::write(&file, format!("[{{\"id\": 5, \"backend_addr\": \"{s3}\"}}]")).unwrap();
+    std::fs::write(
+        &file,
+        format!("[{{\"id\": 5, \"backend_addr\": \"{s3}\"}}]"),
+    )
+    .unwrap();
     let fill = format!("--fillslots={}", file.display());
     ok_ok(&[p, &fill, "--locked"]);
     let slots = ok_json(&[p, "slots"]);
@@ -321,17 +367,37 @@ fn codis_admin_drives_a_live_cluster() {
         "group-[99] doesn't exist",
     );
     fails(&[d, "--remove-group", "--gid=2"], 1, "group-[2]");
-    fails(&[d, "--remove-proxy", "--pid=99"], 1, "has no proxy with id 99");
-    fails(&[d, "--remove-proxy", "--all"], 2, "--all goes with --reinit-proxy");
-    fails(&[d, "--slot-action", "--create", "--sid=1"], 2, "missing --gid");
+    fails(
+        &[d, "--remove-proxy", "--pid=99"],
+        1,
+        "has no proxy with id 99",
+    );
+    fails(
+        &[d, "--remove-proxy", "--all"],
+        2,
+        "--all goes with --reinit-proxy",
+    );
+    fails(
+        &[d, "--slot-action", "--create", "--sid=1"],
+        2,
+        "missing --gid",
+    );
     fails(&[d, "nonsense"], 2, "unknown part 'nonsense'");
-    fails(&["--dashboard=localhost"], 2, "bad --dashboard address 'localhost'");
+    fails(
+        &["--dashboard=localhost"],
+        2,
+        "bad --dashboard address 'localhost'",
+    );
     fails(
         &["--dashboard=127.0.0.1:1", "--group-status"],
         1,
         "dashboard 127.0.0.1:1 is not reachable: connection refused",
     );
-    fails(&[&format!("--dashboard={a1}"), "model"], 1, "is it a codis-dashboard?");
+    fails(
+        &[&format!("--dashboard={a1}"), "model"],
+        1,
+        "is it a codis-dashboard?",
+    );
     fails(
         &[fs, "--remove-lock", &format!("--product={PRODUCT}")],
         1,
