@@ -1,39 +1,114 @@
 //! codis-admin: Codis 3.2's command line over a dashboard, a proxy or the coordinator
-//! (spec §7). Every call prints 4-space-indented JSON (or Codis's text lines) and fails with
-//! the remote `Cause`.
+//! (spec §7).
 //!
-//! Supported: the dashboard's overview parts and every mutation of §7 (groups, servers,
-//! proxies, slots, actions, rebalance, sentinels, shutdown, reload, log level); the proxy's
-//! overview parts, `--start`, `--shutdown`, `--log-level`, `--reset-stats`, `--forcegc`,
-//! `--fillslots`; the coordinator's `--remove-lock`, `--config-dump` and `--dashboard-list`.
+//! Reads print 4-space-indented JSON as Codis does, except the status reads
+//! (`--slots-status`, `--proxy-status`, `--group-status`), which print a table unless
+//! `--json` is given; `--json` is accepted on every read. Every failure is one line on
+//! stderr (see [`AdminError`]) and a non-zero exit code: 2 for a usage error, 1 otherwise.
+//!
+//! # Layout
+//! - this file: the flags, the dashboard and proxy commands, the error type.
+//! - [`status`]: the status tables and their JSON.
+//! - [`store`]: the coordinator commands (dump, convert, restore, lock, dashboard list).
+
+pub mod status;
+pub mod store;
 
 use std::time::Duration;
 
 use clap::Parser;
+use codis_model::MAX_SLOT_NUM;
 use codis_model::auth::{dashboard_xauth, proxy_xauth};
-use codis_model::topom::{SlotMapping, Topom};
+use codis_model::proxy::Slot;
+use codis_model::topom::SlotMapping;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tracing::debug;
 
 use crate::proxy_client::{HttpClient, RpcError};
 
-/// Errors of codis-admin.
+/// Errors of codis-admin. Each renders as one line.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    /// A remote call failed.
-    #[error(transparent)]
-    Rpc(#[from] RpcError),
+    /// The command line asks for something impossible (exit code 2).
+    #[error("{0}")]
+    Usage(String),
+    /// Nothing answers at the address.
+    #[error("{kind} {addr} is not reachable: {reason}")]
+    Unreachable {
+        /// `dashboard` or `proxy`.
+        kind: &'static str,
+        /// The address given.
+        addr: String,
+        /// The root cause (connection refused, timed out, ...).
+        reason: String,
+    },
+    /// The dashboard or proxy refused the call; `cause` is its `Cause`.
+    #[error("{kind} {addr}: {cause}")]
+    Remote {
+        /// `dashboard` or `proxy`.
+        kind: &'static str,
+        /// The address given.
+        addr: String,
+        /// The remote `Cause`.
+        cause: String,
+    },
+    /// Something answers, but not as a Codis dashboard or proxy would.
+    #[error("{kind} {addr}: {detail}")]
+    Unexpected {
+        /// `dashboard` or `proxy`.
+        kind: &'static str,
+        /// The address given.
+        addr: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The proxy refused the xauth computed from `--auth`.
+    #[error(
+        "proxy {addr} refused the xauth ({cause}): give the product's product_auth with --auth"
+    )]
+    Auth {
+        /// The proxy's admin address.
+        addr: String,
+        /// The proxy's `Cause`.
+        cause: String,
+    },
+    /// A running dashboard holds the product's lock.
+    #[error(
+        "product '{product}' is locked by a running dashboard at {addr} (pid {pid}): shut it \
+         down first (codis-admin --dashboard={addr} --shutdown), or add --force"
+    )]
+    LockHeld {
+        /// The product.
+        product: String,
+        /// The dashboard's admin address.
+        addr: String,
+        /// Its pid.
+        pid: i64,
+    },
     /// The coordinator failed.
     #[error("coordinator: {0}")]
     Coordinator(#[from] codis_coordinator::Error),
-    /// The command line asks for something impossible.
+    /// The input or the stored data breaks a rule (unknown proxy, invalid config, ...).
     #[error("{0}")]
-    Usage(String),
+    Invalid(String),
     /// A file could not be read or parsed.
     #[error("{0}")]
     File(String),
 }
 
-/// `codis-admin` arguments (Codis's long flags; `-x` addr, `-t` token, `-g` gid, `-a` auth).
+impl AdminError {
+    /// The process exit code: 2 for usage errors, 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AdminError::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// `codis-admin` arguments: Codis's long flags (`-x` addr, `-t` token, `-g` gid, `-a` auth,
+/// `-v` debug), plus `--json`, `--pid` and `--force` on the coordinator commands.
 #[derive(Debug, Clone, Default, Parser)]
 #[command(
     name = "codis-admin",
@@ -41,10 +116,16 @@ pub enum AdminError {
     disable_version_flag = true
 )]
 pub struct AdminArgs {
-    /// Dashboard admin address.
+    /// Debug logging (each call made) on stderr.
+    #[arg(short = 'v')]
+    pub verbose: bool,
+    /// Print reads as JSON (the status reads print tables otherwise).
+    #[arg(long)]
+    pub json: bool,
+    /// Dashboard admin address (HOST:PORT).
     #[arg(long, value_name = "ADDR")]
     pub dashboard: Option<String>,
-    /// Proxy admin address.
+    /// Proxy admin address (HOST:PORT).
     #[arg(long, value_name = "ADDR")]
     pub proxy: Option<String>,
     /// ZooKeeper ensemble.
@@ -73,17 +154,30 @@ pub struct AdminArgs {
     /// What to print: config, model, stats, slots, group, proxy (default: the whole overview).
     pub part: Option<String>,
 
-    // Dashboard actions.
+    /// Shut the dashboard or proxy down.
     #[arg(long)]
     pub shutdown: bool,
+    /// Make the dashboard reload the coordinator's data.
     #[arg(long)]
     pub reload: bool,
+    /// Set the log level of the dashboard or proxy.
     #[arg(long = "log-level", value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// The groups (stats.group.models).
     #[arg(long = "list-group")]
     pub list_group: bool,
+    /// The proxies (stats.proxy.models).
     #[arg(long = "list-proxy")]
     pub list_proxy: bool,
+    /// Slots: a table of slot ranges (JSON: the proxies' slot table).
+    #[arg(long = "slots-status")]
+    pub slots_status: bool,
+    /// Proxies with their health.
+    #[arg(long = "proxy-status")]
+    pub proxy_status: bool,
+    /// Group servers with their replication against what the group expects.
+    #[arg(long = "group-status")]
+    pub group_status: bool,
     #[arg(long = "create-group")]
     pub create_group: bool,
     #[arg(long = "remove-group")]
@@ -138,8 +232,11 @@ pub struct AdminArgs {
     pub interval: Option<i64>,
     #[arg(long)]
     pub disabled: Option<i64>,
+    /// Do it (without: print what would be done).
     #[arg(long)]
     pub confirm: bool,
+    /// Go on when the proxy or sentinel does not answer; remove a lock or restore while a
+    /// dashboard answers.
     #[arg(long)]
     pub force: bool,
     #[arg(long)]
@@ -160,10 +257,15 @@ pub struct AdminArgs {
     pub gid_to: Option<i64>,
     #[arg(long = "num-slots")]
     pub num_slots: Option<i64>,
+    /// A server, sentinel or proxy admin address.
     #[arg(short = 'x', long)]
     pub addr: Option<String>,
+    /// A proxy token.
     #[arg(short = 't', long)]
     pub token: Option<String>,
+    /// A proxy id.
+    #[arg(long)]
+    pub pid: Option<i64>,
     #[arg(long)]
     pub datacenter: Option<String>,
 
@@ -174,14 +276,30 @@ pub struct AdminArgs {
     pub reset_stats: bool,
     #[arg(long)]
     pub forcegc: bool,
+    /// Fill the proxy's slots from a []Slot JSON file.
     #[arg(long, value_name = "FILE")]
     pub fillslots: Option<String>,
+    /// With --fillslots: lock every slot.
+    #[arg(long)]
+    pub locked: bool,
 
     // Coordinator actions.
+    /// Delete the product's dashboard lock.
     #[arg(long = "remove-lock")]
     pub remove_lock: bool,
+    /// Print the product's slots, groups and proxies.
     #[arg(long = "config-dump")]
     pub config_dump: bool,
+    /// With --config-dump: the Codis 2 tree under /zk/codis/db_<product>.
+    #[arg(short = '1')]
+    pub v1: bool,
+    /// Convert a Codis 2 dump (--config-dump -1) to a Codis 3 config.
+    #[arg(long = "config-convert", value_name = "FILE")]
+    pub config_convert: Option<String>,
+    /// Write a Codis 3 config (--config-dump) into an empty product.
+    #[arg(long = "config-restore", value_name = "FILE")]
+    pub config_restore: Option<String>,
+    /// Every product with its dashboard's address.
     #[arg(long = "dashboard-list")]
     pub dashboard_list: bool,
 }
@@ -191,7 +309,8 @@ fn need<T: Clone>(v: &Option<T>, flag: &str) -> Result<T, AdminError> {
         .ok_or_else(|| AdminError::Usage(format!("missing --{flag}")))
 }
 
-fn pretty(v: &Value) -> String {
+/// 4-space-indented JSON, as Go's `json.MarshalIndent(v, "", "    ")`.
+pub(crate) fn pretty(v: &Value) -> String {
     let mut out = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
@@ -199,162 +318,234 @@ fn pretty(v: &Value) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+fn ok_json() -> Result<String, AdminError> {
+    Ok(pretty(&Value::String("OK".into())))
+}
+
+/// Checks that `addr` looks like `HOST:PORT`.
+fn check_addr(flag: &str, addr: &str) -> Result<(), AdminError> {
+    let valid = addr.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !host.contains('/') && port.parse::<u16>().is_ok_and(|p| p > 0)
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(AdminError::Usage(format!(
+            "bad --{flag} address '{addr}': want HOST:PORT"
+        )))
+    }
+}
+
 /// Runs one codis-admin invocation; returns what to print.
 ///
 /// # Errors
-/// The remote `Cause`, a coordinator error, or a usage error.
+/// See [`AdminError`].
 pub async fn run(a: &AdminArgs) -> Result<String, AdminError> {
-    let http = HttpClient::new();
+    let targets = [a.dashboard.is_some(), a.proxy.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if targets > 1 {
+        return Err(AdminError::Usage(
+            "give only one of --dashboard, --proxy".into(),
+        ));
+    }
     if let Some(addr) = &a.dashboard {
-        return dashboard(a, &http, addr).await;
+        check_addr("dashboard", addr)?;
+        return dashboard(a, &Api::new("dashboard", addr)).await;
     }
     if let Some(addr) = &a.proxy {
-        return proxy(a, &http, addr).await;
+        check_addr("proxy", addr)?;
+        return proxy(a, &Api::new("proxy", addr)).await;
+    }
+    if let Some(file) = &a.config_convert {
+        let v1: Value = read_json_file(file)?;
+        let v3 = store::convert_v1(&v1)?;
+        return Ok(pretty(&serde_json::to_value(&v3).unwrap_or_default()));
     }
     coordinator(a).await
 }
 
-async fn get(http: &HttpClient, url: &str) -> Result<Value, AdminError> {
-    Ok(http
-        .call::<(), Value>(reqwest::Method::GET, url, None, None)
-        .await?)
+fn read_json_file<T: DeserializeOwned>(file: &str) -> Result<T, AdminError> {
+    let text =
+        std::fs::read_to_string(file).map_err(|e| AdminError::File(format!("read {file}: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| AdminError::File(format!("decode {file}: {e}")))
 }
 
-async fn put(http: &HttpClient, url: &str, body: Option<&Value>) -> Result<Value, AdminError> {
-    Ok(http
-        .call::<Value, Value>(reqwest::Method::PUT, url, body, None)
-        .await?)
+/// The root cause of a transport failure, e.g. "connection refused".
+fn root_cause(reason: &str) -> String {
+    let last = reason.rsplit(": ").next().unwrap_or(reason).trim();
+    let last = last.split(" (os error").next().unwrap_or(last).to_string();
+    let mut chars = last.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => reason.to_string(),
+    }
 }
 
-async fn dashboard(a: &AdminArgs, http: &HttpClient, addr: &str) -> Result<String, AdminError> {
-    let base = format!("http://{addr}");
-    let model: Topom = serde_json::from_value(get(http, &format!("{base}/api/topom/model")).await?)
-        .map_err(|e| AdminError::Usage(format!("bad model from {addr}: {e}")))?;
-    let x = dashboard_xauth(&model.product_name);
-    get(http, &format!("{base}/api/topom/xping/{x}")).await?;
-    let api = |route: String| format!("{base}/api/topom/{route}");
+/// The HTTP API of one dashboard or proxy, with errors that name it.
+#[derive(Debug)]
+struct Api {
+    http: HttpClient,
+    kind: &'static str,
+    addr: String,
+}
+
+impl Api {
+    fn new(kind: &'static str, addr: &str) -> Api {
+        Api {
+            http: HttpClient::new(),
+            kind,
+            addr: addr.to_string(),
+        }
+    }
+
+    fn error(&self, e: RpcError) -> AdminError {
+        let (kind, addr) = (self.kind, self.addr.clone());
+        match e {
+            RpcError::Transport { reason, .. } => AdminError::Unreachable {
+                kind,
+                addr,
+                reason: root_cause(&reason),
+            },
+            RpcError::Remote { cause, .. } => AdminError::Remote { kind, addr, cause },
+            RpcError::Status { url, status } => AdminError::Unexpected {
+                kind,
+                addr,
+                detail: format!(
+                    "HTTP {status} from {}: is it a codis-{kind}?",
+                    url.split_once(&self.addr).map_or(url.as_str(), |(_, p)| p)
+                ),
+            },
+            RpcError::Json { url, reason } => AdminError::Unexpected {
+                kind,
+                addr,
+                detail: format!(
+                    "bad JSON from {}: {reason}",
+                    url.split_once(&self.addr).map_or(url.as_str(), |(_, p)| p)
+                ),
+            },
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, AdminError> {
+        debug!(target: "codis_admin", "GET {} {path}", self.addr);
+        let url = format!("http://{}{path}", self.addr);
+        self.http
+            .call::<(), T>(reqwest::Method::GET, &url, None, None)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    async fn put(&self, path: &str, body: Option<&Value>) -> Result<Value, AdminError> {
+        debug!(target: "codis_admin", "PUT {} {path}", self.addr);
+        let url = format!("http://{}{path}", self.addr);
+        self.http
+            .call::<Value, Value>(reqwest::Method::PUT, &url, body, None)
+            .await
+            .map_err(|e| self.error(e))
+    }
+}
+
+async fn dashboard(a: &AdminArgs, api: &Api) -> Result<String, AdminError> {
+    let model: Value = api.get("/api/topom/model").await?;
+    let Some(product) = model["product_name"].as_str().map(str::to_string) else {
+        return Err(AdminError::Unexpected {
+            kind: "dashboard",
+            addr: api.addr.clone(),
+            detail: "its model has no product_name: is it a codis-dashboard?".into(),
+        });
+    };
+    let x = dashboard_xauth(&product);
+    api.get::<Value>(&format!("/api/topom/xping/{x}")).await?;
+    let put = |route: String| async move {
+        api.put(&format!("/api/topom/{route}"), None).await?;
+        ok_json()
+    };
     let flag = |b: bool| i64::from(b);
-    let ok = |v: Value| Ok(pretty(&v));
     if a.shutdown {
-        return ok(put(http, &api(format!("shutdown/{x}")), None).await?);
+        return put(format!("shutdown/{x}")).await;
     }
     if a.reload {
-        return ok(put(http, &api(format!("reload/{x}")), None).await?);
+        return put(format!("reload/{x}")).await;
     }
     if let Some(level) = &a.log_level {
-        return ok(put(http, &api(format!("loglevel/{x}/{level}")), None).await?);
+        return put(format!("loglevel/{x}/{level}")).await;
     }
     if a.create_group {
-        return ok(put(
-            http,
-            &api(format!("group/create/{x}/{}", need(&a.gid, "gid")?)),
-            None,
-        )
-        .await?);
+        return put(format!("group/create/{x}/{}", need(&a.gid, "gid")?)).await;
     }
     if a.remove_group {
-        return ok(put(
-            http,
-            &api(format!("group/remove/{x}/{}", need(&a.gid, "gid")?)),
-            None,
-        )
-        .await?);
+        return put(format!("group/remove/{x}/{}", need(&a.gid, "gid")?)).await;
     }
     if a.resync_group {
-        let route = if a.all {
-            format!("group/resync-all/{x}")
+        return if a.all {
+            put(format!("group/resync-all/{x}")).await
         } else {
-            format!("group/resync/{x}/{}", need(&a.gid, "gid")?)
+            put(format!("group/resync/{x}/{}", need(&a.gid, "gid")?)).await
         };
-        return ok(put(http, &api(route), None).await?);
     }
     if a.group_add {
         let (gid, addr) = (need(&a.gid, "gid")?, need(&a.addr, "addr")?);
-        let route = match &a.datacenter {
-            Some(dc) => format!("group/add/{x}/{gid}/{addr}/{dc}"),
-            None => format!("group/add/{x}/{gid}/{addr}"),
+        return match &a.datacenter {
+            Some(dc) => put(format!("group/add/{x}/{gid}/{addr}/{dc}")).await,
+            None => put(format!("group/add/{x}/{gid}/{addr}")).await,
         };
-        return ok(put(http, &api(route), None).await?);
     }
     if a.group_del {
-        let route = format!(
-            "group/del/{x}/{}/{}",
-            need(&a.gid, "gid")?,
-            need(&a.addr, "addr")?
-        );
-        return ok(put(http, &api(route), None).await?);
+        let (gid, addr) = (need(&a.gid, "gid")?, need(&a.addr, "addr")?);
+        return put(format!("group/del/{x}/{gid}/{addr}")).await;
     }
     if a.promote_server {
-        let route = format!(
-            "group/promote/{x}/{}/{}",
-            need(&a.gid, "gid")?,
-            need(&a.addr, "addr")?
-        );
-        return ok(put(http, &api(route), None).await?);
+        let (gid, addr) = (need(&a.gid, "gid")?, need(&a.addr, "addr")?);
+        put(format!("group/promote/{x}/{gid}/{addr}")).await?;
+        // Codis prints the group status after a promotion.
+        let stats: Value = api.get(&format!("/api/topom/stats/{x}")).await?;
+        return Ok(if a.json {
+            pretty(&status::group_status_json(&stats))
+        } else {
+            status::group_status_table(&stats)
+        });
     }
     if a.replica_groups {
         if a.enable == a.disable {
             return Err(AdminError::Usage("give one of --enable, --disable".into()));
         }
-        let route = if a.all {
-            format!("group/replica-groups-all/{x}/{}", flag(a.enable))
+        return if a.all {
+            put(format!("group/replica-groups-all/{x}/{}", flag(a.enable))).await
         } else {
-            format!(
-                "group/replica-groups/{x}/{}/{}/{}",
-                need(&a.gid, "gid")?,
-                need(&a.addr, "addr")?,
+            let (gid, addr) = (need(&a.gid, "gid")?, need(&a.addr, "addr")?);
+            put(format!(
+                "group/replica-groups/{x}/{gid}/{addr}/{}",
                 flag(a.enable)
-            )
+            ))
+            .await
         };
-        return ok(put(http, &api(route), None).await?);
     }
     if a.sync_action {
         let addr = need(&a.addr, "addr")?;
-        let route = match (a.create, a.remove) {
-            (true, false) => format!("group/action/create/{x}/{addr}"),
-            (false, true) => format!("group/action/remove/{x}/{addr}"),
-            _ => return Err(AdminError::Usage("give one of --create, --remove".into())),
+        return match (a.create, a.remove) {
+            (true, false) => put(format!("group/action/create/{x}/{addr}")).await,
+            (false, true) => put(format!("group/action/remove/{x}/{addr}")).await,
+            _ => Err(AdminError::Usage("give one of --create, --remove".into())),
         };
-        return ok(put(http, &api(route), None).await?);
     }
     if a.create_proxy || a.online_proxy {
         let verb = if a.create_proxy { "create" } else { "online" };
-        return ok(put(
-            http,
-            &api(format!("proxy/{verb}/{x}/{}", need(&a.addr, "addr")?)),
-            None,
-        )
-        .await?);
+        let addr = need(&a.addr, "addr")?;
+        check_addr("addr", &addr)?;
+        return put(format!("proxy/{verb}/{x}/{addr}")).await;
     }
     if a.remove_proxy || a.reinit_proxy {
-        let stats = get(http, &format!("{base}/api/topom/stats/{x}")).await?;
-        let models = stats["proxy"]["models"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let tokens: Vec<String> = models
-            .iter()
-            .filter(|p| {
-                a.all
-                    || a.token.as_deref().is_some_and(|t| p["token"] == t)
-                    || a.addr.as_deref().is_some_and(|ad| p["admin_addr"] == ad)
-            })
-            .filter_map(|p| p["token"].as_str().map(str::to_string))
-            .collect();
-        if tokens.is_empty() {
-            return Err(AdminError::Usage(
-                "no such proxy (give --token, --addr or --all)".into(),
-            ));
-        }
+        let tokens = proxy_tokens(a, api, &x, &product).await?;
         for t in &tokens {
-            let route = if a.remove_proxy {
-                format!("proxy/remove/{x}/{t}/{}", flag(a.force))
+            if a.remove_proxy {
+                put(format!("proxy/remove/{x}/{t}/{}", flag(a.force))).await?;
             } else {
-                format!("proxy/reinit/{x}/{t}")
-            };
-            put(http, &api(route), None).await?;
+                put(format!("proxy/reinit/{x}/{t}")).await?;
+            }
         }
-        return ok(Value::String("OK".into()));
+        return ok_json();
     }
     if a.slots_assign {
         let (beg, end) = (need(&a.beg, "beg")?, need(&a.end, "end")?);
@@ -368,14 +559,15 @@ async fn dashboard(a: &AdminArgs, http: &HttpClient, addr: &str) -> Result<Strin
             .collect();
         let body = serde_json::to_value(&body).unwrap_or_default();
         if !a.confirm {
-            return ok(body);
+            return Ok(pretty(&body));
         }
         let route = if a.offline {
-            format!("slots/assign/{x}/offline")
+            format!("/api/topom/slots/assign/{x}/offline")
         } else {
-            format!("slots/assign/{x}")
+            format!("/api/topom/slots/assign/{x}")
         };
-        return ok(put(http, &api(route), Some(&body)).await?);
+        api.put(&route, Some(&body)).await?;
+        return ok_json();
     }
     if a.slot_action {
         let route = if let Some(us) = a.interval {
@@ -406,56 +598,125 @@ async fn dashboard(a: &AdminArgs, http: &HttpClient, addr: &str) -> Result<Strin
             format!("slots/action/remove/{x}/{}", need(&a.sid, "sid")?)
         } else {
             return Err(AdminError::Usage(
-                "give one of --create, --remove, --create-some, --create-range, --interval, --disabled".into(),
+                "give one of --create, --remove, --create-some, --create-range, --interval, \
+                 --disabled"
+                    .into(),
             ));
         };
-        return ok(put(http, &api(route), None).await?);
+        return put(route).await;
     }
     if a.rebalance {
-        let plan = put(
-            http,
-            &api(format!("slots/rebalance/{x}/{}", flag(a.confirm))),
-            None,
-        )
-        .await?;
-        return Ok(rebalance_text(&plan));
+        let plan = api
+            .put(
+                &format!("/api/topom/slots/rebalance/{x}/{}", flag(a.confirm)),
+                None,
+            )
+            .await?;
+        return Ok(if a.json {
+            pretty(&plan)
+        } else {
+            rebalance_text(&plan)
+        });
     }
     if a.sentinel_add {
-        return ok(put(
-            http,
-            &api(format!("sentinels/add/{x}/{}", need(&a.addr, "addr")?)),
-            None,
-        )
-        .await?);
+        return put(format!("sentinels/add/{x}/{}", need(&a.addr, "addr")?)).await;
     }
     if a.sentinel_del {
-        let route = format!(
-            "sentinels/del/{x}/{}/{}",
-            need(&a.addr, "addr")?,
-            flag(a.force)
-        );
-        return ok(put(http, &api(route), None).await?);
+        let addr = need(&a.addr, "addr")?;
+        return put(format!("sentinels/del/{x}/{addr}/{}", flag(a.force))).await;
     }
     if a.sentinel_resync {
-        return ok(put(http, &api(format!("sentinels/resync-all/{x}")), None).await?);
+        return put(format!("sentinels/resync-all/{x}")).await;
     }
-    let overview = get(http, &format!("{base}/topom")).await?;
+    if a.slots_status {
+        if a.json {
+            let slots: Value = api.get(&format!("/api/topom/slots/{x}")).await?;
+            return Ok(pretty(&slots));
+        }
+        let stats: Value = api.get(&format!("/api/topom/stats/{x}")).await?;
+        return Ok(status::slots_status_table(&stats));
+    }
+    if a.proxy_status || a.group_status {
+        let stats: Value = api.get(&format!("/api/topom/stats/{x}")).await?;
+        return Ok(match (a.proxy_status, a.json) {
+            (true, true) => pretty(&status::proxy_status_json(&stats)),
+            (true, false) => status::proxy_status_table(&stats),
+            (false, true) => pretty(&status::group_status_json(&stats)),
+            (false, false) => status::group_status_table(&stats),
+        });
+    }
+    let overview: Value = api.get("/topom").await?;
     if a.list_group {
-        return ok(overview["stats"]["group"]["models"].clone());
+        return Ok(pretty(&overview["stats"]["group"]["models"]));
     }
     if a.list_proxy {
-        return ok(overview["stats"]["proxy"]["models"].clone());
+        return Ok(pretty(&overview["stats"]["proxy"]["models"]));
     }
     match a.part.as_deref() {
-        None => ok(overview),
-        Some("config" | "model" | "stats") => {
-            ok(overview[a.part.as_deref().unwrap_or_default()].clone())
-        }
-        Some("slots") => ok(overview["stats"]["slots"].clone()),
-        Some("group") => ok(overview["stats"]["group"].clone()),
-        Some("proxy") => ok(overview["stats"]["proxy"].clone()),
-        Some(other) => Err(AdminError::Usage(format!("unknown part '{other}'"))),
+        None => Ok(pretty(&overview)),
+        Some(p @ ("config" | "model" | "stats")) => Ok(pretty(&overview[p])),
+        Some(p @ ("slots" | "group" | "proxy")) => Ok(pretty(&overview["stats"][p])),
+        Some(other) => Err(AdminError::Usage(format!(
+            "unknown part '{other}' (want config, model, stats, slots, group or proxy)"
+        ))),
     }
+}
+
+/// The proxies `--remove-proxy` / `--reinit-proxy` act on: by `--token`, `--pid` (proxy id),
+/// `--addr` (admin address; asked of the proxy itself when the product does not list it, as
+/// Codis does) or `--all` (reinit only).
+async fn proxy_tokens(
+    a: &AdminArgs,
+    api: &Api,
+    x: &str,
+    product: &str,
+) -> Result<Vec<String>, AdminError> {
+    let stats: Value = api.get(&format!("/api/topom/stats/{x}")).await?;
+    let models = stats["proxy"]["models"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let token_of = |p: &Value| p["token"].as_str().unwrap_or_default().to_string();
+    if a.all {
+        if a.remove_proxy {
+            return Err(AdminError::Usage(
+                "--all goes with --reinit-proxy only; remove proxies one by one".into(),
+            ));
+        }
+        return Ok(models.iter().map(token_of).collect());
+    }
+    let not_found =
+        |what: String| AdminError::Invalid(format!("product '{product}' has no proxy with {what}"));
+    if let Some(t) = &a.token {
+        return models
+            .iter()
+            .find(|p| p["token"] == t.as_str())
+            .map(|p| vec![token_of(p)])
+            .ok_or_else(|| not_found(format!("token {t}")));
+    }
+    if let Some(id) = a.pid {
+        return models
+            .iter()
+            .find(|p| p["id"].as_i64() == Some(id))
+            .map(|p| vec![token_of(p)])
+            .ok_or_else(|| not_found(format!("id {id}")));
+    }
+    if let Some(addr) = &a.addr {
+        check_addr("addr", addr)?;
+        if let Some(p) = models.iter().find(|p| p["admin_addr"] == addr.as_str()) {
+            return Ok(vec![token_of(p)]);
+        }
+        let proxy = Api::new("proxy", addr);
+        let model: Value = proxy.get("/api/proxy/model").await?;
+        let token = token_of(&model);
+        if models.iter().any(|p| p["token"] == token.as_str()) {
+            return Ok(vec![token]);
+        }
+        return Err(not_found(format!("admin address {addr}")));
+    }
+    Err(AdminError::Usage(
+        "give one of --token, --pid, --addr (or --all with --reinit-proxy)".into(),
+    ))
 }
 
 /// Codis's rebalance output: `[%04d,%04d] => gid` per run of consecutive slots, then `done`,
@@ -487,47 +748,67 @@ pub fn rebalance_text(plan: &Value) -> String {
     out
 }
 
-async fn proxy(a: &AdminArgs, http: &HttpClient, addr: &str) -> Result<String, AdminError> {
-    let base = format!("http://{addr}");
-    let model = get(http, &format!("{base}/api/proxy/model")).await?;
-    let product = model["product_name"].as_str().unwrap_or_default();
-    let token = model["token"].as_str().unwrap_or_default();
+async fn proxy(a: &AdminArgs, api: &Api) -> Result<String, AdminError> {
+    let model: Value = api.get("/api/proxy/model").await?;
+    let (Some(product), Some(token)) = (model["product_name"].as_str(), model["token"].as_str())
+    else {
+        return Err(AdminError::Unexpected {
+            kind: "proxy",
+            addr: api.addr.clone(),
+            detail: "its model has no product_name or token: is it a codis-proxy?".into(),
+        });
+    };
     let x = proxy_xauth(product, &a.auth, token);
-    get(http, &format!("{base}/api/proxy/xping/{x}")).await?;
-    let api = |route: &str| format!("{base}/api/proxy/{route}/{x}");
-    let ok = |v: Value| Ok(pretty(&v));
+    match api.get::<Value>(&format!("/api/proxy/xping/{x}")).await {
+        Ok(_) => {}
+        Err(AdminError::Remote { addr, cause, .. }) => {
+            return Err(AdminError::Auth { addr, cause });
+        }
+        Err(e) => return Err(e),
+    }
+    let put = |route: String, body: Option<Value>| async move {
+        api.put(&format!("/api/proxy/{route}"), body.as_ref())
+            .await?;
+        ok_json()
+    };
     if a.start {
-        return ok(put(http, &api("start"), None).await?);
+        return put(format!("start/{x}"), None).await;
     }
     if a.shutdown {
-        return ok(put(http, &api("shutdown"), None).await?);
+        return put(format!("shutdown/{x}"), None).await;
     }
     if a.reset_stats {
-        return ok(put(http, &format!("{base}/api/proxy/stats/reset/{x}"), None).await?);
+        return put(format!("stats/reset/{x}"), None).await;
     }
     if a.forcegc {
-        return ok(put(http, &api("forcegc"), None).await?);
+        return put(format!("forcegc/{x}"), None).await;
     }
     if let Some(level) = &a.log_level {
-        return ok(put(
-            http,
-            &format!("{base}/api/proxy/loglevel/{x}/{level}"),
-            None,
-        )
-        .await?);
+        return put(format!("loglevel/{x}/{level}"), None).await;
     }
     if let Some(file) = &a.fillslots {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| AdminError::File(format!("read {file}: {e}")))?;
-        let body: Value = serde_json::from_str(&text)
-            .map_err(|e| AdminError::File(format!("decode {file}: {e}")))?;
-        return ok(put(http, &api("fillslots"), Some(&body)).await?);
+        let mut slots: Vec<Slot> = read_json_file(file)?;
+        for s in &mut slots {
+            if !(0..MAX_SLOT_NUM as i64).contains(&s.id) {
+                return Err(AdminError::Invalid(format!(
+                    "{file}: invalid slot id = {}",
+                    s.id
+                )));
+            }
+            if a.locked {
+                s.locked = true;
+            }
+        }
+        let body = serde_json::to_value(&slots).unwrap_or_default();
+        return put(format!("fillslots/{x}"), Some(body)).await;
     }
-    let overview = get(http, &format!("{base}/proxy")).await?;
+    let overview: Value = api.get("/proxy").await?;
     match a.part.as_deref() {
-        None => ok(overview),
-        Some(p @ ("config" | "model" | "stats" | "slots")) => ok(overview[p].clone()),
-        Some(other) => Err(AdminError::Usage(format!("unknown part '{other}'"))),
+        None => Ok(pretty(&overview)),
+        Some(p @ ("config" | "model" | "stats" | "slots")) => Ok(pretty(&overview[p])),
+        Some(other) => Err(AdminError::Usage(format!(
+            "unknown part '{other}' (want config, model, stats or slots)"
+        ))),
     }
 }
 
@@ -536,71 +817,94 @@ async fn coordinator(a: &AdminArgs) -> Result<String, AdminError> {
         (Some(z), None, None) => ("zookeeper", z),
         (None, Some(e), None) => ("etcd", e),
         (None, None, Some(f)) => ("filesystem", f),
+        (None, None, None) => {
+            return Err(AdminError::Usage(
+                "give one of --dashboard, --proxy, --zookeeper, --etcd, --filesystem \
+                 (codis-admin --help lists the commands)"
+                    .into(),
+            ));
+        }
         _ => {
             return Err(AdminError::Usage(
-                "give one of --dashboard, --proxy, --zookeeper, --etcd, --filesystem".into(),
+                "give only one of --zookeeper, --etcd, --filesystem".into(),
             ));
         }
     };
-    let c = codis_coordinator::connect(name, addr, &a.coordinator_auth, Duration::from_secs(10))?;
-    let product = || need(&a.product, "product");
-    let paths = codis_coordinator::paths::topom_path;
-    let out = if a.remove_lock {
-        c.delete(&paths(&product()?)).await?;
-        pretty(&Value::String("OK".into()))
-    } else if a.config_dump {
-        let p = product()?;
-        let read_all = |dir: String| {
-            let c = c.clone();
-            async move {
-                let mut items = Vec::new();
-                for path in c.list(&dir, false).await? {
-                    if let Some(data) = c.read(&path, false).await? {
-                        items.push(serde_json::from_slice::<Value>(&data).unwrap_or(Value::Null));
-                    }
-                }
-                Ok::<_, AdminError>(items)
-            }
-        };
-        let slots = read_all(codis_coordinator::paths::slots_dir(&p)).await?;
-        let groups = read_all(codis_coordinator::paths::group_dir(&p)).await?;
-        let proxies = read_all(codis_coordinator::paths::proxy_dir(&p)).await?;
-        if groups.is_empty() && proxies.is_empty() {
-            return Err(AdminError::Usage(format!(
-                "product '{p}' has no group and no proxy"
-            )));
+    let product = || -> Result<String, AdminError> {
+        let p = need(&a.product, "product")?;
+        if !codis_model::proxy::is_valid_product_name(&p) {
+            return Err(AdminError::Usage(format!("invalid product = {p}")));
         }
-        let mut all: Vec<Value> = (0..codis_model::MAX_SLOT_NUM as i64)
-            .map(|id| serde_json::json!({"id": id, "group_id": 0, "action": {}}))
-            .collect();
-        for s in slots {
-            if let Some(i) = s["id"].as_u64().and_then(|i| usize::try_from(i).ok())
-                && i < all.len()
-            {
-                all[i] = s;
-            }
-        }
-        pretty(&serde_json::json!({"slots": all, "group": groups, "proxy": proxies}))
-    } else if a.dashboard_list {
-        let mut list = Vec::new();
-        for path in c.list(codis_coordinator::paths::CODIS_DIR, false).await? {
-            let name = path.rsplit('/').next().unwrap_or_default().to_string();
-            let dashboard = match c.read(&paths(&name), false).await? {
-                Some(data) => serde_json::from_slice::<Topom>(&data)
-                    .map(|t| t.admin_addr)
-                    .unwrap_or_default(),
-                None => String::new(),
-            };
-            list.push(serde_json::json!({"name": name, "dashboard": dashboard}));
-        }
-        pretty(&Value::Array(list))
-    } else {
-        return Err(AdminError::Usage(
-            "give one of --remove-lock, --config-dump, --dashboard-list".into(),
-        ));
+        Ok(p)
     };
+    if !(a.remove_lock || a.config_dump || a.config_restore.is_some() || a.dashboard_list) {
+        return Err(AdminError::Usage(
+            "give one of --remove-lock, --config-dump, --config-restore, --dashboard-list".into(),
+        ));
+    }
+    // Check the arguments before connecting, so a usage error never waits on a coordinator.
+    let product = if a.dashboard_list {
+        String::new()
+    } else {
+        product()?
+    };
+    let restore = match &a.config_restore {
+        Some(file) => {
+            let config: store::ConfigV3 = read_json_file(file)?;
+            store::validate_v3(&config)?;
+            Some(config)
+        }
+        None => None,
+    };
+    debug!(target: "codis_admin", "connect {name} {addr}");
+    let c = codis_coordinator::connect(name, addr, &a.coordinator_auth, Duration::from_secs(10))?;
+    let out = coordinator_command(a, &c, &product, restore).await;
     let _ = c.close().await;
-    Ok(out)
+    out
+}
+
+async fn coordinator_command(
+    a: &AdminArgs,
+    c: &std::sync::Arc<dyn codis_coordinator::Coordinator>,
+    product: &str,
+    restore: Option<store::ConfigV3>,
+) -> Result<String, AdminError> {
+    let refuse_if_locked = || async {
+        if a.force {
+            return Ok(());
+        }
+        match store::live_lock_holder(c, product).await? {
+            Some(t) => Err(AdminError::LockHeld {
+                product: product.to_string(),
+                addr: t.admin_addr,
+                pid: t.pid,
+            }),
+            None => Ok(()),
+        }
+    };
+    if a.remove_lock {
+        refuse_if_locked().await?;
+        c.delete(&codis_coordinator::paths::topom_path(product))
+            .await?;
+        return ok_json();
+    }
+    if a.config_dump {
+        return Ok(if a.v1 {
+            pretty(&store::dump_v1(c, product).await?)
+        } else {
+            let v3 = store::dump_v3(c, product).await?;
+            pretty(&serde_json::to_value(&v3).unwrap_or_default())
+        });
+    }
+    if let Some(config) = restore {
+        if !a.confirm {
+            return Ok(pretty(&serde_json::to_value(&config).unwrap_or_default()));
+        }
+        refuse_if_locked().await?;
+        store::restore_v3(c, product, &config).await?;
+        return ok_json();
+    }
+    Ok(pretty(&store::dashboard_list(c).await?))
 }
 
 #[cfg(test)]
@@ -633,5 +937,32 @@ mod tests {
         assert_eq!((a.beg, a.end, a.gid), (Some(0), Some(511), Some(2)));
         let a = AdminArgs::try_parse_from(["codis-admin", "--proxy=p:11080", "stats"]).unwrap();
         assert_eq!(a.part.as_deref(), Some("stats"));
+        let a = AdminArgs::try_parse_from([
+            "codis-admin",
+            "-v",
+            "--config-dump",
+            "--product=p",
+            "--zookeeper=z:2181",
+            "-1",
+        ])
+        .unwrap();
+        assert!(a.verbose && a.config_dump && a.v1);
+    }
+
+    #[test]
+    fn addresses_and_causes() {
+        assert!(check_addr("dashboard", "127.0.0.1:18080").is_ok());
+        assert!(check_addr("dashboard", "[::1]:18080").is_ok());
+        assert!(check_addr("dashboard", "codis125:18080").is_ok());
+        for bad in ["127.0.0.1", ":18080", "h:0", "h:99999", "h:x", "http://h:1"] {
+            assert!(check_addr("dashboard", bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            root_cause(
+                "error sending request for url (http://127.0.0.1:1/api/topom/model): client \
+                 error (Connect): tcp connect error: Connection refused (os error 111)"
+            ),
+            "connection refused"
+        );
     }
 }

@@ -1023,6 +1023,65 @@ fn codis_admin_drives_the_dashboard_binary() {
     let dump: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(dump["slots"].as_array().unwrap().len(), 1024);
     assert_eq!(dump["group"][0]["id"], 3);
+    // A Codis 2 tree (as codis-config 2.x wrote it) dumps with -1 and converts to Codis 3.
+    let coord = dir.0.join("coord");
+    put(
+        &coord,
+        "/zk/codis/db_old/slots/slot_0",
+        r#"{"product_name":"old","id":0,"group_id":1,"state":{"status":"online","migrate_status":{"from":-1,"to":-1},"last_op_ts":"0"}}"#,
+    );
+    put(
+        &coord,
+        "/zk/codis/db_old/slots/slot_1",
+        r#"{"product_name":"old","id":1,"group_id":0,"state":{"status":"offline","migrate_status":{"from":-1,"to":-1},"last_op_ts":"0"}}"#,
+    );
+    put(
+        &coord,
+        "/zk/codis/db_old/servers/group_1/127.0.0.1:6380",
+        r#"{"type":"slave","group_id":1,"addr":"127.0.0.1:6380"}"#,
+    );
+    put(
+        &coord,
+        "/zk/codis/db_old/servers/group_1/127.0.0.1:6379",
+        r#"{"type":"master","group_id":1,"addr":"127.0.0.1:6379"}"#,
+    );
+    let (code, out, err) = admin(&[&fs, "--config-dump", "--product=old", "-1"]);
+    assert_eq!(code, 0, "{err}");
+    let v1: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v1["slots"]["slot_0"]["state"]["status"], "online");
+    assert_eq!(v1["servers"]["group_1"]["127.0.0.1:6379"]["type"], "master");
+    let v1_file = dir.0.join("v1.json");
+    std::fs::write(&v1_file, &out).unwrap();
+    let (code, out, err) = admin(&[&format!("--config-convert={}", v1_file.display())]);
+    assert_eq!(code, 0, "{err}");
+    let v3: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v3["slots"],
+        serde_json::json!([{"id": 0, "group_id": 1, "action": {}}])
+    );
+    assert_eq!(v3["group"][0]["servers"][0]["server"], "127.0.0.1:6379");
+    assert_eq!(v3["group"][0]["servers"][1]["server"], "127.0.0.1:6380");
+    let v3_file = dir.0.join("v3.json");
+    std::fs::write(&v3_file, &out).unwrap();
+    let restore = format!("--config-restore={}", v3_file.display());
+    // Restoring into the running dashboard's product is refused while it answers.
+    let (code, _, err) = admin(&[&fs, &restore, "--product=adm", "--confirm"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("locked by a running dashboard"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    let (code, _, err) = admin(&[&fs, &restore, "--product=new", "--confirm"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = admin(&[&fs, "--config-dump", "--product=new"]);
+    let dump: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(dump["slots"][0]["group_id"], 1);
+    assert_eq!(dump["group"], v3["group"]);
+    let (code, _, err) = admin(&[&fs, "--config-dump", "--product=nothing", "-1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no Codis 2 tree"), "{err}");
+    std::fs::write(&v1_file, "{not json").unwrap();
+    let (code, _, err) = admin(&[&format!("--config-convert={}", v1_file.display())]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("codis-admin: decode "), "{err}");
     // Shut the dashboard down through codis-admin: it exits and releases the lock.
     let (code, _, err) = admin(&[&d, "--shutdown"]);
     assert_eq!(code, 0, "{err}");
@@ -1037,4 +1096,106 @@ fn codis_admin_drives_the_dashboard_binary() {
         serde_json::from_str::<Value>(&out).unwrap()[0]["dashboard"],
         ""
     );
+}
+
+/// The files in `deploy/` as the binaries read them: each example config through its real
+/// loader with no unknown key, the fe's flags file through codis-fe's flag parser, and every
+/// `ExecStart`/`ExecStartPre` of the systemd units through the binary's own flag parser, so
+/// the examples cannot rot.
+#[test]
+fn deploy_examples_parse_with_the_real_loaders() {
+    use clap::Parser as _;
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+
+    let dash = DashboardConfig::load_file(&deploy.join("dashboard.toml")).unwrap();
+    dash.validate().unwrap();
+    assert_eq!(dash.coordinator_name, "zookeeper");
+    let text = std::fs::read_to_string(deploy.join("dashboard.toml")).unwrap();
+    let table: toml::Table = text.parse().unwrap();
+    let known = DashboardConfig::keys();
+    for key in table.keys() {
+        assert!(known.contains(key), "dashboard.toml: unknown key {key}");
+    }
+
+    use dataplane::proxy::config::ProxyConfig;
+    let text = std::fs::read_to_string(deploy.join("proxy.toml")).unwrap();
+    assert_eq!(ProxyConfig::unknown_keys(&text), Vec::<String>::new());
+    let proxy = ProxyConfig::load_file(&deploy.join("proxy.toml")).unwrap();
+    proxy.validate().unwrap();
+    assert_eq!(proxy.product_name, dash.product_name);
+
+    let mut server = dataplane::config::Config::default();
+    let warnings = server.load_file(&deploy.join("redis.conf")).unwrap();
+    assert_eq!(
+        warnings,
+        Vec::<String>::new(),
+        "redis.conf: keys codis-server ignores"
+    );
+    assert_eq!(server.get("port").as_deref(), Some("6379"));
+
+    // codis-fe: KEY=VALUE lines; the flags in CODIS_FE_ARGS, split on spaces as systemd does.
+    let env_text = std::fs::read_to_string(deploy.join("codis-fe.env")).unwrap();
+    let env: std::collections::HashMap<&str, &str> = env_text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && l.contains('='))
+        .filter_map(|l| l.split_once('='))
+        .collect();
+    assert!(env.contains_key("CODIS_FE_ADMIN_PASSWORD"));
+    let fe_args = env["CODIS_FE_ARGS"];
+
+    let units = deploy.join("systemd");
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(&units).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap().replace("\\\n", " ");
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        assert!(
+            text.contains("Restart=on-failure"),
+            "{name}: restart policy"
+        );
+        assert!(text.contains("LimitNOFILE="), "{name}: file limit");
+        for line in text.lines() {
+            let Some(cmd) = line
+                .strip_prefix("ExecStart=")
+                .or_else(|| line.strip_prefix("ExecStartPre="))
+            else {
+                continue;
+            };
+            let cmd = cmd.replace("$CODIS_FE_ARGS", fe_args).replace("%i", "6379");
+            let words: Vec<&str> = cmd.split_whitespace().collect();
+            let bin = words[0].rsplit('/').next().unwrap();
+            let checked = match bin {
+                "codis-dashboard" => backend::dashboard::cli::DashboardArgs::try_parse_from(&words)
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                "codis-proxy" => dataplane::proxy::cli::ProxyArgs::try_parse_from(&words)
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                "codis-fe" => backend::fe::cli::FeArgs::try_parse_from(&words)
+                    .map(|a| assert!(a.zookeeper.is_some() && a.db.is_some()))
+                    .map_err(|e| e.to_string()),
+                // redis-server's command line: [--test-config] CONFIG.
+                "codis-server" => {
+                    let conf = words.last().unwrap();
+                    if conf.ends_with(".conf") {
+                        Ok(())
+                    } else {
+                        Err(format!("no config file in {cmd}"))
+                    }
+                }
+                other => Err(format!("unknown binary {other}")),
+            };
+            checked.unwrap_or_else(|e| panic!("{name}: {cmd}: {e}"));
+            seen.push(bin.to_string());
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(
+        seen,
+        ["codis-dashboard", "codis-fe", "codis-proxy", "codis-server"]
+    );
+    for f in ["keepalived/keepalived.conf", "keepalived/check-proxy.sh"] {
+        assert!(deploy.join(f).is_file(), "{f}");
+    }
 }

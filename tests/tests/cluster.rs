@@ -7,6 +7,8 @@
 //! Needs the workspace binaries (`cargo build --workspace --bins`; `cargo test --workspace`
 //! builds them) and Debian's ZooKeeper (`apt-get install -y zookeeper`); it fails without them.
 
+#[path = "cluster/admin.rs"]
+mod admin;
 #[path = "cluster/consistency.rs"]
 mod consistency;
 #[path = "cluster/fe.rs"]
