@@ -1,0 +1,280 @@
+//! The README's first command as a new user runs it (issue 13's proof): `scripts/cluster.sh`
+//! from a fresh clone, on free ports, until its ready line; keys through both proxies with
+//! redis-cli; both product lines healthy in the fe's API; SIGINT leaves no process and no port
+//! behind; a second start on the same data folder finds the same keys and history.
+//!
+//! The binaries are the ones this test run built (`CODIS_BIN_DIR`), so the clone is not
+//! compiled a second time; everything else is the clone's own script.
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::support::{TempDir, free_port, workspace_bin};
+
+/// `n` consecutive free ports.
+fn free_range(n: u16) -> u16 {
+    for _ in 0..200 {
+        let base = free_port();
+        if base > 65_000 {
+            continue;
+        }
+        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free ports");
+}
+
+struct Platform {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        // SIGINT first (the script stops what it started), then make sure.
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(clone: &Path, data: &Path, env: &[(String, String)]) -> Platform {
+    let bin_dir = workspace_bin("codis-fe").parent().unwrap().to_path_buf();
+    let mut cmd = Command::new("bash");
+    cmd.arg(clone.join("scripts/cluster.sh"))
+        .arg("--data")
+        .arg(data)
+        .current_dir(clone)
+        .env("CODIS_BIN_DIR", &bin_dir)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Ok(ui) = std::env::var("CODIS_UI_DIR") {
+        cmd.env("CODIS_UI_DIR", ui);
+    }
+    let mut child = cmd.spawn().expect("bash scripts/cluster.sh");
+    let (tx, lines) = mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                eprintln!("  | {line}");
+                let _ = tx.send(line);
+            }
+        });
+    }
+    Platform { child, lines }
+}
+
+impl Platform {
+    fn wait_ready(&mut self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(240);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no ready line in 240 s:\n{}",
+                seen.join("\n")
+            );
+            if let Ok(Some(status)) = self.child.try_wait() {
+                while let Ok(l) = self.lines.try_recv() {
+                    seen.push(l);
+                }
+                panic!("scripts/cluster.sh exited ({status}):\n{}", seen.join("\n"));
+            }
+            if let Ok(line) = self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(500)))
+            {
+                let ready = line.starts_with("codis-rs platform is ready");
+                seen.push(line);
+                if ready {
+                    // The lines after it (URLs, redis-cli) come at once.
+                    std::thread::sleep(Duration::from_millis(300));
+                    while let Ok(l) = self.lines.try_recv() {
+                        seen.push(l);
+                    }
+                    return seen;
+                }
+            }
+        }
+    }
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli is needed (apt-get install redis-tools)");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn fe_products(port: u16, password: &str) -> serde_json::Value {
+    let body = json!({"username": "admin", "password": password}).to_string();
+    let out = Command::new("curl")
+        .args([
+            "-sf",
+            "-c",
+            "-",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body,
+        ])
+        .arg(format!("http://127.0.0.1:{port}/api/v1/session"))
+        .output()
+        .expect("curl");
+    let jar = String::from_utf8_lossy(&out.stdout).to_string();
+    let cookie = jar
+        .lines()
+        .find_map(|l| {
+            l.split('\t')
+                .nth(6)
+                .filter(|_| l.contains("codis_fe_session"))
+        })
+        .expect("a session cookie")
+        .to_string();
+    let out = Command::new("curl")
+        .args(["-sf", "-H", &format!("Cookie: codis_fe_session={cookie}")])
+        .arg(format!("http://127.0.0.1:{port}/api/v1/products"))
+        .output()
+        .expect("curl");
+    serde_json::from_slice(&out.stdout).expect("products JSON")
+}
+
+#[test]
+fn readme_first_command_starts_stops_and_restarts_the_platform() {
+    let _serial = super::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = TempDir::new("quickstart");
+    let clone = tmp.path().join("clone");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let st = Command::new("git")
+        .args(["clone", "-q", "--no-hardlinks"])
+        .arg(repo)
+        .arg(&clone)
+        .status()
+        .expect("git");
+    assert!(st.success(), "git clone of the workspace failed");
+    let data = tmp.path().join("data");
+    let base = free_range(6);
+    let ports: Vec<(String, u16)> = [
+        "FE_PORT",
+        "P1_DASHBOARD_PORT",
+        "P2_DASHBOARD_PORT",
+        "P1_PROXY_PORT",
+        "P2_PROXY_PORT",
+        "P1_PROXY_ADMIN_PORT",
+        "P2_PROXY_ADMIN_PORT",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), free_port()))
+    .collect();
+    let port = |k: &str| ports.iter().find(|(n, _)| n == k).unwrap().1;
+    let mut env: Vec<(String, String)> = ports
+        .iter()
+        .map(|(k, p)| (k.clone(), p.to_string()))
+        .collect();
+    env.push(("SERVER_BASE_PORT".into(), base.to_string()));
+    let password = "quickstart-password";
+    env.push(("CODIS_FE_ADMIN_PASSWORD".into(), password.into()));
+    let all_ports: Vec<u16> = ports
+        .iter()
+        .map(|(_, p)| *p)
+        .chain(base..base + 6)
+        .collect();
+
+    let mut p = start(&clone, &data, &env);
+    let lines = p.wait_ready().join("\n");
+    assert!(
+        lines.contains(&format!("http://127.0.0.1:{}/", port("FE_PORT"))),
+        "{lines}"
+    );
+    assert!(
+        lines.contains(&format!("redis-cli -p {}", port("P1_PROXY_PORT"))),
+        "{lines}"
+    );
+    assert!(
+        lines.contains(password),
+        "the admin login is printed: {lines}"
+    );
+    let (p1, p2) = (port("P1_PROXY_PORT"), port("P2_PROXY_PORT"));
+    assert_eq!(redis_cli(p1, &["SET", "qs:one", "1"]), "OK");
+    assert_eq!(redis_cli(p2, &["SET", "qs:two", "2"]), "OK");
+    assert_eq!(redis_cli(p1, &["GET", "qs:one"]), "1");
+    assert_eq!(redis_cli(p1, &["GET", "product1:sample:1"]), "value 1");
+    let products = fe_products(port("FE_PORT"), password);
+    for name in ["product1", "product2"] {
+        let prod = products["products"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {products}"));
+        assert_eq!(prod["reachable"], true, "{prod}");
+        assert_eq!(prod["masters_down"], 0, "{prod}");
+        assert_eq!(prod["replicas_out_of_sync"], 0, "{prod}");
+        assert_eq!(prod["slots_offline"], 0, "{prod}");
+    }
+
+    // SIGINT: every process and port goes away.
+    let _ = Command::new("kill")
+        .args(["-INT", &p.child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        if let Ok(Some(_)) = p.child.try_wait() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the script did not stop on SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for port in &all_ports {
+        assert!(
+            TcpStream::connect(("127.0.0.1", *port)).is_err(),
+            "port {port} still answers after SIGINT"
+        );
+    }
+    let leftover = Command::new("pgrep")
+        .arg("-f")
+        .arg(data.to_str().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        leftover.stdout.is_empty(),
+        "processes left: {}",
+        String::from_utf8_lossy(&leftover.stdout)
+    );
+    drop(p);
+
+    // Again on the same data: same keys.
+    let mut p = start(&clone, &data, &env);
+    let lines = p.wait_ready().join("\n");
+    assert!(lines.contains("restarted on the same data"), "{lines}");
+    assert_eq!(redis_cli(p1, &["GET", "qs:one"]), "1");
+    assert_eq!(redis_cli(p2, &["GET", "qs:two"]), "2");
+    drop(p);
+}
