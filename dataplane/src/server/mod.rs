@@ -83,6 +83,10 @@ pub struct Shared {
     /// This value's own `Arc`, for background tasks started from a command handler (which
     /// only gets `&Shared`), such as the slot migration task.
     me: std::sync::Weak<Shared>,
+    /// The running script as other clients see it (BUSY, SCRIPT KILL).
+    pub script_busy: Arc<crate::script::Busy>,
+    /// The thread scripts run on, started on first use.
+    pub script_thread: std::sync::OnceLock<Option<crate::script::ScriptThread>>,
 }
 
 impl Shared {
@@ -96,7 +100,10 @@ impl Shared {
         let (tx, _) = watch::channel(false);
         let store = Store::new(config.clone());
         let aof_sync = store.aof.syncer.clone();
+        let script_busy = store.scripting.busy.clone();
         Arc::new_cyclic(|me| Shared {
+            script_busy,
+            script_thread: std::sync::OnceLock::new(),
             aof_sync,
             me: me.clone(),
             auth_required: AtomicBool::new(!config.requirepass.is_empty()),
@@ -121,6 +128,11 @@ impl Shared {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
         })
+    }
+
+    /// The running script's state.
+    pub fn script_busy(&self) -> &crate::script::Busy {
+        &self.script_busy
     }
 
     /// A new `Arc` of this shared state (None only while it is being dropped).
