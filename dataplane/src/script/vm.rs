@@ -89,8 +89,22 @@ setmetatable(real, {
   __newindex = ro,
   __metatable = false,
 })
-setmetatable(env, {__index = real, __newindex = ro, __metatable = false})
-return env
+local env_mt = {__index = real, __newindex = ro, __metatable = false}
+setmetatable(env, env_mt)
+-- What a library's top level sees during FUNCTION LOAD (Redis's library API).
+local lib_redis = {register_function = redis.register_function, log = redis.log,
+  LOG_DEBUG = redis.LOG_DEBUG, LOG_VERBOSE = redis.LOG_VERBOSE, LOG_NOTICE = redis.LOG_NOTICE,
+  LOG_WARNING = redis.LOG_WARNING, REDIS_VERSION = redis.REDIS_VERSION,
+  REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM, setresp = redis.setresp}
+local load_api = {redis = protect(lib_redis)}
+local missing = {}
+setmetatable(lib_redis, {__index = function(_, k)
+  rawerror("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+end})
+setmetatable(load_api, {__index = function(_, k)
+  rawerror("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+end, __newindex = ro, __metatable = false})
+return env, env_mt, load_api
 "#;
 
 /// Runs `f(keys, args)` under the error handler.
@@ -118,6 +132,8 @@ pub struct Vm {
     lua: Lua,
     real: Table,
     env: Table,
+    env_mt: Table,
+    load_api: Table,
     slot: Table,
     runner: Function,
     resp3: Arc<AtomicBool>,
@@ -199,7 +215,7 @@ impl Vm {
         })?;
         let g = |n: &str| real.raw_get::<Value>(n);
         let table_lib: Table = real.raw_get("table")?;
-        let env: Table = lua
+        let (env, env_mt, load_api): (Table, Table, Table) = lua
             .load(INIT)
             .set_name(INTERNAL)
             .call(MultiValue::from_vec(vec![
@@ -250,6 +266,8 @@ impl Vm {
             lua,
             real,
             env,
+            env_mt,
+            load_api,
             slot,
             runner,
             resp3,
@@ -292,9 +310,11 @@ impl Vm {
                 register_function(lua, &registered, args)
             })?;
             self.slot.raw_set(2, reg)?;
+            self.env_mt.raw_set("__index", self.load_api.clone())?;
             let r = self
                 .runner
                 .call::<MultiValue>((func, Value::Nil, Value::Nil));
+            self.env_mt.raw_set("__index", self.real.clone())?;
             self.slot.raw_set(
                 2,
                 self.lua.create_function(|_, _: MultiValue| -> mlua::Result<()> {
@@ -315,7 +335,6 @@ impl Vm {
                     .unwrap_or_else(|_| "ERR unknown error".into()),
                 _ => "ERR unknown error".into(),
             };
-            let msg = msg.strip_prefix("ERR ").unwrap_or(&msg).to_string();
             return Err(format!("ERR Error registering functions: {msg}"));
         }
         let functions = registered.into_inner();
@@ -683,7 +702,7 @@ fn register_function(
         _ => return Err(rt("ERR wrong number of arguments to redis.register_function")),
     };
     if !valid_name(&name) {
-        return Err(rt("ERR Function names can only contain letters, numbers, or underscores(_) and must be at least one character long"));
+        return Err(rt("ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long"));
     }
     let mut reg = registered.borrow_mut();
     if reg.contains_key(&name) {

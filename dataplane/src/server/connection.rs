@@ -26,15 +26,19 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let info = Arc::new(ClientInfo::new(id, peer.to_string(), laddr));
     {
-        let (maxclients, over) = {
-            let mut store = shared.store.lock();
-            store.stats.connections_received += 1;
-            let max = store.config.maxclients;
-            let n = shared.client_count();
-            if n >= max {
-                store.stats.rejected_connections += 1;
+        // A script may hold the lock for long: a new client is then let in uncounted
+        // rather than blocking this connection thread.
+        let (maxclients, over) = match lock_store(&shared, &[]) {
+            Some(mut store) => {
+                store.stats.connections_received += 1;
+                let max = store.config.maxclients;
+                let n = shared.client_count();
+                if n >= max {
+                    store.stats.rejected_connections += 1;
+                }
+                (max, n >= max)
             }
-            (max, n >= max)
+            None => (usize::MAX, false),
         };
         if over {
             let mut sock = sock;
