@@ -280,7 +280,7 @@ pub fn dump_payload(codes: &[Vec<u8>]) -> Vec<u8> {
 }
 
 fn parse_payload(p: &[u8]) -> Result<Vec<Vec<u8>>, CmdError> {
-    let bad = || CmdError::err("payload version or checksum are wrong");
+    let bad = || CmdError::err("DUMP payload version or checksum are wrong");
     if p.len() < 10 {
         return Err(bad());
     }
@@ -417,7 +417,7 @@ fn function(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
                     .collect();
                 out.set(names.len());
                 for n in names {
-                    out.bulk(n.as_bytes());
+                    out.simple(n);
                 }
             }
             if with_code {

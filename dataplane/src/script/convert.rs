@@ -118,27 +118,9 @@ pub fn reply_to_lua(lua: &Lua, buf: &[u8], pos: usize, depth: usize) -> mlua::Re
     })
 }
 
-/// Lua's `%.14g`-free number → argument text (Redis 7 uses `fpconv_dtoa`: the shortest text
-/// that reads back as the same double).
+/// A Lua number as a command argument: C's `%.17g`, as Redis 7.0 formats it.
 pub fn number_arg(n: f64) -> Vec<u8> {
-    if n.fract() == 0.0 && n.abs() < 1e17 {
-        return (n as i64).to_string().into_bytes();
-    }
-    if n.is_nan() {
-        return b"nan".to_vec();
-    }
-    if n.is_infinite() {
-        return if n > 0.0 { b"inf".to_vec() } else { b"-inf".to_vec() };
-    }
-    let s = format!("{n:e}");
-    // Rust writes `1e21`/`1.5e-7`; fpconv writes `1e+21` / `1.5e-07`.
-    let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-    let e: i32 = e.parse().unwrap_or(0);
-    if (-5..21).contains(&e) {
-        return format!("{n}").into_bytes();
-    }
-    let sign = if e < 0 { '-' } else { '+' };
-    format!("{m}e{sign}{:02}", e.abs()).into_bytes()
+    super::libs::fmt_g(n, 17).into_bytes()
 }
 
 /// A table's string field, if it has one.
@@ -151,7 +133,7 @@ fn str_field(t: &Table, name: &str) -> Option<mlua::LuaString> {
 
 /// Writes the reply for a script's return value `v` (Redis's `luaReplyToRedisReply`).
 /// `resp3` is the calling client's protocol.
-pub fn lua_to_reply(out: &mut Out, v: &Value, depth: usize) {
+pub fn lua_to_reply(out: &mut Out, v: &Value, depth: usize, script_resp3: bool) {
     if depth > MAX_DEPTH {
         out.error("ERR reached lua stack limit");
         return;
@@ -159,7 +141,8 @@ pub fn lua_to_reply(out: &mut Out, v: &Value, depth: usize) {
     match v {
         Value::String(s) => out.bulk(&s.as_bytes()),
         Value::Boolean(b) => {
-            if out.resp3 {
+            // Booleans follow the script's protocol (`redis.setresp`), as in Redis 7.0.
+            if out.resp3 && script_resp3 {
                 out.boolean(*b);
             } else if *b {
                 out.int(1);
@@ -169,13 +152,13 @@ pub fn lua_to_reply(out: &mut Out, v: &Value, depth: usize) {
         }
         Value::Integer(n) => out.int(*n),
         Value::Number(n) => out.int(*n as i64),
-        Value::Table(t) => table_to_reply(out, t, depth),
+        Value::Table(t) => table_to_reply(out, t, depth, script_resp3),
         Value::Error(e) => out.error(&error_text(e)),
         _ => out.null(),
     }
 }
 
-fn table_to_reply(out: &mut Out, t: &Table, depth: usize) {
+fn table_to_reply(out: &mut Out, t: &Table, depth: usize, script_resp3: bool) {
     if let Some(e) = str_field(t, "err") {
         let text = String::from_utf8_lossy(&e.as_bytes()).into_owned();
         out.error(&text);
@@ -212,8 +195,8 @@ fn table_to_reply(out: &mut Out, t: &Table, depth: usize) {
         let pairs: Vec<(Value, Value)> = m.pairs::<Value, Value>().filter_map(|r| r.ok()).collect();
         out.map(pairs.len());
         for (k, v) in &pairs {
-            lua_to_reply(out, k, depth + 1);
-            lua_to_reply(out, v, depth + 1);
+            lua_to_reply(out, k, depth + 1, script_resp3);
+            lua_to_reply(out, v, depth + 1, script_resp3);
         }
         return;
     }
@@ -224,7 +207,7 @@ fn table_to_reply(out: &mut Out, t: &Table, depth: usize) {
             .collect();
         out.set(keys.len());
         for k in &keys {
-            lua_to_reply(out, k, depth + 1);
+            lua_to_reply(out, k, depth + 1, script_resp3);
         }
         return;
     }
@@ -254,7 +237,7 @@ fn table_to_reply(out: &mut Out, t: &Table, depth: usize) {
     }
     out.array(items.len());
     for v in &items {
-        lua_to_reply(out, v, depth + 1);
+        lua_to_reply(out, v, depth + 1, script_resp3);
     }
 }
 

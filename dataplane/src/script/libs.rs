@@ -118,6 +118,11 @@ fn bit(lua: &Lua) -> mlua::Result<Table> {
 
 /// C's `%.14g` (lua-cjson's default number precision).
 pub fn fmt_g14(n: f64) -> String {
+    fmt_g(n, 14)
+}
+
+/// C's `%.<prec>g`.
+pub fn fmt_g(n: f64, prec: i32) -> String {
     if n.is_nan() {
         return if n.is_sign_negative() { "-nan".into() } else { "nan".into() };
     }
@@ -127,11 +132,12 @@ pub fn fmt_g14(n: f64) -> String {
     if n == 0.0 {
         return if n.is_sign_negative() { "-0".into() } else { "0".into() };
     }
-    let e = format!("{n:.13e}");
+    let p1 = (prec - 1) as usize;
+    let e = format!("{n:.p1$e}");
     let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    if (-4..14).contains(&exp) {
-        let decimals = (13 - exp).max(0) as usize;
+    if (-4..prec).contains(&exp) {
+        let decimals = (prec - 1 - exp).max(0) as usize;
         let s = format!("{n:.decimals$}");
         if s.contains('.') {
             s.trim_end_matches('0').trim_end_matches('.').to_string()

@@ -446,7 +446,7 @@ impl Vm {
         let ok = matches!(it.next(), Some(Value::Boolean(true)));
         let v = it.next().unwrap_or(Value::Nil);
         if ok {
-            convert::lua_to_reply(ctx.out, &v, 0);
+            convert::lua_to_reply(ctx.out, &v, 0, self.resp3.load(Ordering::Relaxed));
             return Ok(());
         }
         Err(format_script_error(&v, name))
