@@ -9,17 +9,50 @@ use crate::script::{Script, sflags, sha1hex};
 /// Commands of this family.
 pub const COMMANDS: &[CommandSpec] = &[
     spec("eval", -3, NOSCRIPT | SKIP_MONITOR | STALE, (0, 0, 0), eval),
-    spec("evalsha", -3, NOSCRIPT | SKIP_MONITOR | STALE, (0, 0, 0), eval),
-    spec("eval_ro", -3, NOSCRIPT | SKIP_MONITOR | STALE | READONLY, (0, 0, 0), eval),
-    spec("evalsha_ro", -3, NOSCRIPT | SKIP_MONITOR | STALE | READONLY, (0, 0, 0), eval),
-    spec("fcall", -3, NOSCRIPT | SKIP_MONITOR | STALE, (0, 0, 0), fcall),
-    spec("fcall_ro", -3, NOSCRIPT | SKIP_MONITOR | STALE | READONLY, (0, 0, 0), fcall),
+    spec(
+        "evalsha",
+        -3,
+        NOSCRIPT | SKIP_MONITOR | STALE,
+        (0, 0, 0),
+        eval,
+    ),
+    spec(
+        "eval_ro",
+        -3,
+        NOSCRIPT | SKIP_MONITOR | STALE | READONLY,
+        (0, 0, 0),
+        eval,
+    ),
+    spec(
+        "evalsha_ro",
+        -3,
+        NOSCRIPT | SKIP_MONITOR | STALE | READONLY,
+        (0, 0, 0),
+        eval,
+    ),
+    spec(
+        "fcall",
+        -3,
+        NOSCRIPT | SKIP_MONITOR | STALE,
+        (0, 0, 0),
+        fcall,
+    ),
+    spec(
+        "fcall_ro",
+        -3,
+        NOSCRIPT | SKIP_MONITOR | STALE | READONLY,
+        (0, 0, 0),
+        fcall,
+    ),
     spec("script", -2, NOSCRIPT, (0, 0, 0), script),
     spec("function", -2, NOSCRIPT | WRITE, (0, 0, 0), function),
 ];
 
 /// `numkeys` of a script call: the keys and the arguments after them.
-fn split_keys<'a>(args: &'a [&'a [u8]]) -> Result<(&'a [&'a [u8]], &'a [&'a [u8]]), CmdError> {
+/// Keys and arguments of a script call.
+type KeysArgs<'a> = (&'a [&'a [u8]], &'a [&'a [u8]]);
+
+fn split_keys<'a>(args: &'a [&'a [u8]]) -> Result<KeysArgs<'a>, CmdError> {
     let n = arg_i64(args[2])?;
     if n < 0 {
         return Err(CmdError::err("Number of keys can't be negative"));
@@ -185,9 +218,7 @@ fn flush_mode(args: &[&[u8]]) -> CmdResult {
     match args.len() {
         2 => Ok(()),
         3 if eq_ic(args[2], "async") || eq_ic(args[2], "sync") => Ok(()),
-        3 => Err(CmdError::err(
-            "SCRIPT FLUSH only support SYNC|ASYNC option",
-        )),
+        3 => Err(CmdError::err("SCRIPT FLUSH only support SYNC|ASYNC option")),
         _ => Err(CmdError::Arity(format!(
             "{}|flush",
             String::from_utf8_lossy(args[0]).to_ascii_lowercase()
@@ -218,9 +249,8 @@ fn script(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         if args.len() > 3 {
             return Err(arity("flush"));
         }
-        flush_mode(args).map_err(|_| {
-            CmdError::err("SCRIPT FLUSH only support SYNC|ASYNC option")
-        })?;
+        flush_mode(args)
+            .map_err(|_| CmdError::err("SCRIPT FLUSH only support SYNC|ASYNC option"))?;
         ctx.store.scripting.flush_scripts();
         ctx.out.ok();
     } else if eq_ic(sub, "kill") {
@@ -273,7 +303,7 @@ pub fn dump_payload(codes: &[Vec<u8>]) -> Vec<u8> {
         w.write_string(code);
     }
     let mut buf = w.buf;
-    buf.extend_from_slice(&(crate::rdb::RDB_VERSION as u16).to_le_bytes());
+    buf.extend_from_slice(&crate::rdb::RDB_VERSION.to_le_bytes());
     let crc = crate::rdb::crc64::crc64(0, &buf);
     buf.extend_from_slice(&crc.to_le_bytes());
     buf

@@ -29,7 +29,12 @@ fn tagged(lua: &Lua, tag: &str, v: impl mlua::IntoLua) -> mlua::Result<Value> {
 ///
 /// # Errors
 /// Lua ran out of memory, or the reply is malformed (never, for our own replies).
-pub fn reply_to_lua(lua: &Lua, buf: &[u8], pos: usize, depth: usize) -> mlua::Result<(Value, usize)> {
+pub fn reply_to_lua(
+    lua: &Lua,
+    buf: &[u8],
+    pos: usize,
+    depth: usize,
+) -> mlua::Result<(Value, usize)> {
     let bad = || mlua::Error::RuntimeError("ERR bad reply from command".into());
     if depth > MAX_DEPTH || pos >= buf.len() {
         return Err(bad());

@@ -2,7 +2,7 @@
 //! `cmsgpack` and `struct` are present as tables whose functions fail with a clear error
 //! (docs/COMPATIBILITY.md).
 
-use mlua::{Lua, LightUserData, MultiValue, Table, Value};
+use mlua::{LightUserData, Lua, MultiValue, Table, Value};
 
 fn rt(msg: impl Into<String>) -> mlua::Error {
     mlua::Error::RuntimeError(msg.into())
@@ -16,15 +16,23 @@ pub fn register(lua: &Lua, g: &Table) -> mlua::Result<()> {
     g.raw_set("bit", bit(lua)?)?;
     g.raw_set("cjson", cjson(lua)?)?;
     for (lib, funcs) in [
-        ("cmsgpack", &["pack", "unpack", "unpack_one", "unpack_limit"][..]),
+        (
+            "cmsgpack",
+            &["pack", "unpack", "unpack_one", "unpack_limit"][..],
+        ),
         ("struct", &["pack", "unpack", "size"][..]),
     ] {
         let t = lua.create_table()?;
         for f in funcs {
-            let msg = format!("ERR {lib}.{f} is not supported by codis-server (see docs/COMPATIBILITY.md)");
-            t.raw_set(*f, lua.create_function(move |_, _: MultiValue| -> mlua::Result<()> {
-                Err(rt(msg.clone()))
-            })?)?;
+            let msg = format!(
+                "ERR {lib}.{f} is not supported by codis-server (see docs/COMPATIBILITY.md)"
+            );
+            t.raw_set(
+                *f,
+                lua.create_function(move |_, _: MultiValue| -> mlua::Result<()> {
+                    Err(rt(msg.clone()))
+                })?,
+            )?;
         }
         g.raw_set(lib, t)?;
     }
@@ -41,7 +49,11 @@ fn tobit(v: &Value) -> mlua::Result<i32> {
             .ok()
             .and_then(|s| s.trim().parse::<f64>().ok())
             .ok_or_else(|| rt("bad argument to 'bit' function (number expected)"))?,
-        _ => return Err(rt("bad argument to 'bit' function (number expected, got no value)")),
+        _ => {
+            return Err(rt(
+                "bad argument to 'bit' function (number expected, got no value)",
+            ));
+        }
     };
     // LuaBitOp adds 2^52+2^51 and takes the low word: rounding to nearest, modulo 2^32.
     let r = n.round_ties_even();
@@ -56,7 +68,9 @@ fn bit(lua: &Lua) -> mlua::Result<Table> {
                 $name,
                 lua.create_function(|_, v: MultiValue| {
                     let mut it = v.iter();
-                    let first = it.next().ok_or_else(|| rt("bad argument #1 to 'bit' function"))?;
+                    let first = it
+                        .next()
+                        .ok_or_else(|| rt("bad argument #1 to 'bit' function"))?;
                     let mut acc = tobit(first)?;
                     for x in it {
                         acc = $op(acc, tobit(x)?);
@@ -69,8 +83,14 @@ fn bit(lua: &Lua) -> mlua::Result<Table> {
     fold!("band", |a: i32, b: i32| a & b);
     fold!("bor", |a: i32, b: i32| a | b);
     fold!("bxor", |a: i32, b: i32| a ^ b);
-    t.raw_set("tobit", lua.create_function(|_, v: Value| Ok(tobit(&v)? as f64))?)?;
-    t.raw_set("bnot", lua.create_function(|_, v: Value| Ok(!tobit(&v)? as f64))?)?;
+    t.raw_set(
+        "tobit",
+        lua.create_function(|_, v: Value| Ok(tobit(&v)? as f64))?,
+    )?;
+    t.raw_set(
+        "bnot",
+        lua.create_function(|_, v: Value| Ok(!tobit(&v)? as f64))?,
+    )?;
     t.raw_set(
         "bswap",
         lua.create_function(|_, v: Value| Ok(tobit(&v)?.swap_bytes() as f64))?,
@@ -124,13 +144,21 @@ pub fn fmt_g14(n: f64) -> String {
 /// C's `%.<prec>g`.
 pub fn fmt_g(n: f64, prec: i32) -> String {
     if n.is_nan() {
-        return if n.is_sign_negative() { "-nan".into() } else { "nan".into() };
+        return if n.is_sign_negative() {
+            "-nan".into()
+        } else {
+            "nan".into()
+        };
     }
     if n.is_infinite() {
         return if n > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if n == 0.0 {
-        return if n.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if n.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let p1 = (prec - 1) as usize;
     let e = format!("{n:.p1$e}");
@@ -278,7 +306,11 @@ fn encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> mlua::Result<()> {
                         Value::String(s) => escape(&s.as_bytes(), out),
                         Value::Integer(n) => escape(fmt_g14(*n as f64).as_bytes(), out),
                         Value::Number(n) => escape(fmt_g14(*n).as_bytes(), out),
-                        _ => return Err(rt("Cannot serialise table: table key must be a number or string")),
+                        _ => {
+                            return Err(rt(
+                                "Cannot serialise table: table key must be a number or string",
+                            ));
+                        }
                     }
                     out.push(b':');
                     encode(&v, out, depth + 1)?;

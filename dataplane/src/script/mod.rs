@@ -94,9 +94,9 @@ impl Busy {
         if !eval && is_eval {
             return Err(BUSY_EVAL);
         }
-        let _ = self
-            .kill
-            .compare_exchange(kill::NONE, kill::USER, Ordering::AcqRel, Ordering::Relaxed);
+        let _ =
+            self.kill
+                .compare_exchange(kill::NONE, kill::USER, Ordering::AcqRel, Ordering::Relaxed);
         Ok(())
     }
 }

@@ -297,7 +297,10 @@ impl Vm {
     ///
     /// # Errors
     /// The error line to reply with.
-    pub fn load_library(&self, code: &[u8]) -> Result<(String, BTreeMap<String, FunctionDef>), String> {
+    pub fn load_library(
+        &self,
+        code: &[u8],
+    ) -> Result<(String, BTreeMap<String, FunctionDef>), String> {
         let (name, shebang_len) = library_metadata(code)?;
         let func = self
             .compile(&code[shebang_len..], "@user_function")
@@ -392,10 +395,18 @@ impl Vm {
             .store(crate::store::now_ms(), Ordering::Relaxed);
         busy.eval.store(mode.eval, Ordering::Relaxed);
         busy.wrote.store(false, Ordering::Relaxed);
-        busy.from_master.store(ctx.client.is_master, Ordering::Relaxed);
+        busy.from_master
+            .store(ctx.client.is_master, Ordering::Relaxed);
         busy.kill.store(kill::NONE, Ordering::Relaxed);
         if !mode.eval {
-            let mut argv = vec![if mode.read_only { b"FCALL_RO".to_vec() } else { b"FCALL".to_vec() }, name.as_bytes().to_vec()];
+            let mut argv = vec![
+                if mode.read_only {
+                    b"FCALL_RO".to_vec()
+                } else {
+                    b"FCALL".to_vec()
+                },
+                name.as_bytes().to_vec(),
+            ];
             argv.push(keys.len().to_string().into_bytes());
             argv.extend(keys.iter().chain(args).map(|a| a.to_vec()));
             *busy.running_call.lock() = Some((name.to_string(), argv));
@@ -411,7 +422,9 @@ impl Vm {
                 script_call(lua, c, &resp3, mode, argv)
             })?;
             self.slot.raw_set(1, raw)?;
-            let r = self.runner.call::<MultiValue>((func.clone(), keys_t, args_t));
+            let r = self
+                .runner
+                .call::<MultiValue>((func.clone(), keys_t, args_t));
             self.slot.raw_set(1, Value::Nil)?;
             r
         });
@@ -509,7 +522,7 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Value> {
                 None => match other {
                     Value::Nil => "nil".into(),
                     Value::Boolean(b) => b.to_string(),
-                    _ => format!("{}", other.type_name()),
+                    _ => other.type_name().to_string(),
                 },
             };
             let t = lua.create_table()?;
@@ -636,7 +649,9 @@ fn register_function(
     let (name, func, fl, desc) = match args.len() {
         1 => {
             let Some(Value::Table(t)) = args.front() else {
-                return Err(rt("ERR calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments)."));
+                return Err(rt(
+                    "ERR calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).",
+                ));
             };
             let mut name = None;
             let mut func = None;
@@ -646,20 +661,36 @@ fn register_function(
                 let (k, v) = pair?;
                 let key = match &k {
                     Value::String(s) => s.to_string_lossy(),
-                    _ => return Err(rt("ERR named argument key given to redis.register_function is not a string")),
+                    _ => {
+                        return Err(rt(
+                            "ERR named argument key given to redis.register_function is not a string",
+                        ));
+                    }
                 };
                 match key.as_str() {
                     "function_name" => match v {
                         Value::String(s) => name = Some(s.to_string_lossy()),
-                        _ => return Err(rt("ERR function_name argument given to redis.register_function must be a string")),
+                        _ => {
+                            return Err(rt(
+                                "ERR function_name argument given to redis.register_function must be a string",
+                            ));
+                        }
                     },
                     "callback" => match v {
                         Value::Function(f) => func = Some(f),
-                        _ => return Err(rt("ERR callback argument given to redis.register_function must be a function")),
+                        _ => {
+                            return Err(rt(
+                                "ERR callback argument given to redis.register_function must be a function",
+                            ));
+                        }
                     },
                     "description" => match v {
                         Value::String(s) => desc = Some(s.as_bytes().to_vec()),
-                        _ => return Err(rt("ERR description argument given to redis.register_function must be a string")),
+                        _ => {
+                            return Err(rt(
+                                "ERR description argument given to redis.register_function must be a string",
+                            ));
+                        }
                     },
                     "flags" => match v {
                         Value::Table(ft) => {
@@ -674,16 +705,24 @@ fn register_function(
                                 }
                             }
                         }
-                        _ => return Err(rt("ERR flags argument to redis.register_function must be a table representing function flags")),
+                        _ => {
+                            return Err(rt(
+                                "ERR flags argument to redis.register_function must be a table representing function flags",
+                            ));
+                        }
                     },
                     _ => return Err(rt("ERR unknown argument given to redis.register_function")),
                 }
             }
             let Some(name) = name else {
-                return Err(rt("ERR redis.register_function must get a function name argument"));
+                return Err(rt(
+                    "ERR redis.register_function must get a function name argument",
+                ));
             };
             let Some(func) = func else {
-                return Err(rt("ERR redis.register_function must get a callback argument"));
+                return Err(rt(
+                    "ERR redis.register_function must get a callback argument",
+                ));
             };
             (name, func, fl, desc)
         }
@@ -691,18 +730,32 @@ fn register_function(
             let mut it = args.into_iter();
             let name = match it.next() {
                 Some(Value::String(s)) => s.to_string_lossy(),
-                _ => return Err(rt("ERR first argument to redis.register_function must be a string")),
+                _ => {
+                    return Err(rt(
+                        "ERR first argument to redis.register_function must be a string",
+                    ));
+                }
             };
             let func = match it.next() {
                 Some(Value::Function(f)) => f,
-                _ => return Err(rt("ERR second argument to redis.register_function must be a function")),
+                _ => {
+                    return Err(rt(
+                        "ERR second argument to redis.register_function must be a function",
+                    ));
+                }
             };
             (name, func, 0, None)
         }
-        _ => return Err(rt("ERR wrong number of arguments to redis.register_function")),
+        _ => {
+            return Err(rt(
+                "ERR wrong number of arguments to redis.register_function",
+            ));
+        }
     };
     if !valid_name(&name) {
-        return Err(rt("ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long"));
+        return Err(rt(
+            "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long",
+        ));
     }
     let mut reg = registered.borrow_mut();
     if reg.contains_key(&name) {
@@ -803,7 +856,11 @@ fn redis_table(lua: &Lua, resp3: Arc<AtomicBool>) -> mlua::Result<Table> {
                 return Err(rt("ERR wrong number or type of arguments"));
             };
             let s = s.to_string_lossy();
-            let s = if s.starts_with('-') { s } else { format!("-{s}") };
+            let s = if s.starts_with('-') {
+                s
+            } else {
+                format!("-{s}")
+            };
             err_table(lua, &normalize_error(&s))
         })?,
     )?;
@@ -914,7 +971,9 @@ fn redis_table(lua: &Lua, resp3: Arc<AtomicBool>) -> mlua::Result<Table> {
         "acl_check_cmd",
         lua.create_function(|_, v: MultiValue| {
             let Some(Value::String(s)) = v.front() else {
-                return Err(rt("ERR Please specify at least one argument for this redis lib call"));
+                return Err(rt(
+                    "ERR Please specify at least one argument for this redis lib call",
+                ));
             };
             match crate::cmd::registry().lookup(&s.as_bytes()) {
                 Some(_) => Ok(true),

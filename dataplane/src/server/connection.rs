@@ -365,8 +365,16 @@ fn lock_store<'a>(
     }
     loop {
         if shared.script_busy.past_threshold() {
-            let is = |i: usize, w: &str| args.get(i).is_some_and(|a| a.eq_ignore_ascii_case(w.as_bytes()));
-            if is(0, "shutdown") && args.iter().skip(1).any(|a| a.eq_ignore_ascii_case(b"nosave")) {
+            let is = |i: usize, w: &str| {
+                args.get(i)
+                    .is_some_and(|a| a.eq_ignore_ascii_case(w.as_bytes()))
+            };
+            if is(0, "shutdown")
+                && args
+                    .iter()
+                    .skip(1)
+                    .any(|a| a.eq_ignore_ascii_case(b"nosave"))
+            {
                 shared
                     .script_busy
                     .kill
@@ -386,7 +394,10 @@ fn lock_store<'a>(
 fn busy_reply(shared: &Shared, client: &mut Client, args: &[&[u8]], out: &mut Out) {
     out.resp3 = client.resp3;
     let busy = &shared.script_busy;
-    let is = |i: usize, w: &str| args.get(i).is_some_and(|a| a.eq_ignore_ascii_case(w.as_bytes()));
+    let is = |i: usize, w: &str| {
+        args.get(i)
+            .is_some_and(|a| a.eq_ignore_ascii_case(w.as_bytes()))
+    };
     if args.len() == 2 && (is(0, "script") || is(0, "function")) && is(1, "kill") {
         match busy.request_kill(is(0, "script")) {
             Ok(()) => out.ok(),
@@ -403,7 +414,12 @@ fn busy_reply(shared: &Shared, client: &mut Client, args: &[&[u8]], out: &mut Ou
 
 /// Runs a script call on the script thread, with this connection's client state moved there
 /// and back; appends its reply to `out`. False when the connection must close.
-async fn run_script(shared: &Shared, client: &mut Client, args: Vec<Vec<u8>>, out: &mut Out) -> bool {
+async fn run_script(
+    shared: &Shared,
+    client: &mut Client,
+    args: Vec<Vec<u8>>,
+    out: &mut Out,
+) -> bool {
     let Some(arc) = shared.arc() else {
         return false;
     };
@@ -504,10 +520,7 @@ fn process(
             }
             None => &argv,
         };
-        if !args.is_empty()
-            && client.multi.is_none()
-            && crate::script::is_script_call(args[0])
-        {
+        if !args.is_empty() && client.multi.is_none() && crate::script::is_script_call(args[0]) {
             // Scripts run on the script thread (see `crate::script`).
             client.action = Some(Action::Script(args.iter().map(|a| a.to_vec()).collect()));
             pos += consumed;
