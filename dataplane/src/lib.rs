@@ -19,6 +19,7 @@ pub mod config;
 pub mod proxy;
 pub mod rdb;
 pub mod resp;
+pub mod script;
 pub mod server;
 pub mod store;
 pub mod util;

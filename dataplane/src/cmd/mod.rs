@@ -20,6 +20,7 @@ pub mod migrate_async;
 pub mod migrate_sync;
 pub mod pubsub;
 pub mod repl;
+pub mod script;
 pub mod server;
 pub mod set;
 pub mod slots;
@@ -274,6 +275,7 @@ pub fn registry() -> &'static Registry {
             geo::COMMANDS,
             hll::COMMANDS,
             tx::COMMANDS,
+            script::COMMANDS,
             pubsub::COMMANDS,
             repl::COMMANDS,
             server::COMMANDS,

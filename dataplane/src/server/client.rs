@@ -37,6 +37,9 @@ pub enum Action {
     /// Await the future without holding the lock, then run its [`Finish`] under the lock to
     /// write the reply. Later requests of this client wait, as behind a blocking command.
     Defer(Deferred),
+    /// Run this script call (EVAL, EVALSHA, FCALL...) on the script thread, so this
+    /// connection thread keeps serving the other clients (and answers them `-BUSY`).
+    Script(Vec<Vec<u8>>),
 }
 
 impl std::fmt::Debug for Action {
@@ -48,6 +51,7 @@ impl std::fmt::Debug for Action {
             Action::Sleep(d) => write!(f, "Sleep({d:?})"),
             Action::Defer(_) => f.write_str("Defer"),
             Action::Replica(_) => f.write_str("Replica"),
+            Action::Script(_) => f.write_str("Script"),
         }
     }
 }

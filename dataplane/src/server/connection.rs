@@ -26,15 +26,19 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let info = Arc::new(ClientInfo::new(id, peer.to_string(), laddr));
     {
-        let (maxclients, over) = {
-            let mut store = shared.store.lock();
-            store.stats.connections_received += 1;
-            let max = store.config.maxclients;
-            let n = shared.client_count();
-            if n >= max {
-                store.stats.rejected_connections += 1;
+        // A script may hold the lock for long: a new client is then let in uncounted
+        // rather than blocking this connection thread.
+        let (maxclients, over) = match lock_store(&shared, &[]) {
+            Some(mut store) => {
+                store.stats.connections_received += 1;
+                let max = store.config.maxclients;
+                let n = shared.client_count();
+                if n >= max {
+                    store.stats.rejected_connections += 1;
+                }
+                (max, n >= max)
             }
-            (max, n >= max)
+            None => (usize::MAX, false),
         };
         if over {
             let mut sock = sock;
@@ -180,6 +184,12 @@ async fn client_loop(
             Some(Action::Shutdown) => {
                 shared.request_shutdown();
                 return Ok(());
+            }
+            Some(Action::Script(args)) => {
+                if !run_script(shared, client, args, &mut out).await {
+                    return Ok(());
+                }
+                continue;
             }
             Some(Action::Replica(a)) => {
                 client
@@ -343,6 +353,122 @@ async fn wait_unblocked(
     }
 }
 
+/// Takes the store lock for a request, or None when a script has run past
+/// `busy-reply-threshold` and the request must be answered without it ([`busy_reply`]).
+/// SHUTDOWN NOSAVE stops the script and then takes the lock.
+fn lock_store<'a>(
+    shared: &'a Shared,
+    args: &[&[u8]],
+) -> Option<parking_lot::MutexGuard<'a, crate::store::Store>> {
+    if let Some(g) = shared.store.try_lock() {
+        return Some(g);
+    }
+    loop {
+        if shared.script_busy.past_threshold() {
+            let is = |i: usize, w: &str| {
+                args.get(i)
+                    .is_some_and(|a| a.eq_ignore_ascii_case(w.as_bytes()))
+            };
+            if is(0, "shutdown")
+                && args
+                    .iter()
+                    .skip(1)
+                    .any(|a| a.eq_ignore_ascii_case(b"nosave"))
+            {
+                shared
+                    .script_busy
+                    .kill
+                    .store(crate::script::kill::SHUTDOWN, Ordering::Relaxed);
+                return Some(shared.store.lock());
+            }
+            return None;
+        }
+        if let Some(g) = shared.store.try_lock_for(Duration::from_millis(5)) {
+            return Some(g);
+        }
+    }
+}
+
+/// The reply to a request arriving while a script runs past the threshold: SCRIPT KILL and
+/// FUNCTION KILL act, everything else gets `-BUSY`.
+fn busy_reply(shared: &Shared, client: &mut Client, args: &[&[u8]], out: &mut Out) {
+    out.resp3 = client.resp3;
+    let busy = &shared.script_busy;
+    let is = |i: usize, w: &str| {
+        args.get(i)
+            .is_some_and(|a| a.eq_ignore_ascii_case(w.as_bytes()))
+    };
+    if args.len() == 2 && (is(0, "script") || is(0, "function")) && is(1, "kill") {
+        match busy.request_kill(is(0, "script")) {
+            Ok(()) => out.ok(),
+            Err(e) => out.error(e),
+        }
+        return;
+    }
+    if busy.eval.load(Ordering::Relaxed) {
+        out.error(crate::script::BUSY_EVAL);
+    } else {
+        out.error(crate::script::BUSY_FUNCTION);
+    }
+}
+
+/// Runs a script call on the script thread, with this connection's client state moved there
+/// and back; appends its reply to `out`. False when the connection must close.
+async fn run_script(
+    shared: &Shared,
+    client: &mut Client,
+    args: Vec<Vec<u8>>,
+    out: &mut Out,
+) -> bool {
+    let Some(arc) = shared.arc() else {
+        return false;
+    };
+    let thread = shared
+        .script_thread
+        .get_or_init(|| crate::script::ScriptThread::start().ok());
+    let Some(thread) = thread else {
+        out.error("ERR cannot start the script thread");
+        return true;
+    };
+    let (dtx, _drx) = mpsc::unbounded_channel();
+    let info = client.info.clone();
+    let owned = std::mem::replace(client, Client::new(info, dtx));
+    let (otx, orx) = tokio::sync::oneshot::channel();
+    let job = Box::new(move || {
+        let mut owned = owned;
+        let mut o = Out::new();
+        let wait = {
+            let mut store = arc.store.lock();
+            o.resp3 = owned.resp3;
+            let argv: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+            let mut ctx = Ctx {
+                store: &mut store,
+                client: &mut owned,
+                out: &mut o,
+                shared: &arc,
+                now_ms: now_ms(),
+            };
+            execute(&mut ctx, &argv);
+            super::end_of_batch(&mut store)
+        };
+        let _ = otx.send((owned, o, wait));
+    });
+    if !thread.run(job) {
+        return false;
+    }
+    match orx.await {
+        Ok((c, o, wait)) => {
+            *client = c;
+            out.buf.extend_from_slice(&o.buf);
+            if let Some(off) = wait {
+                shared.aof_sync.wait_synced(off).await;
+            }
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// Parses and runs every complete request in `buf`, taking the store lock once for the batch.
 /// Returns how many bytes were used, whether complete requests are left, and the AOF offset
 /// to see fsynced before replying (`appendfsync always`).
@@ -386,10 +512,36 @@ fn process(
                 break;
             }
         };
-        let store = guard.get_or_insert_with(|| {
-            now = now_ms();
-            shared.store.lock()
-        });
+        let inline_v: Vec<&[u8]>;
+        let args: &[&[u8]] = match &inline {
+            Some(a) => {
+                inline_v = a.iter().map(|x| x.as_slice()).collect();
+                &inline_v
+            }
+            None => &argv,
+        };
+        if !args.is_empty() && client.multi.is_none() && crate::script::is_script_call(args[0]) {
+            // Scripts run on the script thread (see `crate::script`).
+            client.action = Some(Action::Script(args.iter().map(|a| a.to_vec()).collect()));
+            pos += consumed;
+            break;
+        }
+        if guard.is_none() {
+            match lock_store(shared, args) {
+                Some(g) => {
+                    now = now_ms();
+                    guard = Some(g);
+                }
+                None => {
+                    busy_reply(shared, client, args, out);
+                    pos += consumed;
+                    continue;
+                }
+            }
+        }
+        let Some(store) = guard.as_mut() else {
+            break;
+        };
         out.resp3 = client.resp3;
         let mut ctx = Ctx {
             store: &mut *store,
@@ -398,13 +550,7 @@ fn process(
             shared,
             now_ms: now,
         };
-        match &inline {
-            Some(args) => {
-                let v: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-                execute(&mut ctx, &v);
-            }
-            None => execute(&mut ctx, &argv),
-        }
+        execute(&mut ctx, args);
         out.resp3 = client.resp3;
         // A pipelined AUTH (or SLOTSRESTORE-ASYNC-AUTH) lifts the unauthenticated parse limits
         // for the requests behind it in the same buffer.

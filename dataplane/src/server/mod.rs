@@ -83,6 +83,10 @@ pub struct Shared {
     /// This value's own `Arc`, for background tasks started from a command handler (which
     /// only gets `&Shared`), such as the slot migration task.
     me: std::sync::Weak<Shared>,
+    /// The running script as other clients see it (BUSY, SCRIPT KILL).
+    pub script_busy: Arc<crate::script::Busy>,
+    /// The thread scripts run on, started on first use.
+    pub script_thread: std::sync::OnceLock<Option<crate::script::ScriptThread>>,
 }
 
 impl Shared {
@@ -96,7 +100,10 @@ impl Shared {
         let (tx, _) = watch::channel(false);
         let store = Store::new(config.clone());
         let aof_sync = store.aof.syncer.clone();
+        let script_busy = store.scripting.busy.clone();
         Arc::new_cyclic(|me| Shared {
+            script_busy,
+            script_thread: std::sync::OnceLock::new(),
             aof_sync,
             me: me.clone(),
             auth_required: AtomicBool::new(!config.requirepass.is_empty()),
@@ -121,6 +128,11 @@ impl Shared {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
         })
+    }
+
+    /// The running script's state.
+    pub fn script_busy(&self) -> &crate::script::Busy {
+        &self.script_busy
     }
 
     /// A new `Arc` of this shared state (None only while it is being dropped).
@@ -354,17 +366,28 @@ impl IoThreads {
     }
 }
 
+/// Takes the store lock without blocking this runtime's worker for long: a script may hold
+/// the lock for seconds, and a worker blocked on it stops the runtime's I/O driver (accept).
+async fn lock_yielding(shared: &Shared) -> parking_lot::MutexGuard<'_, Store> {
+    loop {
+        if let Some(g) = shared.store.try_lock_for(Duration::from_millis(2)) {
+            return g;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// The background cycle: runs `hz` times a second, like Redis's `serverCron`.
 async fn cron(shared: Arc<Shared>) {
     let mut last_ops = Instant::now();
     loop {
-        let hz = shared.store.lock().config.hz.max(1);
+        let hz = lock_yielding(&shared).await.config.hz.max(1);
         tokio::time::sleep(Duration::from_millis(1000 / hz as u64)).await;
         let now = now_ms();
         let deadline = Instant::now() + Duration::from_millis(25 * 10 / hz as u64 + 1);
         // Active expiry, in short lock holds so clients are never stalled for long.
         loop {
-            let mut store = shared.store.lock();
+            let mut store = lock_yielding(&shared).await;
             store.stats.expire_cycles += 1;
             let mut removed = 0;
             for db in &mut store.dbs {
@@ -375,7 +398,7 @@ async fn cron(shared: Arc<Shared>) {
                 break;
             }
         }
-        let mut store = shared.store.lock();
+        let mut store = lock_yielding(&shared).await;
         store.lru_clock = crate::store::evict::lru_clock_now();
         store.sync_clock();
         if last_ops.elapsed() >= Duration::from_millis(100) {

@@ -103,7 +103,7 @@ pub struct State {
     /// Attached replicas.
     pub replicas: Vec<Arc<ReplicaLink>>,
     stream_db: Option<usize>,
-    multi_open: bool,
+    pub(crate) multi_open: bool,
     /// Full resyncs served.
     pub sync_full: u64,
     /// Partial resyncs accepted.

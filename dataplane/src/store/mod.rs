@@ -785,6 +785,8 @@ pub struct Store {
     pub repl: crate::server::repl::State,
     /// The append-only file.
     pub aof: crate::server::aof::State,
+    /// Lua scripts and function libraries.
+    pub scripting: crate::script::Scripting,
 }
 
 impl Store {
@@ -807,6 +809,7 @@ impl Store {
             persist: Default::default(),
             repl: Default::default(),
             aof: Default::default(),
+            scripting: Default::default(),
         };
         s.sync_clock();
         s

@@ -1,0 +1,286 @@
+//! Replies to Lua values and Lua values to replies, as Redis 7 converts them
+//! (`redisProtocolToLuaType` and `luaReplyToRedisReply`).
+
+use mlua::{Lua, Table, Value};
+
+use crate::resp::reply::Out;
+
+/// Deepest reply nesting converted (Redis stops at Lua's stack limit; a reply nested deeper
+/// than this becomes an error, never a crash).
+const MAX_DEPTH: usize = 1000;
+
+fn line(buf: &[u8], pos: usize) -> Option<(&[u8], usize)> {
+    let off = memchr::memchr(b'\r', &buf[pos..])?;
+    Some((&buf[pos..pos + off], pos + off + 2))
+}
+
+fn num(s: &[u8]) -> i64 {
+    crate::util::number::parse_i64(s).unwrap_or(0)
+}
+
+fn tagged(lua: &Lua, tag: &str, v: impl mlua::IntoLua) -> mlua::Result<Value> {
+    let t = lua.create_table()?;
+    t.raw_set(tag, v)?;
+    Ok(Value::Table(t))
+}
+
+/// Converts the reply at `buf[pos..]` (written by a command run from a script) to a Lua
+/// value. Returns the value and the position after the reply. Errors become `{err=...}`.
+///
+/// # Errors
+/// Lua ran out of memory, or the reply is malformed (never, for our own replies).
+pub fn reply_to_lua(
+    lua: &Lua,
+    buf: &[u8],
+    pos: usize,
+    depth: usize,
+) -> mlua::Result<(Value, usize)> {
+    let bad = || mlua::Error::RuntimeError("ERR bad reply from command".into());
+    if depth > MAX_DEPTH || pos >= buf.len() {
+        return Err(bad());
+    }
+    let (l, next) = line(buf, pos + 1).ok_or_else(bad)?;
+    Ok(match buf[pos] {
+        b'+' => (tagged(lua, "ok", lua.create_string(l)?)?, next),
+        b'-' => (tagged(lua, "err", lua.create_string(l)?)?, next),
+        b':' => (Value::Number(num(l) as f64), next),
+        b'$' | b'(' | b'=' => {
+            let n = num(l);
+            if n < 0 {
+                return Ok((Value::Boolean(false), next));
+            }
+            let end = next + n as usize;
+            let data = buf.get(next..end).ok_or_else(bad)?;
+            let v = match buf[pos] {
+                b'$' => Value::String(lua.create_string(data)?),
+                b'(' => tagged(lua, "big_number", lua.create_string(data)?)?,
+                _ => {
+                    let t = lua.create_table()?;
+                    let (fmt, text) = if data.len() >= 4 {
+                        (&data[..3], &data[4..])
+                    } else {
+                        (&b"txt"[..], data)
+                    };
+                    t.raw_set("format", lua.create_string(fmt)?)?;
+                    t.raw_set("string", lua.create_string(text)?)?;
+                    tagged(lua, "verbatim_string", t)?
+                }
+            };
+            (v, end + 2)
+        }
+        b'*' | b'>' | b'~' => {
+            let n = num(l);
+            if n < 0 {
+                return Ok((Value::Boolean(false), next));
+            }
+            let t = lua.create_table()?;
+            let mut p = next;
+            for i in 0..n as usize {
+                let (v, np) = reply_to_lua(lua, buf, p, depth + 1)?;
+                p = np;
+                if buf[pos] == b'~' {
+                    t.raw_set(v, true)?;
+                } else {
+                    t.raw_set(i + 1, v)?;
+                }
+            }
+            if buf[pos] == b'~' {
+                (tagged(lua, "set", t)?, p)
+            } else {
+                (Value::Table(t), p)
+            }
+        }
+        b'%' => {
+            let n = num(l).max(0) as usize;
+            let t = lua.create_table()?;
+            let mut p = next;
+            for _ in 0..n {
+                let (k, np) = reply_to_lua(lua, buf, p, depth + 1)?;
+                let (v, np) = reply_to_lua(lua, buf, np, depth + 1)?;
+                p = np;
+                t.raw_set(k, v)?;
+            }
+            (tagged(lua, "map", t)?, p)
+        }
+        b'|' => {
+            // Attributes are dropped, as Redis does; the value follows.
+            let n = num(l).max(0) as usize;
+            let mut p = next;
+            for _ in 0..2 * n {
+                p = reply_to_lua(lua, buf, p, depth + 1)?.1;
+            }
+            reply_to_lua(lua, buf, p, depth + 1)?
+        }
+        b'_' => (Value::Nil, next),
+        b'#' => (Value::Boolean(l == b"t"), next),
+        b',' => {
+            let d = crate::util::number::parse_f64(l)
+                .or_else(|| std::str::from_utf8(l).ok()?.parse().ok())
+                .unwrap_or(0.0);
+            (tagged(lua, "double", d)?, next)
+        }
+        _ => return Err(bad()),
+    })
+}
+
+/// A Lua number as a command argument: C's `%.17g`, as Redis 7.0 formats it.
+pub fn number_arg(n: f64) -> Vec<u8> {
+    super::libs::fmt_g(n, 17).into_bytes()
+}
+
+/// A table's string field, if it has one.
+fn str_field(t: &Table, name: &str) -> Option<mlua::LuaString> {
+    match t.raw_get::<Value>(name) {
+        Ok(Value::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// Writes the reply for a script's return value `v` (Redis's `luaReplyToRedisReply`).
+/// `resp3` is the calling client's protocol.
+pub fn lua_to_reply(out: &mut Out, v: &Value, depth: usize, script_resp3: bool) {
+    if depth > MAX_DEPTH {
+        out.error("ERR reached lua stack limit");
+        return;
+    }
+    match v {
+        Value::String(s) => out.bulk(&s.as_bytes()),
+        Value::Boolean(b) => {
+            // Booleans follow the script's protocol (`redis.setresp`), as in Redis 7.0.
+            if out.resp3 && script_resp3 {
+                out.boolean(*b);
+            } else if *b {
+                out.int(1);
+            } else {
+                out.null();
+            }
+        }
+        Value::Integer(n) => out.int(*n),
+        Value::Number(n) => out.int(*n as i64),
+        Value::Table(t) => table_to_reply(out, t, depth, script_resp3),
+        Value::Error(e) => out.error(&error_text(e)),
+        _ => out.null(),
+    }
+}
+
+fn table_to_reply(out: &mut Out, t: &Table, depth: usize, script_resp3: bool) {
+    if let Some(e) = str_field(t, "err") {
+        let text = String::from_utf8_lossy(&e.as_bytes()).into_owned();
+        out.error(&text);
+        return;
+    }
+    if let Some(s) = str_field(t, "ok") {
+        let text = String::from_utf8_lossy(&s.as_bytes()).into_owned();
+        out.simple(&text.replace(['\r', '\n'], " "));
+        return;
+    }
+    match t.raw_get::<Value>("double") {
+        Ok(Value::Number(d)) => {
+            out.double(d);
+            return;
+        }
+        Ok(Value::Integer(d)) => {
+            out.double(d as f64);
+            return;
+        }
+        _ => {}
+    }
+    if let Some(s) = str_field(t, "big_number") {
+        let b = s.as_bytes();
+        if out.resp3 {
+            out.raw(b"(");
+            out.raw(&b);
+            out.raw(b"\r\n");
+        } else {
+            out.bulk(&b);
+        }
+        return;
+    }
+    if let Ok(Value::Table(m)) = t.raw_get::<Value>("map") {
+        let pairs: Vec<(Value, Value)> = m.pairs::<Value, Value>().filter_map(|r| r.ok()).collect();
+        out.map(pairs.len());
+        for (k, v) in &pairs {
+            lua_to_reply(out, k, depth + 1, script_resp3);
+            lua_to_reply(out, v, depth + 1, script_resp3);
+        }
+        return;
+    }
+    if let Ok(Value::Table(m)) = t.raw_get::<Value>("set") {
+        let keys: Vec<Value> = m
+            .pairs::<Value, Value>()
+            .filter_map(|r| r.ok().map(|(k, _)| k))
+            .collect();
+        out.set(keys.len());
+        for k in &keys {
+            lua_to_reply(out, k, depth + 1, script_resp3);
+        }
+        return;
+    }
+    if let Ok(Value::Table(vt)) = t.raw_get::<Value>("verbatim_string")
+        && let (Some(fmt), Some(s)) = (str_field(&vt, "format"), str_field(&vt, "string"))
+    {
+        let (fmt, s) = (fmt.as_bytes(), s.as_bytes());
+        if out.resp3 && fmt.len() == 3 {
+            out.raw(format!("={}\r\n", s.len() + 4).as_bytes());
+            out.raw(&fmt);
+            out.raw(b":");
+            out.raw(&s);
+            out.raw(b"\r\n");
+        } else {
+            out.bulk(&s);
+        }
+        return;
+    }
+    let mut items = Vec::new();
+    let mut j = 1usize;
+    loop {
+        match t.raw_get::<Value>(j) {
+            Ok(Value::Nil) | Err(_) => break,
+            Ok(v) => items.push(v),
+        }
+        j += 1;
+    }
+    out.array(items.len());
+    for v in &items {
+        lua_to_reply(out, v, depth + 1, script_resp3);
+    }
+}
+
+/// The text of an error raised from Rust code run by Lua (the cause under mlua's wrappers),
+/// as Redis's error code + message.
+pub fn error_text(e: &mlua::Error) -> String {
+    let mut e = e;
+    while let mlua::Error::CallbackError { cause, .. } = e {
+        e = cause;
+    }
+    match e {
+        mlua::Error::RuntimeError(s) => normalize_error(s),
+        mlua::Error::MemoryError(_) => "ERR Out of memory".into(),
+        other => normalize_error(&other.to_string()),
+    }
+}
+
+/// Redis's `luaPushError` normalisation: `-CODE msg` → `CODE msg`; a bare message gets `ERR`;
+/// trailing newlines go.
+pub fn normalize_error(s: &str) -> String {
+    let s = s.trim_end_matches(['\r', '\n']);
+    if let Some(rest) = s.strip_prefix('-') {
+        match rest.split_once(' ') {
+            Some((code, msg)) => format!("{code} {}", msg.trim_end_matches(['\r', '\n'])),
+            None => format!("ERR {rest}"),
+        }
+    } else if starts_with_code(s) {
+        s.to_string()
+    } else {
+        format!("ERR {s}")
+    }
+}
+
+/// Our own raised texts already carry a code (`ERR ...`, `WRONGTYPE ...`): an all-caps first
+/// word followed by a space.
+fn starts_with_code(s: &str) -> bool {
+    match s.split_once(' ') {
+        Some((w, _)) => !w.is_empty() && w.bytes().all(|b| b.is_ascii_uppercase()),
+        None => false,
+    }
+}

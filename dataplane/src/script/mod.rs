@@ -1,0 +1,344 @@
+//! Lua scripting (EVAL, SCRIPT) and Redis 7 functions (FUNCTION, FCALL) on Lua 5.1.
+//!
+//! # Layout
+//! - [`vm`]: building a sandboxed Lua state (the libraries Redis loads, the `redis` table,
+//!   read-only globals) and running one script or function against the keyspace.
+//! - [`convert`]: replies to Lua values and back, as Redis 7 converts them (RESP2 and RESP3).
+//! - [`libs`]: `bit`, `cjson`, `cmsgpack` and `struct`, written in Rust.
+//! - `cmd::script`: the commands.
+//!
+//! A script runs alone against the keyspace because it runs under the store lock. It does not
+//! run on a connection thread: `server::connection` hands EVAL/EVALSHA/FCALL (outside MULTI)
+//! to the script thread ([`ScriptThread`]), so the connection threads stay free to answer the
+//! other clients `-BUSY` once a script has run past `busy-reply-threshold`, and to take the
+//! SCRIPT KILL / FUNCTION KILL / SHUTDOWN NOSAVE that stop it ([`Busy`]).
+
+pub mod convert;
+pub mod libs;
+pub mod vm;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+
+/// `-BUSY` for clients arriving while an EVAL script runs past the threshold.
+pub const BUSY_EVAL: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+/// `-BUSY` for clients arriving while a function runs past the threshold.
+pub const BUSY_FUNCTION: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+/// The reply to SCRIPT KILL / FUNCTION KILL when nothing runs.
+pub const NOTBUSY: &str = "NOTBUSY No scripts in execution right now.";
+/// The reply to a kill of a script that already wrote.
+pub const UNKILLABLE: &str = "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.";
+
+/// Kill requests, in [`Busy::kill`].
+pub mod kill {
+    /// Nobody asked.
+    pub const NONE: u8 = 0;
+    /// SCRIPT KILL / FUNCTION KILL: the script stops with an error at its next hook.
+    pub const USER: u8 = 1;
+    /// SHUTDOWN NOSAVE: the script stops at once, whatever it wrote.
+    pub const SHUTDOWN: u8 = 2;
+}
+
+/// The running script, as other clients see it without the store lock.
+#[derive(Debug, Default)]
+pub struct Busy {
+    /// A script or function is running.
+    pub running: AtomicBool,
+    /// Unix ms it started at.
+    pub started_ms: AtomicU64,
+    /// `busy-reply-threshold` in ms (0: never busy).
+    pub threshold_ms: AtomicU64,
+    /// It was started by EVAL/EVALSHA (false: FCALL).
+    pub eval: AtomicBool,
+    /// It called a write command (then only SHUTDOWN NOSAVE stops it).
+    pub wrote: AtomicBool,
+    /// It runs for our master (replication): never killable.
+    pub from_master: AtomicBool,
+    /// A [`kill`] request.
+    pub kill: AtomicU8,
+    /// Name and arguments of the running function, for FUNCTION STATS.
+    pub running_call: parking_lot::Mutex<Option<(String, Vec<Vec<u8>>)>>,
+}
+
+impl Busy {
+    /// True when a script has run past the threshold: other clients get `-BUSY`.
+    pub fn past_threshold(&self) -> bool {
+        if !self.running.load(Ordering::Acquire) {
+            return false;
+        }
+        let th = self.threshold_ms.load(Ordering::Relaxed);
+        let started = self.started_ms.load(Ordering::Relaxed);
+        crate::store::now_ms().saturating_sub(started) >= th
+    }
+
+    /// How SCRIPT KILL (`eval` true) or FUNCTION KILL answers, requesting the kill if it may.
+    pub fn request_kill(&self, eval: bool) -> Result<(), &'static str> {
+        if !self.running.load(Ordering::Acquire) {
+            return Err(NOTBUSY);
+        }
+        if self.from_master.load(Ordering::Relaxed) {
+            return Err(
+                "UNKILLABLE The busy script was sent by a master instance in the context of replication and cannot be killed.",
+            );
+        }
+        if self.wrote.load(Ordering::Relaxed) {
+            return Err(UNKILLABLE);
+        }
+        let is_eval = self.eval.load(Ordering::Relaxed);
+        if eval && !is_eval {
+            return Err(BUSY_FUNCTION);
+        }
+        if !eval && is_eval {
+            return Err(BUSY_EVAL);
+        }
+        let _ =
+            self.kill
+                .compare_exchange(kill::NONE, kill::USER, Ordering::AcqRel, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Script flags (shebang `flags=` and `register_function` flags).
+pub mod sflags {
+    /// `no-writes`.
+    pub const NO_WRITES: u32 = 1;
+    /// `allow-oom`.
+    pub const ALLOW_OOM: u32 = 1 << 1;
+    /// `allow-stale`.
+    pub const ALLOW_STALE: u32 = 1 << 2;
+    /// `no-cluster`.
+    pub const NO_CLUSTER: u32 = 1 << 3;
+    /// `allow-cross-slot-keys`.
+    pub const ALLOW_CROSS_SLOT: u32 = 1 << 4;
+    /// An EVAL script without shebang (Redis's "eval compatibility mode").
+    pub const EVAL_COMPAT: u32 = 1 << 5;
+
+    /// Names, in Redis's order.
+    pub const NAMES: &[(&str, u32)] = &[
+        ("no-writes", NO_WRITES),
+        ("allow-oom", ALLOW_OOM),
+        ("allow-stale", ALLOW_STALE),
+        ("no-cluster", NO_CLUSTER),
+        ("allow-cross-slot-keys", ALLOW_CROSS_SLOT),
+    ];
+}
+
+/// A cached EVAL script.
+#[derive(Debug)]
+pub struct Script {
+    /// The compiled chunk (its environment is the read-only globals).
+    pub func: mlua::Function,
+    /// The body as sent.
+    pub body: Vec<u8>,
+    /// [`sflags`].
+    pub flags: u32,
+}
+
+/// One registered function of a library.
+#[derive(Debug)]
+pub struct FunctionDef {
+    /// Function name.
+    pub name: String,
+    /// The Lua callback.
+    pub func: mlua::Function,
+    /// [`sflags`].
+    pub flags: u32,
+    /// `description`, if given.
+    pub description: Option<Vec<u8>>,
+}
+
+/// A loaded function library.
+#[derive(Debug)]
+pub struct Library {
+    /// Library name (from `#!lua name=`).
+    pub name: String,
+    /// The code as loaded.
+    pub code: Vec<u8>,
+    /// Its functions, by name.
+    pub functions: BTreeMap<String, FunctionDef>,
+}
+
+/// Scripting state kept in the [`Store`](crate::store::Store): one Lua state for EVAL scripts
+/// and one for function libraries, as Redis keeps them apart.
+pub struct Scripting {
+    /// The EVAL Lua state.
+    pub eval_vm: Option<vm::Vm>,
+    /// Cached scripts by lowercase SHA1.
+    pub scripts: HashMap<String, Script>,
+    /// The functions Lua state.
+    pub func_vm: Option<vm::Vm>,
+    /// Libraries by name.
+    pub libraries: BTreeMap<String, Library>,
+    /// Function name → library name.
+    pub functions: HashMap<String, String>,
+    /// What other clients see of the running script.
+    pub busy: Arc<Busy>,
+}
+
+impl std::fmt::Debug for Scripting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scripting")
+            .field("scripts", &self.scripts.len())
+            .field("libraries", &self.libraries.len())
+            .finish()
+    }
+}
+
+impl Default for Scripting {
+    fn default() -> Self {
+        let busy = Arc::new(Busy::default());
+        busy.threshold_ms.store(5000, Ordering::Relaxed);
+        Scripting {
+            eval_vm: None,
+            scripts: HashMap::new(),
+            func_vm: None,
+            libraries: BTreeMap::new(),
+            functions: HashMap::new(),
+            busy,
+        }
+    }
+}
+
+impl Scripting {
+    /// The EVAL Lua state, created on first use.
+    ///
+    /// # Errors
+    /// Lua could not be initialised (out of memory).
+    pub fn eval_vm(&mut self) -> mlua::Result<&vm::Vm> {
+        if self.eval_vm.is_none() {
+            self.eval_vm = Some(vm::Vm::new(self.busy.clone())?);
+        }
+        Ok(self.eval_vm.as_ref().expect("just set"))
+    }
+
+    /// The functions Lua state, created on first use.
+    ///
+    /// # Errors
+    /// Lua could not be initialised (out of memory).
+    pub fn func_vm(&mut self) -> mlua::Result<&vm::Vm> {
+        if self.func_vm.is_none() {
+            self.func_vm = Some(vm::Vm::new(self.busy.clone())?);
+        }
+        Ok(self.func_vm.as_ref().expect("just set"))
+    }
+
+    /// SCRIPT FLUSH: forgets every script and starts a fresh Lua state.
+    pub fn flush_scripts(&mut self) {
+        self.scripts.clear();
+        self.eval_vm = None;
+    }
+
+    /// FUNCTION FLUSH: drops every library.
+    pub fn flush_functions(&mut self) {
+        self.libraries.clear();
+        self.functions.clear();
+        self.func_vm = None;
+    }
+
+    /// The code of every library, in name order (RDB, FUNCTION DUMP, AOF rewrite).
+    pub fn library_codes(&self) -> Vec<Vec<u8>> {
+        self.libraries.values().map(|l| l.code.clone()).collect()
+    }
+
+    /// Loads a library (FUNCTION LOAD, RDB, FUNCTION RESTORE). Returns its name.
+    ///
+    /// # Errors
+    /// The error line (without `-`) to reply with.
+    pub fn load_library(&mut self, code: &[u8], replace: bool) -> Result<String, String> {
+        let vm = self.func_vm().map_err(|e| format!("ERR {e}"))?.clone();
+        let (name, functions) = vm.load_library(code)?;
+        if let Some(old) = self.libraries.get(&name) {
+            if !replace {
+                return Err(format!("ERR Library '{name}' already exists"));
+            }
+            let _ = old;
+        }
+        for f in functions.keys() {
+            if let Some(owner) = self.functions.get(f)
+                && owner != &name
+            {
+                return Err(format!("ERR Function {f} already exists"));
+            }
+        }
+        if let Some(old) = self.libraries.remove(&name) {
+            for f in old.functions.keys() {
+                self.functions.remove(f);
+            }
+        }
+        for f in functions.keys() {
+            self.functions.insert(f.clone(), name.clone());
+        }
+        self.libraries.insert(
+            name.clone(),
+            Library {
+                name: name.clone(),
+                code: code.to_vec(),
+                functions,
+            },
+        );
+        Ok(name)
+    }
+}
+
+/// Lowercase hex SHA1 of `data` (script ids, `redis.sha1hex`).
+pub fn sha1hex(data: &[u8]) -> String {
+    use sha1::Digest;
+    let d = sha1::Sha1::digest(data);
+    let mut s = String::with_capacity(40);
+    for b in d.iter() {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// True for the commands the connection hands to the script thread.
+pub fn is_script_call(name: &[u8]) -> bool {
+    matches!(name.len(), 4 | 5 | 7 | 8 | 10)
+        && [
+            "eval",
+            "evalsha",
+            "eval_ro",
+            "evalsha_ro",
+            "fcall",
+            "fcall_ro",
+        ]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+}
+
+/// Work for the script thread.
+pub type Job = Box<dyn FnOnce() + Send>;
+
+/// The thread scripts run on (one, since scripts run one at a time anyway).
+#[derive(Debug)]
+pub struct ScriptThread {
+    tx: std::sync::mpsc::Sender<Job>,
+}
+
+impl ScriptThread {
+    /// Starts the thread.
+    ///
+    /// # Errors
+    /// The thread could not be spawned.
+    pub fn start() -> std::io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("codis-script".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    // A panic in one script must not take the thread (and every later script)
+                    // down; its connection sees the reply channel dropped and closes.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            })?;
+        Ok(ScriptThread { tx })
+    }
+
+    /// Queues `job`. False if the thread is gone.
+    pub fn run(&self, job: Job) -> bool {
+        self.tx.send(job).is_ok()
+    }
+}

@@ -1,0 +1,1027 @@
+//! A sandboxed Lua 5.1 state as Redis 7 builds one, and running a script or function in it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+
+use super::convert::{self, error_text, normalize_error};
+use super::{Busy, FunctionDef, kill, sflags};
+use crate::cmd::{Ctx, flags};
+use crate::resp::reply::Out;
+
+/// Lua instructions between two checks for SCRIPT KILL (Redis checks every 100000).
+const HOOK_EVERY: u32 = 100_000;
+/// Memory a Lua state may take: a script that builds a huge table gets an error, not the
+/// server an OOM kill.
+const LUA_MEMORY_LIMIT: usize = 1 << 30;
+/// FUNCTION LOAD runs the library's top level for at most this long (Redis: 500 ms).
+const LOAD_TIMEOUT_MS: u64 = 500;
+/// Chunk name of our own Lua helpers: error positions skip them, as they skip C functions.
+const INTERNAL: &str = "=redis_internal";
+
+/// Lua code run once per state: read-only globals, the `pcall` that turns error tables into
+/// strings (Redis 7's `luaRedisPcall`), `loadstring` bound to the sandbox, `redis.call`.
+const INIT: &str = r#"
+local real, redis, slot, rawerror, raw_loadstring, setfenv, setmetatable, type, select,
+      unpack, rawpcall, tostring, errtext, rawget, rawset, ipairs, concat = ...
+local function ro() rawerror("Attempt to modify a readonly table", 2) end
+local env = {}
+redis.register_function = function(...) return slot[2](...) end
+local function pack(...) return select('#', ...), {...} end
+rawset(real, 'pcall', function(f, ...)
+  local n, r = pack(rawpcall(f, ...))
+  if not r[1] then
+    local e = r[2]
+    if type(e) == 'table' and type(e.err) == 'string' then e = e.err
+    elseif type(e) == 'userdata' then e = errtext(e) end
+    return false, e
+  end
+  return unpack(r, 1, n)
+end)
+local function sandboxed_load(s, name)
+  if type(s) == 'string' and s:byte(1) == 27 then
+    return nil, 'bytecode is not allowed'
+  end
+  local f, e = raw_loadstring(s, name)
+  if f then setfenv(f, env) end
+  return f, e
+end
+rawset(real, 'loadstring', sandboxed_load)
+rawset(real, 'load', function(chunk, name)
+  if type(chunk) == 'function' then
+    local parts = {}
+    while true do
+      local p = chunk()
+      if p == nil or p == '' then break end
+      parts[#parts + 1] = p
+    end
+    chunk = concat(parts)
+  end
+  return sandboxed_load(chunk, name)
+end)
+local protected = {}
+setmetatable(protected, {__mode = 'k'})
+protected[real] = true
+protected[env] = true
+local function protect(t)
+  local p = {}
+  setmetatable(p, {__index = t, __newindex = ro, __metatable = false})
+  protected[p] = true
+  protected[t] = true
+  return p
+end
+rawset(real, 'rawset', function(t, k, v)
+  if protected[t] then rawerror({err = "ERR Attempt to modify a readonly table"}, 0) end
+  return rawset(t, k, v)
+end)
+for _, name in ipairs({'string', 'table', 'math', 'coroutine', 'redis', 'bit', 'cjson',
+                       'cmsgpack', 'struct'}) do
+  local t = rawget(real, name)
+  if t then rawset(real, name, protect(t)) end
+end
+rawset(real, '_G', env)
+setmetatable(real, {
+  __index = function(_, k)
+    rawerror("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+  end,
+  __newindex = ro,
+  __metatable = false,
+})
+local env_mt = {__index = real, __newindex = ro, __metatable = false}
+setmetatable(env, env_mt)
+-- What a library's top level sees during FUNCTION LOAD (Redis's library API).
+local lib_redis = {register_function = redis.register_function, log = redis.log,
+  LOG_DEBUG = redis.LOG_DEBUG, LOG_VERBOSE = redis.LOG_VERBOSE, LOG_NOTICE = redis.LOG_NOTICE,
+  LOG_WARNING = redis.LOG_WARNING, REDIS_VERSION = redis.REDIS_VERSION,
+  REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM, setresp = redis.setresp}
+local load_api = {redis = protect(lib_redis)}
+local missing = {}
+setmetatable(lib_redis, {__index = function(_, k)
+  rawerror("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+end})
+setmetatable(load_api, {__index = function(_, k)
+  rawerror("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+end, __newindex = ro, __metatable = false})
+return env, env_mt, load_api
+"#;
+
+/// Runs `f(keys, args)` under the error handler.
+const RUNNER: &str = r#"
+local xpcall, handler = ...
+return function(f, keys, args)
+  return xpcall(function() return f(keys, args) end, handler)
+end
+"#;
+
+/// How a script runs (from its command and flags).
+#[derive(Debug, Clone, Copy)]
+pub struct RunMode {
+    /// EVAL family (false: FCALL).
+    pub eval: bool,
+    /// Writes are refused (`*_RO` or `no-writes`).
+    pub read_only: bool,
+    /// [`sflags`] of the script or function.
+    pub flags: u32,
+}
+
+/// A Lua state with the sandbox and the `redis` table installed. Cloning is cheap (a handle).
+#[derive(Clone)]
+pub struct Vm {
+    lua: Lua,
+    real: Table,
+    env: Table,
+    env_mt: Table,
+    load_api: Table,
+    slot: Table,
+    runner: Function,
+    resp3: Arc<AtomicBool>,
+    load_deadline: Arc<AtomicU64>,
+    busy: Arc<Busy>,
+}
+
+impl std::fmt::Debug for Vm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Vm")
+    }
+}
+
+fn rt(msg: impl Into<String>) -> mlua::Error {
+    mlua::Error::RuntimeError(msg.into())
+}
+
+fn err_table(lua: &Lua, text: &str) -> mlua::Result<Value> {
+    let t = lua.create_table()?;
+    t.raw_set("err", lua.create_string(text)?)?;
+    Ok(Value::Table(t))
+}
+
+impl Vm {
+    /// Builds a state: base, table, string, math, coroutine, `bit`, `cjson`, `cmsgpack`,
+    /// `struct` and `redis`; no `os`, `io`, `debug`, `loadfile`, `dofile`, `print`; every
+    /// global and library table read-only.
+    ///
+    /// # Errors
+    /// Lua could not be initialised.
+    pub fn new(busy: Arc<Busy>) -> mlua::Result<Vm> {
+        let lua = Lua::new_with(
+            StdLib::TABLE | StdLib::STRING | StdLib::MATH,
+            LuaOptions::default(),
+        )?;
+        let real = lua.globals();
+        // Captured before they are removed from the globals.
+        let setfenv: Function = real.raw_get("setfenv")?;
+        let loadstring: Function = real.raw_get("loadstring")?;
+        for name in [
+            "dofile", "loadfile", "print", "setfenv", "getfenv", "newproxy", "module", "require",
+            "package", "os", "io", "debug",
+        ] {
+            real.raw_remove(name)?;
+        }
+        super::libs::register(&lua, &real)?;
+        let resp3 = Arc::new(AtomicBool::new(false));
+        let redis = redis_table(&lua, resp3.clone())?;
+        real.raw_set("redis", redis.clone())?;
+        let handler = lua.create_function(error_handler)?;
+        let slot = lua.create_table()?;
+        lua.set_named_registry_value("codis_slot", slot.clone())?;
+        real.raw_set("__redis__err__handler", handler.clone())?;
+        slot.raw_set(
+            1,
+            lua.create_function(|lua, _: MultiValue| {
+                Ok((
+                    true,
+                    err_table(
+                        lua,
+                        "ERR redis.call/pcall can only be called inside a script invocation",
+                    )?,
+                ))
+            })?,
+        )?;
+        slot.raw_set(
+            2,
+            lua.create_function(|_, _: MultiValue| -> mlua::Result<()> {
+                Err(rt(
+                    "ERR redis.register_function can only be called on FUNCTION LOAD command",
+                ))
+            })?,
+        )?;
+        let errtext = lua.create_function(|_, v: Value| {
+            Ok(match v {
+                Value::Error(e) => error_text(&e),
+                _ => "ERR unknown error".to_string(),
+            })
+        })?;
+        let g = |n: &str| real.raw_get::<Value>(n);
+        let table_lib: Table = real.raw_get("table")?;
+        let (env, env_mt, load_api): (Table, Table, Table) = lua
+            .load(INIT)
+            .set_name(INTERNAL)
+            .call(MultiValue::from_vec(vec![
+                Value::Table(real.clone()),
+                Value::Table(redis),
+                Value::Table(slot.clone()),
+                g("error")?,
+                Value::Function(loadstring),
+                Value::Function(setfenv),
+                g("setmetatable")?,
+                g("type")?,
+                g("select")?,
+                g("unpack")?,
+                g("pcall")?,
+                g("tostring")?,
+                Value::Function(errtext),
+                g("rawget")?,
+                g("rawset")?,
+                g("ipairs")?,
+                table_lib.raw_get::<Value>("concat")?,
+            ]))?;
+        let runner: Function = lua
+            .load(RUNNER)
+            .set_name(INTERNAL)
+            .call((g("xpcall")?, handler))?;
+        let _ = lua.set_memory_limit(LUA_MEMORY_LIMIT);
+        let load_deadline = Arc::new(AtomicU64::new(0));
+        {
+            let busy = busy.clone();
+            let deadline = load_deadline.clone();
+            lua.set_hook(
+                HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+                move |_, _| {
+                    match busy.kill.load(Ordering::Relaxed) {
+                        kill::NONE => {}
+                        kill::SHUTDOWN => return Err(rt("ERR Script killed by SHUTDOWN NOSAVE.")),
+                        _ => return Err(rt("ERR Script killed by user with SCRIPT KILL...")),
+                    }
+                    let d = deadline.load(Ordering::Relaxed);
+                    if d != 0 && crate::store::now_ms() > d {
+                        return Err(rt("ERR FUNCTION LOAD timeout"));
+                    }
+                    Ok(VmState::Continue)
+                },
+            )?;
+        }
+        Ok(Vm {
+            lua,
+            real,
+            env,
+            env_mt,
+            load_api,
+            slot,
+            runner,
+            resp3,
+            load_deadline,
+            busy,
+        })
+    }
+
+    /// Compiles `body` (the part after a shebang line) as chunk `name`, sandboxed.
+    ///
+    /// # Errors
+    /// The Lua syntax error message.
+    pub fn compile(&self, body: &[u8], name: &str) -> Result<Function, String> {
+        self.lua
+            .load(body)
+            .set_name(name)
+            .set_mode(mlua::chunk::ChunkMode::Text)
+            .set_environment(self.env.clone())
+            .into_function()
+            .map_err(|e| match e {
+                mlua::Error::SyntaxError { message, .. } => message,
+                e => e.to_string(),
+            })
+    }
+
+    /// Runs a library's code (FUNCTION LOAD), collecting what it registers.
+    ///
+    /// # Errors
+    /// The error line to reply with.
+    pub fn load_library(
+        &self,
+        code: &[u8],
+    ) -> Result<(String, BTreeMap<String, FunctionDef>), String> {
+        let (name, shebang_len) = library_metadata(code)?;
+        let func = self
+            .compile(&code[shebang_len..], "@user_function")
+            .map_err(|m| format!("ERR Error compiling function: {m}"))?;
+        let registered = std::cell::RefCell::new(BTreeMap::<String, FunctionDef>::new());
+        self.load_deadline
+            .store(crate::store::now_ms() + LOAD_TIMEOUT_MS, Ordering::Relaxed);
+        let res = self.lua.scope(|scope| {
+            let reg = scope.create_function(|lua, args: MultiValue| {
+                register_function(lua, &registered, args)
+            })?;
+            self.slot.raw_set(2, reg)?;
+            self.env_mt.raw_set("__index", self.load_api.clone())?;
+            let r = self
+                .runner
+                .call::<MultiValue>((func, Value::Nil, Value::Nil));
+            self.env_mt.raw_set("__index", self.real.clone())?;
+            self.slot.raw_set(
+                2,
+                self.lua.create_function(|_, _: MultiValue| -> mlua::Result<()> {
+                    Err(rt(
+                        "ERR redis.register_function can only be called on FUNCTION LOAD command",
+                    ))
+                })?,
+            )?;
+            r
+        });
+        self.load_deadline.store(0, Ordering::Relaxed);
+        let values = res.map_err(|e| format!("ERR Error registering functions: {e}"))?;
+        let mut it = values.into_iter();
+        if !matches!(it.next(), Some(Value::Boolean(true))) {
+            let msg = match it.next() {
+                Some(Value::Table(t)) => t
+                    .raw_get::<String>("err")
+                    .unwrap_or_else(|_| "ERR unknown error".into()),
+                _ => "ERR unknown error".into(),
+            };
+            return Err(format!("ERR Error registering functions: {msg}"));
+        }
+        let functions = registered.into_inner();
+        if functions.is_empty() {
+            return Err("ERR No functions registered".into());
+        }
+        Ok((name, functions))
+    }
+
+    /// Runs `func` (a compiled script, or a function's callback) for `ctx`'s client and writes
+    /// its reply. `name` appears in error replies (the SHA1 or the function name).
+    pub fn run(
+        &self,
+        ctx: &mut Ctx<'_>,
+        func: &Function,
+        name: &str,
+        keys: &[&[u8]],
+        args: &[&[u8]],
+        mode: RunMode,
+    ) {
+        let res = self.run_inner(ctx, func, name, keys, args, mode);
+        match res {
+            Ok(()) => {}
+            Err(e) => ctx.out.error(&e),
+        }
+    }
+
+    fn run_inner(
+        &self,
+        ctx: &mut Ctx<'_>,
+        func: &Function,
+        name: &str,
+        keys: &[&[u8]],
+        args: &[&[u8]],
+        mode: RunMode,
+    ) -> Result<(), String> {
+        let lua = &self.lua;
+        let mk = |items: &[&[u8]]| -> mlua::Result<Table> {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, a) in items.iter().enumerate() {
+                t.raw_set(i + 1, lua.create_string(a)?)?;
+            }
+            Ok(t)
+        };
+        let lerr = |e: mlua::Error| format!("ERR {e}");
+        let keys_t = mk(keys).map_err(lerr)?;
+        let args_t = mk(args).map_err(lerr)?;
+        if mode.eval {
+            self.real.raw_set("KEYS", keys_t.clone()).map_err(lerr)?;
+            self.real.raw_set("ARGV", args_t.clone()).map_err(lerr)?;
+        }
+        self.resp3.store(false, Ordering::Relaxed);
+        let busy = &self.busy;
+        busy.started_ms
+            .store(crate::store::now_ms(), Ordering::Relaxed);
+        busy.eval.store(mode.eval, Ordering::Relaxed);
+        busy.wrote.store(false, Ordering::Relaxed);
+        busy.from_master
+            .store(ctx.client.is_master, Ordering::Relaxed);
+        busy.kill.store(kill::NONE, Ordering::Relaxed);
+        if !mode.eval {
+            let mut argv = vec![
+                if mode.read_only {
+                    b"FCALL_RO".to_vec()
+                } else {
+                    b"FCALL".to_vec()
+                },
+                name.as_bytes().to_vec(),
+            ];
+            argv.push(keys.len().to_string().into_bytes());
+            argv.extend(keys.iter().chain(args).map(|a| a.to_vec()));
+            *busy.running_call.lock() = Some((name.to_string(), argv));
+        }
+        busy.running.store(true, Ordering::Release);
+        let saved_db = ctx.client.db;
+        let opened_exec = !ctx.client.in_exec;
+        ctx.client.in_exec = true;
+        let resp3 = self.resp3.clone();
+        let res = lua.scope(|scope| {
+            let c = &mut *ctx;
+            let raw = scope.create_function_mut(move |lua, argv: MultiValue| {
+                script_call(lua, c, &resp3, mode, argv)
+            })?;
+            self.slot.raw_set(1, raw)?;
+            let r = self
+                .runner
+                .call::<MultiValue>((func.clone(), keys_t, args_t));
+            self.slot.raw_set(1, Value::Nil)?;
+            r
+        });
+        // Put the outside-of-script call back.
+        if let Ok(f) = lua.create_function(|lua, _: MultiValue| {
+            Ok((
+                true,
+                err_table(
+                    lua,
+                    "ERR redis.call/pcall can only be called inside a script invocation",
+                )?,
+            ))
+        }) {
+            let _ = self.slot.raw_set(1, f);
+        }
+        busy.running.store(false, Ordering::Release);
+        *busy.running_call.lock() = None;
+        let killed = busy.kill.swap(kill::NONE, Ordering::Relaxed);
+        ctx.client.db = saved_db;
+        if opened_exec {
+            ctx.client.in_exec = false;
+            close_multi(ctx);
+        }
+        let _ = killed;
+        let values = res.map_err(|e| {
+            format!(
+                "ERR Error running script (call to {name}): {}",
+                error_text(&e)
+            )
+        })?;
+        let mut it = values.into_iter();
+        let ok = matches!(it.next(), Some(Value::Boolean(true)));
+        let v = it.next().unwrap_or(Value::Nil);
+        if ok {
+            convert::lua_to_reply(ctx.out, &v, 0, self.resp3.load(Ordering::Relaxed));
+            return Ok(());
+        }
+        Err(format_script_error(&v, name))
+    }
+}
+
+/// The reply line for a script error (Redis's `luaCallFunction` error branch).
+fn format_script_error(v: &Value, name: &str) -> String {
+    match v {
+        Value::Table(t) => {
+            let msg: String = t
+                .raw_get::<mlua::LuaString>("err")
+                .map(|s| String::from_utf8_lossy(&s.as_bytes()).into_owned())
+                .unwrap_or_default();
+            let source: Option<String> = t.raw_get("source").ok();
+            let line: Option<i64> = t.raw_get("line").ok();
+            match (source, line) {
+                (Some(src), Some(line)) if line > 0 => {
+                    format!("{msg} script: {name}, on {src}:{line}.")
+                }
+                _ => msg,
+            }
+        }
+        Value::String(s) => format!(
+            "ERR Error running script {name}, {:.100}",
+            String::from_utf8_lossy(&s.as_bytes())
+        ),
+        _ => format!("ERR Error running script {name}, execution failure"),
+    }
+}
+
+/// Closes the MULTI a script's writes opened on the replication stream and the AOF (Redis 7
+/// propagates a script as its effects wrapped in MULTI/EXEC).
+fn close_multi(ctx: &mut Ctx<'_>) {
+    let to_repl = !ctx.client.is_master && ctx.store.repl.active();
+    if to_repl && ctx.store.repl.multi_open {
+        ctx.store.repl.multi_open = false;
+        ctx.store.repl.propagate(ctx.client.db, &[b"EXEC"]);
+        ctx.client.repl_woff = ctx.store.repl.offset;
+    }
+    if ctx.store.aof.on && ctx.store.aof.multi_open {
+        ctx.store.aof.multi_open = false;
+        ctx.store.aof.append(ctx.client.db, &[b"EXEC"]);
+    }
+}
+
+/// `__redis__err__handler`: turns any error into `{err=..., source=..., line=...}`, the
+/// position being the script's line that raised it (C functions and our helpers skipped).
+fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Value> {
+    let t = match err {
+        Value::Table(t) => t,
+        Value::Error(e) => {
+            let t = lua.create_table()?;
+            t.raw_set("err", error_text(&e))?;
+            t
+        }
+        other => {
+            let s = match lua.coerce_string(other.clone())? {
+                Some(s) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+                None => match other {
+                    Value::Nil => "nil".into(),
+                    Value::Boolean(b) => b.to_string(),
+                    _ => other.type_name().to_string(),
+                },
+            };
+            let t = lua.create_table()?;
+            t.raw_set("err", format!("ERR {s}"))?;
+            t
+        }
+    };
+    let mut level = 1;
+    while level < 8 {
+        let info = lua.inspect_stack(level, |d| {
+            let s = d.source();
+            (
+                s.what.to_string(),
+                s.source.map(|x| x.into_owned()),
+                d.current_line(),
+            )
+        });
+        let Some((what, source, line)) = info else {
+            break;
+        };
+        if what == "C" || source.as_deref() == Some(INTERNAL) {
+            level += 1;
+            continue;
+        }
+        if let Some(src) = source {
+            t.raw_set("source", src)?;
+        }
+        if let Some(line) = line {
+            t.raw_set("line", line as i64)?;
+        }
+        break;
+    }
+    Ok(Value::Table(t))
+}
+
+/// `redis.call` / `redis.pcall` inside a run: returns (is_error, value).
+fn script_call(
+    lua: &Lua,
+    ctx: &mut Ctx<'_>,
+    resp3: &AtomicBool,
+    mode: RunMode,
+    args: MultiValue,
+) -> mlua::Result<(bool, Value)> {
+    let fail = |text: &str| -> mlua::Result<(bool, Value)> {
+        Ok((true, err_table(lua, &normalize_error(text))?))
+    };
+    if args.is_empty() {
+        return fail("Please specify at least one argument for this redis lib call");
+    }
+    let mut argv: Vec<Vec<u8>> = Vec::with_capacity(args.len());
+    for a in args.iter() {
+        match a {
+            Value::String(s) => argv.push(s.as_bytes().to_vec()),
+            Value::Integer(n) => argv.push(n.to_string().into_bytes()),
+            Value::Number(n) => argv.push(convert::number_arg(*n)),
+            _ => return fail("Lua redis lib command arguments must be strings or integers"),
+        }
+    }
+    let refs: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+    let reg = crate::cmd::registry();
+    let Some((id, cmd)) = reg.lookup(refs[0]) else {
+        return fail("Unknown Redis command called from script");
+    };
+    let argc = refs.len() as i32;
+    if (cmd.arity > 0 && argc != cmd.arity) || (cmd.arity < 0 && argc < -cmd.arity) {
+        return fail("Wrong number of args calling Redis command from script");
+    }
+    if cmd.flags & flags::NOSCRIPT != 0 {
+        return fail("This Redis command is not allowed from script");
+    }
+    if cmd.flags & flags::WRITE != 0 {
+        if mode.read_only {
+            return fail("Write commands are not allowed from read-only scripts.");
+        }
+        if ctx.store.repl.master.is_some()
+            && !ctx.client.is_master
+            && ctx.store.config.get("replica-read-only").as_deref() != Some("no")
+        {
+            return fail("-READONLY You can't write against a read only replica.");
+        }
+        if cmd.flags & flags::DENYOOM != 0
+            && mode.flags & sflags::EVAL_COMPAT != 0
+            && ctx.store.config.maxmemory != 0
+            && ctx.store.evict_to_fit(crate::alloc::allocated_bytes)
+                == crate::store::evict::EvictOutcome::Oom
+        {
+            return fail("-OOM command not allowed when used memory > 'maxmemory'.");
+        }
+        ctx.shared
+            .script_busy()
+            .wrote
+            .store(true, Ordering::Relaxed);
+    }
+    let mut out = Out::new();
+    out.resp3 = resp3.load(Ordering::Relaxed);
+    {
+        let mut c2 = Ctx {
+            store: &mut *ctx.store,
+            client: &mut *ctx.client,
+            out: &mut out,
+            shared: ctx.shared,
+            now_ms: ctx.now_ms,
+        };
+        crate::cmd::call(&mut c2, id, cmd, &refs);
+    }
+    // A command run from a script never blocks nor closes the connection.
+    ctx.client.action = None;
+    ctx.client.blocked_keys.clear();
+    if out.buf.is_empty() {
+        return Ok((false, Value::Nil));
+    }
+    let is_err = out.buf[0] == b'-';
+    let (v, _) = convert::reply_to_lua(lua, &out.buf, 0, 0)?;
+    Ok((is_err, v))
+}
+
+/// `redis.register_function(name, callback)` or `redis.register_function{...}`.
+fn register_function(
+    lua: &Lua,
+    registered: &std::cell::RefCell<BTreeMap<String, FunctionDef>>,
+    args: MultiValue,
+) -> mlua::Result<()> {
+    let _ = lua;
+    let (name, func, fl, desc) = match args.len() {
+        1 => {
+            let Some(Value::Table(t)) = args.front() else {
+                return Err(rt(
+                    "ERR calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).",
+                ));
+            };
+            let mut name = None;
+            let mut func = None;
+            let mut fl = 0u32;
+            let mut desc = None;
+            for pair in t.pairs::<Value, Value>() {
+                let (k, v) = pair?;
+                let key = match &k {
+                    Value::String(s) => s.to_string_lossy(),
+                    _ => {
+                        return Err(rt(
+                            "ERR named argument key given to redis.register_function is not a string",
+                        ));
+                    }
+                };
+                match key.as_str() {
+                    "function_name" => match v {
+                        Value::String(s) => name = Some(s.to_string_lossy()),
+                        _ => {
+                            return Err(rt(
+                                "ERR function_name argument given to redis.register_function must be a string",
+                            ));
+                        }
+                    },
+                    "callback" => match v {
+                        Value::Function(f) => func = Some(f),
+                        _ => {
+                            return Err(rt(
+                                "ERR callback argument given to redis.register_function must be a function",
+                            ));
+                        }
+                    },
+                    "description" => match v {
+                        Value::String(s) => desc = Some(s.as_bytes().to_vec()),
+                        _ => {
+                            return Err(rt(
+                                "ERR description argument given to redis.register_function must be a string",
+                            ));
+                        }
+                    },
+                    "flags" => match v {
+                        Value::Table(ft) => {
+                            for f in ft.sequence_values::<Value>() {
+                                let Value::String(s) = f? else {
+                                    return Err(rt("ERR unknown flag given"));
+                                };
+                                let s = s.to_string_lossy();
+                                match sflags::NAMES.iter().find(|(n, _)| *n == s) {
+                                    Some((_, b)) => fl |= b,
+                                    None => return Err(rt("ERR unknown flag given")),
+                                }
+                            }
+                        }
+                        _ => {
+                            return Err(rt(
+                                "ERR flags argument to redis.register_function must be a table representing function flags",
+                            ));
+                        }
+                    },
+                    _ => return Err(rt("ERR unknown argument given to redis.register_function")),
+                }
+            }
+            let Some(name) = name else {
+                return Err(rt(
+                    "ERR redis.register_function must get a function name argument",
+                ));
+            };
+            let Some(func) = func else {
+                return Err(rt(
+                    "ERR redis.register_function must get a callback argument",
+                ));
+            };
+            (name, func, fl, desc)
+        }
+        2 => {
+            let mut it = args.into_iter();
+            let name = match it.next() {
+                Some(Value::String(s)) => s.to_string_lossy(),
+                _ => {
+                    return Err(rt(
+                        "ERR first argument to redis.register_function must be a string",
+                    ));
+                }
+            };
+            let func = match it.next() {
+                Some(Value::Function(f)) => f,
+                _ => {
+                    return Err(rt(
+                        "ERR second argument to redis.register_function must be a function",
+                    ));
+                }
+            };
+            (name, func, 0, None)
+        }
+        _ => {
+            return Err(rt(
+                "ERR wrong number of arguments to redis.register_function",
+            ));
+        }
+    };
+    if !valid_name(&name) {
+        return Err(rt(
+            "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long",
+        ));
+    }
+    let mut reg = registered.borrow_mut();
+    if reg.contains_key(&name) {
+        return Err(rt("ERR Function already exists in the library"));
+    }
+    reg.insert(
+        name.clone(),
+        FunctionDef {
+            name,
+            func,
+            flags: fl,
+            description: desc,
+        },
+    );
+    Ok(())
+}
+
+/// Library and function names: letters, digits, underscores, at least one.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `#!lua name=<lib>`: the library name and the shebang line's length.
+fn library_metadata(code: &[u8]) -> Result<(String, usize), String> {
+    if !code.starts_with(b"#!") {
+        return Err("ERR Missing library metadata".into());
+    }
+    let end = memchr::memchr(b'\n', code).unwrap_or(code.len());
+    let line = String::from_utf8_lossy(&code[..end]).into_owned();
+    let mut parts = line.split_ascii_whitespace();
+    let engine = parts.next().unwrap_or("#!");
+    let engine = &engine[2..];
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(format!("ERR Engine '{engine}' not found"));
+    }
+    let mut name = None;
+    for p in parts {
+        match p.split_once('=') {
+            Some(("name", v)) => name = Some(v.to_string()),
+            _ => return Err(format!("ERR Invalid metadata value given: {p}")),
+        }
+    }
+    let Some(name) = name else {
+        return Err("ERR Library name was not given".into());
+    };
+    if !valid_name(&name) {
+        return Err("ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long".into());
+    }
+    Ok((name, end))
+}
+
+/// `#!lua flags=...` of an EVAL script: its [`sflags`] and the shebang line's length
+/// (0 and [`sflags::EVAL_COMPAT`] without one).
+///
+/// # Errors
+/// The error line (Redis's texts).
+pub fn eval_shebang(body: &[u8]) -> Result<(u32, usize), String> {
+    if !body.starts_with(b"#!") {
+        return Ok((sflags::EVAL_COMPAT, 0));
+    }
+    let Some(end) = memchr::memchr(b'\n', body) else {
+        return Err("ERR Invalid script shebang".into());
+    };
+    let line = String::from_utf8_lossy(&body[..end]).into_owned();
+    let mut parts = line.split_ascii_whitespace();
+    let Some(engine) = parts.next() else {
+        return Err("ERR Invalid engine in script shebang".into());
+    };
+    if engine != "#!lua" {
+        return Err(format!("ERR Unexpected engine in script shebang: {engine}"));
+    }
+    let mut fl = 0;
+    for p in parts {
+        if let Some(list) = p.strip_prefix("flags=") {
+            for f in list.split(',') {
+                if f.is_empty() {
+                    continue;
+                }
+                match sflags::NAMES.iter().find(|(n, _)| *n == f) {
+                    Some((_, b)) => fl |= b,
+                    None => return Err(format!("ERR Unexpected flag in script shebang: {f}")),
+                }
+            }
+        } else {
+            return Err(format!("ERR Unknown lua shebang option: {p}"));
+        }
+    }
+    Ok((fl, end))
+}
+
+/// The `redis` table (before it is made read-only).
+fn redis_table(lua: &Lua, resp3: Arc<AtomicBool>) -> mlua::Result<Table> {
+    let r = lua.create_table()?;
+    r.raw_set(
+        "error_reply",
+        lua.create_function(|lua, v: MultiValue| {
+            let Some(Value::String(s)) = v.front().filter(|_| v.len() == 1) else {
+                return Err(rt("ERR wrong number or type of arguments"));
+            };
+            let s = s.to_string_lossy();
+            let s = if s.starts_with('-') {
+                s
+            } else {
+                format!("-{s}")
+            };
+            err_table(lua, &normalize_error(&s))
+        })?,
+    )?;
+    r.raw_set(
+        "status_reply",
+        lua.create_function(|lua, v: MultiValue| {
+            let Some(Value::String(s)) = v.front().filter(|_| v.len() == 1) else {
+                return Err(rt("ERR wrong number or type of arguments"));
+            };
+            let t = lua.create_table()?;
+            t.raw_set("ok", s.clone())?;
+            Ok(t)
+        })?,
+    )?;
+    r.raw_set(
+        "sha1hex",
+        lua.create_function(|_, v: MultiValue| {
+            if v.len() != 1 {
+                return Err(rt("ERR wrong number of arguments"));
+            }
+            let data = match v.front() {
+                Some(Value::String(s)) => s.as_bytes().to_vec(),
+                Some(Value::Integer(n)) => n.to_string().into_bytes(),
+                Some(Value::Number(n)) => convert::number_arg(*n),
+                _ => Vec::new(),
+            };
+            Ok(super::sha1hex(&data))
+        })?,
+    )?;
+    r.raw_set(
+        "log",
+        lua.create_function(|lua, v: MultiValue| {
+            if v.len() < 2 {
+                return Err(rt("ERR redis.log() requires two arguments or more."));
+            }
+            let level = match v.front() {
+                Some(Value::Integer(n)) => *n,
+                Some(Value::Number(n)) => *n as i64,
+                _ => return Err(rt("ERR First argument must be a number (log level).")),
+            };
+            if !(0..=3).contains(&level) {
+                return Err(rt("ERR Invalid debug level."));
+            }
+            let mut msg = String::new();
+            for (i, a) in v.iter().skip(1).enumerate() {
+                if i > 0 {
+                    msg.push(' ');
+                }
+                if let Some(s) = lua.coerce_string(a.clone())? {
+                    msg.push_str(&s.to_string_lossy());
+                }
+            }
+            match level {
+                0 => tracing::debug!(target: "lua", "{msg}"),
+                1 | 2 => tracing::info!(target: "lua", "{msg}"),
+                _ => tracing::warn!(target: "lua", "{msg}"),
+            }
+            Ok(())
+        })?,
+    )?;
+    r.raw_set(
+        "setresp",
+        lua.create_function(move |_, v: MultiValue| {
+            if v.len() != 1 {
+                return Err(rt("ERR redis.setresp() requires one argument."));
+            }
+            let n = match v.front() {
+                Some(Value::Integer(n)) => *n,
+                Some(Value::Number(n)) => *n as i64,
+                _ => 0,
+            };
+            if n != 2 && n != 3 {
+                return Err(rt("ERR RESP version must be 2 or 3."));
+            }
+            resp3.store(n == 3, Ordering::Relaxed);
+            Ok(())
+        })?,
+    )?;
+    r.raw_set(
+        "set_repl",
+        lua.create_function(|_, v: MultiValue| {
+            if v.len() != 1 {
+                return Err(rt("ERR redis.set_repl() requires one argument."));
+            }
+            let n = match v.front() {
+                Some(Value::Integer(n)) => *n,
+                Some(Value::Number(n)) => *n as i64,
+                _ => -1,
+            };
+            if !(0..=3).contains(&n) {
+                return Err(rt(
+                    "ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+                ));
+            }
+            Ok(())
+        })?,
+    )?;
+    r.raw_set(
+        "replicate_commands",
+        lua.create_function(|_, _: MultiValue| Ok(true))?,
+    )?;
+    r.raw_set(
+        "breakpoint",
+        lua.create_function(|_, _: MultiValue| Ok(false))?,
+    )?;
+    r.raw_set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    r.raw_set(
+        "acl_check_cmd",
+        lua.create_function(|_, v: MultiValue| {
+            let Some(Value::String(s)) = v.front() else {
+                return Err(rt(
+                    "ERR Please specify at least one argument for this redis lib call",
+                ));
+            };
+            match crate::cmd::registry().lookup(&s.as_bytes()) {
+                Some(_) => Ok(true),
+                None => Err(rt("ERR Invalid command passed to redis.acl_check_cmd()")),
+            }
+        })?,
+    )?;
+    // redis.call and redis.pcall are C functions, as in Redis: a `return redis.call(..)`
+    // tail call then keeps the script's frame, whose line the error reports.
+    r.raw_set(
+        "call",
+        lua.create_function(|lua, args: MultiValue| {
+            let slot: Table = lua.named_registry_value("codis_slot")?;
+            let f: Function = slot.raw_get(1)?;
+            let (is_err, v): (bool, Value) = f.call(args)?;
+            if is_err {
+                let text = match &v {
+                    Value::Table(t) => t.raw_get::<String>("err").unwrap_or_default(),
+                    _ => String::new(),
+                };
+                return Err(rt(text));
+            }
+            Ok(v)
+        })?,
+    )?;
+    r.raw_set(
+        "pcall",
+        lua.create_function(|lua, args: MultiValue| {
+            let slot: Table = lua.named_registry_value("codis_slot")?;
+            let f: Function = slot.raw_get(1)?;
+            let (_, v): (bool, Value) = f.call(args)?;
+            Ok(v)
+        })?,
+    )?;
+    r.raw_set("REDIS_VERSION", crate::server::REDIS_VERSION)?;
+    r.raw_set("REDIS_VERSION_NUM", 0x07000f)?;
+    for (k, v) in [
+        ("LOG_DEBUG", 0),
+        ("LOG_VERBOSE", 1),
+        ("LOG_NOTICE", 2),
+        ("LOG_WARNING", 3),
+        ("REPL_NONE", 0),
+        ("REPL_AOF", 1),
+        ("REPL_SLAVE", 2),
+        ("REPL_REPLICA", 2),
+        ("REPL_ALL", 3),
+    ] {
+        r.raw_set(k, v)?;
+    }
+    Ok(r)
+}
