@@ -13,6 +13,8 @@ mod admin;
 mod consistency;
 #[path = "cluster/fe.rs"]
 mod fe;
+#[path = "cluster/guide.rs"]
+mod guide;
 #[path = "cluster/quickstart.rs"]
 mod quickstart;
 mod support;
