@@ -14,6 +14,8 @@ mod consistency;
 #[path = "cluster/fe.rs"]
 mod fe;
 mod support;
+#[path = "cluster/ui.rs"]
+mod ui;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;

@@ -22,13 +22,18 @@ pub(crate) fn MigrationBar(
     /// The product line's migrations (live).
     migration: Signal<Option<MigrationOverview>>,
 ) -> impl IntoView {
+    // The largest total of the run seen last (a run ends when the fe reports no total).
     let last_total = RwSignal::new(0i64);
-    Effect::new(move |_| {
-        if let Some(m) = migration.get()
-            && m.total > 0
-        {
-            last_total.set(m.total);
+    Effect::new(move |was_running: Option<bool>| {
+        let total = migration.with(|m| m.as_ref().map_or(0, |m| m.total));
+        if total > 0 {
+            if was_running == Some(true) {
+                last_total.update(|t| *t = (*t).max(total));
+            } else {
+                last_total.set(total);
+            }
         }
+        total > 0
     });
     let counts = move || {
         let m = migration.get().unwrap_or_default();

@@ -87,7 +87,7 @@ pub(crate) fn AuditPage() -> impl IntoView {
                                 <td>{format::time(i.time)}</td>
                                 <td>{i.actor}</td>
                                 <td>{i.source}</td>
-                                <td>{i.product.unwrap_or_default()}</td>
+                                <td class="audit-product">{i.product.unwrap_or_default()}</td>
                                 <td class="audit-action">{i.action}</td>
                                 <td>{i.target.unwrap_or_default()}</td>
                                 <td class="params">{i.params.unwrap_or_default()}</td>

@@ -16,6 +16,18 @@ use crate::format;
 #[component]
 pub(crate) fn ProductsPage() -> impl IntoView {
     let list = poll(Duration::from_secs(5), api::products);
+    // The first list on screen: a Performance API mark, so "time from navigation to an
+    // interactive product list" can be measured (scripts/bench-ui.sh, the browser test).
+    Effect::new(move |done: Option<bool>| {
+        if done == Some(true) {
+            return true;
+        }
+        let shown = list.data.with(|d| matches!(d, Some(Ok(_))));
+        if shown && let Some(perf) = window().performance() {
+            let _ = perf.mark("codis:products");
+        }
+        shown
+    });
     view! {
         <h1>"Product lines"</h1>
         {move || match list.data.get() {
