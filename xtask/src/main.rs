@@ -169,7 +169,7 @@ fn sizes(out: &Path) -> Result<()> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(out)
         .with_context(|| format!("read {}", out.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && !p.extension().is_some_and(|e| e == "gz"))
+        .filter(|p| p.is_file() && p.extension().is_none_or(|e| e != "gz"))
         .collect();
     files.sort();
     let (mut raw, mut packed) = (0u64, 0u64);
