@@ -2,7 +2,8 @@
 # Runs every check and test of the workspace: formatting, clippy, unit and integration tests
 # (the integration tests start real redis-server processes to compare replies byte for byte).
 # Installs what it needs (Debian's redis-server, redis-tools, redis-sentinel, zookeeper,
-# etcd-server) and schemathesis (pip) when missing.
+# etcd-server, chromium, chromium-driver), schemathesis (pip) and the wasm32 target when
+# missing; builds the web UI bundle (xtask) that the browser test serves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,10 @@ fi
 if ! need redis-sentinel; then
     missing+=(redis-sentinel)
 fi
+# The web console's browser test (tests/tests/cluster/ui.rs) drives Chromium through WebDriver.
+if ! need chromium || ! need chromedriver; then
+    missing+=(chromium chromium-driver)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -31,6 +36,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
+# The web UI is compiled to wasm32; CI starts with only the host target.
+rustup target add wasm32-unknown-unknown
 # schemathesis (PyPI) fuzzes codis-fe's API from its OpenAPI document in the cluster test.
 if ! need schemathesis; then
     echo "== installing schemathesis (pip)"
@@ -46,6 +53,11 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+# The frontend as the browser runs it.
+cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+echo "== web UI bundle (xtask: wasm32 build, wasm-bindgen, npm binaryen wasm-opt, gzip)"
+cargo run -q -p xtask -- dist "$CARGO_TARGET_DIR/ui-dist"
+export CODIS_UI_DIST="$CARGO_TARGET_DIR/ui-dist"
 echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -18,6 +18,8 @@ mod guide;
 #[path = "cluster/quickstart.rs"]
 mod quickstart;
 mod support;
+#[path = "cluster/ui.rs"]
+mod ui;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;

@@ -18,10 +18,10 @@ use super::support::{
     start_proxy_on, start_zookeeper, wait_for, workspace_bin,
 };
 
-const ADMIN_PW: &str = "fe-e2e-admin-pw";
+pub(super) const ADMIN_PW: &str = "fe-e2e-admin-pw";
 
 /// A logged-in client of the fe's API (cookie + CSRF token, or a bearer token).
-struct Fe {
+pub(super) struct Fe {
     port: u16,
     auth: Vec<(String, String)>,
 }
@@ -75,7 +75,7 @@ fn raw_http(
 }
 
 impl Fe {
-    fn login(port: u16) -> Fe {
+    pub(super) fn login(port: u16) -> Fe {
         let (status, head, body) = raw_http(
             port,
             "POST",
@@ -106,7 +106,7 @@ impl Fe {
         }
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(super) fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let text = body.map(|b| b.to_string()).unwrap_or_default();
         let (status, _, body) = raw_http(self.port, method, path, &self.auth, &text);
         (
@@ -115,13 +115,13 @@ impl Fe {
         )
     }
 
-    fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub(super) fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let (status, v) = self.call(method, path, body);
         assert_eq!(status, 200, "{method} {path}: {v}");
         v
     }
 
-    fn product(&self, name: &str) -> Option<Value> {
+    pub(super) fn product(&self, name: &str) -> Option<Value> {
         let (_, v) = self.call("GET", "/api/v1/products", None);
         v["products"]
             .as_array()?
@@ -132,7 +132,7 @@ impl Fe {
 }
 
 /// A dashboard over the filesystem coordinator at `root`.
-fn start_fs_dashboard(product: &str, root: &Path, port: u16, dir: &Path) -> Proc {
+pub(super) fn start_fs_dashboard(product: &str, root: &Path, port: u16, dir: &Path) -> Proc {
     std::fs::create_dir_all(dir).unwrap();
     let conf = dir.join("dashboard.toml");
     std::fs::write(
@@ -174,7 +174,12 @@ fn start_fs_dashboard(product: &str, root: &Path, port: u16, dir: &Path) -> Proc
     proc
 }
 
-fn start_fe(root: &Path, dir: &Path, port: u16) -> Proc {
+pub(super) fn start_fe(root: &Path, dir: &Path, port: u16) -> Proc {
+    start_fe_with(root, dir, port, &dir.join("assets"))
+}
+
+/// codis-fe serving the web UI from `assets`.
+pub(super) fn start_fe_with(root: &Path, dir: &Path, port: u16, assets: &Path) -> Proc {
     let out_path = dir.join("fe.out");
     let out = std::fs::File::create(&out_path).unwrap();
     let mut proc = Proc::spawn(
@@ -186,7 +191,7 @@ fn start_fe(root: &Path, dir: &Path, port: u16) -> Proc {
             .arg("--db")
             .arg(dir.join("fe.db"))
             .args(["--poll-interval", "0.5", "--assets-dir"])
-            .arg(dir.join("assets"))
+            .arg(assets)
             .env("CODIS_FE_ADMIN_PASSWORD", ADMIN_PW)
             .current_dir(dir)
             .stdout(out.try_clone().unwrap())

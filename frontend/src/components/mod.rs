@@ -1,0 +1,42 @@
+//! Widgets shared by the pages.
+
+pub(crate) mod action;
+pub(crate) mod chart;
+pub(crate) mod poll;
+pub(crate) mod progress;
+pub(crate) mod slotmap;
+pub(crate) mod table;
+
+use leptos::prelude::*;
+
+use crate::api::ApiError;
+
+/// A failed read, shown where the data would be.
+#[component]
+pub(crate) fn ErrorView(
+    /// The failure.
+    error: ApiError,
+) -> impl IntoView {
+    view! { <p class="err" role="alert">{error.message}</p> }
+}
+
+/// One figure with its label.
+#[component]
+pub(crate) fn Stat(
+    /// What it is.
+    #[prop(into)]
+    label: String,
+    /// The value (reactive).
+    #[prop(into)]
+    value: Signal<String>,
+    /// Marks the figure as a problem.
+    #[prop(optional, into)]
+    bad: Signal<bool>,
+) -> impl IntoView {
+    view! {
+        <div class="stat" class:bad=move || bad.get()>
+            <div class="stat-value">{move || value.get()}</div>
+            <div class="stat-label">{label}</div>
+        </div>
+    }
+}
