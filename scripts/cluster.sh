@@ -11,13 +11,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/codis-rs/target}"
+command -v python3 >/dev/null || { echo "python3 is needed (apt-get install python3)" >&2; exit 1; }
+# A build interrupted by Ctrl-C or SIGTERM takes cargo with it.
+build() { "$@" & local pid=$!; trap 'kill $pid 2>/dev/null; exit 130' INT TERM HUP; wait $pid; trap - INT TERM HUP; }
 if [ -z "${CODIS_BIN_DIR:-}" ]; then
     echo "== building codis-server, codis-proxy, codis-dashboard, codis-fe (release)"
-    cargo build --release -p dataplane -p backend --bins
+    build cargo build --release -p dataplane -p backend --bins
     CODIS_BIN_DIR="$CARGO_TARGET_DIR/release"
 fi
-if [ -z "${CODIS_UI_DIR:-}" ] && [ -x scripts/build-ui.sh ]; then
-    echo "== building the web UI"
-    CODIS_UI_DIR=$(scripts/build-ui.sh | tail -1)
+if [ -z "${CODIS_UI_DIR:-}" ]; then
+    echo "== building the web UI (wasm32; wasm-bindgen as a library, wasm-opt from npm when there)"
+    rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
+    CODIS_UI_DIR="$CARGO_TARGET_DIR/ui-dist"
+    build cargo run -q -p xtask -- dist "$CODIS_UI_DIR"
 fi
 exec python3 -u scripts/platform.py --bin "$CODIS_BIN_DIR" ${CODIS_UI_DIR:+--ui "$CODIS_UI_DIR"} "$@"

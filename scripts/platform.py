@@ -16,6 +16,8 @@ environment variable (FE_PORT, P1_DASHBOARD_PORT, P1_PROXY_PORT, ..., SERVER_BAS
 """
 
 import argparse
+import ctypes
+import fcntl
 import http.cookiejar
 import json
 import os
@@ -61,18 +63,28 @@ ZK_PORT = env_port("ZK_PORT", 2181)
 ETCD_PORT = env_port("ETCD_PORT", 2379)
 ETCD_PEER_PORT = env_port("ETCD_PEER_PORT", 2380)
 
-procs = []  # (name, Popen)
+procs = []  # (name, Popen, stage): stage 0 coordinator, 1 servers, 2 dashboards, 3 fe/proxies
 stopping = False
+
+
+class Stop(Exception):
+    """Raised by a signal: unwind, stop every process, exit."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
 
 
 def log(msg):
     print(f"[platform] {msg}", flush=True)
 
 
+class Failed(Exception):
+    pass
+
+
 def fail(msg):
-    print(f"[platform] error: {msg}", file=sys.stderr, flush=True)
-    stop_all()
-    sys.exit(1)
+    raise Failed(msg)
 
 
 def port_open(port):
@@ -118,73 +130,112 @@ def check_ports(coordinator):
     taken = [(what, port) for what, port in all_ports(coordinator) if not port_bindable(port)]
     if taken:
         lines = "\n".join(f"  port {port} ({what}) is already in use" for what, port in taken)
-        print(
-            f"[platform] error: cannot start, ports taken:\n{lines}\n"
+        fail(
+            f"cannot start, ports taken:\n{lines}\n"
             "  stop what uses them, or move ours with FE_PORT, P1_PROXY_PORT, P2_PROXY_PORT,\n"
             "  P1_DASHBOARD_PORT, P2_DASHBOARD_PORT, P1_PROXY_ADMIN_PORT, P2_PROXY_ADMIN_PORT,\n"
-            "  SERVER_BASE_PORT (6 ports from it), ZK_PORT, ETCD_PORT.",
-            file=sys.stderr,
+            "  SERVER_BASE_PORT (6 ports from it), ZK_PORT, ETCD_PORT, ETCD_PEER_PORT."
         )
-        sys.exit(1)
 
 
-def start(name, argv, logfile, env=None, cwd=None):
+def _die_with_parent():
+    # The children get SIGTERM if this script dies in any way (even SIGKILL).
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def start(name, argv, logfile, stage, env=None, cwd=None):
     out = open(logfile, "ab")
-    p = subprocess.Popen(
-        argv,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        cwd=cwd,
-        env=env,
-        start_new_session=True,
-    )
-    procs.append((name, p))
+    # No signal between the fork and the bookkeeping, so no child is ever unknown.
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+    try:
+        p = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        p.logfile = logfile
+        procs.append((name, p, stage))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
     return p
+
+
+def log_tail(path, n=20):
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().decode(errors="replace").splitlines()
+        return "\n".join("    " + l for l in lines[-n:])
+    except OSError:
+        return "    (no log)"
+
+
+def check_children():
+    for name, p, _ in procs:
+        if p.poll() is not None:
+            fail(f"{name} exited (code {p.returncode}); its log {p.logfile} ends with:\n"
+                 + log_tail(p.logfile))
 
 
 def wait_port(name, port, proc, within=60):
     deadline = time.time() + within
     while time.time() < deadline:
-        if proc.poll() is not None:
-            fail(f"{name} exited at start (code {proc.returncode}); see its log")
+        check_children()
         if port_open(port):
+            time.sleep(0.2)
+            check_children()  # listening, and still alive (not someone else's listener)
             return
         time.sleep(0.1)
-    fail(f"{name} did not listen on {port} within {within} s")
+    fail(f"{name} did not listen on {port} within {within} s; log {proc.logfile}:\n" + log_tail(proc.logfile))
 
 
 def stop_all():
     global stopping
-    if stopping:
-        return
     stopping = True
-    # Proxies and the fe first, then dashboards (they release their locks), then servers
-    # (they save), then the coordinator.
-    for name, p in reversed(procs):
-        if p.poll() is None:
+    # Stage by stage: the fe and proxies, then the dashboards (they release their locks), then
+    # the servers (they save), then the coordinator.
+    for stage in (3, 2, 1, 0):
+        group = [p for _, p, st in procs if st == stage and p.poll() is None]
+        for p in group:
             try:
                 os.killpg(p.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-    deadline = time.time() + 20
-    for name, p in procs:
-        left = max(0.1, deadline - time.time())
-        try:
-            p.wait(timeout=left)
-        except subprocess.TimeoutExpired:
+        deadline = time.time() + 20
+        for p in group:
             try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait()
+                p.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                kill_hard(p)
+
+
+def kill_hard(p):
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        p.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 def on_signal(signum, _frame):
-    log(f"signal {signum}: stopping every process")
-    stop_all()
-    log("stopped")
-    sys.exit(0)
+    if stopping:
+        # A second Ctrl-C: no more waiting.
+        log(f"{signal.Signals(signum).name} again: killing what is left")
+        for _, p, _ in procs:
+            if p.poll() is None:
+                kill_hard(p)
+        return
+    raise Stop(signum)
 
 
 # ---- a small RESP client ----
@@ -257,8 +308,8 @@ class Fe:
         status, v = self.call("POST", "/api/v1/session", {"username": "admin", "password": password})
         if status != 200:
             fail(
-                f"logging in to codis-fe as admin failed (HTTP {status}: {v.get('message')}); "
-                "if you changed the admin password, set CODIS_FE_ADMIN_PASSWORD to it"
+                f"logging in to codis-fe as admin failed (HTTP {status}: {v.get('message')}); the "
+                "password is fixed when fe.db is created: set CODIS_FE_ADMIN_PASSWORD to the current one"
             )
         self.csrf = v["csrf_token"]
 
@@ -266,6 +317,7 @@ class Fe:
 def wait_for(what, check, within=120):
     deadline = time.time() + within
     while time.time() < deadline:
+        check_children()
         try:
             v = check()
             if v:
@@ -296,6 +348,7 @@ def start_zookeeper(data):
         ["java", "-Xmx256m", f"-Dzookeeper.log.dir={d}", "-cp", f"/etc/zookeeper/conf:{jar}",
          "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg],
         os.path.join(d, "zookeeper.log"),
+        0,
     )
     wait_port("zookeeper", ZK_PORT, p)
     return ("zookeeper", f"127.0.0.1:{ZK_PORT}")
@@ -304,6 +357,10 @@ def start_zookeeper(data):
 def start_etcd(data):
     if not shutil.which("etcd"):
         install(["etcd-server"])
+        # Debian's package may start its own etcd on 2379 right away.
+        if not port_bindable(ETCD_PORT):
+            fail(f"port {ETCD_PORT} is taken after installing etcd-server (its service started): "
+                 "sudo systemctl disable --now etcd, or set ETCD_PORT")
     d = os.path.join(data, "etcd")
     os.makedirs(d, exist_ok=True)
     url = f"http://127.0.0.1:{ETCD_PORT}"
@@ -315,6 +372,7 @@ def start_etcd(data):
          "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
          "--initial-cluster", f"platform={peer}"],
         os.path.join(d, "etcd.log"),
+        0,
     )
     wait_port("etcd", ETCD_PORT, p)
     return ("etcd", f"127.0.0.1:{ETCD_PORT}")
@@ -324,41 +382,91 @@ def install(packages):
     log(f"installing {' '.join(packages)} from Debian's packages (apt)")
     sudo = [] if os.geteuid() == 0 else ["sudo"]
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(sudo + ["apt-get", "install", "-y", "-qq"] + packages, check=True, env=env)
+    cmd = " ".join(sudo + ["apt-get", "install", "-y"] + packages)
+    if not shutil.which("apt-get") or (sudo and not shutil.which("sudo")):
+        fail(f"cannot install {' '.join(packages)} here; install it ({cmd}) and start again")
+    try:
+        subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(sudo + ["apt-get", "install", "-y", "-qq"] + packages, check=True, env=env)
+    except subprocess.CalledProcessError:
+        fail(f"installing {' '.join(packages)} failed; run: {cmd}")
 
 
 # ---- the platform ----
 
 
 def main():
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, on_signal)
+    code = 0
+    try:
+        run()
+    except Stop as e:
+        log(f"{signal.Signals(e.signum).name}: stopping every process")
+        code = 128 + e.signum
+    except Failed as e:
+        print(f"[platform] error: {e}", file=sys.stderr, flush=True)
+        code = 1
+    except BaseException as e:  # noqa: BLE001 - whatever happens, no process is left behind
+        print(f"[platform] error: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        code = 1
+    try:
+        stop_all()
+    except Stop:
+        stop_all()
+    log("stopped")
+    sys.exit(code)
+
+
+def run():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--coordinator", choices=["filesystem", "zookeeper", "etcd"], default="filesystem")
-    ap.add_argument("--data", default=os.environ.get("DATA", os.path.join(ROOT, "tmp", "platform")))
+    ap.add_argument("--data", default=os.environ.get("CODIS_DATA", os.path.join(ROOT, "tmp", "platform")))
     ap.add_argument("--bin", required=True, help="folder with the built binaries")
     ap.add_argument("--ui", default="", help="folder with the built web UI")
     args = ap.parse_args()
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    check_ports(args.coordinator)
     data = os.path.abspath(args.data)
-    os.makedirs(data, exist_ok=True)
+    os.makedirs(data, mode=0o700, exist_ok=True)
+    # One platform per data folder.
+    lock = open(os.path.join(data, ".lock"), "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fail(f"another scripts/cluster.sh runs on {data}; stop it first (or use --data)")
+    check_ports(args.coordinator)
+    if args.ui and not all(os.path.isfile(os.path.join(args.ui, f)) for f in ("index.html", "frontend_bg.wasm")):
+        fail(f"the web UI is not built in {args.ui} (cargo run -p xtask -- dist {args.ui})")
+    layout_file = os.path.join(data, "layout.json")
+    layout = {"coordinator": args.coordinator, "fe": FE_PORT, "server_base": SERVER_BASE,
+              "proxies": [p["proxy"] for p in PRODUCTS], "dashboards": [p["dashboard"] for p in PRODUCTS]}
+    if os.path.exists(layout_file):
+        before = json.load(open(layout_file))
+        if before != layout:
+            fail(f"{data} was set up with {before}, not {layout}: use the same ports and coordinator, "
+                 "or another --data folder")
     first_start = not os.path.exists(os.path.join(data, "fe.db"))
     b = lambda name: os.path.join(args.bin, name)  # noqa: E731
 
-    # The admin password: the caller's, else the one generated on the first start.
+    # The admin password: set once, when fe.db is created (the caller's, else a generated one),
+    # and kept in DATA/admin-password (0600) for the next starts.
     pw_file = os.path.join(data, "admin-password")
-    password = os.environ.get("CODIS_FE_ADMIN_PASSWORD", "")
-    if not password:
-        if os.path.exists(pw_file):
-            password = open(pw_file).read().strip()
-        else:
-            password = secrets.token_urlsafe(12)
-            fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.write(fd, password.encode() + b"\n")
-            os.close(fd)
+    given = os.environ.get("CODIS_FE_ADMIN_PASSWORD", "")
+    if first_start:
+        password = given or secrets.token_urlsafe(12)
+        if len(password) < 8:
+            fail("CODIS_FE_ADMIN_PASSWORD needs at least 8 characters")
+        fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, password.encode() + b"\n")
+        os.close(fd)
+    elif given:
+        password = given
+    elif os.path.exists(pw_file):
+        password = open(pw_file).read().strip()
+    else:
+        fail(f"{data}/fe.db exists but not {pw_file}: set CODIS_FE_ADMIN_PASSWORD to the admin password")
 
+    log(f"starting in {data} (coordinator: {args.coordinator})")
     if args.coordinator == "zookeeper":
         coord = start_zookeeper(data)
     elif args.coordinator == "etcd":
@@ -382,7 +490,14 @@ def main():
                             f"port {port}\nbind 127.0.0.1\ndir {d}\nappendonly yes\n"
                             f"logfile {d}/server.log\nsave 60 1\n"
                         )
-                proc = start(f"codis-server:{port}", [b("codis-server"), conf], os.path.join(d, "stdout.log"))
+                # Port, folder and log on the command line too, so a moved data folder works.
+                proc = start(
+                    f"codis-server:{port}",
+                    [b("codis-server"), conf, "--port", str(port), "--dir", d,
+                     "--logfile", os.path.join(d, "server.log")],
+                    os.path.join(d, "stdout.log"),
+                    1,
+                )
                 wait_port(f"codis-server {port}", port, proc)
 
     for p in PRODUCTS:
@@ -401,16 +516,18 @@ def main():
             f"codis-dashboard:{p['name']}",
             [b("codis-dashboard"), "--config", conf, "--log", os.path.join(d, "dashboard.log"), "--remove-lock"],
             os.path.join(d, "dashboard.out"),
+            2,
         )
         wait_port(f"{p['name']} dashboard", p["dashboard"], proc)
 
+    log("servers and dashboards are up; starting codis-fe")
     fe_env = dict(os.environ, CODIS_FE_ADMIN_PASSWORD=password)
     fe_args = [b("codis-fe"), coord_flag, coord[1], "--listen", f"127.0.0.1:{FE_PORT}",
                "--db", os.path.join(data, "fe.db"), "--log", os.path.join(data, "fe.log"),
                "--poll-interval", "1"]
     if args.ui:
         fe_args += ["--assets-dir", args.ui]
-    proc = start("codis-fe", fe_args, os.path.join(data, "fe.out"), env=fe_env)
+    proc = start("codis-fe", fe_args, os.path.join(data, "fe.out"), 3, env=fe_env)
     wait_port("codis-fe", FE_PORT, proc)
     fe = Fe(FE_PORT)
     fe.login(password)
@@ -459,6 +576,7 @@ def main():
             [b("codis-proxy"), "--config", conf, "--dashboard", f"127.0.0.1:{p['dashboard']}",
              "--log", os.path.join(data, name, "proxy.log")],
             os.path.join(data, name, "proxy.out"),
+            3,
         )
         wait_port(f"{name} proxy", p["proxy"], proc)
         summary = fe.ok("GET", f"/api/v1/products/{name}")["summary"]
@@ -467,6 +585,7 @@ def main():
             if plan["plan"]:
                 fe.ok("POST", f"/api/v1/products/{name}/rebalance", plan)
 
+    log("groups, proxies and the rebalance are set; waiting for every slot and replica")
     for p in PRODUCTS:
         name = p["name"]
 
@@ -485,8 +604,12 @@ def main():
     # A few sample keys (kept if they exist).
     for p in PRODUCTS:
         for i in range(1, 6):
-            resp(p["proxy"], "SET", f"{p['name']}:sample:{i}", f"value {i}", "NX")
+            r = resp(p["proxy"], "SET", f"{p['name']}:sample:{i}", f"value {i}", "NX")
+            if isinstance(r, str) and r.startswith("ERR"):
+                fail(f"writing a sample key through {p['name']}'s proxy: {r}")
         resp(p["proxy"], "HSET", f"{p['name']}:user:1", "name", "ada", "lang", "rust")
+    with open(layout_file, "w") as f:
+        json.dump(layout, f)
 
     print(flush=True)
     print("codis-rs platform is ready" + (" (first start)" if first_start else " (restarted on the same data)"))
@@ -500,11 +623,7 @@ def main():
     print("Ctrl-C stops every process started here.", flush=True)
 
     while True:
-        for name, p in procs:
-            if p.poll() is not None and not stopping:
-                log(f"{name} exited (code {p.returncode}); stopping the platform")
-                stop_all()
-                sys.exit(1)
+        check_children()
         time.sleep(1)
 
 

@@ -15,15 +15,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::support::{TempDir, free_port, workspace_bin};
+use super::support::{TempDir, workspace_bin};
 
-/// `n` consecutive free ports.
+/// `n` consecutive free ports below the ephemeral range (outgoing connections take ports
+/// there, which the script's port check would find taken).
 fn free_range(n: u16) -> u16 {
-    for _ in 0..200 {
-        let base = free_port();
-        if base > 65_000 {
-            continue;
-        }
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let seed = u16::try_from(std::process::id() % 5000).unwrap_or(0);
+    for _ in 0..500 {
+        let step = NEXT.fetch_add(n + 1, std::sync::atomic::Ordering::Relaxed);
+        let base = 21_000 + (seed * 2 + step) % 9_000;
         if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return base;
         }
@@ -65,9 +66,11 @@ fn start(clone: &Path, data: &Path, env: &[(String, String)]) -> Platform {
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if let Ok(ui) = std::env::var("CODIS_UI_DIR") {
-        cmd.env("CODIS_UI_DIR", ui);
-    }
+    // The bundle scripts/test.sh built (CODIS_UI_DIST); without it the fe serves its
+    // API-only page and the script does not build the UI again.
+    let ui = std::env::var("CODIS_UI_DIST")
+        .unwrap_or_else(|_| clone.join("no-ui").display().to_string());
+    cmd.env("CODIS_UI_DIR", ui);
     let mut child = cmd.spawn().expect("bash scripts/cluster.sh");
     let (tx, lines) = mpsc::channel();
     for stream in [
@@ -156,7 +159,13 @@ fn fe_products(port: u16, password: &str) -> serde_json::Value {
         .expect("a session cookie")
         .to_string();
     let out = Command::new("curl")
-        .args(["-sf", "-H", &format!("Cookie: codis_fe_session={cookie}")])
+        .args([
+            "-sf",
+            "--noproxy",
+            "*",
+            "-H",
+            &format!("Cookie: codis_fe_session={cookie}"),
+        ])
         .arg(format!("http://127.0.0.1:{port}/api/v1/products"))
         .output()
         .expect("curl");
@@ -178,6 +187,7 @@ fn readme_first_command_starts_stops_and_restarts_the_platform() {
     assert!(st.success(), "git clone of the workspace failed");
     let data = tmp.path().join("data");
     let base = free_range(6);
+    let others = free_range(7);
     let ports: Vec<(String, u16)> = [
         "FE_PORT",
         "P1_DASHBOARD_PORT",
@@ -188,7 +198,8 @@ fn readme_first_command_starts_stops_and_restarts_the_platform() {
         "P2_PROXY_ADMIN_PORT",
     ]
     .iter()
-    .map(|k| (k.to_string(), free_port()))
+    .zip(others..)
+    .map(|(k, p)| (k.to_string(), p))
     .collect();
     let port = |k: &str| ports.iter().find(|(n, _)| n == k).unwrap().1;
     let mut env: Vec<(String, String)> = ports
@@ -223,6 +234,23 @@ fn readme_first_command_starts_stops_and_restarts_the_platform() {
     assert_eq!(redis_cli(p2, &["SET", "qs:two", "2"]), "OK");
     assert_eq!(redis_cli(p1, &["GET", "qs:one"]), "1");
     assert_eq!(redis_cli(p1, &["GET", "product1:sample:1"]), "value 1");
+    // The console is served: the page and its WebAssembly.
+    for path in ["/", "/frontend_bg.wasm", "/products/product1/slots"] {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "--noproxy",
+                "*",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
+            .arg(format!("http://127.0.0.1:{}{path}", port("FE_PORT")))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "GET {path}");
+    }
     let products = fe_products(port("FE_PORT"), password);
     for name in ["product1", "product2"] {
         let prod = products["products"]
@@ -276,5 +304,23 @@ fn readme_first_command_starts_stops_and_restarts_the_platform() {
     assert!(lines.contains("restarted on the same data"), "{lines}");
     assert_eq!(redis_cli(p1, &["GET", "qs:one"]), "1");
     assert_eq!(redis_cli(p2, &["GET", "qs:two"]), "2");
+    let again = fe_products(port("FE_PORT"), password);
+    assert_eq!(again["products"].as_array().unwrap().len(), 2, "{again}");
+    assert_eq!(
+        again["products"][0]["groups"].as_i64().unwrap()
+            + again["products"][1]["groups"].as_i64().unwrap(),
+        3,
+        "same groups: {again}"
+    );
     drop(p);
+    let leftover = Command::new("pgrep")
+        .arg("-f")
+        .arg(data.to_str().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        leftover.stdout.is_empty(),
+        "processes left: {}",
+        String::from_utf8_lossy(&leftover.stdout)
+    );
 }
