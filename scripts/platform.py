@@ -139,6 +139,9 @@ def check_ports(coordinator):
 
 
 def _die_with_parent():
+    # The signals blocked around the fork must not stay blocked in the child (a mask survives
+    # exec, and a server with SIGTERM blocked never stops).
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
     # The children get SIGTERM if this script dies in any way (even SIGKILL).
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -208,11 +211,13 @@ def stop_all():
                 os.killpg(p.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        deadline = time.time() + 20
+        deadline = time.time() + 15
         for p in group:
             try:
                 p.wait(timeout=max(0.1, deadline - time.time()))
             except subprocess.TimeoutExpired:
+                name = next(n for n, q, _ in procs if q is p)
+                log(f"{name} did not stop within 15 s of SIGTERM; killing it")
                 kill_hard(p)
 
 

@@ -66,10 +66,20 @@ fn start(clone: &Path, data: &Path, env: &[(String, String)]) -> Platform {
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // The bundle scripts/test.sh built (CODIS_UI_DIST); without it the fe serves its
-    // API-only page and the script does not build the UI again.
-    let ui = std::env::var("CODIS_UI_DIST")
-        .unwrap_or_else(|_| clone.join("no-ui").display().to_string());
+    // The bundle scripts/test.sh built (CODIS_UI_DIST, else where xtask puts it).
+    let ui = std::env::var("CODIS_UI_DIST").unwrap_or_else(|_| {
+        let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../target")
+                .display()
+                .to_string()
+        });
+        format!("{target}/ui-dist")
+    });
+    assert!(
+        Path::new(&ui).join("index.html").is_file(),
+        "the web UI bundle is missing in {ui}: cargo run -p xtask -- dist {ui}"
+    );
     cmd.env("CODIS_UI_DIR", ui);
     let mut child = cmd.spawn().expect("bash scripts/cluster.sh");
     let (tx, lines) = mpsc::channel();
