@@ -15,6 +15,7 @@ mod proxy;
 mod proxy_audit;
 mod proxy_flow;
 mod proxy_refusals;
+mod proxy_script;
 mod pubsub;
 mod repl;
 mod sentinel;
