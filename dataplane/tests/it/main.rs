@@ -18,6 +18,7 @@ mod proxy_refusals;
 mod proxy_script;
 mod pubsub;
 mod repl;
+mod scripting;
 mod sentinel;
 mod server;
 mod slots;
