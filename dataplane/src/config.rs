@@ -106,6 +106,9 @@ pub struct Config {
     pub client_query_buffer_limit: u64,
     /// Latency monitor threshold in ms (0: off).
     pub latency_monitor_threshold: u64,
+    /// `busy-reply-threshold` (alias `lua-time-limit`): ms a script runs before other
+    /// clients get `-BUSY` (0: at once).
+    pub busy_reply_threshold: u64,
     /// LFU counter log factor.
     pub lfu_log_factor: u32,
     /// LFU decay time in minutes.
@@ -202,6 +205,7 @@ impl Default for Config {
             proto_max_bulk_len: 512 * 1024 * 1024,
             client_query_buffer_limit: 1024 * 1024 * 1024,
             latency_monitor_threshold: 0,
+            busy_reply_threshold: 5000,
             lfu_log_factor: 10,
             lfu_decay_time: 1,
             // Debian's 7.0.15 build (our reference) defaults to 512.
@@ -259,6 +263,7 @@ fn alias(name: &str) -> &str {
         "slave-serve-stale-data" => "replica-serve-stale-data",
         "min-slaves-to-write" => "min-replicas-to-write",
         "min-slaves-max-lag" => "min-replicas-max-lag",
+        "lua-time-limit" => "busy-reply-threshold",
         other => other,
     }
 }
@@ -290,6 +295,7 @@ pub const KNOWN: &[&str] = &[
     "proto-max-bulk-len",
     "client-query-buffer-limit",
     "latency-monitor-threshold",
+    "busy-reply-threshold",
     "lfu-log-factor",
     "lfu-decay-time",
     "hash-max-listpack-entries",
@@ -417,6 +423,7 @@ impl Config {
             "proto-max-bulk-len" => self.proto_max_bulk_len.to_string(),
             "client-query-buffer-limit" => self.client_query_buffer_limit.to_string(),
             "latency-monitor-threshold" => self.latency_monitor_threshold.to_string(),
+            "busy-reply-threshold" => self.busy_reply_threshold.to_string(),
             "lfu-log-factor" => self.lfu_log_factor.to_string(),
             "lfu-decay-time" => self.lfu_decay_time.to_string(),
             "hash-max-listpack-entries" | "hash-max-ziplist-entries" => {
@@ -529,6 +536,7 @@ impl Config {
             "latency-monitor-threshold" => {
                 self.latency_monitor_threshold = int(val, 0, LLONG_MAX)? as u64
             }
+            "busy-reply-threshold" => self.busy_reply_threshold = int(val, 0, LLONG_MAX)? as u64,
             "lfu-log-factor" => self.lfu_log_factor = int(val, 0, INT_MAX)? as u32,
             "lfu-decay-time" => self.lfu_decay_time = int(val, 0, INT_MAX)? as u32,
             "hash-max-listpack-entries" | "hash-max-ziplist-entries" => {

@@ -442,7 +442,16 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         reject(ctx, Some(id), &msg);
         return;
     }
-    if cmd.flags & flags::WRITE != 0
+    // FUNCTION is flagged write for LOAD / DELETE / FLUSH / RESTORE; its other subcommands
+    // read (Redis flags each subcommand), and a replica serves them.
+    let writes = cmd.flags & flags::WRITE != 0
+        && !(cmd.name == "function"
+            && args.get(1).is_some_and(|s| {
+                ["list", "dump", "stats", "kill", "help"]
+                    .iter()
+                    .any(|r| eq_ic(s, r))
+            }));
+    if writes
         && ctx.store.config.min_replicas_to_write > 0
         && ctx.store.repl.master.is_none()
         && !ctx.client.is_master
@@ -458,7 +467,7 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         );
         return;
     }
-    if cmd.flags & flags::WRITE != 0
+    if writes
         && ctx.store.repl.master.is_some()
         && !ctx.client.is_master
         && ctx.store.config.get("replica-read-only").as_deref() != Some("no")
@@ -474,7 +483,7 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         return;
     }
     if (ctx.store.aof.write_error.is_some() || !ctx.store.persist.last_bgsave_ok)
-        && (cmd.flags & flags::WRITE != 0 || cmd.name == "ping")
+        && (writes || cmd.name == "ping")
         && !ctx.client.is_master
         && ctx.store.repl.master.is_none()
         && let Some(msg) = disk_error(ctx.store)

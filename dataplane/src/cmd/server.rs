@@ -864,6 +864,7 @@ fn debug_reload(ctx: &mut Ctx<'_>, opts: &[&[u8]]) -> CmdResult {
         for db in &mut ctx.store.dbs {
             db.clear();
         }
+        ctx.store.scripting.flush_functions();
     }
     match persist::load(ctx.store) {
         Ok(_) => Ok(()),

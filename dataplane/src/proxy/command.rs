@@ -79,6 +79,29 @@ pub enum Handling {
     Unsubscribe,
     /// PUBLISH / PUBSUB: sent to the pub/sub server (the master of slot 0).
     PubSub,
+    /// A SCRIPT / FUNCTION subcommand about the scripts or libraries a server holds: sent to
+    /// every group's master, the replies combined as the kind says.
+    Broadcast(BroadcastKind),
+}
+
+/// How the replies of a command sent to every group's master are combined (Redis Cluster's
+/// `request_policy:all_shards` with its `response_policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BroadcastKind {
+    /// SCRIPT LOAD / FLUSH, FUNCTION LOAD / DELETE / FLUSH / RESTORE: the first error if any
+    /// group failed, else the reply every group gave (an error when they differ).
+    AllSucceeded,
+    /// SCRIPT EXISTS: per sha, 1 only when every group has the script.
+    LogicalAnd,
+    /// SCRIPT KILL / FUNCTION KILL: `OK` when some group stopped a script; else the first
+    /// error that is not `NOTBUSY`; else `NOTBUSY`. Sent on connections of their own (a
+    /// shared connection may be waiting for the running script's reply).
+    OneSucceeded,
+    /// FUNCTION STATS: the reply of a group running a script, else the first group's.
+    Stats,
+    /// FUNCTION LIST / DUMP, SCRIPT HELP / FUNCTION HELP: the first group's reply (every
+    /// group holds the same libraries when they were loaded through the proxy).
+    First,
 }
 
 /// Where the keys of a blocking command are.
@@ -403,7 +426,7 @@ const COMMANDS: &[(&str, u8, Handling)] = &[
     ("FAILOVER", NOT_ALLOW, Refuse),
     ("FLUSHALL", NOT_ALLOW, Refuse),
     ("FLUSHDB", NOT_ALLOW, Refuse),
-    ("FUNCTION", NOT_ALLOW | CONTAINER, Refuse),
+    ("FUNCTION", CONTAINER, Subcommand),
     ("HOST:", NOT_ALLOW, Refuse),
     ("KEYS", NOT_ALLOW, Refuse),
     ("LASTSAVE", NOT_ALLOW, Refuse),
@@ -431,7 +454,7 @@ const COMMANDS: &[(&str, u8, Handling)] = &[
     ("RESTORE-ASKING", NOT_ALLOW, Refuse),
     ("SAVE", NOT_ALLOW, Refuse),
     ("SCAN", NOT_ALLOW, Refuse),
-    ("SCRIPT", NOT_ALLOW | CONTAINER, Refuse),
+    ("SCRIPT", CONTAINER, Subcommand),
     ("SHUTDOWN", NOT_ALLOW, Refuse),
     ("SLAVEOF", NOT_ALLOW, Refuse),
     ("SLOWLOG", NOT_ALLOW | CONTAINER, Refuse),
@@ -478,6 +501,71 @@ const COMMANDS: &[(&str, u8, Handling)] = &[
     ("MEMORY|MALLOC-STATS", NOT_ALLOW, Refuse),
     ("MEMORY|PURGE", NOT_ALLOW, Refuse),
     ("MEMORY|STATS", NOT_ALLOW, Refuse),
+    // Scripts and function libraries live on every group's master.
+    (
+        "SCRIPT|LOAD",
+        MAY_WRITE,
+        Broadcast(BroadcastKind::AllSucceeded),
+    ),
+    (
+        "SCRIPT|FLUSH",
+        MAY_WRITE,
+        Broadcast(BroadcastKind::AllSucceeded),
+    ),
+    (
+        "SCRIPT|EXISTS",
+        MASTER_ONLY,
+        Broadcast(BroadcastKind::LogicalAnd),
+    ),
+    (
+        "SCRIPT|KILL",
+        MASTER_ONLY,
+        Broadcast(BroadcastKind::OneSucceeded),
+    ),
+    ("SCRIPT|HELP", 0, Broadcast(BroadcastKind::First)),
+    // Would put a shared backend connection in debugging mode.
+    ("SCRIPT|DEBUG", NOT_ALLOW, Refuse),
+    (
+        "FUNCTION|LOAD",
+        WRITE,
+        Broadcast(BroadcastKind::AllSucceeded),
+    ),
+    (
+        "FUNCTION|DELETE",
+        WRITE,
+        Broadcast(BroadcastKind::AllSucceeded),
+    ),
+    (
+        "FUNCTION|FLUSH",
+        WRITE,
+        Broadcast(BroadcastKind::AllSucceeded),
+    ),
+    (
+        "FUNCTION|RESTORE",
+        WRITE,
+        Broadcast(BroadcastKind::AllSucceeded),
+    ),
+    (
+        "FUNCTION|LIST",
+        MASTER_ONLY,
+        Broadcast(BroadcastKind::First),
+    ),
+    (
+        "FUNCTION|DUMP",
+        MASTER_ONLY,
+        Broadcast(BroadcastKind::First),
+    ),
+    (
+        "FUNCTION|STATS",
+        MASTER_ONLY,
+        Broadcast(BroadcastKind::Stats),
+    ),
+    (
+        "FUNCTION|KILL",
+        MASTER_ONLY,
+        Broadcast(BroadcastKind::OneSucceeded),
+    ),
+    ("FUNCTION|HELP", 0, Broadcast(BroadcastKind::First)),
     // Master-only reads.
     ("HSCAN", MASTER_ONLY, F),
     ("SSCAN", MASTER_ONLY, F),

@@ -9,9 +9,9 @@ use bytes::{Bytes, BytesMut};
 use codis_model::slot::{has_tag, hash_tag, slot_of};
 use tokio::sync::Notify;
 
-use super::backend::{BackendConn, Hold, Pending, Reply, encode_command};
-use super::command::{CommandInfo, Handling, KeySpec, SplitKind};
-use super::merge::{Merge, Part, int_reply};
+use super::backend::{BackendConn, Hold, Pending, Reply, encode_command, handshake};
+use super::command::{BroadcastKind, CommandInfo, Handling, KeySpec, SplitKind};
+use super::merge::{Merge, MergeKind, Part, int_reply};
 use super::router::{Method, RouteGuard, SlotRoute};
 use super::session::{Entry, Meta, Session};
 
@@ -29,6 +29,7 @@ impl Session {
                 self.shared.push(Entry::Wait(p, meta));
             }
             Handling::Split(kind) => self.split(raw, kind, info, meta).await,
+            Handling::Broadcast(kind) => self.broadcast(raw, kind, meta).await,
             Handling::SameSlot => self.same_slot(raw, info, meta).await,
             Handling::Multi => self.multi(meta),
             Handling::Exec => self.exec(meta).await,
@@ -466,7 +467,7 @@ impl Session {
                 });
             }
             let merge = Merge {
-                kind,
+                kind: MergeKind::Split(kind),
                 nkeys,
                 parts,
                 failed: None,
@@ -474,6 +475,43 @@ impl Session {
             self.shared.push(Entry::Merge(Box::new(merge), meta));
             return;
         }
+    }
+
+    /// A SCRIPT / FUNCTION subcommand sent as it came to every group's master (the owners of
+    /// slots and the sources of migrating ones), the replies combined by `kind`
+    /// ([`super::merge::merge_broadcast`]). A group that owns no slot yet is not reached.
+    async fn broadcast(&mut self, raw: Bytes, kind: BroadcastKind, meta: Meta) {
+        let masters = self.worker.proxy.router.masters();
+        if masters.is_empty() {
+            let r = Reply::response_error("slot is not ready, may be offline");
+            self.reply_now(r, meta);
+            return;
+        }
+        let mut parts = Vec::with_capacity(masters.len());
+        for addr in masters {
+            let p = Pending::new(self.shared.wake.clone());
+            if kind == BroadcastKind::OneSucceeded {
+                // SCRIPT KILL / FUNCTION KILL: the shared connection to the busy server may be
+                // the one waiting for the script's reply, so the kill goes on a new one.
+                let auth = self.worker.pool.config().auth.clone();
+                tokio::task::spawn_local(one_shot(addr, auth, raw.clone(), p.clone()));
+            } else {
+                let conn = self.worker.pool.primary(&addr, self.db);
+                conn.reserve(self.worker.pool.config().max_pipeline).await;
+                conn.send(&raw, p.clone(), Hold::None);
+            }
+            parts.push(Part {
+                pending: p,
+                positions: Vec::new(),
+            });
+        }
+        let merge = Merge {
+            kind: MergeKind::Broadcast(kind),
+            nkeys: 0,
+            parts,
+            failed: None,
+        };
+        self.shared.push(Entry::Merge(Box::new(merge), meta));
     }
 
     /// MSETNX: atomic only within one server, so every key must lie in one slot.
@@ -503,6 +541,41 @@ impl Session {
         let p = self.route_request(&raw, &key, false).await;
         self.shared.push(Entry::Wait(p, meta));
     }
+}
+
+/// Sends `request` to `addr` on a connection of its own (database 0), completing `pending`
+/// with the reply (or the proxy's error after 5 s).
+async fn one_shot(addr: Arc<str>, auth: String, request: Bytes, pending: Rc<Pending>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let io = async {
+        let stream = tokio::net::TcpStream::connect(&*addr)
+            .await
+            .map_err(|e| format!("dial {addr}: {e}"))?;
+        let mut stream = handshake(stream, &addr, 0, &auth).await?;
+        stream
+            .write_all(&request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut buf = BytesMut::with_capacity(256);
+        loop {
+            match crate::resp::scan::ReplyScanner::new().scan(&buf) {
+                Ok(len) => return Ok(buf.split_to(len).freeze()),
+                Err(crate::resp::scan::ScanError::Incomplete) => {}
+                Err(crate::resp::scan::ScanError::Invalid(why)) => {
+                    return Err(format!("bad reply from {addr}: {why}"));
+                }
+            }
+            if stream.read_buf(&mut buf).await.map_err(|e| e.to_string())? == 0 {
+                return Err(format!("{addr} closed the connection"));
+            }
+        }
+    };
+    let reply = match tokio::time::timeout(Duration::from_secs(5), io).await {
+        Ok(Ok(bytes)) => Reply::data(bytes),
+        Ok(Err(e)) => Reply::response_error(&e),
+        Err(_) => Reply::response_error(&format!("{addr}: timeout")),
+    };
+    pending.complete(reply);
 }
 
 /// Appends `SLOTSMGRT-EXEC-WRAPPER key args...`: the request `args` (as the parser delimited

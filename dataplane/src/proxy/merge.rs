@@ -1,11 +1,12 @@
-//! Merging the sub-replies of a split multi-key command (MGET, MSET, DEL, EXISTS, ...).
+//! Merging the sub-replies of a split multi-key command (MGET, MSET, DEL, EXISTS, ...), and
+//! the replies of the groups to a SCRIPT / FUNCTION command sent to every group.
 
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 
 use super::backend::{Pending, Reply};
-use super::command::SplitKind;
+use super::command::{BroadcastKind, SplitKind};
 use crate::resp::scan::ReplyScanner;
 
 /// One sub-request: its pending reply and the positions (in the original key order) of the
@@ -18,11 +19,20 @@ pub struct Part {
     pub positions: Vec<u32>,
 }
 
+/// How the parts of a request are combined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeKind {
+    /// A multi-key command split by key (parts carry key positions).
+    Split(SplitKind),
+    /// One request sent to every group's master (parts carry no positions).
+    Broadcast(BroadcastKind),
+}
+
 /// A split request waiting for all its parts.
 #[derive(Debug)]
 pub struct Merge {
     /// How to combine the parts.
-    pub kind: SplitKind,
+    pub kind: MergeKind,
     /// Number of keys of the original request.
     pub nkeys: usize,
     /// The sub-requests.
@@ -51,11 +61,15 @@ impl Merge {
                     .unwrap_or_else(|| Reply::response_error("lost"))
             })
             .collect();
+        let kind = match self.kind {
+            MergeKind::Split(kind) => kind,
+            MergeKind::Broadcast(kind) => return merge_broadcast(kind, &replies),
+        };
         // A failure of the proxy, then an error reply, wins over everything.
         if let Some(r) = replies.iter().find(|r| r.failed) {
             return r.clone();
         }
-        match self.kind {
+        match kind {
             SplitKind::Mget => self.merge_mget(&replies),
             SplitKind::Mset => replies
                 .iter()
@@ -107,6 +121,89 @@ impl Merge {
     }
 }
 
+fn is_error(r: &Reply) -> bool {
+    r.failed || r.bytes.first() == Some(&b'-')
+}
+
+/// Combines the replies of every group's master to one SCRIPT / FUNCTION request (in the
+/// order of the masters' addresses).
+pub fn merge_broadcast(kind: BroadcastKind, replies: &[Reply]) -> Reply {
+    let Some(first) = replies.first() else {
+        return Reply::response_error("slot is not ready, may be offline");
+    };
+    match kind {
+        BroadcastKind::OneSucceeded => {
+            if let Some(ok) = replies.iter().find(|r| !is_error(r)) {
+                return ok.clone();
+            }
+            replies
+                .iter()
+                .find(|r| !r.bytes.starts_with(b"-NOTBUSY"))
+                .unwrap_or(first)
+                .clone()
+        }
+        BroadcastKind::AllSucceeded => {
+            if let Some(e) = replies.iter().find(|r| is_error(r)) {
+                return e.clone();
+            }
+            if replies.iter().all(|r| r.bytes == first.bytes) {
+                return first.clone();
+            }
+            Reply::request_error("the groups answered differently, run it again")
+        }
+        BroadcastKind::LogicalAnd => {
+            if let Some(e) = replies.iter().find(|r| is_error(r)) {
+                return e.clone();
+            }
+            let mut all: Option<Vec<bool>> = None;
+            for r in replies {
+                let Some(items) = array_items(&r.bytes) else {
+                    return Reply::response_error("bad script exists reply from backend");
+                };
+                let mut flags = Vec::with_capacity(items.len());
+                for i in &items {
+                    match int_reply(i) {
+                        Some(n) => flags.push(n != 0),
+                        None => {
+                            return Reply::response_error("bad script exists reply from backend");
+                        }
+                    }
+                }
+                all = Some(match all {
+                    None => flags,
+                    Some(prev) if prev.len() == flags.len() => {
+                        prev.iter().zip(&flags).map(|(a, b)| *a && *b).collect()
+                    }
+                    Some(_) => {
+                        return Reply::response_error("bad script exists reply from backend");
+                    }
+                });
+            }
+            let all = all.unwrap_or_default();
+            let mut out = BytesMut::new();
+            out.extend_from_slice(format!("*{}\r\n", all.len()).as_bytes());
+            for f in all {
+                out.extend_from_slice(if f { b":1\r\n" } else { b":0\r\n" });
+            }
+            Reply::data(out.freeze())
+        }
+        BroadcastKind::Stats => {
+            let idle = |r: &Reply| {
+                r.bytes
+                    .windows(20)
+                    .any(|w| w == b"running_script\r\n$-1\r" || w == b"running_script\r\n*-1\r")
+            };
+            replies
+                .iter()
+                .find(|r| !is_error(r) && !idle(r))
+                .or_else(|| replies.iter().find(|r| !is_error(r)))
+                .unwrap_or(first)
+                .clone()
+        }
+        BroadcastKind::First => first.clone(),
+    }
+}
+
 /// The integer of a `:n` reply.
 pub fn int_reply(b: &[u8]) -> Option<i64> {
     if b.first() != Some(&b':') || b.len() < 3 {
@@ -147,7 +244,7 @@ mod tests {
     #[test]
     fn mget_reorders_items() {
         let m = Merge {
-            kind: SplitKind::Mget,
+            kind: MergeKind::Split(SplitKind::Mget),
             nkeys: 3,
             parts: vec![
                 Part {
@@ -171,7 +268,7 @@ mod tests {
     #[test]
     fn sum_and_errors() {
         let m = Merge {
-            kind: SplitKind::Sum,
+            kind: MergeKind::Split(SplitKind::Sum),
             nkeys: 2,
             parts: vec![
                 Part {
@@ -187,7 +284,7 @@ mod tests {
         };
         assert_eq!(&m.merge().bytes[..], b":3\r\n");
         let m = Merge {
-            kind: SplitKind::Mset,
+            kind: MergeKind::Split(SplitKind::Mset),
             nkeys: 2,
             parts: vec![Part {
                 pending: done(b"-ERR x\r\n"),
@@ -196,5 +293,41 @@ mod tests {
             failed: None,
         };
         assert_eq!(&m.merge().bytes[..], b"-ERR x\r\n");
+    }
+
+    fn replies(v: &[&'static [u8]]) -> Vec<Reply> {
+        v.iter()
+            .map(|b| Reply::data(Bytes::from_static(b)))
+            .collect()
+    }
+
+    #[test]
+    fn broadcast_replies_combine() {
+        use BroadcastKind::*;
+        let m = |k, v: &[&'static [u8]]| merge_broadcast(k, &replies(v)).bytes;
+        let sha = &b"$3\r\nabc\r\n"[..];
+        assert_eq!(m(AllSucceeded, &[sha, sha]), sha);
+        assert_eq!(m(AllSucceeded, &[sha, b"-ERR x\r\n"]), &b"-ERR x\r\n"[..]);
+        assert!(m(AllSucceeded, &[sha, b"$3\r\nabd\r\n"]).starts_with(b"-ERR handle request"));
+        assert_eq!(
+            m(
+                LogicalAnd,
+                &[b"*3\r\n:1\r\n:1\r\n:0\r\n", b"*3\r\n:1\r\n:0\r\n:0\r\n"]
+            ),
+            &b"*3\r\n:1\r\n:0\r\n:0\r\n"[..]
+        );
+        assert!(m(LogicalAnd, &[b"*1\r\n:1\r\n", b"*2\r\n:1\r\n:0\r\n"]).starts_with(b"-"));
+        let notbusy = &b"-NOTBUSY No scripts in execution right now.\r\n"[..];
+        assert_eq!(m(OneSucceeded, &[notbusy, b"+OK\r\n"]), &b"+OK\r\n"[..]);
+        assert_eq!(m(OneSucceeded, &[notbusy, notbusy]), notbusy);
+        assert_eq!(
+            m(OneSucceeded, &[notbusy, b"-UNKILLABLE x\r\n"]),
+            &b"-UNKILLABLE x\r\n"[..]
+        );
+        let idle = &b"*4\r\n$14\r\nrunning_script\r\n$-1\r\n$7\r\nengines\r\n*0\r\n"[..];
+        let busy = &b"*4\r\n$14\r\nrunning_script\r\n*0\r\n$7\r\nengines\r\n*0\r\n"[..];
+        assert_eq!(m(Stats, &[idle, busy]), busy);
+        assert_eq!(m(Stats, &[idle, idle]), idle);
+        assert_eq!(m(First, &[sha, b"$1\r\nx\r\n"]), sha);
     }
 }

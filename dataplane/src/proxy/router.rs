@@ -145,6 +145,19 @@ impl Router {
         self.routes.read().iter().map(|r| r.model.clone()).collect()
     }
 
+    /// Every group master some slot uses (owners and migration sources), sorted: where the
+    /// proxy sends SCRIPT and FUNCTION commands that concern every group.
+    pub fn masters(&self) -> Vec<Arc<str>> {
+        let mut out: Vec<Arc<str>> = Vec::new();
+        for r in self.routes.read().iter() {
+            out.extend(r.backend.iter().cloned());
+            out.extend(r.migrate_from.iter().cloned());
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Every backend address some slot uses (masters, sources and replicas).
     pub fn addresses(&self) -> Vec<Arc<str>> {
         let mut out: Vec<Arc<str>> = Vec::new();

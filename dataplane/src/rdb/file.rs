@@ -160,6 +160,20 @@ impl<W: Write> FileWriter<W> {
         self.raw(&w.buf)
     }
 
+    /// Writes one `FUNCTION2` record per library (its code), as Redis 7 does right after the
+    /// AUX fields.
+    ///
+    /// # Errors
+    /// Writing to `out` failed.
+    pub fn functions(&mut self, codes: &[Vec<u8>]) -> std::io::Result<()> {
+        let mut w = Writer::new();
+        for code in codes {
+            w.buf.push(opcode::FUNCTION2);
+            w.write_string(code);
+        }
+        self.raw(&w.buf)
+    }
+
     /// Writes bytes as they are (key records from [`write_slot`]).
     ///
     /// # Errors
@@ -208,6 +222,8 @@ pub struct LoadInfo {
     pub aux: Vec<(Vec<u8>, Vec<u8>)>,
     /// Bytes of `data` the RDB image took (an AOF with an RDB preamble continues there).
     pub consumed: usize,
+    /// The code of every function library (`FUNCTION2` records), in file order.
+    pub functions: Vec<Vec<u8>>,
 }
 
 /// One key read from a file.
@@ -297,11 +313,15 @@ pub fn load(
                     what: "module auxiliary data (modules are not supported)".into(),
                 });
             }
-            opcode::FUNCTION2 | opcode::FUNCTION_PRE_GA => {
+            opcode::FUNCTION2 => {
+                let code = r.read_string().map_err(|e| data_err(&r, e))?.into_owned();
+                info.functions.push(code);
+            }
+            opcode::FUNCTION_PRE_GA => {
                 return Err(FileError::Unsupported {
                     offset: at,
-                    what: "a function library (FUNCTION LOAD is not supported; \
-                           FUNCTION FLUSH on the source before saving)"
+                    what: "a function library in the format of Redis 7.0's release \
+                           candidates (save it again with Redis 7.0 GA or later)"
                         .into(),
                 });
             }
@@ -405,6 +425,18 @@ mod tests {
         db.set(b"gone", Value::Str(SmallBytes::new(b"v")));
         db.set_expire(b"gone", 1);
         db
+    }
+
+    #[test]
+    fn function_records_round_trip() {
+        let mut f = FileWriter::new(Vec::new(), true);
+        f.header(&aux_fields(1, 2)).unwrap();
+        let codes = vec![b"#!lua name=a\n".to_vec(), vec![b'x'; 300]];
+        f.functions(&codes).unwrap();
+        let data = f.finish().unwrap();
+        let info = load(&data, &Limits::default(), 16, 1000, |_| {}).unwrap();
+        assert_eq!(info.functions, codes);
+        assert_eq!(info.keys_loaded, 0);
     }
 
     #[test]

@@ -393,6 +393,8 @@ impl Vm {
         let busy = &self.busy;
         busy.started_ms
             .store(crate::store::now_ms(), Ordering::Relaxed);
+        busy.threshold_ms
+            .store(ctx.store.config.busy_reply_threshold, Ordering::Relaxed);
         busy.eval.store(mode.eval, Ordering::Relaxed);
         busy.wrote.store(false, Ordering::Relaxed);
         busy.from_master

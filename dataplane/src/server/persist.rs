@@ -313,6 +313,8 @@ pub(crate) struct Job {
     shared: Arc<Shared>,
     plan: Vec<(usize, usize, usize)>,
     aux: Vec<(&'static str, String)>,
+    /// The function libraries at the snapshot point.
+    functions: Vec<Vec<u8>>,
     lim: Limits,
     compress: bool,
     cancel: Arc<AtomicBool>,
@@ -346,6 +348,7 @@ impl Job {
             shared,
             plan,
             aux: aux(),
+            functions: store.scripting.library_codes(),
             lim,
             compress,
             cancel: Arc::new(AtomicBool::new(false)),
@@ -482,6 +485,7 @@ impl Job {
             source,
         };
         fw.header(&self.aux).map_err(e)?;
+        fw.functions(&self.functions).map_err(e)?;
         let mut w = Writer::new();
         w.compress = self.compress;
         self.inflight.store(io_buffer as u64, Ordering::Relaxed);
@@ -653,13 +657,19 @@ fn write_commands(
             err = Some(e);
         }
     });
-    if let Err(e) = res {
-        return Err(std::io::Error::other(e.to_string()));
+    let info = match res {
+        Ok(info) => info,
+        Err(e) => return Err(std::io::Error::other(e.to_string())),
+    };
+    if let Some(e) = err {
+        return Err(e);
     }
-    match err {
-        Some(e) => Err(e),
-        None => Ok(()),
+    for code in &info.functions {
+        buf.clear();
+        crate::resp::request::encode_command(&mut buf, &[b"FUNCTION", b"LOAD", code]);
+        w.write_all(&buf)?;
     }
+    Ok(())
 }
 
 /// Writes the whole keyspace as an AOF base at `path`, under the caller's lock (the base
@@ -700,6 +710,7 @@ fn write_keyspace<W: std::io::Write>(
     let mut w = Writer::new();
     w.compress = flag(&store.config, "rdbcompression");
     fw.header(aux)?;
+    fw.functions(&store.scripting.library_codes())?;
     for db in &store.dbs {
         if db.is_empty() {
             continue;
@@ -767,6 +778,23 @@ pub fn cron(shared: &Shared, store: &mut Store) {
     }
 }
 
+/// Loads the function libraries of an RDB image (replacing libraries of the same name).
+///
+/// # Errors
+/// A library does not load (its error, as FUNCTION LOAD would give it).
+pub fn load_libraries(store: &mut Store, codes: &[Vec<u8>]) -> Result<(), FileError> {
+    for code in codes {
+        store
+            .scripting
+            .load_library(code, true)
+            .map_err(|e| FileError::Unsupported {
+                offset: 0,
+                what: format!("a function library that does not load: {e}"),
+            })?;
+    }
+    Ok(())
+}
+
 /// Loads `dir`/`dbfilename` into the (empty) store, if the file exists.
 ///
 /// # Errors
@@ -789,6 +817,10 @@ pub fn load(store: &mut Store) -> Result<Option<LoadInfo>, LoadError> {
         }
     })
     .map_err(|source| LoadError::Format {
+        path: path.clone(),
+        source,
+    })?;
+    load_libraries(store, &info.functions).map_err(|source| LoadError::Format {
         path: path.clone(),
         source,
     })?;

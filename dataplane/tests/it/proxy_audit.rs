@@ -222,6 +222,7 @@ fn class(info: &CommandInfo) -> String {
         Handling::Multi | Handling::Exec | Handling::Discard => "transaction".into(),
         Handling::Blocking(_) => "blocking".into(),
         Handling::Subscribe | Handling::Unsubscribe | Handling::PubSub => "pub/sub".into(),
+        Handling::Broadcast(_) => "all groups".into(),
         Handling::Ping
         | Handling::Echo
         | Handling::Quit
@@ -276,7 +277,8 @@ fn documented() -> BTreeMap<String, String> {
     out
 }
 
-/// Codis 3.2's NotAllow list (`pkg/proxy/mapper.go`), less what the proxy now supports.
+/// Codis 3.2's NotAllow list (`pkg/proxy/mapper.go`), less what the proxy now supports
+/// (SCRIPT: sent to every group, SCRIPT DEBUG still refused).
 const CODIS_NOT_ALLOW: &[&str] = &[
     "ASKING",
     "BGREWRITEAOF",
@@ -309,7 +311,6 @@ const CODIS_NOT_ALLOW: &[&str] = &[
     "RESTORE-ASKING",
     "SAVE",
     "SCAN",
-    "SCRIPT",
     "SHUTDOWN",
     "SLAVEOF",
     "SLOTSCHECK",

@@ -165,6 +165,9 @@ fn load_file(
                 }
             })
             .map_err(|e| AofError::Load(format!("{}: bad RDB preamble: {e}", path.display())))?;
+            crate::server::persist::load_libraries(&mut s, &info.functions).map_err(|e| {
+                AofError::Load(format!("{}: bad RDB preamble: {e}", path.display()))
+            })?;
             loaded.rdb_keys += info.keys_loaded;
             info.consumed
         };

@@ -274,6 +274,11 @@ async fn load_payload(shared: &Arc<Shared>, payload: Vec<u8>, id: String, off: u
             live.swap_contents(new);
             live.readonly_expire = true;
         }
+        // The master's libraries replace ours, as its keys do.
+        s.scripting.flush_functions();
+        if let Err(e) = crate::server::persist::load_libraries(&mut s, &info.functions) {
+            tracing::warn!(error = %e, "full resync: a function library of the master failed to load");
+        }
         s.repl.replid = id;
         s.repl.offset = off;
         s.repl.replid2 = "0".repeat(40);

@@ -1,0 +1,356 @@
+//! Scripts and functions beyond one server: a script's writes (as their effects) and FUNCTION
+//! LOAD / DELETE / FLUSH / RESTORE reach a codis replica and a redis-server replica, and the
+//! AOF replays to the same data and libraries.
+
+use std::time::{Duration, Instant};
+
+use dataplane::resp::frame::Frame;
+
+use crate::persist::{bulks_text, compare, ok, populate};
+use crate::support::{Client, TempDir, show, start_codis, start_redis};
+
+fn field(c: &mut Client, section: &str, name: &str) -> String {
+    let info = bulks_text(ok(c, &[b"INFO", section.as_bytes()]));
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn wait_synced(m: &mut Client, r: &mut Client) {
+    let start = Instant::now();
+    loop {
+        let mo = field(m, "replication", "master_repl_offset");
+        let up = field(r, "replication", "master_link_status");
+        let ro = field(r, "replication", "slave_repl_offset");
+        if up == "up" && mo == ro {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "replica not in sync: master {mo}, replica {ro} ({up})"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const LIB_V1: &[u8] = b"#!lua name=lib\n\
+redis.register_function('bump', function(keys, args) redis.call('HINCRBY', keys[1], args[1], 1) return redis.call('ZINCRBY', keys[2], 1, args[1]) end)\n\
+redis.register_function{function_name='peek', callback=function(keys) return redis.call('HGETALL', keys[1]) end, flags={'no-writes'}}";
+const LIB_V2: &[u8] = b"#!lua name=lib\n\
+redis.register_function('bump', function(keys, args) redis.call('HINCRBY', keys[1], args[1], 10) return redis.call('ZINCRBY', keys[2], 10, args[1]) end)\n\
+redis.register_function{function_name='peek', callback=function(keys) return redis.call('HGETALL', keys[1]) end, flags={'no-writes'}}";
+const OTHER_LIB: &[u8] =
+    b"#!lua name=other\nredis.register_function('noop', function() return 1 end)";
+
+/// The libraries of a server from `FUNCTION LIST WITHCODE`: name, code and function names
+/// with their flags, sorted (Redis lists functions in its dict's order).
+fn libraries(c: &mut Client) -> String {
+    let (f, raw) = c.cmd(&[b"FUNCTION", b"LIST", b"WITHCODE"]);
+    let Frame::Array(_, libs) = f else {
+        panic!("FUNCTION LIST: {}", show(&raw))
+    };
+    let text = |f: &Frame| match f {
+        Frame::Bulk(b) | Frame::Simple(b) => String::from_utf8_lossy(b).to_string(),
+        other => format!("{other:?}"),
+    };
+    let get = |kv: &[Frame], key: &str| -> Frame {
+        kv.chunks(2)
+            .find(|p| text(&p[0]) == key)
+            .map(|p| p[1].clone())
+            .unwrap_or_else(|| panic!("no {key}"))
+    };
+    let mut out = Vec::new();
+    for lib in libs {
+        let Frame::Array(_, kv) = lib else { panic!() };
+        let Frame::Array(_, funcs) = get(&kv, "functions") else {
+            panic!()
+        };
+        let mut names: Vec<String> = funcs
+            .iter()
+            .map(|f| {
+                let Frame::Array(_, fkv) = f else { panic!() };
+                format!("{} {:?}", text(&get(fkv, "name")), get(fkv, "flags"))
+            })
+            .collect();
+        names.sort();
+        out.push(format!(
+            "{} {names:?}\n{}",
+            text(&get(&kv, "library_name")),
+            text(&get(&kv, "library_code"))
+        ));
+    }
+    out.sort();
+    out.join("\n")
+}
+
+#[test]
+fn script_effects_and_functions_reach_replicas_and_the_aof() {
+    let dir = TempDir::new("script-repl");
+    let aof = [
+        "--dir",
+        dir.path(),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+    ];
+    let master = start_codis(&aof);
+    let port = master.port.to_string();
+    let codis_replica = start_codis(&["--replicaof", "127.0.0.1", &port]);
+    let redis_replica = start_redis(&["--replicaof", "127.0.0.1", &port]);
+    let mut m = Client::connect(master.port);
+    let mut r1 = Client::connect(codis_replica.port);
+    let mut r2 = Client::connect(redis_replica.port);
+    wait_synced(&mut m, &mut r1);
+    wait_synced(&mut m, &mut r2);
+
+    // A dataset of every type for the comparisons, then the scripts.
+    populate(&mut m, 11);
+    ok(&mut m, &[b"SELECT", b"0"]);
+    ok(
+        &mut m,
+        &[b"SADD", b"pool", b"a", b"b", b"c", b"d", b"e", b"f"],
+    );
+    let scripts: &[&[&[u8]]] = &[
+        // Several writes of several types.
+        &[
+            b"redis.call('INCR', KEYS[1]) redis.call('HSET', KEYS[2], 'f', ARGV[1]) \
+              redis.call('RPUSH', KEYS[3], 'x', 'y', 'z') return redis.call('LPOP', KEYS[3])",
+            b"3",
+            b"counter",
+            b"hash",
+            b"list",
+            b"v1",
+        ],
+        // Non-deterministic commands: the replicas get the effects, not the script.
+        &[
+            b"local m = redis.call('SPOP', KEYS[1]) redis.call('SET', KEYS[2], m) \
+              redis.call('SET', KEYS[3], redis.call('TIME')[1]) \
+              redis.call('SET', KEYS[4], redis.call('SRANDMEMBER', KEYS[1])) return m",
+            b"4",
+            b"pool",
+            b"popped",
+            b"time",
+            b"rand",
+        ],
+        // Expiries, another database, and a key deleted.
+        &[
+            b"redis.call('SET', KEYS[1], 'e', 'PX', 600000) redis.call('SELECT', 1) \
+              redis.call('SET', KEYS[2], 'in db 1') redis.call('SELECT', 0) \
+              redis.call('DEL', KEYS[3]) return 1",
+            b"3",
+            b"expiring",
+            b"db1key",
+            b"counter",
+        ],
+    ];
+    for s in scripts {
+        let mut args: Vec<&[u8]> = vec![b"EVAL"];
+        args.extend_from_slice(s);
+        ok(&mut m, &args);
+    }
+    // A script that fails half way: its first write stays, and propagates.
+    let (f, _) = m.cmd(&[
+        b"EVAL",
+        b"redis.call('SET', KEYS[1], 'before') redis.call('INCR', KEYS[2]) return 1",
+        b"2",
+        b"partial",
+        b"hash",
+    ]);
+    assert!(matches!(f, Frame::Error(_)), "{f:?}");
+    // EVALSHA and the read-only forms: nothing to propagate for reads.
+    let Frame::Bulk(sha) = ok(
+        &mut m,
+        &[
+            b"SCRIPT",
+            b"LOAD",
+            b"return redis.call('INCRBY', KEYS[1], ARGV[1])",
+        ],
+    ) else {
+        panic!("SCRIPT LOAD")
+    };
+    ok(&mut m, &[b"EVALSHA", &sha, b"1", b"bysha", b"7"]);
+    let before = field(&mut m, "replication", "master_repl_offset");
+    ok(
+        &mut m,
+        &[
+            b"EVAL_RO",
+            b"return redis.call('GET', KEYS[1])",
+            b"1",
+            b"bysha",
+        ],
+    );
+    assert_eq!(field(&mut m, "replication", "master_repl_offset"), before);
+
+    // Functions: loaded, replaced, another loaded and deleted; FCALL writes.
+    ok(&mut m, &[b"FUNCTION", b"LOAD", LIB_V1]);
+    ok(&mut m, &[b"FCALL", b"bump", b"2", b"fh", b"fz", b"m1"]);
+    ok(&mut m, &[b"FUNCTION", b"LOAD", b"REPLACE", LIB_V2]);
+    ok(&mut m, &[b"FCALL", b"bump", b"2", b"fh", b"fz", b"m1"]);
+    ok(&mut m, &[b"FUNCTION", b"LOAD", OTHER_LIB]);
+    ok(&mut m, &[b"FUNCTION", b"DELETE", b"other"]);
+
+    ok(&mut m, &[b"WAIT", b"2", b"5000"]);
+    wait_synced(&mut m, &mut r1);
+    wait_synced(&mut m, &mut r2);
+    let want_libs = libraries(&mut m);
+    assert!(want_libs.contains("args[1], 10)"), "{want_libs}");
+    assert!(!want_libs.contains("noop"), "{want_libs}");
+    for (name, r) in [("codis", &mut r1), ("redis", &mut r2)] {
+        assert_eq!(libraries(r), want_libs, "{name} replica libraries");
+        ok(r, &[b"SELECT", b"0"]);
+        ok(&mut m, &[b"SELECT", b"0"]);
+        // The replica runs the read-only function itself.
+        assert_eq!(
+            show(&r.cmd(&[b"FCALL_RO", b"peek", b"1", b"fh"]).1),
+            show(&m.cmd(&[b"FCALL_RO", b"peek", b"1", b"fh"]).1),
+            "{name} replica FCALL_RO"
+        );
+        compare(&mut m, r);
+    }
+    ok(&mut m, &[b"SELECT", b"0"]);
+    assert_eq!(
+        show(&m.cmd(&[b"ZSCORE", b"fz", b"m1"]).1),
+        "$2\\r\\n11\\r\\n"
+    );
+
+    // The AOF (flushed by a clean shutdown) replays to the same dataset and libraries.
+    let mut master = master;
+    let _ = m.try_cmd(&[b"SHUTDOWN", b"NOSAVE"]);
+    assert!(master.wait_exit(Duration::from_secs(20)).is_some());
+    drop(master);
+    let restarted = start_codis(&aof);
+    let mut m2 = Client::connect(restarted.port);
+    assert_eq!(libraries(&mut m2), want_libs, "libraries after AOF replay");
+    compare(&mut m2, &mut r1);
+    ok(&mut m2, &[b"SELECT", b"0"]);
+    assert_eq!(
+        show(&m2.cmd(&[b"FCALL", b"bump", b"2", b"fh", b"fz", b"m1"]).1),
+        "$2\\r\\n21\\r\\n"
+    );
+
+    // FUNCTION FLUSH and RESTORE reach the replica of the restarted server.
+    let Frame::Bulk(dump) = ok(&mut m2, &[b"FUNCTION", b"DUMP"]) else {
+        panic!("FUNCTION DUMP")
+    };
+    let port2 = restarted.port.to_string();
+    let replica2 = start_redis(&["--replicaof", "127.0.0.1", &port2]);
+    let mut r3 = Client::connect(replica2.port);
+    wait_synced(&mut m2, &mut r3);
+    assert_eq!(
+        libraries(&mut r3),
+        want_libs,
+        "full sync carries the libraries"
+    );
+    ok(&mut m2, &[b"FUNCTION", b"FLUSH"]);
+    wait_synced(&mut m2, &mut r3);
+    assert_eq!(
+        r3.cmd(&[b"FUNCTION", b"LIST"]).0,
+        Frame::Array(b'*', vec![])
+    );
+    ok(&mut m2, &[b"FUNCTION", b"RESTORE", &dump]);
+    wait_synced(&mut m2, &mut r3);
+    assert_eq!(libraries(&mut r3), want_libs, "after FUNCTION RESTORE");
+}
+
+/// Function libraries in RDB files (Redis 7's `FUNCTION2` opcode): redis-server loads our
+/// dump.rdb and we load its, DEBUG RELOAD keeps them, and a full resync carries them both
+/// ways.
+#[test]
+fn function_libraries_in_rdb_files_both_ways() {
+    // codis-server → redis-server.
+    let d1 = TempDir::new("rdb-func-codis");
+    let codis = start_codis(&["--dir", d1.path()]);
+    let mut c = Client::connect(codis.port);
+    ok(&mut c, &[b"FUNCTION", b"LOAD", LIB_V1]);
+    ok(&mut c, &[b"FUNCTION", b"LOAD", OTHER_LIB]);
+    ok(&mut c, &[b"FCALL", b"bump", b"2", b"h", b"z", b"m"]);
+    let want = libraries(&mut c);
+    assert!(want.contains("name=other"), "{want}");
+    // DEBUG RELOAD saves, empties and loads back: the libraries survive.
+    ok(&mut c, &[b"DEBUG", b"RELOAD"]);
+    assert_eq!(libraries(&mut c), want, "after DEBUG RELOAD");
+    ok(&mut c, &[b"SAVE"]);
+    let redis = start_redis(&["--dir", d1.path()]);
+    let mut r = Client::connect(redis.port);
+    assert_eq!(libraries(&mut r), want, "redis-server loading our dump.rdb");
+    assert_eq!(
+        show(&r.cmd(&[b"FCALL", b"bump", b"2", b"h", b"z", b"m"]).1),
+        "$1\\r\\n2\\r\\n"
+    );
+    assert_eq!(show(&r.cmd(&[b"FCALL", b"noop", b"0"]).1), ":1\\r\\n");
+
+    // redis-server → codis-server.
+    let d2 = TempDir::new("rdb-func-redis");
+    let redis = start_redis(&["--dir", d2.path()]);
+    let mut r = Client::connect(redis.port);
+    ok(&mut r, &[b"HSET", b"h", b"m", b"2"]);
+    ok(&mut r, &[b"ZADD", b"z", b"2", b"m"]);
+    ok(&mut r, &[b"FUNCTION", b"LOAD", LIB_V2]);
+    ok(&mut r, &[b"SAVE"]);
+    let want2 = libraries(&mut r);
+    let codis2 = start_codis(&["--dir", d2.path()]);
+    let mut c2 = Client::connect(codis2.port);
+    assert_eq!(
+        libraries(&mut c2),
+        want2,
+        "codis-server loading redis's dump.rdb"
+    );
+    assert_eq!(
+        show(&c2.cmd(&[b"FCALL", b"bump", b"2", b"h", b"z", b"m"]).1),
+        "$2\\r\\n12\\r\\n"
+    );
+    // FUNCTION DUMP payloads agree too.
+    assert_eq!(
+        show(&c2.cmd(&[b"FUNCTION", b"DUMP"]).1),
+        show(&r.cmd(&[b"FUNCTION", b"DUMP"]).1)
+    );
+
+    // A codis replica of redis-server gets redis's libraries (and drops its own).
+    let replica = start_codis(&[]);
+    let mut rc = Client::connect(replica.port);
+    ok(&mut rc, &[b"FUNCTION", b"LOAD", OTHER_LIB]);
+    let rport = redis.port.to_string();
+    ok(&mut rc, &[b"REPLICAOF", b"127.0.0.1", rport.as_bytes()]);
+    wait_synced(&mut r, &mut rc);
+    assert_eq!(libraries(&mut rc), want2, "codis replica of redis-server");
+}
+
+/// An AOF rewrite keeps the libraries, with the RDB preamble (`FUNCTION2` records) and
+/// without it (`FUNCTION LOAD` commands).
+#[test]
+fn aof_rewrite_keeps_function_libraries() {
+    let dir = TempDir::new("aof-func");
+    for preamble in ["yes", "no"] {
+        let args = [
+            "--dir",
+            dir.path(),
+            "--appendonly",
+            "yes",
+            "--aof-use-rdb-preamble",
+            preamble,
+        ];
+        let mut s = start_codis(&args);
+        let mut c = Client::connect(s.port);
+        ok(&mut c, &[b"FUNCTION", b"FLUSH"]);
+        ok(&mut c, &[b"FUNCTION", b"LOAD", LIB_V1]);
+        ok(&mut c, &[b"FCALL", b"bump", b"2", b"h", b"z", b"m"]);
+        ok(&mut c, &[b"BGREWRITEAOF"]);
+        let start = Instant::now();
+        while field(&mut c, "persistence", "aof_rewrite_in_progress") != "0"
+            || field(&mut c, "persistence", "aof_rewrite_scheduled") != "0"
+        {
+            assert!(start.elapsed() < Duration::from_secs(30), "rewrite stuck");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let want = libraries(&mut c);
+        let _ = c.try_cmd(&[b"SHUTDOWN", b"NOSAVE"]);
+        assert!(s.wait_exit(Duration::from_secs(20)).is_some());
+        drop(s);
+        let s2 = start_codis(&args);
+        let mut c2 = Client::connect(s2.port);
+        assert_eq!(libraries(&mut c2), want, "preamble {preamble}");
+        assert!(want.contains("name=lib"), "{want}");
+    }
+}
