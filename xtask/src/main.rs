@@ -68,6 +68,24 @@ fn dist(root: &Path, target: &Path, out: &Path) -> Result<()> {
         .args(["--profile", "wasm-release"]))?;
     let wasm = target.join("wasm32-unknown-unknown/wasm-release/frontend.wasm");
 
+    // The wasm steps (bindgen, wasm-opt, zopfli) take tens of seconds: skip them when the
+    // bundle was made from this very build of the frontend (a warm start of the platform).
+    let meta = std::fs::metadata(&wasm).with_context(|| format!("{}", wasm.display()))?;
+    let stamp = format!("{} {:?}", meta.len(), meta.modified()?);
+    let stamp_file = out.join(".built-from");
+    let fresh = std::fs::read_to_string(&stamp_file).is_ok_and(|s| s == stamp)
+        && out.join("frontend_bg.wasm.gz").is_file()
+        && out.join("frontend.js").is_file();
+    if fresh {
+        eprintln!("xtask: the wasm bundle is up to date; refreshing static files only");
+        for entry in std::fs::read_dir(root.join("static"))? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                std::fs::copy(entry.path(), out.join(entry.file_name()))?;
+            }
+        }
+        return gzip_all(out, false);
+    }
     if out.exists() {
         std::fs::remove_dir_all(out).with_context(|| format!("clear {}", out.display()))?;
     }
@@ -100,7 +118,9 @@ fn dist(root: &Path, target: &Path, out: &Path) -> Result<()> {
             std::fs::copy(entry.path(), out.join(entry.file_name()))?;
         }
     }
-    gzip_all(out)
+    gzip_all(out, true)?;
+    std::fs::write(stamp_file, stamp)?;
+    Ok(())
 }
 
 /// npm's binaryen wasm-opt under `<target>/tools`, installed there on first use.
@@ -146,10 +166,15 @@ fn zopfli_gzip(data: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-fn gzip_all(out: &Path) -> Result<()> {
+/// Writes a `.gz` beside every file (the .wasm too when `with_wasm`).
+fn gzip_all(out: &Path, with_wasm: bool) -> Result<()> {
     for entry in std::fs::read_dir(out)? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "gz") || !path.is_file() {
+            continue;
+        }
+        let is_wasm = path.extension().is_some_and(|e| e == "wasm");
+        if (is_wasm && !with_wasm) || path.file_name().is_some_and(|n| n == ".built-from") {
             continue;
         }
         let data = std::fs::read(&path)?;
