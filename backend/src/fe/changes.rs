@@ -890,6 +890,9 @@ async fn slots_cancel(
 
 // ---- rebalance ----
 
+/// A confirmed rebalance queues its actions within this time.
+const REBALANCE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
 async fn rebalance_preview(
     State(st): State<AppState>,
     actor: Actor,
@@ -924,13 +927,30 @@ async fn rebalance_confirm(
         .target(format!("{} slots", b.plan.len()))
         .params(&b);
     let res = run_change(&st, change, async {
-        // Exactly the previewed plan: one action per slot, in slot order.
-        for (sid, gid) in &b.plan {
+        // Exactly the previewed plan: one action per slot, in slot order, within a bounded
+        // time overall (each call is bounded too); what was queued before a stop is reported.
+        let deadline = tokio::time::Instant::now() + REBALANCE_DEADLINE;
+        for (done, (sid, gid)) in b.plan.iter().enumerate() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "dashboard_timeout",
+                    format!(
+                        "stopped after queueing {done} of {} slots: the dashboard is too slow; \
+                         preview again to queue the rest",
+                        b.plan.len()
+                    ),
+                ));
+            }
             let route = format!("slots/action/create/{{X}}/{sid}/{gid}");
             dashboard_put(&st, &p, &route, None)
                 .await
                 .map_err(|mut e| {
-                    e.message = format!("slot {sid} -> group {gid}: {}", e.message);
+                    e.message = format!(
+                        "slot {sid} -> group {gid} (after {done} of {} queued): {}",
+                        b.plan.len(),
+                        e.message
+                    );
                     e
                 })?;
         }
