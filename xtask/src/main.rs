@@ -78,12 +78,7 @@ fn dist(root: &Path, target: &Path, out: &Path) -> Result<()> {
         && out.join("frontend.js").is_file();
     if fresh {
         eprintln!("xtask: the wasm bundle is up to date; refreshing static files only");
-        for entry in std::fs::read_dir(root.join("static"))? {
-            let entry = entry?;
-            if entry.file_type()?.is_file() {
-                std::fs::copy(entry.path(), out.join(entry.file_name()))?;
-            }
-        }
+        copy_static(root, out)?;
         return gzip_all(out, false);
     }
     if out.exists() {
@@ -107,19 +102,27 @@ fn dist(root: &Path, target: &Path, out: &Path) -> Result<()> {
         run(Command::new(&opt).arg("-Oz").arg(&bg).arg("-o").arg(&tmp))?;
         std::fs::rename(&tmp, &bg)?;
     } else {
-        eprintln!(
-            "xtask: npm not found: the .wasm is not run through wasm-opt (larger, still correct)"
+        // Never a quiet skip: the bundle's size target depends on wasm-opt.
+        bail!(
+            "wasm-opt from npm's {BINARYEN} could not be installed (is npm on PATH?); \
+             set CODIS_UI_WASM_OPT=0 to build a larger bundle without it"
         );
     }
 
+    copy_static(root, out)?;
+    gzip_all(out, true)?;
+    std::fs::write(stamp_file, stamp)?;
+    Ok(())
+}
+
+/// Copies the hand-written assets (`static/`) into the bundle.
+fn copy_static(root: &Path, out: &Path) -> Result<()> {
     for entry in std::fs::read_dir(root.join("static"))? {
         let entry = entry?;
         if entry.file_type()?.is_file() {
             std::fs::copy(entry.path(), out.join(entry.file_name()))?;
         }
     }
-    gzip_all(out, true)?;
-    std::fs::write(stamp_file, stamp)?;
     Ok(())
 }
 
