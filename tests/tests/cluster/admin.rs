@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::support::{
-    Proc, Reply, Resp, TempDir, free_port, http, start_codis_server, start_proxy_on,
-    start_sentinel, wait_for, workspace_bin,
+    Proc, Reply, Resp, TempDir, free_port, start_codis_server, start_proxy_on, start_sentinel,
+    wait_for, workspace_bin,
 };
 
 const PRODUCT: &str = "adm";
@@ -66,43 +66,9 @@ fn fails(args: &[&str], code: i32, want: &str) -> String {
     err
 }
 
-/// A dashboard over the filesystem coordinator at `root`.
+/// A dashboard of this test's product over the filesystem coordinator at `root`.
 fn start_fs_dashboard(root: &Path, port: u16, dir: &Path) -> Proc {
-    std::fs::create_dir_all(dir).unwrap();
-    let conf = dir.join("dashboard.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "coordinator_name = \"filesystem\"\ncoordinator_addr = \"{}\"\n\
-             product_name = \"{PRODUCT}\"\nproduct_auth = \"\"\nadmin_addr = \"127.0.0.1:{port}\"\n",
-            root.display()
-        ),
-    )
-    .unwrap();
-    let out_path = dir.join("dashboard.out");
-    let out = std::fs::File::create(&out_path).unwrap();
-    let mut proc = Proc::spawn(
-        "codis-dashboard",
-        Command::new(workspace_bin("codis-dashboard"))
-            .arg("--config")
-            .arg(&conf)
-            .current_dir(dir)
-            .stdout(out.try_clone().unwrap())
-            .stderr(out),
-        vec![out_path],
-    );
-    wait_for("the dashboard", Duration::from_secs(60), || {
-        assert!(
-            proc.alive(),
-            "codis-dashboard exited:\n{}",
-            proc.log_tail(30)
-        );
-        http(port, "GET", "/topom")
-            .ok()
-            .filter(|(s, _)| *s == 200)
-            .map(drop)
-    });
-    proc
+    super::fe::start_fs_dashboard(PRODUCT, root, port, dir)
 }
 
 fn set_get(port: u16, key: &str) {
