@@ -87,6 +87,7 @@ fn cache_script(ctx: &mut Ctx<'_>, body: &[u8]) -> Result<String, CmdError> {
             func,
             body: body.to_vec(),
             flags,
+            inline: false,
         },
     );
     Ok(sha)
@@ -168,7 +169,8 @@ fn eval(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         .eval_vm()
         .map_err(|e| CmdError::err(e.to_string()))?
         .clone();
-    vm.run(
+    let started = std::time::Instant::now();
+    let done = vm.run(
         ctx,
         &func,
         &sha,
@@ -180,7 +182,28 @@ fn eval(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             flags,
         },
     );
+    finish_run(ctx, args, true, &sha, started, done);
     Ok(())
+}
+
+/// After a script or function ran: remembers whether its next run may be inline, and hands
+/// a stopped inline run to the script thread (`crate::script`).
+fn finish_run(
+    ctx: &mut Ctx<'_>,
+    args: &[&[u8]],
+    eval: bool,
+    id: &str,
+    started: std::time::Instant,
+    done: bool,
+) {
+    ctx.store
+        .scripting
+        .record_run(eval, id, started.elapsed(), !done);
+    if !done {
+        ctx.client.action = Some(crate::server::client::Action::Script(
+            args.iter().map(|a| a.to_vec()).collect(),
+        ));
+    }
 }
 
 fn fcall(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
@@ -199,7 +222,8 @@ fn fcall(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         .func_vm()
         .map_err(|e| CmdError::err(e.to_string()))?
         .clone();
-    vm.run(
+    let started = std::time::Instant::now();
+    let done = vm.run(
         ctx,
         &func,
         &fname,
@@ -211,6 +235,7 @@ fn fcall(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             flags,
         },
     );
+    finish_run(ctx, args, false, &fname, started, done);
     Ok(())
 }
 
@@ -503,20 +528,7 @@ fn function(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             return Err(arity("stats"));
         }
         let s = &ctx.store.scripting;
-        let nlibs = s.libraries.len();
-        let nfuncs = s.functions.len();
-        let out = &mut *ctx.out;
-        out.map(2);
-        out.bulk(b"running_script");
-        out.null();
-        out.bulk(b"engines");
-        out.map(1);
-        out.bulk(b"LUA");
-        out.map(2);
-        out.bulk(b"libraries_count");
-        out.int(nlibs as i64);
-        out.bulk(b"functions_count");
-        out.int(nfuncs as i64);
+        function_stats(ctx.out, None, s.libraries.len(), s.functions.len());
     } else if eq_ic(sub, "kill") {
         if args.len() != 2 {
             return Err(arity("kill"));
@@ -544,4 +556,39 @@ fn function(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         return Err(unknown_subcommand(sub, "function"));
     }
     Ok(())
+}
+
+/// The FUNCTION STATS reply: the running function (name, its call, ms so far) if any, and
+/// the Lua engine's library and function counts. Also answered while a script is busy.
+pub fn function_stats(
+    out: &mut crate::resp::reply::Out,
+    running: Option<(&str, &[Vec<u8>], u64)>,
+    libraries: usize,
+    functions: usize,
+) {
+    out.map(2);
+    out.bulk(b"running_script");
+    match running {
+        None => out.null(),
+        Some((name, call, ms)) => {
+            out.map(3);
+            out.bulk(b"name");
+            out.bulk(name.as_bytes());
+            out.bulk(b"command");
+            out.array(call.len());
+            for a in call {
+                out.bulk(a);
+            }
+            out.bulk(b"duration_ms");
+            out.int(ms as i64);
+        }
+    }
+    out.bulk(b"engines");
+    out.map(1);
+    out.bulk(b"LUA");
+    out.map(2);
+    out.bulk(b"libraries_count");
+    out.int(libraries as i64);
+    out.bulk(b"functions_count");
+    out.int(functions as i64);
 }

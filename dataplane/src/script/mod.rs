@@ -7,11 +7,18 @@
 //! - [`libs`]: `bit`, `cjson`, `cmsgpack` and `struct`, written in Rust.
 //! - `cmd::script`: the commands.
 //!
-//! A script runs alone against the keyspace because it runs under the store lock. It does not
-//! run on a connection thread: `server::connection` hands EVAL/EVALSHA/FCALL (outside MULTI)
-//! to the script thread ([`ScriptThread`]), so the connection threads stay free to answer the
-//! other clients `-BUSY` once a script has run past `busy-reply-threshold`, and to take the
-//! SCRIPT KILL / FUNCTION KILL / SHUTDOWN NOSAVE that stop it ([`Busy`]).
+//! A script runs alone against the keyspace because it runs under the store lock. Where it
+//! runs depends on what it did last time:
+//! - A script or function whose last run took under [`INLINE_LIMIT`] runs **inline**, on the
+//!   connection's thread, in the connection's batch of requests like any other command (no
+//!   thread hop: a pipeline of EVALSHA costs what a pipeline of GET costs).
+//! - Anything else (a script's first run, one that was slow) goes to the script thread
+//!   ([`ScriptThread`]), so the connection threads stay free to answer the other clients
+//!   `-BUSY` once it has run past `busy-reply-threshold`, and to take the SCRIPT KILL /
+//!   FUNCTION KILL / SHUTDOWN NOSAVE that stop it ([`Busy`]).
+//! - An inline run that goes past [`INLINE_BUDGET_MS`] before calling any command that is not
+//!   read-only is stopped by the Lua hook and run again from the start on the script thread;
+//!   it had no effect, so nobody can tell. One that already wrote runs to its end where it is.
 
 pub mod convert;
 pub mod libs;
@@ -20,6 +27,13 @@ pub mod vm;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+
+/// A run shorter than this lets the script's next run be inline (see the module's doc).
+pub const INLINE_LIMIT: std::time::Duration = std::time::Duration::from_millis(1);
+/// An inline run without effects is moved to the script thread after this long.
+pub const INLINE_BUDGET_MS: u64 = 100;
+/// The error the hook raises to stop an inline run that goes to the script thread instead.
+pub const RETRY_ELSEWHERE: &str = "ERR script moved to the script thread";
 
 /// `-BUSY` for clients arriving while an EVAL script runs past the threshold.
 pub const BUSY_EVAL: &str =
@@ -59,6 +73,17 @@ pub struct Busy {
     pub from_master: AtomicBool,
     /// A [`kill`] request.
     pub kill: AtomicU8,
+    /// The running script is inline and must move to the script thread if it is still
+    /// running, without effects, at this Unix ms (0: not inline).
+    pub inline_deadline_ms: AtomicU64,
+    /// It called a command that is not read-only (then it cannot be run again).
+    pub effects: AtomicBool,
+    /// The hook stopped it to run it again on the script thread.
+    pub retry: AtomicBool,
+    /// Libraries loaded when the running script started (FUNCTION STATS while busy).
+    pub libraries_count: AtomicU64,
+    /// Functions loaded when the running script started.
+    pub functions_count: AtomicU64,
     /// Name and arguments of the running function, for FUNCTION STATS.
     pub running_call: parking_lot::Mutex<Option<(String, Vec<Vec<u8>>)>>,
 }
@@ -135,6 +160,8 @@ pub struct Script {
     pub body: Vec<u8>,
     /// [`sflags`].
     pub flags: u32,
+    /// Its last run was short: the next one runs inline.
+    pub inline: bool,
 }
 
 /// One registered function of a library.
@@ -148,6 +175,8 @@ pub struct FunctionDef {
     pub flags: u32,
     /// `description`, if given.
     pub description: Option<Vec<u8>>,
+    /// Its last run was short: the next one runs inline.
+    pub inline: bool,
 }
 
 /// A loaded function library.
@@ -225,6 +254,48 @@ impl Scripting {
         Ok(self.func_vm.as_ref().expect("just set"))
     }
 
+    /// True when the script call `args` (EVAL, EVALSHA, FCALL and their `_RO` forms) is of a
+    /// known script or function whose last run was short: it runs inline.
+    pub fn runs_inline(&self, args: &[&[u8]]) -> bool {
+        let (Some(name), Some(what)) = (args.first(), args.get(1)) else {
+            return false;
+        };
+        if name.len() >= 5 && name[..5].eq_ignore_ascii_case(b"fcall") {
+            let Ok(fname) = std::str::from_utf8(what) else {
+                return false;
+            };
+            return self
+                .functions
+                .get(fname)
+                .and_then(|lib| self.libraries.get(lib))
+                .and_then(|lib| lib.functions.get(fname))
+                .is_some_and(|f| f.inline);
+        }
+        let sha = if name.len() >= 7 && name[..7].eq_ignore_ascii_case(b"evalsha") {
+            String::from_utf8_lossy(what).to_ascii_lowercase()
+        } else {
+            sha1hex(what)
+        };
+        self.scripts.get(&sha).is_some_and(|s| s.inline)
+    }
+
+    /// Remembers how long the last run of script `sha` (EVAL family) or function `name` took.
+    pub fn record_run(&mut self, eval: bool, id: &str, took: std::time::Duration, retried: bool) {
+        let inline = !retried && took < INLINE_LIMIT;
+        if eval {
+            if let Some(s) = self.scripts.get_mut(id) {
+                s.inline = inline;
+            }
+        } else if let Some(f) = self
+            .functions
+            .get(id)
+            .and_then(|lib| self.libraries.get_mut(lib))
+            .and_then(|lib| lib.functions.get_mut(id))
+        {
+            f.inline = inline;
+        }
+    }
+
     /// SCRIPT FLUSH: forgets every script and starts a fresh Lua state.
     pub fn flush_scripts(&mut self) {
         self.scripts.clear();
@@ -286,10 +357,12 @@ impl Scripting {
 /// Lowercase hex SHA1 of `data` (script ids, `redis.sha1hex`).
 pub fn sha1hex(data: &[u8]) -> String {
     use sha1::Digest;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let d = sha1::Sha1::digest(data);
     let mut s = String::with_capacity(40);
     for b in d.iter() {
-        s.push_str(&format!("{b:02x}"));
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 15) as usize] as char);
     }
     s
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 
@@ -25,14 +25,36 @@ const INTERNAL: &str = "=redis_internal";
 /// strings (Redis 7's `luaRedisPcall`), `loadstring` bound to the sandbox, `redis.call`.
 const INIT: &str = r#"
 local real, redis, slot, rawerror, raw_loadstring, setfenv, setmetatable, type, select,
-      unpack, rawpcall, tostring, errtext, rawget, rawset, ipairs, concat = ...
+      unpack, rawpcall, tostring, errtext, rawget, rawset, ipairs, concat, rawxpcall,
+      stopping = ...
 local function ro() rawerror("Attempt to modify a readonly table", 2) end
 local env = {}
 redis.register_function = function(...) return slot[2](...) end
 local function pack(...) return select('#', ...), {...} end
+-- A script being stopped (SCRIPT KILL, SHUTDOWN NOSAVE, moved to the script thread) cannot
+-- catch the error that stops it.
+local function stop_if_asked()
+  local s = stopping()
+  if s then rawerror({err = s}, 0) end
+end
+rawset(real, 'xpcall', function(f, h)
+  local n, r = pack(rawxpcall(f, h))
+  if not r[1] then stop_if_asked() end
+  return unpack(r, 1, n)
+end)
+local co = rawget(real, 'coroutine')
+if co then
+  local resume = rawget(co, 'resume')
+  rawset(co, 'resume', function(...)
+    local n, r = pack(resume(...))
+    if not r[1] then stop_if_asked() end
+    return unpack(r, 1, n)
+  end)
+end
 rawset(real, 'pcall', function(f, ...)
   local n, r = pack(rawpcall(f, ...))
   if not r[1] then
+    stop_if_asked()
     local e = r[2]
     if type(e) == 'table' and type(e.err) == 'string' then e = e.err
     elseif type(e) == 'userdata' then e = errtext(e) end
@@ -107,13 +129,107 @@ end, __newindex = ro, __metatable = false})
 return env, env_mt, load_api
 "#;
 
+/// Why the running script must stop now, if it must: a kill, or (`check_deadline`, from the
+/// hook) an inline run without effects past its budget, which then moves to the script thread.
+fn stop_reason(busy: &Busy, check_deadline: bool) -> Option<&'static str> {
+    match busy.kill.load(Ordering::Relaxed) {
+        kill::NONE => {}
+        kill::SHUTDOWN => return Some("ERR Script killed by SHUTDOWN NOSAVE."),
+        _ => return Some("ERR Script killed by user with SCRIPT KILL..."),
+    }
+    if busy.retry.load(Ordering::Relaxed) {
+        return Some(super::RETRY_ELSEWHERE);
+    }
+    if check_deadline {
+        let deadline = busy.inline_deadline_ms.load(Ordering::Relaxed);
+        if deadline != 0
+            && !busy.effects.load(Ordering::Relaxed)
+            && crate::store::now_ms() > deadline
+        {
+            busy.retry.store(true, Ordering::Relaxed);
+            return Some(super::RETRY_ELSEWHERE);
+        }
+    }
+    None
+}
+
 /// Runs `f(keys, args)` under the error handler.
 const RUNNER: &str = r#"
 local xpcall, handler = ...
+local cf, ck, ca
+local function body() return cf(ck, ca) end
 return function(f, keys, args)
-  return xpcall(function() return f(keys, args) end, handler)
+  cf, ck, ca = f, keys, args
+  return xpcall(body, handler)
 end
 "#;
+
+/// The script run in progress, as `redis.call` sees it: the run's [`Ctx`] (null outside a
+/// run) and its [`RunMode`]. Set by [`Vm::run_inner`] for the time of the Lua call only.
+#[derive(Debug, Default)]
+struct Current {
+    ctx: AtomicPtr<()>,
+    /// [`RunMode`] packed: bit 0 eval, bit 1 read-only, flags above.
+    mode: AtomicU64,
+}
+
+impl Current {
+    /// Points `redis.call` at `ctx` until the guard drops.
+    fn enter<'a>(&'a self, ctx: &mut Ctx<'_>, mode: RunMode) -> CurrentGuard<'a> {
+        let packed =
+            u64::from(mode.eval) | u64::from(mode.read_only) << 1 | u64::from(mode.flags) << 2;
+        self.mode.store(packed, Ordering::Relaxed);
+        self.ctx
+            .store(ctx as *mut Ctx<'_> as *mut (), Ordering::Release);
+        CurrentGuard(self)
+    }
+
+    fn mode(&self) -> RunMode {
+        let m = self.mode.load(Ordering::Relaxed);
+        RunMode {
+            eval: m & 1 != 0,
+            read_only: m & 2 != 0,
+            flags: (m >> 2) as u32,
+        }
+    }
+}
+
+/// Clears [`Current`] when the run ends, however it ends.
+struct CurrentGuard<'a>(&'a Current);
+
+impl Drop for CurrentGuard<'_> {
+    fn drop(&mut self) {
+        self.0.ctx.store(std::ptr::null_mut(), Ordering::Release);
+    }
+}
+
+/// `redis.call` / `redis.pcall`: runs a command for the script in progress, or says there is
+/// none. Returns whether the reply is an error, and the reply as a Lua value.
+#[allow(unsafe_code)]
+fn call_from_script(
+    lua: &Lua,
+    current: &Current,
+    resp3: &AtomicBool,
+    args: MultiValue,
+) -> mlua::Result<(bool, Value)> {
+    let p = current.ctx.load(Ordering::Acquire);
+    if p.is_null() {
+        return Ok((
+            true,
+            err_table(
+                lua,
+                "ERR redis.call/pcall can only be called inside a script invocation",
+            )?,
+        ));
+    }
+    // SAFETY: `Vm::run_inner` stores its `&mut Ctx` here only for the time of the Lua call
+    // (the guard clears it before `run_inner` uses the context again), and runs on the
+    // thread that calls us, under the store lock. No other reference to that context is
+    // live meanwhile: commands run from a script cannot start another script (EVAL, FCALL
+    // and FUNCTION are NOSCRIPT), so this is the only `&mut` made from it at a time.
+    let ctx = unsafe { &mut *(p as *mut Ctx<'_>) };
+    script_call(lua, ctx, resp3, current.mode(), args)
+}
 
 /// How a script runs (from its command and flags).
 #[derive(Debug, Clone, Copy)]
@@ -136,6 +252,7 @@ pub struct Vm {
     load_api: Table,
     slot: Table,
     runner: Function,
+    current: Arc<Current>,
     resp3: Arc<AtomicBool>,
     load_deadline: Arc<AtomicU64>,
     busy: Arc<Busy>,
@@ -181,24 +298,12 @@ impl Vm {
         }
         super::libs::register(&lua, &real)?;
         let resp3 = Arc::new(AtomicBool::new(false));
-        let redis = redis_table(&lua, resp3.clone())?;
+        let current = Arc::new(Current::default());
+        let redis = redis_table(&lua, resp3.clone(), current.clone())?;
         real.raw_set("redis", redis.clone())?;
         let handler = lua.create_function(error_handler)?;
         let slot = lua.create_table()?;
-        lua.set_named_registry_value("codis_slot", slot.clone())?;
         real.raw_set("__redis__err__handler", handler.clone())?;
-        slot.raw_set(
-            1,
-            lua.create_function(|lua, _: MultiValue| {
-                Ok((
-                    true,
-                    err_table(
-                        lua,
-                        "ERR redis.call/pcall can only be called inside a script invocation",
-                    )?,
-                ))
-            })?,
-        )?;
         slot.raw_set(
             2,
             lua.create_function(|_, _: MultiValue| -> mlua::Result<()> {
@@ -213,7 +318,12 @@ impl Vm {
                 _ => "ERR unknown error".to_string(),
             })
         })?;
+        let stopping = {
+            let busy = busy.clone();
+            lua.create_function(move |_, ()| Ok(stop_reason(&busy, false)))?
+        };
         let g = |n: &str| real.raw_get::<Value>(n);
+        let raw_xpcall = g("xpcall")?;
         let table_lib: Table = real.raw_get("table")?;
         let (env, env_mt, load_api): (Table, Table, Table) = lua
             .load(INIT)
@@ -236,23 +346,25 @@ impl Vm {
                 g("rawset")?,
                 g("ipairs")?,
                 table_lib.raw_get::<Value>("concat")?,
+                raw_xpcall.clone(),
+                Value::Function(stopping),
             ]))?;
         let runner: Function = lua
             .load(RUNNER)
             .set_name(INTERNAL)
-            .call((g("xpcall")?, handler))?;
+            .call((raw_xpcall, handler))?;
         let _ = lua.set_memory_limit(LUA_MEMORY_LIMIT);
         let load_deadline = Arc::new(AtomicU64::new(0));
         {
             let busy = busy.clone();
             let deadline = load_deadline.clone();
-            lua.set_hook(
+            // Global: coroutines a script creates inherit it (a per-thread hook would leave
+            // a loop inside a coroutine unkillable).
+            lua.set_global_hook(
                 HookTriggers::new().every_nth_instruction(HOOK_EVERY),
                 move |_, _| {
-                    match busy.kill.load(Ordering::Relaxed) {
-                        kill::NONE => {}
-                        kill::SHUTDOWN => return Err(rt("ERR Script killed by SHUTDOWN NOSAVE.")),
-                        _ => return Err(rt("ERR Script killed by user with SCRIPT KILL...")),
+                    if let Some(why) = stop_reason(&busy, true) {
+                        return Err(rt(why));
                     }
                     let d = deadline.load(Ordering::Relaxed);
                     if d != 0 && crate::store::now_ms() > d {
@@ -270,6 +382,7 @@ impl Vm {
             load_api,
             slot,
             runner,
+            current,
             resp3,
             load_deadline,
             busy,
@@ -349,6 +462,9 @@ impl Vm {
 
     /// Runs `func` (a compiled script, or a function's callback) for `ctx`'s client and writes
     /// its reply. `name` appears in error replies (the SHA1 or the function name).
+    ///
+    /// Returns false, with nothing replied, when an inline run was stopped to run again on
+    /// the script thread (see `crate::script`).
     pub fn run(
         &self,
         ctx: &mut Ctx<'_>,
@@ -357,11 +473,13 @@ impl Vm {
         keys: &[&[u8]],
         args: &[&[u8]],
         mode: RunMode,
-    ) {
-        let res = self.run_inner(ctx, func, name, keys, args, mode);
-        match res {
-            Ok(()) => {}
-            Err(e) => ctx.out.error(&e),
+    ) -> bool {
+        match self.run_inner(ctx, func, name, keys, args, mode) {
+            Ok(done) => done,
+            Err(e) => {
+                ctx.out.error(&e);
+                true
+            }
         }
     }
 
@@ -373,7 +491,7 @@ impl Vm {
         keys: &[&[u8]],
         args: &[&[u8]],
         mode: RunMode,
-    ) -> Result<(), String> {
+    ) -> Result<bool, String> {
         let lua = &self.lua;
         let mk = |items: &[&[u8]]| -> mlua::Result<Table> {
             let t = lua.create_table_with_capacity(items.len(), 0)?;
@@ -400,6 +518,24 @@ impl Vm {
         busy.from_master
             .store(ctx.client.is_master, Ordering::Relaxed);
         busy.kill.store(kill::NONE, Ordering::Relaxed);
+        busy.libraries_count.store(
+            ctx.store.scripting.libraries.len() as u64,
+            Ordering::Relaxed,
+        );
+        busy.functions_count.store(
+            ctx.store.scripting.functions.len() as u64,
+            Ordering::Relaxed,
+        );
+        busy.effects.store(false, Ordering::Relaxed);
+        busy.retry.store(false, Ordering::Relaxed);
+        busy.inline_deadline_ms.store(
+            if ctx.client.script_inline {
+                crate::store::now_ms() + super::INLINE_BUDGET_MS
+            } else {
+                0
+            },
+            Ordering::Relaxed,
+        );
         if !mode.eval {
             let mut argv = vec![
                 if mode.read_only {
@@ -417,33 +553,15 @@ impl Vm {
         let saved_db = ctx.client.db;
         let opened_exec = !ctx.client.in_exec;
         ctx.client.in_exec = true;
-        let resp3 = self.resp3.clone();
-        let res = lua.scope(|scope| {
-            let c = &mut *ctx;
-            let raw = scope.create_function_mut(move |lua, argv: MultiValue| {
-                script_call(lua, c, &resp3, mode, argv)
-            })?;
-            self.slot.raw_set(1, raw)?;
-            let r = self
-                .runner
-                .call::<MultiValue>((func.clone(), keys_t, args_t));
-            self.slot.raw_set(1, Value::Nil)?;
-            r
-        });
-        // Put the outside-of-script call back.
-        if let Ok(f) = lua.create_function(|lua, _: MultiValue| {
-            Ok((
-                true,
-                err_table(
-                    lua,
-                    "ERR redis.call/pcall can only be called inside a script invocation",
-                )?,
-            ))
-        }) {
-            let _ = self.slot.raw_set(1, f);
-        }
+        let res = {
+            let _running = self.current.enter(ctx, mode);
+            self.runner
+                .call::<MultiValue>((func.clone(), keys_t, args_t))
+        };
         busy.running.store(false, Ordering::Release);
         *busy.running_call.lock() = None;
+        busy.inline_deadline_ms.store(0, Ordering::Relaxed);
+        let retried = busy.retry.swap(false, Ordering::Relaxed);
         let killed = busy.kill.swap(kill::NONE, Ordering::Relaxed);
         ctx.client.db = saved_db;
         if opened_exec {
@@ -451,6 +569,9 @@ impl Vm {
             close_multi(ctx);
         }
         let _ = killed;
+        if retried && !busy.effects.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
         let values = res.map_err(|e| {
             format!(
                 "ERR Error running script (call to {name}): {}",
@@ -462,7 +583,7 @@ impl Vm {
         let v = it.next().unwrap_or(Value::Nil);
         if ok {
             convert::lua_to_reply(ctx.out, &v, 0, self.resp3.load(Ordering::Relaxed));
-            return Ok(());
+            return Ok(true);
         }
         Err(format_script_error(&v, name))
     }
@@ -571,6 +692,9 @@ fn script_call(
     let fail = |text: &str| -> mlua::Result<(bool, Value)> {
         Ok((true, err_table(lua, &normalize_error(text))?))
     };
+    if let Some(why) = stop_reason(ctx.shared.script_busy(), false) {
+        return Err(rt(why));
+    }
     if args.is_empty() {
         return fail("Please specify at least one argument for this redis lib call");
     }
@@ -594,6 +718,13 @@ fn script_call(
     }
     if cmd.flags & flags::NOSCRIPT != 0 {
         return fail("This Redis command is not allowed from script");
+    }
+    if cmd.flags & flags::READONLY == 0 {
+        // From here on the run cannot be started again elsewhere.
+        ctx.shared
+            .script_busy()
+            .effects
+            .store(true, Ordering::Relaxed);
     }
     if cmd.flags & flags::WRITE != 0 {
         if mode.read_only {
@@ -770,6 +901,7 @@ fn register_function(
             func,
             flags: fl,
             description: desc,
+            inline: false,
         },
     );
     Ok(())
@@ -849,7 +981,8 @@ pub fn eval_shebang(body: &[u8]) -> Result<(u32, usize), String> {
 }
 
 /// The `redis` table (before it is made read-only).
-fn redis_table(lua: &Lua, resp3: Arc<AtomicBool>) -> mlua::Result<Table> {
+fn redis_table(lua: &Lua, resp3: Arc<AtomicBool>, current: Arc<Current>) -> mlua::Result<Table> {
+    let resp3_call = resp3.clone();
     let r = lua.create_table()?;
     r.raw_set(
         "error_reply",
@@ -985,12 +1118,11 @@ fn redis_table(lua: &Lua, resp3: Arc<AtomicBool>) -> mlua::Result<Table> {
     )?;
     // redis.call and redis.pcall are C functions, as in Redis: a `return redis.call(..)`
     // tail call then keeps the script's frame, whose line the error reports.
+    let (cur, r3) = (current.clone(), resp3_call.clone());
     r.raw_set(
         "call",
-        lua.create_function(|lua, args: MultiValue| {
-            let slot: Table = lua.named_registry_value("codis_slot")?;
-            let f: Function = slot.raw_get(1)?;
-            let (is_err, v): (bool, Value) = f.call(args)?;
+        lua.create_function(move |lua, args: MultiValue| {
+            let (is_err, v) = call_from_script(lua, &cur, &r3, args)?;
             if is_err {
                 let text = match &v {
                     Value::Table(t) => t.raw_get::<String>("err").unwrap_or_default(),
@@ -1003,10 +1135,8 @@ fn redis_table(lua: &Lua, resp3: Arc<AtomicBool>) -> mlua::Result<Table> {
     )?;
     r.raw_set(
         "pcall",
-        lua.create_function(|lua, args: MultiValue| {
-            let slot: Table = lua.named_registry_value("codis_slot")?;
-            let f: Function = slot.raw_get(1)?;
-            let (_, v): (bool, Value) = f.call(args)?;
+        lua.create_function(move |lua, args: MultiValue| {
+            let (_, v) = call_from_script(lua, &current, &resp3_call, args)?;
             Ok(v)
         })?,
     )?;

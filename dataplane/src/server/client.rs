@@ -261,6 +261,9 @@ pub struct Client {
     pub multi_error: bool,
     /// True while EXEC runs queued commands (blocking commands do not block then).
     pub in_exec: bool,
+    /// The script call being run was taken inline, on the connection's thread (see
+    /// `crate::script`): it may be stopped and handed to the script thread.
+    pub script_inline: bool,
     /// Raised when a WATCHed key changes.
     pub watch_flag: WatchFlag,
     /// WATCHed keys (db, key).
@@ -305,6 +308,7 @@ impl Client {
             multi: None,
             multi_error: false,
             in_exec: false,
+            script_inline: false,
             watch_flag: Arc::new(AtomicBool::new(false)),
             watched: Vec::new(),
             action: None,

@@ -405,6 +405,22 @@ fn busy_reply(shared: &Shared, client: &mut Client, args: &[&[u8]], out: &mut Ou
         }
         return;
     }
+    if args.len() == 2 && is(0, "function") && is(1, "stats") {
+        // As Redis: FUNCTION STATS answers during a busy script (the running one only if it
+        // is a function).
+        let running = busy.running_call.lock().clone();
+        let started = busy.started_ms.load(Ordering::Relaxed);
+        let ms = now_ms().saturating_sub(started);
+        crate::cmd::script::function_stats(
+            out,
+            running
+                .as_ref()
+                .map(|(n, c)| (n.as_str(), c.as_slice(), ms)),
+            busy.libraries_count.load(Ordering::Relaxed) as usize,
+            busy.functions_count.load(Ordering::Relaxed) as usize,
+        );
+        return;
+    }
     if busy.eval.load(Ordering::Relaxed) {
         out.error(crate::script::BUSY_EVAL);
     } else {
@@ -520,12 +536,8 @@ fn process(
             }
             None => &argv,
         };
-        if !args.is_empty() && client.multi.is_none() && crate::script::is_script_call(args[0]) {
-            // Scripts run on the script thread (see `crate::script`).
-            client.action = Some(Action::Script(args.iter().map(|a| a.to_vec()).collect()));
-            pos += consumed;
-            break;
-        }
+        let script_call =
+            !args.is_empty() && client.multi.is_none() && crate::script::is_script_call(args[0]);
         if guard.is_none() {
             match lock_store(shared, args) {
                 Some(g) => {
@@ -542,6 +554,16 @@ fn process(
         let Some(store) = guard.as_mut() else {
             break;
         };
+        if script_call {
+            // A script known to be short runs here; any other goes to the script thread
+            // (see `crate::script`).
+            if !store.scripting.runs_inline(args) {
+                client.action = Some(Action::Script(args.iter().map(|a| a.to_vec()).collect()));
+                pos += consumed;
+                break;
+            }
+            client.script_inline = true;
+        }
         out.resp3 = client.resp3;
         let mut ctx = Ctx {
             store: &mut *store,
@@ -551,6 +573,7 @@ fn process(
             now_ms: now,
         };
         execute(&mut ctx, args);
+        client.script_inline = false;
         out.resp3 = client.resp3;
         // A pipelined AUTH (or SLOTSRESTORE-ASYNC-AUTH) lifts the unauthenticated parse limits
         // for the requests behind it in the same buffer.

@@ -354,3 +354,157 @@ fn aof_rewrite_keeps_function_libraries() {
         assert!(want.contains("name=lib"), "{want}");
     }
 }
+
+/// True once a fresh connection to `port` gets `-BUSY` for a plain command.
+fn busy(port: u16) -> bool {
+    let f = Client::connect(port).cmd(&[b"GET", b"probe"]).0;
+    matches!(f, Frame::Error(ref e) if e.starts_with(b"BUSY"))
+}
+
+fn wait_busy(port: u16) {
+    let start = Instant::now();
+    while !busy(port) {
+        assert!(start.elapsed() < Duration::from_secs(20), "never BUSY");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn in_thread(port: u16, args: &[&[u8]]) -> std::thread::JoinHandle<Frame> {
+    let args: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+    std::thread::spawn(move || {
+        let mut c = Client::connect(port);
+        let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+        c.try_cmd(&refs).expect("reply")
+    })
+}
+
+fn err_text(f: &Frame) -> String {
+    match f {
+        Frame::Error(e) => String::from_utf8_lossy(e).into_owned(),
+        other => panic!("not an error: {other:?}"),
+    }
+}
+
+/// Short scripts run inline on the connection's thread (one I/O thread here, so every client
+/// shares it). One that then runs long without effects moves to the script thread: the other
+/// clients get `-BUSY` and SCRIPT KILL stops it. A script cannot `pcall` its way out of a
+/// kill, and FUNCTION STATS answers while a function is busy.
+#[test]
+fn long_inline_scripts_move_to_the_script_thread_and_stay_killable() {
+    let s = start_codis(&["--io-threads", "1"]);
+    let mut c = Client::connect(s.port);
+    ok(&mut c, &[b"CONFIG", b"SET", b"busy-reply-threshold", b"50"]);
+    let body: &[u8] = b"if ARGV[1] == 'spin' then local i = 0 while true do i = i + 1 end end \
+                        return redis.call('INCR', KEYS[1])";
+    let sha = match ok(&mut c, &[b"SCRIPT", b"LOAD", body]) {
+        Frame::Bulk(b) => b,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        ok(&mut c, &[b"EVALSHA", &sha, b"1", b"n", b"go"]),
+        Frame::Integer(1)
+    );
+    // Now inline: a pipeline keeps its order around the script calls.
+    let pipe = [
+        vec![
+            b"EVALSHA".to_vec(),
+            sha.clone(),
+            b"1".to_vec(),
+            b"n".to_vec(),
+            b"go".to_vec(),
+        ],
+        vec![b"GET".to_vec(), b"n".to_vec()],
+        vec![
+            b"EVAL".to_vec(),
+            body.to_vec(),
+            b"1".to_vec(),
+            b"n".to_vec(),
+            b"go".to_vec(),
+        ],
+        vec![b"INCR".to_vec(), b"n".to_vec()],
+    ];
+    let replies = c.try_pipeline(&pipe).expect("pipeline");
+    assert_eq!(
+        replies,
+        vec![
+            Frame::Integer(2),
+            Frame::Bulk(b"2".to_vec()),
+            Frame::Integer(3),
+            Frame::Integer(4)
+        ]
+    );
+
+    // The same script spinning: moved off the connection thread, so BUSY and SCRIPT KILL
+    // reach the server.
+    let t = in_thread(s.port, &[b"EVALSHA", &sha, b"1", b"n", b"spin"]);
+    wait_busy(s.port);
+    assert_eq!(
+        Client::connect(s.port).cmd(&[b"SCRIPT", b"KILL"]).0,
+        Frame::Simple(b"OK".to_vec())
+    );
+    let f = t.join().unwrap();
+    assert!(err_text(&f).contains("killed by user"), "{f:?}");
+    assert_eq!(ok(&mut c, &[b"GET", b"n"]), Frame::Bulk(b"4".to_vec()));
+    // It still runs when asked normally.
+    assert_eq!(
+        ok(&mut c, &[b"EVALSHA", &sha, b"1", b"n", b"go"]),
+        Frame::Integer(5)
+    );
+
+    // pcall, xpcall and coroutine.resume do not catch the kill.
+    for spin in [
+        &b"while true do pcall(function() while true do end end) end"[..],
+        b"while true do xpcall(function() while true do end end, function(e) return e end) end",
+        b"while true do coroutine.resume(coroutine.create(function() while true do end end)) end",
+    ] {
+        let t = in_thread(s.port, &[b"EVAL", spin, b"0"]);
+        wait_busy(s.port);
+        assert_eq!(
+            Client::connect(s.port).cmd(&[b"SCRIPT", b"KILL"]).0,
+            Frame::Simple(b"OK".to_vec())
+        );
+        let f = t.join().unwrap();
+        assert!(
+            err_text(&f).contains("killed by user"),
+            "{}: {f:?}",
+            show(spin)
+        );
+    }
+
+    // A function that spins after inline runs: FUNCTION STATS names it while it is busy.
+    let lib = b"#!lua name=spinlib\nredis.register_function('maybe_spin', function(keys, args) \
+                if args[1] == 'spin' then while true do end end return 1 end)";
+    assert_eq!(
+        ok(&mut c, &[b"FUNCTION", b"LOAD", lib]),
+        Frame::Bulk(b"spinlib".to_vec())
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            ok(&mut c, &[b"FCALL", b"maybe_spin", b"0", b"go"]),
+            Frame::Integer(1)
+        );
+    }
+    let t = in_thread(s.port, &[b"FCALL", b"maybe_spin", b"0", b"spin"]);
+    wait_busy(s.port);
+    let (stats, raw) = Client::connect(s.port).cmd(&[b"FUNCTION", b"STATS"]);
+    let text = show(&raw);
+    assert!(matches!(stats, Frame::Array(..)), "{text}");
+    for want in [
+        "running_script",
+        "maybe_spin",
+        "FCALL",
+        "spin",
+        "libraries_count",
+    ] {
+        assert!(text.contains(want), "{want} missing from {text}");
+    }
+    assert_eq!(
+        Client::connect(s.port).cmd(&[b"FUNCTION", b"KILL"]).0,
+        Frame::Simple(b"OK".to_vec())
+    );
+    let f = t.join().unwrap();
+    assert!(err_text(&f).contains("killed by user"), "{f:?}");
+    let (stats, raw) = c.cmd(&[b"FUNCTION", b"STATS"]);
+    assert!(matches!(stats, Frame::Array(..)), "{}", show(&raw));
+    assert!(!show(&raw).contains("maybe_spin"), "{}", show(&raw));
+}
