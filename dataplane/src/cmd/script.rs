@@ -84,7 +84,7 @@ fn cache_script(ctx: &mut Ctx<'_>, body: &[u8]) -> Result<String, CmdError> {
     ctx.store.scripting.scripts.insert(
         sha.clone(),
         Script {
-            func,
+            func: std::sync::Arc::new(func),
             body: body.to_vec(),
             flags,
             inline: false,

@@ -154,8 +154,9 @@ pub mod sflags {
 /// A cached EVAL script.
 #[derive(Debug)]
 pub struct Script {
-    /// The compiled chunk (its environment is the read-only globals).
-    pub func: mlua::Function,
+    /// The compiled chunk (its environment is the read-only globals); an `Arc` so a run
+    /// takes it out of the store without touching Lua's references.
+    pub func: Arc<mlua::Function>,
     /// The body as sent.
     pub body: Vec<u8>,
     /// [`sflags`].
@@ -169,8 +170,8 @@ pub struct Script {
 pub struct FunctionDef {
     /// Function name.
     pub name: String,
-    /// The Lua callback.
-    pub func: mlua::Function,
+    /// The Lua callback (`Arc`: see [`Script::func`]).
+    pub func: Arc<mlua::Function>,
     /// [`sflags`].
     pub flags: u32,
     /// `description`, if given.

@@ -203,6 +203,28 @@ impl Drop for CurrentGuard<'_> {
     }
 }
 
+/// The Lua memory limit ([`LUA_MEMORY_LIMIT`]) for what a script's own code allocates, on
+/// while the guard lives. It is off the rest of the time, when our Rust code builds or reads
+/// Lua values: with a limit set, mlua wraps every API call in a protected call (a third of
+/// the time of a short script), since any allocation could then fail.
+struct MemoryLimit<'a>(&'a Lua, usize);
+
+impl<'a> MemoryLimit<'a> {
+    fn on(lua: &'a Lua) -> Self {
+        MemoryLimit(lua, lua.set_memory_limit(LUA_MEMORY_LIMIT).unwrap_or(0))
+    }
+
+    fn off(lua: &'a Lua) -> Self {
+        MemoryLimit(lua, lua.set_memory_limit(0).unwrap_or(0))
+    }
+}
+
+impl Drop for MemoryLimit<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.set_memory_limit(self.1);
+    }
+}
+
 /// `redis.call` / `redis.pcall`: runs a command for the script in progress, or says there is
 /// none. Returns whether the reply is an error, and the reply as a Lua value.
 #[allow(unsafe_code)]
@@ -228,6 +250,7 @@ fn call_from_script(
     // live meanwhile: commands run from a script cannot start another script (EVAL, FCALL
     // and FUNCTION are NOSCRIPT), so this is the only `&mut` made from it at a time.
     let ctx = unsafe { &mut *(p as *mut Ctx<'_>) };
+    let _limit = MemoryLimit::off(lua);
     script_call(lua, ctx, resp3, current.mode(), args)
 }
 
@@ -242,9 +265,20 @@ pub struct RunMode {
     pub flags: u32,
 }
 
-/// A Lua state with the sandbox and the `redis` table installed. Cloning is cheap (a handle).
-#[derive(Clone)]
-pub struct Vm {
+/// A Lua state with the sandbox and the `redis` table installed. Cloning is cheap (one
+/// `Arc`: a script run clones it out of the store, so it must not touch Lua's references).
+#[derive(Clone, Debug)]
+pub struct Vm(Arc<VmParts>);
+
+impl std::ops::Deref for Vm {
+    type Target = VmParts;
+    fn deref(&self) -> &VmParts {
+        &self.0
+    }
+}
+
+/// What a [`Vm`] holds.
+pub struct VmParts {
     lua: Lua,
     real: Table,
     env: Table,
@@ -258,7 +292,7 @@ pub struct Vm {
     busy: Arc<Busy>,
 }
 
-impl std::fmt::Debug for Vm {
+impl std::fmt::Debug for VmParts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Vm")
     }
@@ -353,7 +387,6 @@ impl Vm {
             .load(RUNNER)
             .set_name(INTERNAL)
             .call((raw_xpcall, handler))?;
-        let _ = lua.set_memory_limit(LUA_MEMORY_LIMIT);
         let load_deadline = Arc::new(AtomicU64::new(0));
         {
             let busy = busy.clone();
@@ -374,7 +407,7 @@ impl Vm {
                 },
             )?;
         }
-        Ok(Vm {
+        Ok(Vm(Arc::new(VmParts {
             lua,
             real,
             env,
@@ -386,7 +419,7 @@ impl Vm {
             resp3,
             load_deadline,
             busy,
-        })
+        })))
     }
 
     /// Compiles `body` (the part after a shebang line) as chunk `name`, sandboxed.
@@ -427,9 +460,11 @@ impl Vm {
             })?;
             self.slot.raw_set(2, reg)?;
             self.env_mt.raw_set("__index", self.load_api.clone())?;
-            let r = self
-                .runner
-                .call::<MultiValue>((func, Value::Nil, Value::Nil));
+            let r = {
+                let _limit = MemoryLimit::on(&self.lua);
+                self.runner
+                    .call::<MultiValue>((func, Value::Nil, Value::Nil))
+            };
             self.env_mt.raw_set("__index", self.real.clone())?;
             self.slot.raw_set(
                 2,
@@ -555,8 +590,8 @@ impl Vm {
         ctx.client.in_exec = true;
         let res = {
             let _running = self.current.enter(ctx, mode);
-            self.runner
-                .call::<MultiValue>((func.clone(), keys_t, args_t))
+            let _limit = MemoryLimit::on(lua);
+            self.runner.call::<MultiValue>((func, keys_t, args_t))
         };
         busy.running.store(false, Ordering::Release);
         *busy.running_call.lock() = None;
@@ -898,7 +933,7 @@ fn register_function(
         name.clone(),
         FunctionDef {
             name,
-            func,
+            func: Arc::new(func),
             flags: fl,
             description: desc,
             inline: false,

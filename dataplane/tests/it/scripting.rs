@@ -507,4 +507,16 @@ fn long_inline_scripts_move_to_the_script_thread_and_stay_killable() {
     let (stats, raw) = c.cmd(&[b"FUNCTION", b"STATS"]);
     assert!(matches!(stats, Frame::Array(..)), "{}", show(&raw));
     assert!(!show(&raw).contains("maybe_spin"), "{}", show(&raw));
+
+    // The Lua memory limit still holds for a script's own allocations (it is off only
+    // while our code converts values), inline or not, and the server goes on.
+    let grow: &[u8] = b"local s = 'x' for i = 1, 40 do s = s .. s end return #s";
+    for _ in 0..2 {
+        let f = c.cmd(&[b"EVAL", grow, b"0"]).0;
+        assert!(err_text(&f).contains("not enough memory"), "{f:?}");
+    }
+    assert_eq!(
+        ok(&mut c, &[b"EVAL", b"return redis.call('PING')", b"0"]),
+        Frame::Simple(b"PONG".to_vec())
+    );
 }
