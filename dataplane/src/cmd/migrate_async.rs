@@ -585,8 +585,12 @@ fn ack(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> CmdResult {
 /// runs any command there; the proxy forwards the wrapper for writes to a migrating slot, so
 /// here it refuses what a client must not reach through it (admin, connection and pub/sub
 /// commands, commands without keys, blocking or transaction commands, the slot commands, and
-/// MOVE, which leaves the database being migrated).
+/// MOVE, which leaves the database being migrated). Scripts and functions (EVAL, EVALSHA,
+/// FCALL and their `_RO` forms) are wrappable: their keys are the `numkeys` after the script.
 fn wrappable(cmd: &CommandSpec) -> bool {
+    if crate::script::is_script_call(cmd.name.as_bytes()) {
+        return true;
+    }
     cmd.first_key > 0
         && cmd.flags & (ADMIN | PUBSUB | NOSCRIPT | BLOCKING | NO_MULTI | TX_CONTROL | SLOT) == 0
         && !cmd.name.starts_with("slots")

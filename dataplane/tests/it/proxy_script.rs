@@ -2,7 +2,8 @@
 //! routed by their keys (CROSSSLOT across slots, keyless calls to slot 0's master), SCRIPT
 //! and FUNCTION commands sent to every group with their replies combined, a group added
 //! later, and SCRIPT KILL / FUNCTION KILL / UNKILLABLE / SHUTDOWN NOSAVE against a looping
-//! script.
+//! script, and scripts and functions on the keys of a slot while it migrates (sync and
+//! semi-async).
 
 use std::time::{Duration, Instant};
 
@@ -318,4 +319,110 @@ fn busy_scripts_are_killed_through_the_proxy() {
     }
     // The other group is unharmed.
     assert_eq!(c.cmd(&[b"SET", &kb, b"1"]).0, ok());
+}
+
+/// Scripts and functions run through the proxy on the keys of a slot while it moves from one
+/// server to another (`method` 0 sync: the keys are moved first; 1 semi-async: the call is
+/// wrapped in SLOTSMGRT-EXEC-WRAPPER): no client error, every increment done exactly once,
+/// and the slot empty on the source afterwards.
+fn scripts_during_migration(method: i64) {
+    use crate::proxy::{migrate_slot, migrating, owned};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let from = start_codis(&[]);
+    let to = start_codis(&[]);
+    let p = TestProxy::start(CoreConfig {
+        threads: 2,
+        ..CoreConfig::default()
+    });
+    p.assign(0..1024, &from);
+    let body: &[u8] = b"redis.call('INCR', KEYS[1]) return redis.call('GET', KEYS[1])";
+    let lib: &[u8] = b"#!lua name=mig\nredis.register_function('bump', function(keys) \
+                       return redis.call('INCR', keys[1]) end)";
+    let mut sha = Vec::new();
+    for s in [&from, &to] {
+        let mut d = Client::connect(s.port);
+        match d.cmd(&[b"SCRIPT", b"LOAD", body]).0 {
+            Frame::Bulk(b) => sha = b,
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(d.cmd(&[b"FUNCTION", b"LOAD", lib]).0, bulk(b"mig"));
+    }
+    let slot = slot_of(b"smig");
+    let keys: Vec<Vec<u8>> = (0..2000)
+        .map(|i| format!("{{smig}}:{i}").into_bytes())
+        .collect();
+    {
+        let mut c = p.client();
+        for k in &keys {
+            assert_eq!(c.cmd(&[b"SET", k, b"0"]).0, ok());
+        }
+    }
+    p.fill(&[migrating(slot, &from, &to, method)]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let incrs = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..3)
+        .map(|w| {
+            let (stop, errors, incrs) = (stop.clone(), errors.clone(), incrs.clone());
+            let (keys, sha, body) = (keys.clone(), sha.clone(), body.to_vec());
+            let port = p.port;
+            std::thread::spawn(move || {
+                let mut c = Client::connect(port);
+                let mut i = w;
+                while !stop.load(Ordering::Relaxed) {
+                    let k = &keys[i % keys.len()];
+                    let args: Vec<&[u8]> = match i % 3 {
+                        0 => vec![b"EVALSHA", &sha, b"1", k],
+                        1 => vec![b"EVAL", &body, b"1", k],
+                        _ => vec![b"FCALL", b"bump", b"1", k],
+                    };
+                    match c.cmd(&args).0 {
+                        Frame::Bulk(_) | Frame::Integer(_) => {
+                            incrs.fetch_add(1, Ordering::Relaxed);
+                        }
+                        other => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            eprintln!("{}: {other:?}", show(args[0]));
+                        }
+                    }
+                    i += 3;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    migrate_slot(&from, &to, slot, method);
+    std::thread::sleep(Duration::from_millis(200));
+    p.fill(&[owned(slot, &to)]);
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert_eq!(errors.load(Ordering::Relaxed), 0, "client errors");
+    assert!(incrs.load(Ordering::Relaxed) > 0);
+    let mut c = p.client();
+    let mut sum = 0u64;
+    for k in &keys {
+        match c.cmd(&[b"GET", k]).0 {
+            Frame::Bulk(v) => sum += String::from_utf8(v).unwrap().parse::<u64>().unwrap(),
+            other => panic!("GET {}: {other:?}", show(k)),
+        }
+    }
+    assert_eq!(sum, incrs.load(Ordering::Relaxed));
+    let info = Client::connect(from.port)
+        .cmd(&[b"SLOTSINFO", slot.to_string().as_bytes(), b"1"])
+        .0;
+    assert_eq!(info, Frame::Array(b'*', vec![]));
+}
+
+#[test]
+fn scripts_during_sync_migration() {
+    scripts_during_migration(0);
+}
+
+#[test]
+fn scripts_during_semi_async_migration() {
+    scripts_during_migration(1);
 }
