@@ -1,11 +1,27 @@
-//! The Lua libraries Redis adds to Lua 5.1, in Rust: `bit` (LuaBitOp) and `cjson`.
-//! `cmsgpack` and `struct` are present as tables whose functions fail with a clear error
-//! (docs/COMPATIBILITY.md).
+//! The Lua libraries Redis adds to Lua 5.1, in Rust: `bit` (LuaBitOp) and `cjson` here,
+//! `cmsgpack` in [`super::msgpack`]. `struct` is present as a table whose functions fail with
+//! a clear error (docs/COMPATIBILITY.md).
 
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
 
 fn rt(msg: impl Into<String>) -> mlua::Error {
     mlua::Error::RuntimeError(msg.into())
+}
+
+/// A library function's error as Lua's `luaL_error` words it: prefixed with the script's
+/// position (`user_script:3: `) when a Lua function called the library function.
+pub(crate) fn located(lua: &Lua, e: mlua::Error) -> mlua::Error {
+    let mlua::Error::RuntimeError(msg) = e else {
+        return e;
+    };
+    let place = lua.inspect_stack(1, |d| {
+        let src = d.source();
+        let short = src.short_src.as_deref().unwrap_or("?").to_string();
+        d.current_line()
+            .filter(|&line| line > 0 && src.what != "C")
+            .map(|line| format!("{short}:{line}: "))
+    });
+    rt(format!("{}{msg}", place.flatten().unwrap_or_default()))
 }
 
 /// Installs `bit`, `cjson`, `cmsgpack` and `struct` into `g`.
@@ -15,13 +31,8 @@ fn rt(msg: impl Into<String>) -> mlua::Error {
 pub fn register(lua: &Lua, g: &Table) -> mlua::Result<()> {
     g.raw_set("bit", bit(lua)?)?;
     g.raw_set("cjson", cjson(lua)?)?;
-    for (lib, funcs) in [
-        (
-            "cmsgpack",
-            &["pack", "unpack", "unpack_one", "unpack_limit"][..],
-        ),
-        ("struct", &["pack", "unpack", "size"][..]),
-    ] {
+    g.raw_set("cmsgpack", super::msgpack::cmsgpack(lua)?)?;
+    for (lib, funcs) in [("struct", &["pack", "unpack", "size"][..])] {
         let t = lua.create_table()?;
         for f in funcs {
             let msg = format!(
@@ -206,10 +217,13 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|lua, s: mlua::LuaString| {
             let bytes = s.as_bytes();
             let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-                rt(format!(
-                    "Expected value but found invalid token at character {}",
-                    e.column().max(1)
-                ))
+                located(
+                    lua,
+                    rt(format!(
+                        "Expected value but found invalid token at character {}",
+                        e.column().max(1)
+                    )),
+                )
             })?;
             decode(lua, &v)
         })?,

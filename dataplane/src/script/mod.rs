@@ -4,7 +4,7 @@
 //! - [`vm`]: building a sandboxed Lua state (the libraries Redis loads, the `redis` table,
 //!   read-only globals) and running one script or function against the keyspace.
 //! - [`convert`]: replies to Lua values and back, as Redis 7 converts them (RESP2 and RESP3).
-//! - [`libs`]: `bit`, `cjson`, `cmsgpack` and `struct`, written in Rust.
+//! - [`libs`]: `bit`, `cjson` and `struct`, written in Rust; [`msgpack`]: `cmsgpack`.
 //! - `cmd::script`: the commands.
 //!
 //! A script runs alone against the keyspace because it runs under the store lock. Where it
@@ -22,6 +22,7 @@
 
 pub mod convert;
 pub mod libs;
+pub mod msgpack;
 pub mod vm;
 
 use std::collections::{BTreeMap, HashMap};

@@ -225,6 +225,18 @@ impl Drop for MemoryLimit<'_> {
     }
 }
 
+/// The message of an error raised by Rust code, unchanged (see `error_text` for the reply).
+fn raw_error_text(e: &mlua::Error) -> String {
+    let mut e = e;
+    while let mlua::Error::CallbackError { cause, .. } = e {
+        e = cause;
+    }
+    match e {
+        mlua::Error::RuntimeError(s) => s.clone(),
+        _ => error_text(e),
+    }
+}
+
 /// `redis.call` / `redis.pcall`: runs a command for the script in progress, or says there is
 /// none. Returns whether the reply is an error, and the reply as a Lua value.
 #[allow(unsafe_code)]
@@ -346,9 +358,11 @@ impl Vm {
                 ))
             })?,
         )?;
+        // What `pcall` returns for an error raised by Rust code: its message as raised (a
+        // library's `luaL_error` text), as Lua's own pcall returns a C function's error.
         let errtext = lua.create_function(|_, v: Value| {
             Ok(match v {
-                Value::Error(e) => error_text(&e),
+                Value::Error(e) => raw_error_text(&e),
                 _ => "ERR unknown error".to_string(),
             })
         })?;
@@ -593,6 +607,11 @@ impl Vm {
             let _limit = MemoryLimit::on(lua);
             self.runner.call::<MultiValue>((func, keys_t, args_t))
         };
+        // Lua 5.1 has no emergency collection: garbage a big run left (one that hit the
+        // memory limit, say) would make the next runs fail their allocations.
+        if lua.used_memory() > LUA_MEMORY_LIMIT / 8 {
+            let _ = lua.gc_collect();
+        }
         busy.running.store(false, Ordering::Release);
         *busy.running_call.lock() = None;
         busy.inline_deadline_ms.store(0, Ordering::Relaxed);

@@ -515,6 +515,25 @@ fn long_inline_scripts_move_to_the_script_thread_and_stay_killable() {
         let f = c.cmd(&[b"EVAL", grow, b"0"]).0;
         assert!(err_text(&f).contains("not enough memory"), "{f:?}");
     }
+    // cmsgpack refuses hostile input with an error: nesting past 64 levels, and lengths
+    // past the end of the input (no allocation of what they claim).
+    for (script, want) in [
+        (
+            &b"return cmsgpack.unpack(string.rep('\\145', 100000))"[..],
+            "nesting too deep",
+        ),
+        (
+            b"return cmsgpack.unpack('\\221\\127\\255\\255\\255')",
+            "Missing bytes",
+        ),
+        (
+            b"return cmsgpack.unpack('\\223\\127\\255\\255\\255')",
+            "Missing bytes",
+        ),
+    ] {
+        let f = c.cmd(&[b"EVAL", script, b"0"]).0;
+        assert!(err_text(&f).contains(want), "{}: {f:?}", show(script));
+    }
     assert_eq!(
         ok(&mut c, &[b"EVAL", b"return redis.call('PING')", b"0"]),
         Frame::Simple(b"PONG".to_vec())
