@@ -112,7 +112,7 @@ fn unpack(
 }
 
 fn is_int(n: f64) -> bool {
-    n.is_finite() && n == n.trunc() && n >= i64::MIN as f64 && n < 9.223_372_036_854_775_807e18
+    n.is_finite() && n == n.trunc() && n >= i64::MIN as f64 && n < i64::MAX as f64
 }
 
 fn encode(v: &Value, out: &mut Vec<u8>, level: usize) -> mlua::Result<()> {
