@@ -1,6 +1,5 @@
 //! The Lua libraries Redis adds to Lua 5.1, in Rust: `bit` (LuaBitOp) and `cjson` here,
-//! `cmsgpack` in [`super::msgpack`]. `struct` is present as a table whose functions fail with
-//! a clear error (docs/COMPATIBILITY.md).
+//! `cmsgpack` in [`super::msgpack`], `struct` in [`super::structlib`].
 
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
 
@@ -32,21 +31,7 @@ pub fn register(lua: &Lua, g: &Table) -> mlua::Result<()> {
     g.raw_set("bit", bit(lua)?)?;
     g.raw_set("cjson", cjson(lua)?)?;
     g.raw_set("cmsgpack", super::msgpack::cmsgpack(lua)?)?;
-    for (lib, funcs) in [("struct", &["pack", "unpack", "size"][..])] {
-        let t = lua.create_table()?;
-        for f in funcs {
-            let msg = format!(
-                "ERR {lib}.{f} is not supported by codis-server (see docs/COMPATIBILITY.md)"
-            );
-            t.raw_set(
-                *f,
-                lua.create_function(move |_, _: MultiValue| -> mlua::Result<()> {
-                    Err(rt(msg.clone()))
-                })?,
-            )?;
-        }
-        g.raw_set(lib, t)?;
-    }
+    g.raw_set("struct", super::structlib::structlib(lua)?)?;
     Ok(())
 }
 

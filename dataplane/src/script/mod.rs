@@ -4,7 +4,8 @@
 //! - [`vm`]: building a sandboxed Lua state (the libraries Redis loads, the `redis` table,
 //!   read-only globals) and running one script or function against the keyspace.
 //! - [`convert`]: replies to Lua values and back, as Redis 7 converts them (RESP2 and RESP3).
-//! - [`libs`]: `bit`, `cjson` and `struct`, written in Rust; [`msgpack`]: `cmsgpack`.
+//! - [`libs`]: `bit` and `cjson`, written in Rust; [`msgpack`]: `cmsgpack`;
+//!   [`structlib`]: `struct`.
 //! - `cmd::script`: the commands.
 //!
 //! A script runs alone against the keyspace because it runs under the store lock. Where it
@@ -23,6 +24,7 @@
 pub mod convert;
 pub mod libs;
 pub mod msgpack;
+pub mod structlib;
 pub mod vm;
 
 use std::collections::{BTreeMap, HashMap};
