@@ -276,7 +276,7 @@ fn unpack(lua: &Lua, args: &MultiValue) -> mlua::Result<MultiValue> {
         let opt = fmt[i];
         i += 1;
         let mut size = optsize(opt, &fmt, &mut i)?;
-        pos += gettoalign(pos, &h, opt, size);
+        pos = pos.saturating_add(gettoalign(pos, &h, opt, size));
         if size > ld || pos > ld - size {
             return Err(too_short());
         }
@@ -347,7 +347,7 @@ fn unpack(lua: &Lua, args: &MultiValue) -> mlua::Result<MultiValue> {
             }
             _ => controloptions(opt, &fmt, &mut i, &mut h, "unpack")?,
         }
-        pos += size;
+        pos = pos.saturating_add(size);
     }
     out.push(Value::Integer(pos as i64 + 1));
     Ok(MultiValue::from_vec(out))
@@ -362,7 +362,7 @@ fn size(args: &MultiValue) -> mlua::Result<i64> {
         let opt = fmt[i];
         i += 1;
         let size = optsize(opt, &fmt, &mut i)?;
-        pos += gettoalign(pos, &h, opt, size);
+        pos = pos.saturating_add(gettoalign(pos, &h, opt, size));
         if opt == b's' {
             return Err(arg_error(1, "size", "option 's' has no fixed size"));
         }
@@ -372,7 +372,7 @@ fn size(args: &MultiValue) -> mlua::Result<i64> {
         if !opt.is_ascii_alphanumeric() {
             controloptions(opt, &fmt, &mut i, &mut h, "size")?;
         }
-        pos += size;
+        pos = pos.saturating_add(size);
     }
     Ok(pos as i64)
 }

@@ -515,8 +515,8 @@ fn long_inline_scripts_move_to_the_script_thread_and_stay_killable() {
         let f = c.cmd(&[b"EVAL", grow, b"0"]).0;
         assert!(err_text(&f).contains("not enough memory"), "{f:?}");
     }
-    // cmsgpack refuses hostile input with an error: nesting past 64 levels, and lengths
-    // past the end of the input (no allocation of what they claim).
+    // cmsgpack and struct refuse hostile input with an error: nesting past 64 levels,
+    // lengths and offsets past the end of the input (no allocation of what they claim).
     for (script, want) in [
         (
             &b"return cmsgpack.unpack(string.rep('\\145', 100000))"[..],
@@ -529,6 +529,18 @@ fn long_inline_scripts_move_to_the_script_thread_and_stay_killable() {
         (
             b"return cmsgpack.unpack('\\223\\127\\255\\255\\255')",
             "Missing bytes",
+        ),
+        (
+            b"return struct.unpack('!8 i4', 'abcd', 1e300)",
+            "data string too short",
+        ),
+        (
+            b"return struct.unpack('c2147483647', 'x')",
+            "data string too short",
+        ),
+        (
+            b"return struct.pack('c2147483647', 'x')",
+            "string too short",
         ),
     ] {
         let f = c.cmd(&[b"EVAL", script, b"0"]).0;
