@@ -620,7 +620,13 @@ fn exec_wrapper(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             format!("ERR wrong number of arguments for command ({name})"),
         );
     }
-    if !wrappable(cmd) {
+    let nested_script = crate::script::is_script_call(cmd.name.as_bytes())
+        && ctx
+            .shared
+            .script_busy()
+            .running
+            .load(std::sync::atomic::Ordering::Acquire);
+    if !wrappable(cmd) || nested_script {
         return refuse(
             ctx,
             -1,

@@ -579,7 +579,12 @@ pub fn call(ctx: &mut Ctx<'_>, id: usize, cmd: &'static CommandSpec, args: &[&[u
             .cmdstats
             .resize(registry().commands.len(), CmdStat::default());
     }
-    let blocked = matches!(ctx.client.action, Some(Action::Block { .. }));
+    // A blocked command, or an inline script moved to the script thread, runs again later:
+    // it is counted (and logged) then.
+    let blocked = matches!(
+        ctx.client.action,
+        Some(Action::Block { .. } | Action::Script(_))
+    );
     if !blocked {
         let st = &mut ctx.store.cmdstats[id];
         st.calls += 1;

@@ -17,9 +17,13 @@
 //!   ([`ScriptThread`]), so the connection threads stay free to answer the other clients
 //!   `-BUSY` once it has run past `busy-reply-threshold`, and to take the SCRIPT KILL /
 //!   FUNCTION KILL / SHUTDOWN NOSAVE that stop it ([`Busy`]).
-//! - An inline run that goes past [`INLINE_BUDGET_MS`] before calling any command that is not
-//!   read-only is stopped by the Lua hook and run again from the start on the script thread;
-//!   it had no effect, so nobody can tell. One that already wrote runs to its end where it is.
+//! - An inline run that goes past [`INLINE_BUDGET_MS`] before calling a write command (or
+//!   PUBLISH) is stopped by the Lua hook, or before its next command, and run again from the
+//!   start on the script thread; it changed nothing (its MONITOR lines and `redis.log` lines
+//!   are seen twice). One that already wrote runs to its end where it is: the clients of its
+//!   connection thread wait, and connections made once it is past `busy-reply-threshold` go
+//!   to a rescue thread (`server::IoThreads`) where they get `-BUSY` and can send SHUTDOWN
+//!   NOSAVE.
 
 pub mod convert;
 pub mod libs;
@@ -100,6 +104,12 @@ impl Busy {
         let th = self.threshold_ms.load(Ordering::Relaxed);
         let started = self.started_ms.load(Ordering::Relaxed);
         crate::store::now_ms().saturating_sub(started) >= th
+    }
+
+    /// True when a script running inline on a connection thread is past the threshold: the
+    /// clients of that thread wait for it, new ones should be served elsewhere.
+    pub fn stuck_inline(&self) -> bool {
+        self.inline_deadline_ms.load(Ordering::Relaxed) != 0 && self.past_threshold()
     }
 
     /// How SCRIPT KILL (`eval` true) or FUNCTION KILL answers, requesting the kill if it may.

@@ -28,6 +28,9 @@ local real, redis, slot, rawerror, raw_loadstring, setfenv, setmetatable, type, 
       unpack, rawpcall, tostring, errtext, rawget, rawset, ipairs, concat, rawxpcall,
       stopping = ...
 local function ro() rawerror("Attempt to modify a readonly table", 2) end
+-- Taken before any script runs: scripts can reach neither the real string table nor the
+-- string metatable (see the end), so this check cannot be fooled.
+local strbyte = rawget(rawget(real, 'string'), 'byte')
 local env = {}
 redis.register_function = function(...) return slot[2](...) end
 local function pack(...) return select('#', ...), {...} end
@@ -63,7 +66,7 @@ rawset(real, 'pcall', function(f, ...)
   return unpack(r, 1, n)
 end)
 local function sandboxed_load(s, name)
-  if type(s) == 'string' and s:byte(1) == 27 then
+  if type(s) == 'string' and strbyte(s, 1) == 27 then
     return nil, 'bytecode is not allowed'
   end
   local f, e = raw_loadstring(s, name)
@@ -104,6 +107,12 @@ for _, name in ipairs({'string', 'table', 'math', 'coroutine', 'redis', 'bit', '
   if t then rawset(real, name, protect(t)) end
 end
 rawset(real, '_G', env)
+-- Strings index the read-only `string` proxy and hide their metatable: through
+-- getmetatable('') a script could otherwise replace string functions for every later
+-- script (Redis's CVE-2025-46817/46818 class).
+local strmt = rawget(real, 'getmetatable')('')
+rawset(strmt, '__index', rawget(real, 'string'))
+rawset(strmt, '__metatable', false)
 setmetatable(real, {
   __index = function(_, k)
     rawerror("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
@@ -179,9 +188,11 @@ impl Current {
         let packed =
             u64::from(mode.eval) | u64::from(mode.read_only) << 1 | u64::from(mode.flags) << 2;
         self.mode.store(packed, Ordering::Relaxed);
-        self.ctx
-            .store(ctx as *mut Ctx<'_> as *mut (), Ordering::Release);
-        CurrentGuard(self)
+        let before = self
+            .ctx
+            .swap(ctx as *mut Ctx<'_> as *mut (), Ordering::AcqRel);
+        debug_assert!(before.is_null(), "a script started inside a script");
+        CurrentGuard(self, before)
     }
 
     fn mode(&self) -> RunMode {
@@ -194,12 +205,23 @@ impl Current {
     }
 }
 
-/// Clears [`Current`] when the run ends, however it ends.
-struct CurrentGuard<'a>(&'a Current);
+/// Marks the script as not running when the run ends, even by a panic (which would
+/// otherwise leave every other client answered `-BUSY` for good).
+struct BusyGuard<'a>(&'a Busy);
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Release);
+        self.0.inline_deadline_ms.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Puts [`Current`] back as it was (null) when the run ends, however it ends.
+struct CurrentGuard<'a>(&'a Current, *mut ());
 
 impl Drop for CurrentGuard<'_> {
     fn drop(&mut self) {
-        self.0.ctx.store(std::ptr::null_mut(), Ordering::Release);
+        self.0.ctx.store(self.1, Ordering::Release);
     }
 }
 
@@ -466,6 +488,9 @@ impl Vm {
             .compile(&code[shebang_len..], "@user_function")
             .map_err(|m| format!("ERR Error compiling function: {m}"))?;
         let registered = std::cell::RefCell::new(BTreeMap::<String, FunctionDef>::new());
+        // A kill that arrived just after the last run ended must not stop this load.
+        self.busy.kill.store(kill::NONE, Ordering::Relaxed);
+        self.busy.retry.store(false, Ordering::Relaxed);
         self.load_deadline
             .store(crate::store::now_ms() + LOAD_TIMEOUT_MS, Ordering::Relaxed);
         let res = self.lua.scope(|scope| {
@@ -603,6 +628,7 @@ impl Vm {
         let opened_exec = !ctx.client.in_exec;
         ctx.client.in_exec = true;
         let res = {
+            let _busy = BusyGuard(busy);
             let _running = self.current.enter(ctx, mode);
             let _limit = MemoryLimit::on(lua);
             self.runner.call::<MultiValue>((func, keys_t, args_t))
@@ -623,6 +649,13 @@ impl Vm {
             close_multi(ctx);
         }
         let _ = killed;
+        if retried && killed != kill::NONE {
+            // Killed while it was being moved: the kill wins (its error, not the move's).
+            return Err(match killed {
+                kill::SHUTDOWN => "ERR Script killed by SHUTDOWN NOSAVE.".to_string(),
+                _ => "ERR Script killed by user with SCRIPT KILL...".to_string(),
+            });
+        }
         if retried && !busy.effects.load(Ordering::Relaxed) {
             return Ok(false);
         }
@@ -746,7 +779,9 @@ fn script_call(
     let fail = |text: &str| -> mlua::Result<(bool, Value)> {
         Ok((true, err_table(lua, &normalize_error(text))?))
     };
-    if let Some(why) = stop_reason(ctx.shared.script_busy(), false) {
+    // The budget is checked here too: a run that spent it inside a command (a long KEYS)
+    // moves before its next one.
+    if let Some(why) = stop_reason(ctx.shared.script_busy(), true) {
         return Err(rt(why));
     }
     if args.is_empty() {
@@ -773,8 +808,9 @@ fn script_call(
     if cmd.flags & flags::NOSCRIPT != 0 {
         return fail("This Redis command is not allowed from script");
     }
-    if cmd.flags & flags::READONLY == 0 {
-        // From here on the run cannot be started again elsewhere.
+    if cmd.flags & flags::WRITE != 0 || cmd.flags & flags::PUBSUB != 0 {
+        // From here on the run cannot be started again elsewhere (PUBLISH reached
+        // subscribers; TIME, PING, SELECT and the like leave no trace).
         ctx.shared
             .script_busy()
             .effects

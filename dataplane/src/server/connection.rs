@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,7 +28,7 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     {
         // A script may hold the lock for long: a new client is then let in uncounted
         // rather than blocking this connection thread.
-        let (maxclients, over) = match lock_store(&shared, &[]) {
+        let (maxclients, over) = match lock_store(&shared, &[], false) {
             Some(mut store) => {
                 store.stats.connections_received += 1;
                 let max = store.config.maxclients;
@@ -355,10 +355,12 @@ async fn wait_unblocked(
 
 /// Takes the store lock for a request, or None when a script has run past
 /// `busy-reply-threshold` and the request must be answered without it ([`busy_reply`]).
-/// SHUTDOWN NOSAVE stops the script and then takes the lock.
+/// SHUTDOWN NOSAVE from an authenticated client outside MULTI (`may_shutdown`) stops the
+/// script and then takes the lock.
 fn lock_store<'a>(
     shared: &'a Shared,
     args: &[&[u8]],
+    may_shutdown: bool,
 ) -> Option<parking_lot::MutexGuard<'a, crate::store::Store>> {
     if let Some(g) = shared.store.try_lock() {
         return Some(g);
@@ -369,7 +371,13 @@ fn lock_store<'a>(
                 args.get(i)
                     .is_some_and(|a| a.eq_ignore_ascii_case(w.as_bytes()))
             };
-            if is(0, "shutdown")
+            if may_shutdown
+                && is(0, "shutdown")
+                && args.len() <= 5
+                && !args
+                    .iter()
+                    .skip(1)
+                    .any(|a| a.eq_ignore_ascii_case(b"save") || a.eq_ignore_ascii_case(b"abort"))
                 && args
                     .iter()
                     .skip(1)
@@ -394,6 +402,10 @@ fn lock_store<'a>(
 fn busy_reply(shared: &Shared, client: &mut Client, args: &[&[u8]], out: &mut Out) {
     out.resp3 = client.resp3;
     let busy = &shared.script_busy;
+    if !client.authenticated && shared.auth_required.load(Ordering::Relaxed) {
+        out.error("NOAUTH Authentication required.");
+        return;
+    }
     let is = |i: usize, w: &str| {
         args.get(i)
             .is_some_and(|a| a.eq_ignore_ascii_case(w.as_bytes()))
@@ -405,7 +417,8 @@ fn busy_reply(shared: &Shared, client: &mut Client, args: &[&[u8]], out: &mut Ou
         }
         return;
     }
-    if args.len() == 2 && is(0, "function") && is(1, "stats") {
+    if args.len() == 2 && is(0, "function") && is(1, "stats") && !busy.eval.load(Ordering::Relaxed)
+    {
         // As Redis: FUNCTION STATS answers during a busy script (the running one only if it
         // is a function).
         let running = busy.running_call.lock().clone();
@@ -539,7 +552,8 @@ fn process(
         let script_call =
             !args.is_empty() && client.multi.is_none() && crate::script::is_script_call(args[0]);
         if guard.is_none() {
-            match lock_store(shared, args) {
+            let may_shutdown = client.multi.is_none() && limits.authenticated;
+            match lock_store(shared, args, may_shutdown) {
                 Some(g) => {
                     now = now_ms();
                     guard = Some(g);
@@ -572,9 +586,17 @@ fn process(
             shared,
             now_ms: now,
         };
+        let started = script_call.then(Instant::now);
         execute(&mut ctx, args);
         client.script_inline = false;
         out.resp3 = client.resp3;
+        let mut script_ran_long = false;
+        if let Some(t) = started {
+            // What comes after it in the batch sees the time the script took, and a script
+            // that took long ends the lock hold (the rest of the batch runs next round).
+            now = now_ms();
+            script_ran_long = t.elapsed() >= crate::script::INLINE_LIMIT;
+        }
         // A pipelined AUTH (or SLOTSRESTORE-ASYNC-AUTH) lifts the unauthenticated parse limits
         // for the requests behind it in the same buffer.
         limits.authenticated |= client.authenticated;
@@ -584,7 +606,7 @@ fn process(
         }
         pos += consumed;
         // Bound the reply batch so one huge pipeline does not hold the lock for long.
-        if out.len() > 4 * 1024 * 1024 {
+        if out.len() > 4 * 1024 * 1024 || script_ran_long {
             more = true;
             break;
         }

@@ -300,63 +300,92 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
 
 /// The connection threads: each runs a current-thread tokio runtime and receives accepted
 /// sockets round-robin.
+///
+/// One more, the rescue thread, is started the first time a socket arrives while a script
+/// running inline on a connection thread is past `busy-reply-threshold` (see
+/// `crate::script`): the clients of that thread wait for it, so new connections go to the
+/// rescue thread, where they get `-BUSY` and can send SCRIPT KILL or SHUTDOWN NOSAVE. They
+/// stay there afterwards, as on any connection thread.
 #[derive(Debug)]
 pub struct IoThreads {
-    senders: Vec<mpsc::UnboundedSender<(std::net::TcpStream, std::net::SocketAddr)>>,
+    senders: Vec<IoSender>,
     next: usize,
+    rescue: Option<IoSender>,
+    shared: Arc<Shared>,
+}
+
+type IoSender = mpsc::UnboundedSender<(std::net::TcpStream, std::net::SocketAddr)>;
+
+/// Starts one connection thread named `name`.
+fn spawn_io_thread(name: String, shared: &Arc<Shared>) -> Option<IoSender> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(std::net::TcpStream, std::net::SocketAddr)>();
+    let shared = shared.clone();
+    let syncer = shared.aof_sync.clone();
+    let syncer2 = shared.aof_sync.clone();
+    let spawned = std::thread::Builder::new().name(name).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .on_thread_park(move || syncer.thread_idle())
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start an I/O thread runtime");
+                return;
+            }
+        };
+        rt.block_on(async move {
+            tokio::spawn(aof::Relay::install(syncer2));
+            while let Some((std_sock, peer)) = rx.recv().await {
+                match tokio::net::TcpStream::from_std(std_sock) {
+                    Ok(sock) => {
+                        tokio::spawn(connection::serve(sock, peer, shared.clone()));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot register a connection")
+                    }
+                }
+            }
+        });
+    });
+    match spawned {
+        Ok(_) => Some(tx),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start an I/O thread");
+            None
+        }
+    }
 }
 
 impl IoThreads {
     /// Starts `n` threads serving connections with `shared`.
     pub fn start(n: usize, shared: &Arc<Shared>) -> Self {
-        let mut senders = Vec::with_capacity(n);
-        for i in 0..n.max(1) {
-            let (tx, mut rx) =
-                mpsc::unbounded_channel::<(std::net::TcpStream, std::net::SocketAddr)>();
-            let shared = shared.clone();
-            let syncer = shared.aof_sync.clone();
-            let syncer2 = shared.aof_sync.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("codis-io-{i}"))
-                .spawn(move || {
-                    let rt = match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .on_thread_park(move || syncer.thread_idle())
-                        .build()
-                    {
-                        Ok(rt) => rt,
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot start an I/O thread runtime");
-                            return;
-                        }
-                    };
-                    rt.block_on(async move {
-                        tokio::spawn(aof::Relay::install(syncer2));
-                        while let Some((std_sock, peer)) = rx.recv().await {
-                            match tokio::net::TcpStream::from_std(std_sock) {
-                                Ok(sock) => {
-                                    tokio::spawn(connection::serve(sock, peer, shared.clone()));
-                                }
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "cannot register a connection")
-                                }
-                            }
-                        }
-                    });
-                });
-            match spawned {
-                Ok(_) => senders.push(tx),
-                Err(e) => tracing::error!(error = %e, "cannot start an I/O thread"),
-            }
+        let senders = (0..n.max(1))
+            .filter_map(|i| spawn_io_thread(format!("codis-io-{i}"), shared))
+            .collect();
+        IoThreads {
+            senders,
+            next: 0,
+            rescue: None,
+            shared: shared.clone(),
         }
-        IoThreads { senders, next: 0 }
     }
 
-    /// Hands an accepted socket to the next thread.
+    /// Hands an accepted socket to the next thread (or to the rescue thread while an inline
+    /// script is busy).
     pub fn dispatch(&mut self, sock: tokio::net::TcpStream, peer: std::net::SocketAddr) {
         let Ok(std_sock) = sock.into_std() else {
             return;
         };
+        if self.shared.script_busy.stuck_inline() {
+            if self.rescue.is_none() {
+                self.rescue = spawn_io_thread("codis-io-rescue".into(), &self.shared);
+            }
+            if let Some(tx) = &self.rescue {
+                let _ = tx.send((std_sock, peer));
+                return;
+            }
+        }
         if self.senders.is_empty() {
             return;
         }

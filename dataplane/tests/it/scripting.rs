@@ -394,7 +394,9 @@ fn long_inline_scripts_move_to_the_script_thread_and_stay_killable() {
     let s = start_codis(&["--io-threads", "1"]);
     let mut c = Client::connect(s.port);
     ok(&mut c, &[b"CONFIG", b"SET", b"busy-reply-threshold", b"50"]);
-    let body: &[u8] = b"if ARGV[1] == 'spin' then local i = 0 while true do i = i + 1 end end \
+    // TIME first: a command that is not a write does not pin the run to its thread.
+    let body: &[u8] = b"local t = redis.call('TIME') \
+                        if ARGV[1] == 'spin' then local i = 0 while true do i = i + 1 end end \
                         return redis.call('INCR', KEYS[1])";
     let sha = match ok(&mut c, &[b"SCRIPT", b"LOAD", body]) {
         Frame::Bulk(b) => b,
@@ -549,5 +551,48 @@ fn long_inline_scripts_move_to_the_script_thread_and_stay_killable() {
     assert_eq!(
         ok(&mut c, &[b"EVAL", b"return redis.call('PING')", b"0"]),
         Frame::Simple(b"PONG".to_vec())
+    );
+
+    // The string metatable is out of reach: string functions cannot be replaced for later
+    // scripts, and the bytecode check cannot be fooled.
+    for (script, want) in [
+        (
+            &b"return type(getmetatable(''))"[..],
+            Frame::Bulk(b"boolean".to_vec()),
+        ),
+        (b"return ('abc'):upper()", Frame::Bulk(b"ABC".to_vec())),
+        (
+            b"pcall(function() getmetatable('').__index.byte = function() return 0 end end) \
+              pcall(function() string.byte = function() return 0 end end) \
+              return {string.byte('A'), loadstring('\\27Lua') == nil}",
+            Frame::Array(b'*', vec![Frame::Integer(65), Frame::Integer(1)]),
+        ),
+    ] {
+        assert_eq!(c.cmd(&[b"EVAL", script, b"0"]).0, want, "{}", show(script));
+    }
+
+    // A script that wrote, then spins inline on the only connection thread: it cannot move,
+    // but connections made meanwhile are served by the rescue thread (BUSY, UNKILLABLE)
+    // and SHUTDOWN NOSAVE stops it and the server.
+    let body: &[u8] = b"redis.call('SET', KEYS[1], ARGV[1]) \
+                        if ARGV[1] == 'spin' then while true do end end return 1";
+    for _ in 0..2 {
+        assert_eq!(
+            ok(&mut c, &[b"EVAL", body, b"1", b"w", b"go"]),
+            Frame::Integer(1)
+        );
+    }
+    let t = in_thread(s.port, &[b"EVAL", body, b"1", b"w", b"spin"]);
+    // Past the threshold first: a connection made before would land on the busy thread.
+    std::thread::sleep(Duration::from_millis(300));
+    wait_busy(s.port);
+    let f = Client::connect(s.port).cmd(&[b"SCRIPT", b"KILL"]).0;
+    assert!(err_text(&f).starts_with("UNKILLABLE"), "{f:?}");
+    let _ = Client::connect(s.port).try_cmd(&[b"SHUTDOWN", b"NOSAVE"]);
+    let _ = t.join();
+    let mut s = s;
+    assert!(
+        s.wait_exit(Duration::from_secs(20)).is_some(),
+        "the server did not stop"
     );
 }
