@@ -1105,7 +1105,10 @@ fn codis_admin_drives_the_dashboard_binary() {
 #[test]
 fn deploy_examples_parse_with_the_real_loaders() {
     use clap::Parser as _;
-    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let deploy = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+        .join("../deploy");
 
     let dash = DashboardConfig::load_file(&deploy.join("dashboard.toml")).unwrap();
     dash.validate().unwrap();

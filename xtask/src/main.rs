@@ -24,7 +24,12 @@ const BINARYEN: &str = "binaryen@132.0.0";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+    // The directory `cargo run` gives at run time first: a binary reused from a shared build
+    // cache may have been compiled in another checkout, whose path `env!` would hold.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let root = manifest_dir
         .parent()
         .context("xtask lives in the workspace")?
         .to_path_buf();

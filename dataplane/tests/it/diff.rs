@@ -191,7 +191,10 @@ fn run_script(name: &str, text: &str) -> Vec<String> {
 
 #[test]
 fn differential_scripts() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/scripts");
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+        .join("tests/scripts");
     let only: Option<Vec<String>> = std::env::var("DIFF_ONLY")
         .ok()
         .map(|s| s.split(',').map(|x| x.trim().to_string()).collect());

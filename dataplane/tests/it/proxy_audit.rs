@@ -240,7 +240,10 @@ fn class(info: &CommandInfo) -> String {
 
 /// The command table of docs/COMPATIBILITY.md: upper-case name → class.
 fn documented() -> BTreeMap<String, String> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/COMPATIBILITY.md");
+    let manifest: std::path::PathBuf = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let path = manifest.join("../docs/COMPATIBILITY.md");
     let doc = std::fs::read_to_string(path).unwrap();
     let start = doc
         .find("### Command table")

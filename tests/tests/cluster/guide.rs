@@ -17,7 +17,10 @@ use super::support::{
 };
 
 fn deploy(name: &str) -> String {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let manifest: std::path::PathBuf = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let repo = manifest.parent().unwrap();
     std::fs::read_to_string(repo.join("deploy").join(name)).unwrap()
 }
 

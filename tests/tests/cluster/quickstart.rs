@@ -69,7 +69,9 @@ fn start(clone: &Path, data: &Path, env: &[(String, String)]) -> Platform {
     // The bundle scripts/test.sh built (CODIS_UI_DIST, else where xtask puts it).
     let ui = std::env::var("CODIS_UI_DIST").unwrap_or_else(|_| {
         let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
                 .join("../target")
                 .display()
                 .to_string()
@@ -187,7 +189,10 @@ fn readme_first_command_starts_stops_and_restarts_the_platform() {
     let _serial = super::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = TempDir::new("quickstart");
     let clone = tmp.path().join("clone");
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let manifest: std::path::PathBuf = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let repo = manifest.parent().unwrap();
     let st = Command::new("git")
         .args(["clone", "-q", "--no-hardlinks"])
         .arg(repo)

@@ -35,7 +35,10 @@ fn dist_dir() -> PathBuf {
         .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(|t| PathBuf::from(t).join("ui-dist")))
         .unwrap_or_else(|| {
             // tests/ -> workspace root -> target/ui-dist
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ui-dist")
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+                .join("../target/ui-dist")
         });
     assert!(
         dir.join("index.html").is_file() && dir.join("frontend_bg.wasm").is_file(),
@@ -47,7 +50,10 @@ fn dist_dir() -> PathBuf {
 }
 
 fn screenshots_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+        .join("../docs/screenshots")
 }
 
 /// chromedriver and every browser it starts: one process group, terminated on drop (also when
