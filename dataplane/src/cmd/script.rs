@@ -79,7 +79,7 @@ fn cache_script(ctx: &mut Ctx<'_>, body: &[u8]) -> Result<String, CmdError> {
         .eval_vm()
         .map_err(|e| CmdError::err(e.to_string()))?;
     let func = vm
-        .compile(&body[shebang_len..], "@user_script")
+        .compile_kept(&body[shebang_len..], "@user_script")
         .map_err(|m| CmdError::err(format!("Error compiling script (new function): {m}")))?;
     ctx.store.scripting.scripts.insert(
         sha.clone(),
@@ -169,6 +169,7 @@ fn eval(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         .eval_vm()
         .map_err(|e| CmdError::err(e.to_string()))?
         .clone();
+    let func = vm.kept(&func).map_err(|e| CmdError::err(e.to_string()))?;
     let started = std::time::Instant::now();
     let done = vm.run(
         ctx,
@@ -222,6 +223,7 @@ fn fcall(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         .func_vm()
         .map_err(|e| CmdError::err(e.to_string()))?
         .clone();
+    let func = vm.kept(&func).map_err(|e| CmdError::err(e.to_string()))?;
     let started = std::time::Instant::now();
     let done = vm.run(
         ctx,

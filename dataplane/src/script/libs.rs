@@ -188,12 +188,15 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
     t.raw_set("null", json_null())?;
     t.raw_set(
         "encode",
-        lua.create_function(|_, v: MultiValue| {
+        lua.create_function(|lua, v: MultiValue| {
             if v.len() != 1 {
-                return Err(rt("bad argument #1 to 'encode' (expected 1 argument)"));
+                return Err(located(
+                    lua,
+                    rt("bad argument #1 to 'encode' (expected 1 argument)"),
+                ));
             }
             let mut out = Vec::new();
-            encode(v.front().unwrap_or(&Value::Nil), &mut out, 0)?;
+            encode(v.front().unwrap_or(&Value::Nil), &mut out, 0).map_err(|e| located(lua, e))?;
             Ok(mlua::BString::from(out))
         })?,
     )?;
@@ -201,6 +204,11 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
         "decode",
         lua.create_function(|lua, s: mlua::LuaString| {
             let bytes = s.as_bytes();
+            // The parsed tree takes up to ~16 times the text, outside the Lua limit.
+            let left = super::vm::LUA_MEMORY_LIMIT.saturating_sub(lua.used_memory());
+            if bytes.len().saturating_mul(16) > left {
+                return Err(located(lua, rt("not enough memory")));
+            }
             let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
                 located(
                     lua,

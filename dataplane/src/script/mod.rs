@@ -167,9 +167,11 @@ pub mod sflags {
 /// A cached EVAL script.
 #[derive(Debug)]
 pub struct Script {
-    /// The compiled chunk (its environment is the read-only globals); an `Arc` so a run
-    /// takes it out of the store without touching Lua's references.
-    pub func: Arc<mlua::Function>,
+    /// The compiled chunk (its environment is the read-only globals), kept in the Lua
+    /// registry: a plain `mlua::Function` takes one of the ~8000 slots of mlua's reference
+    /// stack, and thousands of cached scripts would exhaust it. `Arc`: a run takes it out
+    /// of the store cheaply.
+    pub func: Arc<mlua::RegistryKey>,
     /// The body as sent.
     pub body: Vec<u8>,
     /// [`sflags`].
@@ -183,8 +185,8 @@ pub struct Script {
 pub struct FunctionDef {
     /// Function name.
     pub name: String,
-    /// The Lua callback (`Arc`: see [`Script::func`]).
-    pub func: Arc<mlua::Function>,
+    /// The Lua callback (in the registry: see [`Script::func`]).
+    pub func: Arc<mlua::RegistryKey>,
     /// [`sflags`].
     pub flags: u32,
     /// `description`, if given.

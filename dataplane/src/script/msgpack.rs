@@ -9,6 +9,11 @@ use super::libs::located;
 
 /// Tables nested deeper than this are packed as nil (lua-cmsgpack's `LUACMSGPACK_MAX_NESTING`).
 const MAX_NESTING: usize = 16;
+/// Values one unpack may return (Lua 5.1's C stack holds 8000).
+const MAX_RESULTS: usize = 7990;
+/// Nodes one pack may visit (a table referring to itself many times is walked again and
+/// again, in Rust, where no hook can stop it).
+const MAX_PACK_NODES: u64 = 1 << 22;
 /// Unpacking deeper than this is refused (our stack, not a Lua error, would give out first;
 /// `pack` never nests deeper than 17).
 const MAX_UNPACK_DEPTH: usize = 64;
@@ -33,8 +38,12 @@ pub fn cmsgpack(lua: &Lua) -> mlua::Result<Table> {
                 ));
             }
             let mut out = Vec::new();
+            let mut budget = Budget {
+                bytes: super::vm::LUA_MEMORY_LIMIT.saturating_sub(lua.used_memory()),
+                nodes: MAX_PACK_NODES,
+            };
             for v in args.iter() {
-                encode(v, &mut out, 0).map_err(|e| located(lua, e))?;
+                encode(v, &mut out, 0, &mut budget).map_err(|e| located(lua, e))?;
             }
             lua.create_string(&out)
         })?,
@@ -42,80 +51,93 @@ pub fn cmsgpack(lua: &Lua) -> mlua::Result<Table> {
     t.raw_set(
         "unpack",
         lua.create_function(|lua, s: mlua::LuaString| {
-            let (_, values) = unpack(lua, &s.as_bytes(), 0, 0).map_err(|e| located(lua, e))?;
-            Ok(MultiValue::from_vec(values))
+            unpack_full(lua, &s.as_bytes(), 0, 0).map_err(|e| located(lua, e))
         })?,
     )?;
     t.raw_set(
         "unpack_one",
         lua.create_function(|lua, (s, offset): (mlua::LuaString, Option<i64>)| {
-            unpack_with_offset(lua, &s.as_bytes(), 1, offset.unwrap_or(0))
-                .map_err(|e| located(lua, e))
+            unpack_full(lua, &s.as_bytes(), 1, offset.unwrap_or(0)).map_err(|e| located(lua, e))
         })?,
     )?;
     t.raw_set(
         "unpack_limit",
         lua.create_function(
             |lua, (s, limit, offset): (mlua::LuaString, i64, Option<i64>)| {
-                unpack_with_offset(
-                    lua,
-                    &s.as_bytes(),
-                    limit.max(0) as usize,
-                    offset.unwrap_or(0),
-                )
-                .map_err(|e| located(lua, e))
+                unpack_full(lua, &s.as_bytes(), limit, offset.unwrap_or(0))
+                    .map_err(|e| located(lua, e))
             },
         )?,
     )?;
+    for (k, v) in [
+        ("_NAME", "cmsgpack"),
+        ("_VERSION", "lua-cmsgpack 0.4.0"),
+        ("_COPYRIGHT", "Copyright (C) 2012, Salvatore Sanfilippo"),
+        ("_DESCRIPTION", "MessagePack C implementation for Lua"),
+    ] {
+        t.raw_set(k, v)?;
+    }
     Ok(t)
 }
 
-/// `unpack_one` / `unpack_limit`: the offset after what was read (-1 at the end), then the
-/// values.
-fn unpack_with_offset(
-    lua: &Lua,
-    data: &[u8],
-    limit: usize,
-    offset: i64,
-) -> mlua::Result<MultiValue> {
-    if offset < 0 {
+/// lua-cmsgpack's `mp_unpack_full`: decodes up to `limit` objects from `offset`; with both
+/// 0 (`unpack`) every object, else the next offset (-1 at the end) comes first.
+fn unpack_full(lua: &Lua, data: &[u8], limit: i64, offset: i64) -> mlua::Result<MultiValue> {
+    let len = data.len();
+    if offset < 0 || limit < 0 {
         return Err(rt(format!(
-            "Start offset {offset} greater than input length {}.",
-            data.len()
+            "Invalid request to unpack with offset of {offset} and limit of {len}."
         )));
     }
-    let (end, mut values) = unpack(lua, data, offset as usize, limit)?;
-    let next = if end >= data.len() { -1 } else { end as i64 };
-    values.insert(0, Value::Integer(next));
+    if offset as u64 > len as u64 {
+        return Err(rt(format!(
+            "Start offset {offset} greater than input length {len}."
+        )));
+    }
+    let decode_all = limit == 0 && offset == 0;
+    let limit = if decode_all {
+        usize::MAX
+    } else {
+        limit as usize
+    };
+    let mut cur = Cursor {
+        data,
+        pos: offset as usize,
+    };
+    let mut values = Vec::new();
+    while cur.pos < len && values.len() < limit {
+        if values.len() >= MAX_RESULTS {
+            return Err(rt(
+                "stack overflow (too many return values at once; use unpack_one or unpack_limit instead.)",
+            ));
+        }
+        values.push(cur.value(lua, 0)?);
+    }
+    if !decode_all {
+        let next = if cur.pos >= len { -1 } else { cur.pos as i64 };
+        values.insert(0, Value::Integer(next));
+    }
     Ok(MultiValue::from_vec(values))
 }
 
-/// Decodes up to `limit` objects (0: all) from `data[offset..]`; returns where it stopped.
-fn unpack(
-    lua: &Lua,
-    data: &[u8],
-    offset: usize,
-    limit: usize,
-) -> mlua::Result<(usize, Vec<Value>)> {
-    if offset > data.len() {
-        return Err(rt(format!(
-            "Start offset {offset} greater than input length {}.",
-            data.len()
-        )));
-    }
-    let mut cur = Cursor { data, pos: offset };
-    let mut values = Vec::new();
-    while cur.pos < data.len() && (limit == 0 || values.len() < limit) {
-        values.push(cur.value(lua, 0)?);
-    }
-    Ok((cur.pos, values))
+/// What one `pack` may still produce: bytes (the Lua memory left) and nodes visited.
+struct Budget {
+    bytes: usize,
+    nodes: u64,
 }
 
 fn is_int(n: f64) -> bool {
     n.is_finite() && n == n.trunc() && n >= i64::MIN as f64 && n < i64::MAX as f64
 }
 
-fn encode(v: &Value, out: &mut Vec<u8>, level: usize) -> mlua::Result<()> {
+fn encode(v: &Value, out: &mut Vec<u8>, level: usize, budget: &mut Budget) -> mlua::Result<()> {
+    budget.nodes = budget
+        .nodes
+        .checked_sub(1)
+        .ok_or_else(|| rt("cmsgpack.pack: input too large"))?;
+    if out.len() > budget.bytes {
+        return Err(rt("not enough memory"));
+    }
     match v {
         Value::Boolean(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
         Value::Integer(n) => encode_int(*n, out),
@@ -127,7 +149,7 @@ fn encode(v: &Value, out: &mut Vec<u8>, level: usize) -> mlua::Result<()> {
             }
         }
         Value::String(s) => encode_bytes(&s.as_bytes(), out),
-        Value::Table(t) if level < MAX_NESTING => encode_table(t, out, level)?,
+        Value::Table(t) if level < MAX_NESTING => encode_table(t, out, level, budget)?,
         _ => out.push(0xc0),
     }
     Ok(())
@@ -205,13 +227,20 @@ fn encode_len(n: usize, fix: u8, b16: u8, b32: u8, out: &mut Vec<u8>) {
     }
 }
 
-/// A table whose keys are exactly 1..n packs as an array, any other as a map.
-fn encode_table(t: &Table, out: &mut Vec<u8>, level: usize) -> mlua::Result<()> {
-    let mut pairs = Vec::new();
+/// A table whose keys are exactly 1..n packs as an array, any other as a map. Two walks,
+/// as lua-cmsgpack: holding every pair at once would take a Lua reference each.
+fn encode_table(
+    t: &Table,
+    out: &mut Vec<u8>,
+    level: usize,
+    budget: &mut Budget,
+) -> mlua::Result<()> {
+    let mut count = 0usize;
     let mut max = 0f64;
     let mut array = true;
     for pair in t.clone().pairs::<Value, Value>() {
-        let (k, v) = pair?;
+        let (k, _) = pair?;
+        count += 1;
         let key = match &k {
             Value::Integer(i) => Some(*i as f64),
             Value::Number(n) => Some(*n),
@@ -221,19 +250,19 @@ fn encode_table(t: &Table, out: &mut Vec<u8>, level: usize) -> mlua::Result<()> 
             Some(n) if n > 0.0 && n == n.trunc() => max = max.max(n),
             _ => array = false,
         }
-        pairs.push((k, v));
     }
-    if array && max == pairs.len() as f64 {
-        encode_len(pairs.len(), 0x90, 0xdc, 0xdd, out);
-        for i in 1..=pairs.len() {
+    if array && max == count as f64 {
+        encode_len(count, 0x90, 0xdc, 0xdd, out);
+        for i in 1..=count {
             let v: Value = t.raw_get(i)?;
-            encode(&v, out, level + 1)?;
+            encode(&v, out, level + 1, budget)?;
         }
     } else {
-        encode_len(pairs.len(), 0x80, 0xde, 0xdf, out);
-        for (k, v) in &pairs {
-            encode(k, out, level + 1)?;
-            encode(v, out, level + 1)?;
+        encode_len(count, 0x80, 0xde, 0xdf, out);
+        for pair in t.clone().pairs::<Value, Value>() {
+            let (k, v) = pair?;
+            encode(&k, out, level + 1, budget)?;
+            encode(&v, out, level + 1, budget)?;
         }
     }
     Ok(())
@@ -265,7 +294,7 @@ impl Cursor<'_> {
 
     fn value(&mut self, lua: &Lua, depth: usize) -> mlua::Result<Value> {
         if depth > MAX_UNPACK_DEPTH {
-            return Err(rt("ERR cmsgpack.unpack: nesting too deep"));
+            return Err(rt("cmsgpack.unpack: nesting too deep"));
         }
         let tag = self.take(1)?[0];
         let num = |n: f64| Value::Number(n);
@@ -278,7 +307,7 @@ impl Cursor<'_> {
             0xcc => Value::Integer(self.uint(1)? as i64),
             0xcd => Value::Integer(self.uint(2)? as i64),
             0xce => Value::Integer(self.uint(4)? as i64),
-            0xcf => num(self.uint(8)? as f64),
+            0xcf => num(self.uint(8)? as i64 as f64),
             0xd0 => Value::Integer(i64::from(self.uint(1)? as u8 as i8)),
             0xd1 => Value::Integer(i64::from(self.uint(2)? as u16 as i16)),
             0xd2 => Value::Integer(i64::from(self.uint(4)? as u32 as i32)),
@@ -286,15 +315,15 @@ impl Cursor<'_> {
             0xca => num(f64::from(f32::from_bits(self.uint(4)? as u32))),
             0xcb => num(f64::from_bits(self.uint(8)?)),
             0xa0..=0xbf => self.string(lua, usize::from(tag & 0x1f))?,
-            0xd9 | 0xc4 => {
+            0xd9 => {
                 let n = self.uint(1)? as usize;
                 self.string(lua, n)?
             }
-            0xda | 0xc5 => {
+            0xda => {
                 let n = self.uint(2)? as usize;
                 self.string(lua, n)?
             }
-            0xdb | 0xc6 => {
+            0xdb => {
                 let n = self.uint(4)? as usize;
                 self.string(lua, n)?
             }
@@ -326,12 +355,9 @@ impl Cursor<'_> {
     }
 
     fn array(&mut self, lua: &Lua, n: usize, depth: usize) -> mlua::Result<Value> {
-        // Each element takes at least one byte: a length past the input is missing bytes,
-        // not a huge table to allocate.
-        if n > self.data.len() - self.pos {
-            return Err(missing());
-        }
-        let t = lua.create_table_with_capacity(n, 0)?;
+        // Sized by what the input can hold: a huge length is not a huge allocation, and the
+        // decoding meets the real error (missing bytes, bad format) as Redis does.
+        let t = lua.create_table_with_capacity(n.min(self.data.len() - self.pos), 0)?;
         for i in 1..=n {
             let v = self.value(lua, depth + 1)?;
             t.raw_set(i, v)?;
@@ -340,10 +366,7 @@ impl Cursor<'_> {
     }
 
     fn map(&mut self, lua: &Lua, n: usize, depth: usize) -> mlua::Result<Value> {
-        if n > (self.data.len() - self.pos) / 2 {
-            return Err(missing());
-        }
-        let t = lua.create_table_with_capacity(0, n)?;
+        let t = lua.create_table_with_capacity(0, n.min((self.data.len() - self.pos) / 2))?;
         for _ in 0..n {
             let k = self.value(lua, depth + 1)?;
             let v = self.value(lua, depth + 1)?;

@@ -9,6 +9,8 @@ use super::libs::located;
 
 /// Largest `i[n]` / `I[n]`.
 const MAX_INT_SIZE: usize = 32;
+/// Values one unpack may return (Lua 5.1's C stack holds 8000).
+const MAX_RESULTS: usize = 7990;
 /// What `!` alone aligns to (the platform's largest alignment).
 const MAX_ALIGN: usize = 8;
 
@@ -117,7 +119,7 @@ fn controloptions(
     match opt {
         b' ' => {}
         b'>' => h.little = false,
-        b'<' | b'=' => h.little = true,
+        b'<' => h.little = true,
         b'!' => {
             let a = getnum(fmt, i, MAX_ALIGN)?;
             if !a.is_power_of_two() {
@@ -136,7 +138,16 @@ fn controloptions(
     Ok(())
 }
 
+/// The format string, up to its first NUL (where C's loop stops).
 fn format_arg(args: &MultiValue, func: &str) -> mlua::Result<Vec<u8>> {
+    let mut fmt = format_bytes(args, func)?;
+    if let Some(end) = fmt.iter().position(|&b| b == 0) {
+        fmt.truncate(end);
+    }
+    Ok(fmt)
+}
+
+fn format_bytes(args: &MultiValue, func: &str) -> mlua::Result<Vec<u8>> {
     match args.front() {
         Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
         Some(Value::Integer(n)) => Ok(n.to_string().into_bytes()),
@@ -180,6 +191,9 @@ fn check_number(args: &MultiValue, n: usize, func: &str) -> mlua::Result<f64> {
 }
 
 fn check_bytes(args: &MultiValue, n: usize, func: &str) -> mlua::Result<Vec<u8>> {
+    if func == "pack" && args.get(n - 1).is_none() {
+        return Err(arg_error(n, func, "string expected, got nil"));
+    }
     match args.get(n - 1) {
         Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
         Some(Value::Integer(i)) => Ok(i.to_string().into_bytes()),
@@ -189,6 +203,27 @@ fn check_bytes(args: &MultiValue, n: usize, func: &str) -> mlua::Result<Vec<u8>>
             func,
             &format!("string expected, got {}", type_name(other)),
         )),
+    }
+}
+
+/// C's `(long long)d` on x86-64: out of range or NaN gives the "integer indefinite" value.
+fn c_to_i64(d: f64) -> i64 {
+    if !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&d) {
+        i64::MIN
+    } else {
+        d as i64
+    }
+}
+
+/// struct.c's `n < 0 ? (unsigned long long)(long long)n : (unsigned long long)n`, as gcc
+/// compiles it for x86-64 (so infinities, NaN and values past 2^64 give Redis's bytes).
+fn c_to_u64(n: f64) -> u64 {
+    const TWO63: f64 = 9_223_372_036_854_775_808.0;
+    // Negative, NaN (the comparison fails in C too) and in-range values: the signed cast.
+    if n.is_nan() || n < TWO63 {
+        c_to_i64(n) as u64
+    } else {
+        (c_to_i64(n - TWO63) as u64) ^ (1 << 63)
     }
 }
 
@@ -208,7 +243,7 @@ fn pack(args: &MultiValue) -> mlua::Result<Vec<u8>> {
             b'b' | b'B' | b'h' | b'H' | b'l' | b'L' | b'T' | b'i' | b'I' => {
                 let n = check_number(args, arg, "pack")?;
                 arg += 1;
-                let mut value = if n < 0.0 { n as i64 as u64 } else { n as u64 };
+                let mut value = c_to_u64(n);
                 let mut buf = vec![0u8; size];
                 for k in 0..size {
                     let at = if h.little { k } else { size - 1 - k };
@@ -261,13 +296,14 @@ fn unpack(lua: &Lua, args: &MultiValue) -> mlua::Result<MultiValue> {
     let data = check_bytes(args, 2, "unpack")?;
     let ld = data.len();
     let start = match args.get(2) {
-        None | Some(Value::Nil) => 1.0,
-        Some(_) => check_number(args, 3, "unpack")?,
+        None | Some(Value::Nil) => 1,
+        Some(_) => c_to_i64(check_number(args, 3, "unpack")?),
     };
-    if start < 1.0 {
+    // C keeps the offset in a size_t: only 0 is refused, a negative one is just too far.
+    if start == 0 {
         return Err(arg_error(3, "unpack", "offset must be 1 or greater"));
     }
-    let mut pos = start as usize - 1;
+    let mut pos = (start as u64 as usize).wrapping_sub(1);
     let mut h = Header::default();
     let mut out: Vec<Value> = Vec::new();
     let mut i = 0;
@@ -279,6 +315,9 @@ fn unpack(lua: &Lua, args: &MultiValue) -> mlua::Result<MultiValue> {
         pos = pos.saturating_add(gettoalign(pos, &h, opt, size));
         if size > ld || pos > ld - size {
             return Err(too_short());
+        }
+        if out.len() >= MAX_RESULTS {
+            return Err(rt("stack overflow (too many results)"));
         }
         match opt {
             b'b' | b'B' | b'h' | b'H' | b'l' | b'L' | b'T' | b'i' | b'I' => {
@@ -327,11 +366,20 @@ fn unpack(lua: &Lua, args: &MultiValue) -> mlua::Result<MultiValue> {
             b'c' => {
                 if size == 0 {
                     let prev = match out.pop() {
-                        Some(Value::Number(n)) => n,
-                        Some(Value::Integer(n)) => n as f64,
-                        _ => return Err(rt("format 'c0' needs a previous size")),
+                        Some(Value::Number(n)) => Some(n),
+                        Some(Value::Integer(n)) => Some(n as f64),
+                        Some(Value::String(s)) => s.to_string_lossy().trim().parse::<f64>().ok(),
+                        _ => None,
                     };
-                    size = if prev > 0.0 { prev as usize } else { 0 };
+                    let Some(prev) = prev else {
+                        return Err(rt("format 'c0' needs a previous size"));
+                    };
+                    // A negative size is a huge size_t in C: too short.
+                    size = if prev < 0.0 {
+                        usize::MAX
+                    } else {
+                        c_to_u64(prev) as usize
+                    };
                     if size > ld || pos > ld - size {
                         return Err(too_short());
                     }
@@ -349,7 +397,10 @@ fn unpack(lua: &Lua, args: &MultiValue) -> mlua::Result<MultiValue> {
         }
         pos = pos.saturating_add(size);
     }
-    out.push(Value::Integer(pos as i64 + 1));
+    if out.len() > MAX_RESULTS {
+        return Err(rt("stack overflow (too many results)"));
+    }
+    out.push(Value::Number(pos.wrapping_add(1) as i64 as f64));
     Ok(MultiValue::from_vec(out))
 }
 

@@ -15,7 +15,7 @@ use crate::resp::reply::Out;
 const HOOK_EVERY: u32 = 100_000;
 /// Memory a Lua state may take: a script that builds a huge table gets an error, not the
 /// server an OOM kill.
-const LUA_MEMORY_LIMIT: usize = 1 << 30;
+pub(crate) const LUA_MEMORY_LIMIT: usize = 1 << 30;
 /// FUNCTION LOAD runs the library's top level for at most this long (Redis: 500 ms).
 const LOAD_TIMEOUT_MS: u64 = 500;
 /// Chunk name of our own Lua helpers: error positions skip them, as they skip C functions.
@@ -187,12 +187,12 @@ impl Current {
     fn enter<'a>(&'a self, ctx: &mut Ctx<'_>, mode: RunMode) -> CurrentGuard<'a> {
         let packed =
             u64::from(mode.eval) | u64::from(mode.read_only) << 1 | u64::from(mode.flags) << 2;
-        self.mode.store(packed, Ordering::Relaxed);
+        let mode_before = self.mode.swap(packed, Ordering::Relaxed);
         let before = self
             .ctx
             .swap(ctx as *mut Ctx<'_> as *mut (), Ordering::AcqRel);
         debug_assert!(before.is_null(), "a script started inside a script");
-        CurrentGuard(self, before)
+        CurrentGuard(self, before, mode_before)
     }
 
     fn mode(&self) -> RunMode {
@@ -217,10 +217,11 @@ impl Drop for BusyGuard<'_> {
 }
 
 /// Puts [`Current`] back as it was (null) when the run ends, however it ends.
-struct CurrentGuard<'a>(&'a Current, *mut ());
+struct CurrentGuard<'a>(&'a Current, *mut (), u64);
 
 impl Drop for CurrentGuard<'_> {
     fn drop(&mut self) {
+        self.0.mode.store(self.2, Ordering::Relaxed);
         self.0.ctx.store(self.1, Ordering::Release);
     }
 }
@@ -284,8 +285,17 @@ fn call_from_script(
     // live meanwhile: commands run from a script cannot start another script (EVAL, FCALL
     // and FUNCTION are NOSCRIPT), so this is the only `&mut` made from it at a time.
     let ctx = unsafe { &mut *(p as *mut Ctx<'_>) };
-    let _limit = MemoryLimit::off(lua);
-    script_call(lua, ctx, resp3, current.mode(), args)
+    let res = {
+        let _limit = MemoryLimit::off(lua);
+        script_call(lua, ctx, resp3, current.mode(), args)
+    };
+    // The reply was made into Lua values with the limit off: a script keeping big replies
+    // must still meet the limit.
+    if lua.used_memory() > LUA_MEMORY_LIMIT {
+        drop(res);
+        return Err(rt("not enough memory"));
+    }
+    res
 }
 
 /// How a script runs (from its command and flags).
@@ -321,6 +331,8 @@ pub struct VmParts {
     slot: Table,
     runner: Function,
     current: Arc<Current>,
+    /// Lua memory in use after the last full collection (see `run_inner`).
+    gc_floor: std::sync::atomic::AtomicUsize,
     resp3: Arc<AtomicBool>,
     load_deadline: Arc<AtomicU64>,
     busy: Arc<Busy>,
@@ -452,10 +464,29 @@ impl Vm {
             slot,
             runner,
             current,
+            gc_floor: std::sync::atomic::AtomicUsize::new(0),
             resp3,
             load_deadline,
             busy,
         })))
+    }
+
+    /// Compiles `body` (the part after a shebang line) as chunk `name`, sandboxed, and keeps
+    /// it in the registry (see [`super::Script::func`]).
+    ///
+    /// # Errors
+    /// The Lua syntax error message.
+    pub fn compile_kept(&self, body: &[u8], name: &str) -> Result<mlua::RegistryKey, String> {
+        let f = self.compile(body, name)?;
+        self.lua.create_registry_value(f).map_err(|e| e.to_string())
+    }
+
+    /// The function kept under `key`.
+    ///
+    /// # Errors
+    /// Lua ran out of memory.
+    pub fn kept(&self, key: &mlua::RegistryKey) -> mlua::Result<Function> {
+        self.lua.registry_value(key)
     }
 
     /// Compiles `body` (the part after a shebang line) as chunk `name`, sandboxed.
@@ -634,9 +665,14 @@ impl Vm {
             self.runner.call::<MultiValue>((func, keys_t, args_t))
         };
         // Lua 5.1 has no emergency collection: garbage a big run left (one that hit the
-        // memory limit, say) would make the next runs fail their allocations.
-        if lua.used_memory() > LUA_MEMORY_LIMIT / 8 {
+        // memory limit, say) would make the next runs fail their allocations. Only when
+        // memory doubled since the last collection, so that data kept alive on purpose (a
+        // library's upvalues) does not cost a full collection per run.
+        let used = lua.used_memory();
+        let floor = self.gc_floor.load(Ordering::Relaxed);
+        if used > (LUA_MEMORY_LIMIT / 8).max(floor.saturating_mul(2)) {
             let _ = lua.gc_collect();
+            self.gc_floor.store(lua.used_memory(), Ordering::Relaxed);
         }
         busy.running.store(false, Ordering::Release);
         *busy.running_call.lock() = None;
@@ -988,7 +1024,7 @@ fn register_function(
         name.clone(),
         FunctionDef {
             name,
-            func: Arc::new(func),
+            func: Arc::new(lua.create_registry_value(func)?),
             flags: fl,
             description: desc,
             inline: false,

@@ -596,3 +596,56 @@ fn long_inline_scripts_move_to_the_script_thread_and_stay_killable() {
         "the server did not stop"
     );
 }
+
+/// Thousands of cached scripts and loaded functions (each used to hold one of the ~8000 slots
+/// of mlua's reference stack: past that nothing compiled), and library calls that would
+/// allocate without bound outside the Lua memory limit, or walk a self-referencing table
+/// forever where no hook can stop them.
+#[test]
+fn script_caches_and_libraries_resist_hostile_input() {
+    let s = start_codis(&[]);
+    let mut c = Client::connect(s.port);
+    let loads: Vec<Vec<Vec<u8>>> = (0..9000)
+        .map(|i| {
+            vec![
+                b"SCRIPT".to_vec(),
+                b"LOAD".to_vec(),
+                format!("return {i}").into_bytes(),
+            ]
+        })
+        .collect();
+    let replies = c.try_pipeline(&loads).expect("SCRIPT LOADs");
+    assert!(replies.iter().all(|f| matches!(f, Frame::Bulk(_))));
+    let Frame::Bulk(last) = &replies[8999] else {
+        unreachable!()
+    };
+    assert_eq!(ok(&mut c, &[b"EVALSHA", last, b"0"]), Frame::Integer(8999));
+    assert_eq!(
+        ok(&mut c, &[b"EVAL", b"return 'still compiles'", b"0"]),
+        Frame::Bulk(b"still compiles".to_vec())
+    );
+    for (script, want) in [
+        (
+            &b"local t = {} for i = 1, 50 do t[i] = t end return cmsgpack.pack(t)"[..],
+            "input too large",
+        ),
+        (
+            b"return cmsgpack.unpack(string.rep('\\0', 1000000))",
+            "too many return values",
+        ),
+        (
+            b"return struct.unpack(string.rep('i0', 1000000), '')",
+            "too many results",
+        ),
+    ] {
+        let f = c.cmd(&[b"EVAL", script, b"0"]).0;
+        assert!(err_text(&f).contains(want), "{}: {f:?}", show(script));
+    }
+    assert_eq!(
+        ok(
+            &mut c,
+            &[b"EVAL", b"return #cmsgpack.pack(redis.call('PING'))", b"0"]
+        ),
+        Frame::Integer(9) // {ok='PONG'}: a one-pair map
+    );
+}
