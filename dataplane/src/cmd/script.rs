@@ -162,41 +162,65 @@ fn eval(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         let s = &ctx.store.scripting.scripts[&sha];
         (s.func.clone(), s.flags)
     };
-    let read_only = prepare(ctx, flags, ro_cmd)?;
-    let vm = ctx
-        .store
-        .scripting
-        .eval_vm()
-        .map_err(|e| CmdError::err(e.to_string()))?
-        .clone();
-    let func = vm.kept(&func).map_err(|e| CmdError::err(e.to_string()))?;
-    let started = std::time::Instant::now();
-    let done = vm.run(
-        ctx,
-        &func,
-        &sha,
+    let call = Call {
+        eval: true,
+        id: &sha,
         keys,
         argv,
-        RunMode {
-            eval: true,
-            read_only,
-            flags,
-        },
-    );
-    finish_run(ctx, args, true, &sha, started, done);
-    Ok(())
+        flags,
+        ro_cmd,
+    };
+    run_call(ctx, args, &func, call)
 }
 
-/// After a script or function ran: remembers whether its next run may be inline, and hands
-/// a stopped inline run to the script thread (`crate::script`).
-fn finish_run(
+/// A script or function call, parsed.
+struct Call<'a> {
+    /// EVAL family (false: FCALL).
+    eval: bool,
+    /// The script's SHA1 or the function's name.
+    id: &'a str,
+    keys: &'a [&'a [u8]],
+    argv: &'a [&'a [u8]],
+    /// [`sflags`] of the script or function.
+    flags: u32,
+    /// A `*_RO` command.
+    ro_cmd: bool,
+}
+
+/// Runs `call` (the script or function kept under `key`) after Redis's checks; then
+/// remembers whether its next run may be inline, and hands a stopped inline run to the
+/// script thread (`crate::script`).
+fn run_call(
     ctx: &mut Ctx<'_>,
     args: &[&[u8]],
-    eval: bool,
-    id: &str,
-    started: std::time::Instant,
-    done: bool,
-) {
+    key: &mlua::RegistryKey,
+    call: Call<'_>,
+) -> CmdResult {
+    let Call {
+        eval,
+        id,
+        keys,
+        argv,
+        flags,
+        ro_cmd,
+    } = call;
+    let read_only = prepare(ctx, flags, ro_cmd)?;
+    let scripting = &mut ctx.store.scripting;
+    let vm = if eval {
+        scripting.eval_vm()
+    } else {
+        scripting.func_vm()
+    }
+    .map_err(|e| CmdError::err(e.to_string()))?
+    .clone();
+    let func = vm.kept(key).map_err(|e| CmdError::err(e.to_string()))?;
+    let started = std::time::Instant::now();
+    let mode = RunMode {
+        eval,
+        read_only,
+        flags,
+    };
+    let done = vm.run(ctx, &func, id, keys, argv, mode);
     ctx.store
         .scripting
         .record_run(eval, id, started.elapsed(), !done);
@@ -205,6 +229,7 @@ fn finish_run(
             args.iter().map(|a| a.to_vec()).collect(),
         ));
     }
+    Ok(())
 }
 
 fn fcall(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
@@ -216,29 +241,15 @@ fn fcall(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     };
     let def = &ctx.store.scripting.libraries[lib].functions[&fname];
     let (func, flags) = (def.func.clone(), def.flags);
-    let read_only = prepare(ctx, flags, ro_cmd)?;
-    let vm = ctx
-        .store
-        .scripting
-        .func_vm()
-        .map_err(|e| CmdError::err(e.to_string()))?
-        .clone();
-    let func = vm.kept(&func).map_err(|e| CmdError::err(e.to_string()))?;
-    let started = std::time::Instant::now();
-    let done = vm.run(
-        ctx,
-        &func,
-        &fname,
+    let call = Call {
+        eval: false,
+        id: &fname,
         keys,
         argv,
-        RunMode {
-            eval: false,
-            read_only,
-            flags,
-        },
-    );
-    finish_run(ctx, args, false, &fname, started, done);
-    Ok(())
+        flags,
+        ro_cmd,
+    };
+    run_call(ctx, args, &func, call)
 }
 
 fn flush_mode(args: &[&[u8]]) -> CmdResult {

@@ -9,7 +9,7 @@ use crate::persist::{bulks_text, compare, int, ok, populate};
 use crate::support::{Client, start_codis, start_redis};
 
 /// One field of `INFO replication` (or `stats`).
-fn field(c: &mut Client, section: &str, name: &str) -> String {
+pub(crate) fn field(c: &mut Client, section: &str, name: &str) -> String {
     let info = bulks_text(ok(c, &[b"INFO", section.as_bytes()]));
     info.lines()
         .find_map(|l| l.strip_prefix(&format!("{name}:")))
@@ -18,7 +18,7 @@ fn field(c: &mut Client, section: &str, name: &str) -> String {
 }
 
 /// Waits until the replica's link is up and its offset is the master's.
-fn wait_synced(m: &mut Client, r: &mut Client) {
+pub(crate) fn wait_synced(m: &mut Client, r: &mut Client) {
     let start = Instant::now();
     loop {
         let mo = field(m, "replication", "master_repl_offset");

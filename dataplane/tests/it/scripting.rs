@@ -6,33 +6,9 @@ use std::time::{Duration, Instant};
 
 use dataplane::resp::frame::Frame;
 
-use crate::persist::{bulks_text, compare, ok, populate};
+use crate::persist::{compare, ok, populate};
+use crate::repl::{field, wait_synced};
 use crate::support::{Client, TempDir, show, start_codis, start_redis};
-
-fn field(c: &mut Client, section: &str, name: &str) -> String {
-    let info = bulks_text(ok(c, &[b"INFO", section.as_bytes()]));
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn wait_synced(m: &mut Client, r: &mut Client) {
-    let start = Instant::now();
-    loop {
-        let mo = field(m, "replication", "master_repl_offset");
-        let up = field(r, "replication", "master_link_status");
-        let ro = field(r, "replication", "slave_repl_offset");
-        if up == "up" && mo == ro {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "replica not in sync: master {mo}, replica {ro} ({up})"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 const LIB_V1: &[u8] = b"#!lua name=lib\n\
 redis.register_function('bump', function(keys, args) redis.call('HINCRBY', keys[1], args[1], 1) return redis.call('ZINCRBY', keys[2], 1, args[1]) end)\n\
