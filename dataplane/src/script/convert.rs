@@ -1,127 +1,13 @@
-//! Replies to Lua values and Lua values to replies, as Redis 7 converts them
-//! (`redisProtocolToLuaType` and `luaReplyToRedisReply`).
+//! Lua values to replies, as Redis 7 converts them (`luaReplyToRedisReply`); replies to Lua
+//! values are in `rawcall` (`redisProtocolToLuaType`).
 
-use mlua::{Lua, Table, Value};
+use mlua::{Table, Value};
 
 use crate::resp::reply::Out;
 
 /// Deepest reply nesting converted (Redis stops at Lua's stack limit; a reply nested deeper
 /// than this becomes an error, never a crash).
 const MAX_DEPTH: usize = 1000;
-
-fn line(buf: &[u8], pos: usize) -> Option<(&[u8], usize)> {
-    let off = memchr::memchr(b'\r', &buf[pos..])?;
-    Some((&buf[pos..pos + off], pos + off + 2))
-}
-
-fn num(s: &[u8]) -> i64 {
-    crate::util::number::parse_i64(s).unwrap_or(0)
-}
-
-fn tagged(lua: &Lua, tag: &str, v: impl mlua::IntoLua) -> mlua::Result<Value> {
-    let t = lua.create_table()?;
-    t.raw_set(tag, v)?;
-    Ok(Value::Table(t))
-}
-
-/// Converts the reply at `buf[pos..]` (written by a command run from a script) to a Lua
-/// value. Returns the value and the position after the reply. Errors become `{err=...}`.
-///
-/// # Errors
-/// Lua ran out of memory, or the reply is malformed (never, for our own replies).
-pub fn reply_to_lua(
-    lua: &Lua,
-    buf: &[u8],
-    pos: usize,
-    depth: usize,
-) -> mlua::Result<(Value, usize)> {
-    let bad = || mlua::Error::RuntimeError("ERR bad reply from command".into());
-    if depth > MAX_DEPTH || pos >= buf.len() {
-        return Err(bad());
-    }
-    let (l, next) = line(buf, pos + 1).ok_or_else(bad)?;
-    Ok(match buf[pos] {
-        b'+' => (tagged(lua, "ok", lua.create_string(l)?)?, next),
-        b'-' => (tagged(lua, "err", lua.create_string(l)?)?, next),
-        b':' => (Value::Number(num(l) as f64), next),
-        b'$' | b'(' | b'=' => {
-            let n = num(l);
-            if n < 0 {
-                return Ok((Value::Boolean(false), next));
-            }
-            let end = next + n as usize;
-            let data = buf.get(next..end).ok_or_else(bad)?;
-            let v = match buf[pos] {
-                b'$' => Value::String(lua.create_string(data)?),
-                b'(' => tagged(lua, "big_number", lua.create_string(data)?)?,
-                _ => {
-                    let t = lua.create_table()?;
-                    let (fmt, text) = if data.len() >= 4 {
-                        (&data[..3], &data[4..])
-                    } else {
-                        (&b"txt"[..], data)
-                    };
-                    t.raw_set("format", lua.create_string(fmt)?)?;
-                    t.raw_set("string", lua.create_string(text)?)?;
-                    tagged(lua, "verbatim_string", t)?
-                }
-            };
-            (v, end + 2)
-        }
-        b'*' | b'>' | b'~' => {
-            let n = num(l);
-            if n < 0 {
-                return Ok((Value::Boolean(false), next));
-            }
-            let t = lua.create_table()?;
-            let mut p = next;
-            for i in 0..n as usize {
-                let (v, np) = reply_to_lua(lua, buf, p, depth + 1)?;
-                p = np;
-                if buf[pos] == b'~' {
-                    t.raw_set(v, true)?;
-                } else {
-                    t.raw_set(i + 1, v)?;
-                }
-            }
-            if buf[pos] == b'~' {
-                (tagged(lua, "set", t)?, p)
-            } else {
-                (Value::Table(t), p)
-            }
-        }
-        b'%' => {
-            let n = num(l).max(0) as usize;
-            let t = lua.create_table()?;
-            let mut p = next;
-            for _ in 0..n {
-                let (k, np) = reply_to_lua(lua, buf, p, depth + 1)?;
-                let (v, np) = reply_to_lua(lua, buf, np, depth + 1)?;
-                p = np;
-                t.raw_set(k, v)?;
-            }
-            (tagged(lua, "map", t)?, p)
-        }
-        b'|' => {
-            // Attributes are dropped, as Redis does; the value follows.
-            let n = num(l).max(0) as usize;
-            let mut p = next;
-            for _ in 0..2 * n {
-                p = reply_to_lua(lua, buf, p, depth + 1)?.1;
-            }
-            reply_to_lua(lua, buf, p, depth + 1)?
-        }
-        b'_' => (Value::Nil, next),
-        b'#' => (Value::Boolean(l == b"t"), next),
-        b',' => {
-            let d = crate::util::number::parse_f64(l)
-                .or_else(|| std::str::from_utf8(l).ok()?.parse().ok())
-                .unwrap_or(0.0);
-            (tagged(lua, "double", d)?, next)
-        }
-        _ => return Err(bad()),
-    })
-}
 
 /// A Lua number as a command argument: C's `%.17g`, as Redis 7.0 formats it.
 pub fn number_arg(n: f64) -> Vec<u8> {

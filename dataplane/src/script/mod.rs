@@ -28,6 +28,7 @@
 pub mod convert;
 pub mod libs;
 pub mod msgpack;
+mod rawcall;
 pub mod structlib;
 pub mod vm;
 

@@ -175,11 +175,26 @@ end
 
 /// The script run in progress, as `redis.call` sees it: the run's [`Ctx`] (null outside a
 /// run) and its [`RunMode`]. Set by [`Vm::run_inner`] for the time of the Lua call only.
-#[derive(Debug, Default)]
-struct Current {
+#[derive(Debug)]
+pub(super) struct Current {
     ctx: AtomicPtr<()>,
     /// [`RunMode`] packed: bit 0 eval, bit 1 read-only, flags above.
     mode: AtomicU64,
+    /// `redis.setresp` of the run.
+    resp3: Arc<AtomicBool>,
+    /// Registry slot through which `redis.call` hands a reply out of `lua_cpcall`.
+    slot: std::ffi::c_int,
+}
+
+/// What `redis.call` / `redis.pcall` got from a command.
+pub(super) enum CallOutcome {
+    /// The command's reply (an error reply included).
+    Reply(Out),
+    /// The call itself failed (unknown command, wrong arity...): `{err=...}`, already in
+    /// Redis's form (`CODE message`).
+    Fail(String),
+    /// The run must stop (killed, or moved to the script thread): raised even by `pcall`.
+    Stop(&'static str),
 }
 
 impl Current {
@@ -193,6 +208,29 @@ impl Current {
             .swap(ctx as *mut Ctx<'_> as *mut (), Ordering::AcqRel);
         debug_assert!(before.is_null(), "a script started inside a script");
         CurrentGuard(self, before, mode_before)
+    }
+
+    pub(super) fn slot(&self) -> std::ffi::c_int {
+        self.slot
+    }
+
+    /// `redis.call`'s work: runs `args` (`None`: an argument was neither a string nor a
+    /// number) for the script in progress, or says there is none.
+    #[allow(unsafe_code)]
+    pub(super) fn run_command(&self, args: Option<&[&[u8]]>) -> CallOutcome {
+        let p = self.ctx.load(Ordering::Acquire);
+        if p.is_null() {
+            return CallOutcome::Fail(
+                "ERR redis.call/pcall can only be called inside a script invocation".into(),
+            );
+        }
+        // SAFETY: `Vm::run_inner` stores its `&mut Ctx` here only for the time of the Lua
+        // call (the guard clears it before `run_inner` uses the context again), and runs on
+        // the thread that calls us, under the store lock. No other reference to that context
+        // is live meanwhile: commands run from a script cannot start another script (EVAL,
+        // FCALL and FUNCTION are NOSCRIPT), so this is the only `&mut` made from it at a time.
+        let ctx = unsafe { &mut *(p as *mut Ctx<'_>) };
+        script_command(ctx, &self.resp3, self.mode(), args)
     }
 
     fn mode(&self) -> RunMode {
@@ -236,10 +274,6 @@ impl<'a> MemoryLimit<'a> {
     fn on(lua: &'a Lua) -> Self {
         MemoryLimit(lua, lua.set_memory_limit(LUA_MEMORY_LIMIT).unwrap_or(0))
     }
-
-    fn off(lua: &'a Lua) -> Self {
-        MemoryLimit(lua, lua.set_memory_limit(0).unwrap_or(0))
-    }
 }
 
 impl Drop for MemoryLimit<'_> {
@@ -258,44 +292,6 @@ fn raw_error_text(e: &mlua::Error) -> String {
         mlua::Error::RuntimeError(s) => s.clone(),
         _ => error_text(e),
     }
-}
-
-/// `redis.call` / `redis.pcall`: runs a command for the script in progress, or says there is
-/// none. Returns whether the reply is an error, and the reply as a Lua value.
-#[allow(unsafe_code)]
-fn call_from_script(
-    lua: &Lua,
-    current: &Current,
-    resp3: &AtomicBool,
-    args: MultiValue,
-) -> mlua::Result<(bool, Value)> {
-    let p = current.ctx.load(Ordering::Acquire);
-    if p.is_null() {
-        return Ok((
-            true,
-            err_table(
-                lua,
-                "ERR redis.call/pcall can only be called inside a script invocation",
-            )?,
-        ));
-    }
-    // SAFETY: `Vm::run_inner` stores its `&mut Ctx` here only for the time of the Lua call
-    // (the guard clears it before `run_inner` uses the context again), and runs on the
-    // thread that calls us, under the store lock. No other reference to that context is
-    // live meanwhile: commands run from a script cannot start another script (EVAL, FCALL
-    // and FUNCTION are NOSCRIPT), so this is the only `&mut` made from it at a time.
-    let ctx = unsafe { &mut *(p as *mut Ctx<'_>) };
-    let res = {
-        let _limit = MemoryLimit::off(lua);
-        script_call(lua, ctx, resp3, current.mode(), args)
-    };
-    // The reply was made into Lua values with the limit off: a script keeping big replies
-    // must still meet the limit.
-    if lua.used_memory() > LUA_MEMORY_LIMIT {
-        drop(res);
-        return Err(rt("not enough memory"));
-    }
-    res
 }
 
 /// How a script runs (from its command and flags).
@@ -330,7 +326,10 @@ pub struct VmParts {
     load_api: Table,
     slot: Table,
     runner: Function,
+    /// Read by `redis.call` through a raw pointer: lives as long as the Lua state.
     current: Arc<Current>,
+    /// Keeps [`Current::slot`] reserved in the registry.
+    _call_slot: mlua::RegistryKey,
     /// Lua memory in use after the last full collection (see `run_inner`).
     gc_floor: std::sync::atomic::AtomicUsize,
     resp3: Arc<AtomicBool>,
@@ -378,8 +377,14 @@ impl Vm {
         }
         super::libs::register(&lua, &real)?;
         let resp3 = Arc::new(AtomicBool::new(false));
-        let current = Arc::new(Current::default());
-        let redis = redis_table(&lua, resp3.clone(), current.clone())?;
+        let call_slot = lua.create_registry_value(false)?;
+        let current = Arc::new(Current {
+            ctx: AtomicPtr::default(),
+            mode: AtomicU64::default(),
+            resp3: resp3.clone(),
+            slot: call_slot.id(),
+        });
+        let redis = redis_table(&lua, resp3.clone(), &current)?;
         real.raw_set("redis", redis.clone())?;
         let handler = lua.create_function(error_handler)?;
         let slot = lua.create_table()?;
@@ -464,6 +469,7 @@ impl Vm {
             slot,
             runner,
             current,
+            _call_slot: call_slot,
             gc_floor: std::sync::atomic::AtomicUsize::new(0),
             resp3,
             load_deadline,
@@ -598,20 +604,6 @@ impl Vm {
         mode: RunMode,
     ) -> Result<bool, String> {
         let lua = &self.lua;
-        let mk = |items: &[&[u8]]| -> mlua::Result<Table> {
-            let t = lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, a) in items.iter().enumerate() {
-                t.raw_set(i + 1, lua.create_string(a)?)?;
-            }
-            Ok(t)
-        };
-        let lerr = |e: mlua::Error| format!("ERR {e}");
-        let keys_t = mk(keys).map_err(lerr)?;
-        let args_t = mk(args).map_err(lerr)?;
-        if mode.eval {
-            self.real.raw_set("KEYS", keys_t.clone()).map_err(lerr)?;
-            self.real.raw_set("ARGV", args_t.clone()).map_err(lerr)?;
-        }
         self.resp3.store(false, Ordering::Relaxed);
         let busy = &self.busy;
         busy.started_ms
@@ -662,7 +654,7 @@ impl Vm {
             let _busy = BusyGuard(busy);
             let _running = self.current.enter(ctx, mode);
             let _limit = MemoryLimit::on(lua);
-            self.runner.call::<MultiValue>((func, keys_t, args_t))
+            super::rawcall::run(lua, &self.runner, func, &self.real, keys, args, mode.eval)
         };
         // Lua 5.1 has no emergency collection: garbage a big run left (one that hit the
         // memory limit, say) would make the next runs fail their allocations. Only when
@@ -695,16 +687,13 @@ impl Vm {
         if retried && !busy.effects.load(Ordering::Relaxed) {
             return Ok(false);
         }
-        let values = res.map_err(|e| {
+        let (ok, v) = res.map_err(|e| {
             format!(
                 "ERR Error running script (call to {name}): {}",
                 error_text(&e)
             )
         })?;
-        let mut it = values.into_iter();
-        let ok = matches!(it.next(), Some(Value::Boolean(true)));
-        let v = it.next().unwrap_or(Value::Nil);
-        if ok {
+        if matches!(ok, Value::Boolean(true)) {
             convert::lua_to_reply(ctx.out, &v, 0, self.resp3.load(Ordering::Relaxed));
             return Ok(true);
         }
@@ -804,35 +793,25 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Value> {
     Ok(Value::Table(t))
 }
 
-/// `redis.call` / `redis.pcall` inside a run: returns (is_error, value).
-fn script_call(
-    lua: &Lua,
+/// `redis.call` / `redis.pcall` inside a run: checks and runs the command `args` (`None`: an
+/// argument was neither a string nor a number).
+fn script_command(
     ctx: &mut Ctx<'_>,
     resp3: &AtomicBool,
     mode: RunMode,
-    args: MultiValue,
-) -> mlua::Result<(bool, Value)> {
-    let fail = |text: &str| -> mlua::Result<(bool, Value)> {
-        Ok((true, err_table(lua, &normalize_error(text))?))
-    };
+    args: Option<&[&[u8]]>,
+) -> CallOutcome {
+    let fail = |text: &str| CallOutcome::Fail(normalize_error(text));
     // The budget is checked here too: a run that spent it inside a command (a long KEYS)
     // moves before its next one.
     if let Some(why) = stop_reason(ctx.shared.script_busy(), true) {
-        return Err(rt(why));
+        return CallOutcome::Stop(why);
     }
-    if args.is_empty() {
-        return fail("Please specify at least one argument for this redis lib call");
-    }
-    let mut argv: Vec<Vec<u8>> = Vec::with_capacity(args.len());
-    for a in args.iter() {
-        match a {
-            Value::String(s) => argv.push(s.as_bytes().to_vec()),
-            Value::Integer(n) => argv.push(n.to_string().into_bytes()),
-            Value::Number(n) => argv.push(convert::number_arg(*n)),
-            _ => return fail("Lua redis lib command arguments must be strings or integers"),
-        }
-    }
-    let refs: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+    let refs = match args {
+        Some([]) => return fail("Please specify at least one argument for this redis lib call"),
+        Some(a) => a,
+        None => return fail("Lua redis lib command arguments must be strings or integers"),
+    };
     let reg = crate::cmd::registry();
     let Some((id, cmd)) = reg.lookup(refs[0]) else {
         return fail("Unknown Redis command called from script");
@@ -885,17 +864,12 @@ fn script_call(
             shared: ctx.shared,
             now_ms: ctx.now_ms,
         };
-        crate::cmd::call(&mut c2, id, cmd, &refs);
+        crate::cmd::call(&mut c2, id, cmd, refs);
     }
     // A command run from a script never blocks nor closes the connection.
     ctx.client.action = None;
     ctx.client.blocked_keys.clear();
-    if out.buf.is_empty() {
-        return Ok((false, Value::Nil));
-    }
-    let is_err = out.buf[0] == b'-';
-    let (v, _) = convert::reply_to_lua(lua, &out.buf, 0, 0)?;
-    Ok((is_err, v))
+    CallOutcome::Reply(out)
 }
 
 /// `redis.register_function(name, callback)` or `redis.register_function{...}`.
@@ -1107,8 +1081,7 @@ pub fn eval_shebang(body: &[u8]) -> Result<(u32, usize), String> {
 }
 
 /// The `redis` table (before it is made read-only).
-fn redis_table(lua: &Lua, resp3: Arc<AtomicBool>, current: Arc<Current>) -> mlua::Result<Table> {
-    let resp3_call = resp3.clone();
+fn redis_table(lua: &Lua, resp3: Arc<AtomicBool>, current: &Arc<Current>) -> mlua::Result<Table> {
     let r = lua.create_table()?;
     r.raw_set(
         "error_reply",
@@ -1244,27 +1217,14 @@ fn redis_table(lua: &Lua, resp3: Arc<AtomicBool>, current: Arc<Current>) -> mlua
     )?;
     // redis.call and redis.pcall are C functions, as in Redis: a `return redis.call(..)`
     // tail call then keeps the script's frame, whose line the error reports.
-    let (cur, r3) = (current.clone(), resp3_call.clone());
+    let cur = Arc::as_ptr(&current);
     r.raw_set(
         "call",
-        lua.create_function(move |lua, args: MultiValue| {
-            let (is_err, v) = call_from_script(lua, &cur, &r3, args)?;
-            if is_err {
-                let text = match &v {
-                    Value::Table(t) => t.raw_get::<String>("err").unwrap_or_default(),
-                    _ => String::new(),
-                };
-                return Err(rt(text));
-            }
-            Ok(v)
-        })?,
+        super::rawcall::c_closure(lua, super::rawcall::redis_call, cur)?,
     )?;
     r.raw_set(
         "pcall",
-        lua.create_function(move |lua, args: MultiValue| {
-            let (_, v) = call_from_script(lua, &current, &resp3_call, args)?;
-            Ok(v)
-        })?,
+        super::rawcall::c_closure(lua, super::rawcall::redis_pcall, cur)?,
     )?;
     r.raw_set("REDIS_VERSION", crate::server::REDIS_VERSION)?;
     r.raw_set("REDIS_VERSION_NUM", 0x07000f)?;

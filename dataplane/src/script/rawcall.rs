@@ -1,0 +1,401 @@
+//! The hot path of a script on Lua's C API: `redis.call` / `redis.pcall` read their arguments
+//! from the Lua stack and push the command's reply onto it, and a run's `KEYS`/`ARGV` tables
+//! are built on the stack, without mlua value handles. Each mlua handle is a reference in an
+//! auxiliary Lua thread, taken and released under a lock; for a short script (an INCR and a
+//! GET) they were a third of the server's time.
+//!
+//! The rules this module keeps, for every function below:
+//! - A Lua error is a `longjmp`: it must never cross a Rust frame that still owns something
+//!   to drop. So every Lua call that can raise (any allocation, a `rawset` with a nil key)
+//!   runs inside `lua_cpcall` ([`push_outcome`]), whose function owns nothing; the C
+//!   functions raise with `lua_error` only after the Rust code that built the outcome has
+//!   returned and dropped everything.
+//! - Rust code reached from Lua must not panic: [`push_reply`] indexes with `get` only.
+//! - Argument strings are borrowed from the Lua stack while the command runs; nothing runs
+//!   Lua code (so nothing can collect them) until the command has returned.
+
+#![allow(unsafe_code)]
+
+use std::ffi::{c_int, c_void};
+
+use mlua::{Function, Lua, ffi};
+
+use super::vm::{CallOutcome, Current};
+
+/// Deepest reply nesting converted (Redis stops at Lua's stack limit; a reply nested deeper
+/// than this becomes an error, never a crash).
+const MAX_DEPTH: usize = 1000;
+
+/// Makes `f` a Lua C function whose first upvalue is `current` (which must outlive the Lua
+/// state: the [`super::vm::Vm`] owns both).
+pub(super) fn c_closure(
+    lua: &Lua,
+    f: unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int,
+    current: *const Current,
+) -> mlua::Result<Function> {
+    // SAFETY: the closure pushes one light userdata and makes one C closure of it, both
+    // inside mlua's protected call (an allocation failure there is a Lua error it catches);
+    // it owns nothing.
+    unsafe {
+        lua.exec_raw::<Function>((), |l| {
+            ffi::lua_pushlightuserdata(l, current as *mut c_void);
+            ffi::lua_pushcclosure(l, f, 1);
+        })
+    }
+}
+
+/// `redis.call`: a command error is raised.
+pub(super) unsafe extern "C-unwind" fn redis_call(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua as a C closure made by `c_closure`.
+    unsafe { call_entry(l, true) }
+}
+
+/// `redis.pcall`: a command error is returned as `{err=...}`.
+pub(super) unsafe extern "C-unwind" fn redis_pcall(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as `redis_call`.
+    unsafe { call_entry(l, false) }
+}
+
+/// Runs the command and leaves its Lua value on the stack; raises when it must. This frame
+/// owns nothing when `lua_error` jumps out of it: [`run_and_push`] has returned.
+unsafe fn call_entry(l: *mut ffi::lua_State, raising: bool) -> c_int {
+    // SAFETY: `l` is the running Lua thread; see `run_and_push`.
+    let raise = unsafe { run_and_push(l, raising) };
+    if raise {
+        // SAFETY: the error value is on top of the stack; nothing here needs dropping.
+        unsafe { ffi::lua_error(l) }
+    }
+    1
+}
+
+/// One argument of `redis.call`, as the command sees it.
+enum Arg<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Vec<u8>),
+}
+
+/// Runs the command named by the call's arguments and pushes its value (or the error to
+/// raise, returning true). All that this function owns is dropped when it returns.
+unsafe fn run_and_push(l: *mut ffi::lua_State, raising: bool) -> bool {
+    // SAFETY: the upvalue is the `Current` pointer `c_closure` was given; the Vm that owns
+    // the Lua state running us owns it too.
+    let current = unsafe { &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Current) };
+    // SAFETY: reading the stack of the running function: `lua_type`, `lua_tolstring` on a
+    // string (which does not allocate) and `lua_tonumber` never raise.
+    let args = unsafe { read_args(l) };
+    let refs: Option<Vec<&[u8]>> = args.as_ref().map(|a| {
+        a.iter()
+            .map(|x| match x {
+                Arg::Borrowed(s) => *s,
+                Arg::Owned(v) => v.as_slice(),
+            })
+            .collect()
+    });
+    let outcome = current.run_command(refs.as_deref());
+    drop(refs);
+    drop(args);
+    let (job_kind, raise) = match &outcome {
+        CallOutcome::Reply(out) => {
+            let is_err = out.buf.first() == Some(&b'-');
+            (JobKind::Reply(&out.buf), is_err && raising)
+        }
+        CallOutcome::Fail(text) => (JobKind::Err(text.as_bytes()), raising),
+        CallOutcome::Stop(why) => (JobKind::Err(why.as_bytes()), true),
+    };
+    let mut job = Job {
+        kind: job_kind,
+        slot: current.slot(),
+        bad: false,
+    };
+    // SAFETY: see `push_outcome`.
+    let status = unsafe { push_outcome(l, &mut job) };
+    status != 0 || raise || job.bad
+}
+
+/// Reads `redis.call`'s arguments: strings as they are, numbers as `%.17g` (Redis 7.0: so
+/// `1e17` is `1e+17`, not `100000000000000000`). `None` when one is neither.
+unsafe fn read_args<'a>(l: *mut ffi::lua_State) -> Option<Vec<Arg<'a>>> {
+    // SAFETY (whole function): indices 1..=n are the call's arguments.
+    let n = unsafe { ffi::lua_gettop(l) };
+    let mut args = Vec::with_capacity(n.max(0) as usize);
+    for i in 1..=n {
+        match unsafe { ffi::lua_type(l, i) } {
+            ffi::LUA_TSTRING => {
+                let mut len = 0usize;
+                let p = unsafe { ffi::lua_tolstring(l, i, &mut len) };
+                // The string stays on the stack (an argument of the running call) for as
+                // long as the slice is used.
+                args.push(Arg::Borrowed(unsafe {
+                    std::slice::from_raw_parts(p as *const u8, len)
+                }));
+            }
+            ffi::LUA_TNUMBER => {
+                let x = unsafe { ffi::lua_tonumber(l, i) };
+                args.push(Arg::Owned(super::convert::number_arg(x)));
+            }
+            _ => return None,
+        }
+    }
+    Some(args)
+}
+
+enum JobKind<'a> {
+    /// The command's reply (empty: no reply, `nil`).
+    Reply(&'a [u8]),
+    /// An error of the call itself, as `{err=...}`.
+    Err(&'a [u8]),
+}
+
+/// What [`build`] pushes, passed to it through `lua_cpcall`.
+struct Job<'a> {
+    kind: JobKind<'a>,
+    /// Registry slot the value is left in (`lua_cpcall` keeps no results).
+    slot: c_int,
+    /// The reply was malformed: an error value was pushed instead.
+    bad: bool,
+}
+
+/// Builds the job's value in protected mode and pushes it. Returns `lua_cpcall`'s status:
+/// non-zero when building raised (out of memory, a nil set member), the error then on top.
+unsafe fn push_outcome(l: *mut ffi::lua_State, job: &mut Job<'_>) -> c_int {
+    // SAFETY: `build` owns nothing and reads `job` through the light userdata only while
+    // this frame (which owns `job`) waits for it.
+    let status = unsafe { ffi::lua_cpcall(l, build, job as *mut Job<'_> as *mut c_void) };
+    if status == 0 {
+        // SAFETY: `lua_rawgeti` and `lua_rawseti` of an existing key do not allocate; a C
+        // function has LUA_MINSTACK free slots.
+        unsafe {
+            ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, job.slot as _);
+            ffi::lua_pushboolean(l, 0);
+            ffi::lua_rawseti_(l, ffi::LUA_REGISTRYINDEX, job.slot as _);
+        }
+    }
+    status
+}
+
+/// The `lua_cpcall` function: pushes the job's value and stores it in the registry slot.
+unsafe extern "C-unwind" fn build(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: protected mode (`lua_cpcall`): a Lua error here returns to `push_outcome`.
+    // Nothing in this frame or below needs dropping.
+    unsafe {
+        let job = &mut *(ffi::lua_touserdata(l, 1) as *mut Job<'_>);
+        ffi::lua_settop(l, 0);
+        match job.kind {
+            JobKind::Reply(buf) if buf.is_empty() => ffi::lua_pushnil(l),
+            JobKind::Reply(buf) => {
+                if push_reply(l, buf, 0, 0).is_none() {
+                    ffi::lua_settop(l, 0);
+                    push_tagged(l, c"err", b"ERR bad reply from command");
+                    job.bad = true;
+                }
+            }
+            JobKind::Err(text) => push_tagged(l, c"err", text),
+        }
+        ffi::lua_rawseti_(l, ffi::LUA_REGISTRYINDEX, job.slot as _);
+    }
+    0
+}
+
+unsafe fn push_bytes(l: *mut ffi::lua_State, s: &[u8]) {
+    // SAFETY: protected mode (see `build`).
+    unsafe { ffi::lua_pushlstring_(l, s.as_ptr() as *const _, s.len()) }
+}
+
+/// Pushes `{tag = s}`.
+unsafe fn push_tagged(l: *mut ffi::lua_State, tag: &std::ffi::CStr, s: &[u8]) {
+    // SAFETY: protected mode (see `build`).
+    unsafe {
+        ffi::lua_createtable(l, 0, 1);
+        push_bytes(l, s);
+        ffi::lua_setfield(l, -2, tag.as_ptr());
+    }
+}
+
+/// Wraps the value on top in `{tag = value}`.
+unsafe fn wrap_top(l: *mut ffi::lua_State, tag: &std::ffi::CStr) {
+    // SAFETY: protected mode (see `build`).
+    unsafe {
+        ffi::lua_createtable(l, 0, 1);
+        ffi::lua_insert(l, -2);
+        ffi::lua_setfield(l, -2, tag.as_ptr());
+    }
+}
+
+fn line(buf: &[u8], pos: usize) -> Option<(&[u8], usize)> {
+    let rest = buf.get(pos..)?;
+    let off = memchr::memchr(b'\r', rest)?;
+    Some((rest.get(..off)?, pos + off + 2))
+}
+
+fn num(s: &[u8]) -> i64 {
+    crate::util::number::parse_i64(s).unwrap_or(0)
+}
+
+/// Pushes the reply at `buf[pos..]` as one Lua value, as Redis's `redisProtocolToLuaType`
+/// converts it. Returns the position after it; `None` for a malformed
+/// reply (never, for our own commands' replies) or one nested too deep.
+unsafe fn push_reply(
+    l: *mut ffi::lua_State,
+    buf: &[u8],
+    pos: usize,
+    depth: usize,
+) -> Option<usize> {
+    // SAFETY (whole function): protected mode (see `build`); the stack is grown before each
+    // level's pushes.
+    if depth > MAX_DEPTH || unsafe { ffi::lua_checkstack(l, 4) } == 0 {
+        return None;
+    }
+    let kind = *buf.get(pos)?;
+    let (text, next) = line(buf, pos + 1)?;
+    match kind {
+        b'+' => unsafe { push_tagged(l, c"ok", text) },
+        b'-' => unsafe { push_tagged(l, c"err", text) },
+        b':' => unsafe { ffi::lua_pushnumber(l, num(text) as f64) },
+        b'$' | b'(' | b'=' => {
+            let n = num(text);
+            if n < 0 {
+                unsafe { ffi::lua_pushboolean(l, 0) };
+                return Some(next);
+            }
+            let end = next.checked_add(n as usize)?;
+            let data = buf.get(next..end)?;
+            match kind {
+                b'$' => unsafe { push_bytes(l, data) },
+                b'(' => unsafe { push_tagged(l, c"big_number", data) },
+                _ => {
+                    let (fmt, body) = match (data.get(..3), data.get(4..)) {
+                        (Some(f), Some(b)) => (f, b),
+                        _ => (&b"txt"[..], data),
+                    };
+                    unsafe {
+                        ffi::lua_createtable(l, 0, 2);
+                        push_bytes(l, fmt);
+                        ffi::lua_setfield(l, -2, c"format".as_ptr());
+                        push_bytes(l, body);
+                        ffi::lua_setfield(l, -2, c"string".as_ptr());
+                        wrap_top(l, c"verbatim_string");
+                    }
+                }
+            }
+            return Some(end + 2);
+        }
+        b'*' | b'>' | b'~' => {
+            let n = num(text);
+            if n < 0 {
+                unsafe { ffi::lua_pushboolean(l, 0) };
+                return Some(next);
+            }
+            let set = kind == b'~';
+            let hint = c_int::try_from(n).unwrap_or(0).min(1 << 16);
+            let mut p = next;
+            unsafe {
+                if set {
+                    ffi::lua_createtable(l, 0, hint);
+                } else {
+                    ffi::lua_createtable(l, hint, 0);
+                }
+                let t = ffi::lua_gettop(l);
+                for i in 0..n {
+                    p = push_reply(l, buf, p, depth + 1)?;
+                    if set {
+                        ffi::lua_pushboolean(l, 1);
+                        ffi::lua_rawset(l, t);
+                    } else {
+                        ffi::lua_rawseti_(l, t, (i + 1) as _);
+                    }
+                }
+                if set {
+                    wrap_top(l, c"set");
+                }
+            }
+            return Some(p);
+        }
+        b'%' => {
+            let n = num(text).max(0);
+            let mut p = next;
+            unsafe {
+                ffi::lua_createtable(l, 0, c_int::try_from(n).unwrap_or(0).min(1 << 16));
+                let t = ffi::lua_gettop(l);
+                for _ in 0..n {
+                    p = push_reply(l, buf, p, depth + 1)?;
+                    p = push_reply(l, buf, p, depth + 1)?;
+                    ffi::lua_rawset(l, t);
+                }
+                wrap_top(l, c"map");
+            }
+            return Some(p);
+        }
+        b'|' => {
+            // Attributes are dropped, as Redis does; the value follows.
+            let n = num(text).max(0);
+            let mut p = next;
+            for _ in 0..2 * n {
+                p = unsafe { push_reply(l, buf, p, depth + 1)? };
+                unsafe { ffi::lua_settop(l, -2) };
+            }
+            return unsafe { push_reply(l, buf, p, depth + 1) };
+        }
+        b'_' => unsafe { ffi::lua_pushnil(l) },
+        b'#' => unsafe { ffi::lua_pushboolean(l, c_int::from(text == b"t")) },
+        b',' => {
+            let d = crate::util::number::parse_f64(text)
+                .or_else(|| std::str::from_utf8(text).ok()?.parse().ok())
+                .unwrap_or(0.0);
+            unsafe {
+                ffi::lua_pushnumber(l, d);
+                wrap_top(l, c"double");
+            }
+        }
+        _ => return None,
+    }
+    Some(next)
+}
+
+/// Runs `runner(func, KEYS, ARGV)` with the two tables built on the stack (and, for EVAL,
+/// set as the globals `KEYS` and `ARGV`). Returns the runner's first two results.
+///
+/// # Errors
+/// Lua could not build the tables (out of memory).
+pub(super) fn run(
+    lua: &Lua,
+    runner: &Function,
+    func: &Function,
+    globals: &mlua::Table,
+    keys: &[&[u8]],
+    args: &[&[u8]],
+    eval: bool,
+) -> mlua::Result<(mlua::Value, mlua::Value)> {
+    // SAFETY: mlua runs the closure in protected mode with (runner, func, globals) at stack
+    // indices 1..=3. The closure owns nothing (it borrows `keys` and `args`), so a Lua error
+    // raised by an allocation may jump over it. The script itself runs under the runner's
+    // `xpcall`.
+    unsafe {
+        lua.exec_raw::<(mlua::Value, mlua::Value)>((runner, func, globals), |l| {
+            ffi::lua_checkstack(l, 6);
+            push_strings(l, keys);
+            push_strings(l, args);
+            if eval {
+                ffi::lua_pushlstring_(l, c"KEYS".as_ptr(), 4);
+                ffi::lua_pushvalue(l, 4);
+                ffi::lua_rawset(l, 3);
+                ffi::lua_pushlstring_(l, c"ARGV".as_ptr(), 4);
+                ffi::lua_pushvalue(l, 5);
+                ffi::lua_rawset(l, 3);
+            }
+            ffi::lua_remove(l, 3);
+            ffi::lua_call(l, 3, ffi::LUA_MULTRET);
+        })
+    }
+}
+
+/// Pushes an array of the strings `items`.
+unsafe fn push_strings(l: *mut ffi::lua_State, items: &[&[u8]]) {
+    // SAFETY: protected mode (inside `run`'s closure).
+    unsafe {
+        ffi::lua_createtable(l, c_int::try_from(items.len()).unwrap_or(0), 0);
+        for (i, s) in items.iter().enumerate() {
+            push_bytes(l, s);
+            ffi::lua_rawseti_(l, -2, (i + 1) as _);
+        }
+    }
+}
