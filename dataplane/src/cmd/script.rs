@@ -147,18 +147,18 @@ fn eval(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let by_sha = name.starts_with(b"evalsha");
     let ro_cmd = name.ends_with(b"_ro");
     let (keys, argv) = split_keys(args)?;
-    let sha = if by_sha {
-        let sha = String::from_utf8_lossy(args[1]).to_ascii_lowercase();
-        if !ctx.store.scripting.scripts.contains_key(&sha) {
+    let sha;
+    let (func, flags) = if by_sha {
+        let Some(s) = ctx.store.scripting.by_sha(args[1]) else {
             return Err(CmdError::Msg(
                 "NOSCRIPT No matching script. Please use EVAL.".into(),
             ));
-        }
-        sha
+        };
+        let found = (s.func.clone(), s.flags);
+        sha = String::from_utf8_lossy(args[1]).to_ascii_lowercase();
+        found
     } else {
-        cache_script(ctx, args[1])?
-    };
-    let (func, flags) = {
+        sha = cache_script(ctx, args[1])?;
         let s = &ctx.store.scripting.scripts[&sha];
         (s.func.clone(), s.flags)
     };
@@ -213,14 +213,13 @@ fn run_call(
     }
     .map_err(|e| CmdError::err(e.to_string()))?
     .clone();
-    let func = vm.kept(key).map_err(|e| CmdError::err(e.to_string()))?;
     let started = std::time::Instant::now();
     let mode = RunMode {
         eval,
         read_only,
         flags,
     };
-    let done = vm.run(ctx, &func, id, keys, argv, mode);
+    let done = vm.run(ctx, key, id, keys, argv, mode);
     ctx.store
         .scripting
         .record_run(eval, id, started.elapsed(), !done);

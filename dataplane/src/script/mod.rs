@@ -288,12 +288,23 @@ impl Scripting {
                 .and_then(|lib| lib.functions.get(fname))
                 .is_some_and(|f| f.inline);
         }
-        let sha = if name.len() >= 7 && name[..7].eq_ignore_ascii_case(b"evalsha") {
-            String::from_utf8_lossy(what).to_ascii_lowercase()
+        let script = if name.len() >= 7 && name[..7].eq_ignore_ascii_case(b"evalsha") {
+            self.by_sha(what)
         } else {
-            sha1hex(what)
+            self.scripts.get(&sha1hex(what))
         };
-        self.scripts.get(&sha).is_some_and(|s| s.inline)
+        script.is_some_and(|s| s.inline)
+    }
+
+    /// The cached script whose SHA1 is `sha` (in any case), without an allocation when it
+    /// is already lower case (as clients send it).
+    pub fn by_sha(&self, sha: &[u8]) -> Option<&Script> {
+        match std::str::from_utf8(sha) {
+            Ok(s) if !s.bytes().any(|b| b.is_ascii_uppercase()) => self.scripts.get(s),
+            _ => self
+                .scripts
+                .get(&String::from_utf8_lossy(sha).to_ascii_lowercase()),
+        }
     }
 
     /// Remembers how long the last run of script `sha` (EVAL family) or function `name` took.

@@ -7,9 +7,14 @@
 //! The rules this module keeps, for every function below:
 //! - A Lua error is a `longjmp`: it must never cross a Rust frame that still owns something
 //!   to drop. So every Lua call that can raise (any allocation, a `rawset` with a nil key)
-//!   runs inside `lua_cpcall` ([`push_outcome`]), whose function owns nothing; the C
-//!   functions raise with `lua_error` only after the Rust code that built the outcome has
-//!   returned and dropped everything.
+//!   runs inside `lua_pcall` of a C function kept in the registry ([`build`], [`run_body`]),
+//!   which owns nothing; the C functions raise with `lua_error` only after the Rust code that
+//!   built the outcome has returned and dropped everything. (A C function is kept, not pushed
+//!   each time: in Lua 5.1 pushing one allocates a closure.)
+//! - Outside those protected calls only calls that cannot raise are made: reading the stack,
+//!   `lua_rawgeti` and `lua_rawseti` of an existing registry key, light userdata pushes, and
+//!   `lua_checkstack` with the memory limit off (it can fail only if the system allocator
+//!   does, as everywhere in mlua).
 //! - Rust code reached from Lua must not panic: [`push_reply`] indexes with `get` only.
 //! - Argument strings are borrowed from the Lua stack while the command runs; nothing runs
 //!   Lua code (so nothing can collect them) until the command has returned.
@@ -104,11 +109,10 @@ unsafe fn run_and_push(l: *mut ffi::lua_State, raising: bool) -> bool {
     };
     let mut job = Job {
         kind: job_kind,
-        slot: current.slot(),
         bad: false,
     };
     // SAFETY: see `push_outcome`.
-    let status = unsafe { push_outcome(l, &mut job) };
+    let status = unsafe { push_outcome(l, current.build_fn(), &mut job) };
     status != 0 || raise || job.bad
 }
 
@@ -146,37 +150,41 @@ enum JobKind<'a> {
     Err(&'a [u8]),
 }
 
-/// What [`build`] pushes, passed to it through `lua_cpcall`.
+/// What [`build`] pushes, passed to it as a light userdata.
 struct Job<'a> {
     kind: JobKind<'a>,
-    /// Registry slot the value is left in (`lua_cpcall` keeps no results).
-    slot: c_int,
     /// The reply was malformed: an error value was pushed instead.
     bad: bool,
 }
 
-/// Builds the job's value in protected mode and pushes it. Returns `lua_cpcall`'s status:
-/// non-zero when building raised (out of memory, a nil set member), the error then on top.
-unsafe fn push_outcome(l: *mut ffi::lua_State, job: &mut Job<'_>) -> c_int {
-    // SAFETY: `build` owns nothing and reads `job` through the light userdata only while
-    // this frame (which owns `job`) waits for it.
-    let status = unsafe { ffi::lua_cpcall(l, build, job as *mut Job<'_> as *mut c_void) };
-    if status == 0 {
-        // SAFETY: `lua_rawgeti` and `lua_rawseti` of an existing key do not allocate; a C
-        // function has LUA_MINSTACK free slots.
-        unsafe {
-            ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, job.slot as _);
-            ffi::lua_pushboolean(l, 0);
-            ffi::lua_rawseti_(l, ffi::LUA_REGISTRYINDEX, job.slot as _);
-        }
+/// Pushes the job's value, built in protected mode by [`build`] (kept in the registry under
+/// `build_fn`). Returns `lua_pcall`'s status: non-zero when building raised (out of memory, a
+/// nil set member), the error then being on top instead.
+unsafe fn push_outcome(l: *mut ffi::lua_State, build_fn: c_int, job: &mut Job<'_>) -> c_int {
+    // SAFETY: a C function has LUA_MINSTACK free slots; `lua_rawgeti` of an existing key and
+    // a light userdata push do not allocate. `build` reads `job` only while this frame, which
+    // owns it, waits.
+    unsafe {
+        ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, build_fn);
+        ffi::lua_pushlightuserdata(l, job as *mut Job<'_> as *mut c_void);
+        ffi::lua_pcall(l, 1, 1, 0)
     }
-    status
 }
 
-/// The `lua_cpcall` function: pushes the job's value and stores it in the registry slot.
-unsafe extern "C-unwind" fn build(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: protected mode (`lua_cpcall`): a Lua error here returns to `push_outcome`.
-    // Nothing in this frame or below needs dropping.
+/// Makes `f` a Lua function kept in the registry; returns its key.
+pub(super) fn keep_c_function(
+    lua: &Lua,
+    f: unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int,
+) -> mlua::Result<mlua::RegistryKey> {
+    // SAFETY: `f` is one of this module's functions, which keep its rules.
+    let func = unsafe { lua.create_c_function(f) }?;
+    lua.create_registry_value(func)
+}
+
+/// The protected function of `redis.call`: pushes the job's value (its one result).
+pub(super) unsafe extern "C-unwind" fn build(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: run by `lua_pcall`: a Lua error here returns to `push_outcome`. Nothing in this
+    // frame or below needs dropping.
     unsafe {
         let job = &mut *(ffi::lua_touserdata(l, 1) as *mut Job<'_>);
         ffi::lua_settop(l, 0);
@@ -191,9 +199,8 @@ unsafe extern "C-unwind" fn build(l: *mut ffi::lua_State) -> c_int {
             }
             JobKind::Err(text) => push_tagged(l, c"err", text),
         }
-        ffi::lua_rawseti_(l, ffi::LUA_REGISTRYINDEX, job.slot as _);
     }
-    0
+    1
 }
 
 unsafe fn push_bytes(l: *mut ffi::lua_State, s: &[u8]) {
@@ -351,46 +358,165 @@ unsafe fn push_reply(
     Some(next)
 }
 
+/// Registry keys of what a run needs from the Lua side.
+#[derive(Debug)]
+pub(super) struct RunKeys {
+    /// [`run_body`], kept.
+    pub run_fn: mlua::RegistryKey,
+    /// The runner (`vm::RUNNER`): `xpcall`s the script under the error handler.
+    pub runner: mlua::RegistryKey,
+    /// The real globals table (`KEYS` and `ARGV` of EVAL go there).
+    pub globals: mlua::RegistryKey,
+    /// Where a result that is not a plain value (a table) is left for mlua to read.
+    pub result: mlua::RegistryKey,
+}
+
+/// What a script returned, read straight off the stack when it is a plain value.
+#[derive(Debug)]
+pub(super) enum Returned {
+    /// Nil, a boolean or a number: no Lua reference needed.
+    Plain(mlua::Value),
+    /// A string.
+    Bytes(Vec<u8>),
+    /// Anything else (a table): left in [`RunKeys::result`].
+    Kept,
+}
+
+/// The run's parameters, read by [`run_body`] through a light userdata.
+struct RunJob<'a> {
+    func: c_int,
+    runner: c_int,
+    globals: c_int,
+    keys: &'a [&'a [u8]],
+    args: &'a [&'a [u8]],
+    eval: bool,
+}
+
 /// Runs `runner(func, KEYS, ARGV)` with the two tables built on the stack (and, for EVAL,
-/// set as the globals `KEYS` and `ARGV`). Returns the runner's first two results.
+/// set as the globals `KEYS` and `ARGV`). Returns whether the script succeeded (the runner's
+/// `xpcall` status) and its result (or error value).
 ///
 /// # Errors
-/// Lua could not build the tables (out of memory).
+/// Lua could not build the tables (out of memory): the error text.
 pub(super) fn run(
     lua: &Lua,
-    runner: &Function,
-    func: &Function,
-    globals: &mlua::Table,
+    rk: &RunKeys,
+    func: &mlua::RegistryKey,
     keys: &[&[u8]],
     args: &[&[u8]],
     eval: bool,
-) -> mlua::Result<(mlua::Value, mlua::Value)> {
-    // SAFETY: mlua runs the closure in protected mode with (runner, func, globals) at stack
-    // indices 1..=3. The closure owns nothing (it borrows `keys` and `args`), so a Lua error
-    // raised by an allocation may jump over it. The script itself runs under the runner's
-    // `xpcall`.
-    unsafe {
-        lua.exec_raw::<(mlua::Value, mlua::Value)>((runner, func, globals), |l| {
-            ffi::lua_checkstack(l, 6);
-            push_strings(l, keys);
-            push_strings(l, args);
-            if eval {
-                ffi::lua_pushlstring_(l, c"KEYS".as_ptr(), 4);
-                ffi::lua_pushvalue(l, 4);
-                ffi::lua_rawset(l, 3);
-                ffi::lua_pushlstring_(l, c"ARGV".as_ptr(), 4);
-                ffi::lua_pushvalue(l, 5);
-                ffi::lua_rawset(l, 3);
+) -> Result<(bool, Returned), String> {
+    let mut job = RunJob {
+        func: func.id(),
+        runner: rk.runner.id(),
+        globals: rk.globals.id(),
+        keys,
+        args,
+        eval,
+    };
+    let (run_fn, result) = (rk.run_fn.id(), rk.result.id());
+    lua.exec_raw_lua(|raw| {
+        let l = raw.state();
+        // SAFETY: mlua's lock is held (`exec_raw_lua`) and the stack is restored to `top`
+        // before returning. Only non-raising calls are made here (see the module's rules);
+        // `run_body` runs under `lua_pcall` and reads `job` while this frame owns it.
+        unsafe {
+            let top = ffi::lua_gettop(l);
+            if ffi::lua_checkstack(l, 4) == 0 {
+                return Err("ERR Lua stack exhausted".to_string());
             }
-            ffi::lua_remove(l, 3);
-            ffi::lua_call(l, 3, ffi::LUA_MULTRET);
-        })
+            ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, run_fn);
+            ffi::lua_pushlightuserdata(l, &mut job as *mut RunJob<'_> as *mut c_void);
+            if ffi::lua_pcall(l, 1, 2, 0) != 0 {
+                let text = match ffi::lua_type(l, -1) {
+                    ffi::LUA_TSTRING => {
+                        let mut len = 0usize;
+                        let p = ffi::lua_tolstring(l, -1, &mut len);
+                        String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len))
+                            .into_owned()
+                    }
+                    _ => "unknown error".to_string(),
+                };
+                ffi::lua_settop(l, top);
+                return Err(super::convert::normalize_error(&text));
+            }
+            let ok = ffi::lua_toboolean(l, -2) != 0;
+            let value = match ffi::lua_type(l, -1) {
+                ffi::LUA_TNIL | ffi::LUA_TNONE => Returned::Plain(mlua::Value::Nil),
+                ffi::LUA_TBOOLEAN => {
+                    Returned::Plain(mlua::Value::Boolean(ffi::lua_toboolean(l, -1) != 0))
+                }
+                ffi::LUA_TNUMBER => Returned::Plain(mlua::Value::Number(ffi::lua_tonumber(l, -1))),
+                ffi::LUA_TSTRING => {
+                    let mut len = 0usize;
+                    let p = ffi::lua_tolstring(l, -1, &mut len);
+                    Returned::Bytes(std::slice::from_raw_parts(p as *const u8, len).to_vec())
+                }
+                _ => {
+                    ffi::lua_rawseti_(l, ffi::LUA_REGISTRYINDEX, result);
+                    Returned::Kept
+                }
+            };
+            ffi::lua_settop(l, top);
+            Ok((ok, value))
+        }
+    })
+}
+
+/// Reads the result [`run`] kept, and frees its slot.
+pub(super) fn take_kept(lua: &Lua, rk: &RunKeys) -> mlua::Value {
+    let v = lua
+        .registry_value::<mlua::Value>(&rk.result)
+        .unwrap_or(mlua::Value::Nil);
+    let result = rk.result.id();
+    lua.exec_raw_lua(|raw| {
+        // SAFETY: a boolean push and `lua_rawseti` of an existing registry key do not
+        // allocate; the stack is left as found.
+        unsafe {
+            ffi::lua_pushboolean(raw.state(), 0);
+            ffi::lua_rawseti_(raw.state(), ffi::LUA_REGISTRYINDEX, result);
+        }
+    });
+    v
+}
+
+/// The protected body of [`run`]: builds `KEYS`/`ARGV` and calls the runner; its two
+/// results are the runner's first two.
+unsafe extern "C-unwind" fn run_body(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: run by `lua_pcall` from `run`: a Lua error here (out of memory building the
+    // tables) returns there. Nothing in this frame or below needs dropping; the script itself
+    // runs under the runner's `xpcall`.
+    unsafe {
+        let job = &*(ffi::lua_touserdata(l, 1) as *const RunJob<'_>);
+        ffi::lua_settop(l, 0);
+        ffi::lua_checkstack(l, 8);
+        ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, job.runner); // 1
+        ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, job.func); // 2
+        push_strings(l, job.keys); // 3
+        push_strings(l, job.args); // 4
+        if job.eval {
+            ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, job.globals); // 5
+            ffi::lua_pushlstring_(l, c"KEYS".as_ptr(), 4);
+            ffi::lua_pushvalue(l, 3);
+            ffi::lua_rawset(l, 5);
+            ffi::lua_pushlstring_(l, c"ARGV".as_ptr(), 4);
+            ffi::lua_pushvalue(l, 4);
+            ffi::lua_rawset(l, 5);
+            ffi::lua_settop(l, 4);
+        }
+        ffi::lua_call(l, 3, 2);
     }
+    2
+}
+
+/// [`run_body`], to keep in the registry.
+pub(super) fn run_body_fn() -> unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int {
+    run_body
 }
 
 /// Pushes an array of the strings `items`.
 unsafe fn push_strings(l: *mut ffi::lua_State, items: &[&[u8]]) {
-    // SAFETY: protected mode (inside `run`'s closure).
+    // SAFETY: protected mode (inside `run_body`).
     unsafe {
         ffi::lua_createtable(l, c_int::try_from(items.len()).unwrap_or(0), 0);
         for (i, s) in items.iter().enumerate() {

@@ -182,8 +182,8 @@ pub(super) struct Current {
     mode: AtomicU64,
     /// `redis.setresp` of the run.
     resp3: Arc<AtomicBool>,
-    /// Registry slot through which `redis.call` hands a reply out of `lua_cpcall`.
-    slot: std::ffi::c_int,
+    /// Registry id of `rawcall::build`, which `redis.call` runs protected.
+    build_fn: std::ffi::c_int,
 }
 
 /// What `redis.call` / `redis.pcall` got from a command.
@@ -210,8 +210,8 @@ impl Current {
         CurrentGuard(self, before, mode_before)
     }
 
-    pub(super) fn slot(&self) -> std::ffi::c_int {
-        self.slot
+    pub(super) fn build_fn(&self) -> std::ffi::c_int {
+        self.build_fn
     }
 
     /// `redis.call`'s work: runs `args` (`None`: an argument was neither a string nor a
@@ -328,8 +328,10 @@ pub struct VmParts {
     runner: Function,
     /// Read by `redis.call` through a raw pointer: lives as long as the Lua state.
     current: Arc<Current>,
-    /// Keeps [`Current::slot`] reserved in the registry.
-    _call_slot: mlua::RegistryKey,
+    /// Keeps `rawcall::build` (see [`Current::build_fn`]) in the registry.
+    _build_fn: mlua::RegistryKey,
+    /// What `rawcall::run` needs from the Lua side.
+    run_keys: super::rawcall::RunKeys,
     /// Lua memory in use after the last full collection (see `run_inner`).
     gc_floor: std::sync::atomic::AtomicUsize,
     resp3: Arc<AtomicBool>,
@@ -377,12 +379,12 @@ impl Vm {
         }
         super::libs::register(&lua, &real)?;
         let resp3 = Arc::new(AtomicBool::new(false));
-        let call_slot = lua.create_registry_value(false)?;
+        let build_fn = super::rawcall::keep_c_function(&lua, super::rawcall::build)?;
         let current = Arc::new(Current {
             ctx: AtomicPtr::default(),
             mode: AtomicU64::default(),
             resp3: resp3.clone(),
-            slot: call_slot.id(),
+            build_fn: build_fn.id(),
         });
         let redis = redis_table(&lua, resp3.clone(), &current)?;
         real.raw_set("redis", redis.clone())?;
@@ -460,6 +462,12 @@ impl Vm {
                 },
             )?;
         }
+        let run_keys = super::rawcall::RunKeys {
+            run_fn: super::rawcall::keep_c_function(&lua, super::rawcall::run_body_fn())?,
+            runner: lua.create_registry_value(runner.clone())?,
+            globals: lua.create_registry_value(real.clone())?,
+            result: lua.create_registry_value(false)?,
+        };
         Ok(Vm(Arc::new(VmParts {
             lua,
             real,
@@ -467,9 +475,10 @@ impl Vm {
             env_mt,
             load_api,
             slot,
+            run_keys,
             runner,
             current,
-            _call_slot: call_slot,
+            _build_fn: build_fn,
             gc_floor: std::sync::atomic::AtomicUsize::new(0),
             resp3,
             load_deadline,
@@ -485,14 +494,6 @@ impl Vm {
     pub fn compile_kept(&self, body: &[u8], name: &str) -> Result<mlua::RegistryKey, String> {
         let f = self.compile(body, name)?;
         self.lua.create_registry_value(f).map_err(|e| e.to_string())
-    }
-
-    /// The function kept under `key`.
-    ///
-    /// # Errors
-    /// Lua ran out of memory.
-    pub fn kept(&self, key: &mlua::RegistryKey) -> mlua::Result<Function> {
-        self.lua.registry_value(key)
     }
 
     /// Compiles `body` (the part after a shebang line) as chunk `name`, sandboxed.
@@ -579,7 +580,7 @@ impl Vm {
     pub fn run(
         &self,
         ctx: &mut Ctx<'_>,
-        func: &Function,
+        func: &mlua::RegistryKey,
         name: &str,
         keys: &[&[u8]],
         args: &[&[u8]],
@@ -597,7 +598,7 @@ impl Vm {
     fn run_inner(
         &self,
         ctx: &mut Ctx<'_>,
-        func: &Function,
+        func: &mlua::RegistryKey,
         name: &str,
         keys: &[&[u8]],
         args: &[&[u8]],
@@ -606,8 +607,8 @@ impl Vm {
         let lua = &self.lua;
         self.resp3.store(false, Ordering::Relaxed);
         let busy = &self.busy;
-        busy.started_ms
-            .store(crate::store::now_ms(), Ordering::Relaxed);
+        let now = crate::store::now_ms();
+        busy.started_ms.store(now, Ordering::Relaxed);
         busy.threshold_ms
             .store(ctx.store.config.busy_reply_threshold, Ordering::Relaxed);
         busy.eval.store(mode.eval, Ordering::Relaxed);
@@ -627,7 +628,7 @@ impl Vm {
         busy.retry.store(false, Ordering::Relaxed);
         busy.inline_deadline_ms.store(
             if ctx.client.script_inline {
-                crate::store::now_ms() + super::INLINE_BUDGET_MS
+                now + super::INLINE_BUDGET_MS
             } else {
                 0
             },
@@ -654,7 +655,7 @@ impl Vm {
             let _busy = BusyGuard(busy);
             let _running = self.current.enter(ctx, mode);
             let _limit = MemoryLimit::on(lua);
-            super::rawcall::run(lua, &self.runner, func, &self.real, keys, args, mode.eval)
+            super::rawcall::run(lua, &self.run_keys, func, keys, args, mode.eval)
         };
         // Lua 5.1 has no emergency collection: garbage a big run left (one that hit the
         // memory limit, say) would make the next runs fail their allocations. Only when
@@ -687,13 +688,20 @@ impl Vm {
         if retried && !busy.effects.load(Ordering::Relaxed) {
             return Ok(false);
         }
-        let (ok, v) = res.map_err(|e| {
-            format!(
-                "ERR Error running script (call to {name}): {}",
-                error_text(&e)
-            )
-        })?;
-        if matches!(ok, Value::Boolean(true)) {
+        let (ok, returned) =
+            res.map_err(|e| format!("ERR Error running script (call to {name}): {e}"))?;
+        let v = match returned {
+            super::rawcall::Returned::Bytes(b) if ok => {
+                ctx.out.bulk(&b);
+                return Ok(true);
+            }
+            super::rawcall::Returned::Bytes(b) => {
+                Value::String(lua.create_string(&b).map_err(|e| format!("ERR {e}"))?)
+            }
+            super::rawcall::Returned::Plain(v) => v,
+            super::rawcall::Returned::Kept => super::rawcall::take_kept(lua, &self.run_keys),
+        };
+        if ok {
             convert::lua_to_reply(ctx.out, &v, 0, self.resp3.load(Ordering::Relaxed));
             return Ok(true);
         }
