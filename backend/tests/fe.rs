@@ -1527,3 +1527,413 @@ async fn every_documented_route_for_every_role() {
         }
     }
 }
+
+/// Adds product line `gamma` (group 1: `servers`) with its own dashboard, physically isolated.
+async fn physical_gamma(e: &Env, admin: &Who, servers: &[&str]) -> (Arc<Topom>, String) {
+    put_node(
+        &e.root,
+        "/codis3/gamma/group/group-0001",
+        &group(1, servers),
+    );
+    let gamma = start_dashboard(&e.root, "gamma").await;
+    e.st.products.discover().await;
+    e.wait_reachable(&["gamma"]).await;
+    let r = e
+        .call(
+            admin,
+            "PUT",
+            "/api/v1/products/gamma/isolation",
+            Some(json!({"mode": "physical"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    gamma
+}
+
+async fn last_audit_target(e: &Env) -> Option<String> {
+    sqlx::query_scalar("SELECT target FROM audit ORDER BY id DESC LIMIT 1")
+        .fetch_one(&e.st.db)
+        .await
+        .unwrap()
+}
+
+/// Codis's forwarded routes decode each path segment before checking it: a percent-encoded
+/// address is checked like a plain one, dot segments and encoded slashes are refused, and the
+/// dashboard gets a path rebuilt from the checked parts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_paths_are_decoded_checked_and_rebuilt() {
+    let e = env("fwdpath").await;
+    let admin = e.admin().await;
+    let operator = e
+        .user(
+            &admin,
+            "opie",
+            json!([{"product": "alpha", "role": "operator"}, {"product": "beta", "role": "operator"}]),
+        )
+        .await;
+    let _gamma = physical_gamma(&e, &admin, &["127.0.0.1:7001"]).await;
+    let xa = codis_model::auth::dashboard_xauth("alpha");
+    let xb = codis_model::auth::dashboard_xauth("beta");
+    // A: an encoded ':' does not hide the server from the isolation check.
+    for uri in [
+        format!("/api/topom/group/add/{xa}/1/127.0.0.1%3A7001?forward=alpha"),
+        format!("/api/topom/group/add/{xa}/1/127.0.0.1%3a7001/dc1?forward=alpha"),
+        format!("/api/topom/group/add/{xa}/1/%31%32%37.0.0.1%3A7001?forward=alpha"),
+    ] {
+        let r = e.call(&operator, "PUT", &uri, None).await;
+        assert_eq!(r.status, 409, "{uri}: {}", r.text);
+        assert!(r.text.contains("gamma"), "{uri}: {}", r.text);
+    }
+    // Promoting beta's copy of the shared replica (alpha's replica too), spelled encoded.
+    let r = e
+        .call(
+            &operator,
+            "PUT",
+            &format!("/api/topom/group/promote/{xb}/1/localhost%3A2?forward=beta"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert!(r.text.contains("alpha"), "{}", r.text);
+    let alpha = e.dashboards[0].0.snapshot().await.unwrap();
+    let servers: Vec<String> = alpha
+        .groups
+        .values()
+        .flat_map(|g| g.servers.iter().map(|s| s.addr.clone()))
+        .collect();
+    assert!(!servers.iter().any(|s| s.contains("7001")), "{servers:?}");
+    // An address that is not host:port is refused before the dashboard sees it.
+    let r = e
+        .call(
+            &operator,
+            "PUT",
+            &format!("/api/topom/group/add/{xa}/1/127.0.0.1%3A7001%3A1?forward=alpha"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    // An encoded add that passes the checks reaches the dashboard decoded (which then finds
+    // no server there), and the audit row shows the decoded route.
+    let r = e
+        .call(
+            &operator,
+            "PUT",
+            &format!("/api/topom/group/add/{xa}/1/127.0.0.1%3A7002?forward=alpha"),
+            None,
+        )
+        .await;
+    assert!(r.text.contains("redis 127.0.0.1:7002"), "{}", r.text);
+    assert_eq!(
+        last_audit_target(&e).await.as_deref(),
+        Some("PUT /api/topom/group/add/{xauth}/1/127.0.0.1:7002")
+    );
+    let r = e
+        .call(
+            &operator,
+            "PUT",
+            &format!("/api/topom/group/create/{xa}/%34%33?forward=alpha"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        last_audit_target(&e).await.as_deref(),
+        Some("PUT /api/topom/group/create/{xauth}/43")
+    );
+    let alpha = e.dashboards[0].0.snapshot().await.unwrap();
+    assert!(alpha.groups.contains_key(&43), "{:?}", alpha.groups.keys());
+
+    // B: dot segments, encoded or not, and encoded slashes never reach admin-only routes.
+    for uri in [
+        format!("/api/topom/group/replica-groups/%2e%2e/%2e%2e/shutdown/{xa}?forward=alpha"),
+        format!("/api/topom/group/replica-groups/%2E%2E/%2E%2E/shutdown/{xa}?forward=alpha"),
+        format!("/api/topom/group/replica-groups/../../shutdown/{xa}?forward=alpha"),
+        format!("/api/topom/group/replica-groups/{xa}/1/..%2F..%2Fshutdown/1?forward=alpha"),
+        format!("/api/topom/group/resync/{xa}/.?forward=alpha"),
+        format!("/api/topom/group/resync/{xa}/1%00?forward=alpha"),
+        format!("/api/topom/group/resync/{xa}/%zz?forward=alpha"),
+        format!("/api/topom//group/resync/{xa}/1?forward=alpha"),
+    ] {
+        let r = e.call(&operator, "PUT", &uri, None).await;
+        assert_eq!(r.status, 400, "{uri}: {}", r.text);
+    }
+    let r = e.call(&admin, "GET", "/topom?forward=alpha", None).await;
+    assert_eq!(r.status, 200, "the dashboard is still up: {}", r.text);
+    // Routes are told apart by what they decode to: an encoded shutdown is still admin-only.
+    let r = e
+        .call(
+            &operator,
+            "PUT",
+            &format!("/api/topom/%73hutdown/{xa}?forward=alpha"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(r.text.contains("admin"), "{}", r.text);
+}
+
+/// Every spelling of a loopback or unspecified address is the one local server, for the checks
+/// and for the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_spellings_are_one_server() {
+    let e = env("spell").await;
+    let admin = e.admin().await;
+    let _gamma = physical_gamma(&e, &admin, &["127.0.0.1:7001"]).await;
+    for addr in [
+        "0:7001",
+        "0.0.0.0:7001",
+        "127.1:7001",
+        "2130706433:7001",
+        "127.0.0.2:7001",
+        "[::]:7001",
+        "[0::0]:7001",
+        "[::ffff:0.0.0.0]:7001",
+        "[::1]:7001",
+        "[::ffff:127.0.0.1]:7001",
+        "localhost.:7001",
+        "LocalHost:7001",
+    ] {
+        let r = e
+            .call(
+                &admin,
+                "POST",
+                "/api/v1/products/alpha/groups/1/servers",
+                Some(json!({ "addr": addr })),
+            )
+            .await;
+        assert_eq!(r.status, 409, "{addr}: {}", r.text);
+        assert!(r.text.contains("gamma"), "{addr}: {}", r.text);
+    }
+    // Written another way behind the fe's back, the server is still found in the report.
+    put_node(
+        &e.root,
+        "/codis3/alpha/group/group-0002",
+        &group(2, &["0:7001"]),
+    );
+    let xauth = codis_model::auth::dashboard_xauth("alpha");
+    reqwest::Client::new()
+        .put(format!(
+            "http://{}/api/topom/reload/{xauth}",
+            e.dashboards[0].1
+        ))
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = e.call(&admin, "GET", "/api/v1/isolation", None).await;
+        let found = r.body["violations"].as_array().unwrap().iter().any(|v| {
+            v["rule"] == "physical"
+                && v["server"] == "127.0.0.1:7001"
+                && v["places"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["addr"] == "0:7001")
+        });
+        if found {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never reported: {}", r.text);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A product line whose dashboard never answered since the fe started has servers nobody
+/// knows: adds and promotes are refused (503, naming it) until it answers or is removed, and
+/// the report lists it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolation_fails_closed_while_a_product_line_is_unknown() {
+    let e = env("unknown").await;
+    let admin = e.admin().await;
+    let r = e
+        .call(
+            &admin,
+            "POST",
+            "/api/v1/products",
+            Some(json!({"name": "ghost", "dashboard": "127.0.0.1:1"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = e
+        .call(
+            &admin,
+            "POST",
+            "/api/v1/products/alpha/groups/1/servers",
+            Some(json!({"addr": "127.0.0.1:7005"})),
+        )
+        .await;
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert!(r.text.contains("ghost"), "{}", r.text);
+    let r = e
+        .call(
+            &admin,
+            "POST",
+            "/api/v1/products/alpha/groups/1/promote",
+            Some(json!({"addr": "127.0.0.1:2"})),
+        )
+        .await;
+    assert_eq!(r.status, 503, "{}", r.text);
+    let xa = codis_model::auth::dashboard_xauth("alpha");
+    let r = e
+        .call(
+            &admin,
+            "PUT",
+            &format!("/api/topom/group/add/{xa}/1/127.0.0.1:7005?forward=alpha"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 503, "{}", r.text);
+    let r = e.call(&admin, "GET", "/api/v1/isolation", None).await;
+    assert_eq!(r.body["unknown"], json!(["ghost"]), "{}", r.text);
+    // Removed, it no longer blocks.
+    let r = e
+        .call(&admin, "DELETE", "/api/v1/products/ghost", None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = e
+        .call(
+            &admin,
+            "POST",
+            "/api/v1/products/alpha/groups/1/servers",
+            Some(json!({"addr": "127.0.0.1:7005"})),
+        )
+        .await;
+    // The dashboard is asked now (and finds no server at that address).
+    assert_eq!(r.body["code"], "dashboard_error", "{}", r.text);
+    let r = e.call(&admin, "GET", "/api/v1/isolation", None).await;
+    assert_eq!(r.body["unknown"], json!([]), "{}", r.text);
+}
+
+/// A login sent from `ip` (as if through a socket).
+async fn login_from(app: &axum::Router, ip: &str, user: &str, password: &str) -> u16 {
+    let mut req = Request::builder()
+        .method("POST")
+        .uri("/api/v1/session")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            json!({"username": user, "password": password}).to_string(),
+        ))
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("{ip}:40000").parse().unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(addr));
+    app.clone().oneshot(req).await.unwrap().status().as_u16()
+}
+
+/// Many bad logins from one source (unknown names, so no account locks) neither hold the
+/// password checkers while they wait out their delay nor fill the queue for everyone: the
+/// administrator, from elsewhere, still logs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bad_logins_from_one_source_does_not_lock_out_others() {
+    let e = env("flood").await;
+    let mut flood = Vec::new();
+    for i in 0..150 {
+        let app = e.app.clone();
+        flood.push(tokio::spawn(async move {
+            login_from(&app, "10.66.0.1", &format!("nobody-{i}"), "wrong-password").await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let s = login_from(&e.app, "10.77.0.1", "admin", ADMIN_PW).await;
+    assert_eq!(s, 200, "the administrator is turned away");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut limited = 0;
+    for t in flood {
+        let s = t.await.unwrap();
+        assert!(s == 401 || s == 429, "{s}");
+        limited += usize::from(s == 429);
+    }
+    assert!(limited > 0, "one source is limited");
+}
+
+/// Two global administrators demoting (or deleting) each other at once: one of them stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_global_admin_survives_concurrent_demotions() {
+    let e = env("lastadmin").await;
+    let admin = e.admin().await;
+    for round in 0..5 {
+        let name = format!("second-{round}");
+        let r = e
+            .call(
+                &admin,
+                "POST",
+                "/api/v1/users",
+                Some(
+                    json!({"username": name, "password": "password-of-user", "global_admin": true}),
+                ),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let second = e.login(&name, "password-of-user").await;
+        let other = format!("/api/v1/users/{name}");
+        let (a, b) = if round % 2 == 0 {
+            let body = Some(json!({"global_admin": false}));
+            tokio::join!(
+                e.call(&second, "PUT", "/api/v1/users/admin", body.clone()),
+                e.call(&admin, "PUT", &other, body),
+            )
+        } else {
+            tokio::join!(
+                e.call(&second, "DELETE", "/api/v1/users/admin", None),
+                e.call(&admin, "DELETE", &other, None),
+            )
+        };
+        let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE global_admin != 0")
+            .fetch_one(&e.st.db)
+            .await
+            .unwrap();
+        assert!(
+            admins >= 1,
+            "round {round}: {} {} / {} {}",
+            a.status,
+            a.text,
+            b.status,
+            b.text
+        );
+        assert!(
+            a.status == 200 || b.status == 200,
+            "round {round}: neither succeeded: {} / {}",
+            a.text,
+            b.text
+        );
+        if a.status == 200 && round % 2 == 1 {
+            return; // `second` deleted admin: the test's administrator is gone.
+        }
+        // Back to one global administrator, admin, for the next round.
+        sqlx::query("UPDATE users SET global_admin = 1 WHERE username = 'admin'")
+            .execute(&e.st.db)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM users WHERE username = ?")
+            .bind(&name)
+            .execute(&e.st.db)
+            .await
+            .unwrap();
+    }
+}
+
+/// Every documented route says what it answers, and every schema named resolves, so a
+/// conformance checker (schemathesis) has something to hold each reply against.
+#[test]
+fn every_documented_route_has_a_reply_schema() {
+    let docs = backend::fe::api_routes().docs;
+    for d in &docs {
+        assert!(
+            d.doc.reply.is_some(),
+            "{} {} documents no reply schema",
+            d.method,
+            d.path
+        );
+    }
+    let doc = backend::fe::openapi::document(&docs);
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in backend::fe::openapi::referenced_schemas(&doc) {
+        assert!(schemas.contains_key(&name), "schema {name} is not defined");
+    }
+}

@@ -252,6 +252,11 @@ pub struct IsolationReport {
     pub shared: Vec<SharedServer>,
     /// The rules broken now.
     pub violations: Vec<Violation>,
+    /// Product lines whose servers are unknown (their dashboards have not answered since
+    /// codis-fe started): the report may miss their servers, and servers cannot be added or
+    /// promoted anywhere until they answer.
+    #[serde(default)]
+    pub unknown: Vec<String>,
 }
 
 /// A server in several product lines.

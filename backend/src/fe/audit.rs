@@ -343,14 +343,17 @@ pub fn routes(r: ApiRoutes) -> ApiRoutes {
     r.get(
         "/api/v1/audit",
         audit_list,
-        Doc::new("The audit history, newest first, filtered and paged").query(&[
-            "product", "user", "action", "outcome", "since", "until", "before", "limit",
-        ]),
+        Doc::new("The audit history, newest first, filtered and paged")
+            .query(&[
+                "product", "user", "action", "outcome", "since", "until", "before", "limit",
+            ])
+            .reply("AuditPage"),
     )
     .get(
         "/api/v1/audit/export",
         audit_export,
         Doc::new("Every matching audit row, oldest first, as CSV or JSON")
+            .reply("AuditItems")
             .also_csv()
             .query(&[
                 "format", "product", "user", "action", "outcome", "since", "until",

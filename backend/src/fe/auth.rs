@@ -445,14 +445,43 @@ pub struct LoginOk {
 }
 
 /// Checks a password, with lock-out after [`LOCKOUT_AFTER`] failures and a growing delay on
-/// each failure, and opens a session.
+/// each failure, and opens a session. `source` is the client's address: one source has at
+/// most [`PER_SOURCE_QUEUE`] logins under way and [`PER_SOURCE_CHECKS`] password checks at
+/// once, and [`PER_SOURCE_FAILURES`] failures a minute, so a crowd of bad logins from one
+/// place cannot keep everyone else out.
 ///
 /// # Errors
-/// 401 wrong name or password; 429 locked.
-pub async fn login(db: &SqlitePool, username: &str, password: &str) -> ApiResult<LoginOk> {
+/// 401 wrong name or password; 429 locked, or too many logins at once or failed from
+/// `source`.
+pub async fn login(
+    db: &SqlitePool,
+    source: &str,
+    username: &str,
+    password: &str,
+) -> ApiResult<LoginOk> {
+    let turn = SourceTurn::take(source, now_ms())?;
+    let result = check_login(db, &turn, username, password).await;
+    if let Err(e) = &result
+        && e.status == axum::http::StatusCode::UNAUTHORIZED
+    {
+        turn.failed(now_ms());
+    }
+    result
+}
+
+async fn check_login(
+    db: &SqlitePool,
+    turn: &SourceTurn,
+    username: &str,
+    password: &str,
+) -> ApiResult<LoginOk> {
     // Password checks run a few at a time (argon2 takes ~19 MiB and tens of milliseconds
-    // each); a crowd of logins waits its turn or, past a queue, is told to come back later.
-    let _permit = hash_permit()?.await;
+    // each), at most PER_SOURCE_CHECKS of them for one source; a crowd of logins waits its
+    // turn or, past a queue, is told to come back later. Both turns end before the delay
+    // that follows a failure: a waiting failure must not hold a password checker.
+    let source_permit = turn.checks.clone().acquire_owned().await.ok();
+    let permit = hash_permit()?.await;
+    let permits = (source_permit, permit);
     let row: Option<(i64, String, i64, i64)> = sqlx::query_as(
         "SELECT id, password_hash, global_admin, locked_until FROM users WHERE username = ?",
     )
@@ -470,6 +499,7 @@ pub async fn login(db: &SqlitePool, username: &str, password: &str) -> ApiResult
             .unwrap_or_default();
         let _ = verify_password(password.to_string(), dummy).await;
         let failed = unknown_failed(username, now);
+        drop(permits);
         tokio::time::sleep(failure_delay(failed)).await;
         return Err(ApiError::unauthorized("wrong user name or password"));
     };
@@ -494,6 +524,7 @@ pub async fn login(db: &SqlitePool, username: &str, password: &str) -> ApiResult
                 .execute(db)
                 .await?;
         }
+        drop(permits);
         tokio::time::sleep(failure_delay(failed)).await;
         return Err(ApiError::unauthorized("wrong user name or password"));
     }
@@ -567,6 +598,94 @@ fn hash_permit()
         WAITING.fetch_sub(1, Ordering::AcqRel);
         permit
     })
+}
+
+/// Logins one source may have under way (checking or waiting out a failure's delay).
+pub const PER_SOURCE_QUEUE: usize = 32;
+/// Password checks one source may run at once.
+pub const PER_SOURCE_CHECKS: usize = 1;
+/// Failed logins allowed from one source per minute. Lock-out stops guessing at one
+/// account; this stops one source trying many names.
+pub const PER_SOURCE_FAILURES: i64 = 100;
+
+/// One source's logins: under way, and failures in the current minute.
+#[derive(Debug)]
+struct SourceState {
+    checks: Arc<tokio::sync::Semaphore>,
+    under_way: usize,
+    minute_start: i64,
+    failures: i64,
+}
+
+fn sources() -> &'static Mutex<std::collections::HashMap<String, SourceState>> {
+    static MAP: std::sync::OnceLock<Mutex<std::collections::HashMap<String, SourceState>>> =
+        std::sync::OnceLock::new();
+    MAP.get_or_init(Default::default)
+}
+
+/// A login under way from one source; dropping it ends it.
+struct SourceTurn {
+    source: String,
+    checks: Arc<tokio::sync::Semaphore>,
+}
+
+impl SourceTurn {
+    /// A turn for `source`, or 429 when it has too many logins under way or failed lately.
+    fn take(source: &str, now: i64) -> ApiResult<SourceTurn> {
+        let mut map = sources().lock();
+        if map.len() > 10_000 {
+            map.retain(|_, s| s.under_way > 0 || now - s.minute_start < 60_000);
+        }
+        let s = map
+            .entry(source.to_string())
+            .or_insert_with(|| SourceState {
+                checks: Arc::new(tokio::sync::Semaphore::new(PER_SOURCE_CHECKS)),
+                under_way: 0,
+                minute_start: now,
+                failures: 0,
+            });
+        if now - s.minute_start >= 60_000 {
+            s.minute_start = now;
+            s.failures = 0;
+        }
+        let busy = |message: String| {
+            ApiError::new(axum::http::StatusCode::TOO_MANY_REQUESTS, "busy", message)
+        };
+        if s.failures >= PER_SOURCE_FAILURES {
+            return Err(busy(format!(
+                "too many failed logins from {source}; try again in {} seconds",
+                (60_000 - (now - s.minute_start) + 999) / 1000
+            )));
+        }
+        if s.under_way >= PER_SOURCE_QUEUE {
+            return Err(busy(format!(
+                "too many logins at once from {source}; try again in a moment"
+            )));
+        }
+        s.under_way += 1;
+        Ok(SourceTurn {
+            source: source.to_string(),
+            checks: s.checks.clone(),
+        })
+    }
+
+    fn failed(&self, now: i64) {
+        if let Some(s) = sources().lock().get_mut(&self.source) {
+            if now - s.minute_start >= 60_000 {
+                s.minute_start = now;
+                s.failures = 0;
+            }
+            s.failures += 1;
+        }
+    }
+}
+
+impl Drop for SourceTurn {
+    fn drop(&mut self) {
+        if let Some(s) = sources().lock().get_mut(&self.source) {
+            s.under_way = s.under_way.saturating_sub(1);
+        }
+    }
 }
 
 /// Failed logins of names that do not exist: (failures, locked until), so they lock like

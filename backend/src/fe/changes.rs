@@ -421,8 +421,9 @@ pub async fn isolation_check_add(
     gid: i64,
     addr: &str,
 ) -> ApiResult<tokio::sync::OwnedMutexGuard<()>> {
-    let guard = st.isolation_lock.clone().lock_owned().await;
+    let guard = isolation_lock(st).await?;
     refresh_all(st).await;
+    isolation::check_known(&st.products)?;
     isolation::resolve([addr.to_string()]).await;
     let role = match groups_of(p).iter().find(|g| g.id == gid) {
         Some(g) if !g.servers.is_empty() => "replica",
@@ -444,8 +445,9 @@ pub async fn isolation_check_promote(
     gid: i64,
     addr: &str,
 ) -> ApiResult<tokio::sync::OwnedMutexGuard<()>> {
-    let guard = st.isolation_lock.clone().lock_owned().await;
+    let guard = isolation_lock(st).await?;
     refresh_all(st).await;
+    isolation::check_known(&st.products)?;
     isolation::resolve([addr.to_string()]).await;
     let old = groups_of(p)
         .into_iter()
@@ -461,10 +463,45 @@ pub async fn isolation_check_promote(
     Ok(guard)
 }
 
-/// Polls every product line now (concurrently), so a check sees the latest picture.
+/// How long a server-adding or promoting change waits for the one before it.
+const ISOLATION_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The isolation lock, within [`ISOLATION_LOCK_WAIT`].
+async fn isolation_lock(st: &AppState) -> ApiResult<tokio::sync::OwnedMutexGuard<()>> {
+    tokio::time::timeout(ISOLATION_LOCK_WAIT, st.isolation_lock.clone().lock_owned())
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!(
+                    "another change that adds or promotes a server is still running after {} s; \
+                     try again in a moment",
+                    ISOLATION_LOCK_WAIT.as_secs()
+                ),
+            )
+        })
+}
+
+/// A product line read this recently is not polled again before a check. (A change under
+/// the isolation lock polls its product line before letting go, so the last change's
+/// servers are always in the picture.)
+const FRESH_ENOUGH_MS: i64 = 1_000;
+
+/// Polls every product line now (concurrently), so a check sees the latest picture; those
+/// polled within [`FRESH_ENOUGH_MS`] are current enough already.
 async fn refresh_all(st: &AppState) {
-    let all = st.products.all();
-    futures_util::future::join_all(all.iter().map(|p| st.products.poll_now(p))).await;
+    let now = super::db::now_ms();
+    let stale: Vec<_> = st
+        .products
+        .all()
+        .into_iter()
+        .filter(|p| {
+            let s = p.snapshot.read();
+            s.overview.is_none() || now - s.read_from > FRESH_ENOUGH_MS
+        })
+        .collect();
+    futures_util::future::join_all(stale.iter().map(|p| st.products.poll_now(p))).await;
 }
 
 async fn groups_del_server(
@@ -1047,7 +1084,8 @@ pub fn routes(r: ApiRoutes) -> ApiRoutes {
     .get(
         "/api/v1/products/{product}",
         products_get,
-        Doc::new("A product line's full picture: summary, migrations and the dashboard's overview"),
+        Doc::new("A product line's full picture: summary, migrations and the dashboard's overview")
+            .reply("ProductDetail"),
     )
     .post(
         "/api/v1/products/{product}/groups",

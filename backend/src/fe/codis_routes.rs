@@ -55,50 +55,111 @@ pub enum Forwarded {
     Promote(i64, String),
 }
 
-/// Sorts a forwarded request into what it may do, or refuses it (403) when it is not a route
-/// Codis's UI uses.
+/// A forwarded request once sorted: what it may do, and what the dashboard is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classified {
+    /// What it may do.
+    pub kind: Forwarded,
+    /// The decoded path (xauth redacted), for the audit history.
+    pub route: String,
+    /// The path the dashboard gets, rebuilt from the checked segments and encoded again:
+    /// never the client's own spelling, which the dashboard and the HTTP client might
+    /// decode or normalise differently (`%3A`, `%2e%2e`).
+    pub path: String,
+}
+
+/// Percent-decodes one path segment, and accepts it only when it is something a dashboard
+/// route holds: letters, digits and `-_.:[]` (names, numbers, the xauth, `host:port`,
+/// `[v6]:port`), and neither `.` nor `..`.
+fn decode_segment(raw: &str) -> Option<String> {
+    let b = raw.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let (h, l) = (*b.get(i + 1)?, *b.get(i + 2)?);
+            if !h.is_ascii_hexdigit() || !l.is_ascii_hexdigit() {
+                return None;
+            }
+            let digit = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+            out.push(digit(h) * 16 + digit(l));
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    let ok = !out.is_empty()
+        && out != b"."
+        && out != b".."
+        && out
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.:[]".contains(c));
+    // Only ASCII passed, so this is valid UTF-8.
+    ok.then(|| String::from_utf8(out).ok()).flatten()
+}
+
+/// A decoded segment as it goes into a URL path (`[` and `]` are not path characters).
+fn encode_segment(seg: &str) -> String {
+    seg.replace('[', "%5B").replace(']', "%5D")
+}
+
+/// Sorts a forwarded request into what it may do, or refuses it: 400 when a path segment
+/// decodes to something no dashboard route holds (`..`, `/`, control characters, bad
+/// escapes), 403 when it is not a route Codis's UI uses, 422 when an address is not
+/// `host:port`. Routes are matched on the decoded segments, so `127.0.0.1%3A7001` is the
+/// address `127.0.0.1:7001` for the checks as it is for the dashboard.
 ///
 /// # Errors
-/// 403.
-pub fn classify(method: &Method, path: &str) -> ApiResult<Forwarded> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+/// 400, 403, 422.
+pub fn classify(method: &Method, path: &str) -> ApiResult<Classified> {
+    let raw = path.strip_prefix('/').unwrap_or(path);
+    let mut segs = Vec::new();
+    for seg in raw.split('/') {
+        let decoded = decode_segment(seg).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "path segment {seg:?} of {path:?} is not allowed in a forwarded route"
+            ))
+        })?;
+        segs.push(decoded);
+    }
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let decoded = format!("/{}", segs.join("/"));
     let refuse = || {
         ApiError::forbidden(format!(
-            "{method} {path} is not a dashboard route codis-fe forwards (see /api/v1)"
+            "{method} {decoded} is not a dashboard route codis-fe forwards (see /api/v1)"
         ))
     };
+    let addr = |a: &str| super::changes::check_addr(a).map(|()| a.to_string());
+    let gid = |g: &str| g.parse::<i64>().map_err(|_| refuse());
     let read = matches!(*method, Method::GET | Method::HEAD);
-    match segs.as_slice() {
-        ["topom"] | ["topom", "model" | "stats" | "slots"] if read => Ok(Forwarded::Read),
-        ["api", "topom", "model"] if read => Ok(Forwarded::Read),
-        ["api", "topom", "stats" | "slots" | "xping", _] if read => Ok(Forwarded::Read),
-        ["api", "topom", "group" | "sentinels", "info", addr]
-        | ["api", "topom", "sentinels", "info", addr, "monitored"]
+    let kind = match segs.as_slice() {
+        ["topom"] | ["topom", "model" | "stats" | "slots"] if read => Forwarded::Read,
+        ["api", "topom", "model"] if read => Forwarded::Read,
+        ["api", "topom", "stats" | "slots" | "xping", _] if read => Forwarded::Read,
+        ["api", "topom", "group" | "sentinels", "info", a]
+        | ["api", "topom", "sentinels", "info", a, "monitored"]
             if read =>
         {
-            Ok(Forwarded::ReadAbout((*addr).to_string()))
+            Forwarded::ReadAbout(addr(a)?)
         }
-        _ if *method != Method::PUT => Err(refuse()),
+        _ if *method != Method::PUT => return Err(refuse()),
         ["api", "topom", "reload" | "shutdown", _] | ["api", "topom", "loglevel", _, _] => {
-            Ok(Forwarded::Change(Role::Admin))
+            Forwarded::Change(Role::Admin)
         }
-        ["api", "topom", "group", "add", _, gid, addr]
-        | ["api", "topom", "group", "add", _, gid, addr, _] => {
-            let gid = gid.parse().map_err(|_| refuse())?;
-            Ok(Forwarded::AddServer(gid, (*addr).to_string()))
+        ["api", "topom", "group", "add", _, g, a]
+        | ["api", "topom", "group", "add", _, g, a, _] => Forwarded::AddServer(gid(g)?, addr(a)?),
+        ["api", "topom", "group", "promote", _, g, a] => Forwarded::Promote(gid(g)?, addr(a)?),
+        ["api", "topom", "proxy", "create" | "online", _, a]
+        | ["api", "topom", "group", "del", _, _, a]
+        | ["api", "topom", "group", "replica-groups", _, _, a, _]
+        | ["api", "topom", "group", "action", "create" | "remove", _, a]
+        | ["api", "topom", "sentinels", "add", _, a]
+        | ["api", "topom", "sentinels", "del", _, a, _] => {
+            addr(a)?;
+            Forwarded::Change(Role::Operator)
         }
-        ["api", "topom", "group", "promote", _, gid, addr] => {
-            let gid = gid.parse().map_err(|_| refuse())?;
-            Ok(Forwarded::Promote(gid, (*addr).to_string()))
-        }
-        [
-            "api",
-            "topom",
-            "proxy",
-            "create" | "online" | "reinit",
-            _,
-            _,
-        ]
+        ["api", "topom", "proxy", "reinit", _, _]
         | ["api", "topom", "proxy", "remove", _, _, _]
         | [
             "api",
@@ -109,10 +170,7 @@ pub fn classify(method: &Method, path: &str) -> ApiResult<Forwarded> {
             _,
         ]
         | ["api", "topom", "group", "resync-all", _]
-        | ["api", "topom", "group", "del", _, _, _]
-        | ["api", "topom", "group", "replica-groups", _, _, _, _]
         | ["api", "topom", "group", "replica-groups-all", _, _]
-        | ["api", "topom", "group", "action", "create" | "remove", _, _]
         | ["api", "topom", "slots", "action", "create", _, _, _]
         | ["api", "topom", "slots", "action", "create-some", _, _, _, _]
         | [
@@ -138,11 +196,21 @@ pub fn classify(method: &Method, path: &str) -> ApiResult<Forwarded> {
         | ["api", "topom", "slots", "assign", _]
         | ["api", "topom", "slots", "assign", _, "offline"]
         | ["api", "topom", "slots", "rebalance", _, _]
-        | ["api", "topom", "sentinels", "add", _, _]
-        | ["api", "topom", "sentinels", "del", _, _, _]
-        | ["api", "topom", "sentinels", "resync-all", _] => Ok(Forwarded::Change(Role::Operator)),
-        _ => Err(refuse()),
-    }
+        | ["api", "topom", "sentinels", "resync-all", _] => Forwarded::Change(Role::Operator),
+        _ => return Err(refuse()),
+    };
+    let path = format!(
+        "/{}",
+        segs.iter()
+            .map(|s| encode_segment(s))
+            .collect::<Vec<_>>()
+            .join("/")
+    );
+    Ok(Classified {
+        kind,
+        route: redact_xauth(&decoded),
+        path,
+    })
 }
 
 /// Removes secrets (`*_auth` keys) from a dashboard overview's `config`.
@@ -160,7 +228,11 @@ pub async fn forward(
     product: String,
     req: Request,
 ) -> ApiResult<Response> {
-    let kind = classify(req.method(), req.uri().path())?;
+    let Classified {
+        kind,
+        route,
+        path: dash_path,
+    } = classify(req.method(), req.uri().path())?;
     let needed = match &kind {
         Forwarded::Read | Forwarded::ReadAbout(_) => Role::Viewer,
         Forwarded::Change(r) => *r,
@@ -194,17 +266,13 @@ pub async fn forward(
         }
     }
     let dash = p.dashboard.read().clone();
-    let path_q = req
-        .uri()
-        .path_and_query()
-        .map(|pq| pq.as_str().to_string())
-        .unwrap_or_else(|| "/".into());
     let method = req.method().clone();
     let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
     let body = axum::body::to_bytes(req.into_body(), MAX_FORWARD_BODY)
         .await
         .map_err(|e| ApiError::bad_request(format!("request body: {e}")))?;
-    let url = format!("http://{dash}{path_q}");
+    // Dashboard routes take no query: only the rebuilt path is sent.
+    let url = format!("http://{dash}{dash_path}");
     let send = async {
         let mut rb = st
             .dashboard_http
@@ -243,11 +311,10 @@ pub async fn forward(
         Ok::<_, ApiError>((status, ct, bytes))
     };
     let (status, ct, bytes) = if write {
-        let path = path_q.split('?').next().unwrap_or("").to_string();
         let change = Change::new(&actor, &ctx, Some(&product), "codis.forward")
-            .target(format!("{method} {}", redact_xauth(&path)));
+            .target(format!("{method} {route}"));
         let (_, out) = run_change_with(&st, change, async {
-            let _guard = match &kind {
+            let guard = match &kind {
                 Forwarded::AddServer(gid, addr) => {
                     Some(super::changes::isolation_check_add(&st, &p, *gid, addr).await?)
                 }
@@ -257,6 +324,11 @@ pub async fn forward(
                 _ => None,
             };
             let (status, ct, bytes) = send.await?;
+            if guard.is_some() {
+                // The next check (waiting for the lock) must see this change.
+                st.products.poll_now(&p).await;
+                drop(guard);
+            }
             if status.is_success() {
                 Ok((status, ct, bytes))
             } else {
@@ -277,7 +349,7 @@ pub async fn forward(
         out
     } else {
         let (status, ct, bytes) = send.await?;
-        let overview = path_q.starts_with("/topom") || path_q.starts_with("/api/topom/model");
+        let overview = dash_path.starts_with("/topom") || dash_path == "/api/topom/model";
         let bytes = match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(mut v) if overview && status.is_success() => {
                 strip_secrets(&mut v);

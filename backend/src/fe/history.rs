@@ -1,5 +1,5 @@
-//! Metric history: every product line's OPS, memory and keys, sampled by the poller at most
-//! every [`SAMPLE_EVERY_MS`] and kept [`KEEP_MS`], so charts show the past, not only what
+//! Metric history: every product line's OPS, memory and keys, sampled by the poller at least
+//! every [`SAMPLE_EVERY_MS`] (while the dashboard answers) and kept [`KEEP_MS`], so charts show the past, not only what
 //! happened since a page was opened.
 
 use axum::extract::State;
@@ -13,7 +13,7 @@ use super::db::now_ms;
 use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
 use super::openapi::{ApiRoutes, Doc};
 
-/// A sample every 10 s.
+/// Samples are at most this far apart (the poller takes one a poll interval early).
 pub const SAMPLE_EVERY_MS: i64 = 10_000;
 /// Samples are kept 7 days.
 pub const KEEP_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -104,6 +104,7 @@ pub fn routes(r: ApiRoutes) -> ApiRoutes {
         Doc::new(
             "A product line's OPS, memory or keys over time (sampled every 10 s, kept 7 days)",
         )
-        .query(&["metric", "since"]),
+        .query(&["metric", "since"])
+        .reply("History"),
     )
 }

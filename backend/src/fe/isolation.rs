@@ -10,9 +10,9 @@
 //! [`check_mode`]); rules already broken are listed by [`report`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use codis_model::fe::{
@@ -28,70 +28,189 @@ use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use super::openapi::{ApiRoutes, Doc};
 use super::products::Registry;
 
-fn resolved() -> &'static RwLock<HashMap<String, String>> {
-    static CACHE: OnceLock<RwLock<HashMap<String, String>>> = OnceLock::new();
+/// What a host name resolved to, or when its lookup last failed.
+#[derive(Debug, Clone)]
+enum Lookup {
+    Found(String),
+    Failed(Instant),
+}
+
+fn resolved() -> &'static RwLock<HashMap<String, Lookup>> {
+    static CACHE: OnceLock<RwLock<HashMap<String, Lookup>>> = OnceLock::new();
     CACHE.get_or_init(|| RwLock::new(HashMap::new()))
 }
 
-/// `ip:port` for an address, using names resolved so far ([`resolve`]); `localhost` is
+/// A failed lookup is not tried again for this long (a dead name must not cost every poll
+/// a timeout).
+const RETRY_FAILED_AFTER: Duration = Duration::from_secs(30);
+/// All the lookups of one [`resolve`] call end within this time.
+const RESOLVE_DEADLINE: Duration = Duration::from_secs(2);
+
+/// The one spelling of every loopback and unspecified address: a server reached through any
+/// of them (`0:6379`, `[::]:6379`, `127.0.0.2:6379`...) is on this machine, and treating
+/// them as one server can only refuse too much, never let a shared server through.
+const LOCAL: &str = "127.0.0.1";
+
+fn canonical_ip(ip: IpAddr) -> String {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    if ip.is_loopback() || ip.is_unspecified() {
+        return LOCAL.to_string();
+    }
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+/// IPv4 as `inet_aton` (and so the C resolver, and so redis) reads it: `0`, `127.1`,
+/// `2130706433`, `0x7f.0.0.1`, `0177.0.0.1` are all addresses.
+fn inet_aton(host: &str) -> Option<Ipv4Addr> {
+    let parts: Vec<&str> = host.split('.').collect();
+    if parts.len() > 4 {
+        return None;
+    }
+    let mut nums = Vec::with_capacity(parts.len());
+    for p in &parts {
+        let (digits, radix) = if let Some(h) = p.strip_prefix("0x").or(p.strip_prefix("0X")) {
+            (h, 16)
+        } else if p.len() > 1 && p.starts_with('0') {
+            (&p[1..], 8)
+        } else {
+            (*p, 10)
+        };
+        if digits.is_empty() && radix != 16 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let n = if digits.is_empty() {
+            0
+        } else {
+            u32::from_str_radix(digits, radix).ok()?
+        };
+        nums.push(n);
+    }
+    let (last, head) = nums.split_last()?;
+    if head.iter().any(|&n| n > 255) {
+        return None;
+    }
+    let shift = 8 * (4 - head.len());
+    if shift < 32 && u64::from(*last) >= 1u64 << shift {
+        return None;
+    }
+    let mut v: u32 = 0;
+    for (i, &n) in head.iter().enumerate() {
+        v |= n << (24 - 8 * i);
+    }
+    Some(Ipv4Addr::from(v | last))
+}
+
+/// A host as the inventory keys it: a canonical IP when it is one, or else the name in lower
+/// case without a trailing dot.
+enum Host {
+    Ip(String),
+    Name(String),
+}
+
+fn host_of(host: &str) -> Host {
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return match v6.parse::<IpAddr>() {
+            Ok(ip) => Host::Ip(canonical_ip(ip)),
+            Err(_) => Host::Name(host.to_ascii_lowercase()),
+        };
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Host::Ip(canonical_ip(ip));
+    }
+    if let Some(v4) = inet_aton(host) {
+        return Host::Ip(canonical_ip(IpAddr::V4(v4)));
+    }
+    let name = host.trim_end_matches('.').to_ascii_lowercase();
+    if name == "localhost" {
+        return Host::Ip(LOCAL.to_string());
+    }
+    Host::Name(name)
+}
+
+/// `ip:port` for an address, using names resolved so far ([`resolve`]): every loopback or
+/// unspecified address (however written: `localhost.`, `0`, `[::]`, `[::ffff:127.0.0.1]`) is
 /// 127.0.0.1, IPv6 addresses are bracketed, other names are lowercased until resolved.
 pub fn normalize(addr: &str) -> String {
     let addr = addr.trim();
     let Some((host, port)) = addr.rsplit_once(':') else {
         return addr.to_ascii_lowercase();
     };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let host_l = host.to_ascii_lowercase();
-    let ip = if host_l == "localhost" || host_l == "0.0.0.0" || host_l == "::" {
-        Some("127.0.0.1".to_string())
-    } else if let Ok(ip) = host.parse::<IpAddr>() {
-        Some(match ip {
-            IpAddr::V4(v4) => v4.to_string(),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => v4.to_string(),
-                None => format!("[{v6}]"),
-            },
-        })
-    } else {
-        resolved().read().get(&host_l).cloned()
+    let host = match host_of(host) {
+        Host::Ip(ip) => ip,
+        Host::Name(name) => match resolved().read().get(&name) {
+            Some(Lookup::Found(ip)) => ip.clone(),
+            _ => name,
+        },
     };
     let port = port
         .parse::<u16>()
         .map(|p| p.to_string())
         .unwrap_or_else(|_| port.to_string());
-    format!("{}:{port}", ip.unwrap_or(host_l))
+    format!("{host}:{port}")
 }
 
-/// Resolves host names not seen before (1 s each), so [`normalize`] knows them.
+/// Resolves the host names of `addrs` not resolved yet, so [`normalize`] knows them: all at
+/// once, within [`RESOLVE_DEADLINE`] overall; a name that fails (or is still unanswered at
+/// the deadline) is not tried again for [`RETRY_FAILED_AFTER`].
 pub async fn resolve(addrs: impl IntoIterator<Item = String>) {
-    for addr in addrs {
-        let Some((host, _)) = addr.rsplit_once(':') else {
-            continue;
+    let mut names: Vec<String> = {
+        let cache = resolved().read();
+        addrs
+            .into_iter()
+            .filter_map(|addr| {
+                let (host, _) = addr.rsplit_once(':')?;
+                match host_of(host) {
+                    Host::Ip(_) => None,
+                    Host::Name(name) => match cache.get(&name) {
+                        Some(Lookup::Found(_)) => None,
+                        Some(Lookup::Failed(at)) if at.elapsed() < RETRY_FAILED_AFTER => None,
+                        _ => Some(name),
+                    },
+                }
+            })
+            .collect()
+    };
+    names.sort_unstable();
+    names.dedup();
+    if names.is_empty() {
+        return;
+    }
+    let lookups = names.iter().map(|name| async move {
+        let found = tokio::net::lookup_host(format!("{name}:0"))
+            .await
+            .ok()
+            .and_then(|mut it| it.next())
+            .map(|sa| canonical_ip(sa.ip()));
+        let entry = match found {
+            Some(ip) => Lookup::Found(ip),
+            None => Lookup::Failed(Instant::now()),
         };
-        let host_l = host.to_ascii_lowercase();
-        if host_l == "localhost" || host.parse::<IpAddr>().is_ok() || host.starts_with('[') {
-            continue;
-        }
-        if resolved().read().contains_key(&host_l) {
-            continue;
-        }
-        let lookup = tokio::time::timeout(
-            Duration::from_secs(1),
-            tokio::net::lookup_host(format!("{host}:0")),
-        )
-        .await;
-        if let Ok(Ok(mut it)) = lookup
-            && let Some(sa) = it.next()
-        {
-            let ip = match sa.ip() {
-                IpAddr::V4(v4) => v4.to_string(),
-                IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                    Some(v4) => v4.to_string(),
-                    None => format!("[{v6}]"),
-                },
-            };
-            resolved().write().insert(host_l, ip);
-        }
+        resolved().write().insert(name.clone(), entry);
+    });
+    let _ = tokio::time::timeout(RESOLVE_DEADLINE, futures_util::future::join_all(lookups)).await;
+    let now = Instant::now();
+    let mut cache = resolved().write();
+    if cache.len() > 100_000 {
+        cache.retain(|_, l| matches!(l, Lookup::Found(_)));
+    }
+    for name in names {
+        // Unanswered at the deadline: failed for now.
+        cache
+            .entry(name)
+            .and_modify(|l| {
+                if let Lookup::Failed(at) = l
+                    && at.elapsed() >= RETRY_FAILED_AFTER
+                {
+                    *at = now;
+                }
+            })
+            .or_insert(Lookup::Failed(now));
     }
 }
 
@@ -132,6 +251,47 @@ fn build_inventory(reg: &Registry) -> Inventory {
         }
     }
     inv
+}
+
+/// Product lines whose servers nobody knows: their dashboards have not answered since
+/// codis-fe started (or answer for another product), so the inventory lacks them.
+pub fn unknown(reg: &Registry) -> Vec<String> {
+    reg.all()
+        .iter()
+        .filter(|p| p.snapshot.read().overview.is_none())
+        .map(|p| p.name.clone())
+        .collect()
+}
+
+/// Refuses a server-adding or promoting change while some product line's servers are
+/// unknown ([`unknown`]): the change could break a rule with servers nobody can see, so the
+/// checks fail closed.
+///
+/// # Errors
+/// 503 naming the product lines.
+pub fn check_known(reg: &Registry) -> ApiResult<()> {
+    let unknown = unknown(reg);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let why: Vec<String> = unknown
+        .iter()
+        .map(|name| {
+            let err = reg
+                .get(name)
+                .and_then(|p| p.snapshot.read().error.clone())
+                .unwrap_or_else(|| "not polled yet".into());
+            format!("{name:?} ({err})")
+        })
+        .collect();
+    Err(ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "isolation_unknown",
+        format!(
+            "the isolation rules cannot be checked: the servers of product line {} are              unknown because its dashboard has not answered since codis-fe started; try again              when it answers, or remove the product line",
+            why.join(", ")
+        ),
+    ))
 }
 
 /// The stored modes (product lines never set are logical).
@@ -385,10 +545,15 @@ pub async fn report(st: &AppState, visible: impl Fn(&str) -> bool) -> ApiResult<
             v
         })
         .collect();
+    let unknown = unknown(&st.products)
+        .into_iter()
+        .filter(|p| visible(p))
+        .collect();
     Ok(IsolationReport {
         modes,
         shared,
         violations,
+        unknown,
     })
 }
 
@@ -414,6 +579,7 @@ async fn isolation_product(
         .retain(|s| s.places.iter().any(|p| p.product == product));
     r.violations
         .retain(|v| v.places.iter().any(|p| p.product == product));
+    r.unknown.retain(|p| *p == product);
     Ok(axum::Json(r))
 }
 
@@ -447,12 +613,14 @@ pub fn routes(r: ApiRoutes) -> ApiRoutes {
     r.get(
         "/api/v1/isolation",
         isolation_report,
-        Doc::new("Every product line's isolation mode, shared servers and broken rules"),
+        Doc::new("Every product line's isolation mode, shared servers and broken rules")
+            .reply("IsolationReport"),
     )
     .get(
         "/api/v1/products/{product}/isolation",
         isolation_product,
-        Doc::new("One product line's isolation mode, shared servers and broken rules"),
+        Doc::new("One product line's isolation mode, shared servers and broken rules")
+            .reply("IsolationReport"),
     )
     .put(
         "/api/v1/products/{product}/isolation",
@@ -482,7 +650,45 @@ mod tests {
         assert_eq!(normalize("LOCALHOST:6379"), "127.0.0.1:6379");
         assert_eq!(normalize("127.0.0.1:6379"), "127.0.0.1:6379");
         assert_eq!(normalize("[::ffff:127.0.0.1]:6379"), "127.0.0.1:6379");
-        assert_eq!(normalize("[::1]:6379"), "[::1]:6379");
+        for local in [
+            "[::1]:6379",
+            "[::]:6379",
+            "[0::0]:6379",
+            "[::ffff:0.0.0.0]:6379",
+            "0:6379",
+            "0.0.0.0:6379",
+            "127.1:6379",
+            "127.0.0.2:6379",
+            "0x7f.0.0.1:6379",
+            "0177.0.0.1:6379",
+            "2130706433:6379",
+            "localhost.:6379",
+            "LocalHost.:6379",
+        ] {
+            assert_eq!(normalize(local), "127.0.0.1:6379", "{local}");
+        }
+        assert_eq!(normalize("[2001:DB8::1]:6379"), "[2001:db8::1]:6379");
+        assert_eq!(normalize("10.1:6379"), "10.0.0.1:6379");
+        assert_eq!(normalize("Redis-1.Example.:6379"), "redis-1.example:6379");
+        // Names that only look numeric stay names.
+        assert_eq!(normalize("1e100.net:6379"), "1e100.net:6379");
+        assert_eq!(normalize("256.1.1.1:6379"), "256.1.1.1:6379");
+        assert_eq!(normalize("08.1.1.1:6379"), "08.1.1.1:6379");
+    }
+
+    #[tokio::test]
+    async fn failed_lookups_are_cached_and_bounded() {
+        let started = Instant::now();
+        resolve(["no-such-host.invalid:1".to_string()]).await;
+        assert!(started.elapsed() <= RESOLVE_DEADLINE + Duration::from_millis(500));
+        assert!(matches!(
+            resolved().read().get("no-such-host.invalid"),
+            Some(Lookup::Failed(_))
+        ));
+        // The second time costs nothing.
+        let started = Instant::now();
+        resolve(["no-such-host.invalid:2".to_string()]).await;
+        assert!(started.elapsed() < Duration::from_millis(50));
     }
 
     #[test]

@@ -197,7 +197,7 @@ pub fn document(docs: &[RouteDoc]) -> Value {
             json!({"description": "ok", "content": content}),
         );
         for status in [
-            "400", "401", "403", "404", "409", "415", "422", "429", "500", "502", "504",
+            "400", "401", "403", "404", "409", "415", "422", "429", "500", "502", "503", "504",
         ] {
             responses.insert(status.into(), error.clone());
         }
@@ -258,7 +258,7 @@ pub fn schemas() -> Value {
         json!({"product": str_len(64), "role": role}),
     );
     let addr = json!({"type": "string", "minLength": 3, "maxLength": 256});
-    json!({
+    let mut all = json!({
         "ErrorBody": obj(&["code", "message"], json!({
             "code": {"type": "string"}, "message": {"type": "string"}})),
         "LoginRequest": obj(&["username", "password"], json!({
@@ -309,9 +309,106 @@ pub fn schemas() -> Value {
         "ProductList": obj(&["products"], json!({"products": {"type": "array",
             "items": {"type": "object", "required": ["name", "reachable"], "properties": {
                 "name": {"type": "string"}, "reachable": {"type": "boolean"}}}}})),
-        "AuditPage": obj(&["items", "total"], json!({"items": {"type": "array", "items": {
-            "type": "object", "required": ["id", "time", "actor", "action"]}},
-            "total": {"type": "integer"}})),
+    });
+    if let (Some(all), Value::Object(replies)) = (all.as_object_mut(), reply_schemas(&role, &grant))
+    {
+        all.extend(replies);
+    }
+    all
+}
+
+/// The schemas of replies.
+fn reply_schemas(role: &Value, grant: &Value) -> Value {
+    let nullable_int = json!({"type": "integer", "nullable": true});
+    let nullable_str = json!({"type": "string", "nullable": true});
+    let mode = json!({"type": "string", "enum": ["physical", "logical"]});
+    let place = obj(
+        &["product", "group_id", "role", "addr"],
+        json!({"product": {"type": "string"}, "group_id": {"type": "integer"},
+            "role": {"type": "string"}, "addr": {"type": "string"}}),
+    );
+    let audit_item = obj(
+        &[
+            "id",
+            "time",
+            "actor",
+            "source",
+            "product",
+            "action",
+            "target",
+            "params",
+            "outcome",
+            "status",
+            "duration_ms",
+        ],
+        json!({"id": {"type": "integer"}, "time": {"type": "integer"},
+            "actor": {"type": "string"}, "source": {"type": "string"},
+            "product": nullable_str, "action": {"type": "string"}, "target": nullable_str,
+            "params": nullable_str, "outcome": nullable_str, "status": nullable_int,
+            "duration_ms": nullable_int}),
+    );
+    let user = obj(
+        &[
+            "username",
+            "global_admin",
+            "roles",
+            "created_at",
+            "locked_until",
+        ],
+        json!({"username": {"type": "string"}, "global_admin": {"type": "boolean"},
+            "roles": {"type": "array", "items": grant}, "created_at": {"type": "integer"},
+            "locked_until": {"type": "integer"}}),
+    );
+    let token = obj(
+        &["id", "name", "role", "products", "created_by", "created_at"],
+        json!({"id": {"type": "integer"}, "name": {"type": "string"}, "role": role,
+            "products": {"type": "array", "items": {"type": "string"}},
+            "created_by": {"type": "string"}, "created_at": {"type": "integer"},
+            "revoked_at": {"type": "integer"}}),
+    );
+    let point = obj(
+        &["time", "value"],
+        json!({"time": {"type": "integer"}, "value": {"type": "integer"}}),
+    );
+    let shared = obj(
+        &["server", "places"],
+        json!({"server": {"type": "string"}, "places": {"type": "array", "items": place}}),
+    );
+    let violation = obj(
+        &["server", "rule", "message", "places"],
+        json!({"server": {"type": "string"}, "rule": {"type": "string"},
+            "message": {"type": "string"}, "places": {"type": "array", "items": place}}),
+    );
+    let migration = obj(
+        &["pending", "done", "total", "running"],
+        json!({"pending": {"type": "integer"}, "done": {"type": "integer"},
+            "total": {"type": "integer"}, "running": {"type": "array"}}),
+    );
+    json!({
+        "AuditItem": audit_item.clone(),
+        "AuditItems": {"type": "array", "items": audit_item},
+        "AuditPage": obj(&["items", "total", "next_before"], json!({
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/AuditItem"}},
+            "total": {"type": "integer"}, "next_before": nullable_int})),
+        "Ok": obj(&["ok"], json!({"ok": {"type": "boolean"}})),
+        "User": user.clone(),
+        "UserList": obj(&["users"], json!({"users": {"type": "array", "items": user}})),
+        "TokenInfo": token.clone(),
+        "TokenList": obj(&["tokens"], json!({"tokens": {"type": "array", "items": token}})),
+        "TokenCreated": {"allOf": [
+            {"$ref": "#/components/schemas/TokenInfo"},
+            obj(&["token"], json!({"token": {"type": "string"}})),
+        ]},
+        "History": obj(&["metric", "points"], json!({"metric": {"type": "string"},
+            "points": {"type": "array", "items": point}})),
+        "IsolationReport": obj(&["modes", "shared", "violations"], json!({
+            "modes": {"type": "object", "additionalProperties": mode},
+            "shared": {"type": "array", "items": shared},
+            "violations": {"type": "array", "items": violation},
+            "unknown": {"type": "array", "items": {"type": "string"}}})),
+        "ProductDetail": obj(&["summary", "migration"], json!({
+            "summary": {"type": "object", "required": ["name", "reachable"]},
+            "migration": migration, "topom": {"type": "object"}})),
     })
 }
 

@@ -54,6 +54,9 @@ pub struct Snapshot {
     pub updated_at: i64,
     /// The last poll ended (ms).
     pub polled_at: i64,
+    /// When the poll that read `overview` began (ms): the overview shows every change the
+    /// dashboard answered before then.
+    pub read_from: i64,
     /// Per migrating slot: (moved, time ms, keys/s).
     rates: HashMap<i64, (i64, i64, f64)>,
     /// The most slots with an action seen since none had one.
@@ -310,6 +313,7 @@ async fn poll_loop(p: std::sync::Weak<Product>, reg: Arc<Registry>) {
 }
 
 async fn poll_once(p: &Product, reg: &Registry) {
+    let started = now_ms();
     let dash = p.dashboard.read().clone();
     let result = if dash.is_empty() {
         Err("the product has no dashboard address (is its dashboard running?)".to_string())
@@ -322,6 +326,9 @@ async fn poll_once(p: &Product, reg: &Registry) {
         let mut s = p.snapshot.write();
         s.polled_at = now;
         match result {
+            // A slower poll that began before the one already kept would put an older
+            // picture back (and a change just made would seem undone).
+            Ok(_) if started < s.read_from => None,
             Ok(mut ov) => {
                 // Secrets never leave the poller: the fe serves this overview to viewers.
                 if let Some(cfg) = ov.config.as_object_mut() {
@@ -345,9 +352,13 @@ async fn poll_once(p: &Product, reg: &Registry) {
                     update_rates(&mut s, &ov, now);
                     s.topom_json = serde_json::to_vec(&ov).ok().map(bytes::Bytes::from);
                     s.overview = Some(Arc::new(ov));
+                    s.read_from = started;
                     s.error = None;
                     s.updated_at = now;
-                    if now - s.last_sample >= history::SAMPLE_EVERY_MS {
+                    // A sample is taken from the first poll one poll interval short of
+                    // SAMPLE_EVERY_MS after the last one (8 s with 2 s polls), so samples
+                    // are never more than SAMPLE_EVERY_MS apart.
+                    if now - s.last_sample >= sample_after(reg.policy.interval) {
                         s.last_sample = now;
                         let t = totals(s.overview.as_deref());
                         Some((now, t))
@@ -370,6 +381,12 @@ async fn poll_once(p: &Product, reg: &Registry) {
     if let Some((time, t)) = sample {
         history::store(&reg.db, &p.name, time, t.ops, t.memory, t.keys).await;
     }
+}
+
+/// Milliseconds after a history sample from which the next poll takes one.
+fn sample_after(poll_interval: Duration) -> i64 {
+    let interval = i64::try_from(poll_interval.as_millis()).unwrap_or(i64::MAX);
+    history::SAMPLE_EVERY_MS - interval.min(history::SAMPLE_EVERY_MS / 2)
 }
 
 async fn fetch_overview(http: &reqwest::Client, dash: &str) -> Result<TopomOverview, String> {
@@ -642,5 +659,18 @@ pub fn migration(p: &Product) -> MigrationOverview {
         done: total - pending,
         total,
         running,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_samples_are_at_most_ten_seconds_apart() {
+        // With 2 s polls, the first poll at or after 8 s samples: 8..10 s apart.
+        assert_eq!(sample_after(Duration::from_secs(2)), 8_000);
+        assert!(sample_after(Duration::from_secs(2)) + 2_000 <= history::SAMPLE_EVERY_MS);
+        assert_eq!(sample_after(Duration::from_secs(60)), 5_000);
     }
 }

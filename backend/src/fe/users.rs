@@ -57,7 +57,7 @@ async fn session_login(
         target: None,
         params: None,
     };
-    match auth::login(&st.db, &b.username, &b.password).await {
+    match auth::login(&st.db, &ctx.source, &b.username, &b.password).await {
         Ok(ok) => {
             audit::record(&st.db, &entry, "ok", 200).await;
             let cookie = auth::session_cookie(&ok.session_id, &st.settings.session);
@@ -165,26 +165,9 @@ async fn set_roles(db: &SqlitePool, user_id: i64, roles: &[RoleGrant]) -> ApiRes
     Ok(())
 }
 
-/// Refuses (409) a change that would leave no global administrator besides user `id`.
-async fn ensure_another_global_admin(db: &SqlitePool, id: i64) -> ApiResult<()> {
-    let is_admin: i64 = sqlx::query_scalar("SELECT global_admin FROM users WHERE id = ?")
-        .bind(id)
-        .fetch_one(db)
-        .await?;
-    if is_admin == 0 {
-        return Ok(());
-    }
-    let others: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE global_admin != 0 AND id != ?")
-            .bind(id)
-            .fetch_one(db)
-            .await?;
-    if others == 0 {
-        return Err(ApiError::conflict(
-            "this would leave no global administrator; make another user one first",
-        ));
-    }
-    Ok(())
+/// The refusal when a change would leave no global administrator.
+fn last_admin() -> ApiError {
+    ApiError::conflict("this would leave no global administrator; make another user one first")
 }
 
 /// Parameters of a user change as audited (never the password).
@@ -268,7 +251,20 @@ async fn users_update(
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no user {username:?}")))?;
         if b.global_admin == Some(false) {
-            ensure_another_global_admin(&st.db, id).await?;
+            // The check is part of the statement that demotes (as of the delete below), so
+            // two administrators demoting each other at once cannot both succeed: SQLite
+            // runs one write statement at a time.
+            let n = sqlx::query(
+                "UPDATE users SET global_admin = 0 WHERE id = ? AND (global_admin = 0 OR \
+                 EXISTS (SELECT 1 FROM users AS o WHERE o.global_admin != 0 AND o.id != users.id))",
+            )
+            .bind(id)
+            .execute(&st.db)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Err(last_admin());
+            }
         }
         if let Some(p) = &b.password {
             let hash = auth::hash_password(p.clone()).await?;
@@ -285,9 +281,8 @@ async fn users_update(
                 .execute(&st.db)
                 .await?;
         }
-        if let Some(g) = b.global_admin {
-            sqlx::query("UPDATE users SET global_admin = ? WHERE id = ?")
-                .bind(i64::from(g))
+        if b.global_admin == Some(true) {
+            sqlx::query("UPDATE users SET global_admin = 1 WHERE id = ?")
                 .bind(id)
                 .execute(&st.db)
                 .await?;
@@ -314,22 +309,27 @@ async fn users_delete(
         if actor.name == format!("user:{username}") {
             return Err(ApiError::conflict("you cannot delete your own account"));
         }
-        if let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE username = ?")
+        let n = sqlx::query(
+            "DELETE FROM users WHERE username = ? AND (global_admin = 0 OR \
+             EXISTS (SELECT 1 FROM users AS o WHERE o.global_admin != 0 AND o.id != users.id))",
+        )
+        .bind(&username)
+        .execute(&st.db)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            return Ok(());
+        }
+        let exists = sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE username = ?")
             .bind(&username)
             .fetch_optional(&st.db)
             .await?
-        {
-            ensure_another_global_admin(&st.db, id).await?;
-        }
-        let n = sqlx::query("DELETE FROM users WHERE username = ?")
-            .bind(&username)
-            .execute(&st.db)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(ApiError::not_found(format!("no user {username:?}")));
-        }
-        Ok(())
+            .is_some();
+        Err(if exists {
+            last_admin()
+        } else {
+            ApiError::not_found(format!("no user {username:?}"))
+        })
     })
     .await
 }
@@ -533,7 +533,11 @@ pub fn routes(r: ApiRoutes) -> ApiRoutes {
             .body("LoginRequest")
             .reply("Me"),
     )
-    .delete("/api/v1/session", session_logout, Doc::new("Log out"))
+    .delete(
+        "/api/v1/session",
+        session_logout,
+        Doc::new("Log out").reply("Ok"),
+    )
     .get(
         "/api/v1/me",
         me_get,
@@ -542,23 +546,26 @@ pub fn routes(r: ApiRoutes) -> ApiRoutes {
     .get(
         "/api/v1/users",
         users_list,
-        Doc::new("Every user (global admin)"),
+        Doc::new("Every user (global admin)").reply("UserList"),
     )
     .post(
         "/api/v1/users",
         users_create,
-        Doc::new("Create a user (global admin)").body("UserCreate"),
+        Doc::new("Create a user (global admin)")
+            .body("UserCreate")
+            .reply("User"),
     )
     .get(
         "/api/v1/users/{username}",
         users_get,
-        Doc::new("One user (global admin)"),
+        Doc::new("One user (global admin)").reply("User"),
     )
     .put(
         "/api/v1/users/{username}",
         users_update,
         Doc::new("Change a user's password, roles or global admin flag (global admin)")
-            .body("UserUpdate"),
+            .body("UserUpdate")
+            .reply("User"),
     )
     .delete(
         "/api/v1/users/{username}",
@@ -568,13 +575,14 @@ pub fn routes(r: ApiRoutes) -> ApiRoutes {
     .get(
         "/api/v1/tokens",
         tokens_list,
-        Doc::new("Every API token, without secrets (global admin)"),
+        Doc::new("Every API token, without secrets (global admin)").reply("TokenList"),
     )
     .post(
         "/api/v1/tokens",
         tokens_create,
         Doc::new("Create an API token; the secret is shown once (global admin)")
-            .body("TokenCreate"),
+            .body("TokenCreate")
+            .reply("TokenCreated"),
     )
     .delete(
         "/api/v1/tokens/{id}",

@@ -54,6 +54,7 @@ pub(crate) fn IsolationPage() -> impl IntoView {
             modes,
             violations,
             shared,
+            ..
         })) => {
             let mut counts: BTreeMap<String, usize> = BTreeMap::new();
             for v in &violations {
