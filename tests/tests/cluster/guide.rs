@@ -124,7 +124,7 @@ fn operations_guide_on_loopback() {
             "logfile",
             &format!("logfile {}/redis.log", d.display()),
         );
-        let path = d.join(format!("redis-{port}.conf"));
+        let path = d.join("redis.conf");
         std::fs::write(&path, conf).unwrap();
         let mut p = spawn(
             &format!("codis-server-{port}"),
