@@ -339,3 +339,82 @@ fn readme_first_command_starts_stops_and_restarts_the_platform() {
         String::from_utf8_lossy(&leftover.stdout)
     );
 }
+
+/// Ctrl-C or SIGTERM while `scripts/cluster.sh` builds stops the whole build, not only cargo
+/// (a background job of a script ignores SIGINT, so rustc used to keep running), and the
+/// script exits 130 / 143. A fake `cargo` on PATH stands in for the build: it starts a child
+/// (its "rustc") and waits.
+#[test]
+fn cluster_sh_interrupted_build_stops_cargo_and_its_children() {
+    let tmp = TempDir::new("quickstart-build");
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("cargo");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\nsleep 1000 &\necho $! > \"$FAKE_RUSTC_PID.tmp\"\n\
+         mv \"$FAKE_RUSTC_PID.tmp\" \"$FAKE_RUSTC_PID\"\nwait\n",
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&fake).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&fake, perms).unwrap();
+    let manifest: std::path::PathBuf = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let script = manifest.parent().unwrap().join("scripts/cluster.sh");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for (signal, want) in [("INT", 130), ("TERM", 143)] {
+        let pid_file = tmp.path().join(format!("rustc-{signal}.pid"));
+        let mut child = Command::new("bash")
+            .arg(&script)
+            .args(["--data", &tmp.path().join("data").display().to_string()])
+            .env_remove("CODIS_BIN_DIR")
+            .env("CODIS_UI_DIR", tmp.path().join("no-ui"))
+            .env("FAKE_RUSTC_PID", &pid_file)
+            .env("PATH", &path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !pid_file.exists() {
+            assert!(Instant::now() < deadline, "the fake cargo never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let rustc = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("scripts/cluster.sh did not stop on SIG{signal} during the build");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(status.code(), Some(want), "exit status after SIG{signal}");
+        // Gone, or a zombie waiting for a reaper that is not ours.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{rustc}/stat")).unwrap_or_default();
+            let state = stat.rsplit(") ").next().and_then(|s| s.chars().next());
+            if stat.is_empty() || state == Some('Z') {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = Command::new("kill").arg(&rustc).status();
+                panic!("the build's child {rustc} survived SIG{signal} (state {state:?})");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
