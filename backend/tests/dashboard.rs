@@ -1223,7 +1223,11 @@ fn deploy_examples_parse_with_the_real_loaders() {
     let count = runtime_dirs.len();
     runtime_dirs.sort();
     runtime_dirs.dedup();
-    assert_eq!(runtime_dirs.len(), count, "shared RuntimeDirectory: {runtime_dirs:?}");
+    assert_eq!(
+        runtime_dirs.len(),
+        count,
+        "shared RuntimeDirectory: {runtime_dirs:?}"
+    );
     for f in ["keepalived/keepalived.conf", "keepalived/check-proxy.sh"] {
         assert!(deploy.join(f).is_file(), "{f}");
     }

@@ -145,12 +145,18 @@ fn codis_admin_drives_a_live_cluster() {
     // The test's servers run without a config file, so CONFIG REWRITE fails after the
     // SLAVEOF: the dashboard must say so (the replica would come back as a master).
     let dash_log = dir.path().join("dashboard").join("dashboard.out");
-    wait_for("the CONFIG REWRITE warning", Duration::from_secs(10), || {
-        let log = std::fs::read_to_string(&dash_log).ok()?;
-        log.lines()
-            .any(|l| l.contains("CONFIG REWRITE failed") && l.contains(&s2) && l.contains("WARN"))
-            .then_some(())
-    });
+    wait_for(
+        "the CONFIG REWRITE warning",
+        Duration::from_secs(10),
+        || {
+            let log = std::fs::read_to_string(&dash_log).ok()?;
+            log.lines()
+                .any(|l| {
+                    l.contains("CONFIG REWRITE failed") && l.contains(&s2) && l.contains("WARN")
+                })
+                .then_some(())
+        },
+    );
     ok_ok(&[d, "--sync-action", "--remove", &format!("--addr={s2}")]);
     ok_ok(&[d, "--sync-action", "--create", &format!("--addr={s2}")]);
     synced();
@@ -262,7 +268,8 @@ fn codis_admin_drives_a_live_cluster() {
         1,
         "group-[9] doesn't exist",
     );
-    let backend = |sid: usize| ok_json(&[d, "--slots-status", "--json"])[sid]["backend_addr"].clone();
+    let backend =
+        |sid: usize| ok_json(&[d, "--slots-status", "--json"])[sid]["backend_addr"].clone();
     let assign = ["--slots-assign", "--beg=1020", "--end=1023", "--confirm"];
     ok_ok(&[&[d, "--gid=1"][..], &assign[..]].concat());
     assert_eq!(backend(1023), s1.as_str());
@@ -329,7 +336,11 @@ fn codis_admin_drives_a_live_cluster() {
     assert_eq!(ok_json(&[p, "--auth="])["model"]["token"], token1.as_str());
     // Reads need no product auth (Codis xpings before mutations only).
     assert_eq!(ok_json(&[p, "--auth=wrong", "stats"])["online"], true);
-    fails(&[p, "--auth=wrong", "--reset-stats"], 1, "refused the xauth");
+    fails(
+        &[p, "--auth=wrong", "--reset-stats"],
+        1,
+        "refused the xauth",
+    );
     fails(&[p, "--log-level=loud"], 2, "invalid log level 'loud'");
     fails(&[d, "--log-level=loud"], 2, "invalid log level 'loud'");
     // A proxy whose product has a product_auth: reads without --auth, mutations only with
@@ -358,10 +369,18 @@ fn codis_admin_drives_a_live_cluster() {
     );
     let q = format!("--proxy=127.0.0.1:{qa}");
     let q = q.as_str();
-    wait_for("the auth proxy's admin port", Duration::from_secs(20), || {
-        assert!(qproxy.alive(), "codis-proxy exited:\n{}", qproxy.log_tail(20));
-        (admin(&[q, "model"]).0 == 0).then_some(())
-    });
+    wait_for(
+        "the auth proxy's admin port",
+        Duration::from_secs(20),
+        || {
+            assert!(
+                qproxy.alive(),
+                "codis-proxy exited:\n{}",
+                qproxy.log_tail(20)
+            );
+            (admin(&[q, "model"]).0 == 0).then_some(())
+        },
+    );
     assert_eq!(ok_json(&[q, "stats"])["online"], false);
     fails(&[q, "--start"], 1, "refused the xauth");
     fails(&[q, "--auth=wrong", "--start"], 1, "refused the xauth");
@@ -478,10 +497,14 @@ fn codis_admin_drives_a_live_cluster() {
     );
     // --force deletes a live dashboard's lock; the dashboard writes it back.
     ok_ok(&[fs, "--remove-lock", &this, "--force"]);
-    wait_for("the dashboard restores its lock", Duration::from_secs(20), || {
-        (ok_json(&[fs, "--dashboard-list"])[0]["dashboard"] == format!("127.0.0.1:{dport}"))
-            .then_some(())
-    });
+    wait_for(
+        "the dashboard restores its lock",
+        Duration::from_secs(20),
+        || {
+            (ok_json(&[fs, "--dashboard-list"])[0]["dashboard"] == format!("127.0.0.1:{dport}"))
+                .then_some(())
+        },
+    );
 
     // Remove both proxies (by address and by token); the first exits.
     let mut proxy1 = proxy1;

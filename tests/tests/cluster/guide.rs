@@ -74,7 +74,9 @@ fn documented(doc: &str, line: &str, subst: &[(&str, String)]) -> String {
 fn doc_curl(doc: &str, line: &str, subst: &[(&str, String)]) -> (String, String, Option<String>) {
     let line = documented(doc, line, subst);
     let (args, path) = line.rsplit_once("$FE").expect("a $FE url");
-    let body = args.split_once("-d ").map(|(_, b)| b.trim().trim_matches('\'').to_string());
+    let body = args
+        .split_once("-d ")
+        .map(|(_, b)| b.trim().trim_matches('\'').to_string());
     let method = match args.split_once("-X ") {
         Some((_, m)) => m.split_whitespace().next().unwrap().to_string(),
         None if body.is_some() => "POST".into(),
@@ -318,8 +320,14 @@ fn operations_guide_on_loopback() {
     let subst: Vec<(&str, String)> = vec![
         ("http://192.168.188.125:9090", base.clone()),
         ("192.168.188.125:18080", dash.clone()),
-        ("192.168.188.120:6379", format!("127.0.0.1:{}", server_ports[0])),
-        ("192.168.188.121:6380", format!("127.0.0.1:{}", server_ports[1])),
+        (
+            "192.168.188.120:6379",
+            format!("127.0.0.1:{}", server_ports[0]),
+        ),
+        (
+            "192.168.188.121:6380",
+            format!("127.0.0.1:{}", server_ports[1]),
+        ),
         ("192.168.188.131", "127.0.0.1".into()),
         ("-p 19000", format!("-p {proxy_port}")),
         // 10 000 SETs and GETs, not the guide's million of every test.
@@ -402,7 +410,11 @@ fn operations_guide_on_loopback() {
             .output()
             .unwrap_or_else(|e| panic!("{cmd}: {e}"))
     };
-    let cli = |line: &str| String::from_utf8_lossy(&run(line).stdout).trim().to_string();
+    let cli = |line: &str| {
+        String::from_utf8_lossy(&run(line).stdout)
+            .trim()
+            .to_string()
+    };
     assert_eq!(cli("redis-cli -h 192.168.188.131 -p 19000 SET k v"), "OK");
     assert_eq!(cli("redis-cli -h 192.168.188.131 -p 19000 GET k"), "v");
     let out = run("redis-benchmark -h 192.168.188.131 -p 19000 -q -n 1000000 -c 20 -d 100");

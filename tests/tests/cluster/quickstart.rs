@@ -361,7 +361,10 @@ fn readme_first_command_starts_stops_and_restarts_the_platform() {
         password,
         "/api/v1/audit?limit=1000",
     ));
-    assert!(!first_audit.is_empty(), "the first start left no audit rows");
+    assert!(
+        !first_audit.is_empty(),
+        "the first start left no audit rows"
+    );
 
     // SIGTERM: every process and port goes away.
     assert_eq!(p.stop("TERM"), Some(143));
@@ -403,7 +406,10 @@ fn readme_first_command_starts_stops_and_restarts_the_platform() {
         "/api/v1/audit?limit=1000",
     ));
     for id in &first_audit {
-        assert!(audit.contains(id), "audit row {id} of the first run is gone");
+        assert!(
+            audit.contains(id),
+            "audit row {id} of the first run is gone"
+        );
     }
     let modes = fe_get(port("FE_PORT"), password, "/api/v1/isolation");
     assert_eq!(modes["modes"]["product1"], "physical", "{modes}");
@@ -469,7 +475,10 @@ fn cluster_sh_interrupted_build_stops_cargo_and_its_children() {
             assert!(Instant::now() < deadline, "the fake cargo never started");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let rustc = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
+        let rustc = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .to_string();
         let _ = Command::new("kill")
             .args([&format!("-{signal}"), &child.id().to_string()])
             .status();
