@@ -12,8 +12,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/codis-rs/target}"
 command -v python3 >/dev/null || { echo "python3 is needed (apt-get install python3)" >&2; exit 1; }
-# A build interrupted by Ctrl-C or SIGTERM takes cargo with it.
-build() { "$@" & local pid=$!; trap 'kill $pid 2>/dev/null; exit 130' INT TERM HUP; wait $pid; trap - INT TERM HUP; }
+# A build interrupted by Ctrl-C or SIGTERM takes cargo and its rustc processes with it: it
+# runs in a session (and process group) of its own, which is killed whole. A background job
+# of a script ignores SIGINT, so killing cargo alone would leave rustc running.
+build() {
+    setsid "$@" &
+    local pid=$! rc=0
+    trap 'kill -TERM -- -'"$pid"' 2>/dev/null; wait '"$pid"' 2>/dev/null || true; exit 130' INT
+    trap 'kill -TERM -- -'"$pid"' 2>/dev/null; wait '"$pid"' 2>/dev/null || true; exit 143' TERM
+    trap 'kill -TERM -- -'"$pid"' 2>/dev/null; wait '"$pid"' 2>/dev/null || true; exit 129' HUP
+    wait "$pid" || rc=$?
+    trap - INT TERM HUP
+    return "$rc"
+}
 if [ -z "${CODIS_BIN_DIR:-}" ]; then
     echo "== building codis-server, codis-proxy, codis-dashboard, codis-fe (release)"
     build cargo build --release -p dataplane -p backend --bins

@@ -34,34 +34,51 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def env_port(name, default):
-    return int(os.environ.get(name, default))
+# The ports, from the environment: set by load_ports() at the start of run(), so that a bad
+# value is reported by fail() like every other problem.
+FE_PORT = SERVER_BASE = ZK_PORT = ETCD_PORT = ETCD_PEER_PORT = 0
+PRODUCTS = []
 
 
-FE_PORT = env_port("FE_PORT", 9090)
-SERVER_BASE = env_port("SERVER_BASE_PORT", 6379)
-PRODUCTS = [
-    {
-        "name": "product1",
-        "dashboard": env_port("P1_DASHBOARD_PORT", 18080),
-        "proxy": env_port("P1_PROXY_PORT", 19000),
-        "proxy_admin": env_port("P1_PROXY_ADMIN_PORT", 11080),
-        # group id -> [master port, replica port]
-        "groups": {1: [SERVER_BASE, SERVER_BASE + 1], 2: [SERVER_BASE + 2, SERVER_BASE + 3]},
-        "isolation": "physical",
-    },
-    {
-        "name": "product2",
-        "dashboard": env_port("P2_DASHBOARD_PORT", 18081),
-        "proxy": env_port("P2_PROXY_PORT", 19001),
-        "proxy_admin": env_port("P2_PROXY_ADMIN_PORT", 11081),
-        "groups": {1: [SERVER_BASE + 4, SERVER_BASE + 5]},
-        "isolation": "logical",
-    },
-]
-ZK_PORT = env_port("ZK_PORT", 2181)
-ETCD_PORT = env_port("ETCD_PORT", 2379)
-ETCD_PEER_PORT = env_port("ETCD_PEER_PORT", 2380)
+def env_port(name, default, span=1):
+    """The port in $name (default when unset); span ports from it must be valid."""
+    text = os.environ.get(name, "").strip() or str(default)
+    try:
+        port = int(text, 10)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65536 - span:
+        more = f" ({span} ports start there)" if span > 1 else ""
+        fail(f"{name}={text!r} is not a valid port: want a number from 1 to {65536 - span}{more}")
+    return port
+
+
+def load_ports():
+    global FE_PORT, SERVER_BASE, PRODUCTS, ZK_PORT, ETCD_PORT, ETCD_PEER_PORT
+    FE_PORT = env_port("FE_PORT", 9090)
+    SERVER_BASE = env_port("SERVER_BASE_PORT", 6379, span=6)
+    PRODUCTS = [
+        {
+            "name": "product1",
+            "dashboard": env_port("P1_DASHBOARD_PORT", 18080),
+            "proxy": env_port("P1_PROXY_PORT", 19000),
+            "proxy_admin": env_port("P1_PROXY_ADMIN_PORT", 11080),
+            # group id -> [master port, replica port]
+            "groups": {1: [SERVER_BASE, SERVER_BASE + 1], 2: [SERVER_BASE + 2, SERVER_BASE + 3]},
+            "isolation": "physical",
+        },
+        {
+            "name": "product2",
+            "dashboard": env_port("P2_DASHBOARD_PORT", 18081),
+            "proxy": env_port("P2_PROXY_PORT", 19001),
+            "proxy_admin": env_port("P2_PROXY_ADMIN_PORT", 11081),
+            "groups": {1: [SERVER_BASE + 4, SERVER_BASE + 5]},
+            "isolation": "logical",
+        },
+    ]
+    ZK_PORT = env_port("ZK_PORT", 2181)
+    ETCD_PORT = env_port("ETCD_PORT", 2379)
+    ETCD_PEER_PORT = env_port("ETCD_PEER_PORT", 2380)
 
 procs = []  # (name, Popen, stage): stage 0 coordinator, 1 servers, 2 dashboards, 3 fe/proxies
 stopping = False
@@ -430,6 +447,7 @@ def run():
     ap.add_argument("--bin", required=True, help="folder with the built binaries")
     ap.add_argument("--ui", default="", help="folder with the built web UI")
     args = ap.parse_args()
+    load_ports()
 
     data = os.path.abspath(args.data)
     os.makedirs(data, mode=0o700, exist_ok=True)
@@ -444,9 +462,12 @@ def run():
         fail(f"the web UI is not built in {args.ui} (cargo run -p xtask -- dist {args.ui})")
     layout_file = os.path.join(data, "layout.json")
     layout = {"coordinator": args.coordinator, "fe": FE_PORT, "server_base": SERVER_BASE,
-              "proxies": [p["proxy"] for p in PRODUCTS], "dashboards": [p["dashboard"] for p in PRODUCTS]}
+              "proxies": [p["proxy"] for p in PRODUCTS], "dashboards": [p["dashboard"] for p in PRODUCTS],
+              "proxy_admins": [p["proxy_admin"] for p in PRODUCTS]}
     if os.path.exists(layout_file):
         before = json.load(open(layout_file))
+        # A folder set up before the admin ports were recorded: take them as they are now.
+        before.setdefault("proxy_admins", layout["proxy_admins"])
         if before != layout:
             fail(f"{data} was set up with {before}, not {layout}: use the same ports and coordinator, "
                  "or another --data folder")

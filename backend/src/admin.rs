@@ -350,6 +350,13 @@ pub async fn run(a: &AdminArgs) -> Result<String, AdminError> {
             "give only one of --dashboard, --proxy".into(),
         ));
     }
+    if let Some(level) = &a.log_level
+        && codis_host::logging::parse_log_level(level).is_none()
+    {
+        return Err(AdminError::Usage(format!(
+            "invalid log level '{level}', expected ERROR, WARN, WARNING, INFO, DEBUG or NONE"
+        )));
+    }
     if let Some(addr) = &a.dashboard {
         check_addr("dashboard", addr)?;
         return dashboard(a, &Api::new("dashboard", addr)).await;
@@ -537,7 +544,13 @@ async fn dashboard(a: &AdminArgs, api: &Api) -> Result<String, AdminError> {
         return put(format!("proxy/{verb}/{x}/{addr}")).await;
     }
     if a.remove_proxy || a.reinit_proxy {
-        let tokens = proxy_tokens(a, api, &x, &product).await?;
+        let tokens = match proxy_tokens(a, api, &x, &product).await {
+            Ok(tokens) => tokens,
+            // Codis walks the product's proxies: with --force an unknown one is no error,
+            // nothing is done and nothing printed.
+            Err(AdminError::Invalid(_)) if a.force => return Ok(String::new()),
+            Err(e) => return Err(e),
+        };
         for t in &tokens {
             if a.remove_proxy {
                 put(format!("proxy/remove/{x}/{t}/{}", flag(a.force))).await?;
@@ -664,7 +677,8 @@ async fn dashboard(a: &AdminArgs, api: &Api) -> Result<String, AdminError> {
 
 /// The proxies `--remove-proxy` / `--reinit-proxy` act on: by `--token`, `--pid` (proxy id),
 /// `--addr` (admin address; asked of the proxy itself when the product does not list it, as
-/// Codis does) or `--all` (reinit only).
+/// Codis does) or `--all` (reinit only). [`AdminError::Invalid`] when the product has no
+/// such proxy (with `--force`, also when the proxy at `--addr` does not answer).
 async fn proxy_tokens(
     a: &AdminArgs,
     api: &Api,
@@ -707,8 +721,11 @@ async fn proxy_tokens(
             return Ok(vec![token_of(p)]);
         }
         let proxy = Api::new("proxy", addr);
-        let model: Value = proxy.get("/api/proxy/model").await?;
-        let token = token_of(&model);
+        let token = match proxy.get::<Value>("/api/proxy/model").await {
+            Ok(model) => token_of(&model),
+            Err(_) if a.force => return Err(not_found(format!("admin address {addr}"))),
+            Err(e) => return Err(e),
+        };
         if models.iter().any(|p| p["token"] == token.as_str()) {
             return Ok(vec![token]);
         }
@@ -749,6 +766,42 @@ pub fn rebalance_text(plan: &Value) -> String {
 }
 
 async fn proxy(a: &AdminArgs, api: &Api) -> Result<String, AdminError> {
+    let mutation = a.start
+        || a.shutdown
+        || a.reset_stats
+        || a.forcegc
+        || a.log_level.is_some()
+        || a.fillslots.is_some();
+    if !mutation {
+        // Reads need no xauth: Codis xpings before mutations only.
+        let overview: Value = api.get("/proxy").await?;
+        return match a.part.as_deref() {
+            None => Ok(pretty(&overview)),
+            Some(p @ ("config" | "model" | "stats" | "slots")) => Ok(pretty(&overview[p])),
+            Some(other) => Err(AdminError::Usage(format!(
+                "unknown part '{other}' (want config, model, stats or slots)"
+            ))),
+        };
+    }
+    // The slots file is checked before anything is sent.
+    let slots = match &a.fillslots {
+        Some(file) => {
+            let mut slots: Vec<Slot> = read_json_file(file)?;
+            for s in &mut slots {
+                if !(0..MAX_SLOT_NUM as i64).contains(&s.id) {
+                    return Err(AdminError::Invalid(format!(
+                        "{file}: invalid slot id = {}",
+                        s.id
+                    )));
+                }
+                if a.locked {
+                    s.locked = true;
+                }
+            }
+            Some(serde_json::to_value(&slots).unwrap_or_default())
+        }
+        None => None,
+    };
     let model: Value = api.get("/api/proxy/model").await?;
     let (Some(product), Some(token)) = (model["product_name"].as_str(), model["token"].as_str())
     else {
@@ -786,30 +839,7 @@ async fn proxy(a: &AdminArgs, api: &Api) -> Result<String, AdminError> {
     if let Some(level) = &a.log_level {
         return put(format!("loglevel/{x}/{level}"), None).await;
     }
-    if let Some(file) = &a.fillslots {
-        let mut slots: Vec<Slot> = read_json_file(file)?;
-        for s in &mut slots {
-            if !(0..MAX_SLOT_NUM as i64).contains(&s.id) {
-                return Err(AdminError::Invalid(format!(
-                    "{file}: invalid slot id = {}",
-                    s.id
-                )));
-            }
-            if a.locked {
-                s.locked = true;
-            }
-        }
-        let body = serde_json::to_value(&slots).unwrap_or_default();
-        return put(format!("fillslots/{x}"), Some(body)).await;
-    }
-    let overview: Value = api.get("/proxy").await?;
-    match a.part.as_deref() {
-        None => Ok(pretty(&overview)),
-        Some(p @ ("config" | "model" | "stats" | "slots")) => Ok(pretty(&overview[p])),
-        Some(other) => Err(AdminError::Usage(format!(
-            "unknown part '{other}' (want config, model, stats or slots)"
-        ))),
-    }
+    put(format!("fillslots/{x}"), slots).await
 }
 
 async fn coordinator(a: &AdminArgs) -> Result<String, AdminError> {

@@ -1178,12 +1178,22 @@ fn deploy_examples_parse_with_the_real_loaders() {
                     .map(|a| assert!(a.zookeeper.is_some() && a.db.is_some()))
                     .map_err(|e| e.to_string()),
                 // redis-server's command line: [--test-config] CONFIG.
+                // Its config's folder must be writable: CONFIG REWRITE (after the dashboard's
+                // SLAVEOF) writes a temporary file there and renames it.
                 "codis-server" => {
                     let conf = words.last().unwrap();
-                    if conf.ends_with(".conf") {
-                        Ok(())
-                    } else {
+                    let folder = conf.rsplit_once('/').map_or("", |(d, _)| d);
+                    let writable = text
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("ReadWritePaths="))
+                        .flat_map(str::split_whitespace)
+                        .any(|p| p.replace("%i", "6379") == folder);
+                    if !conf.ends_with(".conf") {
                         Err(format!("no config file in {cmd}"))
+                    } else if !writable {
+                        Err(format!("{folder} is not in ReadWritePaths"))
+                    } else {
+                        Ok(())
                     }
                 }
                 other => Err(format!("unknown binary {other}")),
@@ -1197,6 +1207,26 @@ fn deploy_examples_parse_with_the_real_loaders() {
     assert_eq!(
         seen,
         ["codis-dashboard", "codis-fe", "codis-proxy", "codis-server"]
+    );
+    // systemd deletes a unit's RuntimeDirectory when the unit stops: one each, or the others
+    // lose their pid files.
+    let mut runtime_dirs = Vec::new();
+    for entry in std::fs::read_dir(&units).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        runtime_dirs.extend(
+            text.lines()
+                .filter_map(|l| l.strip_prefix("RuntimeDirectory="))
+                .flat_map(str::split_whitespace)
+                .map(str::to_string),
+        );
+    }
+    let count = runtime_dirs.len();
+    runtime_dirs.sort();
+    runtime_dirs.dedup();
+    assert_eq!(
+        runtime_dirs.len(),
+        count,
+        "shared RuntimeDirectory: {runtime_dirs:?}"
     );
     for f in ["keepalived/keepalived.conf", "keepalived/check-proxy.sh"] {
         assert!(deploy.join(f).is_file(), "{f}");

@@ -392,6 +392,17 @@ impl Topom {
             if let Some(crate::redis::Value::Error(e)) = items.get(1) {
                 return invalid!("server-[{addr}] SLAVEOF {master} failed: {e}");
             }
+            // Not fatal either way, but a server that cannot rewrite its config comes back
+            // from a restart with its old role (a replica as a master): say so.
+            if let Some(crate::redis::Value::Error(e)) = items.get(2) {
+                tracing::warn!(
+                    server = %addr,
+                    master = %master,
+                    error = %e,
+                    "CONFIG REWRITE failed after SLAVEOF: the server forgets its role when it \
+                     restarts (can it write its config file?)"
+                );
+            }
         }
         Ok(())
     }

@@ -142,6 +142,21 @@ fn codis_admin_drives_a_live_cluster() {
         })
     };
     synced();
+    // The test's servers run without a config file, so CONFIG REWRITE fails after the
+    // SLAVEOF: the dashboard must say so (the replica would come back as a master).
+    let dash_log = dir.path().join("dashboard").join("dashboard.out");
+    wait_for(
+        "the CONFIG REWRITE warning",
+        Duration::from_secs(10),
+        || {
+            let log = std::fs::read_to_string(&dash_log).ok()?;
+            log.lines()
+                .any(|l| {
+                    l.contains("CONFIG REWRITE failed") && l.contains(&s2) && l.contains("WARN")
+                })
+                .then_some(())
+        },
+    );
     ok_ok(&[d, "--sync-action", "--remove", &format!("--addr={s2}")]);
     ok_ok(&[d, "--sync-action", "--create", &format!("--addr={s2}")]);
     synced();
@@ -253,6 +268,15 @@ fn codis_admin_drives_a_live_cluster() {
         1,
         "group-[9] doesn't exist",
     );
+    let backend =
+        |sid: usize| ok_json(&[d, "--slots-status", "--json"])[sid]["backend_addr"].clone();
+    let assign = ["--slots-assign", "--beg=1020", "--end=1023", "--confirm"];
+    ok_ok(&[&[d, "--gid=1"][..], &assign[..]].concat());
+    assert_eq!(backend(1023), s1.as_str());
+    ok_ok(&[&[d, "--offline"][..], &assign[..]].concat());
+    assert!(ok(&[d, "--slots-status"]).contains("1020 assigned, 4 offline"));
+    ok_ok(&[&[d, "--gid=2"][..], &assign[..]].concat());
+    assert_eq!(backend(1023), s3.as_str());
 
     // Replica groups, resync, promotion.
     ok_ok(&[
@@ -291,6 +315,10 @@ fn codis_admin_drives_a_live_cluster() {
     let sa = format!("127.0.0.1:{sport}");
     ok_ok(&[d, "--sentinel-add", &format!("--addr={sa}")]);
     ok_ok(&[d, "--sentinel-resync"]);
+    ok_ok(&[d, "--sentinel-del", &format!("--addr={sa}")]);
+    let servers = ok_json(&[d, "stats"])["sentinels"]["model"]["servers"].clone();
+    assert!(servers.as_array().is_none_or(Vec::is_empty), "{servers}");
+    ok_ok(&[d, "--sentinel-add", &format!("--addr={sa}")]);
     ok_ok(&[d, "--sentinel-del", &format!("--addr={sa}"), "--force"]);
 
     // The proxy's own flags.
@@ -306,7 +334,62 @@ fn codis_admin_drives_a_live_cluster() {
     ok_ok(&[p, "--forcegc"]);
     ok_ok(&[p, "--log-level=warn"]);
     assert_eq!(ok_json(&[p, "--auth="])["model"]["token"], token1.as_str());
-    fails(&[p, "--auth=wrong", "stats"], 1, "refused the xauth");
+    // Reads need no product auth (Codis xpings before mutations only).
+    assert_eq!(ok_json(&[p, "--auth=wrong", "stats"])["online"], true);
+    fails(
+        &[p, "--auth=wrong", "--reset-stats"],
+        1,
+        "refused the xauth",
+    );
+    fails(&[p, "--log-level=loud"], 2, "invalid log level 'loud'");
+    fails(&[d, "--log-level=loud"], 2, "invalid log level 'loud'");
+    // A proxy whose product has a product_auth: reads without --auth, mutations only with
+    // the right one; --start then --shutdown.
+    let (qx, qa) = (free_port(), free_port());
+    let qconf = dir.path().join("proxy-auth.toml");
+    std::fs::write(
+        &qconf,
+        format!(
+            "product_name = \"adm-auth\"\nproduct_auth = \"secret\"\n\
+             proxy_addr = \"127.0.0.1:{qx}\"\nadmin_addr = \"127.0.0.1:{qa}\"\n"
+        ),
+    )
+    .unwrap();
+    let qlog = dir.path().join("proxy-auth.out");
+    let qout = std::fs::File::create(&qlog).unwrap();
+    let mut qproxy = Proc::spawn(
+        "codis-proxy:adm-auth",
+        Command::new(workspace_bin("codis-proxy"))
+            .arg("--config")
+            .arg(&qconf)
+            .current_dir(dir.path())
+            .stdout(qout.try_clone().unwrap())
+            .stderr(qout),
+        vec![qlog],
+    );
+    let q = format!("--proxy=127.0.0.1:{qa}");
+    let q = q.as_str();
+    wait_for(
+        "the auth proxy's admin port",
+        Duration::from_secs(20),
+        || {
+            assert!(
+                qproxy.alive(),
+                "codis-proxy exited:\n{}",
+                qproxy.log_tail(20)
+            );
+            (admin(&[q, "model"]).0 == 0).then_some(())
+        },
+    );
+    assert_eq!(ok_json(&[q, "stats"])["online"], false);
+    fails(&[q, "--start"], 1, "refused the xauth");
+    fails(&[q, "--auth=wrong", "--start"], 1, "refused the xauth");
+    ok_ok(&[q, "--auth=secret", "--start"]);
+    assert_eq!(ok_json(&[q, "stats"])["online"], true);
+    ok_ok(&[q, "-a", "secret", "--shutdown"]);
+    wait_for("the auth proxy exits", Duration::from_secs(15), || {
+        (!qproxy.alive()).then_some(())
+    });
     // Fill slot 5 locked by hand, then let the dashboard put the truth back.
     let file = dir.path().join("slots.json");
     std::fs::write(
@@ -350,6 +433,25 @@ fn codis_admin_drives_a_live_cluster() {
     );
     fails(&[d, "nonsense"], 2, "unknown part 'nonsense'");
     fails(
+        &[d, "--create-group", "--gid=abc"],
+        2,
+        "invalid value 'abc' for '--gid",
+    );
+    fails(
+        &[d, "--creat-group", "--gid=1"],
+        2,
+        "unexpected argument '--creat-group'",
+    );
+    assert_eq!(admin(&["--help"]).0, 0);
+    for args in [
+        &[d, "--remove-proxy", "--pid=99", "--force"][..],
+        &[d, "--reinit-proxy", "--pid=99", "--force"],
+        &[d, "--remove-proxy", "--addr=127.0.0.1:1", "--force"],
+        &[d, "--reinit-proxy", "--token=nope", "--force"],
+    ] {
+        assert_eq!(admin(args), (0, String::new(), String::new()), "{args:?}");
+    }
+    fails(
         &["--dashboard=localhost"],
         2,
         "bad --dashboard address 'localhost'",
@@ -378,6 +480,31 @@ fn codis_admin_drives_a_live_cluster() {
     assert_eq!(dump["slots"].as_array().unwrap().len(), 1024);
     assert_eq!(dump["group"].as_array().unwrap().len(), 2);
     assert_eq!(dump["proxy"].as_array().unwrap().len(), 2);
+    let dump_file = dir.path().join("dump.json");
+    std::fs::write(&dump_file, serde_json::to_string(&dump).unwrap()).unwrap();
+    let restore = format!("--config-restore={}", dump_file.display());
+    let this = format!("--product={PRODUCT}");
+    fails(
+        &[fs, &restore, &this, "--confirm"],
+        1,
+        &format!("locked by a running dashboard at 127.0.0.1:{dport}"),
+    );
+    // --force passes the lock; the product is not empty, so the restore is still refused.
+    fails(
+        &[fs, &restore, &this, "--confirm", "--force"],
+        1,
+        &format!("product '{PRODUCT}' is not empty"),
+    );
+    // --force deletes a live dashboard's lock; the dashboard writes it back.
+    ok_ok(&[fs, "--remove-lock", &this, "--force"]);
+    wait_for(
+        "the dashboard restores its lock",
+        Duration::from_secs(20),
+        || {
+            (ok_json(&[fs, "--dashboard-list"])[0]["dashboard"] == format!("127.0.0.1:{dport}"))
+                .then_some(())
+        },
+    );
 
     // Remove both proxies (by address and by token); the first exits.
     let mut proxy1 = proxy1;
@@ -386,12 +513,13 @@ fn codis_admin_drives_a_live_cluster() {
         (!proxy1.proc.alive()).then_some(())
     });
     fails(&[p, "stats"], 1, &format!("proxy {a1} is not reachable"));
-    let token2 = ok_json(&[d, "--list-proxy"])[0]["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    ok_ok(&[d, "--remove-proxy", &format!("--token={token2}"), "--force"]);
-    drop(proxy2);
+    let pid2 = ok_json(&[d, "--list-proxy"])[0]["id"].as_i64().unwrap();
+    let mut proxy2 = proxy2;
+    ok_ok(&[d, "--remove-proxy", &format!("--pid={pid2}")]);
+    wait_for("proxy 2 exits", Duration::from_secs(15), || {
+        (!proxy2.proc.alive()).then_some(())
+    });
+    assert_eq!(ok_json(&[d, "--list-proxy"]), serde_json::json!([]));
 
     // Shut the dashboard down; the lock is gone and the dashboard is unreachable.
     ok_ok(&[d, "--shutdown"]);
@@ -403,9 +531,6 @@ fn codis_admin_drives_a_live_cluster() {
     ok_ok(&[fs, "--remove-lock", &format!("--product={PRODUCT}")]);
 
     // Restore the dump into a new product, as a move between coordinators would.
-    let dump_file = dir.path().join("dump.json");
-    std::fs::write(&dump_file, serde_json::to_string(&dump).unwrap()).unwrap();
-    let restore = format!("--config-restore={}", dump_file.display());
     let printed = ok_json(&[fs, &restore, "--product=copy"]);
     assert_eq!(printed["group"], dump["group"]);
     assert!(ok_json(&[fs, "--dashboard-list"]).as_array().unwrap().len() == 1);

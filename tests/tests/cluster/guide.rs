@@ -4,7 +4,9 @@
 //! codis-dashboard, codis-proxy finding the dashboard through ZooKeeper, codis-fe from the
 //! example env file, a group made through the fe's REST API with a bearer token, the
 //! rebalance preview then run, codis-admin's status reads, and `redis-benchmark -n 10000`
-//! through the proxy.
+//! through the proxy. Each codis-admin, redis-cli, redis-benchmark and `$FE` curl command
+//! line it runs is taken from OPERATIONS.md (with its hosts and ports moved), so the doc
+//! cannot drift silently.
 
 use std::path::Path;
 use std::process::Command;
@@ -44,6 +46,43 @@ fn set_line(text: &str, key: &str, line: &str) -> String {
         "the example has no {key} line: the guide and deploy/ disagree"
     );
     out.join("\n") + "\n"
+}
+
+/// docs/OPERATIONS.md.
+fn operations() -> String {
+    let manifest: std::path::PathBuf = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    std::fs::read_to_string(manifest.parent().unwrap().join("docs/OPERATIONS.md")).unwrap()
+}
+
+/// A command line as docs/OPERATIONS.md prints it (the guide's hosts and ports), which the
+/// doc must contain, so the doc cannot drift from what this test runs; returned with the
+/// guide's addresses replaced by this test's (`subst`, in order).
+fn documented(doc: &str, line: &str, subst: &[(&str, String)]) -> String {
+    assert!(
+        doc.contains(line),
+        "docs/OPERATIONS.md no longer has `{line}`, which the guide test runs"
+    );
+    subst
+        .iter()
+        .fold(line.to_string(), |l, (from, to)| l.replace(from, to))
+}
+
+/// The doc's `curl ... [-X METHOD] [-d 'JSON' | -d @FILE] $FE[/path]` line: (method, path,
+/// JSON body or `@FILE`).
+fn doc_curl(doc: &str, line: &str, subst: &[(&str, String)]) -> (String, String, Option<String>) {
+    let line = documented(doc, line, subst);
+    let (args, path) = line.rsplit_once("$FE").expect("a $FE url");
+    let body = args
+        .split_once("-d ")
+        .map(|(_, b)| b.trim().trim_matches('\'').to_string());
+    let method = match args.split_once("-X ") {
+        Some((_, m)) => m.split_whitespace().next().unwrap().to_string(),
+        None if body.is_some() => "POST".into(),
+        None => "GET".into(),
+    };
+    (method, path.trim().to_string(), body)
 }
 
 fn spawn(name: &str, cmd: &mut Command, dir: &Path) -> Proc {
@@ -124,7 +163,7 @@ fn operations_guide_on_loopback() {
             "logfile",
             &format!("logfile {}/redis.log", d.display()),
         );
-        let path = d.join(format!("redis-{port}.conf"));
+        let path = d.join("redis.conf");
         std::fs::write(&path, conf).unwrap();
         let mut p = spawn(
             &format!("codis-server-{port}"),
@@ -276,7 +315,38 @@ fn operations_guide_on_loopback() {
         v["token"].as_str().map(str::to_string)
     });
     let product = "codis-product1";
-    let api = format!("{base}/api/v1/products/{product}");
+    // The doc's command lines, with the guide's hosts and ports moved to this test's.
+    let doc = operations();
+    let subst: Vec<(&str, String)> = vec![
+        ("http://192.168.188.125:9090", base.clone()),
+        ("192.168.188.125:18080", dash.clone()),
+        (
+            "192.168.188.120:6379",
+            format!("127.0.0.1:{}", server_ports[0]),
+        ),
+        (
+            "192.168.188.121:6380",
+            format!("127.0.0.1:{}", server_ports[1]),
+        ),
+        ("192.168.188.131", "127.0.0.1".into()),
+        ("-p 19000", format!("-p {proxy_port}")),
+        // 10 000 SETs and GETs, not the guide's million of every test.
+        ("-n 1000000", "-n 10000".into()),
+        ("-c 20 -d 100", "-c 20 -d 100 -t set,get".into()),
+    ];
+    let doc_admin = |line: &str| {
+        let cmd = documented(&doc, line, &subst);
+        let words: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+        admin(&words)
+    };
+    let api = documented(
+        &doc,
+        "FE=http://192.168.188.125:9090/api/v1/products/codis-product1",
+        &subst,
+    )
+    .trim_start_matches("FE=")
+    .to_string();
+    assert!(api.ends_with(product));
     wait_for(
         "codis-fe to find the product in ZooKeeper",
         Duration::from_secs(20),
@@ -292,78 +362,66 @@ fn operations_guide_on_loopback() {
     );
 
     // 6. A group: master "6379", replica "6380", through the fe.
-    let (s, v) = curl(
-        "POST",
-        &format!("{api}/groups"),
-        &token,
-        Some(&json!({"group_id": 1})),
-    );
-    assert_eq!(s, 200, "{v}");
-    for port in &server_ports {
-        let body = json!({"addr": format!("127.0.0.1:{port}")});
-        let (s, v) = curl(
-            "POST",
-            &format!("{api}/groups/1/servers"),
-            &token,
-            Some(&body),
-        );
-        assert_eq!(s, 200, "{v}");
+    for line in [
+        r#"-d '{"group_id":1}' $FE/groups"#,
+        r#"curl ... -d '{"addr":"192.168.188.120:6379"}' $FE/groups/1/servers"#,
+        r#"curl ... -d '{"addr":"192.168.188.121:6380"}' $FE/groups/1/servers"#,
+    ] {
+        let (method, path, body) = doc_curl(&doc, line, &subst);
+        let body: Value = serde_json::from_str(&body.unwrap()).unwrap();
+        let (s, v) = curl(&method, &format!("{api}{path}"), &token, Some(&body));
+        assert_eq!(s, 200, "{line}: {v}");
     }
     wait_for(
         "the replica to replicate (--group-status)",
         Duration::from_secs(60),
         || {
-            let (ok, out) = admin(&["--dashboard", &dash, "--group-status"]);
+            let (ok, out) =
+                doc_admin("codis-admin --dashboard=192.168.188.125:18080 --group-status");
             (ok && !out.contains("[X]") && out.contains(&server_ports[1].to_string())).then_some(())
         },
     );
 
     // 7. Rebalance: codis-admin's preview, the fe's preview, then run exactly that plan.
-    let (ok, out) = admin(&["--dashboard", &dash, "--rebalance"]);
+    let (ok, out) = doc_admin("codis-admin --dashboard=192.168.188.125:18080 --rebalance ");
     assert!(ok && out.contains("[0000,1023] => 1"), "{out}");
-    let (s, plan) = curl("POST", &format!("{api}/rebalance/preview"), &token, None);
+    let (method, path, _) = doc_curl(&doc, "curl ... -X POST $FE/rebalance/preview", &subst);
+    let (s, plan) = curl(&method, &format!("{api}{path}"), &token, None);
     assert_eq!(s, 200, "{plan}");
-    let (s, v) = curl("POST", &format!("{api}/rebalance"), &token, Some(&plan));
+    let (method, path, body) = doc_curl(&doc, "curl ... -d @plan.json $FE/rebalance", &subst);
+    assert_eq!(body.as_deref(), Some("@plan.json"));
+    let (s, v) = curl(&method, &format!("{api}{path}"), &token, Some(&plan));
     assert_eq!(s, 200, "{v}");
+    let (method, path, _) = doc_curl(&doc, "curl ... $FE ", &subst);
     wait_for("1024 slots assigned", Duration::from_secs(90), || {
-        let (s, v) = curl("GET", &api, &token, None);
+        let (s, v) = curl(&method, &format!("{api}{path}"), &token, None);
         (s == 200 && v["summary"]["slots_offline"] == 0 && v["summary"]["slots_migrating"] == 0)
             .then_some(())
     });
-    let (ok, out) = admin(&["--dashboard", &dash, "--slots-status"]);
+    let (ok, out) = doc_admin("codis-admin --dashboard=192.168.188.125:18080 --slots-status");
     assert!(ok && out.contains("1023"), "{out}");
 
     // 9. Check through the proxy: SET/GET and redis-benchmark -n 10000.
-    let cli = |args: &[&str]| {
-        let out = Command::new("redis-cli")
-            .args(["-p", &proxy_port.to_string()])
-            .args(args)
+    let run = |line: &str| {
+        let cmd = documented(&doc, line, &subst);
+        let words: Vec<&str> = cmd.split_whitespace().collect();
+        Command::new(words[0])
+            .args(&words[1..])
             .output()
-            .expect("redis-cli");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+            .unwrap_or_else(|e| panic!("{cmd}: {e}"))
     };
-    assert_eq!(cli(&["SET", "k", "v"]), "OK");
-    assert_eq!(cli(&["GET", "k"]), "v");
-    let out = Command::new("redis-benchmark")
-        .args([
-            "-p",
-            &proxy_port.to_string(),
-            "-q",
-            "-n",
-            "10000",
-            "-c",
-            "20",
-            "-d",
-            "100",
-            "-t",
-            "set,get",
-        ])
-        .output()
-        .expect("redis-benchmark");
+    let cli = |line: &str| {
+        String::from_utf8_lossy(&run(line).stdout)
+            .trim()
+            .to_string()
+    };
+    assert_eq!(cli("redis-cli -h 192.168.188.131 -p 19000 SET k v"), "OK");
+    assert_eq!(cli("redis-cli -h 192.168.188.131 -p 19000 GET k"), "v");
+    let out = run("redis-benchmark -h 192.168.188.131 -p 19000 -q -n 1000000 -c 20 -d 100");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{text}");
     assert!(text.contains("SET:") && text.contains("GET:"), "{text}");
-    let (ok, out) = admin(&["--dashboard", &dash, "--proxy-status"]);
+    let (ok, out) = doc_admin("codis-admin --dashboard=192.168.188.125:18080 --proxy-status");
     assert!(ok && out.contains("[ ]"), "{out}");
     drop((servers, dashboard, proxy, fe));
 }

@@ -1,7 +1,9 @@
 //! The README's first command as a new user runs it (issue 13's proof): `scripts/cluster.sh`
 //! from a fresh clone, on free ports, until its ready line; keys through both proxies with
-//! redis-cli; both product lines healthy in the fe's API; SIGINT leaves no process and no port
-//! behind; a second start on the same data folder finds the same keys and history.
+//! redis-cli; both product lines healthy in the fe's API; SIGTERM (then SIGINT) leaves no
+//! process and no port behind; a second start on the same data folder finds the same keys,
+//! audit history and isolation modes. Before that: a port in use is named, a bad port
+//! variable is one line.
 //!
 //! The binaries are the ones this test run built (`CODIS_BIN_DIR`), so the clone is not
 //! compiled a second time; everything else is the clone's own script.
@@ -39,6 +41,9 @@ struct Platform {
 
 impl Drop for Platform {
     fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         // SIGINT first (the script stops what it started), then make sure.
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
@@ -101,6 +106,42 @@ fn start(clone: &Path, data: &Path, env: &[(String, String)]) -> Platform {
 }
 
 impl Platform {
+    /// Waits for the script to exit by itself: its status and every line it printed.
+    fn wait_exit(&mut self) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "scripts/cluster.sh did not exit");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        // The reader threads end with the pipes.
+        let mut seen = Vec::new();
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            seen.push(l);
+        }
+        (status, seen.join("\n"))
+    }
+
+    /// Sends `signal` and waits until the script has stopped everything; its exit code.
+    fn stop(&mut self, signal: &str) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the script did not stop on SIG{signal}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn wait_ready(&mut self) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(240);
         let mut seen = Vec::new();
@@ -146,6 +187,11 @@ fn redis_cli(port: u16, args: &[&str]) -> String {
 }
 
 fn fe_products(port: u16, password: &str) -> serde_json::Value {
+    fe_get(port, password, "/api/v1/products")
+}
+
+/// GET `path` of the fe's REST API as the admin.
+fn fe_get(port: u16, password: &str, path: &str) -> serde_json::Value {
     let body = json!({"username": "admin", "password": password}).to_string();
     let out = Command::new("curl")
         .args([
@@ -178,10 +224,11 @@ fn fe_products(port: u16, password: &str) -> serde_json::Value {
             "-H",
             &format!("Cookie: codis_fe_session={cookie}"),
         ])
-        .arg(format!("http://127.0.0.1:{port}/api/v1/products"))
+        .arg(format!("http://127.0.0.1:{port}{path}"))
         .output()
         .expect("curl");
-    serde_json::from_slice(&out.stdout).expect("products JSON")
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("GET {path}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 #[test]
@@ -230,6 +277,26 @@ fn readme_first_command_starts_stops_and_restarts_the_platform() {
         .chain(base..base + 6)
         .collect();
 
+    // A port in use is named before anything starts; a port variable that is no number is
+    // one line, not a Python traceback.
+    let holder = TcpListener::bind(("127.0.0.1", port("P2_PROXY_PORT"))).unwrap();
+    let (status, out) = start(&clone, &data, &env).wait_exit();
+    assert!(!status.success(), "{out}");
+    assert!(
+        out.contains(&format!(
+            "port {} (product2 proxy) is already in use",
+            port("P2_PROXY_PORT")
+        )),
+        "{out}"
+    );
+    drop(holder);
+    let mut bad_env = env.clone();
+    bad_env.push(("FE_PORT".into(), "abc".into()));
+    let (status, out) = start(&clone, &data, &bad_env).wait_exit();
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(out.contains("FE_PORT='abc' is not a valid port"), "{out}");
+    assert!(!out.contains("Traceback"), "{out}");
+
     let mut p = start(&clone, &data, &env);
     let lines = p.wait_ready().join("\n");
     assert!(
@@ -248,6 +315,7 @@ fn readme_first_command_starts_stops_and_restarts_the_platform() {
     assert_eq!(redis_cli(p1, &["SET", "qs:one", "1"]), "OK");
     assert_eq!(redis_cli(p2, &["SET", "qs:two", "2"]), "OK");
     assert_eq!(redis_cli(p1, &["GET", "qs:one"]), "1");
+    assert_eq!(redis_cli(p2, &["GET", "qs:two"]), "2");
     assert_eq!(redis_cli(p1, &["GET", "product1:sample:1"]), "value 1");
     // The console is served: the page and its WebAssembly.
     for path in ["/", "/frontend_bg.wasm", "/products/product1/slots"] {
@@ -280,25 +348,30 @@ fn readme_first_command_starts_stops_and_restarts_the_platform() {
         assert_eq!(prod["slots_offline"], 0, "{prod}");
     }
 
-    // SIGINT: every process and port goes away.
-    let _ = Command::new("kill")
-        .args(["-INT", &p.child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        if let Ok(Some(_)) = p.child.try_wait() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the script did not stop on SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let audit_ids = |v: &serde_json::Value| -> Vec<i64> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["id"].as_i64())
+            .collect()
+    };
+    let first_audit = audit_ids(&fe_get(
+        port("FE_PORT"),
+        password,
+        "/api/v1/audit?limit=1000",
+    ));
+    assert!(
+        !first_audit.is_empty(),
+        "the first start left no audit rows"
+    );
+
+    // SIGTERM: every process and port goes away.
+    assert_eq!(p.stop("TERM"), Some(143));
     for port in &all_ports {
         assert!(
             TcpStream::connect(("127.0.0.1", *port)).is_err(),
-            "port {port} still answers after SIGINT"
+            "port {port} still answers after SIGTERM"
         );
     }
     let leftover = Command::new("pgrep")
@@ -327,6 +400,22 @@ fn readme_first_command_starts_stops_and_restarts_the_platform() {
         3,
         "same groups: {again}"
     );
+    let audit = audit_ids(&fe_get(
+        port("FE_PORT"),
+        password,
+        "/api/v1/audit?limit=1000",
+    ));
+    for id in &first_audit {
+        assert!(
+            audit.contains(id),
+            "audit row {id} of the first run is gone"
+        );
+    }
+    let modes = fe_get(port("FE_PORT"), password, "/api/v1/isolation");
+    assert_eq!(modes["modes"]["product1"], "physical", "{modes}");
+    assert_eq!(modes["modes"]["product2"], "logical", "{modes}");
+    // SIGINT this time.
+    assert_eq!(p.stop("INT"), Some(130));
     drop(p);
     let leftover = Command::new("pgrep")
         .arg("-f")
@@ -338,4 +427,86 @@ fn readme_first_command_starts_stops_and_restarts_the_platform() {
         "processes left: {}",
         String::from_utf8_lossy(&leftover.stdout)
     );
+}
+
+/// Ctrl-C or SIGTERM while `scripts/cluster.sh` builds stops the whole build, not only cargo
+/// (a background job of a script ignores SIGINT, so rustc used to keep running), and the
+/// script exits 130 / 143. A fake `cargo` on PATH stands in for the build: it starts a child
+/// (its "rustc") and waits.
+#[test]
+fn cluster_sh_interrupted_build_stops_cargo_and_its_children() {
+    let tmp = TempDir::new("quickstart-build");
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("cargo");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\nsleep 1000 &\necho $! > \"$FAKE_RUSTC_PID.tmp\"\n\
+         mv \"$FAKE_RUSTC_PID.tmp\" \"$FAKE_RUSTC_PID\"\nwait\n",
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&fake).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&fake, perms).unwrap();
+    let manifest: std::path::PathBuf = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let script = manifest.parent().unwrap().join("scripts/cluster.sh");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for (signal, want) in [("INT", 130), ("TERM", 143)] {
+        let pid_file = tmp.path().join(format!("rustc-{signal}.pid"));
+        let mut child = Command::new("bash")
+            .arg(&script)
+            .args(["--data", &tmp.path().join("data").display().to_string()])
+            .env_remove("CODIS_BIN_DIR")
+            .env("CODIS_UI_DIR", tmp.path().join("no-ui"))
+            .env("FAKE_RUSTC_PID", &pid_file)
+            .env("PATH", &path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !pid_file.exists() {
+            assert!(Instant::now() < deadline, "the fake cargo never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let rustc = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .to_string();
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("scripts/cluster.sh did not stop on SIG{signal} during the build");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(status.code(), Some(want), "exit status after SIG{signal}");
+        // Gone, or a zombie waiting for a reaper that is not ours.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{rustc}/stat")).unwrap_or_default();
+            let state = stat.rsplit(") ").next().and_then(|s| s.chars().next());
+            if stat.is_empty() || state == Some('Z') {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = Command::new("kill").arg(&rustc).status();
+                panic!("the build's child {rustc} survived SIG{signal} (state {state:?})");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
