@@ -46,30 +46,41 @@ for p in "$RP" "$CP"; do
     redis-cli -p "$p" FUNCTION LOAD REPLACE "$LIB" >/dev/null
 done
 
-rps() { # port pipeline command... -> requests per second
-    local port=$1 p=$2; shift 2
+# CPU time (user + system, clock ticks) a server process has used so far.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
+rps() { # port pid pipeline command... -> "requests-per-second cpu-us-per-request"
+    local port=$1 pid=$2 p=$3; shift 3
     local n=$N
     [ "$p" -gt 1 ] && n=$((N * PIPELINED_FACTOR))
-    redis-benchmark -p "$port" -c "$CLIENTS" -n "$n" -P "$p" -r "$KEYS" --csv -q "$@" 2>/dev/null \
-        | awk -F'"' 'NR>1 && $2!="" {v=$4} END {print v}' || true
+    local before after r
+    before=$(ticks "$pid")
+    r=$(redis-benchmark -p "$port" -c "$CLIENTS" -n "$n" -P "$p" -r "$KEYS" --csv -q "$@" 2>/dev/null \
+        | awk -F'"' 'NR>1 && $2!="" {v=$4} END {print v}' || true)
+    after=$(ticks "$pid")
+    echo "$r $(python3 -c "print(round(($after - $before) * $TICK_US / $n, 2))")"
 }
 
-# One row: name, then the command's words (a script body is one word).
+# One row: name, then the command's words (a script body is one word). Requests per second
+# swing with the load of this shared machine; the server's CPU time per request much less.
 row() {
     local name=$1 P=$2; shift 2
     [[ "$name" =~ $ONLY ]] || return 0
-    local r c ratio
-    r=$(rps "$RP" "$P" "$@"); c=$(rps "$CP" "$P" "$@")
+    local r c rcpu ccpu ratio cratio
+    read -r r rcpu < <(rps "$RP" "$RPID" "$P" "$@")
+    read -r c ccpu < <(rps "$CP" "$CPID" "$P" "$@")
     ratio=$(python3 -c "print(f'{float(\"$c\")/float(\"$r\"):.2f}x')" 2>/dev/null || echo "?")
-    echo "| $name | $P | $r | $c | $ratio |"
+    cratio=$(python3 -c "print(f'{float(\"$rcpu\")/float(\"$ccpu\"):.2f}x')" 2>/dev/null || echo "?")
+    echo "| $name | $P | $r | $c | $ratio | $rcpu | $ccpu | $cratio |"
 }
 
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "redis-server: $(redis-server --version | awk '{print $3}')  codis-server: $($CODIS --version)"
 echo "redis-benchmark -c $CLIENTS -n $N (x$PIPELINED_FACTOR when pipelined) -r $KEYS"
 echo
-echo "| test | -P | redis-server | codis-server | ratio |"
-echo "|---|---|---|---|---|"
+echo "| test | -P | redis-server req/s | codis-server req/s | ratio | redis-server CPU µs/req | codis-server CPU µs/req | CPU ratio |"
+echo "|---|---|---|---|---|---|---|---|"
 for P in $PIPELINES; do
     row "eval incr+get" "$P" EVAL "$RW" 1 "k:__rand_int__"
     row "evalsha incr+get" "$P" EVALSHA "$SHA_RW" 1 "k:__rand_int__"

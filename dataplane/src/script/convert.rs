@@ -9,6 +9,17 @@ use crate::resp::reply::Out;
 /// than this becomes an error, never a crash).
 const MAX_DEPTH: usize = 1000;
 
+/// A Lua number returned by a script: truncated, as C's `(long long)` cast does on x86-64
+/// (NaN and values out of range give the minimum, as Redis replies).
+fn number_reply(n: f64) -> i64 {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if (-TWO_63..TWO_63).contains(&n) {
+        n as i64
+    } else {
+        i64::MIN
+    }
+}
+
 /// A Lua number as a command argument: C's `%.17g`, as Redis 7.0 formats it.
 pub fn number_arg(n: f64) -> Vec<u8> {
     super::libs::fmt_g(n, 17).into_bytes()
@@ -32,9 +43,14 @@ pub fn lua_to_reply(out: &mut Out, v: &Value, depth: usize, script_resp3: bool) 
     match v {
         Value::String(s) => out.bulk(&s.as_bytes()),
         Value::Boolean(b) => {
-            // Booleans follow the script's protocol (`redis.setresp`), as in Redis 7.0.
-            if out.resp3 && script_resp3 {
-                out.boolean(*b);
+            // Booleans follow the script's protocol (`redis.setresp`), as in Redis 7.0: a
+            // RESP3 script's boolean is a RESP3 boolean, or 1/0 for a RESP2 client.
+            if script_resp3 {
+                if out.resp3 {
+                    out.boolean(*b);
+                } else {
+                    out.int(i64::from(*b));
+                }
             } else if *b {
                 out.int(1);
             } else {
@@ -42,7 +58,7 @@ pub fn lua_to_reply(out: &mut Out, v: &Value, depth: usize, script_resp3: bool) 
             }
         }
         Value::Integer(n) => out.int(*n),
-        Value::Number(n) => out.int(*n as i64),
+        Value::Number(n) => out.int(number_reply(*n)),
         Value::Table(t) => table_to_reply(out, t, depth, script_resp3),
         Value::Error(e) => out.error(&error_text(e)),
         _ => out.null(),

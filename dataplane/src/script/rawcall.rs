@@ -15,7 +15,8 @@
 //!   `lua_rawgeti` and `lua_rawseti` of an existing registry key, light userdata pushes, and
 //!   `lua_checkstack` with the memory limit off (it can fail only if the system allocator
 //!   does, as everywhere in mlua).
-//! - Rust code reached from Lua must not panic: [`push_reply`] indexes with `get` only.
+//! - Rust code reached from Lua must not unwind into it: [`push_reply`] indexes with `get`
+//!   only, and a panic of the command `redis.call` runs is caught and resumed after the run.
 //! - Argument strings are borrowed from the Lua stack while the command runs; nothing runs
 //!   Lua code (so nothing can collect them) until the command has returned.
 
@@ -96,7 +97,17 @@ unsafe fn run_and_push(l: *mut ffi::lua_State, raising: bool) -> bool {
             })
             .collect()
     });
-    let outcome = current.run_command(refs.as_deref());
+    // A panic must not unwind through Lua's C frames (it would leave the state broken): it
+    // is kept, the script stopped, and the panic resumed once the run is back in Rust.
+    let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        current.run_command(refs.as_deref())
+    })) {
+        Ok(outcome) => outcome,
+        Err(payload) => {
+            current.keep_panic(payload);
+            CallOutcome::Stop("ERR a command run by the script failed (panic)")
+        }
+    };
     drop(refs);
     drop(args);
     let (job_kind, raise) = match &outcome {
@@ -258,7 +269,8 @@ unsafe fn push_reply(
         b'+' => unsafe { push_tagged(l, c"ok", text) },
         b'-' => unsafe { push_tagged(l, c"err", text) },
         b':' => unsafe { ffi::lua_pushnumber(l, num(text) as f64) },
-        b'$' | b'(' | b'=' => {
+        b'(' => unsafe { push_tagged(l, c"big_number", text) },
+        b'$' | b'=' | b'!' => {
             let n = num(text);
             if n < 0 {
                 unsafe { ffi::lua_pushboolean(l, 0) };
@@ -268,7 +280,7 @@ unsafe fn push_reply(
             let data = buf.get(next..end)?;
             match kind {
                 b'$' => unsafe { push_bytes(l, data) },
-                b'(' => unsafe { push_tagged(l, c"big_number", data) },
+                b'!' => unsafe { push_tagged(l, c"err", data) },
                 _ => {
                     let (fmt, body) = match (data.get(..3), data.get(4..)) {
                         (Some(f), Some(b)) => (f, b),
@@ -336,7 +348,7 @@ unsafe fn push_reply(
             // Attributes are dropped, as Redis does; the value follows.
             let n = num(text).max(0);
             let mut p = next;
-            for _ in 0..2 * n {
+            for _ in 0..n.saturating_mul(2) {
                 p = unsafe { push_reply(l, buf, p, depth + 1)? };
                 unsafe { ffi::lua_settop(l, -2) };
             }

@@ -184,6 +184,8 @@ pub(super) struct Current {
     resp3: Arc<AtomicBool>,
     /// Registry id of `rawcall::build`, which `redis.call` runs protected.
     build_fn: std::ffi::c_int,
+    /// A panic of a command run by `redis.call`, resumed when the run is back in Rust.
+    panic: parking_lot::Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
 /// What `redis.call` / `redis.pcall` got from a command.
@@ -208,6 +210,10 @@ impl Current {
             .swap(ctx as *mut Ctx<'_> as *mut (), Ordering::AcqRel);
         debug_assert!(before.is_null(), "a script started inside a script");
         CurrentGuard(self, before, mode_before)
+    }
+
+    pub(super) fn keep_panic(&self, payload: Box<dyn std::any::Any + Send>) {
+        *self.panic.lock() = Some(payload);
     }
 
     pub(super) fn build_fn(&self) -> std::ffi::c_int {
@@ -385,6 +391,7 @@ impl Vm {
             mode: AtomicU64::default(),
             resp3: resp3.clone(),
             build_fn: build_fn.id(),
+            panic: parking_lot::Mutex::new(None),
         });
         let redis = redis_table(&lua, resp3.clone(), &current)?;
         real.raw_set("redis", redis.clone())?;
@@ -657,6 +664,9 @@ impl Vm {
             let _limit = MemoryLimit::on(lua);
             super::rawcall::run(lua, &self.run_keys, func, keys, args, mode.eval)
         };
+        if let Some(payload) = self.current.panic.lock().take() {
+            std::panic::resume_unwind(payload);
+        }
         // Lua 5.1 has no emergency collection: garbage a big run left (one that hit the
         // memory limit, say) would make the next runs fail their allocations. Only when
         // memory doubled since the last collection, so that data kept alive on purpose (a
