@@ -1434,7 +1434,7 @@ fn example_body(schema: Option<&str>) -> Option<Value> {
         "ServerAdd" => json!({"addr": "127.0.0.1:4"}),
         "ServerRef" => json!({"addr": "127.0.0.1:1"}),
         "ReplicaGroup" => json!({"addr": "127.0.0.1:1", "enabled": true}),
-        "Toggle" => json!({"enabled": false}),
+        "ReplicaGroupAll" => json!({"enabled": false}),
         "SyncAction" => json!({"addr": "127.0.0.1:2", "action": "remove"}),
         "ProxyCreate" => json!({"addr": "127.0.0.1:1"}),
         "SlotRange" => json!({"begin": 0, "end": 0, "group_id": 1}),

@@ -463,6 +463,13 @@ pub mod change {
         pub enabled: bool,
     }
 
+    /// `PUT .../groups/replica-group-all`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ReplicaGroupAll {
+        /// On or off, for every server of every group.
+        pub enabled: bool,
+    }
+
     /// `POST .../groups/{gid}/sync-action`.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct SyncAction {

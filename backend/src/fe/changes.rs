@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use codis_model::auth::dashboard_xauth;
 use codis_model::fe::change::{
-    ChangeDone, GroupCreate, ProxyCreate, RebalancePlan, ReplicaGroup, SentinelAdd, ServerAdd,
+    ChangeDone, GroupCreate, ProxyCreate, RebalancePlan, ReplicaGroup, ReplicaGroupAll, SentinelAdd, ServerAdd,
     ServerRef, SlotActionSettings, SlotRange, SlotsMoveSome, SyncAction,
 };
 use codis_model::fe::{ProductList, Role};
@@ -547,18 +547,12 @@ async fn groups_replica_group(
     .await
 }
 
-/// Body of `PUT .../groups/replica-group-all`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-struct Toggle {
-    enabled: bool,
-}
-
 async fn groups_replica_group_all(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
     ApiPath(product): ApiPath<String>,
-    ApiJson(b): ApiJson<Toggle>,
+    ApiJson(b): ApiJson<ReplicaGroupAll>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
     let route = format!("group/replica-groups-all/{{X}}/{}", u8::from(b.enabled));
@@ -1091,7 +1085,7 @@ pub fn routes(r: ApiRoutes) -> ApiRoutes {
         "/api/v1/products/{product}/groups/replica-group-all",
         groups_replica_group_all,
         Doc::new("Turn every server's replica-group flag on or off")
-            .body("Toggle")
+            .body("ReplicaGroupAll")
             .reply("ChangeDone"),
     )
     .post(
