@@ -56,10 +56,29 @@ fn screenshots_dir() -> PathBuf {
         .join("../docs/screenshots")
 }
 
+/// Makes `cmd`'s process receive `signal` when the thread that spawned it ends (also when the
+/// test binary is killed, where no Drop runs).
+fn die_with_parent(cmd: &mut Command, signal: libc::c_int) -> &mut Command {
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl, which is
+    // async-signal-safe; it touches no memory of the parent.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
 /// chromedriver and every browser it starts: one process group, terminated on drop (also when
-/// the test panics), so no Chromium is left behind.
+/// the test panics), so no Chromium is left behind. When the test binary is killed (no Drop
+/// runs), chromedriver gets SIGKILL from the kernel (PR_SET_PDEATHSIG), and a watchdog shell
+/// that gets SIGTERM the same way kills the whole group, browsers included.
 struct Driver {
     child: Child,
+    watchdog: Child,
     port: u16,
 }
 
@@ -67,17 +86,31 @@ impl Driver {
     fn start(dir: &Path) -> Driver {
         let port = free_port();
         let log = std::fs::File::create(dir.join("chromedriver.log")).unwrap();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
+        let mut cmd = Command::new("chromedriver");
+        cmd.arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
             .stdout(Stdio::null())
             .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect(
-                "chromedriver (apt-get install chromium chromium-driver; scripts/test.sh does)",
-            );
-        let d = Driver { child, port };
+            .process_group(0);
+        let child = die_with_parent(&mut cmd, libc::SIGKILL).spawn().expect(
+            "chromedriver (apt-get install chromium chromium-driver; scripts/test.sh does)",
+        );
+        let mut wd = Command::new("sh");
+        wd.args([
+            "-c",
+            // dash's kill takes no `--`; $0 is chromedriver's process group.
+            "trap 'kill -KILL -$0 2>/dev/null; exit 0' TERM; while sleep 1; do :; done",
+            &child.id().to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .process_group(0);
+        let watchdog = die_with_parent(&mut wd, libc::SIGTERM).spawn().expect("sh");
+        let d = Driver {
+            child,
+            watchdog,
+            port,
+        };
         let t = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -97,6 +130,8 @@ impl Drop for Driver {
         std::thread::sleep(Duration::from_millis(300));
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
+        let _ = self.watchdog.kill();
+        let _ = self.watchdog.wait();
     }
 }
 
@@ -253,7 +288,7 @@ fn ui_console_in_chromium() {
     let shop_port = free_port();
     let _shop = start_fs_dashboard("shop", &root, shop_port, &tmp.path().join("shop"));
     let ads_port = free_port();
-    let _ads = start_fs_dashboard("ads", &root, ads_port, &tmp.path().join("ads"));
+    let mut ads = start_fs_dashboard("ads", &root, ads_port, &tmp.path().join("ads"));
     let fe_port = free_port();
     let _fe = start_fe_with(&root, tmp.path(), fe_port, &dist);
     let proxy = start_proxy_on("shop", None, free_port(), free_port(), tmp.path());
@@ -365,6 +400,42 @@ fn ui_console_in_chromium() {
         }
         ui.shot("groups").await;
 
+        // Polls (every 3 s) update the rows in place: typed text and an open confirmation
+        // survive more than two of them.
+        ui.type_into("input[name=server-addr-1]", "10.9.9.9:6379")
+            .await;
+        ui.click_button(
+            &format!("//tr[@data-server='{}']", s(p2)),
+            "Remove",
+        )
+        .await;
+        ui.find("section[data-group='2'] .modal-backdrop:not([hidden])")
+            .await;
+        ui.js("performance.clearResourceTimings()").await;
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        let polls = ui
+            .js("return performance.getEntriesByType('resource').filter(e => \
+                 e.name.endsWith('/api/v1/products/shop')).length")
+            .await;
+        assert!(
+            polls.as_u64().unwrap_or(0) >= 2,
+            "at least two polls in 7 s: {polls}"
+        );
+        assert_eq!(
+            ui.js("return document.querySelector('input[name=server-addr-1]').value").await,
+            "10.9.9.9:6379",
+            "the typed address survived the polls"
+        );
+        assert_eq!(
+            ui.js("return document.querySelectorAll(\"section[data-group='2'] .modal-backdrop:not([hidden])\").length")
+                .await,
+            1,
+            "the confirmation stayed open through the polls"
+        );
+        ui.click("section[data-group='2'] .modal-backdrop:not([hidden]) .modal-buttons button:first-child")
+            .await;
+        ui.type_into("input[name=server-addr-1]", "").await;
+
         // 3. Proxies: add the proxy by its admin address; it goes online.
         ui.goto("/products/shop/proxies").await;
         ui.type_into("input[name=proxy-addr]", &s(proxy.admin)).await;
@@ -388,14 +459,20 @@ fn ui_console_in_chromium() {
         ui.click_button("//div[@id='rebalance-plan']", "Run this plan")
             .await;
         ui.confirm().await;
+        // One bar for that run; its total is the plan's size from the start (the fe fixes it
+        // when it accepts the plan, while the actions are still being queued).
         let mut seen = Vec::new();
         let t = Instant::now();
         loop {
             let p = ui
-                .js("const e = document.getElementById('migration-progress'); \
-                     return e ? Number(e.dataset.percent) : null")
+                .js("const e = document.querySelectorAll('.migration-run .progress'); \
+                     return e.length ? [e.length, Number(e[0].dataset.percent), \
+                     Number(e[0].dataset.total)] : null")
                 .await;
-            if let Some(p) = p.as_i64() {
+            if let Some(v) = p.as_array() {
+                assert_eq!(v[0], 1, "one bar per run");
+                assert_eq!(v[2], 1024, "the total is the plan's slot count");
+                let p = v[1].as_i64().unwrap();
                 if seen.last() != Some(&p) {
                     seen.push(p);
                 }
@@ -410,6 +487,17 @@ fn ui_console_in_chromium() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         eprintln!("progress bar values seen: {seen:?}");
+        assert!(
+            seen.len() > 1 && seen[0] < 100,
+            "a value below 100% is seen before 100%: {seen:?}"
+        );
+        ui.until(
+            "the finished run to say so",
+            20,
+            "return (document.querySelector('.migration-run .progress-text') || {}).innerText \
+             == 'rebalance: 1024 of 1024 slots moved (100%): done'",
+        )
+        .await;
         ui.until(
             "every slot online",
             60,
@@ -518,6 +606,46 @@ fn ui_console_in_chromium() {
         )
         .await;
         ui.shot("users").await;
+
+        // One product line's dashboard dies: its tabs say so (never "No group yet.") and
+        // disable their actions; the other product line stays live.
+        ads.kill();
+        ui.goto("/products/ads/groups").await;
+        let trouble = ui
+            .until(
+                "ads' groups page to say its dashboard is unreachable",
+                30,
+                &Ui::text_of(".live-trouble"),
+            )
+            .await;
+        assert!(
+            trouble.as_str().unwrap().contains("dashboard unreachable"),
+            "{trouble}"
+        );
+        ui.find("section[data-group='1']").await;
+        assert_eq!(
+            ui.js("return document.body.innerText.indexOf('No group yet.')").await,
+            -1,
+            "the last answer is shown, not an empty list"
+        );
+        let (total, enabled) = ui.enabled_actions().await;
+        assert!(total > 0);
+        assert!(
+            enabled.is_empty(),
+            "actions enabled while the dashboard is down: {enabled:?}"
+        );
+        ui.shot("unreachable").await;
+        ui.goto("/products/shop/groups").await;
+        ui.find(&format!("tr[data-server='{}']", s(p1))).await;
+        ui.until(
+            "shop's dashboard up",
+            20,
+            "return (document.querySelector('.product-head .good') || {}).innerText == 'dashboard up'",
+        )
+        .await;
+        assert_eq!(ui.js(&Ui::text_of(".live-trouble")).await, "");
+        let (_, enabled) = ui.enabled_actions().await;
+        assert!(!enabled.is_empty(), "shop's actions stay enabled");
 
         // Requests per minute of an idle open page (only when asked: it takes the time).
         if let Some(secs) = std::env::var("CODIS_UI_IDLE_SECS")
