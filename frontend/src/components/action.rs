@@ -123,7 +123,7 @@ fn ConfirmDialog(
                             on_yes.run(());
                         }
                     >
-                        {move || yes.get()}
+                        {yes}
                     </button>
                 </div>
             </div>
@@ -187,7 +187,7 @@ pub(crate) fn ActionButton(
                     }
                 }
             >
-                {move || label.get()}
+                {label}
             </button>
             {has_confirm
                 .then(|| {

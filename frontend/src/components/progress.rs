@@ -1,8 +1,9 @@
 //! The progress of a product line's slot migrations.
 
-use codis_model::fe::MigrationOverview;
+use codis_model::fe::{MigrationOverview, MigrationRun};
 use leptos::prelude::*;
 
+use crate::components::keyed::keyed;
 use crate::format;
 
 /// Done of total, as a whole percentage (an empty plan is done).
@@ -43,7 +44,9 @@ pub(crate) fn MigrationBar(
         });
         let what = run.with_untracked(|r| r.what.clone());
         let pct = Memo::new(move |_| run.with(|r| percent(r.done, r.total)));
-        let text = move || {
+        let num =
+            move |f: fn(&MigrationRun) -> i64| Signal::derive(move || run.with(f).to_string());
+        let text = Signal::derive(move || {
             run.with(|r| {
                 let state = match r.finished_at {
                     Some(_) if r.done >= r.total => ": done".to_string(),
@@ -58,7 +61,7 @@ pub(crate) fn MigrationBar(
                     percent(r.done, r.total)
                 )
             })
-        };
+        });
         view! {
             <div class="migration-run" data-run=id>
                 <div
@@ -66,12 +69,12 @@ pub(crate) fn MigrationBar(
                     role="progressbar"
                     aria-label=what
                     aria-valuemin="0"
-                    aria-valuemax=move || run.with(|r| r.total)
-                    aria-valuenow=move || run.with(|r| r.done)
-                    data-percent=move || pct.get()
-                    data-total=move || run.with(|r| r.total)
+                    aria-valuemax=num(|r| r.total)
+                    aria-valuenow=num(|r| r.done)
+                    data-percent=num(|r| percent(r.done, r.total))
+                    data-total=num(|r| r.total)
                 >
-                    <div class="progress-fill" style=move || format!("width:{}%", pct.get())></div>
+                    <div class="progress-fill" style=Signal::derive(move || format!("width:{}%", pct.get()))></div>
                 </div>
                 <p class="progress-text">{text}</p>
             </div>
@@ -91,7 +94,7 @@ pub(crate) fn MigrationBar(
                         view! { <p class="muted">{text}</p> }
                     })
             }}
-            <For each=move || ids.get() key=|id| *id children=run_bar />
+            {keyed(ids, run_bar)}
             {move || {
                 let running = migration.get().map(|m| m.running).unwrap_or_default();
                 (!running.is_empty())

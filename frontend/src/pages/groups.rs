@@ -13,6 +13,7 @@ use leptos::prelude::*;
 
 use crate::api;
 use crate::components::action::{ActionButton, ActionForm, act};
+use crate::components::keyed::keyed;
 use crate::components::table::Table;
 use crate::format;
 use crate::pages::overview::use_live;
@@ -197,7 +198,7 @@ pub(crate) fn GroupsPage() -> impl IntoView {
             <ActionButton label="Replica groups off (all)" allowed=can action=rg_all(false) on_done=refresh />
         </div>
         {live.notice(empty, "No group yet.")}
-        <For each=move || ids.get() key=|gid| *gid children=group_view />
+        {keyed(ids, group_view)}
     }
 }
 
@@ -232,6 +233,7 @@ fn group_view(gid: i64) -> impl IntoView {
     let addrs =
         Memo::new(move |_| rows.with(|r| r.iter().map(|s| s.addr.clone()).collect::<Vec<_>>()));
     let empty = Memo::new(move |_| addrs.with(Vec::is_empty));
+    let hide_table = Signal::derive(move || empty.get());
     let addr = RwSignal::new(String::new());
     let dc = RwSignal::new(String::new());
     let add = act(move || {
@@ -277,12 +279,12 @@ fn group_view(gid: i64) -> impl IntoView {
                     on_done=refresh
                 />
             </div>
-            <div hidden=move || empty.get()>
+            <div hidden=hide_table>
                 <Table
                     caption=format!("Servers of group {gid}")
                     headers=vec!["Server", "Role", "Data center", "Replication", "Lag", "Memory / max", "Keys", "OPS", "Sync", "Replica group", "Actions"]
                 >
-                    <For each=move || addrs.get() key=|a| a.clone() children=move |a| server_row(gid, a, rows) />
+                    {keyed(addrs, move |a| server_row(gid, a, rows))}
                 </Table>
             </div>
             <ActionForm name=format!("Add a server to group {gid}") label="Add server" allowed=can action=add on_done=refresh>
@@ -312,7 +314,8 @@ fn server_row(gid: i64, addr: String, rows: Memo<Vec<Server>>) -> impl IntoView 
                 .unwrap_or_default()
         }
     });
-    let field = move |f: fn(&Server) -> String| move || row.with(f);
+    // Signals rather than closures: one copy of the rendering code for every cell.
+    let field = move |f: fn(&Server) -> String| Signal::derive(move || row.with(f));
     let master = Memo::new(move |_| row.with(|s| s.master));
     let rg = Memo::new(move |_| row.with(|s| s.replica_group));
     let warned = Memo::new(move |_| row.with(|s| s.warning.is_some()));
@@ -413,9 +416,9 @@ fn server_row(gid: i64, addr: String, rows: Memo<Vec<Server>>) -> impl IntoView 
         })
     };
     view! {
-        <tr class:bad-row=move || warned.get() data-server=a.clone()>
+        <tr class:bad-row=warned data-server=a.clone()>
             <th scope="row">{a.clone()}</th>
-            <td>{move || if master.get() { "master" } else { "replica" }}</td>
+            <td>{field(|s| if s.master { "master" } else { "replica" }.to_string())}</td>
             <td>{field(|s| s.datacenter.clone())}</td>
             <td>
                 {field(|s| s.link.clone())} " "
@@ -426,7 +429,7 @@ fn server_row(gid: i64, addr: String, rows: Memo<Vec<Server>>) -> impl IntoView 
             <td class="num keys">{field(|s| format::count(s.keys))}</td>
             <td class="num">{field(|s| format::count(s.ops))}</td>
             <td>{field(|s| s.sync.clone())}</td>
-            <td>{move || if rg.get() { "on" } else { "off" }}</td>
+            <td>{field(|s| if s.replica_group { "on" } else { "off" }.to_string())}</td>
             <td class="actions">
                 {promote_view}
                 <ActionButton label="Sync" title=format!("Sync {a}") allowed=can action=sync on_done=refresh />

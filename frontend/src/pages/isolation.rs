@@ -9,6 +9,7 @@ use leptos::prelude::*;
 
 use crate::api;
 use crate::components::action::{ActionButton, act};
+use crate::components::keyed::keyed;
 use crate::components::poll::poll;
 use crate::components::table::Table;
 use crate::session::use_session;
@@ -121,8 +122,8 @@ pub(crate) fn IsolationPage() -> impl IntoView {
         view! {
             <tr data-product=product.clone()>
                 <th scope="row">{product.clone()}</th>
-                <td class="mode">{move || mode.get().as_str()}</td>
-                <td class:bad=bad>{move || n.get()}</td>
+                <td class="mode">{Signal::derive(move || mode.get().as_str().to_string())}</td>
+                <td class:bad=bad>{Signal::derive(move || n.get().to_string())}</td>
                 <td>
                     <ActionButton label title confirm=explain allowed action=switch on_done=refresh />
                 </td>
@@ -139,7 +140,7 @@ pub(crate) fn IsolationPage() -> impl IntoView {
         {move || (report.data.with(Option::is_none) && report.error.with(Option::is_none))
             .then(|| view! { <p class="muted">"Loading…"</p> })}
         <Table caption="Isolation mode of each product line" headers=vec!["Product", "Mode", "Violations", "Change"]>
-            <For each=move || products.get() key=|p| p.clone() children=mode_row />
+            {keyed(products, mode_row)}
         </Table>
         <h2>"Violations"</h2>
         {move || violations.get().map(|(violations, shared)| view! {

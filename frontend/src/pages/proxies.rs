@@ -7,6 +7,7 @@ use leptos::prelude::*;
 
 use crate::api;
 use crate::components::action::{ActionButton, ActionForm, act};
+use crate::components::keyed::keyed;
 use crate::components::table::Table;
 use crate::format;
 use crate::pages::overview::use_live;
@@ -119,7 +120,7 @@ pub(crate) fn ProxiesPage() -> impl IntoView {
                     "Commands", "Errors", "OPS", "Status", "Actions",
                 ]
             >
-                <For each=move || tokens.get() key=|t| t.clone() children=move |t| proxy_row(t, rows, can, refresh) />
+                {keyed(tokens, move |t| proxy_row(t, rows, can, refresh))}
             </Table>
         </div>
     }
@@ -173,7 +174,9 @@ fn proxy_row(
             }
         })
     };
-    let field = move |f: fn(&Row) -> String| move || r.with(f);
+    // Signals rather than closures: one copy of the rendering code for every cell.
+    let field = move |f: fn(&Row) -> String| Signal::derive(move || r.with(f));
+    let flag = move |f: fn(&Row) -> bool| Signal::derive(move || r.with(f));
     view! {
         <tr data-token=token.clone()>
             <td>{field(|r| r.id.to_string())}</td>
@@ -182,11 +185,11 @@ fn proxy_row(
             <td>{field(|r| r.datacenter.clone())}</td>
             <td class="num">{field(|r| r.sessions.clone())}</td>
             <td class="num">{field(|r| format::count(r.commands))}</td>
-            <td class="num" class:bad=move || r.with(|r| r.errors > 0)>{field(|r| format::count(r.errors))}</td>
+            <td class="num" class:bad=flag(|r| r.errors > 0)>{field(|r| format::count(r.errors))}</td>
             <td class="num">{field(|r| format::count(r.ops))}</td>
             <td
-                class:good=move || r.with(|r| r.status.is_ok())
-                class:bad=move || r.with(|r| r.status.is_err())
+                class:good=flag(|r| r.status.is_ok())
+                class:bad=flag(|r| r.status.is_err())
             >
                 {field(|r| match &r.status {
                     Ok(s) | Err(s) => s.clone(),

@@ -6,6 +6,7 @@ use leptos::prelude::*;
 
 use crate::api;
 use crate::components::action::{ActionButton, ActionForm, act};
+use crate::components::keyed::keyed;
 use crate::components::table::Table;
 use crate::pages::overview::use_live;
 
@@ -109,7 +110,7 @@ pub(crate) fn SentinelsPage() -> impl IntoView {
         {move || data.with(|d| d.1).then(|| view! { <p class="bad">"The sentinels are out of sync: resync them."</p> })}
         <div hidden=move || empty.get()>
             <Table caption="Sentinels" headers=vec!["Address", "Status", "Masters watched", "Masters down", "Actions"]>
-                <For each=move || addrs.get() key=|a| a.clone() children=move |a| sentinel_row(a, rows, can, refresh) />
+                {keyed(addrs, move |a| sentinel_row(a, rows, can, refresh))}
             </Table>
         </div>
         {move || {
@@ -158,19 +159,22 @@ fn sentinel_row(
             }
         })
     };
+    // Signals rather than closures: one copy of the rendering code for every cell.
+    let field = move |f: fn(&Row) -> String| Signal::derive(move || r.with(f));
+    let flag = move |f: fn(&Row) -> bool| Signal::derive(move || r.with(f));
     view! {
         <tr data-sentinel=addr.clone()>
             <th scope="row">{addr.clone()}</th>
             <td
-                class:good=move || r.with(|r| r.status.is_ok())
-                class:bad=move || r.with(|r| r.status.is_err())
+                class:good=flag(|r| r.status.is_ok())
+                class:bad=flag(|r| r.status.is_err())
             >
-                {move || r.with(|r| match &r.status {
+                {field(|r| match &r.status {
                     Ok(s) | Err(s) => s.clone(),
                 })}
             </td>
-            <td class="num">{move || r.with(|r| r.masters)}</td>
-            <td class="num" class:bad=move || r.with(|r| r.down > 0)>{move || r.with(|r| r.down)}</td>
+            <td class="num">{field(|r| r.masters.to_string())}</td>
+            <td class="num" class:bad=flag(|r| r.down > 0)>{field(|r| r.down.to_string())}</td>
             <td class="actions">
                 <ActionButton
                     label="Remove"

@@ -8,6 +8,7 @@ use leptos::prelude::*;
 
 use crate::api::{self, ApiError};
 use crate::components::action::{ActionButton, ActionForm, act};
+use crate::components::keyed::keyed;
 use crate::components::poll::poll;
 use crate::components::table::Table;
 use crate::format;
@@ -124,11 +125,7 @@ pub(crate) fn UsersPage() -> impl IntoView {
         {move || (users.data.with(Option::is_none) && users.error.with(Option::is_none))
             .then(|| view! { <p class="muted">"Loading…"</p> })}
         <Table caption="Users" headers=vec!["User", "Global admin", "Roles (product:role, …)", "Created", "Locked until", "Delete"]>
-            <For
-                each=move || user_names.get()
-                key=|n| n.clone()
-                children=move |n| user_row(n, users.data, admin, refresh_users)
-            />
+            {keyed(user_names, move |n| user_row(n, users.data, admin, refresh_users))}
         </Table>
     };
     let token_row = move |id: i64| {
@@ -158,7 +155,7 @@ pub(crate) fn UsersPage() -> impl IntoView {
                 <td>{info.products.join(", ")}</td>
                 <td>{info.created_by.clone()}</td>
                 <td>{format::time(info.created_at)}</td>
-                <td>{move || revoked.get().map(format::time).unwrap_or_default()}</td>
+                <td>{Signal::derive(move || revoked.get().map(format::time).unwrap_or_default())}</td>
                 <td>
                     {move || revoked.get().is_none().then(|| view! {
                         <ActionButton
@@ -181,7 +178,7 @@ pub(crate) fn UsersPage() -> impl IntoView {
         {move || (tokens.data.with(Option::is_none) && tokens.error.with(Option::is_none))
             .then(|| view! { <p class="muted">"Loading…"</p> })}
         <Table caption="API tokens, newest first" headers=vec!["Id", "Name", "Role", "Product lines", "Created by", "Created", "Revoked", "Revoke"]>
-            <For each=move || token_ids.get() key=|id| *id children=token_row />
+            {keyed(token_ids, token_row)}
         </Table>
     };
     view! {
@@ -303,10 +300,10 @@ fn user_row(
             </td>
             <td>{format::time(first.created_at)}</td>
             <td>
-                {move || {
+                {Signal::derive(move || {
                     let l = u.with(|u| u.as_ref().map_or(0, |u| u.locked_until));
                     if l > 0 { format::time(l) } else { String::new() }
-                }}
+                })}
             </td>
             <td>
                 <ActionButton
