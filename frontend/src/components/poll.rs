@@ -11,6 +11,10 @@ use leptos::task::spawn_local;
 use crate::api::{ApiError, ApiResult};
 use crate::format;
 
+/// A read that never answers (the browser's fetch has no timeout) must not stop the polling
+/// for good: after this long a new one is sent anyway.
+const GIVE_UP_MS: i64 = 30_000;
+
 /// The latest good answer of a repeated read, the last failure beside it, and a way to read
 /// again now.
 #[derive(Debug)]
@@ -72,7 +76,7 @@ impl<T: Clone + Send + Sync + 'static> Poll<T> {
 
 /// Runs `fetch` now, whenever a signal it reads changes, and every `period` while the
 /// document is visible (a hidden tab sends nothing). A period tick is skipped while a request
-/// is in flight, so a slow answer is still applied; a request sent because an input changed
+/// is in flight (for up to 30 s), so a slow answer is still applied; a request sent because an input changed
 /// (or [`Poll::refresh`]) drops the answers of the requests before it, and an input change
 /// forgets the data of the old inputs.
 pub(crate) fn poll<T, F, Fut>(period: Duration, fetch: F) -> Poll<T>
@@ -87,7 +91,11 @@ where
     let tick = RwSignal::new(0u64);
     let busy = RwSignal::new(false);
     let seq = Rc::new(Cell::new(0u64));
+    // When the newest read was sent (Unix ms).
+    let at_send = Rc::new(Cell::new(0i64));
+    let at_send_fx = at_send.clone();
     Effect::new(move |last_tick: Option<u64>| {
+        let at_send = &at_send_fx;
         let t = tick.get();
         let fut = fetch();
         if last_tick == Some(t) {
@@ -99,6 +107,7 @@ where
         let mine = seq.get() + 1;
         seq.set(mine);
         busy.set(true);
+        at_send.set(format::now_ms());
         let seq = seq.clone();
         spawn_local(async move {
             let r = fut.await;
@@ -117,7 +126,11 @@ where
         });
         t
     });
-    let due = move || !document().hidden() && !busy.get_untracked();
+    let sent_at = at_send;
+    let due = move || {
+        !document().hidden()
+            && (!busy.get_untracked() || format::now_ms() - sent_at.get() > GIVE_UP_MS)
+    };
     if let Ok(h) = set_interval_with_handle(
         move || {
             if due() {
