@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Figures of the web console (docs/BENCHMARKS.md, "Web console"):
 # - the bundle: each file's size and the size served gzipped (the .gz siblings codis-fe sends);
-# - total first-visit download and time from navigation to an interactive product list, both
-#   read from the Performance API in headless Chromium by the browser test;
+# - total first-visit download and time from navigation to an interactive product list (with
+#   an empty browser cache, and again with the bundle cached), read from the Performance API
+#   in headless Chromium by the browser test;
 # - requests per minute of an idle open page (product list, product overview), counted by the
 #   browser test over CODIS_UI_IDLE_SECS (default 60) seconds per page.
 # Needs what scripts/test.sh installs (chromium, chromium-driver, the wasm32 target, npm).

@@ -1010,6 +1010,30 @@ async fn rebalance_preview_then_confirm_runs_that_plan() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The fe counts that run against the plan's size (2 slots), not against the slots that
+    // have an action at some moment, and keeps it listed, finished, once both moved.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = e.call(&op, "GET", "/api/v1/products/alpha", None).await;
+        let runs = r.body["migration"]["runs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(runs.len(), 1, "one run: {}", r.body["migration"]);
+        assert_eq!(runs[0]["what"], "rebalance");
+        assert_eq!(runs[0]["total"], 2, "{}", runs[0]);
+        let done = runs[0]["done"].as_i64().unwrap();
+        assert!((0..=2).contains(&done), "{}", runs[0]);
+        if done == 2 && runs[0]["finished_at"].is_i64() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run never finished: {}",
+            runs[0]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let r = e
         .call(
             &op,
@@ -1019,6 +1043,39 @@ async fn rebalance_preview_then_confirm_runs_that_plan() {
         )
         .await;
     assert_eq!(r.status, 422);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_files_are_revalidated() {
+    let e = env("ui-cache").await;
+    let assets = e.root.join("no-assets");
+    std::fs::create_dir_all(&assets).unwrap();
+    std::fs::write(
+        assets.join("index.html"),
+        "<!doctype html><title>ui</title>",
+    )
+    .unwrap();
+    std::fs::write(assets.join("frontend.js"), "export default 1;").unwrap();
+    for uri in ["/frontend.js", "/", "/products/alpha"] {
+        let r = e.call(&Who::Anonymous, "GET", uri, None).await;
+        assert_eq!(r.status, 200, "{uri}: {}", r.text);
+        assert_eq!(
+            r.headers.get(header::CACHE_CONTROL).unwrap(),
+            "no-cache",
+            "{uri}: the bundle's names never change, so the browser must revalidate"
+        );
+    }
+    // Revalidation: an unchanged file answers 304.
+    let r = e.call(&Who::Anonymous, "GET", "/frontend.js", None).await;
+    let modified = r.headers.get(header::LAST_MODIFIED).unwrap().clone();
+    let req = Request::builder()
+        .uri("/frontend.js")
+        .header(header::HOST, "fe.test")
+        .header(header::IF_MODIFIED_SINCE, modified)
+        .body(Body::empty())
+        .unwrap();
+    let resp = e.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 304);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1434,7 +1491,7 @@ fn example_body(schema: Option<&str>) -> Option<Value> {
         "ServerAdd" => json!({"addr": "127.0.0.1:4"}),
         "ServerRef" => json!({"addr": "127.0.0.1:1"}),
         "ReplicaGroup" => json!({"addr": "127.0.0.1:1", "enabled": true}),
-        "Toggle" => json!({"enabled": false}),
+        "ReplicaGroupAll" => json!({"enabled": false}),
         "SyncAction" => json!({"addr": "127.0.0.1:2", "action": "remove"}),
         "ProxyCreate" => json!({"addr": "127.0.0.1:1"}),
         "SlotRange" => json!({"begin": 0, "end": 0, "group_id": 1}),

@@ -56,6 +56,20 @@ pub(crate) fn time(ms: i64) -> String {
     )
 }
 
+/// Unix milliseconds as local `HH:MM:SS`.
+pub(crate) fn clock(ms: i64) -> String {
+    if ms <= 0 {
+        return "never".into();
+    }
+    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+    format!(
+        "{:02}:{:02}:{:02}",
+        d.get_hours(),
+        d.get_minutes(),
+        d.get_seconds()
+    )
+}
+
 /// Now, in Unix milliseconds.
 pub(crate) fn now_ms() -> i64 {
     js_sys::Date::now() as i64

@@ -364,12 +364,31 @@ pub struct ProductDetail {
 pub struct MigrationOverview {
     /// Slots with an action now.
     pub pending: i64,
-    /// Slots whose action finished since the actions began (resets when none is left).
-    pub done: i64,
-    /// `done + pending`.
-    pub total: i64,
+    /// Each migration the fe accepted (a rebalance, a range or some slots moved), oldest
+    /// first; a finished one stays listed for a while.
+    #[serde(default)]
+    pub runs: Vec<MigrationRun>,
     /// Each slot migrating now.
     pub running: Vec<MigrationProgress>,
+}
+
+/// One migration accepted through the fe: its size is fixed when it is accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrationRun {
+    /// Its number (ascending in this fe's life).
+    pub id: i64,
+    /// What was asked: `rebalance`, `slots 0-511 -> group 2`, `8 slots group 1 -> 2`.
+    pub what: String,
+    /// Unix ms when it was accepted.
+    pub started_at: i64,
+    /// Slots in it (the plan's size).
+    pub total: i64,
+    /// Slots of it served by their target group with no action left: `total - remaining`.
+    pub done: i64,
+    /// Unix ms when no slot of it had an action any more (done, or stopped short when
+    /// `done < total`: an action was removed or its queueing failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<i64>,
 }
 
 /// One sample of a product line's totals.
@@ -465,6 +484,13 @@ pub mod change {
         /// The server (`*`: every server of every group).
         pub addr: String,
         /// On or off.
+        pub enabled: bool,
+    }
+
+    /// `PUT .../groups/replica-group-all`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ReplicaGroupAll {
+        /// On or off, for every server of every group.
         pub enabled: bool,
     }
 

@@ -11,8 +11,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use codis_model::auth::dashboard_xauth;
 use codis_model::fe::change::{
-    ChangeDone, GroupCreate, ProxyCreate, RebalancePlan, ReplicaGroup, SentinelAdd, ServerAdd,
-    ServerRef, SlotActionSettings, SlotRange, SlotsMoveSome, SyncAction,
+    ChangeDone, GroupCreate, ProxyCreate, RebalancePlan, ReplicaGroup, ReplicaGroupAll,
+    SentinelAdd, ServerAdd, ServerRef, SlotActionSettings, SlotRange, SlotsMoveSome, SyncAction,
 };
 use codis_model::fe::{ProductList, Role};
 use codis_model::topom::SlotMapping;
@@ -584,18 +584,12 @@ async fn groups_replica_group(
     .await
 }
 
-/// Body of `PUT .../groups/replica-group-all`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-struct Toggle {
-    enabled: bool,
-}
-
 async fn groups_replica_group_all(
     State(st): State<AppState>,
     actor: Actor,
     ctx: RequestCtx,
     ApiPath(product): ApiPath<String>,
-    ApiJson(b): ApiJson<Toggle>,
+    ApiJson(b): ApiJson<ReplicaGroupAll>,
 ) -> ApiResult<axum::Json<ChangeDone>> {
     let p = st.product_for(&actor, &product, Role::Operator)?;
     let route = format!("group/replica-groups-all/{{X}}/{}", u8::from(b.enabled));
@@ -829,7 +823,24 @@ async fn slots_move(
         b.begin, b.end, b.group_id
     );
     let target = format!("slots {}-{}", b.begin, b.end);
-    dashboard_change(&st, &actor, &ctx, &p, "slots.move", target, &b, route, None).await
+    let res = dashboard_change(
+        &st,
+        &actor,
+        &ctx,
+        &p,
+        "slots.move",
+        target.clone(),
+        &b,
+        route,
+        None,
+    )
+    .await;
+    if res.is_ok() {
+        let targets = (b.begin..=b.end).map(|sid| (sid, b.group_id)).collect();
+        let what = format!("{target} -> group {}", b.group_id);
+        products::start_run(&p, what, targets, true);
+    }
+    res
 }
 
 async fn slots_move_some(
@@ -850,18 +861,51 @@ async fn slots_move_some(
         b.from, b.to, b.count
     );
     let target = format!("group {} -> {}", b.from, b.to);
-    dashboard_change(
+    let res = dashboard_change(
         &st,
         &actor,
         &ctx,
         &p,
         "slots.move-some",
-        target,
+        target.clone(),
         &b,
         route,
         None,
     )
-    .await
+    .await;
+    if res.is_ok() {
+        // The dashboard picks the slots: the newest actions from `from` to `to` (as just
+        // polled) are this move's.
+        let mut picked: Vec<(i64, i64)> = {
+            let snap = p.snapshot.read();
+            snap.overview
+                .as_ref()
+                .and_then(|o| o.stats.as_ref())
+                .map(|st| {
+                    st.slots
+                        .iter()
+                        .filter(|sl| {
+                            !sl.action.state.is_empty()
+                                && sl.group_id == b.from
+                                && sl.action.target_id == b.to
+                        })
+                        .map(|sl| (sl.action.index, sl.id))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        picked.sort_unstable_by(|a, b| b.cmp(a));
+        let targets: BTreeMap<i64, i64> = picked
+            .into_iter()
+            .take(usize::try_from(b.count).unwrap_or(0))
+            .map(|(_, sid)| (sid, b.to))
+            .collect();
+        if !targets.is_empty() {
+            let what = format!("{} slots {target}", targets.len());
+            products::start_run(&p, what, targets, true);
+        }
+    }
+    res
 }
 
 async fn slots_action(
@@ -963,11 +1007,15 @@ async fn rebalance_confirm(
     let change = Change::new(&actor, &ctx, Some(&p.name), "rebalance")
         .target(format!("{} slots", b.plan.len()))
         .params(&b);
+    // The progress counts the whole plan from now on, while its actions are being queued.
+    let run = products::start_run(&p, "rebalance".into(), b.plan.clone(), false);
+    let queued = std::sync::atomic::AtomicUsize::new(0);
     let res = run_change(&st, change, async {
         // Exactly the previewed plan: one action per slot, in slot order, within a bounded
         // time overall (each call is bounded too); what was queued before a stop is reported.
         let deadline = tokio::time::Instant::now() + REBALANCE_DEADLINE;
         for (done, (sid, gid)) in b.plan.iter().enumerate() {
+            queued.store(done, std::sync::atomic::Ordering::Relaxed);
             if tokio::time::Instant::now() >= deadline {
                 return Err(ApiError::new(
                     StatusCode::GATEWAY_TIMEOUT,
@@ -991,9 +1039,17 @@ async fn rebalance_confirm(
                     e
                 })?;
         }
+        queued.store(b.plan.len(), std::sync::atomic::Ordering::Relaxed);
         Ok(())
     })
     .await;
+    if res.is_ok() {
+        products::queued(&p, run, None);
+    } else {
+        let n = queued.load(std::sync::atomic::Ordering::Relaxed);
+        let kept: Vec<i64> = b.plan.keys().take(n).copied().collect();
+        products::queued(&p, run, Some(&kept));
+    }
     st.products.poll_now(&p).await;
     res
 }
@@ -1129,7 +1185,7 @@ pub fn routes(r: ApiRoutes) -> ApiRoutes {
         "/api/v1/products/{product}/groups/replica-group-all",
         groups_replica_group_all,
         Doc::new("Turn every server's replica-group flag on or off")
-            .body("Toggle")
+            .body("ReplicaGroupAll")
             .reply("ChangeDone"),
     )
     .post(

@@ -210,7 +210,17 @@ async fn fallback(State(st): State<AppState>, req: Request) -> Response {
         .precompressed_br()
         .fallback(ServeFile::new(index));
     match serve.oneshot(req).await {
-        Ok(r) => r.into_response(),
+        Ok(r) => {
+            // frontend.js and frontend_bg.wasm keep their names across releases: the browser
+            // may keep them but must revalidate (Last-Modified / If-Modified-Since, a 304 when
+            // unchanged), so an upgrade never runs an old bundle against a new API.
+            let mut r = r.into_response();
+            r.headers_mut().insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-cache"),
+            );
+            r
+        }
         Err(e) => ApiError::internal(e).into_response(),
     }
 }

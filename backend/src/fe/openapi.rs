@@ -302,7 +302,7 @@ pub fn schemas() -> Value {
             "interval": {"type": "integer", "minimum": 0, "maximum": 1_000_000}})),
         "RebalancePlan": obj(&["plan"], json!({"plan": {"type": "object",
             "additionalProperties": {"type": "integer"}}})),
-        "Toggle": obj(&["enabled"], json!({"enabled": {"type": "boolean"}})),
+        "ReplicaGroupAll": obj(&["enabled"], json!({"enabled": {"type": "boolean"}})),
         "SentinelAdd": obj(&["addr"], json!({"addr": addr})),
         "ChangeDone": obj(&["ok", "audit_id"], json!({
             "ok": {"type": "boolean"}, "audit_id": {"type": "integer"}})),

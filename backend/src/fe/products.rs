@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use codis_coordinator::Coordinator;
-use codis_model::fe::{MigrationOverview, MigrationProgress, ProductSummary};
+use codis_model::fe::{MigrationOverview, MigrationProgress, MigrationRun, ProductSummary};
 use codis_model::topom::{Topom, TopomOverview};
 use parking_lot::RwLock;
 use sqlx::SqlitePool;
@@ -59,8 +59,8 @@ pub struct Snapshot {
     pub read_from: i64,
     /// Per migrating slot: (moved, time ms, keys/s).
     rates: HashMap<i64, (i64, i64, f64)>,
-    /// The most slots with an action seen since none had one.
-    peak_pending: i64,
+    /// Migrations accepted through the fe, oldest first.
+    runs: Vec<Run>,
     /// The last history sample (ms).
     last_sample: i64,
     /// The summary as of the last poll (isolation fields unset).
@@ -313,6 +313,7 @@ async fn poll_loop(p: std::sync::Weak<Product>, reg: Arc<Registry>) {
 }
 
 async fn poll_once(p: &Product, reg: &Registry) {
+    // What the overview can show began no later than this.
     let started = now_ms();
     let dash = p.dashboard.read().clone();
     let result = if dash.is_empty() {
@@ -350,6 +351,7 @@ async fn poll_once(p: &Product, reg: &Registry) {
                     None
                 } else {
                     update_rates(&mut s, &ov, now);
+                    update_runs(&mut s, &ov, started, now);
                     s.topom_json = serde_json::to_vec(&ov).ok().map(bytes::Bytes::from);
                     s.overview = Some(Arc::new(ov));
                     s.read_from = started;
@@ -435,21 +437,98 @@ fn update_rates(s: &mut Snapshot, ov: &TopomOverview, now: i64) {
         rates.insert(m.id, (m.moved, now, rate));
     }
     s.rates = rates;
-    let pending = stats.slot_action.pending.max(
-        i64::try_from(
-            stats
-                .slots
-                .iter()
-                .filter(|sl| !sl.action.state.is_empty())
-                .count(),
-        )
-        .unwrap_or(0),
-    );
-    s.peak_pending = if pending == 0 {
-        0
-    } else {
-        s.peak_pending.max(pending)
+}
+
+/// How long a finished migration stays listed.
+const RUN_KEEP_MS: i64 = 120_000;
+/// Migrations listed at most (the oldest finished ones go first).
+const RUNS_MAX: usize = 16;
+
+/// A migration accepted through the fe.
+#[derive(Debug, Clone)]
+struct Run {
+    id: i64,
+    what: String,
+    started_at: i64,
+    /// Slot -> the group it moves to.
+    targets: BTreeMap<i64, i64>,
+    /// Unix ms when every action of it was queued (None: still queueing).
+    queued_at: Option<i64>,
+    finished_at: Option<i64>,
+}
+
+/// `(done, with an action)` of a run in an overview: done means served by the target group
+/// with no action left.
+fn run_counts(run: &Run, ov: &TopomOverview) -> (i64, i64) {
+    let Some(stats) = &ov.stats else {
+        return (0, 0);
     };
+    let (mut done, mut acting) = (0, 0);
+    for (&sid, &to) in &run.targets {
+        let Some(sl) = usize::try_from(sid).ok().and_then(|i| stats.slots.get(i)) else {
+            continue;
+        };
+        if !sl.action.state.is_empty() {
+            acting += 1;
+        } else if sl.group_id == to {
+            done += 1;
+        }
+    }
+    (done, acting)
+}
+
+/// Marks the runs this overview shows finished, and forgets old ones. `asked` is when the
+/// poll began: a run queued after that is judged by a later poll.
+fn update_runs(s: &mut Snapshot, ov: &TopomOverview, asked: i64, now: i64) {
+    for run in &mut s.runs {
+        if run.finished_at.is_some() || run.queued_at.is_none_or(|q| q >= asked) {
+            continue;
+        }
+        let (done, acting) = run_counts(run, ov);
+        if acting == 0 || done == i64::try_from(run.targets.len()).unwrap_or(0) {
+            run.finished_at = Some(now);
+        }
+    }
+    s.runs
+        .retain(|r| r.finished_at.is_none_or(|f| now - f < RUN_KEEP_MS));
+    while s.runs.len() > RUNS_MAX {
+        let Some(i) = s.runs.iter().position(|r| r.finished_at.is_some()) else {
+            break;
+        };
+        s.runs.remove(i);
+    }
+}
+
+/// Records a migration the fe accepted: `targets` maps each slot of it to its group. Its
+/// total is fixed now, whatever the dashboard has queued yet. Returns its id, for
+/// [`queued`].
+pub fn start_run(p: &Product, what: String, targets: BTreeMap<i64, i64>, queued: bool) -> i64 {
+    let now = now_ms();
+    let mut s = p.snapshot.write();
+    let id = s.runs.last().map_or(1, |r| r.id + 1);
+    s.runs.push(Run {
+        id,
+        what,
+        started_at: now,
+        targets,
+        queued_at: queued.then_some(now),
+        finished_at: None,
+    });
+    id
+}
+
+/// Queueing of run `id` ended; when it stopped short, only the slots in `kept` are in it
+/// (none: the whole plan was queued).
+pub fn queued(p: &Product, id: i64, kept: Option<&[i64]>) {
+    let now = now_ms();
+    let mut s = p.snapshot.write();
+    if let Some(run) = s.runs.iter_mut().find(|r| r.id == id) {
+        if let Some(kept) = kept {
+            run.targets.retain(|sid, _| kept.contains(sid));
+        }
+        run.queued_at = Some(now);
+    }
+    s.runs.retain(|r| !r.targets.is_empty());
 }
 
 /// A product line's totals.
@@ -629,7 +708,22 @@ pub fn migration(p: &Product) -> MigrationOverview {
             .count(),
     )
     .unwrap_or(0);
-    let total = s.peak_pending.max(pending);
+    let runs = s
+        .runs
+        .iter()
+        .map(|r| {
+            let total = i64::try_from(r.targets.len()).unwrap_or(0);
+            let (done, _) = s.overview.as_deref().map_or((0, 0), |ov| run_counts(r, ov));
+            MigrationRun {
+                id: r.id,
+                what: r.what.clone(),
+                started_at: r.started_at,
+                total,
+                done,
+                finished_at: r.finished_at,
+            }
+        })
+        .collect();
     let running = stats
         .slot_action
         .migrating
@@ -656,8 +750,7 @@ pub fn migration(p: &Product) -> MigrationOverview {
         .collect();
     MigrationOverview {
         pending,
-        done: total - pending,
-        total,
+        runs,
         running,
     }
 }

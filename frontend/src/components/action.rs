@@ -85,7 +85,7 @@ fn ConfirmDialog(
     message: Signal<String>,
     /// The confirming button's text.
     #[prop(into)]
-    yes: String,
+    yes: Signal<String>,
     /// Runs when confirmed.
     on_yes: Callback<()>,
 ) -> impl IntoView {
@@ -131,12 +131,13 @@ fn ConfirmDialog(
     }
 }
 
-/// A button that runs an action.
+/// A button that runs an action. Its texts may follow the live data; the button itself (and
+/// its confirmation and outcome) stays as long as its row does.
 #[component]
 pub(crate) fn ActionButton(
     /// The button's text.
     #[prop(into)]
-    label: String,
+    label: Signal<String>,
     /// What the action will do; when set, the user must confirm first.
     #[prop(optional, into)]
     confirm: Option<Signal<String>>,
@@ -153,19 +154,20 @@ pub(crate) fn ActionButton(
     on_done: Option<Callback<()>>,
     /// A longer accessible name (when the label is short, e.g. in a table row).
     #[prop(optional, into)]
-    title: Option<String>,
+    title: Option<Signal<String>>,
 ) -> impl IntoView {
     let action = StoredValue::new_local(action);
     let out = Outcome::new();
     let open = RwSignal::new(false);
     let has_confirm = confirm.is_some();
     let message = confirm.unwrap_or_default();
-    let title = title.unwrap_or_else(|| label.clone());
+    let title = title.unwrap_or(label);
     let denied_title = move || {
+        let title = title.get();
         if allowed.get() {
-            title.clone()
+            title
         } else {
-            format!("{title} (your role does not allow it)")
+            format!("{title} (not allowed now: your role, or the dashboard does not answer)")
         }
     };
     view! {
@@ -175,7 +177,7 @@ pub(crate) fn ActionButton(
                 class="act"
                 class:danger=danger
                 disabled=move || !allowed.get() || out.busy.get()
-                title=denied_title.clone()
+                title=denied_title
                 aria-label=denied_title
                 on:click=move |_| {
                     if has_confirm {
@@ -185,7 +187,7 @@ pub(crate) fn ActionButton(
                     }
                 }
             >
-                {label.clone()}
+                {label}
             </button>
             {has_confirm
                 .then(|| {
@@ -259,7 +261,7 @@ pub(crate) fn ActionForm(
                         <ConfirmDialog
                             open
                             message
-                            yes=label
+                            yes=label.clone()
                             on_yes=Callback::new(move |()| out.run(action, on_done))
                         />
                     }

@@ -2,6 +2,7 @@
 
 pub(crate) mod action;
 pub(crate) mod chart;
+pub(crate) mod keyed;
 pub(crate) mod poll;
 pub(crate) mod progress;
 pub(crate) mod slotmap;

@@ -1,11 +1,12 @@
 //! The progress of a product line's slot migrations.
 
-use codis_model::fe::MigrationOverview;
+use codis_model::fe::{MigrationOverview, MigrationRun};
 use leptos::prelude::*;
 
+use crate::components::keyed::keyed;
 use crate::format;
 
-/// Done of total, as a whole percentage.
+/// Done of total, as a whole percentage (an empty plan is done).
 pub(crate) fn percent(done: i64, total: i64) -> i64 {
     if total <= 0 {
         100
@@ -14,70 +15,86 @@ pub(crate) fn percent(done: i64, total: i64) -> i64 {
     }
 }
 
-/// A progress bar for the slots with an action, and a row per slot moving now (keys moved and
-/// left, keys per second, time left). The fe forgets the total once nothing is left, so the bar
-/// remembers the last run and shows it complete.
+/// A progress bar per migration accepted through the fe (a rebalance, a range or some slots
+/// moved), as the fe counts it: the total is the plan's size, fixed when it was accepted, and
+/// done is the slots already served by their target group. Then a row per slot moving now
+/// (keys moved and left, keys per second, time left).
 #[component]
 pub(crate) fn MigrationBar(
     /// The product line's migrations (live).
     migration: Signal<Option<MigrationOverview>>,
 ) -> impl IntoView {
-    // The largest total of the run seen last (a run ends when the fe reports no total).
-    let last_total = RwSignal::new(0i64);
-    Effect::new(move |was_running: Option<bool>| {
-        let total = migration.with(|m| m.as_ref().map_or(0, |m| m.total));
-        if total > 0 {
-            if was_running == Some(true) {
-                last_total.update(|t| *t = (*t).max(total));
-            } else {
-                last_total.set(total);
-            }
-        }
-        total > 0
+    let ids = Memo::new(move |_| {
+        migration.with(|m| {
+            m.iter()
+                .flat_map(|m| m.runs.iter().map(|r| r.id))
+                .collect::<Vec<_>>()
+        })
     });
-    let counts = move || {
-        let m = migration.get().unwrap_or_default();
-        if m.total > 0 {
-            (m.done, m.total)
-        } else {
-            let t = last_total.get();
-            (t, t)
+    let pending = Memo::new(move |_| migration.with(|m| m.as_ref().map_or(0, |m| m.pending)));
+    let run_bar = move |id: i64| {
+        let run = Memo::new(move |_| {
+            migration.with(|m| {
+                m.iter()
+                    .flat_map(|m| m.runs.iter())
+                    .find(|r| r.id == id)
+                    .cloned()
+                    .unwrap_or_default()
+            })
+        });
+        let what = run.with_untracked(|r| r.what.clone());
+        let pct = Memo::new(move |_| run.with(|r| percent(r.done, r.total)));
+        let num =
+            move |f: fn(&MigrationRun) -> i64| Signal::derive(move || run.with(f).to_string());
+        let text = Signal::derive(move || {
+            run.with(|r| {
+                let state = match r.finished_at {
+                    Some(_) if r.done >= r.total => ": done".to_string(),
+                    Some(_) => ": stopped (actions removed or not all queued)".to_string(),
+                    None => String::new(),
+                };
+                format!(
+                    "{}: {} of {} slots moved ({}%){state}",
+                    r.what,
+                    r.done,
+                    r.total,
+                    percent(r.done, r.total)
+                )
+            })
+        });
+        view! {
+            <div class="migration-run" data-run=id>
+                <div
+                    class="progress"
+                    role="progressbar"
+                    aria-label=what
+                    aria-valuemin="0"
+                    aria-valuemax=num(|r| r.total)
+                    aria-valuenow=num(|r| r.done)
+                    data-percent=num(|r| percent(r.done, r.total))
+                    data-total=num(|r| r.total)
+                >
+                    <div class="progress-fill" style=Signal::derive(move || format!("width:{}%", pct.get()))></div>
+                </div>
+                <p class="progress-text">{text}</p>
+            </div>
         }
-    };
-    let pct = move || {
-        let (d, t) = counts();
-        percent(d, t)
     };
     view! {
         <section class="migration" aria-label="Migration progress">
             {move || {
-                let (done, total) = counts();
-                if total == 0 {
-                    view! { <p class="muted">"No slot is migrating."</p> }.into_any()
-                } else {
-                    let p = pct();
-                    let text = if done == total {
-                        format!("{done} of {total} slots moved (100%): done")
-                    } else {
-                        format!("{done} of {total} slots moved ({p}%)")
-                    };
-                    view! {
-                        <div
-                            id="migration-progress"
-                            class="progress"
-                            role="progressbar"
-                            aria-valuemin="0"
-                            aria-valuemax=total
-                            aria-valuenow=done
-                            data-percent=p
-                        >
-                            <div class="progress-fill" style=format!("width:{p}%")></div>
-                        </div>
-                        <p class="progress-text">{text}</p>
-                    }
-                        .into_any()
-                }
+                (ids.with(Vec::is_empty))
+                    .then(|| {
+                        let n = pending.get();
+                        let text = if n == 0 {
+                            "No slot is migrating.".to_string()
+                        } else {
+                            format!("{n} slots have a pending action.")
+                        };
+                        view! { <p class="muted">{text}</p> }
+                    })
             }}
+            {keyed(ids, run_bar)}
             {move || {
                 let running = migration.get().map(|m| m.running).unwrap_or_default();
                 (!running.is_empty())

@@ -39,6 +39,10 @@ pub(crate) fn AuditPage() -> impl IntoView {
     // Pages seen: the `before` of each, to go back.
     let cursor = RwSignal::new(Vec::<i64>::new());
     let page = RwSignal::new(None::<api::ApiResult<Page>>);
+    // Requests are numbered: only the newest one's answer is shown (a slow older answer
+    // never overwrites it), and the pager waits for it.
+    let seq = StoredValue::new(0u64);
+    let loading = RwSignal::new(false);
     let load = move || {
         let mut q = applied.get_untracked();
         if let Some(b) = cursor.with_untracked(|c| c.last().copied()) {
@@ -46,7 +50,16 @@ pub(crate) fn AuditPage() -> impl IntoView {
         }
         q.push(("limit", PAGE.to_string()));
         let qs = api::query(&q);
-        spawn_local(async move { page.set(Some(api::audit(&qs).await)) });
+        let mine = seq.get_value() + 1;
+        seq.set_value(mine);
+        loading.set(true);
+        spawn_local(async move {
+            let r = api::audit(&qs).await;
+            if seq.get_value() == mine {
+                page.set(Some(r));
+                loading.set(false);
+            }
+        });
     };
     load();
     let apply = move |ev: SubmitEvent| {
@@ -98,10 +111,10 @@ pub(crate) fn AuditPage() -> impl IntoView {
                         }
                     }).collect_view()}
                 </Table>
-                <div class="pager">
+                <div class="pager" aria-busy=move || loading.get().to_string()>
                     <button
                         type="button"
-                        disabled=move || cursor.with(Vec::is_empty)
+                        disabled=move || loading.get() || cursor.with(Vec::is_empty)
                         on:click=move |_| {
                             cursor.update(|c| { c.pop(); });
                             load();
@@ -111,7 +124,7 @@ pub(crate) fn AuditPage() -> impl IntoView {
                     </button>
                     <button
                         type="button"
-                        disabled=next.is_none()
+                        disabled=move || loading.get() || next.is_none()
                         on:click=move |_| {
                             if let Some(n) = next {
                                 cursor.update(|c| c.push(n));

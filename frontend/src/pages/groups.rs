@@ -5,12 +5,15 @@
 use std::collections::BTreeMap;
 
 use codis_model::fe::Role;
-use codis_model::fe::change::{GroupCreate, ReplicaGroup, ServerAdd, ServerRef, SyncAction};
+use codis_model::fe::change::{
+    GroupCreate, ReplicaGroup, ReplicaGroupAll, ServerAdd, ServerRef, SyncAction,
+};
 use codis_model::topom::{Group, RedisStats};
 use leptos::prelude::*;
 
 use crate::api;
 use crate::components::action::{ActionButton, ActionForm, act};
+use crate::components::keyed::keyed;
 use crate::components::table::Table;
 use crate::format;
 use crate::pages::overview::use_live;
@@ -25,7 +28,7 @@ pub(crate) fn info_keys(info: &BTreeMap<String, String>) -> i64 {
 }
 
 /// One server as shown.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct Server {
     addr: String,
     master: bool,
@@ -120,28 +123,20 @@ fn server_rows(g: &Group, stats: &BTreeMap<String, RedisStats>) -> Vec<Server> {
 }
 
 /// `/products/:name/groups`.
+///
+/// Groups and servers are keyed rows (group id, server address): a poll updates their figures
+/// in place, so what the user is doing in a row (typed text, an open confirmation, an action's
+/// outcome) survives it.
 #[component]
 pub(crate) fn GroupsPage() -> impl IntoView {
     let live = use_live();
     let can = live.can(Role::Operator);
     let refresh = live.refresh();
-    let groups = Memo::new(move |_| {
-        live.stats(|s| {
-            s.group
-                .models
-                .iter()
-                .map(|g| {
-                    (
-                        g.id,
-                        g.out_of_sync,
-                        g.promoting.state.clone(),
-                        server_rows(g, &s.group.stats),
-                    )
-                })
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default()
+    let ids = Memo::new(move |_| {
+        live.stats(|s| s.group.models.iter().map(|g| g.id).collect::<Vec<_>>())
+            .unwrap_or_default()
     });
+    let empty = Memo::new(move |_| ids.with(Vec::is_empty));
     let new_gid = RwSignal::new(String::new());
     let create = act(move || {
         let p = live.name.get_untracked();
@@ -171,7 +166,7 @@ pub(crate) fn GroupsPage() -> impl IntoView {
                     "PUT",
                     &p,
                     "/groups/replica-group-all",
-                    Some(&serde_json::json!({"enabled": on})),
+                    Some(&ReplicaGroupAll { enabled: on }),
                 )
                 .await?;
                 Ok(if on {
@@ -202,30 +197,43 @@ pub(crate) fn GroupsPage() -> impl IntoView {
             <ActionButton label="Replica groups on (all)" confirm="Let every replica of every group serve reads?" allowed=can action=rg_all(true) on_done=refresh />
             <ActionButton label="Replica groups off (all)" allowed=can action=rg_all(false) on_done=refresh />
         </div>
-        {move || {
-            let gs = groups.get();
-            if gs.is_empty() {
-                return view! { <p class="muted">"No group yet."</p> }.into_any();
-            }
-            gs.into_iter()
-                .map(|(gid, out_of_sync, promoting, servers)| group_view(gid, out_of_sync, promoting, servers))
-                .collect_view()
-                .into_any()
-        }}
+        {live.notice(empty, "No group yet.")}
+        {keyed(ids, group_view)}
     }
 }
 
-fn group_view(
-    gid: i64,
-    out_of_sync: bool,
-    promoting: String,
-    servers: Vec<Server>,
-) -> impl IntoView {
+/// One group's section; its figures follow the polls, its forms and buttons stay.
+fn group_view(gid: i64) -> impl IntoView {
     let live = use_live();
     let can = live.can(Role::Operator);
     let refresh = live.refresh();
     let name = live.name;
-    let empty = servers.is_empty();
+    let head = Memo::new(move |_| {
+        live.stats(|s| {
+            s.group
+                .models
+                .iter()
+                .find(|g| g.id == gid)
+                .map(|g| (g.out_of_sync, g.promoting.state.clone()))
+        })
+        .flatten()
+        .unwrap_or_default()
+    });
+    let rows = Memo::new(move |_| {
+        live.stats(|s| {
+            s.group
+                .models
+                .iter()
+                .find(|g| g.id == gid)
+                .map(|g| server_rows(g, &s.group.stats))
+        })
+        .flatten()
+        .unwrap_or_default()
+    });
+    let addrs =
+        Memo::new(move |_| rows.with(|r| r.iter().map(|s| s.addr.clone()).collect::<Vec<_>>()));
+    let empty = Memo::new(move |_| addrs.with(Vec::is_empty));
+    let hide_table = Signal::derive(move || empty.get());
     let addr = RwSignal::new(String::new());
     let dc = RwSignal::new(String::new());
     let add = act(move || {
@@ -258,27 +266,27 @@ fn group_view(
         <section class="group" aria-label=format!("Group {gid}") data-group=gid>
             <div class="group-head">
                 <h3>{format!("Group {gid}")}</h3>
-                {out_of_sync.then(|| view! { <span class="bad">"out of sync: resync it"</span> })}
-                {(!promoting.is_empty()).then(|| view! { <span class="warn">{format!("promotion {promoting}")}</span> })}
+                {move || head.with(|h| h.0).then(|| view! { <span class="bad">"out of sync: resync it"</span> })}
+                {move || head.with(|h| (!h.1.is_empty()).then(|| view! { <span class="warn">{format!("promotion {}", h.1)}</span> }))}
                 <ActionButton label="Resync" title=format!("Resync group {gid}") allowed=can action=resync on_done=refresh />
                 <ActionButton
                     label="Remove group"
                     title=format!("Remove group {gid}")
                     danger=true
                     confirm=format!("Remove group {gid}? Only an empty group (no server, no slot) can be removed.")
-                    allowed=Signal::derive(move || can.get() && empty)
+                    allowed=Signal::derive(move || can.get() && empty.get())
                     action=remove
                     on_done=refresh
                 />
             </div>
-            {(!servers.is_empty()).then(|| view! {
+            <div hidden=hide_table>
                 <Table
                     caption=format!("Servers of group {gid}")
                     headers=vec!["Server", "Role", "Data center", "Replication", "Lag", "Memory / max", "Keys", "OPS", "Sync", "Replica group", "Actions"]
                 >
-                    {servers.into_iter().map(|s| server_row(gid, s)).collect_view()}
+                    {keyed(addrs, move |a| server_row(gid, a, rows))}
                 </Table>
-            })}
+            </div>
             <ActionForm name=format!("Add a server to group {gid}") label="Add server" allowed=can action=add on_done=refresh>
                 <label>
                     "Server address"
@@ -293,12 +301,25 @@ fn group_view(
     }
 }
 
-fn server_row(gid: i64, s: Server) -> impl IntoView {
+/// One server's row, keyed by its address; `rows` is its group's live rows.
+fn server_row(gid: i64, addr: String, rows: Memo<Vec<Server>>) -> impl IntoView {
     let live = use_live();
     let can = live.can(Role::Operator);
     let refresh = live.refresh();
     let name = live.name;
-    let a = s.addr.clone();
+    let row = Memo::new({
+        let addr = addr.clone();
+        move |_| {
+            rows.with(|r| r.iter().find(|s| s.addr == addr).cloned())
+                .unwrap_or_default()
+        }
+    });
+    // Signals rather than closures: one copy of the rendering code for every cell.
+    let field = move |f: fn(&Server) -> String| Signal::derive(move || row.with(f));
+    let master = Memo::new(move |_| row.with(|s| s.master));
+    let rg = Memo::new(move |_| row.with(|s| s.replica_group));
+    let warned = Memo::new(move |_| row.with(|s| s.warning.is_some()));
+    let a = addr.clone();
     let (a1, a2, a3, a4) = (a.clone(), a.clone(), a.clone(), a.clone());
     let promote = act(move || {
         let (p, addr) = (name.get_untracked(), a1.clone());
@@ -313,6 +334,7 @@ fn server_row(gid: i64, s: Server) -> impl IntoView {
             Ok(format!("{addr} promoted"))
         }
     });
+    let promote = StoredValue::new_local(promote);
     let remove = act(move || {
         let (p, addr) = (name.get_untracked(), a2.clone());
         async move {
@@ -343,12 +365,12 @@ fn server_row(gid: i64, s: Server) -> impl IntoView {
             Ok("sync queued".into())
         }
     });
-    let on = !s.replica_group;
-    let warned = s.warning.is_some();
     let toggle = act(move || {
         let (p, addr) = (name.get_untracked(), a4.clone());
+        // The state shown when the button was pressed.
+        let enabled = !rg.get_untracked();
         async move {
-            let body = ReplicaGroup { addr, enabled: on };
+            let body = ReplicaGroup { addr, enabled };
             api::change(
                 "PUT",
                 &p,
@@ -359,42 +381,64 @@ fn server_row(gid: i64, s: Server) -> impl IntoView {
             Ok(String::new())
         }
     });
-    view! {
-        <tr class:bad-row=warned>
-            <th scope="row">{s.addr.clone()}</th>
-            <td>{if s.master { "master" } else { "replica" }}</td>
-            <td>{s.datacenter}</td>
-            <td>{s.link} {s.warning.map(|w| view! { <div class="bad">{w}</div> })}</td>
-            <td>{s.lag}</td>
-            <td>{s.memory}</td>
-            <td class="num keys">{format::count(s.keys)}</td>
-            <td class="num">{format::count(s.ops)}</td>
-            <td>{s.sync}</td>
-            <td>{if s.replica_group { "on" } else { "off" }}</td>
-            <td class="actions">
-                {(!s.master).then(|| view! {
+    let promote_view = {
+        let a = a.clone();
+        move || {
+            (!master.get()).then(|| {
+                view! {
                     <ActionButton
                         label="Promote"
                         title=format!("Promote {a}")
                         confirm=format!("Promote {a} to master of group {gid}? The group's slots are locked on every proxy during the switch.")
                         allowed=can
-                        action=promote
+                        action=promote.get_value()
                         on_done=refresh
                     />
-                })}
-                <ActionButton label="Sync" title=format!("Sync {}", s.addr) allowed=can action=sync on_done=refresh />
-                <ActionButton
-                    label=if on { "Replica group on" } else { "Replica group off" }
-                    title=format!("Turn replica group {} for {}", if on { "on" } else { "off" }, s.addr)
-                    allowed=can
-                    action=toggle
-                    on_done=refresh
-                />
+                }
+            })
+        }
+    };
+    let toggle_label = Signal::derive(move || {
+        if rg.get() {
+            "Replica group off"
+        } else {
+            "Replica group on"
+        }
+        .to_string()
+    });
+    let toggle_title = {
+        let a = a.clone();
+        Signal::derive(move || {
+            format!(
+                "Turn replica group {} for {a}",
+                if rg.get() { "off" } else { "on" }
+            )
+        })
+    };
+    view! {
+        <tr class:bad-row=warned data-server=a.clone()>
+            <th scope="row">{a.clone()}</th>
+            <td>{field(|s| if s.master { "master" } else { "replica" }.to_string())}</td>
+            <td>{field(|s| s.datacenter.clone())}</td>
+            <td>
+                {field(|s| s.link.clone())} " "
+                {move || row.with(|s| s.warning.clone()).map(|w| view! { <div class="bad">{w}</div> })}
+            </td>
+            <td>{field(|s| s.lag.clone())}</td>
+            <td>{field(|s| s.memory.clone())}</td>
+            <td class="num keys">{field(|s| format::count(s.keys))}</td>
+            <td class="num">{field(|s| format::count(s.ops))}</td>
+            <td>{field(|s| s.sync.clone())}</td>
+            <td>{field(|s| if s.replica_group { "on" } else { "off" }.to_string())}</td>
+            <td class="actions">
+                {promote_view}
+                <ActionButton label="Sync" title=format!("Sync {a}") allowed=can action=sync on_done=refresh />
+                <ActionButton label=toggle_label title=toggle_title allowed=can action=toggle on_done=refresh />
                 <ActionButton
                     label="Remove"
-                    title=format!("Remove {} from group {gid}", s.addr)
+                    title=format!("Remove {a} from group {gid}")
                     danger=true
-                    confirm=format!("Remove {} from group {gid}? A master can only be removed when it is the last server.", s.addr)
+                    confirm=format!("Remove {a} from group {gid}? A master can only be removed when it is the last server.")
                     allowed=can
                     action=remove
                     on_done=refresh

@@ -10,10 +10,10 @@ use leptos_router::components::{A, Outlet};
 use leptos_router::hooks::use_params_map;
 
 use crate::api;
+use crate::components::Stat;
 use crate::components::chart::LineChart;
 use crate::components::poll::{Poll, poll};
 use crate::components::progress::MigrationBar;
-use crate::components::{ErrorView, Stat};
 use crate::format;
 use crate::session::use_session;
 
@@ -27,29 +27,80 @@ pub(crate) struct Live {
     pub(crate) name: Memo<String>,
     /// `GET /products/{name}`, live.
     pub(crate) detail: Poll<ProductDetail>,
+    /// Why the figures shown are not live now (the fe does not answer, or the product's
+    /// dashboard does not); None when they are.
+    pub(crate) trouble: Memo<Option<String>>,
+    /// There are figures to show (live or not).
+    pub(crate) loaded: Memo<bool>,
 }
 
 impl Live {
-    /// Reads the dashboard's stats, if the last poll has them (reactive).
+    fn new(name: Memo<String>, detail: Poll<ProductDetail>) -> Live {
+        let trouble = Memo::new(move |_| {
+            if let Some(e) = detail.error.get() {
+                return Some(format!("data unavailable: {}", e.message));
+            }
+            detail.data.with(|d| {
+                let s = &d.as_ref()?.summary;
+                (!s.reachable).then(|| {
+                    format!(
+                        "dashboard unreachable: {} (showing its last answer, from {})",
+                        s.error.as_deref().unwrap_or("no answer"),
+                        format::clock(s.updated_at),
+                    )
+                })
+            })
+        });
+        let loaded = Memo::new(move |_| detail.data.with(Option::is_some));
+        Live {
+            name,
+            detail,
+            trouble,
+            loaded,
+        }
+    }
+
+    /// Reads the dashboard's stats, if there are any (reactive).
     pub(crate) fn stats<R>(&self, f: impl FnOnce(&TopomStats) -> R) -> Option<R> {
-        self.detail.data.with(|d| {
-            let d = d.as_ref()?.as_ref().ok()?;
-            d.topom.as_ref()?.stats.as_ref().map(f)
+        self.detail
+            .data
+            .with(|d| d.as_ref()?.topom.as_ref()?.stats.as_ref().map(f))
+    }
+
+    /// Reads the product detail, if there is one (reactive).
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&ProductDetail) -> R) -> Option<R> {
+        self.detail.data.with(|d| d.as_ref().map(f))
+    }
+
+    /// Whether the caller has `role` on this product line and its dashboard answers now
+    /// (reactive): actions are disabled while the figures are not live.
+    pub(crate) fn can(&self, role: Role) -> Signal<bool> {
+        let session = use_session();
+        let (name, trouble, loaded) = (self.name, self.trouble, self.loaded);
+        Signal::derive(move || {
+            session.can(&name.get(), role) && loaded.get() && trouble.with(Option::is_none)
         })
     }
 
-    /// Reads the product detail, if the last poll succeeded (reactive).
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&ProductDetail) -> R) -> Option<R> {
-        self.detail
-            .data
-            .with(|d| d.as_ref().and_then(|r| r.as_ref().ok()).map(f))
-    }
-
-    /// Whether the caller has `role` on this product line (reactive).
-    pub(crate) fn can(&self, role: Role) -> Signal<bool> {
-        let session = use_session();
-        let name = self.name;
-        Signal::derive(move || session.can(&name.get(), role))
+    /// What a tab shows above its rows: why the data is not live, "Loading…", or `empty`
+    /// when the live data has no row (`is_empty`). Never says "empty" for data it lacks.
+    pub(crate) fn notice(
+        &self,
+        is_empty: Memo<bool>,
+        empty: &'static str,
+    ) -> impl IntoView + use<> {
+        let (trouble, loaded) = (self.trouble, self.loaded);
+        move || {
+            if let Some(t) = trouble.get() {
+                Some(view! { <p class="bad live-trouble" role="status">{t}</p> }.into_any())
+            } else if !loaded.get() {
+                Some(view! { <p class="muted">"Loading…"</p> }.into_any())
+            } else if is_empty.get() {
+                Some(view! { <p class="muted">{empty}</p> }.into_any())
+            } else {
+                None
+            }
+        }
     }
 
     /// Reads again now: after a change.
@@ -73,29 +124,40 @@ pub(crate) fn ProductShell() -> impl IntoView {
         let n = name.get();
         async move { api::product(&n).await }
     });
-    let live = Live { name, detail };
+    let live = Live::new(name, detail);
     provide_context(live);
     let base = move || format!("/products/{}", api::enc(&name.get()));
-    let status = move || match detail.data.get() {
+    let head = Memo::new(move |_| {
+        detail.data.with(|d| {
+            d.as_ref().map(|d| {
+                (
+                    d.summary.reachable,
+                    d.summary.error.clone(),
+                    d.summary.updated_at,
+                )
+            })
+        })
+    });
+    let status = move || match head.get() {
+        None if detail.error.with(Option::is_some) => ().into_any(),
         None => view! { <span class="muted">"loading…"</span> }.into_any(),
-        Some(Err(e)) => view! { <ErrorView error=e /> }.into_any(),
-        Some(Ok(d)) if !d.summary.reachable => {
-            let why = d.summary.error.unwrap_or_else(|| "unreachable".into());
+        Some((false, why, at)) => {
+            let why = why.unwrap_or_else(|| "unreachable".into());
             view! {
                 <span class="bad" role="status">
-                    "dashboard unreachable: " {why} " (figures are from "
-                    {format::time(d.summary.updated_at)} ")"
+                    "dashboard unreachable: " {why} " (figures are from " {format::time(at)} ")"
                 </span>
             }
             .into_any()
         }
-        Some(Ok(_)) => view! { <span class="good">"dashboard up"</span> }.into_any(),
+        Some(_) => view! { <span class="good">"dashboard up"</span> }.into_any(),
     };
     view! {
         <div class="product-head">
             <h1>{move || name.get()}</h1>
             {status}
         </div>
+        {detail.banner()}
         <nav class="tabs" aria-label="Product line">
             <A href=move || base() exact=true>"Overview"</A>
             <A href=move || format!("{}/proxies", base())>"Proxies"</A>
@@ -192,6 +254,7 @@ pub(crate) fn OverviewPage() -> impl IntoView {
         })
     };
     view! {
+        {live.notice(Memo::new(|_| false), "")}
         <section class="stats" aria-label="Live figures">
             <Stat label="OPS" value=sum(|s| format::count(s.ops)) />
             <Stat label="Memory" value=sum(|s| format::bytes(s.memory)) />

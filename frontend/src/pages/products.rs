@@ -7,7 +7,6 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 
 use crate::api;
-use crate::components::ErrorView;
 use crate::components::poll::poll;
 use crate::components::table::Table;
 use crate::format;
@@ -22,7 +21,7 @@ pub(crate) fn ProductsPage() -> impl IntoView {
         if done == Some(true) {
             return true;
         }
-        let shown = list.data.with(|d| matches!(d, Some(Ok(_))));
+        let shown = list.data.with(Option::is_some);
         if shown && let Some(perf) = window().performance() {
             let _ = perf.mark("codis:products");
         }
@@ -30,10 +29,11 @@ pub(crate) fn ProductsPage() -> impl IntoView {
     });
     view! {
         <h1>"Product lines"</h1>
+        {list.banner()}
         {move || match list.data.get() {
+            None if list.error.with(Option::is_some) => ().into_any(),
             None => view! { <p class="muted">"Loading…"</p> }.into_any(),
-            Some(Err(e)) => view! { <ErrorView error=e /> }.into_any(),
-            Some(Ok(l)) if l.products.is_empty() => {
+            Some(l) if l.products.is_empty() => {
                 view! {
                     <p>
                         "No product line yet: start a dashboard on the coordinator, or register one with "
@@ -42,7 +42,7 @@ pub(crate) fn ProductsPage() -> impl IntoView {
                 }
                     .into_any()
             }
-            Some(Ok(l)) => {
+            Some(l) => {
                 view! {
                     <Table
                         caption=format!("{} product lines, most trouble first", l.products.len())

@@ -7,6 +7,7 @@ use leptos::prelude::*;
 
 use crate::api;
 use crate::components::action::{ActionButton, ActionForm, act};
+use crate::components::keyed::keyed;
 use crate::components::table::Table;
 use crate::format;
 use crate::pages::overview::use_live;
@@ -24,6 +25,23 @@ struct Row {
     errors: i64,
     ops: i64,
     status: Result<String, String>,
+}
+
+impl Default for Row {
+    fn default() -> Row {
+        Row {
+            id: 0,
+            token: String::new(),
+            addr: String::new(),
+            admin: String::new(),
+            datacenter: String::new(),
+            sessions: String::new(),
+            commands: 0,
+            errors: 0,
+            ops: 0,
+            status: Err(String::new()),
+        }
+    }
 }
 
 /// `/products/:name/proxies`.
@@ -70,6 +88,9 @@ pub(crate) fn ProxiesPage() -> impl IntoView {
         })
         .unwrap_or_default()
     });
+    let tokens =
+        Memo::new(move |_| rows.with(|r| r.iter().map(|r| r.token.clone()).collect::<Vec<_>>()));
+    let empty = Memo::new(move |_| tokens.with(Vec::is_empty));
     let addr = RwSignal::new(String::new());
     let add = act(move || {
         let p = live.name.get_untracked();
@@ -90,35 +111,47 @@ pub(crate) fn ProxiesPage() -> impl IntoView {
                 <input name="proxy-addr" placeholder="127.0.0.1:11080" required bind:value=addr />
             </label>
         </ActionForm>
-        {move || {
-            let rows = rows.get();
-            if rows.is_empty() {
-                return view! { <p class="muted">"No proxy in this product line."</p> }.into_any();
-            }
-            view! {
-                <Table
-                    caption="Proxies"
-                    headers=vec![
-                        "Id", "Proxy address", "Admin address", "Data center", "Sessions (alive / total)",
-                        "Commands", "Errors", "OPS", "Status", "Actions",
-                    ]
-                >
-                    {rows.into_iter().map(|r| proxy_row(r, can, refresh)).collect_view()}
-                </Table>
-            }
-                .into_any()
-        }}
+        {live.notice(empty, "No proxy in this product line.")}
+        <div hidden=move || empty.get()>
+            <Table
+                caption="Proxies"
+                headers=vec![
+                    "Id", "Proxy address", "Admin address", "Data center", "Sessions (alive / total)",
+                    "Commands", "Errors", "OPS", "Status", "Actions",
+                ]
+            >
+                {keyed(tokens, move |t| proxy_row(t, rows, can, refresh))}
+            </Table>
+        </div>
     }
 }
 
-fn proxy_row(r: Row, can: Signal<bool>, refresh: Callback<()>) -> impl IntoView {
+/// One proxy's row, keyed by its token; `rows` is every proxy's live row.
+fn proxy_row(
+    token: String,
+    rows: Memo<Vec<Row>>,
+    can: Signal<bool>,
+    refresh: Callback<()>,
+) -> impl IntoView {
     let live = use_live();
-    let token = r.token.clone();
+    let r = Memo::new({
+        let token = token.clone();
+        move |_| {
+            rows.with(|rs| rs.iter().find(|r| r.token == token).cloned())
+                .unwrap_or_else(|| Row {
+                    token: token.clone(),
+                    status: Err("removed".into()),
+                    ..Row::default()
+                })
+        }
+    });
+    // The addresses are the proxy's identity (its token is made from them).
+    let (admin, addr) = r.with_untracked(|r| (r.admin.clone(), r.addr.clone()));
     let t2 = token.clone();
     let t3 = token.clone();
-    let admin = r.admin.clone();
+    let t1 = token.clone();
     let reinit = act(move || {
-        let (p, t) = (live.name.get_untracked(), token.clone());
+        let (p, t) = (live.name.get_untracked(), t1.clone());
         async move {
             api::change::<()>(
                 "POST",
@@ -141,37 +174,43 @@ fn proxy_row(r: Row, can: Signal<bool>, refresh: Callback<()>) -> impl IntoView 
             }
         })
     };
-    let (status_class, status) = match &r.status {
-        Ok(s) => ("good", s.clone()),
-        Err(e) => ("bad", e.clone()),
-    };
+    // Signals rather than closures: one copy of the rendering code for every cell.
+    let field = move |f: fn(&Row) -> String| Signal::derive(move || r.with(f));
+    let flag = move |f: fn(&Row) -> bool| Signal::derive(move || r.with(f));
     view! {
-        <tr>
-            <td>{r.id}</td>
-            <td>{r.addr}</td>
-            <td>{r.admin.clone()}</td>
-            <td>{r.datacenter}</td>
-            <td class="num">{r.sessions}</td>
-            <td class="num">{format::count(r.commands)}</td>
-            <td class="num" class:bad={r.errors > 0}>{format::count(r.errors)}</td>
-            <td class="num">{format::count(r.ops)}</td>
-            <td class=status_class>{status}</td>
+        <tr data-token=token.clone()>
+            <td>{field(|r| r.id.to_string())}</td>
+            <td>{addr}</td>
+            <td>{admin.clone()}</td>
+            <td>{field(|r| r.datacenter.clone())}</td>
+            <td class="num">{field(|r| r.sessions.clone())}</td>
+            <td class="num">{field(|r| format::count(r.commands))}</td>
+            <td class="num" class:bad=flag(|r| r.errors > 0)>{field(|r| format::count(r.errors))}</td>
+            <td class="num">{field(|r| format::count(r.ops))}</td>
+            <td
+                class:good=flag(|r| r.status.is_ok())
+                class:bad=flag(|r| r.status.is_err())
+            >
+                {field(|r| match &r.status {
+                    Ok(s) | Err(s) => s.clone(),
+                })}
+            </td>
             <td class="actions">
                 <ActionButton label="Reinit" title=format!("Reinit proxy {admin}") allowed=can action=reinit on_done=refresh />
                 <ActionButton
                     label="Remove"
-                    title=format!("Remove proxy {}", r.admin)
+                    title=format!("Remove proxy {admin}")
                     danger=true
-                    confirm=format!("Remove proxy {} ({}) from the product line? It is told to go offline first.", r.admin, t2)
+                    confirm=format!("Remove proxy {admin} ({t2}) from the product line? It is told to go offline first.")
                     allowed=can
                     action=remove(false, t2.clone())
                     on_done=refresh
                 />
                 <ActionButton
                     label="Force remove"
-                    title=format!("Force-remove proxy {}", r.admin)
+                    title=format!("Force-remove proxy {admin}")
                     danger=true
-                    confirm=format!("Force-remove proxy {}? It is removed even if it does not answer, and may keep serving an old slot table.", r.admin)
+                    confirm=format!("Force-remove proxy {admin}? It is removed even if it does not answer, and may keep serving an old slot table.")
                     allowed=can
                     action=remove(true, t3)
                     on_done=refresh

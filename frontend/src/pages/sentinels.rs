@@ -6,6 +6,7 @@ use leptos::prelude::*;
 
 use crate::api;
 use crate::components::action::{ActionButton, ActionForm, act};
+use crate::components::keyed::keyed;
 use crate::components::table::Table;
 use crate::pages::overview::use_live;
 
@@ -68,6 +69,10 @@ pub(crate) fn SentinelsPage() -> impl IntoView {
         })
         .unwrap_or_default()
     });
+    let rows = Memo::new(move |_| data.with(|d| d.0.clone()));
+    let addrs =
+        Memo::new(move |_| rows.with(|r| r.iter().map(|r| r.addr.clone()).collect::<Vec<_>>()));
+    let empty = Memo::new(move |_| addrs.with(Vec::is_empty));
     let addr = RwSignal::new(String::new());
     let add = act(move || {
         let p = name.get_untracked();
@@ -101,29 +106,42 @@ pub(crate) fn SentinelsPage() -> impl IntoView {
                 on_done=refresh
             />
         </div>
+        {live.notice(empty, "No sentinel in this product line.")}
+        {move || data.with(|d| d.1).then(|| view! { <p class="bad">"The sentinels are out of sync: resync them."</p> })}
+        <div hidden=move || empty.get()>
+            <Table caption="Sentinels" headers=vec!["Address", "Status", "Masters watched", "Masters down", "Actions"]>
+                {keyed(addrs, move |a| sentinel_row(a, rows, can, refresh))}
+            </Table>
+        </div>
         {move || {
-            let (rows, out_of_sync, masters) = data.get();
-            view! {
-                {out_of_sync.then(|| view! { <p class="bad">"The sentinels are out of sync: resync them."</p> })}
-                {if rows.is_empty() {
-                    view! { <p class="muted">"No sentinel in this product line."</p> }.into_any()
-                } else {
-                    view! {
-                        <Table caption="Sentinels" headers=vec!["Address", "Status", "Masters watched", "Masters down", "Actions"]>
-                            {rows.into_iter().map(|r| sentinel_row(r, can, refresh)).collect_view()}
-                        </Table>
-                    }.into_any()
-                }}
-                {(!masters.is_empty()).then(|| view! {
-                    <h3>"Masters as the sentinels elected them"</h3>
-                    <ul>{masters.into_iter().map(|(g, m)| view! { <li>{format!("group {g}: {m}")}</li> }).collect_view()}</ul>
-                })}
-            }
+            let masters = data.with(|d| d.2.clone());
+            (!masters.is_empty()).then(|| view! {
+                <h3>"Masters as the sentinels elected them"</h3>
+                <ul>{masters.into_iter().map(|(g, m)| view! { <li>{format!("group {g}: {m}")}</li> }).collect_view()}</ul>
+            })
         }}
     }
 }
 
-fn sentinel_row(r: Row, can: Signal<bool>, refresh: Callback<()>) -> impl IntoView {
+/// One sentinel's row, keyed by its address; `rows` is every sentinel's live row.
+fn sentinel_row(
+    addr: String,
+    rows: Memo<Vec<Row>>,
+    can: Signal<bool>,
+    refresh: Callback<()>,
+) -> impl IntoView {
+    let r = Memo::new({
+        let addr = addr.clone();
+        move |_| {
+            rows.with(|rs| rs.iter().find(|r| r.addr == addr).cloned())
+                .unwrap_or_else(|| Row {
+                    addr: addr.clone(),
+                    status: Err("removed".into()),
+                    masters: 0,
+                    down: 0,
+                })
+        }
+    });
     let name = use_live().name;
     let remove = |force: bool, a: String| {
         act(move || {
@@ -141,33 +159,39 @@ fn sentinel_row(r: Row, can: Signal<bool>, refresh: Callback<()>) -> impl IntoVi
             }
         })
     };
-    let (cls, status) = match &r.status {
-        Ok(s) => ("good", s.clone()),
-        Err(e) => ("bad", e.clone()),
-    };
+    // Signals rather than closures: one copy of the rendering code for every cell.
+    let field = move |f: fn(&Row) -> String| Signal::derive(move || r.with(f));
+    let flag = move |f: fn(&Row) -> bool| Signal::derive(move || r.with(f));
     view! {
-        <tr>
-            <th scope="row">{r.addr.clone()}</th>
-            <td class=cls>{status}</td>
-            <td class="num">{r.masters}</td>
-            <td class="num" class:bad={r.down > 0}>{r.down}</td>
+        <tr data-sentinel=addr.clone()>
+            <th scope="row">{addr.clone()}</th>
+            <td
+                class:good=flag(|r| r.status.is_ok())
+                class:bad=flag(|r| r.status.is_err())
+            >
+                {field(|r| match &r.status {
+                    Ok(s) | Err(s) => s.clone(),
+                })}
+            </td>
+            <td class="num">{field(|r| r.masters.to_string())}</td>
+            <td class="num" class:bad=flag(|r| r.down > 0)>{field(|r| r.down.to_string())}</td>
             <td class="actions">
                 <ActionButton
                     label="Remove"
-                    title=format!("Remove sentinel {}", r.addr)
+                    title=format!("Remove sentinel {addr}")
                     danger=true
-                    confirm=format!("Remove sentinel {}? It stops watching this product line's masters.", r.addr)
+                    confirm=format!("Remove sentinel {addr}? It stops watching this product line's masters.")
                     allowed=can
-                    action=remove(false, r.addr.clone())
+                    action=remove(false, addr.clone())
                     on_done=refresh
                 />
                 <ActionButton
                     label="Force remove"
-                    title=format!("Force-remove sentinel {}", r.addr)
+                    title=format!("Force-remove sentinel {addr}")
                     danger=true
-                    confirm=format!("Force-remove sentinel {} even though it may not answer?", r.addr)
+                    confirm=format!("Force-remove sentinel {addr} even though it may not answer?")
                     allowed=can
-                    action=remove(true, r.addr.clone())
+                    action=remove(true, addr.clone())
                     on_done=refresh
                 />
             </td>

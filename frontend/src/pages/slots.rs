@@ -126,8 +126,11 @@ pub(crate) fn SlotsPage() -> impl IntoView {
     });
     // Rebalance: the plan is shown first, then run exactly as shown.
     let plan = RwSignal::new(None::<RebalancePlan>);
+    // What the last run of a plan did (the plan's view, with its button, is gone by then).
+    let started = RwSignal::new(None::<String>);
     let preview = act(move || {
         let p = name.get_untracked();
+        started.set(None);
         async move {
             let got = api::rebalance_preview(&p).await?;
             let n = got.plan.len();
@@ -145,16 +148,22 @@ pub(crate) fn SlotsPage() -> impl IntoView {
         async move {
             api::change("POST", &p, "/rebalance", Some(&body)).await?;
             plan.set(None);
-            Ok(format!("rebalance started: {} slots", body.plan.len()))
+            started.set(Some(format!(
+                "rebalance started: {} slots",
+                body.plan.len()
+            )));
+            Ok(String::new())
         }
     });
     let run_plan = StoredValue::new_local(run_plan);
+    // Rebuilt only when the plan changes: never by a poll, so the confirmation and the running
+    // request's state stay (the map it is compared with is the one of the preview's time).
     let plan_view = move || {
         let pl = plan.get()?;
         if pl.plan.is_empty() {
             return None;
         }
-        let current: Vec<i64> = slots.with(|s| s.iter().map(|m| m.group_id).collect());
+        let current: Vec<i64> = slots.with_untracked(|s| s.iter().map(|m| m.group_id).collect());
         let moves = plan_moves(&pl, &current);
         let n: usize = moves.values().sum();
         let confirm = format!("Run the rebalance: move {n} slots as listed?");
@@ -176,7 +185,7 @@ pub(crate) fn SlotsPage() -> impl IntoView {
         })
     };
     let migration = Signal::derive(move || live.with(|d| d.migration.clone()));
-    let settings = move || {
+    let settings = Memo::new(move |_| {
         live.stats(|s| {
             (
                 s.slot_action.disabled,
@@ -184,7 +193,7 @@ pub(crate) fn SlotsPage() -> impl IntoView {
                 s.slot_action.progress.status.clone(),
             )
         })
-    };
+    });
     let pause = |disabled: bool| {
         act(move || {
             let p = name.get_untracked();
@@ -218,6 +227,7 @@ pub(crate) fn SlotsPage() -> impl IntoView {
     });
     view! {
         <h2>"Slots"</h2>
+        {live.notice(Memo::new(|_| false), "")}
         <SlotMap slots selection />
         <div class="slot-forms">
             <ActionForm name="Move a slot range" label="Move range" confirm=move_confirm allowed=can action=move_range on_done=refresh>
@@ -249,9 +259,10 @@ pub(crate) fn SlotsPage() -> impl IntoView {
         <p class="muted">"The plan is computed by the dashboard and shown here before anything moves."</p>
         <ActionButton label="Preview rebalance" allowed=can action=preview />
         {plan_view}
+        {move || started.get().map(|t| view! { <p class="ok" role="status" id="rebalance-started">{t}</p> })}
         <h2>"Migrations"</h2>
         <MigrationBar migration />
-        {move || settings().map(|(disabled, iv, status)| view! {
+        {move || settings.get().map(|(disabled, iv, status)| view! {
             <p>
                 {if disabled { "Migrations are paused. " } else { "Migrations run. " }}
                 {format!("Interval between steps: {iv} µs. ")}

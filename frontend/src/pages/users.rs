@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use codis_model::fe::{Role, RoleGrant, TokenCreate, User, UserCreate, UserUpdate};
+use codis_model::fe::{Role, RoleGrant, TokenCreate, UserCreate, UserList, UserUpdate};
 use leptos::prelude::*;
 
 use crate::api::{self, ApiError};
-use crate::components::ErrorView;
 use crate::components::action::{ActionButton, ActionForm, act};
+use crate::components::keyed::keyed;
 use crate::components::poll::poll;
 use crate::components::table::Table;
 use crate::format;
@@ -104,58 +104,82 @@ pub(crate) fn UsersPage() -> impl IntoView {
         }
     });
 
-    let users_view = move || {
-        match users.data.get() {
-        None => view! { <p class="muted">"Loading…"</p> }.into_any(),
-        Some(Err(e)) => view! { <ErrorView error=e /> }.into_any(),
-        Some(Ok(l)) => view! {
-            <Table caption="Users" headers=vec!["User", "Global admin", "Roles (product:role, …)", "Created", "Locked until", "Delete"]>
-                {l.users.into_iter().map(|u| user_row(u, admin, refresh_users)).collect_view()}
-            </Table>
-        }.into_any(),
-    }
+    // Keyed rows (user name, token id): a poll updates them in place, so a roles field being
+    // edited, an open confirmation or an action's outcome stays.
+    let user_names = Memo::new(move |_| {
+        users.data.with(|l| {
+            l.iter()
+                .flat_map(|l| l.users.iter().map(|u| u.username.clone()))
+                .collect::<Vec<_>>()
+        })
+    });
+    let token_ids = Memo::new(move |_| {
+        tokens.data.with(|l| {
+            l.iter()
+                .flat_map(|l| l.tokens.iter().map(|t| t.id))
+                .collect::<Vec<_>>()
+        })
+    });
+    let users_view = view! {
+        {users.banner()}
+        {move || (users.data.with(Option::is_none) && users.error.with(Option::is_none))
+            .then(|| view! { <p class="muted">"Loading…"</p> })}
+        <Table caption="Users" headers=vec!["User", "Global admin", "Roles (product:role, …)", "Created", "Locked until", "Delete"]>
+            {keyed(user_names, move |n| user_row(n, users.data, admin, refresh_users))}
+        </Table>
     };
-    let tokens_view = move || {
-        match tokens.data.get() {
-        None => view! { <p class="muted">"Loading…"</p> }.into_any(),
-        Some(Err(e)) => view! { <ErrorView error=e /> }.into_any(),
-        Some(Ok(l)) => view! {
-            <Table caption="API tokens, newest first" headers=vec!["Id", "Name", "Role", "Product lines", "Created by", "Created", "Revoked", "Revoke"]>
-                {l.tokens.into_iter().map(|t| {
-                    let id = t.id;
-                    let revoke = act(move || async move {
-                        api::revoke_token(id).await?;
-                        Ok("revoked".into())
-                    });
-                    let active = t.revoked_at.is_none();
-                    view! {
-                        <tr>
-                            <td>{t.id}</td>
-                            <th scope="row">{t.name.clone()}</th>
-                            <td>{t.role.as_str()}</td>
-                            <td>{t.products.join(", ")}</td>
-                            <td>{t.created_by}</td>
-                            <td>{format::time(t.created_at)}</td>
-                            <td>{t.revoked_at.map(format::time).unwrap_or_default()}</td>
-                            <td>
-                                {active.then(|| view! {
-                                    <ActionButton
-                                        label="Revoke"
-                                        title=format!("Revoke token {}", t.name)
-                                        danger=true
-                                        confirm=format!("Revoke token {}? Every tool using it is refused from now on.", t.name)
-                                        allowed=admin
-                                        action=revoke
-                                        on_done=refresh_tokens
-                                    />
-                                })}
-                            </td>
-                        </tr>
-                    }
-                }).collect_view()}
-            </Table>
-        }.into_any(),
-    }
+    let token_row = move |id: i64| {
+        let t = Memo::new(move |_| {
+            tokens.data.with(|l| {
+                l.iter()
+                    .flat_map(|l| l.tokens.iter())
+                    .find(|t| t.id == id)
+                    .cloned()
+            })
+        });
+        let Some(info) = t.get_untracked() else {
+            return ().into_any();
+        };
+        let revoke = act(move || async move {
+            api::revoke_token(id).await?;
+            Ok("revoked".into())
+        });
+        let revoke = StoredValue::new_local(revoke);
+        let revoked = Memo::new(move |_| t.with(|t| t.as_ref().and_then(|t| t.revoked_at)));
+        let name = info.name.clone();
+        view! {
+            <tr data-token-id=id>
+                <td>{id}</td>
+                <th scope="row">{info.name.clone()}</th>
+                <td>{info.role.as_str()}</td>
+                <td>{info.products.join(", ")}</td>
+                <td>{info.created_by.clone()}</td>
+                <td>{format::time(info.created_at)}</td>
+                <td>{Signal::derive(move || revoked.get().map(format::time).unwrap_or_default())}</td>
+                <td>
+                    {move || revoked.get().is_none().then(|| view! {
+                        <ActionButton
+                            label="Revoke"
+                            title=format!("Revoke token {name}")
+                            danger=true
+                            confirm=format!("Revoke token {name}? Every tool using it is refused from now on.")
+                            allowed=admin
+                            action=revoke.get_value()
+                            on_done=refresh_tokens
+                        />
+                    })}
+                </td>
+            </tr>
+        }
+        .into_any()
+    };
+    let tokens_view = view! {
+        {tokens.banner()}
+        {move || (tokens.data.with(Option::is_none) && tokens.error.with(Option::is_none))
+            .then(|| view! { <p class="muted">"Loading…"</p> })}
+        <Table caption="API tokens, newest first" headers=vec!["Id", "Name", "Role", "Product lines", "Created by", "Created", "Revoked", "Revoke"]>
+            {keyed(token_ids, token_row)}
+        </Table>
     };
     view! {
         <h1>"Users & tokens"</h1>
@@ -191,13 +215,47 @@ pub(crate) fn UsersPage() -> impl IntoView {
     }
 }
 
-fn user_row(u: User, admin: Signal<bool>, refresh: Callback<()>) -> impl IntoView {
+fn user_row(
+    username: String,
+    users: RwSignal<Option<UserList>>,
+    admin: Signal<bool>,
+    refresh: Callback<()>,
+) -> impl IntoView {
     let me = use_session()
         .me
         .with_untracked(|m| m.as_ref().map(|m| m.username.clone()));
-    let username = u.username.clone();
-    let roles = RwSignal::new(grants_text(&u.roles));
-    let is_global = u.global_admin;
+    let u = Memo::new({
+        let username = username.clone();
+        move |_| {
+            users.with(|l| {
+                l.iter()
+                    .flat_map(|l| l.users.iter())
+                    .find(|u| u.username == username)
+                    .cloned()
+            })
+        }
+    });
+    let Some(first) = u.get_untracked() else {
+        return ().into_any();
+    };
+    let saved_roles = Memo::new(move |_| {
+        u.with(|u| {
+            u.as_ref()
+                .map(|u| grants_text(&u.roles))
+                .unwrap_or_default()
+        })
+    });
+
+    let roles = RwSignal::new(saved_roles.get_untracked());
+    // The field follows the server's value when that changes (not on every poll).
+    Effect::new(move |prev: Option<String>| {
+        let now = saved_roles.get();
+        if prev.is_some_and(|p| p != now) {
+            roles.set(now.clone());
+        }
+        now
+    });
+    let is_global = first.global_admin;
     let n1 = username.clone();
     let save = act(move || {
         let name = n1.clone();
@@ -240,8 +298,13 @@ fn user_row(u: User, admin: Signal<bool>, refresh: Callback<()>) -> impl IntoVie
                     <input id=input_id.clone() name=input_id bind:value=roles />
                 </ActionForm>
             </td>
-            <td>{format::time(u.created_at)}</td>
-            <td>{if u.locked_until > 0 { format::time(u.locked_until) } else { String::new() }}</td>
+            <td>{format::time(first.created_at)}</td>
+            <td>
+                {Signal::derive(move || {
+                    let l = u.with(|u| u.as_ref().map_or(0, |u| u.locked_until));
+                    if l > 0 { format::time(l) } else { String::new() }
+                })}
+            </td>
             <td>
                 <ActionButton
                     label="Delete"
@@ -255,6 +318,7 @@ fn user_row(u: User, admin: Signal<bool>, refresh: Callback<()>) -> impl IntoVie
             </td>
         </tr>
     }
+    .into_any()
 }
 
 #[cfg(test)]

@@ -56,10 +56,29 @@ fn screenshots_dir() -> PathBuf {
         .join("../docs/screenshots")
 }
 
+/// Makes `cmd`'s process receive `signal` when the thread that spawned it ends (also when the
+/// test binary is killed, where no Drop runs).
+fn die_with_parent(cmd: &mut Command, signal: libc::c_int) -> &mut Command {
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl, which is
+    // async-signal-safe; it touches no memory of the parent.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
 /// chromedriver and every browser it starts: one process group, terminated on drop (also when
-/// the test panics), so no Chromium is left behind.
+/// the test panics), so no Chromium is left behind. When the test binary is killed (no Drop
+/// runs), chromedriver gets SIGKILL from the kernel (PR_SET_PDEATHSIG), and a watchdog shell
+/// that gets SIGTERM the same way kills the whole group, browsers included.
 struct Driver {
     child: Child,
+    watchdog: Child,
     port: u16,
 }
 
@@ -67,17 +86,31 @@ impl Driver {
     fn start(dir: &Path) -> Driver {
         let port = free_port();
         let log = std::fs::File::create(dir.join("chromedriver.log")).unwrap();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
+        let mut cmd = Command::new("chromedriver");
+        cmd.arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
             .stdout(Stdio::null())
             .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect(
-                "chromedriver (apt-get install chromium chromium-driver; scripts/test.sh does)",
-            );
-        let d = Driver { child, port };
+            .process_group(0);
+        let child = die_with_parent(&mut cmd, libc::SIGKILL).spawn().expect(
+            "chromedriver (apt-get install chromium chromium-driver; scripts/test.sh does)",
+        );
+        let mut wd = Command::new("sh");
+        wd.args([
+            "-c",
+            // dash's kill takes no `--`; $0 is chromedriver's process group.
+            "trap 'kill -KILL -$0 2>/dev/null; exit 0' TERM; while sleep 1; do :; done",
+            &child.id().to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .process_group(0);
+        let watchdog = die_with_parent(&mut wd, libc::SIGTERM).spawn().expect("sh");
+        let d = Driver {
+            child,
+            watchdog,
+            port,
+        };
         let t = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -90,6 +123,56 @@ impl Driver {
     }
 }
 
+impl Driver {
+    /// Empties the browser's HTTP cache (Chromium's DevTools `Network.clearBrowserCache`,
+    /// through chromedriver's `goog/cdp/execute`).
+    async fn clear_cache(&self, c: &Client) {
+        let id = c.session_id().await.unwrap().expect("a session id");
+        let body = r#"{"cmd":"Network.clearBrowserCache","params":{}}"#;
+        let req = format!(
+            "POST /session/{id}/goog/cdp/execute HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        );
+        let port = self.port;
+        let answer = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(req.as_bytes()).unwrap();
+            // chromedriver keeps the connection open: read the head, then Content-Length.
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        return text;
+                    }
+                }
+                let n = s.read(&mut chunk).expect("chromedriver's answer");
+                assert!(n > 0, "chromedriver closed: {text}");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        })
+        .await
+        .unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "clearBrowserCache: {answer}"
+        );
+    }
+}
+
 impl Drop for Driver {
     fn drop(&mut self) {
         let group = format!("-{}", self.child.id());
@@ -97,6 +180,8 @@ impl Drop for Driver {
         std::thread::sleep(Duration::from_millis(300));
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
+        let _ = self.watchdog.kill();
+        let _ = self.watchdog.wait();
     }
 }
 
@@ -253,7 +338,7 @@ fn ui_console_in_chromium() {
     let shop_port = free_port();
     let _shop = start_fs_dashboard("shop", &root, shop_port, &tmp.path().join("shop"));
     let ads_port = free_port();
-    let _ads = start_fs_dashboard("ads", &root, ads_port, &tmp.path().join("ads"));
+    let mut ads = start_fs_dashboard("ads", &root, ads_port, &tmp.path().join("ads"));
     let fe_port = free_port();
     let _fe = start_fe_with(&root, tmp.path(), fe_port, &dist);
     let proxy = start_proxy_on("shop", None, free_port(), free_port(), tmp.path());
@@ -317,16 +402,25 @@ fn ui_console_in_chromium() {
             "global admin",
             "the header shows the role"
         );
-        // Navigation to an interactive product list (a reload: the bundle is cached).
+        // Navigation to an interactive product list: first with an empty cache (as a first
+        // visit of a logged-in user), then a reload with the bundle cached (revalidated:
+        // codis-fe sends the UI files with `Cache-Control: no-cache`).
+        let mark = "const m = performance.getEntriesByName('codis:products')[0]; \
+                    return m ? m.startTime : null";
+        driver.clear_cache(&ui.c).await;
         ui.goto("/").await;
-        let ms = ui
-            .until(
-                "the products mark",
-                20,
-                "const m = performance.getEntriesByName('codis:products')[0]; \
-                 return m ? m.startTime : null",
-            )
+        let cold = ui.until("the products mark", 20, mark).await;
+        let fetched = ui
+            .js("return performance.getEntriesByType('resource').filter(e => \
+                 e.name.endsWith('_bg.wasm')).map(e => e.transferSize)[0] || 0")
             .await;
+        assert!(
+            fetched.as_u64().unwrap_or(0) > 100_000,
+            "the empty-cache visit downloads the wasm: {fetched}"
+        );
+        figure("products_interactive_cold_ms", cold);
+        ui.goto("/").await;
+        let ms = ui.until("the products mark", 20, mark).await;
         figure("products_interactive_ms", ms);
         ui.find("tr[data-product=ads]").await;
         ui.shot("products").await;
@@ -365,6 +459,42 @@ fn ui_console_in_chromium() {
         }
         ui.shot("groups").await;
 
+        // Polls (every 3 s) update the rows in place: typed text and an open confirmation
+        // survive more than two of them.
+        ui.type_into("input[name=server-addr-1]", "10.9.9.9:6379")
+            .await;
+        ui.click_button(
+            &format!("//tr[@data-server='{}']", s(p2)),
+            "Remove",
+        )
+        .await;
+        ui.find("section[data-group='2'] .modal-backdrop:not([hidden])")
+            .await;
+        ui.js("performance.clearResourceTimings()").await;
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        let polls = ui
+            .js("return performance.getEntriesByType('resource').filter(e => \
+                 e.name.endsWith('/api/v1/products/shop')).length")
+            .await;
+        assert!(
+            polls.as_u64().unwrap_or(0) >= 2,
+            "at least two polls in 7 s: {polls}"
+        );
+        assert_eq!(
+            ui.js("return document.querySelector('input[name=server-addr-1]').value").await,
+            "10.9.9.9:6379",
+            "the typed address survived the polls"
+        );
+        assert_eq!(
+            ui.js("return document.querySelectorAll(\"section[data-group='2'] .modal-backdrop:not([hidden])\").length")
+                .await,
+            1,
+            "the confirmation stayed open through the polls"
+        );
+        ui.click("section[data-group='2'] .modal-backdrop:not([hidden]) .modal-buttons button:first-child")
+            .await;
+        ui.type_into("input[name=server-addr-1]", "").await;
+
         // 3. Proxies: add the proxy by its admin address; it goes online.
         ui.goto("/products/shop/proxies").await;
         ui.type_into("input[name=proxy-addr]", &s(proxy.admin)).await;
@@ -388,14 +518,20 @@ fn ui_console_in_chromium() {
         ui.click_button("//div[@id='rebalance-plan']", "Run this plan")
             .await;
         ui.confirm().await;
+        // One bar for that run; its total is the plan's size from the start (the fe fixes it
+        // when it accepts the plan, while the actions are still being queued).
         let mut seen = Vec::new();
         let t = Instant::now();
         loop {
             let p = ui
-                .js("const e = document.getElementById('migration-progress'); \
-                     return e ? Number(e.dataset.percent) : null")
+                .js("const e = document.querySelectorAll('.migration-run .progress'); \
+                     return e.length ? [e.length, Number(e[0].dataset.percent), \
+                     Number(e[0].dataset.total)] : null")
                 .await;
-            if let Some(p) = p.as_i64() {
+            if let Some(v) = p.as_array() {
+                assert_eq!(v[0], 1, "one bar per run");
+                assert_eq!(v[2], 1024, "the total is the plan's slot count");
+                let p = v[1].as_i64().unwrap();
                 if seen.last() != Some(&p) {
                     seen.push(p);
                 }
@@ -410,6 +546,17 @@ fn ui_console_in_chromium() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         eprintln!("progress bar values seen: {seen:?}");
+        assert!(
+            seen.len() > 1 && seen[0] < 100,
+            "a value below 100% is seen before 100%: {seen:?}"
+        );
+        ui.until(
+            "the finished run to say so",
+            20,
+            "return (document.querySelector('.migration-run .progress-text') || {}).innerText \
+             == 'rebalance: 1024 of 1024 slots moved (100%): done'",
+        )
+        .await;
         ui.until(
             "every slot online",
             60,
@@ -518,6 +665,46 @@ fn ui_console_in_chromium() {
         )
         .await;
         ui.shot("users").await;
+
+        // One product line's dashboard dies: its tabs say so (never "No group yet.") and
+        // disable their actions; the other product line stays live.
+        ads.kill();
+        ui.goto("/products/ads/groups").await;
+        let trouble = ui
+            .until(
+                "ads' groups page to say its dashboard is unreachable",
+                30,
+                &Ui::text_of(".live-trouble"),
+            )
+            .await;
+        assert!(
+            trouble.as_str().unwrap().contains("dashboard unreachable"),
+            "{trouble}"
+        );
+        ui.find("section[data-group='1']").await;
+        assert_eq!(
+            ui.js("return document.body.innerText.indexOf('No group yet.')").await,
+            -1,
+            "the last answer is shown, not an empty list"
+        );
+        let (total, enabled) = ui.enabled_actions().await;
+        assert!(total > 0);
+        assert!(
+            enabled.is_empty(),
+            "actions enabled while the dashboard is down: {enabled:?}"
+        );
+        ui.shot("unreachable").await;
+        ui.goto("/products/shop/groups").await;
+        ui.find(&format!("tr[data-server='{}']", s(p1))).await;
+        ui.until(
+            "shop's dashboard up",
+            20,
+            "return (document.querySelector('.product-head .good') || {}).innerText == 'dashboard up'",
+        )
+        .await;
+        assert_eq!(ui.js(&Ui::text_of(".live-trouble")).await, "");
+        let (_, enabled) = ui.enabled_actions().await;
+        assert!(!enabled.is_empty(), "shop's actions stay enabled");
 
         // Requests per minute of an idle open page (only when asked: it takes the time).
         if let Some(secs) = std::env::var("CODIS_UI_IDLE_SECS")
