@@ -131,9 +131,10 @@ pub(crate) fn IsolationPage() -> impl IntoView {
         }
     };
     let violations = Memo::new(move |_| {
-        report
-            .data
-            .with(|r| r.as_ref().map(|r| (r.violations.clone(), r.shared.len(), r.unknown.clone())))
+        report.data.with(|r| {
+            r.as_ref()
+                .map(|r| (r.violations.clone(), r.shared.len(), r.unknown.clone()))
+        })
     });
     let modes_view = view! {
         {report.banner()}
