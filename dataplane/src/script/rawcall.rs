@@ -200,7 +200,7 @@ pub(super) unsafe extern "C-unwind" fn build(l: *mut ffi::lua_State) -> c_int {
         let job = &mut *(ffi::lua_touserdata(l, 1) as *mut Job<'_>);
         ffi::lua_settop(l, 0);
         match job.kind {
-            JobKind::Reply(buf) if buf.is_empty() => ffi::lua_pushnil(l),
+            JobKind::Reply([]) => ffi::lua_pushnil(l),
             JobKind::Reply(buf) => {
                 if push_reply(l, buf, 0, 0).is_none() {
                     ffi::lua_settop(l, 0);

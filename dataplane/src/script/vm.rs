@@ -1235,7 +1235,7 @@ fn redis_table(lua: &Lua, resp3: Arc<AtomicBool>, current: &Arc<Current>) -> mlu
     )?;
     // redis.call and redis.pcall are C functions, as in Redis: a `return redis.call(..)`
     // tail call then keeps the script's frame, whose line the error reports.
-    let cur = Arc::as_ptr(&current);
+    let cur = Arc::as_ptr(current);
     r.raw_set(
         "call",
         super::rawcall::c_closure(lua, super::rawcall::redis_call, cur)?,
