@@ -379,10 +379,16 @@ fn reply_schemas(role: &Value, grant: &Value) -> Value {
         json!({"server": {"type": "string"}, "rule": {"type": "string"},
             "message": {"type": "string"}, "places": {"type": "array", "items": place}}),
     );
+    let run = obj(
+        &["id", "what", "started_at", "total", "done"],
+        json!({"id": {"type": "integer"}, "what": {"type": "string"},
+            "started_at": {"type": "integer"}, "total": {"type": "integer"},
+            "done": {"type": "integer"}, "finished_at": {"type": "integer"}}),
+    );
     let migration = obj(
-        &["pending", "done", "total", "running"],
-        json!({"pending": {"type": "integer"}, "done": {"type": "integer"},
-            "total": {"type": "integer"}, "running": {"type": "array"}}),
+        &["pending", "running"],
+        json!({"pending": {"type": "integer"}, "runs": {"type": "array", "items": run},
+            "running": {"type": "array"}}),
     );
     json!({
         "AuditItem": audit_item.clone(),
