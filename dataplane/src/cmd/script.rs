@@ -155,7 +155,10 @@ fn eval(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             ));
         };
         let found = (s.func.clone(), s.flags);
-        sha = String::from_utf8_lossy(args[1]).to_ascii_lowercase();
+        sha = match std::str::from_utf8(args[1]) {
+            Ok(s) => s.to_ascii_lowercase(),
+            Err(_) => String::from_utf8_lossy(args[1]).to_ascii_lowercase(),
+        };
         found
     } else {
         sha = cache_script(ctx, args[1])?;
@@ -213,7 +216,8 @@ fn run_call(
     }
     .map_err(|e| CmdError::err(e.to_string()))?
     .clone();
-    let started = std::time::Instant::now();
+    // quanta: no system call where the TSC is usable (this runs for every script).
+    let started = quanta::Instant::now();
     let mode = RunMode {
         eval,
         read_only,

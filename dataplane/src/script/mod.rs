@@ -213,15 +213,18 @@ pub struct Scripting {
     /// The EVAL Lua state.
     pub eval_vm: Option<vm::Vm>,
     /// Cached scripts by lowercase SHA1.
-    pub scripts: HashMap<String, Script>,
+    pub scripts: HashMap<String, Script, crate::store::value::BuildHasher>,
     /// The functions Lua state.
     pub func_vm: Option<vm::Vm>,
     /// Libraries by name.
     pub libraries: BTreeMap<String, Library>,
     /// Function name → library name.
-    pub functions: HashMap<String, String>,
+    pub functions: HashMap<String, String, crate::store::value::BuildHasher>,
     /// What other clients see of the running script.
     pub busy: Arc<Busy>,
+    /// The last run recorded took [`INLINE_LIMIT`] or more (the connection then ends its
+    /// batch: see `server::connection`).
+    pub last_run_long: bool,
 }
 
 impl std::fmt::Debug for Scripting {
@@ -239,11 +242,12 @@ impl Default for Scripting {
         busy.threshold_ms.store(5000, Ordering::Relaxed);
         Scripting {
             eval_vm: None,
-            scripts: HashMap::new(),
+            scripts: HashMap::default(),
             func_vm: None,
             libraries: BTreeMap::new(),
-            functions: HashMap::new(),
+            functions: HashMap::default(),
             busy,
+            last_run_long: false,
         }
     }
 }
@@ -310,6 +314,7 @@ impl Scripting {
     /// Remembers how long the last run of script `sha` (EVAL family) or function `name` took.
     pub fn record_run(&mut self, eval: bool, id: &str, took: std::time::Duration, retried: bool) {
         let inline = !retried && took < INLINE_LIMIT;
+        self.last_run_long = took >= INLINE_LIMIT;
         if eval {
             if let Some(s) = self.scripts.get_mut(id) {
                 s.inline = inline;

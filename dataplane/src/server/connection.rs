@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -586,16 +586,19 @@ fn process(
             shared,
             now_ms: now,
         };
-        let started = script_call.then(Instant::now);
+        if script_call {
+            ctx.store.scripting.last_run_long = false;
+        }
         execute(&mut ctx, args);
         client.script_inline = false;
         out.resp3 = client.resp3;
         let mut script_ran_long = false;
-        if let Some(t) = started {
+        if script_call {
             // What comes after it in the batch sees the time the script took, and a script
-            // that took long ends the lock hold (the rest of the batch runs next round).
+            // that took long (as `run_call` timed it) ends the lock hold: the rest of the
+            // batch runs next round.
             now = now_ms();
-            script_ran_long = t.elapsed() >= crate::script::INLINE_LIMIT;
+            script_ran_long = store.scripting.last_run_long;
         }
         // A pipelined AUTH (or SLOTSRESTORE-ASYNC-AUTH) lifts the unauthenticated parse limits
         // for the requests behind it in the same buffer.
