@@ -41,3 +41,22 @@ pub(crate) fn Stat(
         </div>
     }
 }
+
+/// A status cell: the text of `status`, marked good (`Ok`) or bad (`Err`).
+#[component]
+pub(crate) fn StatusCell(
+    /// What to show, and whether it is a problem.
+    #[prop(into)]
+    status: Signal<Result<String, String>>,
+) -> impl IntoView {
+    view! {
+        <td
+            class:good=move || status.with(Result::is_ok)
+            class:bad=move || status.with(Result::is_err)
+        >
+            {move || status.with(|s| match s {
+                Ok(s) | Err(s) => s.clone(),
+            })}
+        </td>
+    }
+}

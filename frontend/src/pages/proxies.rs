@@ -6,6 +6,7 @@ use codis_model::fe::change::ProxyCreate;
 use leptos::prelude::*;
 
 use crate::api;
+use crate::components::StatusCell;
 use crate::components::action::{ActionButton, ActionForm, act};
 use crate::components::keyed::keyed;
 use crate::components::table::Table;
@@ -187,14 +188,7 @@ fn proxy_row(
             <td class="num">{field(|r| format::count(r.commands))}</td>
             <td class="num" class:bad=flag(|r| r.errors > 0)>{field(|r| format::count(r.errors))}</td>
             <td class="num">{field(|r| format::count(r.ops))}</td>
-            <td
-                class:good=flag(|r| r.status.is_ok())
-                class:bad=flag(|r| r.status.is_err())
-            >
-                {field(|r| match &r.status {
-                    Ok(s) | Err(s) => s.clone(),
-                })}
-            </td>
+            <StatusCell status=Signal::derive(move || r.with(|r| r.status.clone())) />
             <td class="actions">
                 <ActionButton label="Reinit" title=format!("Reinit proxy {admin}") allowed=can action=reinit on_done=refresh />
                 <ActionButton

@@ -5,6 +5,7 @@ use codis_model::fe::change::SentinelAdd;
 use leptos::prelude::*;
 
 use crate::api;
+use crate::components::StatusCell;
 use crate::components::action::{ActionButton, ActionForm, act};
 use crate::components::keyed::keyed;
 use crate::components::table::Table;
@@ -165,14 +166,7 @@ fn sentinel_row(
     view! {
         <tr data-sentinel=addr.clone()>
             <th scope="row">{addr.clone()}</th>
-            <td
-                class:good=flag(|r| r.status.is_ok())
-                class:bad=flag(|r| r.status.is_err())
-            >
-                {field(|r| match &r.status {
-                    Ok(s) | Err(s) => s.clone(),
-                })}
-            </td>
+            <StatusCell status=Signal::derive(move || r.with(|r| r.status.clone())) />
             <td class="num">{field(|r| r.masters.to_string())}</td>
             <td class="num" class:bad=flag(|r| r.down > 0)>{field(|r| r.down.to_string())}</td>
             <td class="actions">
