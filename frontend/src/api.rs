@@ -107,7 +107,7 @@ async fn call<T: DeserializeOwned>(method: &str, path: &str, body: Option<String
     let text = resp.text().await.unwrap_or_default();
     if (200..300).contains(&status) {
         let text = if text.is_empty() { "null" } else { &text };
-        return serde_json::from_str(text).map_err(|e| ApiError {
+        return crate::json::from_str(text).map_err(|e| ApiError {
             status,
             message: format!("unexpected reply from codis-fe: {e}"),
         });
@@ -119,7 +119,7 @@ async fn call<T: DeserializeOwned>(method: &str, path: &str, body: Option<String
             }
         });
     }
-    let message = serde_json::from_str::<codis_model::fe::ErrorBody>(&text)
+    let message = crate::json::from_str::<codis_model::fe::ErrorBody>(&text)
         .map(|e| e.message)
         .unwrap_or_else(|_| {
             format!(

@@ -20,6 +20,7 @@ mod api;
 mod app;
 mod components;
 mod format;
+mod json;
 mod pages;
 mod session;
 

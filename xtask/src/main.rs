@@ -8,7 +8,7 @@
 //!
 //! `dist`: `cargo build -p frontend --target wasm32-unknown-unknown --profile wasm-release`,
 //! wasm-bindgen through its library (pinned to the same version as the frontend's
-//! `wasm-bindgen`, so they always match), `wasm-opt -Oz` from npm's `binaryen@132` (installed
+//! `wasm-bindgen`, so they always match), `wasm-opt -Oz --low-memory-unused` from npm's `binaryen@132` (installed
 //! into `<target>/tools` when npm is there; never Debian's binaryen 108, which breaks the
 //! page), the hand-written files of `static/`, and a `.gz` sibling for each file.
 //! `CODIS_UI_WASM_OPT=0` skips wasm-opt.
@@ -104,7 +104,13 @@ fn dist(root: &Path, target: &Path, out: &Path) -> Result<()> {
         eprintln!("xtask: wasm-opt skipped (CODIS_UI_WASM_OPT=0)");
     } else if let Some(opt) = wasm_opt(target) {
         let tmp = out.join("frontend_bg.opt.wasm");
-        run(Command::new(&opt).arg("-Oz").arg(&bg).arg("-o").arg(&tmp))?;
+        // `--low-memory-unused`: rustc places the stack first, so addresses below 1 KiB are
+        // never used and wasm-opt may fold them into load/store offsets (about 2 KB gzipped).
+        run(Command::new(&opt)
+            .args(["-Oz", "--low-memory-unused"])
+            .arg(&bg)
+            .arg("-o")
+            .arg(&tmp))?;
         std::fs::rename(&tmp, &bg)?;
     } else {
         // Never a quiet skip: the bundle's size target depends on wasm-opt.
