@@ -240,8 +240,10 @@ mod tests {
     fn model_replies_decode_as_serde_json_does() {
         let mut detail = ProductDetail::default();
         detail.summary.name = "alpha".into();
-        let mut topom = TopomOverview::default();
-        topom.config = serde_json::json!({"product_name": "alpha", "n": [1, -2, 3.5, null]});
+        let mut topom = TopomOverview {
+            config: serde_json::json!({"product_name": "alpha", "n": [1, -2, 3.5, null]}),
+            ..Default::default()
+        };
         topom.model.product_name = "alpha".into();
         detail.topom = Some(topom);
         same(&detail);
