@@ -93,5 +93,68 @@ fn parse_and_execute(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parse_only, parse_and_execute);
+/// Scripts as a connection runs a short one (inline, in its batch): the part of EVALSHA,
+/// EVAL and FCALL that is not the network (`scripts/bench-script.sh` measures the whole).
+fn scripts(c: &mut Criterion) {
+    let shared = Shared::new(Config::default(), None);
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let info = std::sync::Arc::new(ClientInfo::new(1, "bench".into(), "bench".into()));
+    let mut client = Client::new(info, tx);
+    client.authenticated = true;
+    let body = "redis.call('INCR', KEYS[1]) return redis.call('GET', KEYS[1])";
+    let lib = "#!lua name=bench\nredis.register_function('incrget', function(keys) \
+               redis.call('INCR', keys[1]) return redis.call('GET', keys[1]) end)";
+    let run = |args: &[&[u8]], client: &mut Client, out: &mut Out| {
+        let mut store = shared.store.lock();
+        // As the connection runs a script known to be short (inline, in its batch).
+        client.script_inline = store.scripting.runs_inline(args);
+        let mut ctx = Ctx {
+            store: &mut store,
+            client,
+            out,
+            shared: &shared,
+            now_ms: 1,
+        };
+        execute(&mut ctx, args);
+        client.script_inline = false;
+    };
+    let mut out = Out::new();
+    run(
+        &[b"SCRIPT", b"LOAD", body.as_bytes()],
+        &mut client,
+        &mut out,
+    );
+    run(
+        &[b"FUNCTION", b"LOAD", lib.as_bytes()],
+        &mut client,
+        &mut out,
+    );
+    let sha = dataplane::script::sha1hex(body.as_bytes());
+    let keys: Vec<String> = (0..16).map(|i| format!("k:{i}")).collect();
+    let mut g = c.benchmark_group("script");
+    g.throughput(Throughput::Elements(16));
+    let forms: [(&str, [&[u8]; 2]); 3] = [
+        ("EVALSHA", [b"EVALSHA", sha.as_bytes()]),
+        ("EVAL", [b"EVAL", body.as_bytes()]),
+        ("FCALL", [b"FCALL", b"incrget"]),
+    ];
+    for (name, head) in forms {
+        g.bench_function(format!("16 {name} incr+get"), |b| {
+            b.iter(|| {
+                out.buf.clear();
+                for k in &keys {
+                    run(
+                        &[head[0], head[1], b"1", k.as_bytes()],
+                        &mut client,
+                        &mut out,
+                    );
+                }
+                out.buf.len()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, parse_only, parse_and_execute, scripts);
 criterion_main!(benches);

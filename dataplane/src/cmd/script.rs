@@ -4,7 +4,7 @@
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx, arg_i64, eq_ic, spec, unknown_subcommand};
 use crate::script::vm::{RunMode, eval_shebang};
-use crate::script::{Script, sflags, sha1hex};
+use crate::script::{Script, sflags};
 
 /// Commands of this family.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -68,7 +68,7 @@ fn split_keys<'a>(args: &'a [&'a [u8]]) -> Result<KeysArgs<'a>, CmdError> {
 
 /// Compiles `body` into the script cache (if it is not there) and returns its SHA1.
 fn cache_script(ctx: &mut Ctx<'_>, body: &[u8]) -> Result<String, CmdError> {
-    let sha = sha1hex(body);
+    let sha = ctx.store.scripting.eval_sha(body);
     if ctx.store.scripting.scripts.contains_key(&sha) {
         return Ok(sha);
     }
@@ -143,9 +143,9 @@ fn prepare(ctx: &mut Ctx<'_>, flags: u32, ro_cmd: bool) -> Result<bool, CmdError
 }
 
 fn eval(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
-    let name = args[0].to_ascii_lowercase();
-    let by_sha = name.starts_with(b"evalsha");
-    let ro_cmd = name.ends_with(b"_ro");
+    let name = args[0];
+    let by_sha = name.len() >= 7 && name[..7].eq_ignore_ascii_case(b"evalsha");
+    let ro_cmd = name.len() >= 3 && name[name.len() - 3..].eq_ignore_ascii_case(b"_ro");
     let (keys, argv) = split_keys(args)?;
     let sha;
     let (func, flags) = if by_sha {

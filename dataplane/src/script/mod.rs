@@ -93,7 +93,56 @@ pub struct Busy {
     /// Functions loaded when the running script started.
     pub functions_count: AtomicU64,
     /// Name and arguments of the running function, for FUNCTION STATS.
-    pub running_call: parking_lot::Mutex<Option<(String, Vec<Vec<u8>>)>>,
+    pub running_call: parking_lot::Mutex<Option<RunningCall>>,
+}
+
+/// The running function's name and arguments, borrowed from the run: nothing is copied
+/// unless FUNCTION STATS asks (a run copying them made every FCALL allocate its arguments
+/// again). The run clears it, under the mutex, before they go away (`vm::BusyGuard`, which
+/// a panic drops too); a reader copies them under the same mutex.
+#[derive(Debug)]
+pub struct RunningCall {
+    /// FCALL_RO.
+    pub read_only: bool,
+    name: *const str,
+    keys: *const [&'static [u8]],
+    args: *const [&'static [u8]],
+}
+
+// SAFETY: the pointers are read only under `Busy::running_call`'s mutex, while the run that
+// owns the data they point to has not cleared them (see the type's comment).
+#[allow(unsafe_code)]
+unsafe impl Send for RunningCall {}
+
+impl RunningCall {
+    /// Borrows the run's name and arguments; the caller clears it before they go away.
+    pub fn new(read_only: bool, name: &str, keys: &[&[u8]], args: &[&[u8]]) -> Self {
+        RunningCall {
+            read_only,
+            name: name as *const str,
+            keys: keys as *const [&[u8]] as *const [&'static [u8]],
+            args: args as *const [&[u8]] as *const [&'static [u8]],
+        }
+    }
+
+    /// The function's name and its command (`FCALL name numkeys keys... args...`).
+    #[allow(unsafe_code)]
+    pub fn copy(&self) -> (String, Vec<Vec<u8>>) {
+        // SAFETY: see the type's comment: the caller holds the mutex it is kept under, so
+        // the run is still on and its name and arguments are alive.
+        let (name, keys, args) = unsafe { (&*self.name, &*self.keys, &*self.args) };
+        let mut argv = vec![
+            if self.read_only {
+                b"FCALL_RO".to_vec()
+            } else {
+                b"FCALL".to_vec()
+            },
+            name.as_bytes().to_vec(),
+            keys.len().to_string().into_bytes(),
+        ];
+        argv.extend(keys.iter().chain(args).map(|a| a.to_vec()));
+        (name.to_string(), argv)
+    }
 }
 
 impl Busy {
@@ -225,6 +274,9 @@ pub struct Scripting {
     /// The last run recorded took [`INLINE_LIMIT`] or more (the connection then ends its
     /// batch: see `server::connection`).
     pub last_run_long: bool,
+    /// The body and SHA1 of the last EVAL: the connection (to decide where it runs) and
+    /// EVAL itself both need it, and an application sends the same body again and again.
+    last_eval: Option<(Vec<u8>, String)>,
 }
 
 impl std::fmt::Debug for Scripting {
@@ -248,6 +300,7 @@ impl Default for Scripting {
             functions: HashMap::default(),
             busy,
             last_run_long: false,
+            last_eval: None,
         }
     }
 }
@@ -277,7 +330,7 @@ impl Scripting {
 
     /// True when the script call `args` (EVAL, EVALSHA, FCALL and their `_RO` forms) is of a
     /// known script or function whose last run was short: it runs inline.
-    pub fn runs_inline(&self, args: &[&[u8]]) -> bool {
+    pub fn runs_inline(&mut self, args: &[&[u8]]) -> bool {
         let (Some(name), Some(what)) = (args.first(), args.get(1)) else {
             return false;
         };
@@ -295,9 +348,25 @@ impl Scripting {
         let script = if name.len() >= 7 && name[..7].eq_ignore_ascii_case(b"evalsha") {
             self.by_sha(what)
         } else {
-            self.scripts.get(&sha1hex(what))
+            let sha = self.eval_sha(what);
+            self.scripts.get(&sha)
         };
         script.is_some_and(|s| s.inline)
+    }
+
+    /// The SHA1 of an EVAL body (hex, lower case), computed once for the same body twice in
+    /// a row.
+    pub fn eval_sha(&mut self, body: &[u8]) -> String {
+        match &self.last_eval {
+            Some((b, sha)) if b.as_slice() == body => sha.clone(),
+            _ => {
+                let sha = sha1hex(body);
+                if body.len() <= 4096 {
+                    self.last_eval = Some((body.to_vec(), sha.clone()));
+                }
+                sha
+            }
+        }
     }
 
     /// The cached script whose SHA1 is `sha` (in any case), without an allocation when it

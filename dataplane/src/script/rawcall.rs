@@ -74,84 +74,112 @@ unsafe fn call_entry(l: *mut ffi::lua_State, raising: bool) -> c_int {
     1
 }
 
-/// One argument of `redis.call`, as the command sees it.
-enum Arg<'a> {
-    Borrowed(&'a [u8]),
-    Owned(Vec<u8>),
-}
-
 /// Runs the command named by the call's arguments and pushes its value (or the error to
 /// raise, returning true). All that this function owns is dropped when it returns.
 unsafe fn run_and_push(l: *mut ffi::lua_State, raising: bool) -> bool {
     // SAFETY: the upvalue is the `Current` pointer `c_closure` was given; the Vm that owns
     // the Lua state running us owns it too.
     let current = unsafe { &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Current) };
-    // SAFETY: reading the stack of the running function: `lua_type`, `lua_tolstring` on a
-    // string (which does not allocate) and `lua_tonumber` never raise.
-    let args = unsafe { read_args(l) };
-    let refs: Option<Vec<&[u8]>> = args.as_ref().map(|a| {
-        a.iter()
-            .map(|x| match x {
-                Arg::Borrowed(s) => *s,
-                Arg::Owned(v) => v.as_slice(),
-            })
-            .collect()
-    });
+    // SAFETY: see `read_and_run`.
+    let outcome = unsafe { read_and_run(l, current) };
+    let (status, raise, bad) = {
+        let (job_kind, raise) = match &outcome {
+            CallOutcome::Reply(out) => {
+                let is_err = out.buf.first() == Some(&b'-');
+                (JobKind::Reply(&out.buf), is_err && raising)
+            }
+            CallOutcome::Fail(text) => (JobKind::Err(text.as_bytes()), raising),
+            CallOutcome::Stop(why) => (JobKind::Err(why.as_bytes()), true),
+        };
+        let mut job = Job {
+            kind: job_kind,
+            bad: false,
+        };
+        // SAFETY: see `push_outcome`.
+        let status = unsafe { push_outcome(l, current.build_fn(), &mut job) };
+        (status, raise, job.bad)
+    };
+    if let CallOutcome::Reply(out) = outcome {
+        current.recycle(out.buf);
+    }
+    status != 0 || raise || bad
+}
+
+/// Reads the call's arguments and runs the command they name. What it owns (number
+/// arguments' text) is dropped when it returns.
+unsafe fn read_and_run(l: *mut ffi::lua_State, current: &Current) -> CallOutcome {
+    // SAFETY: see `number_args`.
+    let numbers = unsafe { number_args(l) };
+    // Up to 8 arguments (most calls) are read into an array on the stack, more into a Vec.
+    let mut few: [&[u8]; 8] = [&[]; 8];
+    let mut many: Vec<&[u8]> = Vec::new();
+    // SAFETY: see `read_args`.
+    let refs = unsafe { read_args(l, numbers.as_ref(), &mut few, &mut many) };
     // A panic must not unwind through Lua's C frames (it would leave the state broken): it
     // is kept, the script stopped, and the panic resumed once the run is back in Rust.
-    let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        current.run_command(refs.as_deref())
-    })) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| current.run_command(refs))) {
         Ok(outcome) => outcome,
         Err(payload) => {
             current.keep_panic(payload);
             CallOutcome::Stop("ERR a command run by the script failed (panic)")
         }
-    };
-    drop(refs);
-    drop(args);
-    let (job_kind, raise) = match &outcome {
-        CallOutcome::Reply(out) => {
-            let is_err = out.buf.first() == Some(&b'-');
-            (JobKind::Reply(&out.buf), is_err && raising)
-        }
-        CallOutcome::Fail(text) => (JobKind::Err(text.as_bytes()), raising),
-        CallOutcome::Stop(why) => (JobKind::Err(why.as_bytes()), true),
-    };
-    let mut job = Job {
-        kind: job_kind,
-        bad: false,
-    };
-    // SAFETY: see `push_outcome`.
-    let status = unsafe { push_outcome(l, current.build_fn(), &mut job) };
-    status != 0 || raise || job.bad
+    }
 }
 
-/// Reads `redis.call`'s arguments: strings as they are, numbers as `%.17g` (Redis 7.0: so
-/// `1e17` is `1e+17`, not `100000000000000000`). `None` when one is neither.
-unsafe fn read_args<'a>(l: *mut ffi::lua_State) -> Option<Vec<Arg<'a>>> {
-    // SAFETY (whole function): indices 1..=n are the call's arguments.
+/// The call's number arguments as `%.17g` text (Redis 7.0: so `1e17` is `1e+17`, not
+/// `100000000000000000`), by position; `None` (no allocation) when there are none.
+unsafe fn number_args(l: *mut ffi::lua_State) -> Option<Vec<(c_int, Vec<u8>)>> {
+    // SAFETY (whole function): indices 1..=n are the call's arguments; `lua_type` and
+    // `lua_tonumber` never raise.
     let n = unsafe { ffi::lua_gettop(l) };
-    let mut args = Vec::with_capacity(n.max(0) as usize);
+    let mut numbers = None;
     for i in 1..=n {
-        match unsafe { ffi::lua_type(l, i) } {
-            ffi::LUA_TSTRING => {
-                let mut len = 0usize;
-                let p = unsafe { ffi::lua_tolstring(l, i, &mut len) };
-                // The string stays on the stack (an argument of the running call) for as
-                // long as the slice is used.
-                args.push(Arg::Borrowed(unsafe {
-                    std::slice::from_raw_parts(p as *const u8, len)
-                }));
-            }
-            ffi::LUA_TNUMBER => {
-                let x = unsafe { ffi::lua_tonumber(l, i) };
-                args.push(Arg::Owned(super::convert::number_arg(x)));
-            }
-            _ => return None,
+        if unsafe { ffi::lua_type(l, i) } == ffi::LUA_TNUMBER {
+            let x = unsafe { ffi::lua_tonumber(l, i) };
+            numbers
+                .get_or_insert_with(Vec::new)
+                .push((i, super::convert::number_arg(x)));
         }
     }
-    Some(args)
+    numbers
+}
+
+/// Reads `redis.call`'s arguments: strings as they are, numbers from `numbers`. `None`
+/// when one is neither. The strings are borrowed from the Lua stack, where they stay (as
+/// arguments of the running call) for as long as the slices are used.
+unsafe fn read_args<'a>(
+    l: *mut ffi::lua_State,
+    numbers: Option<&'a Vec<(c_int, Vec<u8>)>>,
+    few: &'a mut [&'a [u8]; 8],
+    many: &'a mut Vec<&'a [u8]>,
+) -> Option<&'a [&'a [u8]]> {
+    // SAFETY (whole function): indices 1..=n are the call's arguments; `lua_type` and
+    // `lua_tolstring` on a string (which does not allocate) never raise.
+    let n = unsafe { ffi::lua_gettop(l) }.max(0) as usize;
+    let mut numbers = numbers.map(|v| v.iter()).into_iter().flatten();
+    let mut arg = |i: usize| -> Option<&'a [u8]> {
+        match unsafe { ffi::lua_type(l, i as c_int) } {
+            ffi::LUA_TSTRING => {
+                let mut len = 0usize;
+                let p = unsafe { ffi::lua_tolstring(l, i as c_int, &mut len) };
+                Some(unsafe { std::slice::from_raw_parts(p as *const u8, len) })
+            }
+            ffi::LUA_TNUMBER => numbers.next().map(|(_, text)| text.as_slice()),
+            _ => None,
+        }
+    };
+    if n <= few.len() {
+        for (i, slot) in few.iter_mut().enumerate().take(n) {
+            *slot = arg(i + 1)?;
+        }
+        Some(&few[..n])
+    } else {
+        many.reserve(n);
+        for i in 1..=n {
+            many.push(arg(i)?);
+        }
+        Some(many.as_slice())
+    }
 }
 
 enum JobKind<'a> {
@@ -375,8 +403,8 @@ unsafe fn push_reply(
 pub(super) struct RunKeys {
     /// [`run_body`], kept.
     pub run_fn: mlua::RegistryKey,
-    /// The runner (`vm::RUNNER`): `xpcall`s the script under the error handler.
-    pub runner: mlua::RegistryKey,
+    /// The error handler (`vm::error_handler`) the script runs under.
+    pub handler: mlua::RegistryKey,
     /// The real globals table (`KEYS` and `ARGV` of EVAL go there).
     pub globals: mlua::RegistryKey,
     /// Where a result that is not a plain value (a table) is left for mlua to read.
@@ -397,16 +425,16 @@ pub(super) enum Returned {
 /// The run's parameters, read by [`run_body`] through a light userdata.
 struct RunJob<'a> {
     func: c_int,
-    runner: c_int,
+    handler: c_int,
     globals: c_int,
     keys: &'a [&'a [u8]],
     args: &'a [&'a [u8]],
     eval: bool,
 }
 
-/// Runs `runner(func, KEYS, ARGV)` with the two tables built on the stack (and, for EVAL,
-/// set as the globals `KEYS` and `ARGV`). Returns whether the script succeeded (the runner's
-/// `xpcall` status) and its result (or error value).
+/// Runs `func(KEYS, ARGV)` under the error handler, with the two tables built on the stack
+/// (and, for EVAL, set as the globals `KEYS` and `ARGV`). Returns whether the script
+/// succeeded and its result (or the handler's error value).
 ///
 /// # Errors
 /// Lua could not build the tables (out of memory): the error text.
@@ -420,7 +448,7 @@ pub(super) fn run(
 ) -> Result<(bool, Returned), String> {
     let mut job = RunJob {
         func: func.id(),
-        runner: rk.runner.id(),
+        handler: rk.handler.id(),
         globals: rk.globals.id(),
         keys,
         args,
@@ -492,17 +520,18 @@ pub(super) fn take_kept(lua: &Lua, rk: &RunKeys) -> mlua::Value {
     v
 }
 
-/// The protected body of [`run`]: builds `KEYS`/`ARGV` and calls the runner; its two
-/// results are the runner's first two.
+/// The protected body of [`run`]: builds `KEYS`/`ARGV` and calls the script under the error
+/// handler (as `xpcall` would, without its frames); its two results are whether the script
+/// succeeded and its first result or the handler's error value.
 unsafe extern "C-unwind" fn run_body(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: run by `lua_pcall` from `run`: a Lua error here (out of memory building the
     // tables) returns there. Nothing in this frame or below needs dropping; the script itself
-    // runs under the runner's `xpcall`.
+    // runs under its own `lua_pcall`, whose error handler is at index 1.
     unsafe {
         let job = &*(ffi::lua_touserdata(l, 1) as *const RunJob<'_>);
         ffi::lua_settop(l, 0);
         ffi::lua_checkstack(l, 8);
-        ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, job.runner); // 1
+        ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, job.handler); // 1
         ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, job.func); // 2
         push_strings(l, job.keys); // 3
         push_strings(l, job.args); // 4
@@ -516,7 +545,10 @@ unsafe extern "C-unwind" fn run_body(l: *mut ffi::lua_State) -> c_int {
             ffi::lua_rawset(l, 5);
             ffi::lua_settop(l, 4);
         }
-        ffi::lua_call(l, 3, 2);
+        let status = ffi::lua_pcall(l, 2, 1, 1);
+        // [handler, value]: the status goes under the value.
+        ffi::lua_pushboolean(l, c_int::from(status == 0));
+        ffi::lua_insert(l, -2);
     }
     2
 }

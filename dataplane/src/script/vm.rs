@@ -186,6 +186,45 @@ pub(super) struct Current {
     build_fn: std::ffi::c_int,
     /// A panic of a command run by `redis.call`, resumed when the run is back in Rust.
     panic: parking_lot::Mutex<Option<Box<dyn std::any::Any + Send>>>,
+    /// The reply buffer of the last `redis.call`, kept for the next one (no allocation per
+    /// call once it has grown to the replies a script sees).
+    spare: parking_lot::Mutex<Vec<u8>>,
+    /// `redis.call`s of the run so far (the inline budget's clock is read every
+    /// [`CLOCK_EVERY`] calls).
+    calls: AtomicU64,
+    /// The commands `redis.call` named last, by name as written: most scripts call the same
+    /// few commands, so the registry's case-folding lookup runs once per name.
+    recent: parking_lot::Mutex<RecentCommands>,
+}
+
+/// How often `redis.call` reads the clock for the inline budget: the 1st, 9th, 17th... call
+/// of a run (the Lua hook reads it too, every [`HOOK_EVERY`] instructions).
+const CLOCK_EVERY: u64 = 8;
+
+/// A few (name as written, command id) pairs, replaced round-robin.
+#[derive(Debug, Default)]
+struct RecentCommands {
+    entries: [(Vec<u8>, usize); 4],
+    next: usize,
+}
+
+impl RecentCommands {
+    /// The registry's command named `name`, from the cache when it was looked up lately.
+    fn lookup(&mut self, name: &[u8]) -> Option<(usize, &'static crate::cmd::CommandSpec)> {
+        let reg = crate::cmd::registry();
+        if let Some((_, id)) = self.entries.iter().find(|(n, _)| n.as_slice() == name) {
+            return Some((*id, reg.commands[*id]));
+        }
+        let found = reg.lookup(name)?;
+        if name.len() <= 32 {
+            let slot = &mut self.entries[self.next];
+            slot.0.clear();
+            slot.0.extend_from_slice(name);
+            slot.1 = found.0;
+            self.next = (self.next + 1) % self.entries.len();
+        }
+        Some(found)
+    }
 }
 
 /// What `redis.call` / `redis.pcall` got from a command.
@@ -205,6 +244,7 @@ impl Current {
         let packed =
             u64::from(mode.eval) | u64::from(mode.read_only) << 1 | u64::from(mode.flags) << 2;
         let mode_before = self.mode.swap(packed, Ordering::Relaxed);
+        self.calls.store(0, Ordering::Relaxed);
         let before = self
             .ctx
             .swap(ctx as *mut Ctx<'_> as *mut (), Ordering::AcqRel);
@@ -236,7 +276,16 @@ impl Current {
         // is live meanwhile: commands run from a script cannot start another script (EVAL,
         // FCALL and FUNCTION are NOSCRIPT), so this is the only `&mut` made from it at a time.
         let ctx = unsafe { &mut *(p as *mut Ctx<'_>) };
-        script_command(ctx, &self.resp3, self.mode(), args)
+        script_command(ctx, self, self.mode(), args)
+    }
+
+    /// Gives back the reply buffer of a finished `redis.call`, for the next one.
+    pub(super) fn recycle(&self, mut buf: Vec<u8>) {
+        // A huge reply's buffer is not kept.
+        if buf.capacity() <= 64 * 1024 {
+            buf.clear();
+            *self.spare.lock() = buf;
+        }
     }
 
     fn mode(&self) -> RunMode {
@@ -257,6 +306,8 @@ impl Drop for BusyGuard<'_> {
     fn drop(&mut self) {
         self.0.running.store(false, Ordering::Release);
         self.0.inline_deadline_ms.store(0, Ordering::Relaxed);
+        // It borrows the run's arguments, which go away after this.
+        *self.0.running_call.lock() = None;
     }
 }
 
@@ -392,6 +443,9 @@ impl Vm {
             resp3: resp3.clone(),
             build_fn: build_fn.id(),
             panic: parking_lot::Mutex::new(None),
+            spare: parking_lot::Mutex::new(Vec::new()),
+            calls: AtomicU64::new(0),
+            recent: parking_lot::Mutex::new(RecentCommands::default()),
         });
         let redis = redis_table(&lua, resp3.clone(), &current)?;
         real.raw_set("redis", redis.clone())?;
@@ -448,7 +502,7 @@ impl Vm {
         let runner: Function = lua
             .load(RUNNER)
             .set_name(INTERNAL)
-            .call((raw_xpcall, handler))?;
+            .call((raw_xpcall, handler.clone()))?;
         let load_deadline = Arc::new(AtomicU64::new(0));
         {
             let busy = busy.clone();
@@ -471,7 +525,7 @@ impl Vm {
         }
         let run_keys = super::rawcall::RunKeys {
             run_fn: super::rawcall::keep_c_function(&lua, super::rawcall::run_body_fn())?,
-            runner: lua.create_registry_value(runner.clone())?,
+            handler: lua.create_registry_value(handler.clone())?,
             globals: lua.create_registry_value(real.clone())?,
             result: lua.create_registry_value(false)?,
         };
@@ -642,17 +696,8 @@ impl Vm {
             Ordering::Relaxed,
         );
         if !mode.eval {
-            let mut argv = vec![
-                if mode.read_only {
-                    b"FCALL_RO".to_vec()
-                } else {
-                    b"FCALL".to_vec()
-                },
-                name.as_bytes().to_vec(),
-            ];
-            argv.push(keys.len().to_string().into_bytes());
-            argv.extend(keys.iter().chain(args).map(|a| a.to_vec()));
-            *busy.running_call.lock() = Some((name.to_string(), argv));
+            *busy.running_call.lock() =
+                Some(super::RunningCall::new(mode.read_only, name, keys, args));
         }
         busy.running.store(true, Ordering::Release);
         let saved_db = ctx.client.db;
@@ -678,7 +723,6 @@ impl Vm {
             self.gc_floor.store(lua.used_memory(), Ordering::Relaxed);
         }
         busy.running.store(false, Ordering::Release);
-        *busy.running_call.lock() = None;
         busy.inline_deadline_ms.store(0, Ordering::Relaxed);
         let retried = busy.retry.swap(false, Ordering::Relaxed);
         let killed = busy.kill.swap(kill::NONE, Ordering::Relaxed);
@@ -815,14 +859,17 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Value> {
 /// argument was neither a string nor a number).
 fn script_command(
     ctx: &mut Ctx<'_>,
-    resp3: &AtomicBool,
+    current: &Current,
     mode: RunMode,
     args: Option<&[&[u8]]>,
 ) -> CallOutcome {
     let fail = |text: &str| CallOutcome::Fail(normalize_error(text));
     // The budget is checked here too: a run that spent it inside a command (a long KEYS)
-    // moves before its next one.
-    if let Some(why) = stop_reason(ctx.shared.script_busy(), true) {
+    // moves before one of its next few (reading the clock before each call of a short
+    // script cost more than the script's table lookups).
+    let n = current.calls.load(Ordering::Relaxed);
+    current.calls.store(n + 1, Ordering::Relaxed);
+    if let Some(why) = stop_reason(ctx.shared.script_busy(), n % CLOCK_EVERY == 0) {
         return CallOutcome::Stop(why);
     }
     let refs = match args {
@@ -830,8 +877,7 @@ fn script_command(
         Some(a) => a,
         None => return fail("Lua redis lib command arguments must be strings or integers"),
     };
-    let reg = crate::cmd::registry();
-    let Some((id, cmd)) = reg.lookup(refs[0]) else {
+    let Some((id, cmd)) = current.recent.lock().lookup(refs[0]) else {
         return fail("Unknown Redis command called from script");
     };
     let argc = refs.len() as i32;
@@ -872,8 +918,10 @@ fn script_command(
             .wrote
             .store(true, Ordering::Relaxed);
     }
-    let mut out = Out::new();
-    out.resp3 = resp3.load(Ordering::Relaxed);
+    let mut out = Out {
+        buf: std::mem::take(&mut *current.spare.lock()),
+        resp3: current.resp3.load(Ordering::Relaxed),
+    };
     {
         let mut c2 = Ctx {
             store: &mut *ctx.store,

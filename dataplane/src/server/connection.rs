@@ -421,7 +421,7 @@ fn busy_reply(shared: &Shared, client: &mut Client, args: &[&[u8]], out: &mut Ou
     {
         // As Redis: FUNCTION STATS answers during a busy script (the running one only if it
         // is a function).
-        let running = busy.running_call.lock().clone();
+        let running = busy.running_call.lock().as_ref().map(|r| r.copy());
         let started = busy.started_ms.load(Ordering::Relaxed);
         let ms = now_ms().saturating_sub(started);
         crate::cmd::script::function_stats(
