@@ -105,8 +105,10 @@ pub struct RunningCall {
     /// FCALL_RO.
     pub read_only: bool,
     name: *const str,
-    keys: *const [&'static [u8]],
-    args: *const [&'static [u8]],
+    /// Pointer to the first key (a `&[u8]`) and their number.
+    keys: (*const (), usize),
+    /// Pointer to the first argument and their number.
+    args: (*const (), usize),
 }
 
 // SAFETY: the pointers are read only under `Busy::running_call`'s mutex, while the run that
@@ -120,8 +122,8 @@ impl RunningCall {
         RunningCall {
             read_only,
             name: name as *const str,
-            keys: keys as *const [&[u8]] as *const [&'static [u8]],
-            args: args as *const [&[u8]] as *const [&'static [u8]],
+            keys: (keys.as_ptr().cast(), keys.len()),
+            args: (args.as_ptr().cast(), args.len()),
         }
     }
 
@@ -130,7 +132,13 @@ impl RunningCall {
     pub fn copy(&self) -> (String, Vec<Vec<u8>>) {
         // SAFETY: see the type's comment: the caller holds the mutex it is kept under, so
         // the run is still on and its name and arguments are alive.
-        let (name, keys, args) = unsafe { (&*self.name, &*self.keys, &*self.args) };
+        let (name, keys, args): (&str, &[&[u8]], &[&[u8]]) = unsafe {
+            (
+                &*self.name,
+                std::slice::from_raw_parts(self.keys.0.cast(), self.keys.1),
+                std::slice::from_raw_parts(self.args.0.cast(), self.args.1),
+            )
+        };
         let mut argv = vec![
             if self.read_only {
                 b"FCALL_RO".to_vec()

@@ -869,7 +869,7 @@ fn script_command(
     // script cost more than the script's table lookups).
     let n = current.calls.load(Ordering::Relaxed);
     current.calls.store(n + 1, Ordering::Relaxed);
-    if let Some(why) = stop_reason(ctx.shared.script_busy(), n % CLOCK_EVERY == 0) {
+    if let Some(why) = stop_reason(ctx.shared.script_busy(), n.is_multiple_of(CLOCK_EVERY)) {
         return CallOutcome::Stop(why);
     }
     let refs = match args {
