@@ -7,7 +7,9 @@
 //! must be an object, so `visit_seq` is never linked for it. The decoded values are the
 //! same; only a struct sent as an array (which codis-fe never does) is refused.
 //!
-//! Enums must be unit variants written as strings (every enum in `codis_model` is).
+//! Enums must be unit variants written as strings (every enum in `codis_model` is); map
+//! keys may be strings, integers of up to 64 bits or such enums. A duplicate object key is
+//! not an error here (the last one wins, as in `serde_json::Value`); codis-fe sends none.
 
 use serde::de::{
     self, DeserializeOwned, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, SeqAccess,
@@ -214,9 +216,34 @@ impl<'de> Deserializer<'de> for Key {
         self.number(visitor)
     }
 
+    fn deserialize_i16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.number(visitor)
+    }
+
+    fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.number(visitor)
+    }
+
+    fn deserialize_i8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.number(visitor)
+    }
+
+    fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.number(visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        visitor.visit_enum(self.0.into_deserializer())
+    }
+
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i128 u8 u16 u128 f32 f64 char str string bytes byte_buf option unit
-        unit_struct newtype_struct seq tuple tuple_struct map struct enum identifier ignored_any
+        bool i128 u128 f32 f64 char str string bytes byte_buf option unit unit_struct
+        newtype_struct seq tuple tuple_struct map struct identifier ignored_any
     }
 }
 
@@ -275,5 +302,10 @@ mod tests {
         assert_eq!(from_str::<Option<i64>>("null").unwrap(), None);
         assert_eq!(from_str::<u8>("255").unwrap(), 255);
         assert!(from_str::<u8>("256").is_err());
+        let by_role: std::collections::BTreeMap<Role, u16> =
+            from_str(r#"{"admin":1,"viewer":2}"#).unwrap();
+        assert_eq!(by_role[&Role::Admin], 1);
+        let small: std::collections::BTreeMap<u8, i8> = from_str(r#"{"5":-1}"#).unwrap();
+        assert_eq!(small[&5], -1);
     }
 }

@@ -197,14 +197,15 @@ pub(super) struct Current {
     recent: parking_lot::Mutex<RecentCommands>,
 }
 
-/// How often `redis.call` reads the clock for the inline budget: the 1st, 9th, 17th... call
-/// of a run (the Lua hook reads it too, every [`HOOK_EVERY`] instructions).
+/// How often `redis.call` reads the clock for the inline budget: before the 2nd, 10th,
+/// 18th... call of a run and before its first write (the Lua hook reads it too, every
+/// [`HOOK_EVERY`] instructions).
 const CLOCK_EVERY: u64 = 8;
 
 /// A few (name as written, command id) pairs, replaced round-robin.
 #[derive(Debug, Default)]
 struct RecentCommands {
-    entries: [(Vec<u8>, usize); 4],
+    entries: [Option<(Vec<u8>, usize)>; 4],
     next: usize,
 }
 
@@ -212,15 +213,17 @@ impl RecentCommands {
     /// The registry's command named `name`, from the cache when it was looked up lately.
     fn lookup(&mut self, name: &[u8]) -> Option<(usize, &'static crate::cmd::CommandSpec)> {
         let reg = crate::cmd::registry();
-        if let Some((_, id)) = self.entries.iter().find(|(n, _)| n.as_slice() == name) {
-            return Some((*id, reg.commands[*id]));
+        let hit = self
+            .entries
+            .iter()
+            .flatten()
+            .find(|(n, _)| n.as_slice() == name);
+        if let Some(&(_, id)) = hit {
+            return Some((id, reg.commands[id]));
         }
         let found = reg.lookup(name)?;
         if name.len() <= 32 {
-            let slot = &mut self.entries[self.next];
-            slot.0.clear();
-            slot.0.extend_from_slice(name);
-            slot.1 = found.0;
+            self.entries[self.next] = Some((name.to_vec(), found.0));
             self.next = (self.next + 1) % self.entries.len();
         }
         Some(found)
@@ -695,16 +698,17 @@ impl Vm {
             },
             Ordering::Relaxed,
         );
-        if !mode.eval {
-            *busy.running_call.lock() =
-                Some(super::RunningCall::new(mode.read_only, name, keys, args));
-        }
         busy.running.store(true, Ordering::Release);
         let saved_db = ctx.client.db;
         let opened_exec = !ctx.client.in_exec;
         ctx.client.in_exec = true;
         let res = {
             let _busy = BusyGuard(busy);
+            // Set once the guard that clears it exists (it borrows `name`, `keys`, `args`).
+            if !mode.eval {
+                *busy.running_call.lock() =
+                    Some(super::RunningCall::new(mode.read_only, name, keys, args));
+            }
             let _running = self.current.enter(ctx, mode);
             let _limit = MemoryLimit::on(lua);
             super::rawcall::run(lua, &self.run_keys, func, keys, args, mode.eval)
@@ -864,12 +868,8 @@ fn script_command(
     args: Option<&[&[u8]]>,
 ) -> CallOutcome {
     let fail = |text: &str| CallOutcome::Fail(normalize_error(text));
-    // The budget is checked here too: a run that spent it inside a command (a long KEYS)
-    // moves before one of its next few (reading the clock before each call of a short
-    // script cost more than the script's table lookups).
-    let n = current.calls.load(Ordering::Relaxed);
-    current.calls.store(n + 1, Ordering::Relaxed);
-    if let Some(why) = stop_reason(ctx.shared.script_busy(), n.is_multiple_of(CLOCK_EVERY)) {
+    let busy = ctx.shared.script_busy();
+    if let Some(why) = stop_reason(busy, false) {
         return CallOutcome::Stop(why);
     }
     let refs = match args {
@@ -886,6 +886,19 @@ fn script_command(
     }
     if cmd.flags & flags::NOSCRIPT != 0 {
         return fail("This Redis command is not allowed from script");
+    }
+    // The inline budget is checked here too: a run that spent it inside a command (a long
+    // KEYS) moves before its first command with effects (after that it cannot move), and
+    // a read-only one within a few calls (reading the clock before every call of a short
+    // script cost more than its table lookups).
+    let n = current.calls.load(Ordering::Relaxed);
+    current.calls.store(n + 1, Ordering::Relaxed);
+    let first_effect =
+        cmd.flags & (flags::WRITE | flags::PUBSUB) != 0 && !busy.effects.load(Ordering::Relaxed);
+    if (first_effect || n % CLOCK_EVERY == 1)
+        && let Some(why) = stop_reason(busy, true)
+    {
+        return CallOutcome::Stop(why);
     }
     if cmd.flags & flags::WRITE != 0 || cmd.flags & flags::PUBSUB != 0 {
         // From here on the run cannot be started again elsewhere (PUBLISH reached

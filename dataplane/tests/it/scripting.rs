@@ -625,3 +625,41 @@ fn script_caches_and_libraries_resist_hostile_input() {
         Frame::Integer(9) // {ok='PONG'}: a one-pair map
     );
 }
+
+/// An inline run whose budget went by inside a command (a slow KEYS) moves to the script
+/// thread before its first write: the write and the loop after it run there, so other
+/// clients of the same connection thread are answered (`-BUSY`), not left waiting.
+#[test]
+fn an_inline_run_past_its_budget_moves_before_its_first_write() {
+    let s = start_codis(&["--io-threads", "1"]);
+    let mut c = Client::connect(s.port);
+    ok(&mut c, &[b"CONFIG", b"SET", b"busy-reply-threshold", b"50"]);
+    // 300,000 keys: the KEYS below then takes a few hundred ms, past the 100 ms budget.
+    ok(
+        &mut c,
+        &[
+            b"EVAL",
+            b"for i = 1, 300000 do redis.call('SET', 'key:with:some:length:' .. i, i) end",
+            b"0",
+        ],
+    );
+    let body: &[u8] = b"if ARGV[1] == 'slow' then redis.call('KEYS', '*e*e*e*e*e*e*e*e*z') end \
+        redis.call('SET', KEYS[1], ARGV[1]) \
+        if ARGV[1] == 'slow' then local i = 0 while i < 30000000 do i = i + 1 end end \
+        return 1";
+    let sha = match ok(&mut c, &[b"SCRIPT", b"LOAD", body]) {
+        Frame::Bulk(b) => b,
+        other => panic!("{other:?}"),
+    };
+    // Short runs: the next one starts inline.
+    for _ in 0..2 {
+        assert_eq!(
+            ok(&mut c, &[b"EVALSHA", &sha, b"1", b"w", b"quick"]),
+            Frame::Integer(1)
+        );
+    }
+    let t = in_thread(s.port, &[b"EVALSHA", &sha, b"1", b"w", b"slow"]);
+    wait_busy(s.port);
+    assert_eq!(t.join().unwrap(), Frame::Integer(1));
+    assert_eq!(ok(&mut c, &[b"GET", b"w"]), Frame::Bulk(b"slow".to_vec()));
+}
