@@ -87,7 +87,7 @@ fn cache_script(ctx: &mut Ctx<'_>, body: &[u8]) -> Result<String, CmdError> {
             func: std::sync::Arc::new(func),
             body: body.to_vec(),
             flags,
-            inline: false,
+            inline: std::sync::Arc::default(),
         },
     );
     Ok(sha)
@@ -148,13 +148,13 @@ fn eval(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let ro_cmd = name.len() >= 3 && name[name.len() - 3..].eq_ignore_ascii_case(b"_ro");
     let (keys, argv) = split_keys(args)?;
     let sha;
-    let (func, flags) = if by_sha {
+    let (func, flags, inline) = if by_sha {
         let Some(s) = ctx.store.scripting.by_sha(args[1]) else {
             return Err(CmdError::Msg(
                 "NOSCRIPT No matching script. Please use EVAL.".into(),
             ));
         };
-        let found = (s.func.clone(), s.flags);
+        let found = (s.func.clone(), s.flags, s.inline.clone());
         sha = match std::str::from_utf8(args[1]) {
             Ok(s) => s.to_ascii_lowercase(),
             Err(_) => String::from_utf8_lossy(args[1]).to_ascii_lowercase(),
@@ -163,11 +163,12 @@ fn eval(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     } else {
         sha = cache_script(ctx, args[1])?;
         let s = &ctx.store.scripting.scripts[&sha];
-        (s.func.clone(), s.flags)
+        (s.func.clone(), s.flags, s.inline.clone())
     };
     let call = Call {
         eval: true,
         id: &sha,
+        inline: &inline,
         keys,
         argv,
         flags,
@@ -182,6 +183,8 @@ struct Call<'a> {
     eval: bool,
     /// The script's SHA1 or the function's name.
     id: &'a str,
+    /// Its [`Script::inline`] flag.
+    inline: &'a std::sync::atomic::AtomicBool,
     keys: &'a [&'a [u8]],
     argv: &'a [&'a [u8]],
     /// [`sflags`] of the script or function.
@@ -202,6 +205,7 @@ fn run_call(
     let Call {
         eval,
         id,
+        inline,
         keys,
         argv,
         flags,
@@ -226,7 +230,7 @@ fn run_call(
     let done = vm.run(ctx, key, id, keys, argv, mode);
     ctx.store
         .scripting
-        .record_run(eval, id, started.elapsed(), !done);
+        .record_run(inline, started.elapsed(), !done);
     if !done {
         ctx.client.action = Some(crate::server::client::Action::Script(
             args.iter().map(|a| a.to_vec()).collect(),
@@ -238,15 +242,16 @@ fn run_call(
 fn fcall(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let ro_cmd = args[0].len() > 5;
     let (keys, argv) = split_keys(args)?;
-    let fname = String::from_utf8_lossy(args[1]).into_owned();
-    let Some(lib) = ctx.store.scripting.functions.get(&fname) else {
+    let fname = String::from_utf8_lossy(args[1]);
+    let Some(lib) = ctx.store.scripting.functions.get(fname.as_ref()) else {
         return Err(CmdError::err("Function not found"));
     };
-    let def = &ctx.store.scripting.libraries[lib].functions[&fname];
-    let (func, flags) = (def.func.clone(), def.flags);
+    let def = &ctx.store.scripting.libraries[lib].functions[fname.as_ref()];
+    let (func, flags, inline) = (def.func.clone(), def.flags, def.inline.clone());
     let call = Call {
         eval: false,
         id: &fname,
+        inline: &inline,
         keys,
         argv,
         flags,

@@ -234,8 +234,9 @@ pub struct Script {
     pub body: Vec<u8>,
     /// [`sflags`].
     pub flags: u32,
-    /// Its last run was short: the next one runs inline.
-    pub inline: bool,
+    /// Its last run was short: the next one runs inline. Shared with the run, which sets
+    /// it when it ends (no second lookup by name).
+    pub inline: Arc<AtomicBool>,
 }
 
 /// One registered function of a library.
@@ -249,8 +250,9 @@ pub struct FunctionDef {
     pub flags: u32,
     /// `description`, if given.
     pub description: Option<Vec<u8>>,
-    /// Its last run was short: the next one runs inline.
-    pub inline: bool,
+    /// Its last run was short: the next one runs inline. Shared with the run, which sets
+    /// it when it ends (no second lookup by name).
+    pub inline: Arc<AtomicBool>,
 }
 
 /// A loaded function library.
@@ -351,7 +353,7 @@ impl Scripting {
                 .get(fname)
                 .and_then(|lib| self.libraries.get(lib))
                 .and_then(|lib| lib.functions.get(fname))
-                .is_some_and(|f| f.inline);
+                .is_some_and(|f| f.inline.load(Ordering::Relaxed));
         }
         let script = if name.len() >= 7 && name[..7].eq_ignore_ascii_case(b"evalsha") {
             self.by_sha(what)
@@ -359,7 +361,7 @@ impl Scripting {
             let sha = self.eval_sha(what);
             self.scripts.get(&sha)
         };
-        script.is_some_and(|s| s.inline)
+        script.is_some_and(|s| s.inline.load(Ordering::Relaxed))
     }
 
     /// The SHA1 of an EVAL body (hex, lower case), computed once for the same body twice in
@@ -388,22 +390,11 @@ impl Scripting {
         }
     }
 
-    /// Remembers how long the last run of script `sha` (EVAL family) or function `name` took.
-    pub fn record_run(&mut self, eval: bool, id: &str, took: std::time::Duration, retried: bool) {
-        let inline = !retried && took < INLINE_LIMIT;
+    /// Remembers how long the last run of a script or function took (`inline` is its
+    /// [`Script::inline`] or [`FunctionDef::inline`]).
+    pub fn record_run(&mut self, inline: &AtomicBool, took: std::time::Duration, retried: bool) {
+        inline.store(!retried && took < INLINE_LIMIT, Ordering::Relaxed);
         self.last_run_long = took >= INLINE_LIMIT;
-        if eval {
-            if let Some(s) = self.scripts.get_mut(id) {
-                s.inline = inline;
-            }
-        } else if let Some(f) = self
-            .functions
-            .get(id)
-            .and_then(|lib| self.libraries.get_mut(lib))
-            .and_then(|lib| lib.functions.get_mut(id))
-        {
-            f.inline = inline;
-        }
     }
 
     /// SCRIPT FLUSH: forgets every script and starts a fresh Lua state.

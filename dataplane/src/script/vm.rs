@@ -1080,7 +1080,7 @@ fn register_function(
             func: Arc::new(lua.create_registry_value(func)?),
             flags: fl,
             description: desc,
-            inline: false,
+            inline: Arc::default(),
         },
     );
     Ok(())
