@@ -287,6 +287,11 @@ pub struct Scripting {
     /// The body and SHA1 of the last EVAL: the connection (to decide where it runs) and
     /// EVAL itself both need it, and an application sends the same body again and again.
     last_eval: Option<(Vec<u8>, String)>,
+    /// The reply buffer of the last `redis.call`, kept for the next one (no allocation per
+    /// call once it has grown to the replies scripts see).
+    pub(crate) call_spare: Vec<u8>,
+    /// The commands `redis.call` named last.
+    pub(crate) recent_commands: vm::RecentCommands,
 }
 
 impl std::fmt::Debug for Scripting {
@@ -311,6 +316,8 @@ impl Default for Scripting {
             busy,
             last_run_long: false,
             last_eval: None,
+            call_spare: Vec::new(),
+            recent_commands: vm::RecentCommands::default(),
         }
     }
 }

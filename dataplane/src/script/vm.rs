@@ -186,15 +186,11 @@ pub(super) struct Current {
     build_fn: std::ffi::c_int,
     /// A panic of a command run by `redis.call`, resumed when the run is back in Rust.
     panic: parking_lot::Mutex<Option<Box<dyn std::any::Any + Send>>>,
-    /// The reply buffer of the last `redis.call`, kept for the next one (no allocation per
-    /// call once it has grown to the replies a script sees).
-    spare: parking_lot::Mutex<Vec<u8>>,
+    /// `panic` holds one (read without the lock after every run).
+    panicked: AtomicBool,
     /// `redis.call`s of the run so far (the inline budget's clock is read every
     /// [`CLOCK_EVERY`] calls).
     calls: AtomicU64,
-    /// The commands `redis.call` named last, by name as written: most scripts call the same
-    /// few commands, so the registry's case-folding lookup runs once per name.
-    recent: parking_lot::Mutex<RecentCommands>,
 }
 
 /// How often `redis.call` reads the clock for the inline budget: before the 2nd, 10th,
@@ -202,16 +198,22 @@ pub(super) struct Current {
 /// [`HOOK_EVERY`] instructions).
 const CLOCK_EVERY: u64 = 8;
 
-/// A few (name as written, command id) pairs, replaced round-robin.
+/// The commands `redis.call` named last, by name as written, a few (name, command id) pairs
+/// replaced round-robin: most scripts call the same few commands, so the registry's
+/// case-folding lookup runs once per name. Kept in [`super::Scripting`] (no lock: the
+/// store's lock is held while a script runs).
 #[derive(Debug, Default)]
-struct RecentCommands {
+pub(crate) struct RecentCommands {
     entries: [Option<(Vec<u8>, usize)>; 4],
     next: usize,
 }
 
 impl RecentCommands {
     /// The registry's command named `name`, from the cache when it was looked up lately.
-    fn lookup(&mut self, name: &[u8]) -> Option<(usize, &'static crate::cmd::CommandSpec)> {
+    pub(crate) fn lookup(
+        &mut self,
+        name: &[u8],
+    ) -> Option<(usize, &'static crate::cmd::CommandSpec)> {
         let reg = crate::cmd::registry();
         let hit = self
             .entries
@@ -257,6 +259,7 @@ impl Current {
 
     pub(super) fn keep_panic(&self, payload: Box<dyn std::any::Any + Send>) {
         *self.panic.lock() = Some(payload);
+        self.panicked.store(true, Ordering::Release);
     }
 
     pub(super) fn build_fn(&self) -> std::ffi::c_int {
@@ -282,13 +285,20 @@ impl Current {
         script_command(ctx, self, self.mode(), args)
     }
 
-    /// Gives back the reply buffer of a finished `redis.call`, for the next one.
+    /// Gives back the reply buffer of a finished `redis.call`, for the next one
+    /// ([`super::Scripting::call_spare`]).
+    #[allow(unsafe_code)]
     pub(super) fn recycle(&self, mut buf: Vec<u8>) {
+        let p = self.ctx.load(Ordering::Acquire);
         // A huge reply's buffer is not kept.
-        if buf.capacity() <= 64 * 1024 {
-            buf.clear();
-            *self.spare.lock() = buf;
+        if p.is_null() || buf.capacity() > 64 * 1024 {
+            return;
         }
+        // SAFETY: as in `run_command` (the run is still on, and the `&mut` that
+        // `run_command` made has ended with the command).
+        let ctx = unsafe { &mut *(p as *mut Ctx<'_>) };
+        buf.clear();
+        ctx.store.scripting.call_spare = buf;
     }
 
     fn mode(&self) -> RunMode {
@@ -303,14 +313,17 @@ impl Current {
 
 /// Marks the script as not running when the run ends, even by a panic (which would
 /// otherwise leave every other client answered `-BUSY` for good).
-struct BusyGuard<'a>(&'a Busy);
+/// The bool: a function's run, whose [`super::RunningCall`] it clears.
+struct BusyGuard<'a>(&'a Busy, bool);
 
 impl Drop for BusyGuard<'_> {
     fn drop(&mut self) {
         self.0.running.store(false, Ordering::Release);
         self.0.inline_deadline_ms.store(0, Ordering::Relaxed);
-        // It borrows the run's arguments, which go away after this.
-        *self.0.running_call.lock() = None;
+        if self.1 {
+            // It borrows the run's arguments, which go away after this.
+            *self.0.running_call.lock() = None;
+        }
     }
 }
 
@@ -446,9 +459,8 @@ impl Vm {
             resp3: resp3.clone(),
             build_fn: build_fn.id(),
             panic: parking_lot::Mutex::new(None),
-            spare: parking_lot::Mutex::new(Vec::new()),
+            panicked: AtomicBool::new(false),
             calls: AtomicU64::new(0),
-            recent: parking_lot::Mutex::new(RecentCommands::default()),
         });
         let redis = redis_table(&lua, resp3.clone(), &current)?;
         real.raw_set("redis", redis.clone())?;
@@ -703,7 +715,7 @@ impl Vm {
         let opened_exec = !ctx.client.in_exec;
         ctx.client.in_exec = true;
         let res = {
-            let _busy = BusyGuard(busy);
+            let _busy = BusyGuard(busy, !mode.eval);
             // Set once the guard that clears it exists (it borrows `name`, `keys`, `args`).
             if !mode.eval {
                 *busy.running_call.lock() =
@@ -713,7 +725,9 @@ impl Vm {
             let _limit = MemoryLimit::on(lua);
             super::rawcall::run(lua, &self.run_keys, func, keys, args, mode.eval)
         };
-        if let Some(payload) = self.current.panic.lock().take() {
+        if self.current.panicked.swap(false, Ordering::Acquire)
+            && let Some(payload) = self.current.panic.lock().take()
+        {
             std::panic::resume_unwind(payload);
         }
         // Lua 5.1 has no emergency collection: garbage a big run left (one that hit the
@@ -877,7 +891,7 @@ fn script_command(
         Some(a) => a,
         None => return fail("Lua redis lib command arguments must be strings or integers"),
     };
-    let Some((id, cmd)) = current.recent.lock().lookup(refs[0]) else {
+    let Some((id, cmd)) = ctx.store.scripting.recent_commands.lookup(refs[0]) else {
         return fail("Unknown Redis command called from script");
     };
     let argc = refs.len() as i32;
@@ -932,7 +946,7 @@ fn script_command(
             .store(true, Ordering::Relaxed);
     }
     let mut out = Out {
-        buf: std::mem::take(&mut *current.spare.lock()),
+        buf: std::mem::take(&mut ctx.store.scripting.call_spare),
         resp3: current.resp3.load(Ordering::Relaxed),
     };
     {
