@@ -31,7 +31,7 @@ if [ -z "${CODIS_BIN_DIR:-}" ]; then
     CODIS_BIN_DIR="$CARGO_TARGET_DIR/release"
 fi
 if [ -z "${CODIS_UI_DIR:-}" ]; then
-    echo "== building the web UI (wasm32; wasm-bindgen as a library, wasm-opt from npm when there)"
+    echo "== building the web UI (wasm32; wasm-bindgen as a library, wasm-opt from npm)"
     rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
     CODIS_UI_DIR="$CARGO_TARGET_DIR/ui-dist"
     build cargo run -q -p xtask -- dist "$CODIS_UI_DIR"

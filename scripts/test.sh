@@ -28,6 +28,10 @@ fi
 if ! need chromium || ! need chromedriver; then
     missing+=(chromium chromium-driver)
 fi
+# The UI bundle's wasm-opt comes from npm's binaryen (xtask installs it with npm).
+if ! need npm; then
+    missing+=(npm)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -54,12 +54,23 @@ fn parse_only(c: &mut Criterion) {
     g.finish();
 }
 
-fn parse_and_execute(c: &mut Criterion) {
+/// A store with default config and one authenticated client (the receiver of its pushes is
+/// returned to keep it open).
+fn server_and_client() -> (
+    std::sync::Arc<Shared>,
+    Client,
+    tokio::sync::mpsc::UnboundedReceiver<dataplane::server::client::Push>,
+) {
     let shared = Shared::new(Config::default(), None);
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let info = std::sync::Arc::new(ClientInfo::new(1, "bench".into(), "bench".into()));
     let mut client = Client::new(info, tx);
     client.authenticated = true;
+    (shared, client, rx)
+}
+
+fn parse_and_execute(c: &mut Criterion) {
+    let (shared, mut client, _rx) = server_and_client();
     let mut g = c.benchmark_group("execute");
     g.throughput(Throughput::Elements(16));
     for cmd in ["SET", "GET", "HSET", "LPUSH"] {
@@ -96,11 +107,7 @@ fn parse_and_execute(c: &mut Criterion) {
 /// Scripts as a connection runs a short one (inline, in its batch): the part of EVALSHA,
 /// EVAL and FCALL that is not the network (`scripts/bench-script.sh` measures the whole).
 fn scripts(c: &mut Criterion) {
-    let shared = Shared::new(Config::default(), None);
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let info = std::sync::Arc::new(ClientInfo::new(1, "bench".into(), "bench".into()));
-    let mut client = Client::new(info, tx);
-    client.authenticated = true;
+    let (shared, mut client, _rx) = server_and_client();
     let body = "redis.call('INCR', KEYS[1]) return redis.call('GET', KEYS[1])";
     let lib = "#!lua name=bench\nredis.register_function('incrget', function(keys) \
                redis.call('INCR', keys[1]) return redis.call('GET', keys[1]) end)";

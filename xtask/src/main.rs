@@ -11,7 +11,6 @@
 //! `wasm-bindgen`, so they always match), `wasm-opt -Oz --low-memory-unused` from npm's `binaryen@132` (installed
 //! into `<target>/tools` when npm is there; never Debian's binaryen 108, which breaks the
 //! page), the hand-written files of `static/`, and a `.gz` sibling for each file.
-//! `CODIS_UI_WASM_OPT=0` skips wasm-opt.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -100,9 +99,7 @@ fn dist(root: &Path, target: &Path, out: &Path) -> Result<()> {
         .context("wasm-bindgen")?;
 
     let bg = out.join("frontend_bg.wasm");
-    if std::env::var("CODIS_UI_WASM_OPT").as_deref() == Ok("0") {
-        eprintln!("xtask: wasm-opt skipped (CODIS_UI_WASM_OPT=0)");
-    } else if let Some(opt) = wasm_opt(target) {
+    if let Some(opt) = wasm_opt(target) {
         let tmp = out.join("frontend_bg.opt.wasm");
         // `--low-memory-unused`: rustc places the stack first, so addresses below 1 KiB are
         // never used and wasm-opt may fold them into load/store offsets (about 2 KB gzipped).
@@ -114,10 +111,7 @@ fn dist(root: &Path, target: &Path, out: &Path) -> Result<()> {
         std::fs::rename(&tmp, &bg)?;
     } else {
         // Never a quiet skip: the bundle's size target depends on wasm-opt.
-        bail!(
-            "wasm-opt from npm's {BINARYEN} could not be installed (is npm on PATH?); \
-             set CODIS_UI_WASM_OPT=0 to build a larger bundle without it"
-        );
+        bail!("wasm-opt from npm's {BINARYEN} could not be installed (is npm on PATH?)");
     }
 
     copy_static(root, out)?;

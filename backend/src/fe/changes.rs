@@ -230,9 +230,7 @@ async fn dashboard_change(
 fn groups_of(p: &Product) -> Vec<codis_model::topom::Group> {
     p.snapshot
         .read()
-        .overview
-        .as_ref()
-        .and_then(|o| o.stats.as_ref())
+        .stats()
         .map(|s| s.group.models.clone())
         .unwrap_or_default()
 }
@@ -878,9 +876,7 @@ async fn slots_move_some(
         // polled) are this move's.
         let mut picked: Vec<(i64, i64)> = {
             let snap = p.snapshot.read();
-            snap.overview
-                .as_ref()
-                .and_then(|o| o.stats.as_ref())
+            snap.stats()
                 .map(|st| {
                     st.slots
                         .iter()

@@ -247,17 +247,14 @@ pub async fn forward(
     if let Forwarded::ReadAbout(addr) = &kind {
         let known = {
             let snap = p.snapshot.read();
-            snap.overview
-                .as_ref()
-                .and_then(|o| o.stats.as_ref())
-                .is_some_and(|s| {
-                    s.group
-                        .models
-                        .iter()
-                        .flat_map(|g| &g.servers)
-                        .any(|srv| srv.addr == *addr)
-                        || s.sentinels.model.servers.iter().any(|a| a == addr)
-                })
+            snap.stats().is_some_and(|s| {
+                s.group
+                    .models
+                    .iter()
+                    .flat_map(|g| &g.servers)
+                    .any(|srv| srv.addr == *addr)
+                    || s.sentinels.model.servers.iter().any(|a| a == addr)
+            })
         };
         if !known {
             return Err(ApiError::forbidden(format!(

@@ -234,7 +234,7 @@ fn build_inventory(reg: &Registry) -> Inventory {
     let mut inv = Inventory::new();
     for p in reg.all() {
         let snap = p.snapshot.read();
-        let Some(stats) = snap.overview.as_ref().and_then(|o| o.stats.as_ref()) else {
+        let Some(stats) = snap.stats() else {
             continue;
         };
         for g in &stats.group.models {

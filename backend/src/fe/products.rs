@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use codis_coordinator::Coordinator;
 use codis_model::fe::{MigrationOverview, MigrationProgress, MigrationRun, ProductSummary};
-use codis_model::topom::{Topom, TopomOverview};
+use codis_model::topom::{Topom, TopomOverview, TopomStats};
 use parking_lot::RwLock;
 use sqlx::SqlitePool;
 use tokio::task::JoinHandle;
@@ -67,6 +67,13 @@ pub struct Snapshot {
     pub summary: Option<ProductSummary>,
     /// The overview as JSON, serialised once per poll.
     pub topom_json: Option<bytes::Bytes>,
+}
+
+impl Snapshot {
+    /// The stats of the last overview read, if it had any.
+    pub fn stats(&self) -> Option<&TopomStats> {
+        self.overview.as_ref().and_then(|o| o.stats.as_ref())
+    }
 }
 
 /// One product line.
@@ -697,7 +704,7 @@ pub fn trouble(s: &ProductSummary) -> i64 {
 /// Migrations of a product line.
 pub fn migration(p: &Product) -> MigrationOverview {
     let s = p.snapshot.read();
-    let Some(stats) = s.overview.as_ref().and_then(|o| o.stats.as_ref()) else {
+    let Some(stats) = s.stats() else {
         return MigrationOverview::default();
     };
     let pending = i64::try_from(
