@@ -240,7 +240,7 @@ pub struct CmdStat {
 pub struct Registry {
     /// Every command, indexed by id.
     pub commands: Vec<&'static CommandSpec>,
-    by_name: HashMap<&'static str, usize, foldhash::fast::FixedState>,
+    by_name: HashMap<&'static [u8], usize, foldhash::fast::FixedState>,
 }
 
 impl Registry {
@@ -253,8 +253,9 @@ impl Registry {
         for (d, s) in buf.iter_mut().zip(name) {
             *d = s.to_ascii_lowercase();
         }
-        let lower = std::str::from_utf8(&buf[..name.len()]).ok()?;
-        self.by_name.get(lower).map(|&i| (i, self.commands[i]))
+        self.by_name
+            .get(&buf[..name.len()])
+            .map(|&i| (i, self.commands[i]))
     }
 }
 
@@ -287,7 +288,7 @@ pub fn registry() -> &'static Registry {
         let mut by_name = HashMap::with_hasher(foldhash::fast::FixedState::default());
         for fam in families {
             for c in fam.iter() {
-                if by_name.insert(c.name, commands.len()).is_none() {
+                if by_name.insert(c.name.as_bytes(), commands.len()).is_none() {
                     commands.push(c);
                 }
             }

@@ -4,7 +4,7 @@
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx, arg_i64, eq_ic, spec, unknown_subcommand};
 use crate::script::vm::{RunMode, eval_shebang};
-use crate::script::{Script, sflags};
+use crate::script::{Script, Target, sflags};
 
 /// Commands of this family.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -147,34 +147,45 @@ fn eval(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let by_sha = name.len() >= 7 && name[..7].eq_ignore_ascii_case(b"evalsha");
     let ro_cmd = name.len() >= 3 && name[name.len() - 3..].eq_ignore_ascii_case(b"_ro");
     let (keys, argv) = split_keys(args)?;
-    let sha;
-    let (func, flags, inline) = if by_sha {
-        let Some(s) = ctx.store.scripting.by_sha(args[1]) else {
-            return Err(CmdError::Msg(
-                "NOSCRIPT No matching script. Please use EVAL.".into(),
-            ));
-        };
-        let found = (s.func.clone(), s.flags, s.inline.clone());
-        sha = match std::str::from_utf8(args[1]) {
-            Ok(s) => s.to_ascii_lowercase(),
-            Err(_) => String::from_utf8_lossy(args[1]).to_ascii_lowercase(),
-        };
-        found
+    let found = if ctx.client.script_inline {
+        ctx.store.scripting.take_found(name, args[1])
     } else {
-        sha = cache_script(ctx, args[1])?;
-        let s = &ctx.store.scripting.scripts[&sha];
-        (s.func.clone(), s.flags, s.inline.clone())
+        None
+    };
+    let mut sha_buf = [0u8; 40];
+    let body_sha;
+    let (sha, target) = if by_sha {
+        let sha = crate::script::lower_sha(args[1], &mut sha_buf);
+        let target = match found {
+            Some(t) => Some(t),
+            None => ctx.store.scripting.by_sha(args[1]).map(Target::of_script),
+        };
+        match (sha, target) {
+            (Some(sha), Some(t)) => (sha, t),
+            _ => {
+                return Err(CmdError::Msg(
+                    "NOSCRIPT No matching script. Please use EVAL.".into(),
+                ));
+            }
+        }
+    } else {
+        body_sha = cache_script(ctx, args[1])?;
+        let target = match found {
+            Some(t) => t,
+            None => Target::of_script(&ctx.store.scripting.scripts[&body_sha]),
+        };
+        (body_sha.as_str(), target)
     };
     let call = Call {
         eval: true,
-        id: &sha,
-        inline: &inline,
+        id: sha,
+        inline: &target.inline,
         keys,
         argv,
-        flags,
+        flags: target.flags,
         ro_cmd,
     };
-    run_call(ctx, args, &func, call)
+    run_call(ctx, args, &target.func, call)
 }
 
 /// A script or function call, parsed.
@@ -242,22 +253,30 @@ fn run_call(
 fn fcall(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let ro_cmd = args[0].len() > 5;
     let (keys, argv) = split_keys(args)?;
-    let fname = String::from_utf8_lossy(args[1]);
-    let Some(lib) = ctx.store.scripting.functions.get(fname.as_ref()) else {
+    let found = if ctx.client.script_inline {
+        ctx.store.scripting.take_found(args[0], args[1])
+    } else {
+        None
+    };
+    let Some(target) = found.or_else(|| {
+        ctx.store
+            .scripting
+            .function(args[1])
+            .map(Target::of_function)
+    }) else {
         return Err(CmdError::err("Function not found"));
     };
-    let def = &ctx.store.scripting.libraries[lib].functions[fname.as_ref()];
-    let (func, flags, inline) = (def.func.clone(), def.flags, def.inline.clone());
+    let fname = String::from_utf8_lossy(args[1]);
     let call = Call {
         eval: false,
         id: &fname,
-        inline: &inline,
+        inline: &target.inline,
         keys,
         argv,
-        flags,
+        flags: target.flags,
         ro_cmd,
     };
-    run_call(ctx, args, &func, call)
+    run_call(ctx, args, &target.func, call)
 }
 
 fn flush_mode(args: &[&[u8]]) -> CmdResult {
@@ -413,9 +432,7 @@ fn function(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         let Some(lib) = s.libraries.remove(&name) else {
             return Err(CmdError::err("Library not found"));
         };
-        for f in lib.functions.keys() {
-            s.functions.remove(f);
-        }
+        s.unlink_functions(&lib);
         ctx.dirty(1);
         ctx.out.ok();
     } else if eq_ic(sub, "flush") {
@@ -549,7 +566,7 @@ fn function(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             return Err(arity("stats"));
         }
         let s = &ctx.store.scripting;
-        function_stats(ctx.out, None, s.libraries.len(), s.functions.len());
+        function_stats(ctx.out, None, s.libraries.len(), s.functions_count());
     } else if eq_ic(sub, "kill") {
         if args.len() != 2 {
             return Err(arity("kill"));

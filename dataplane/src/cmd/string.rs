@@ -399,19 +399,25 @@ fn strlen(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
     let now = ctx.now_ms;
     let db = ctx.db();
-    let old = match peek_str(db, key, now)? {
-        None => 0,
-        Some(s) => crate::util::number::parse_i64(s).ok_or(CmdError::NotInteger)?,
+    let text = |n: i64| Value::Str(SmallBytes::new(itoa::Buffer::new().format(n).as_bytes()));
+    // One lookup when the key exists (the common case), as Redis updates it in place.
+    let updated = db.replace_existing(key, now, |v| {
+        let Value::Str(s) = v else {
+            return Err(CmdError::WrongType);
+        };
+        let old = crate::util::number::parse_i64(s).ok_or(CmdError::NotInteger)?;
+        let new = old
+            .checked_add(by)
+            .ok_or_else(|| CmdError::err("increment or decrement would overflow"))?;
+        Ok((text(new), new))
+    });
+    let new = match updated {
+        Some(r) => r?,
+        None => {
+            db.set_with(key, text(by), true);
+            by
+        }
     };
-    let new = old
-        .checked_add(by)
-        .ok_or_else(|| CmdError::err("increment or decrement would overflow"))?;
-    let mut buf = itoa::Buffer::new();
-    db.set_with(
-        key,
-        Value::Str(SmallBytes::new(buf.format(new).as_bytes())),
-        true,
-    );
     ctx.dirty(1);
     ctx.out.int(new);
     Ok(())

@@ -255,6 +255,45 @@ pub struct FunctionDef {
     pub inline: Arc<AtomicBool>,
 }
 
+/// A script or function as a run needs it (taken out of the store: the run borrows it
+/// mutably).
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// [`Script::func`] or [`FunctionDef::func`].
+    pub func: Arc<mlua::RegistryKey>,
+    /// [`sflags`].
+    pub flags: u32,
+    /// [`Script::inline`] or [`FunctionDef::inline`].
+    pub inline: Arc<AtomicBool>,
+}
+
+impl Target {
+    pub fn of_script(s: &Script) -> Self {
+        Target {
+            func: s.func.clone(),
+            flags: s.flags,
+            inline: s.inline.clone(),
+        }
+    }
+
+    pub fn of_function(f: &FunctionDef) -> Self {
+        Target {
+            func: f.func.clone(),
+            flags: f.flags,
+            inline: f.inline.clone(),
+        }
+    }
+}
+
+/// What [`Scripting::runs_inline`] found, for the call that runs right after it.
+#[derive(Debug, Default)]
+struct Found {
+    /// The command's name and its first argument (SHA1, body or function name) as sent.
+    command: Vec<u8>,
+    what: Vec<u8>,
+    target: Option<Target>,
+}
+
 /// A loaded function library.
 #[derive(Debug)]
 pub struct Library {
@@ -277,8 +316,13 @@ pub struct Scripting {
     pub func_vm: Option<vm::Vm>,
     /// Libraries by name.
     pub libraries: BTreeMap<String, Library>,
-    /// Function name → library name.
-    pub functions: HashMap<String, String, crate::store::value::BuildHasher>,
+    /// Function name in lower case → its library and its name as registered: FCALL finds a
+    /// function in any case, and a library cannot register a name another one has in any
+    /// case (Redis). Two names of one library that differ only in case share one entry
+    /// (the first in name order), as in Redis.
+    pub functions: HashMap<String, (String, String), crate::store::value::BuildHasher>,
+    /// Functions registered by all libraries (a run publishes it for FUNCTION STATS).
+    functions_total: usize,
     /// What other clients see of the running script.
     pub busy: Arc<Busy>,
     /// The last run recorded took [`INLINE_LIMIT`] or more (the connection then ends its
@@ -292,6 +336,11 @@ pub struct Scripting {
     pub(crate) call_spare: Vec<u8>,
     /// The commands `redis.call` named last.
     pub(crate) recent_commands: vm::RecentCommands,
+    /// Where a run's string result is copied off the Lua stack, kept for the next run.
+    pub(crate) return_spare: Vec<u8>,
+    /// The script or function the connection found to be short, taken by the run that
+    /// follows (see [`Scripting::take_found`]): it is not looked up twice.
+    found: Found,
 }
 
 impl std::fmt::Debug for Scripting {
@@ -313,11 +362,14 @@ impl Default for Scripting {
             func_vm: None,
             libraries: BTreeMap::new(),
             functions: HashMap::default(),
+            functions_total: 0,
             busy,
             last_run_long: false,
             last_eval: None,
             call_spare: Vec::new(),
             recent_commands: vm::RecentCommands::default(),
+            found: Found::default(),
+            return_spare: Vec::new(),
         }
     }
 }
@@ -346,29 +398,76 @@ impl Scripting {
     }
 
     /// True when the script call `args` (EVAL, EVALSHA, FCALL and their `_RO` forms) is of a
-    /// known script or function whose last run was short: it runs inline.
+    /// known script or function whose last run was short: it runs inline. What it found is
+    /// kept for that run ([`Scripting::take_found`]).
     pub fn runs_inline(&mut self, args: &[&[u8]]) -> bool {
+        self.found.target = None;
         let (Some(name), Some(what)) = (args.first(), args.get(1)) else {
             return false;
         };
-        if name.len() >= 5 && name[..5].eq_ignore_ascii_case(b"fcall") {
-            let Ok(fname) = std::str::from_utf8(what) else {
-                return false;
-            };
-            return self
-                .functions
-                .get(fname)
-                .and_then(|lib| self.libraries.get(lib))
-                .and_then(|lib| lib.functions.get(fname))
-                .is_some_and(|f| f.inline.load(Ordering::Relaxed));
-        }
-        let script = if name.len() >= 7 && name[..7].eq_ignore_ascii_case(b"evalsha") {
-            self.by_sha(what)
+        let target = if name.len() >= 5 && name[..5].eq_ignore_ascii_case(b"fcall") {
+            self.function(what).map(Target::of_function)
+        } else if name.len() >= 7 && name[..7].eq_ignore_ascii_case(b"evalsha") {
+            self.by_sha(what).map(Target::of_script)
         } else {
             let sha = self.eval_sha(what);
-            self.scripts.get(&sha)
+            self.scripts.get(&sha).map(Target::of_script)
         };
-        script.is_some_and(|s| s.inline.load(Ordering::Relaxed))
+        let Some(target) = target.filter(|t| t.inline.load(Ordering::Relaxed)) else {
+            return false;
+        };
+        let found = &mut self.found;
+        found.command.clear();
+        found.command.extend_from_slice(name);
+        found.what.clear();
+        found.what.extend_from_slice(what);
+        found.target = Some(target);
+        true
+    }
+
+    /// What [`Scripting::runs_inline`] found for `command what`, if it was asked about them
+    /// last. Only for the run the connection started right after asking (`script_inline`):
+    /// the store has not changed since.
+    pub fn take_found(&mut self, command: &[u8], what: &[u8]) -> Option<Target> {
+        let t = self.found.target.take()?;
+        (self.found.command == command && self.found.what == what).then_some(t)
+    }
+
+    /// The function named `name`, in any case (Redis compares function names so).
+    pub fn function(&self, name: &[u8]) -> Option<&FunctionDef> {
+        let mut buf = [0u8; 64];
+        let long;
+        let key = if name.len() <= buf.len() {
+            for (d, s) in buf.iter_mut().zip(name) {
+                *d = s.to_ascii_lowercase();
+            }
+            std::str::from_utf8(&buf[..name.len()]).ok()?
+        } else {
+            long = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
+            long.as_str()
+        };
+        let (lib, name) = self.functions.get(key)?;
+        self.libraries.get(lib)?.functions.get(name)
+    }
+
+    /// Functions registered by all libraries (FUNCTION STATS).
+    pub fn functions_count(&self) -> usize {
+        self.functions_total
+    }
+
+    /// Forgets the names of `lib`'s functions (being deleted or replaced).
+    pub fn unlink_functions(&mut self, lib: &Library) {
+        self.functions_total -= lib.functions.len();
+        for f in lib.functions.keys() {
+            let key = f.to_ascii_lowercase();
+            if self
+                .functions
+                .get(&key)
+                .is_some_and(|(l, _)| *l == lib.name)
+            {
+                self.functions.remove(&key);
+            }
+        }
     }
 
     /// The SHA1 of an EVAL body (hex, lower case), computed once for the same body twice in
@@ -389,12 +488,9 @@ impl Scripting {
     /// The cached script whose SHA1 is `sha` (in any case), without an allocation when it
     /// is already lower case (as clients send it).
     pub fn by_sha(&self, sha: &[u8]) -> Option<&Script> {
-        match std::str::from_utf8(sha) {
-            Ok(s) if !s.bytes().any(|b| b.is_ascii_uppercase()) => self.scripts.get(s),
-            _ => self
-                .scripts
-                .get(&String::from_utf8_lossy(sha).to_ascii_lowercase()),
-        }
+        let mut lower = [0u8; 40];
+        let lower = lower_sha(sha, &mut lower)?;
+        self.scripts.get(lower)
     }
 
     /// Remembers how long the last run of a script or function took (`inline` is its
@@ -406,13 +502,16 @@ impl Scripting {
 
     /// SCRIPT FLUSH: forgets every script and starts a fresh Lua state.
     pub fn flush_scripts(&mut self) {
+        self.found.target = None;
         self.scripts.clear();
         self.eval_vm = None;
     }
 
     /// FUNCTION FLUSH: drops every library.
     pub fn flush_functions(&mut self) {
+        self.found.target = None;
         self.libraries.clear();
+        self.functions_total = 0;
         self.functions.clear();
         self.func_vm = None;
     }
@@ -436,19 +535,20 @@ impl Scripting {
             let _ = old;
         }
         for f in functions.keys() {
-            if let Some(owner) = self.functions.get(f)
+            if let Some((owner, _)) = self.functions.get(&f.to_ascii_lowercase())
                 && owner != &name
             {
                 return Err(format!("ERR Function {f} already exists"));
             }
         }
         if let Some(old) = self.libraries.remove(&name) {
-            for f in old.functions.keys() {
-                self.functions.remove(f);
-            }
+            self.unlink_functions(&old);
         }
+        self.functions_total += functions.len();
         for f in functions.keys() {
-            self.functions.insert(f.clone(), name.clone());
+            self.functions
+                .entry(f.to_ascii_lowercase())
+                .or_insert_with(|| (name.clone(), f.clone()));
         }
         self.libraries.insert(
             name.clone(),
@@ -522,4 +622,20 @@ impl ScriptThread {
     pub fn run(&self, job: Job) -> bool {
         self.tx.send(job).is_ok()
     }
+}
+
+/// The largest buffer (of a `redis.call` reply, of a run's string result) kept for the
+/// next use: a huge one is let go.
+pub(crate) const SPARE_KEPT_MAX: usize = 64 * 1024;
+
+/// `sha` in lower case in `buf`, when it can name a cached script (40 ASCII characters;
+/// the cache's keys are lower-case hex).
+pub fn lower_sha<'a>(sha: &[u8], buf: &'a mut [u8; 40]) -> Option<&'a str> {
+    if sha.len() != 40 || !sha.is_ascii() {
+        return None;
+    }
+    for (d, s) in buf.iter_mut().zip(sha) {
+        *d = s.to_ascii_lowercase();
+    }
+    std::str::from_utf8(buf).ok()
 }

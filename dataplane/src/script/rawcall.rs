@@ -416,8 +416,8 @@ pub(super) struct RunKeys {
 pub(super) enum Returned {
     /// Nil, a boolean or a number: no Lua reference needed.
     Plain(mlua::Value),
-    /// A string.
-    Bytes(Vec<u8>),
+    /// A string: copied into the buffer [`run`] was given.
+    Bytes,
     /// Anything else (a table): left in [`RunKeys::result`].
     Kept,
 }
@@ -434,7 +434,8 @@ struct RunJob<'a> {
 
 /// Runs `func(KEYS, ARGV)` under the error handler, with the two tables built on the stack
 /// (and, for EVAL, set as the globals `KEYS` and `ARGV`). Returns whether the script
-/// succeeded and its result (or the handler's error value).
+/// succeeded and its result (or the handler's error value); a string result goes to `bytes`
+/// (a buffer kept between runs).
 ///
 /// # Errors
 /// Lua could not build the tables (out of memory): the error text.
@@ -445,6 +446,7 @@ pub(super) fn run(
     keys: &[&[u8]],
     args: &[&[u8]],
     eval: bool,
+    bytes: &mut Vec<u8>,
 ) -> Result<(bool, Returned), String> {
     let mut job = RunJob {
         func: func.id(),
@@ -490,7 +492,9 @@ pub(super) fn run(
                 ffi::LUA_TSTRING => {
                     let mut len = 0usize;
                     let p = ffi::lua_tolstring(l, -1, &mut len);
-                    Returned::Bytes(std::slice::from_raw_parts(p as *const u8, len).to_vec())
+                    bytes.clear();
+                    bytes.extend_from_slice(std::slice::from_raw_parts(p as *const u8, len));
+                    Returned::Bytes
                 }
                 _ => {
                     ffi::lua_rawseti_(l, ffi::LUA_REGISTRYINDEX, result);

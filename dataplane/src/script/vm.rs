@@ -291,7 +291,7 @@ impl Current {
     pub(super) fn recycle(&self, mut buf: Vec<u8>) {
         let p = self.ctx.load(Ordering::Acquire);
         // A huge reply's buffer is not kept.
-        if p.is_null() || buf.capacity() > 64 * 1024 {
+        if p.is_null() || buf.capacity() > super::SPARE_KEPT_MAX {
             return;
         }
         // SAFETY: as in `run_command` (the run is still on, and the `&mut` that
@@ -697,7 +697,7 @@ impl Vm {
             Ordering::Relaxed,
         );
         busy.functions_count.store(
-            ctx.store.scripting.functions.len() as u64,
+            ctx.store.scripting.functions_count() as u64,
             Ordering::Relaxed,
         );
         busy.effects.store(false, Ordering::Relaxed);
@@ -714,6 +714,8 @@ impl Vm {
         let saved_db = ctx.client.db;
         let opened_exec = !ctx.client.in_exec;
         ctx.client.in_exec = true;
+        // Not reachable from the run (`redis.call` uses `call_spare`): taken for its length.
+        let mut ret_bytes = std::mem::take(&mut ctx.store.scripting.return_spare);
         let res = {
             let _busy = BusyGuard(busy, !mode.eval);
             // Set once the guard that clears it exists (it borrows `name`, `keys`, `args`).
@@ -723,7 +725,8 @@ impl Vm {
             }
             let _running = self.current.enter(ctx, mode);
             let _limit = MemoryLimit::on(lua);
-            super::rawcall::run(lua, &self.run_keys, func, keys, args, mode.eval)
+            let bytes = &mut ret_bytes;
+            super::rawcall::run(lua, &self.run_keys, func, keys, args, mode.eval, bytes)
         };
         if self.current.panicked.swap(false, Ordering::Acquire)
             && let Some(payload) = self.current.panic.lock().take()
@@ -763,13 +766,17 @@ impl Vm {
         let (ok, returned) =
             res.map_err(|e| format!("ERR Error running script (call to {name}): {e}"))?;
         let v = match returned {
-            super::rawcall::Returned::Bytes(b) if ok => {
-                ctx.out.bulk(&b);
+            super::rawcall::Returned::Bytes if ok => {
+                ctx.out.bulk(&ret_bytes);
+                if ret_bytes.capacity() <= super::SPARE_KEPT_MAX {
+                    ctx.store.scripting.return_spare = ret_bytes;
+                }
                 return Ok(true);
             }
-            super::rawcall::Returned::Bytes(b) => {
-                Value::String(lua.create_string(&b).map_err(|e| format!("ERR {e}"))?)
-            }
+            super::rawcall::Returned::Bytes => Value::String(
+                lua.create_string(&ret_bytes)
+                    .map_err(|e| format!("ERR {e}"))?,
+            ),
             super::rawcall::Returned::Plain(v) => v,
             super::rawcall::Returned::Kept => super::rawcall::take_kept(lua, &self.run_keys),
         };

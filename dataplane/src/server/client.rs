@@ -237,9 +237,12 @@ impl ClientInfo {
             .unwrap_or("NULL")
     }
 
-    /// Asks the connection to close.
+    /// Asks the connection to close: wakes every wait on `kill` (the connection's loop keeps
+    /// one for its life, a blocked command has its own), and leaves a permit for a wait that
+    /// starts later.
     pub fn request_kill(&self) {
         self.killed.store(true, Ordering::Relaxed);
+        self.kill.notify_waiters();
         self.kill.notify_one();
     }
 }

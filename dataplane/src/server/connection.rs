@@ -150,6 +150,16 @@ async fn client_loop(
     let mut parser = RequestParser::new();
     let mut out = Out::new();
     let mut shutdown = shared.shutdown.subscribe();
+    // Why the connection must close (a kill or the server's shutdown), waited on for the
+    // connection's life: one registration, not two per request.
+    let info = client.info.clone();
+    let stop = async {
+        tokio::select! {
+            _ = info.kill.notified() => {}
+            _ = shutdown.changed() => {}
+        }
+    };
+    tokio::pin!(stop);
     loop {
         // Run every complete request already buffered.
         let (consumed, more, aof_wait) = process(shared, client, &mut parser, &rbuf, &mut out);
@@ -164,12 +174,20 @@ async fn client_loop(
             rbuf = BytesMut::with_capacity(16 * 1024);
         }
         if !out.is_empty() {
-            // A client that does not read its replies blocks this write; CLIENT KILL, the
-            // pub/sub queue limit and shutdown must still be able to close it.
-            tokio::select! {
-                r = sock.write_all(&out.buf) => r?,
-                _ = client.info.kill.notified() => return Ok(()),
-                _ = shutdown.changed() => return Ok(()),
+            // Most replies fit in the socket's buffer at once.
+            let written = match sock.try_write(&out.buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+                Err(e) => return Err(e),
+            };
+            if written < out.len() {
+                // A client that does not read its replies blocks this write; CLIENT KILL,
+                // the pub/sub queue limit and shutdown must still be able to close it.
+                tokio::select! {
+                    biased;
+                    r = sock.write_all(&out.buf[written..]) => r?,
+                    _ = &mut stop => return Ok(()),
+                }
             }
             shared
                 .net_output
@@ -290,8 +308,7 @@ async fn client_loop(
                     }
                 }
             }
-            _ = client.info.kill.notified() => return Ok(()),
-            _ = shutdown.changed() => return Ok(()),
+            _ = &mut stop => return Ok(()),
             _ = sleep_opt(idle_limit) => return Ok(()),
         }
     }

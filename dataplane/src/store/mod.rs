@@ -329,6 +329,40 @@ impl Db {
         }
     }
 
+    /// Replaces the value of an existing key with the one `make` builds from it, keeping its
+    /// TTL (as [`Db::set_with`] with `keep_ttl`), in one lookup: INCR and its kin. `None`
+    /// when the key is missing (or just expired); `make`'s error leaves the key untouched
+    /// (and its WATCHers unwarned).
+    pub fn replace_existing<T, E>(
+        &mut self,
+        key: &[u8],
+        now: u64,
+        make: impl FnOnce(&Value) -> Result<(Value, T), E>,
+    ) -> Option<Result<T, E>> {
+        let slot = slot_of(key);
+        if self.expire_if_needed(slot, key, now) {
+            return None;
+        }
+        let (i, _, e) = self.slots[slot].keys.get_full(key)?;
+        let (value, made) = match make(&e.value) {
+            Ok(v) => v,
+            Err(err) => return Some(Err(err)),
+        };
+        // Neither keeps nor moves entries of the table: `i` stays valid.
+        self.before_write(slot, key);
+        self.touched(key);
+        let lru = if self.lfu {
+            evict::lfu_init()
+        } else {
+            self.lru_clock
+        };
+        if let Some((_, e)) = self.slots[slot].keys.get_index_mut(i) {
+            e.value = value;
+            e.lru = lru;
+        }
+        Some(Ok(made))
+    }
+
     /// Inserts a key that is known to be absent (after a lookup); same as [`Db::set`].
     pub fn insert(&mut self, key: &[u8], value: Value) {
         self.set_with(key, value, false)

@@ -663,3 +663,74 @@ fn an_inline_run_past_its_budget_moves_before_its_first_write() {
     assert_eq!(t.join().unwrap(), Frame::Integer(1));
     assert_eq!(ok(&mut c, &[b"GET", b"w"]), Frame::Bulk(b"slow".to_vec()));
 }
+
+/// Function names are found in any case, as in Redis; a library may register two names that
+/// differ only in case (Redis 7.0 accepts it, then crashes when that library is replaced or
+/// deleted). Here one of the two answers FCALL, and replacing or deleting the library leaves
+/// the others callable and FUNCTION STATS right.
+#[test]
+fn function_names_in_any_case_and_libraries_with_case_twins() {
+    let s = start_codis(&[]);
+    let mut c = Client::connect(s.port);
+    let twins: &[u8] = b"#!lua name=twins\n\
+        redis.register_function('Ab', function() return 8 end)\n\
+        redis.register_function('aB', function() return 9 end)\n\
+        redis.register_function('solo', function() return 7 end)";
+    ok(&mut c, &[b"FUNCTION", b"LOAD", twins]);
+    ok(
+        &mut c,
+        &[
+            b"FUNCTION",
+            b"LOAD",
+            b"#!lua name=keep\nredis.register_function('kept', function() return 1 end)",
+        ],
+    );
+    let stats_count = |c: &mut Client| -> i64 {
+        let Frame::Array(_, items) = ok(c, &[b"FUNCTION", b"STATS"]) else {
+            panic!("FUNCTION STATS")
+        };
+        let Some(Frame::Array(_, engine)) = items.last().and_then(|e| match e {
+            Frame::Array(_, v) => v.last().cloned(),
+            _ => None,
+        }) else {
+            panic!("{items:?}")
+        };
+        match engine.last() {
+            Some(Frame::Integer(n)) => *n,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(stats_count(&mut c), 4);
+    for name in [&b"ab"[..], b"AB", b"Ab", b"aB"] {
+        let f = ok(&mut c, &[b"FCALL", name, b"0"]);
+        assert!(matches!(f, Frame::Integer(8 | 9)), "{}: {f:?}", show(name));
+    }
+    assert_eq!(ok(&mut c, &[b"FCALL", b"SOLO", b"0"]), Frame::Integer(7));
+    // Another library cannot take a twin's name in any case.
+    let f = c
+        .cmd(&[
+            b"FUNCTION",
+            b"LOAD",
+            b"#!lua name=thief\nredis.register_function('AB', function() return 0 end)",
+        ])
+        .0;
+    assert!(err_text(&f).contains("Function AB already exists"), "{f:?}");
+    ok(
+        &mut c,
+        &[
+            b"FUNCTION",
+            b"LOAD",
+            b"REPLACE",
+            b"#!lua name=twins\nredis.register_function('AB', function() return 10 end)",
+        ],
+    );
+    assert_eq!(ok(&mut c, &[b"FCALL", b"aB", b"0"]), Frame::Integer(10));
+    assert_eq!(stats_count(&mut c), 2);
+    let f = c.cmd(&[b"FCALL", b"solo", b"0"]).0;
+    assert!(err_text(&f).contains("Function not found"), "{f:?}");
+    ok(&mut c, &[b"FUNCTION", b"DELETE", b"twins"]);
+    let f = c.cmd(&[b"FCALL", b"ab", b"0"]).0;
+    assert!(err_text(&f).contains("Function not found"), "{f:?}");
+    assert_eq!(ok(&mut c, &[b"FCALL", b"KEPT", b"0"]), Frame::Integer(1));
+    assert_eq!(stats_count(&mut c), 1);
+}
