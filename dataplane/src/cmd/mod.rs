@@ -565,8 +565,14 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 /// Runs a command that passed all checks (also used by EXEC for queued commands).
 ///
 /// Timing uses `quanta` (the CPU's timestamp counter): two `clock_gettime` calls per command
-/// cost 8% of the server's time in a pipelined GET benchmark.
-pub fn call(ctx: &mut Ctx<'_>, id: usize, cmd: &'static CommandSpec, args: &[&[u8]]) {
+/// cost 8% of the server's time in a pipelined GET benchmark. Returns when the command
+/// ended (a script's inline budget is checked against it).
+pub fn call(
+    ctx: &mut Ctx<'_>,
+    id: usize,
+    cmd: &'static CommandSpec,
+    args: &[&[u8]],
+) -> quanta::Instant {
     let start = quanta::Instant::now();
     let before = ctx.out.len();
     let dirty = ctx.store.dirty;
@@ -574,7 +580,8 @@ pub fn call(ctx: &mut Ctx<'_>, id: usize, cmd: &'static CommandSpec, args: &[&[u
     if ctx.store.repl.active() || ctx.store.aof.on {
         crate::server::repl::after_command(ctx, cmd, args, dirty);
     }
-    let usec = start.elapsed().as_micros() as u64;
+    let ended = quanta::Instant::now();
+    let usec = ended.saturating_duration_since(start).as_micros() as u64;
     if ctx.store.cmdstats.len() <= id {
         ctx.store
             .cmdstats
@@ -612,6 +619,7 @@ pub fn call(ctx: &mut Ctx<'_>, id: usize, cmd: &'static CommandSpec, args: &[&[u
         let max = ctx.store.config.slowlog_max_len;
         ctx.store.slowlog.push(args, usec, &addr, &name, max);
     }
+    ended
 }
 
 fn count_error(store: &mut Store, text: &str) {

@@ -3,7 +3,7 @@
 
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx, arg_i64, eq_ic, spec, unknown_subcommand};
-use crate::script::vm::{RunMode, eval_shebang};
+use crate::script::vm::{RunMode, budget_end_ns, eval_shebang};
 use crate::script::{Script, Target, sflags};
 
 /// Commands of this family.
@@ -237,6 +237,11 @@ fn run_call(
         eval,
         read_only,
         flags,
+        budget_end_ns: if ctx.client.script_inline {
+            budget_end_ns(started)
+        } else {
+            0
+        },
     };
     let done = vm.run(ctx, key, id, keys, argv, mode);
     ctx.store
@@ -266,7 +271,8 @@ fn fcall(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     }) else {
         return Err(CmdError::err("Function not found"));
     };
-    let fname = String::from_utf8_lossy(args[1]);
+    // Errors and FUNCTION STATS name the function as registered.
+    let fname = target.name.clone().unwrap_or_default();
     let call = Call {
         eval: false,
         id: &fname,
@@ -540,21 +546,37 @@ fn function(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             }
         };
         let codes = parse_payload(args[2])?;
-        // Load into a scratch state first, so a bad payload changes nothing.
+        // Load into a scratch state first, then check the payload against what stays (the
+        // libraries it replaces do not), so a refused restore changes nothing.
         let mut scratch = crate::script::Scripting::default();
         for c in &codes {
             scratch.load_library(c, false).map_err(CmdError::Msg)?;
         }
         let s = &mut ctx.store.scripting;
-        if policy == "append" {
-            for name in scratch.libraries.keys() {
-                if s.libraries.contains_key(name) {
-                    return Err(CmdError::err(format!("Library {name} already exists")));
+        if policy != "flush" {
+            for lib in scratch.libraries.values() {
+                if policy == "append" && s.libraries.contains_key(&lib.name) {
+                    return Err(CmdError::err(format!(
+                        "Library {} already exists",
+                        lib.name
+                    )));
+                }
+                for f in lib.functions.keys() {
+                    if let Some((owner, _)) = s.functions.get(&f.to_ascii_lowercase())
+                        && !scratch.libraries.contains_key(owner)
+                    {
+                        return Err(CmdError::err(format!("Function {f} already exists")));
+                    }
                 }
             }
         }
         if policy == "flush" {
             s.flush_functions();
+        }
+        for name in scratch.libraries.keys() {
+            if let Some(old) = s.libraries.remove(name) {
+                s.unlink_functions(&old);
+            }
         }
         for c in &codes {
             s.load_library(c, true).map_err(CmdError::Msg)?;

@@ -242,8 +242,8 @@ pub struct Script {
 /// One registered function of a library.
 #[derive(Debug)]
 pub struct FunctionDef {
-    /// Function name.
-    pub name: String,
+    /// Function name, as registered (`Arc`: a run takes it out of the store cheaply).
+    pub name: Arc<str>,
     /// The Lua callback (in the registry: see [`Script::func`]).
     pub func: Arc<mlua::RegistryKey>,
     /// [`sflags`].
@@ -265,6 +265,8 @@ pub struct Target {
     pub flags: u32,
     /// [`Script::inline`] or [`FunctionDef::inline`].
     pub inline: Arc<AtomicBool>,
+    /// [`FunctionDef::name`] (none for a script).
+    pub name: Option<Arc<str>>,
 }
 
 impl Target {
@@ -273,6 +275,7 @@ impl Target {
             func: s.func.clone(),
             flags: s.flags,
             inline: s.inline.clone(),
+            name: None,
         }
     }
 
@@ -281,6 +284,7 @@ impl Target {
             func: f.func.clone(),
             flags: f.flags,
             inline: f.inline.clone(),
+            name: Some(f.name.clone()),
         }
     }
 }
@@ -417,6 +421,10 @@ impl Scripting {
             return false;
         };
         let found = &mut self.found;
+        if what.len() > FOUND_WHAT_MAX {
+            // A long EVAL body is not copied: EVAL looks its script up again.
+            return true;
+        }
         found.command.clear();
         found.command.extend_from_slice(name);
         found.what.clear();
@@ -433,7 +441,8 @@ impl Scripting {
         (self.found.command == command && self.found.what == what).then_some(t)
     }
 
-    /// The function named `name`, in any case (Redis compares function names so).
+    /// The function named `name`, in any case (Redis compares function names so); of two
+    /// names of one library that differ only in case, the one written exactly so.
     pub fn function(&self, name: &[u8]) -> Option<&FunctionDef> {
         let mut buf = [0u8; 64];
         let long;
@@ -446,8 +455,16 @@ impl Scripting {
             long = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
             long.as_str()
         };
-        let (lib, name) = self.functions.get(key)?;
-        self.libraries.get(lib)?.functions.get(name)
+        let (lib, registered) = self.functions.get(key)?;
+        let lib = self.libraries.get(lib)?;
+        if registered.as_bytes() != name
+            && let Some(exact) = std::str::from_utf8(name)
+                .ok()
+                .and_then(|n| lib.functions.get(n))
+        {
+            return Some(exact);
+        }
+        lib.functions.get(registered)
     }
 
     /// Functions registered by all libraries (FUNCTION STATS).
@@ -623,6 +640,9 @@ impl ScriptThread {
         self.tx.send(job).is_ok()
     }
 }
+
+/// The longest EVAL body [`Scripting::runs_inline`] keeps for the run that follows.
+const FOUND_WHAT_MAX: usize = 4096;
 
 /// The largest buffer (of a `redis.call` reply, of a run's string result) kept for the
 /// next use: a huge one is let go.

@@ -188,15 +188,22 @@ pub(super) struct Current {
     panic: parking_lot::Mutex<Option<Box<dyn std::any::Any + Send>>>,
     /// `panic` holds one (read without the lock after every run).
     panicked: AtomicBool,
-    /// `redis.call`s of the run so far (the inline budget's clock is read every
-    /// [`CLOCK_EVERY`] calls).
-    calls: AtomicU64,
+    /// When an inline run's budget ends ([`clock_ns`]; 0: not inline).
+    budget_end_ns: AtomicU64,
+    /// When the run's last `redis.call` command ended ([`clock_ns`]; 0: none yet), timed by
+    /// `cmd::call`: the budget is checked against it before the next call, without a clock
+    /// read of its own (time spent in Lua is checked by the hook, every [`HOOK_EVERY`]
+    /// instructions).
+    last_call_end_ns: AtomicU64,
 }
 
-/// How often `redis.call` reads the clock for the inline budget: before the 2nd, 10th,
-/// 18th... call of a run and before its first write (the Lua hook reads it too, every
-/// [`HOOK_EVERY`] instructions).
-const CLOCK_EVERY: u64 = 8;
+/// `t` as nanoseconds since the first use of this clock (a `quanta` instant kept in an
+/// atomic).
+fn clock_ns(t: quanta::Instant) -> u64 {
+    static BASE: std::sync::OnceLock<quanta::Instant> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(quanta::Instant::now);
+    t.saturating_duration_since(base).as_nanos() as u64
+}
 
 /// The commands `redis.call` named last, by name as written, a few (name, command id) pairs
 /// replaced round-robin: most scripts call the same few commands, so the registry's
@@ -249,7 +256,9 @@ impl Current {
         let packed =
             u64::from(mode.eval) | u64::from(mode.read_only) << 1 | u64::from(mode.flags) << 2;
         let mode_before = self.mode.swap(packed, Ordering::Relaxed);
-        self.calls.store(0, Ordering::Relaxed);
+        self.budget_end_ns
+            .store(mode.budget_end_ns, Ordering::Relaxed);
+        self.last_call_end_ns.store(0, Ordering::Relaxed);
         let before = self
             .ctx
             .swap(ctx as *mut Ctx<'_> as *mut (), Ordering::AcqRel);
@@ -307,6 +316,7 @@ impl Current {
             eval: m & 1 != 0,
             read_only: m & 2 != 0,
             flags: (m >> 2) as u32,
+            budget_end_ns: self.budget_end_ns.load(Ordering::Relaxed),
         }
     }
 }
@@ -376,6 +386,13 @@ pub struct RunMode {
     pub read_only: bool,
     /// [`sflags`] of the script or function.
     pub flags: u32,
+    /// When an inline run's budget ends ([`budget_end_ns`]; 0: not inline).
+    pub budget_end_ns: u64,
+}
+
+/// The end of the inline budget of a run started at `started` (for [`RunMode`]).
+pub fn budget_end_ns(started: quanta::Instant) -> u64 {
+    clock_ns(started) + super::INLINE_BUDGET_MS * 1_000_000
 }
 
 /// A Lua state with the sandbox and the `redis` table installed. Cloning is cheap (one
@@ -460,7 +477,8 @@ impl Vm {
             build_fn: build_fn.id(),
             panic: parking_lot::Mutex::new(None),
             panicked: AtomicBool::new(false),
-            calls: AtomicU64::new(0),
+            budget_end_ns: AtomicU64::new(0),
+            last_call_end_ns: AtomicU64::new(0),
         });
         let redis = redis_table(&lua, resp3.clone(), &current)?;
         real.raw_set("redis", redis.clone())?;
@@ -909,17 +927,15 @@ fn script_command(
         return fail("This Redis command is not allowed from script");
     }
     // The inline budget is checked here too: a run that spent it inside a command (a long
-    // KEYS) moves before its first command with effects (after that it cannot move), and
-    // a read-only one within a few calls (reading the clock before every call of a short
-    // script cost more than its table lookups).
-    let n = current.calls.load(Ordering::Relaxed);
-    current.calls.store(n + 1, Ordering::Relaxed);
-    let first_effect =
-        cmd.flags & (flags::WRITE | flags::PUBSUB) != 0 && !busy.effects.load(Ordering::Relaxed);
-    if (first_effect || n % CLOCK_EVERY == 1)
-        && let Some(why) = stop_reason(busy, true)
+    // KEYS) moves before its next command, as long as none had effects (after that it
+    // cannot move). The time is the end of the last command, as `cmd::call` read it.
+    let budget_end = mode.budget_end_ns;
+    if budget_end != 0
+        && current.last_call_end_ns.load(Ordering::Relaxed) > budget_end
+        && !busy.effects.load(Ordering::Relaxed)
     {
-        return CallOutcome::Stop(why);
+        busy.retry.store(true, Ordering::Relaxed);
+        return CallOutcome::Stop(super::RETRY_ELSEWHERE);
     }
     if cmd.flags & flags::WRITE != 0 || cmd.flags & flags::PUBSUB != 0 {
         // From here on the run cannot be started again elsewhere (PUBLISH reached
@@ -964,7 +980,10 @@ fn script_command(
             shared: ctx.shared,
             now_ms: ctx.now_ms,
         };
-        crate::cmd::call(&mut c2, id, cmd, refs);
+        let ended = crate::cmd::call(&mut c2, id, cmd, refs);
+        current
+            .last_call_end_ns
+            .store(clock_ns(ended), Ordering::Relaxed);
     }
     // A command run from a script never blocks nor closes the connection.
     ctx.client.action = None;
@@ -1097,7 +1116,7 @@ fn register_function(
     reg.insert(
         name.clone(),
         FunctionDef {
-            name,
+            name: name.into(),
             func: Arc::new(lua.create_registry_value(func)?),
             flags: fl,
             description: desc,

@@ -304,15 +304,14 @@ impl Db {
         let slot = slot_of(key);
         self.before_write(slot, key);
         self.touched(key);
-        let lru = if self.lfu {
-            evict::lfu_init()
-        } else {
-            self.lru_clock
-        };
+        let (clock, lfu) = (self.lru_clock, self.lfu);
+        let lru = if lfu { evict::lfu_init() } else { clock };
         let t = &mut self.slots[slot];
         if let Some(e) = t.keys.get_mut(key) {
             e.value = value;
-            e.lru = lru;
+            // An overwritten key counts as accessed (Redis's write lookup): its LFU counter
+            // grows, it does not start again.
+            Self::stamp(clock, lfu, e);
             if !keep_ttl && t.expires.swap_remove(key).is_some() {
                 self.expires_len -= 1;
             }
@@ -351,14 +350,12 @@ impl Db {
         // Neither keeps nor moves entries of the table: `i` stays valid.
         self.before_write(slot, key);
         self.touched(key);
-        let lru = if self.lfu {
-            evict::lfu_init()
-        } else {
-            self.lru_clock
-        };
+        let (clock, lfu) = (self.lru_clock, self.lfu);
         if let Some((_, e)) = self.slots[slot].keys.get_index_mut(i) {
             e.value = value;
-            e.lru = lru;
+            // Accessed, as Redis's write lookup counts it (an LFU counter grows, it is not
+            // reset as for a new value).
+            Self::stamp(clock, lfu, e);
         }
         Some(Ok(made))
     }
