@@ -574,13 +574,20 @@ pub fn call(
     args: &[&[u8]],
 ) -> quanta::Instant {
     let start = quanta::Instant::now();
+    ctx.store.command_started = start;
+    ctx.store.command_ended = None;
     let before = ctx.out.len();
     let dirty = ctx.store.dirty;
     let res = (cmd.handler)(ctx, args);
+    // The duration leaves propagation out, as Redis's does.
+    let ended = ctx
+        .store
+        .command_ended
+        .take()
+        .unwrap_or_else(quanta::Instant::now);
     if ctx.store.repl.active() || ctx.store.aof.on {
         crate::server::repl::after_command(ctx, cmd, args, dirty);
     }
-    let ended = quanta::Instant::now();
     let usec = ended.saturating_duration_since(start).as_micros() as u64;
     if ctx.store.cmdstats.len() <= id {
         ctx.store

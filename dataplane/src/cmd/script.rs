@@ -231,8 +231,8 @@ fn run_call(
     }
     .map_err(|e| CmdError::err(e.to_string()))?
     .clone();
-    // quanta: no system call where the TSC is usable (this runs for every script).
-    let started = quanta::Instant::now();
+    // The run's time is its command's: `cmd::call` read the clock just before.
+    let started = ctx.store.command_started;
     let mode = RunMode {
         eval,
         read_only,
@@ -244,9 +244,11 @@ fn run_call(
         },
     };
     let done = vm.run(ctx, key, id, keys, argv, mode);
+    let ended = quanta::Instant::now();
+    ctx.store.command_ended = Some(ended);
     ctx.store
         .scripting
-        .record_run(inline, started.elapsed(), !done);
+        .record_run(inline, ended.saturating_duration_since(started), !done);
     if !done {
         ctx.client.action = Some(crate::server::client::Action::Script(
             args.iter().map(|a| a.to_vec()).collect(),

@@ -818,6 +818,12 @@ pub struct Store {
     pub aof: crate::server::aof::State,
     /// Lua scripts and function libraries.
     pub scripting: crate::script::Scripting,
+    /// When the command `cmd::call` runs now started (a script run counts its time from
+    /// there, without reading the clock again).
+    pub command_started: quanta::Instant,
+    /// When the command ended, if its handler read the clock last (a script run does):
+    /// `cmd::call` takes it instead of reading the clock again.
+    pub command_ended: Option<quanta::Instant>,
 }
 
 impl Store {
@@ -841,6 +847,8 @@ impl Store {
             repl: Default::default(),
             aof: Default::default(),
             scripting: Default::default(),
+            command_started: quanta::Instant::now(),
+            command_ended: None,
         };
         s.sync_clock();
         s

@@ -251,7 +251,7 @@ fn section(ctx: &mut Ctx<'_>, name: &str, t: &mut String) {
             field!("mem_clients_normal:0");
             field!("mem_cluster_links:0");
             field!("mem_aof_buffer:{}", store.aof.buffered_bytes());
-            field!("mem_allocator:libc");
+            field!("mem_allocator:mimalloc");
             field!("active_defrag_running:0");
             field!(
                 "lazyfree_pending_objects:{}",
