@@ -146,8 +146,12 @@ pub struct ClientInfo {
     last_cmd: AtomicUsize,
     /// Unix ms of the last command.
     pub last_active: AtomicU64,
-    /// Wakes the connection when it is killed.
+    /// Wakes what waits for a kill of the connection (a blocked command, a replica's
+    /// stream).
     pub kill: Notify,
+    /// Wakes the connection's own loop when it is killed (see
+    /// [`ClientInfo::kill_requested`]).
+    kill_waker: atomic_waker::AtomicWaker,
     /// True once CLIENT KILL targeted it.
     pub killed: AtomicBool,
     /// Channel + pattern subscriptions.
@@ -196,6 +200,7 @@ impl ClientInfo {
             last_cmd: AtomicUsize::new(usize::MAX),
             last_active: AtomicU64::new(crate::store::now_ms()),
             kill: Notify::new(),
+            kill_waker: atomic_waker::AtomicWaker::new(),
             killed: AtomicBool::new(false),
             subs: AtomicUsize::new(0),
             psubs: AtomicUsize::new(0),
@@ -241,9 +246,27 @@ impl ClientInfo {
     /// one for its life, a blocked command has its own), and leaves a permit for a wait that
     /// starts later.
     pub fn request_kill(&self) {
-        self.killed.store(true, Ordering::Relaxed);
+        self.killed.store(true, Ordering::Release);
+        self.kill_waker.wake();
         self.kill.notify_waiters();
         self.kill.notify_one();
+    }
+
+    /// Ready once the connection is asked to close ([`ClientInfo::request_kill`]). Polled by
+    /// the connection's loop every time it waits: a flag and a waker, where a `Notify`
+    /// would take its lock at every poll.
+    pub fn kill_requested(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.killed.load(Ordering::Acquire) {
+                return std::task::Poll::Ready(());
+            }
+            self.kill_waker.register(cx.waker());
+            if self.killed.load(Ordering::Acquire) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
     }
 }
 

@@ -149,16 +149,11 @@ async fn client_loop(
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut parser = RequestParser::new();
     let mut out = Out::new();
-    let mut shutdown = shared.shutdown.subscribe();
-    // Why the connection must close (a kill or the server's shutdown), waited on for the
-    // connection's life: one registration, not two per request.
+    let shutdown = shared.shutdown.subscribe();
+    // A kill, waited on for the connection's life. The server's shutdown kills every
+    // registered connection; one registered after that sees the shutdown flag below.
     let info = client.info.clone();
-    let stop = async {
-        tokio::select! {
-            _ = info.kill.notified() => {}
-            _ = shutdown.changed() => {}
-        }
-    };
+    let stop = info.kill_requested();
     tokio::pin!(stop);
     loop {
         // Run every complete request already buffered.
@@ -275,7 +270,7 @@ async fn client_loop(
             // now, without waiting for more input.
             continue;
         }
-        if client.info.killed.load(Ordering::Relaxed) {
+        if client.info.killed.load(Ordering::Relaxed) || *shutdown.borrow() {
             return Ok(());
         }
         let idle = shared.idle_timeout.load(Ordering::Relaxed);

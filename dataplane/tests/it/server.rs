@@ -233,3 +233,60 @@ fn slowlog_records_slow_commands() {
     // The RESET itself may be logged before the threshold changed: at most one entry.
     assert!(int(&c.run("SLOWLOG LEN")) <= 1);
 }
+
+/// CLIENT KILL closes a connection whatever it is doing: idle, blocked in BLPOP, or stuck
+/// writing replies its client does not read; and SHUTDOWN NOSAVE closes idle connections.
+#[test]
+fn client_kill_closes_idle_blocked_and_stuck_connections() {
+    let s = start_codis(&["--io-threads", "1"]);
+    let mut admin = Client::connect(s.port);
+    let id_of = |c: &mut Client| int(&c.run("CLIENT ID"));
+    let listed = |admin: &mut Client, id: i64| -> bool {
+        let Frame::Bulk(list) = admin.run("CLIENT LIST") else {
+            panic!("CLIENT LIST")
+        };
+        String::from_utf8_lossy(&list)
+            .lines()
+            .any(|l| l.starts_with(&format!("id={id} ")))
+    };
+    let gone_within = |admin: &mut Client, id: i64| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while listed(admin, id) {
+            assert!(Instant::now() < deadline, "client {id} still listed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // Idle.
+    let mut idle = Client::connect(s.port);
+    let idle_id = id_of(&mut idle);
+    assert_eq!(int(&admin.run(&format!("CLIENT KILL ID {idle_id}"))), 1);
+    gone_within(&mut admin, idle_id);
+    assert!(idle.read_reply_within(Duration::from_secs(5)).is_none());
+    // Blocked.
+    let mut blocked = Client::connect(s.port);
+    let blocked_id = id_of(&mut blocked);
+    blocked.send_raw(b"*3\r\n$5\r\nBLPOP\r\n$5\r\nnolst\r\n$1\r\n0\r\n");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while num(&info(&mut admin, "clients"), "blocked_clients") == 0 {
+        assert!(Instant::now() < deadline, "BLPOP did not block");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    admin.run(&format!("CLIENT KILL ID {blocked_id}"));
+    gone_within(&mut admin, blocked_id);
+    assert!(blocked.read_reply_within(Duration::from_secs(5)).is_none());
+    // Stuck writing: 64 MB of replies it never reads.
+    assert_eq!(admin.run("SET big x"), Frame::Simple(b"OK".to_vec()));
+    admin.run("SETRANGE big 1048575 x");
+    let mut stuck = Client::connect(s.port);
+    let stuck_id = id_of(&mut stuck);
+    let get = b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n".repeat(64);
+    stuck.send_raw(&get);
+    std::thread::sleep(Duration::from_millis(300));
+    admin.run(&format!("CLIENT KILL ID {stuck_id}"));
+    gone_within(&mut admin, stuck_id);
+    // Shutdown with idle connections: the server exits.
+    let mut idle2 = Client::connect(s.port);
+    assert_eq!(idle2.run("PING"), Frame::Simple(b"PONG".to_vec()));
+    let _ = admin.try_cmd(&[b"SHUTDOWN", b"NOSAVE"]);
+    assert!(idle2.read_reply_within(Duration::from_secs(10)).is_none());
+}
