@@ -548,41 +548,45 @@ fn function(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
             }
         };
         let codes = parse_payload(args[2])?;
-        // Load into a scratch state first, then check the payload against what stays (the
-        // libraries it replaces do not), so a refused restore changes nothing.
-        let mut scratch = crate::script::Scripting::default();
-        for c in &codes {
-            scratch.load_library(c, false).map_err(CmdError::Msg)?;
-        }
+        // Every library is compiled (in the functions Lua state, not callable yet) and the
+        // payload checked against what stays before anything changes: a refused restore
+        // changes nothing.
         let s = &mut ctx.store.scripting;
+        let mut libs: Vec<crate::script::Library> = Vec::with_capacity(codes.len());
+        for c in &codes {
+            let lib = s.compile_library(c).map_err(CmdError::Msg)?;
+            if libs.iter().any(|l| l.name == lib.name) {
+                return Err(CmdError::err(format!(
+                    "Library '{}' already exists",
+                    lib.name
+                )));
+            }
+            for f in lib.functions.keys() {
+                let lower = f.to_ascii_lowercase();
+                if libs
+                    .iter()
+                    .any(|l| l.functions.keys().any(|g| g.to_ascii_lowercase() == lower))
+                {
+                    return Err(CmdError::err(format!("Function {f} already exists")));
+                }
+            }
+            libs.push(lib);
+        }
         if policy != "flush" {
-            for lib in scratch.libraries.values() {
+            for lib in &libs {
                 if policy == "append" && s.libraries.contains_key(&lib.name) {
                     return Err(CmdError::err(format!(
                         "Library {} already exists",
                         lib.name
                     )));
                 }
-                for f in lib.functions.keys() {
-                    if let Some((owner, _)) = s.functions.get(&f.to_ascii_lowercase())
-                        && !scratch.libraries.contains_key(owner)
-                    {
-                        return Err(CmdError::err(format!("Function {f} already exists")));
-                    }
+                let replaced = |owner: &str| libs.iter().any(|l| l.name == owner);
+                if let Some(f) = s.taken_function(lib, replaced) {
+                    return Err(CmdError::err(format!("Function {f} already exists")));
                 }
             }
         }
-        if policy == "flush" {
-            s.flush_functions();
-        }
-        for name in scratch.libraries.keys() {
-            if let Some(old) = s.libraries.remove(name) {
-                s.unlink_functions(&old);
-            }
-        }
-        for c in &codes {
-            s.load_library(c, true).map_err(CmdError::Msg)?;
-        }
+        s.replace_libraries(libs, policy == "flush");
         ctx.dirty(1);
         ctx.out.ok();
     } else if eq_ic(sub, "stats") {

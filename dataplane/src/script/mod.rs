@@ -538,44 +538,76 @@ impl Scripting {
         self.libraries.values().map(|l| l.code.clone()).collect()
     }
 
-    /// Loads a library (FUNCTION LOAD, RDB, FUNCTION RESTORE). Returns its name.
+    /// Loads a library (FUNCTION LOAD, RDB, AOF, full sync). Returns its name.
     ///
     /// # Errors
-    /// The error line (without `-`) to reply with.
+    /// The error line (without `-`) to reply with; nothing changed then.
     pub fn load_library(&mut self, code: &[u8], replace: bool) -> Result<String, String> {
+        let lib = self.compile_library(code)?;
+        let name = lib.name.clone();
+        if self.libraries.contains_key(&name) && !replace {
+            return Err(format!("ERR Library '{name}' already exists"));
+        }
+        if let Some(f) = self.taken_function(&lib, |owner| owner == name) {
+            return Err(format!("ERR Function {f} already exists"));
+        }
+        self.replace_libraries(vec![lib], false);
+        Ok(name)
+    }
+
+    /// Compiles a library in the functions Lua state, without making it callable.
+    ///
+    /// # Errors
+    /// The error line (without `-`).
+    pub fn compile_library(&mut self, code: &[u8]) -> Result<Library, String> {
         let vm = self.func_vm().map_err(|e| format!("ERR {e}"))?.clone();
         let (name, functions) = vm.load_library(code)?;
-        if let Some(old) = self.libraries.get(&name) {
-            if !replace {
-                return Err(format!("ERR Library '{name}' already exists"));
-            }
-            let _ = old;
-        }
-        for f in functions.keys() {
-            if let Some((owner, _)) = self.functions.get(&f.to_ascii_lowercase())
-                && owner != &name
-            {
-                return Err(format!("ERR Function {f} already exists"));
-            }
-        }
-        if let Some(old) = self.libraries.remove(&name) {
-            self.unlink_functions(&old);
-        }
-        self.functions_total += functions.len();
-        for f in functions.keys() {
+        Ok(Library {
+            name,
+            code: code.to_vec(),
+            functions,
+        })
+    }
+
+    /// A function of `lib` whose name (in any case) a loaded library has, other than one
+    /// `leaving` says is about to go.
+    pub fn taken_function<'a>(
+        &self,
+        lib: &'a Library,
+        leaving: impl Fn(&str) -> bool,
+    ) -> Option<&'a str> {
+        lib.functions.keys().map(String::as_str).find(|f| {
             self.functions
-                .entry(f.to_ascii_lowercase())
-                .or_insert_with(|| (name.clone(), f.clone()));
+                .get(&f.to_ascii_lowercase())
+                .is_some_and(|(owner, _)| !leaving(owner))
+        })
+    }
+
+    /// Makes compiled libraries callable, in place of the loaded ones of the same names (of
+    /// every loaded one, with `flush`). The callers have checked that no function name is
+    /// taken by a library that stays.
+    pub fn replace_libraries(&mut self, libs: Vec<Library>, flush: bool) {
+        if flush {
+            self.libraries.clear();
+            self.functions.clear();
+            self.functions_total = 0;
         }
-        self.libraries.insert(
-            name.clone(),
-            Library {
-                name: name.clone(),
-                code: code.to_vec(),
-                functions,
-            },
-        );
-        Ok(name)
+        self.found.target = None;
+        // All replaced libraries go first: one may own a name a new library takes.
+        for lib in &libs {
+            if let Some(old) = self.libraries.remove(&lib.name) {
+                self.unlink_functions(&old);
+            }
+        }
+        for lib in libs {
+            self.functions_total += lib.functions.len();
+            for f in lib.functions.keys() {
+                self.functions
+                    .entry(f.to_ascii_lowercase())
+                    .or_insert_with(|| (lib.name.clone(), f.clone()));
+            }
+            self.libraries.insert(lib.name.clone(), lib);
+        }
     }
 }
 

@@ -928,14 +928,21 @@ fn script_command(
     }
     // The inline budget is checked here too: a run that spent it inside a command (a long
     // KEYS) moves before its next command, as long as none had effects (after that it
-    // cannot move). The time is the end of the last command, as `cmd::call` read it.
+    // cannot move). The time is the end of the last command, as `cmd::call` read it, but
+    // before the first command with effects it is read afresh: time spent in Lua's C
+    // functions (string.rep, cjson...) escapes the hook's instruction count.
     let budget_end = mode.budget_end_ns;
-    if budget_end != 0
-        && current.last_call_end_ns.load(Ordering::Relaxed) > budget_end
-        && !busy.effects.load(Ordering::Relaxed)
-    {
-        busy.retry.store(true, Ordering::Relaxed);
-        return CallOutcome::Stop(super::RETRY_ELSEWHERE);
+    if budget_end != 0 && !busy.effects.load(Ordering::Relaxed) {
+        let first_effect = cmd.flags & (flags::WRITE | flags::PUBSUB) != 0;
+        let now = if first_effect {
+            clock_ns(quanta::Instant::now())
+        } else {
+            current.last_call_end_ns.load(Ordering::Relaxed)
+        };
+        if now > budget_end {
+            busy.retry.store(true, Ordering::Relaxed);
+            return CallOutcome::Stop(super::RETRY_ELSEWHERE);
+        }
     }
     if cmd.flags & flags::WRITE != 0 || cmd.flags & flags::PUBSUB != 0 {
         // From here on the run cannot be started again elsewhere (PUBLISH reached

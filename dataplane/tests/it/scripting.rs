@@ -664,6 +664,46 @@ fn an_inline_run_past_its_budget_moves_before_its_first_write() {
     assert_eq!(ok(&mut c, &[b"GET", b"w"]), Frame::Bulk(b"slow".to_vec()));
 }
 
+/// The same when the budget went by in Lua's C functions (string.rep here), which the hook's
+/// instruction count does not see: the run still moves before its first write, so a client
+/// of the same connection thread is answered `-BUSY` instead of waiting for the whole run.
+#[test]
+fn an_inline_run_past_its_budget_in_c_functions_moves_before_its_first_write() {
+    let s = start_codis(&["--io-threads", "1"]);
+    let mut c = Client::connect(s.port);
+    ok(&mut c, &[b"CONFIG", b"SET", b"busy-reply-threshold", b"50"]);
+    let body: &[u8] = b"if ARGV[1] == 'slow' then \
+            for i = 1, 150 do local s = string.rep('x', 4194304) end end \
+        redis.call('SET', KEYS[1], ARGV[1]) \
+        if ARGV[1] == 'slow' then local i = 0 while i < 60000000 do i = i + 1 end end \
+        return 1";
+    let sha = match ok(&mut c, &[b"SCRIPT", b"LOAD", body]) {
+        Frame::Bulk(b) => b,
+        other => panic!("{other:?}"),
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            ok(&mut c, &[b"EVALSHA", &sha, b"1", b"w", b"quick"]),
+            Frame::Integer(1)
+        );
+    }
+    // Connected before the run: served by the same (only) connection thread.
+    let mut other = Client::connect(s.port);
+    assert_eq!(other.run("PING"), Frame::Simple(b"PONG".to_vec()));
+    let t = in_thread(s.port, &[b"EVALSHA", &sha, b"1", b"w", b"slow"]);
+    std::thread::sleep(Duration::from_millis(50));
+    // Queued behind the inline run: answered when the run moves (then `-BUSY`, the run
+    // goes on elsewhere), or after the whole run if it stayed (then the value).
+    other.send_raw(b"*2\r\n$3\r\nGET\r\n$5\r\nprobe\r\n");
+    let reply = other.read_reply_within(Duration::from_secs(30));
+    assert!(
+        matches!(&reply, Some((Frame::Error(e), _)) if e.starts_with(b"BUSY")),
+        "{reply:?}"
+    );
+    assert_eq!(t.join().unwrap(), Frame::Integer(1));
+    assert_eq!(ok(&mut c, &[b"GET", b"w"]), Frame::Bulk(b"slow".to_vec()));
+}
+
 /// Function names are found in any case, as in Redis; a library may register two names that
 /// differ only in case (Redis 7.0 accepts it, then crashes when that library is replaced or
 /// deleted). Here one of the two answers FCALL, and replacing or deleting the library leaves
