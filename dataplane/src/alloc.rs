@@ -6,8 +6,31 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The allocator underneath: mimalloc, as Redis ships jemalloc (glibc's malloc and free
-/// were 8% of a script benchmark's time; Lua allocates through here too, via mlua).
+/// were 8% of a script benchmark's time; Lua allocates through here too, via mlua). Built
+/// without transparent huge pages (the `no_thp` feature) and tuned by [`tune_for_server`]:
+/// with its defaults, 1,000,000 small keys took 181 MB of RSS instead of 95 MB.
 use mimalloc::MiMalloc as System;
+
+/// mimalloc's version this crate builds ([`tune_for_server`]'s option number is its).
+const MIMALLOC_VERSION: i32 = 30302;
+/// `mi_option_purge_delay` in that version's `mi_option_t` (the bindings do not name it).
+const MI_OPTION_PURGE_DELAY: i32 = 15;
+
+/// Memory mimalloc frees goes back to the system at once, not after its purge delay (1 s,
+/// and only on later allocator activity): an idle server's RSS then shows what it holds.
+/// Does nothing (and says so) if the linked mimalloc is not the version the option number
+/// was read from. Call first thing in `main`.
+#[allow(unsafe_code)]
+pub fn tune_for_server() {
+    // SAFETY: both only read or store an option value; mimalloc reads it at its next purge.
+    unsafe {
+        if libmimalloc_sys::mi_version() == MIMALLOC_VERSION {
+            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+        } else {
+            eprintln!("mimalloc is not version {MIMALLOC_VERSION}: its purge delay is left as is");
+        }
+    }
+}
 
 static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
 

@@ -28,6 +28,7 @@ use tracing::level_filters::LevelFilter;
 static ALLOC: CountingAlloc = CountingAlloc;
 
 fn main() -> ExitCode {
+    dataplane::alloc::tune_for_server();
     let args = ProxyArgs::parse();
     if args.default_config {
         print!("{}", default_config_text());

@@ -24,6 +24,7 @@ Examples:
        codis-server /etc/myredis.conf --loglevel verbose --maxmemory 1gb";
 
 fn main() -> ExitCode {
+    dataplane::alloc::tune_for_server();
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("{USAGE}");
