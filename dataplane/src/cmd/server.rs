@@ -659,6 +659,7 @@ fn memory(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         if n != 2 {
             return Err(sub_arity("memory", sub));
         }
+        crate::alloc::purge();
         ctx.out.ok();
     } else {
         return Err(unknown_subcommand(sub, "memory"));
