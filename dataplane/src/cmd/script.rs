@@ -562,10 +562,9 @@ fn function(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
                 )));
             }
             for f in lib.functions.keys() {
-                let lower = f.to_ascii_lowercase();
                 if libs
                     .iter()
-                    .any(|l| l.functions.keys().any(|g| g.to_ascii_lowercase() == lower))
+                    .any(|l| l.functions.keys().any(|g| g.eq_ignore_ascii_case(f)))
                 {
                     return Err(CmdError::err(format!("Function {f} already exists")));
                 }

@@ -626,6 +626,22 @@ fn script_caches_and_libraries_resist_hostile_input() {
     );
 }
 
+/// Loads `body` (a script of one key and one argument that returns 1 and runs short with the
+/// argument `quick`) and runs it twice so: its next run starts inline. Returns its SHA1.
+fn load_short_script(c: &mut Client, body: &[u8]) -> Vec<u8> {
+    let sha = match ok(c, &[b"SCRIPT", b"LOAD", body]) {
+        Frame::Bulk(b) => b,
+        other => panic!("{other:?}"),
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            ok(c, &[b"EVALSHA", &sha, b"1", b"w", b"quick"]),
+            Frame::Integer(1)
+        );
+    }
+    sha
+}
+
 /// An inline run whose budget went by inside a command (a slow KEYS) moves to the script
 /// thread before its first write: the write and the loop after it run there, so other
 /// clients of the same connection thread are answered (`-BUSY`), not left waiting.
@@ -647,17 +663,7 @@ fn an_inline_run_past_its_budget_moves_before_its_first_write() {
         redis.call('SET', KEYS[1], ARGV[1]) \
         if ARGV[1] == 'slow' then local i = 0 while i < 30000000 do i = i + 1 end end \
         return 1";
-    let sha = match ok(&mut c, &[b"SCRIPT", b"LOAD", body]) {
-        Frame::Bulk(b) => b,
-        other => panic!("{other:?}"),
-    };
-    // Short runs: the next one starts inline.
-    for _ in 0..2 {
-        assert_eq!(
-            ok(&mut c, &[b"EVALSHA", &sha, b"1", b"w", b"quick"]),
-            Frame::Integer(1)
-        );
-    }
+    let sha = load_short_script(&mut c, body);
     let t = in_thread(s.port, &[b"EVALSHA", &sha, b"1", b"w", b"slow"]);
     wait_busy(s.port);
     assert_eq!(t.join().unwrap(), Frame::Integer(1));
@@ -677,16 +683,7 @@ fn an_inline_run_past_its_budget_in_c_functions_moves_before_its_first_write() {
         redis.call('SET', KEYS[1], ARGV[1]) \
         if ARGV[1] == 'slow' then local i = 0 while i < 60000000 do i = i + 1 end end \
         return 1";
-    let sha = match ok(&mut c, &[b"SCRIPT", b"LOAD", body]) {
-        Frame::Bulk(b) => b,
-        other => panic!("{other:?}"),
-    };
-    for _ in 0..2 {
-        assert_eq!(
-            ok(&mut c, &[b"EVALSHA", &sha, b"1", b"w", b"quick"]),
-            Frame::Integer(1)
-        );
-    }
+    let sha = load_short_script(&mut c, body);
     // Connected before the run: served by the same (only) connection thread.
     let mut other = Client::connect(s.port);
     assert_eq!(other.run("PING"), Frame::Simple(b"PONG".to_vec()));
