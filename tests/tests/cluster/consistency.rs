@@ -5,8 +5,9 @@
 //! Client threads, half on each proxy, run a model-checked workload on keys of their own:
 //! counters (INCR), lists (RPUSH of unique elements), sets (SADD of unique members) and
 //! registers (SET of unique values). After every round a client writes a probe key (db 1) on
-//! both groups' masters and runs `WAIT 1`: the proxy-acknowledged operations of the round
-//! are then *durable* (a replica holds them, so a failover keeps them). Meanwhile a block of
+//! both groups' masters and runs `WAIT 1`: the proxy-acknowledged operations since the last
+//! such checkpoint are then *durable* (a replica holds them, so a failover keeps them),
+//! unless a master changed in between (the old one may have died before its replica had them). Meanwhile a block of
 //! slots holding half of the keys migrates back and forth between the groups, first with
 //! `migration_method = "sync"`, then (after a dashboard SIGKILL and restart) "semi-async";
 //! group 1's master is SIGKILLed (the sentinels fail over, the old master comes back as a
@@ -182,8 +183,9 @@ fn client(t: usize, port: Arc<AtomicU64>, masters: Masters, stop: Arc<AtomicBool
         .collect();
     let mut proxy: Option<Resp> = None;
     let mut direct: HashMap<u16, Resp> = HashMap::new();
-    // Acknowledged operations not yet covered by a WAIT: (kind, key, index).
-    let mut uncovered: Vec<(Kind, usize, usize)> = Vec::new();
+    // Acknowledged operations not yet covered by a WAIT: (kind, key, index, the masters
+    // when the operation was sent).
+    let mut uncovered: Vec<(Kind, usize, usize, [u16; 2])> = Vec::new();
     let mut seq = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let c = match proxy.as_mut() {
@@ -198,6 +200,7 @@ fn client(t: usize, port: Arc<AtomicU64>, masters: Masters, stop: Arc<AtomicBool
             },
         };
         h.rounds += 1;
+        let sent_under = *masters.lock().unwrap();
         let mut round: Vec<(Kind, usize, usize)> = Vec::new();
         let mut out = Vec::new();
         for kind in KINDS {
@@ -277,7 +280,7 @@ fn client(t: usize, port: Arc<AtomicU64>, masters: Masters, stop: Arc<AtomicBool
                 ));
             }
             op.fate = Fate::Acked;
-            uncovered.push((kind, i, n));
+            uncovered.push((kind, i, n, sent_under));
         }
         if broken {
             proxy = None;
@@ -290,7 +293,10 @@ fn client(t: usize, port: Arc<AtomicU64>, masters: Masters, stop: Arc<AtomicBool
             std::thread::sleep(Duration::from_millis(20));
         }
         // The checkpoint: a write then WAIT on each master covers everything acknowledged
-        // before it, wherever the slot was.
+        // before it, wherever the slot was, as long as the masters are those the operation
+        // was sent under. One acknowledged by a master that died before its replica had it
+        // is lost in the failover, and a WAIT on the promoted replica does not bring it back:
+        // such an operation stays merely acknowledged.
         let ports = *masters.lock().unwrap();
         let mut covered = true;
         for p in ports {
@@ -323,8 +329,10 @@ fn client(t: usize, port: Arc<AtomicU64>, masters: Masters, stop: Arc<AtomicBool
         }
         if covered {
             h.checkpoints_ok += 1;
-            for (kind, i, n) in uncovered.drain(..) {
-                h.ops.get_mut(&(kind, i)).unwrap()[n].fate = Fate::Durable;
+            for (kind, i, n, under) in uncovered.drain(..) {
+                if under == ports {
+                    h.ops.get_mut(&(kind, i)).unwrap()[n].fate = Fate::Durable;
+                }
             }
         } else {
             h.checkpoints_failed += 1;
