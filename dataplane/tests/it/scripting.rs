@@ -349,8 +349,12 @@ fn in_thread(port: u16, args: &[&[u8]]) -> std::thread::JoinHandle<Frame> {
     let args: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
     std::thread::spawn(move || {
         let mut c = Client::connect(port);
-        let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-        c.try_cmd(&refs).expect("reply")
+        c.send_raw(&Client::encode(&args));
+        // Long runs on a loaded machine (a debug build, CI's two cores) outlast the usual
+        // 10 s read timeout.
+        c.read_reply_within(Duration::from_secs(120))
+            .expect("reply")
+            .0
     })
 }
 
@@ -693,7 +697,8 @@ fn an_inline_run_past_its_budget_in_c_functions_moves_before_its_first_write() {
     // there for seconds), or after the whole run if it stayed. One answered at once came
     // before the run started: probe again.
     let mut moved = None;
-    for _ in 0..100 {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
         let sent = Instant::now();
         other.send_raw(b"*2\r\n$3\r\nGET\r\n$5\r\nprobe\r\n");
         let reply = other.read_reply_within(Duration::from_secs(30));
@@ -708,9 +713,24 @@ fn an_inline_run_past_its_budget_in_c_functions_moves_before_its_first_write() {
             }
             Some((Frame::Null, _)) => {
                 // Answered late: moved if the run still goes on (the script thread holds
-                // the lock, a new client gets `-BUSY`), stayed if it is over.
-                moved = Some(busy(s.port));
-                break;
+                // the lock, a new client gets `-BUSY`), stayed if it is over (it wrote
+                // `slow`). Neither: the probe was only late because the machine is busy
+                // (the run has not written yet): probe again.
+                if busy(s.port) {
+                    moved = Some(true);
+                    break;
+                }
+                match Client::connect(s.port).cmd(&[b"GET", b"w"]).0 {
+                    Frame::Error(e) if e.starts_with(b"BUSY") => {
+                        moved = Some(true);
+                        break;
+                    }
+                    Frame::Bulk(v) if v == b"slow" => {
+                        moved = Some(false);
+                        break;
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(20)),
+                }
             }
             other => panic!("{other:?}"),
         }
