@@ -4,6 +4,7 @@ pub mod ld;
 
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx, arg_i64, eq_ic, spec};
+use crate::resp::reply::Out;
 use crate::store::{Db, SmallBytes, Value};
 
 /// Commands of this family.
@@ -84,12 +85,20 @@ pub fn check_len(ctx: &Ctx<'_>, total: u64) -> CmdResult {
     Ok(())
 }
 
+/// A string value as a bulk reply; a big one goes out by reference, not copied.
+fn bulk_value(out: &mut Out, s: &SmallBytes) {
+    match s {
+        SmallBytes::Shared(data) => out.bulk_shared(data),
+        other => out.bulk(other),
+    }
+}
+
 fn get(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
     let (db, out) = ctx.db_out();
     match db.get(args[1], now) {
         None => out.null(),
-        Some(Value::Str(s)) => out.bulk(s),
+        Some(Value::Str(s)) => bulk_value(out, s),
         Some(_) => return Err(CmdError::WrongType),
     }
     Ok(())
@@ -269,7 +278,7 @@ fn mget(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     out.array(args.len() - 1);
     for k in &args[1..] {
         match db.get(k, now) {
-            Some(Value::Str(s)) => out.bulk(s),
+            Some(Value::Str(s)) => bulk_value(out, s),
             _ => out.null(),
         }
     }

@@ -69,6 +69,8 @@ pub struct RequestParser {
     expected: usize,
     /// Where parsing resumes inside the current request.
     pos: usize,
+    /// Bytes the buffer must hold to complete the bulk string being read (0: unknown).
+    need: usize,
 }
 
 fn protocol<T>(msg: impl Into<String>) -> Result<T, ParseError> {
@@ -96,6 +98,12 @@ impl RequestParser {
         self.expected > 0
     }
 
+    /// After an `Incomplete` inside a bulk string: the buffer length that completes it (the
+    /// caller can make room for a big argument at once, as Redis does); 0 otherwise.
+    pub fn needed(&self) -> usize {
+        self.need
+    }
+
     /// Parses the request at the start of `buf`. Between an `Incomplete` result and the next
     /// call, the caller must only append to the buffer.
     ///
@@ -103,6 +111,7 @@ impl RequestParser {
     /// [`ParseError::Incomplete`] when more bytes are needed, [`ParseError::Protocol`] when the
     /// bytes are not a valid request.
     pub fn parse(&mut self, buf: &[u8], limits: &Limits) -> Result<Request, ParseError> {
+        self.need = 0;
         if self.expected == 0 {
             self.spans.clear();
             self.pos = 0;
@@ -162,6 +171,7 @@ impl RequestParser {
             }
             let start = cr + 2;
             if buf.len() < start + len + 2 {
+                self.need = start + len + 2;
                 return Err(ParseError::Incomplete);
             }
             self.spans.push((start, start + len));
@@ -391,6 +401,31 @@ mod tests {
             );
             assert_eq!(args_of(&p, req).len(), 2);
         }
+    }
+
+    /// Inside a bulk string the parser tells how long the buffer must be to complete it;
+    /// before its header is whole, and once the request is parsed, it does not know.
+    #[test]
+    fn needed_is_the_length_that_completes_the_bulk_being_read() {
+        let req = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\n0123456789\r\n";
+        let l = Limits {
+            authenticated: true,
+            ..Limits::default()
+        };
+        let mut p = RequestParser::new();
+        for cut in 0..req.len() {
+            assert_eq!(p.parse(&req[..cut], &l), Err(ParseError::Incomplete));
+            let want = match cut {
+                // Inside `SET`, inside `k`, inside the value (headers whole).
+                8..=12 => 13,
+                17..=19 => 20,
+                25.. => req.len(),
+                _ => 0,
+            };
+            assert_eq!(p.needed(), want, "cut at {cut}");
+        }
+        assert!(p.parse(req, &l).is_ok());
+        assert_eq!(p.needed(), 0);
     }
 
     #[test]

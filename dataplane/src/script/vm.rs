@@ -975,10 +975,9 @@ fn script_command(
             .wrote
             .store(true, Ordering::Relaxed);
     }
-    let mut out = Out {
-        buf: std::mem::take(&mut ctx.store.scripting.call_spare),
-        resp3: current.resp3.load(Ordering::Relaxed),
-    };
+    let mut out = Out::new();
+    out.buf = std::mem::take(&mut ctx.store.scripting.call_spare);
+    out.resp3 = current.resp3.load(Ordering::Relaxed);
     {
         let mut c2 = Ctx {
             store: &mut *ctx.store,

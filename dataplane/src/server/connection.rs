@@ -148,7 +148,9 @@ async fn client_loop(
 ) -> std::io::Result<()> {
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut parser = RequestParser::new();
+    // Big values go out by reference (`Out::bulk_shared`), written in place below.
     let mut out = Out::new();
+    out.share_big = true;
     let shutdown = shared.shutdown.subscribe();
     // A kill, waited on for the connection's life. The server's shutdown kills every
     // registered connection; one registered after that sees the shutdown flag below.
@@ -169,25 +171,33 @@ async fn client_loop(
             rbuf = BytesMut::with_capacity(16 * 1024);
         }
         if !out.is_empty() {
-            // Most replies fit in the socket's buffer at once.
-            let written = match sock.try_write(&out.buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
-                Err(e) => return Err(e),
-            };
-            if written < out.len() {
-                // A client that does not read its replies blocks this write; CLIENT KILL,
-                // the pub/sub queue limit and shutdown must still be able to close it.
+            // A client that does not read its replies blocks these writes; CLIENT KILL, the
+            // pub/sub queue limit and shutdown must still be able to close it.
+            if out.has_shared() {
                 tokio::select! {
                     biased;
-                    r = sock.write_all(&out.buf[written..]) => r?,
+                    r = write_pieces(&mut sock, &out) => r?,
                     _ = &mut stop => return Ok(()),
+                }
+            } else {
+                // Most replies fit in the socket's buffer at once.
+                let written = match sock.try_write(&out.buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+                    Err(e) => return Err(e),
+                };
+                if written < out.buf.len() {
+                    tokio::select! {
+                        biased;
+                        r = sock.write_all(&out.buf[written..]) => r?,
+                        _ = &mut stop => return Ok(()),
+                    }
                 }
             }
             shared
                 .net_output
                 .fetch_add(out.len() as u64, Ordering::Relaxed);
-            out.buf.clear();
+            out.clear();
             if out.buf.capacity() > 1024 * 1024 {
                 out.buf = Vec::with_capacity(16 * 1024);
             }
@@ -273,6 +283,16 @@ async fn client_loop(
         if client.info.killed.load(Ordering::Relaxed) || *shutdown.borrow() {
             return Ok(());
         }
+        // A big argument half read: grow the buffer by 4x what came (up to what completes
+        // it), not by doubling: each growth copies what came so far. A declared length alone
+        // allocates nothing beyond 64 KiB (`huge_declared_lengths_allocate_nothing`).
+        let need = parser.needed();
+        if need > rbuf.capacity() {
+            let target = need.min((rbuf.len() * 4).max(64 * 1024));
+            if target > rbuf.capacity() {
+                rbuf.reserve(target - rbuf.len());
+            }
+        }
         let idle = shared.idle_timeout.load(Ordering::Relaxed);
         let idle_limit = if idle > 0 && client.subscriptions() == 0 {
             Some(Duration::from_secs(idle))
@@ -307,6 +327,22 @@ async fn client_loop(
             _ = sleep_opt(idle_limit) => return Ok(()),
         }
     }
+}
+
+/// Writes a reply holding big values by reference: the buffer's pieces and the values, with
+/// `writev` (at most 1024 slices a call, Linux's `IOV_MAX`).
+async fn write_pieces(sock: &mut TcpStream, out: &Out) -> std::io::Result<()> {
+    let mut pieces = out.pieces();
+    let mut rest: &mut [std::io::IoSlice<'_>] = &mut pieces;
+    std::io::IoSlice::advance_slices(&mut rest, 0);
+    while !rest.is_empty() {
+        let n = sock.write_vectored(&rest[..rest.len().min(1024)]).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        std::io::IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
 }
 
 async fn sleep_opt(d: Option<Duration>) {
