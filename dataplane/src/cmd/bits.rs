@@ -49,7 +49,7 @@ fn grow_str<'a>(
     match db.get_mut(key, now) {
         Some(Value::Str(s)) => {
             if s.len() < min_len {
-                let mut v = take_vec(s);
+                let mut v = take_vec(s, min_len - s.len());
                 v.resize(min_len, 0);
                 *s = SmallBytes::from_vec(v);
             }

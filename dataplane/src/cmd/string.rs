@@ -51,6 +51,19 @@ pub fn peek_str<'a>(db: &'a mut Db, key: &[u8], now: u64) -> Result<Option<&'a [
     }
 }
 
+/// The string a key holds as stored, for a reply (counts a hit or a miss).
+fn read_value<'a>(
+    db: &'a mut Db,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<&'a SmallBytes>, CmdError> {
+    match db.get(key, now) {
+        None => Ok(None),
+        Some(Value::Str(s)) => Ok(Some(s)),
+        Some(_) => Err(CmdError::WrongType),
+    }
+}
+
 /// The string a key holds, for reading (counts a hit or a miss).
 pub(crate) fn read_str<'a>(
     db: &'a mut Db,
@@ -69,10 +82,11 @@ pub fn bytes_mut(s: &mut SmallBytes) -> &mut [u8] {
     s.as_mut_bytes()
 }
 
-/// Takes the bytes of a string value out as a vector (no copy for heap strings) so that it
-/// can grow; store it back with `SmallBytes::from_vec`.
-pub fn take_vec(s: &mut SmallBytes) -> Vec<u8> {
-    std::mem::replace(s, SmallBytes::new(b"")).into_vec()
+/// Takes the bytes of a string value out as a vector with room for `extra` more (no copy
+/// for heap strings no one else holds) so that it can grow; store it back with
+/// `SmallBytes::from_vec`.
+pub fn take_vec(s: &mut SmallBytes, extra: usize) -> Vec<u8> {
+    std::mem::replace(s, SmallBytes::new(b"")).into_vec_with_room(extra)
 }
 
 /// Redis's `checkStringLength`: a string may not grow past `proto-max-bulk-len`.
@@ -209,9 +223,9 @@ fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     };
     let (db, out) = ctx.db_out();
     let found = if o.get {
-        match read_str(db, key, now)? {
+        match read_value(db, key, now)? {
             Some(old) => {
-                out.bulk(old);
+                bulk_value(out, old);
                 true
             }
             None => {
@@ -320,8 +334,8 @@ fn msetnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 fn getset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
     let (db, out) = ctx.db_out();
-    match read_str(db, args[1], now)? {
-        Some(old) => out.bulk(old),
+    match read_value(db, args[1], now)? {
+        Some(old) => bulk_value(out, old),
         None => out.null(),
     }
     db.set(args[1], Value::Str(SmallBytes::new(args[2])));
@@ -333,7 +347,7 @@ fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let o = parse_set_opts(&args[2..], false)?;
     let (key, now) = (args[1], ctx.now_ms);
     let (db, out) = ctx.db_out();
-    let Some(v) = read_str(db, key, now)? else {
+    let Some(v) = read_value(db, key, now)? else {
         out.null();
         return Ok(());
     };
@@ -342,7 +356,7 @@ fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         Some((k, a)) => Some((k, expire_at_ms(a, k, now, "getex")?)),
         None => None,
     };
-    out.bulk(v);
+    bulk_value(out, v);
     match at {
         Some((ExpKind::ExAt | ExpKind::PxAt, at)) if at <= now => {
             db.remove(key);
@@ -361,8 +375,8 @@ fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
 fn getdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms;
     let (db, out) = ctx.db_out();
-    match read_str(db, args[1], now)? {
-        Some(v) => out.bulk(v),
+    match read_value(db, args[1], now)? {
+        Some(v) => bulk_value(out, v),
         None => {
             out.null();
             return Ok(());
@@ -384,7 +398,7 @@ fn append(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         Some(len) => {
             check_len(ctx, (len + add.len()) as u64)?;
             if let Some(Value::Str(s)) = ctx.db().get_mut(key, now) {
-                let mut v = take_vec(s);
+                let mut v = take_vec(s, add.len());
                 v.extend_from_slice(add);
                 *s = SmallBytes::from_vec(v);
             }
@@ -508,7 +522,7 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
                 if end <= len {
                     bytes_mut(s)[offset..end].copy_from_slice(val);
                 } else {
-                    let mut v = take_vec(s);
+                    let mut v = take_vec(s, end - len);
                     v.resize(end, 0);
                     v[offset..].copy_from_slice(val);
                     *s = SmallBytes::from_vec(v);

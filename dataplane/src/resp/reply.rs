@@ -65,10 +65,15 @@ impl Out {
         v
     }
 
-    /// Empties the buffer (capacity kept) and drops the shared values.
+    /// Empties the buffer (capacity kept) and drops the shared values (a list grown long,
+    /// by an MGET of many big values, is let go).
     pub fn clear(&mut self) {
         self.buf.clear();
-        self.shared.clear();
+        if self.shared.capacity() > 1024 {
+            self.shared = Vec::new();
+        } else {
+            self.shared.clear();
+        }
         self.shared_len = 0;
     }
 

@@ -283,12 +283,12 @@ async fn client_loop(
         if client.info.killed.load(Ordering::Relaxed) || *shutdown.borrow() {
             return Ok(());
         }
-        // A big argument half read: grow the buffer by 4x what came (up to what completes
+        // A big argument half read: grow the buffer to 4x what came (up to what completes
         // it), not by doubling: each growth copies what came so far. A declared length alone
-        // allocates nothing beyond 64 KiB (`huge_declared_lengths_allocate_nothing`).
+        // allocates nothing (`huge_declared_lengths_allocate_nothing`).
         let need = parser.needed();
         if need > rbuf.capacity() {
-            let target = need.min((rbuf.len() * 4).max(64 * 1024));
+            let target = need.min(rbuf.len() * 4);
             if target > rbuf.capacity() {
                 rbuf.reserve(target - rbuf.len());
             }

@@ -91,6 +91,32 @@ impl SmallBytes {
         }
     }
 
+    /// The bytes as a vector with room for `extra` more, copied once at most (a shared
+    /// string still referenced elsewhere, by a reply being written for one, is copied into
+    /// a vector of the final size, not cloned and then grown).
+    pub fn into_vec_with_room(self, extra: usize) -> Vec<u8> {
+        let copy = |b: &[u8]| {
+            let mut v = Vec::with_capacity(b.len() + extra);
+            v.extend_from_slice(b);
+            v
+        };
+        match self {
+            SmallBytes::Shared(b) => match Arc::try_unwrap(b) {
+                Ok(mut v) => {
+                    v.reserve(extra);
+                    v
+                }
+                Err(b) => copy(&b),
+            },
+            SmallBytes::Heap(b) => {
+                let mut v = b.into_vec();
+                v.reserve(extra);
+                v
+            }
+            other => copy(&other),
+        }
+    }
+
     /// Heap bytes owned beyond the 24-byte struct itself.
     pub fn heap_size(&self) -> usize {
         match self {
