@@ -17,6 +17,9 @@ PIPELINES="${PIPELINES:-1 16}"
 PIPELINED_FACTOR="${PIPELINED_FACTOR:-5}"
 THREADS="${THREADS:-1}"
 IDLE_CLIENTS="${IDLE_CLIENTS:-10000}"
+# Value size and key space (DATA=4194304 KEYSPACE=1 CLIENTS=1: big values on one key).
+DATA="${DATA:-16}"
+KEYSPACE="${KEYSPACE:-100000}"
 
 command -v nutcracker >/dev/null || { echo "needs nutcracker (apt-get install nutcracker)"; exit 1; }
 cargo build --release -q -p dataplane --bin codis-proxy
@@ -81,15 +84,18 @@ run() {
     [ "$3" -gt 1 ] && n=$((N * PIPELINED_FACTOR))
     case "$2" in
         mget) args=(MGET); for i in $(seq 10); do args+=("key:__rand_int__"); done ;;
+        # Rows start on an empty keyspace; with big values GET reads what a SET pass wrote
+        # (redis-benchmark runs both, the last CSV line is GET's).
+        get) if [ "$DATA" -gt 16 ]; then args=(-t set,get); else args=(-t get); fi ;;
         *) args=(-t "$2") ;;
     esac
-    redis-benchmark -p "$1" -c "$CLIENTS" -n "$n" -P "$3" -d 16 -r 100000 --csv -q "${args[@]}" 2>/dev/null \
+    redis-benchmark -p "$1" -c "$CLIENTS" -n "$n" -P "$3" -d "$DATA" -r "$KEYSPACE" --csv -q "${args[@]}" 2>/dev/null \
         | awk -F'"' 'NR>1 && $2!="" {v=$4" "$10} END {print v}' || true
 }
 
 echo "machine: $(nproc) cores, $(awk '/model name/{$1=$2=$3="";print;exit}' /proc/cpuinfo | xargs)"
 echo "$(redis-server --version | awk '{print $1, $3}'), $(nutcracker --version 2>&1 | head -1), codis-proxy --ncpu $THREADS"
-echo "redis-benchmark -c $CLIENTS -n $N (x$PIPELINED_FACTOR when pipelined) -d 16 -r 100000; mget = MGET of 10 random keys; mset = 10 keys"
+echo "redis-benchmark -c $CLIENTS -n $N (x$PIPELINED_FACTOR when pipelined) -d $DATA -r $KEYSPACE; mget = MGET of 10 random keys; mset = 10 keys"
 echo "twemproxy and codis-proxy route to the same 2 redis-servers; direct = one of them alone"
 echo
 if [ -n "$BASELINE_PROXY" ]; then

@@ -391,6 +391,12 @@ impl BackendConn {
             let mut buf = BytesMut::with_capacity(16 * 1024);
             let mut scanner = ReplyScanner::new();
             loop {
+                // A big value half read: room for all of it at once (growing by doubling
+                // copies what came each time). The server's own length, not a client's.
+                let need = scanner.needed();
+                if need > buf.capacity() {
+                    buf.reserve(need - buf.len());
+                }
                 match super::io::read_some(stream, &mut buf).await {
                     Ok(0) => return Some("connection closed by server".to_string()),
                     Ok(_) => {}

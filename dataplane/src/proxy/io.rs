@@ -10,7 +10,7 @@ use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
@@ -29,6 +29,8 @@ pub trait Socket {
     fn writable(&self) -> impl Future<Output = io::Result<()>>;
     /// Writes what fits without waiting.
     fn try_write(&self, data: &[u8]) -> io::Result<usize>;
+    /// Writes what it can of `bufs` in order, without waiting.
+    fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize>;
 }
 
 fn would_block<T>() -> io::Result<T> {
@@ -52,6 +54,9 @@ macro_rules! socket_impl {
             }
             fn try_write(&self, data: &[u8]) -> io::Result<usize> {
                 <$t>::try_write(self, data)
+            }
+            fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+                <$t>::try_write_vectored(self, bufs)
             }
         }
     };
@@ -98,6 +103,12 @@ impl Socket for ClientStream {
         match self {
             ClientStream::Tcp(s) => s.try_write(data),
             ClientStream::Unix(s) => s.try_write(data),
+        }
+    }
+    fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            ClientStream::Tcp(s) => s.try_write_vectored(bufs),
+            ClientStream::Unix(s) => s.try_write_vectored(bufs),
         }
     }
 }
@@ -222,6 +233,23 @@ pub async fn write_all(sock: &impl Socket, mut data: &[u8]) -> io::Result<()> {
         match sock.try_write(data) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => sock.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Writes all of `pieces`, in order, with `writev` (at most 1024 slices a call, Linux's
+/// `IOV_MAX`).
+pub async fn write_all_pieces(sock: &impl Socket, pieces: &[Bytes]) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> = pieces.iter().map(|p| io::IoSlice::new(p)).collect();
+    let mut rest: &mut [io::IoSlice<'_>] = &mut slices;
+    io::IoSlice::advance_slices(&mut rest, 0);
+    while !rest.is_empty() {
+        match sock.try_write_vectored(&rest[..rest.len().min(1024)]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => sock.writable().await?,
             Err(e) => return Err(e),
         }

@@ -21,7 +21,7 @@ use tokio::sync::{Notify, watch};
 use super::backend::{Pending, Reply};
 use super::command::{self, CommandInfo, Handling};
 use super::core::Worker;
-use super::io::{ClientStream, Socket, read_some, write_all};
+use super::io::{ClientStream, Socket, read_some, write_all, write_all_pieces};
 use super::merge::Merge;
 use super::stats::OpId;
 use crate::resp::request::{Limits, ParseError, Request, RequestParser, encode_command_spans};
@@ -172,9 +172,16 @@ pub async fn serve(sock: ClientStream, worker: Rc<Worker>) {
     tracing::trace!("session closed");
 }
 
+/// Replies of at least this many bytes are not copied into the session's output buffer: they
+/// go out as they came from the backend, between the buffer's pieces (`writev`).
+const BIG_REPLY: usize = 64 * 1024;
+
 async fn write_loop(sock: Rc<ClientStream>, shared: Rc<SessionShared>, worker: Rc<Worker>) {
     let cfg = &worker.proxy.cfg;
     let mut out = BytesMut::new();
+    // When a big reply is queued: the output in order, `out` holding what follows the last.
+    let mut pieces: Vec<Bytes> = Vec::new();
+    let mut pieces_len = 0;
     loop {
         if shared.aborted.get() {
             break;
@@ -217,19 +224,36 @@ async fn write_loop(sock: Rc<ClientStream>, shared: Rc<SessionShared>, worker: R
                     .borrow_mut()
                     .record(&meta.op, usecs, reply.failed, redis_error);
             }
-            out.extend_from_slice(&reply.bytes);
+            if reply.bytes.len() >= BIG_REPLY {
+                if !out.is_empty() {
+                    pieces.push(out.split().freeze());
+                }
+                pieces_len += reply.bytes.len();
+                pieces.push(reply.bytes);
+            } else {
+                out.extend_from_slice(&reply.bytes);
+            }
             if reply.failed && cfg.session_break_on_failure {
                 close = true;
                 break;
             }
-            if out.len() >= 256 * 1024 {
+            if out.len() + pieces_len >= 256 * 1024 {
                 break;
             }
         }
         shared.room.notify_one();
-        if !out.is_empty() {
+        if !out.is_empty() || !pieces.is_empty() {
+            if !pieces.is_empty() && !out.is_empty() {
+                pieces.push(out.split().freeze());
+            }
             let write = async {
-                let write = write_all(&*sock, &out);
+                let write = async {
+                    if pieces.is_empty() {
+                        write_all(&*sock, &out).await
+                    } else {
+                        write_all_pieces(&*sock, &pieces).await
+                    }
+                };
                 if cfg.session_send_timeout.is_zero() {
                     write.await.map_err(|e| e.to_string())
                 } else {
@@ -250,6 +274,8 @@ async fn write_loop(sock: Rc<ClientStream>, shared: Rc<SessionShared>, worker: R
             if out.capacity() > 1024 * 1024 {
                 out = BytesMut::new();
             }
+            pieces.clear();
+            pieces_len = 0;
             if let Err(e) = res {
                 tracing::debug!(error = %e, "client write failed");
                 break;
@@ -375,6 +401,16 @@ impl Session {
         if self.inbuf.is_empty() && self.inbuf.capacity() > 1024 * 1024 {
             // Give back the memory of a big request.
             self.inbuf = BytesMut::new();
+        }
+        // A big argument half read: grow the buffer to 4x what came (up to what completes
+        // it), not by doubling: each growth copies what came so far. A declared length alone
+        // allocates nothing.
+        let need = self.parser.needed();
+        if need > self.inbuf.capacity() {
+            let target = need.min(self.inbuf.len() * 4);
+            if target > self.inbuf.capacity() {
+                self.inbuf.reserve(target - self.inbuf.len());
+            }
         }
         let timeout = self.worker.proxy.cfg.session_recv_timeout;
         loop {

@@ -20,6 +20,8 @@ pub struct ReplyScanner {
     pos: usize,
     /// Elements still expected at each open aggregate level (innermost last).
     pending: Vec<u64>,
+    /// Bytes the buffer must hold to complete the bulk string being read (0: unknown).
+    need: usize,
 }
 
 impl ReplyScanner {
@@ -36,6 +38,7 @@ impl ReplyScanner {
     /// [`ScanError::Incomplete`] when the value is not all there, [`ScanError::Invalid`] when the
     /// bytes are not RESP (the stream cannot be trusted any more).
     pub fn scan(&mut self, buf: &[u8]) -> Result<usize, ScanError> {
+        self.need = 0;
         loop {
             let pos = self.pos;
             if pos >= buf.len() {
@@ -66,6 +69,7 @@ impl ReplyScanner {
                     } else {
                         let end = after + n as usize + 2;
                         if buf.len() < end {
+                            self.need = end;
                             return Err(ScanError::Incomplete);
                         }
                         if &buf[end - 2..end] != b"\r\n" {
@@ -112,6 +116,12 @@ impl ReplyScanner {
         }
     }
 
+    /// After an `Incomplete` inside a bulk string: the buffer length that completes it (the
+    /// reader can make room for a big value at once); 0 otherwise.
+    pub fn needed(&self) -> usize {
+        self.need
+    }
+
     fn length(&mut self, line: &[u8]) -> Result<i64, ScanError> {
         match crate::util::number::parse_i64(line) {
             Some(n) if n >= -1 => Ok(n),
@@ -132,6 +142,21 @@ mod tests {
 
     fn scan_all(bytes: &[u8]) -> usize {
         ReplyScanner::new().scan(bytes).unwrap()
+    }
+
+    /// Inside a bulk string the scanner tells how long the buffer must be to complete it,
+    /// nested in an array too; otherwise it does not know.
+    #[test]
+    fn needed_is_the_length_that_completes_the_bulk_being_read() {
+        let reply = b"*2\r\n:1\r\n$10\r\n0123456789\r\n";
+        let mut s = ReplyScanner::new();
+        for cut in 0..reply.len() {
+            assert_eq!(s.scan(&reply[..cut]), Err(ScanError::Incomplete));
+            let want = if cut >= 13 { reply.len() } else { 0 };
+            assert_eq!(s.needed(), want, "cut at {cut}");
+        }
+        assert_eq!(s.scan(reply), Ok(reply.len()));
+        assert_eq!(s.needed(), 0);
     }
 
     #[test]
