@@ -133,6 +133,9 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], nx: bool) -> CmdResult {
     if !db.contains(src, now) {
         return Err(CmdError::NoSuchKey);
     }
+    // Redis looks the source up for writing (an access), then moves the object itself: the
+    // destination takes the source's LRU clock or LFU counter.
+    db.access(src, now);
     if src == dst {
         // Nothing to do, but the reply still says whether a rename "happened".
         if nx {
@@ -147,8 +150,8 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], nx: bool) -> CmdResult {
         return Ok(());
     }
     let expire = db.expire_at(src);
-    let value = db.remove(src).expect("checked above");
-    db.set(dst, value);
+    let entry = db.remove_entry(src).expect("checked above");
+    db.set_entry(dst, entry);
     if let Some(at) = expire {
         db.set_expire(dst, at);
     }
@@ -208,9 +211,11 @@ fn move_cmd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         ctx.out.int(0);
         return Ok(());
     }
+    // As RENAME: an access to the source, whose LRU/LFU data go with it.
+    src.access(key, now);
     let expire = src.expire_at(key);
-    let value = src.remove(key).expect("checked above");
-    dst.set(key, value);
+    let entry = src.remove_entry(key).expect("checked above");
+    dst.set_entry(key, entry);
     if let Some(at) = expire {
         dst.set_expire(key, at);
     }
@@ -252,6 +257,9 @@ fn copy(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
         ctx.out.int(0);
         return Ok(());
     }
+    // A copy is a new object in Redis (fresh LRU clock or LFU counter), also over a key it
+    // replaces.
+    dst.remove(dst_key);
     dst.set(dst_key, value);
     if let Some(at) = expire {
         dst.set_expire(dst_key, at);

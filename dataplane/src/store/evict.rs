@@ -3,6 +3,8 @@
 //! As in Redis, eviction is approximate: each round samples `maxmemory-samples` keys from
 //! random slots and evicts the best candidate for the policy, until memory is under the limit.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use rand::Rng;
 
 use super::{Store, now_ms};
@@ -31,24 +33,39 @@ pub fn idle_secs(lru: u32, clock: u32) -> u64 {
     }
 }
 
-/// Decays and increments an LFU field on access (log factor 10, decay 1 minute).
+/// `lfu-log-factor` and `lfu-decay-time`, as [`Store::sync_clock`] last copied them.
+static LFU_LOG_FACTOR: AtomicU32 = AtomicU32::new(10);
+static LFU_DECAY_TIME: AtomicU32 = AtomicU32::new(1);
+
+/// Sets the LFU parameters every counter update and OBJECT FREQ use.
+pub fn set_lfu_params(log_factor: u32, decay_minutes: u32) {
+    LFU_LOG_FACTOR.store(log_factor, Ordering::Relaxed);
+    LFU_DECAY_TIME.store(decay_minutes, Ordering::Relaxed);
+}
+
+/// Decays and increments an LFU field on access (`lfu-log-factor`, `lfu-decay-time`).
 pub fn lfu_touch(field: u32) -> u32 {
     let counter = lfu_decayed(field);
     let counter = lfu_log_incr(counter);
     (now_minutes() << 8) | counter as u32
 }
 
-/// The LFU counter after time decay (OBJECT FREQ shows it).
+/// The LFU counter after time decay: one less per `lfu-decay-time` minutes since the last
+/// access, none when it is 0 (OBJECT FREQ shows it).
 pub fn lfu_decayed(field: u32) -> u8 {
-    let ldt = field >> 8;
     let counter = (field & 0xff) as u8;
+    let period = LFU_DECAY_TIME.load(Ordering::Relaxed);
+    if period == 0 {
+        return counter;
+    }
+    let ldt = field >> 8;
     let now = now_minutes();
     let elapsed = if now >= ldt {
         now - ldt
     } else {
         65535 - ldt + now
     };
-    counter.saturating_sub(elapsed.min(255) as u8)
+    counter.saturating_sub((elapsed / period).min(255) as u8)
 }
 
 fn lfu_log_incr(counter: u8) -> u8 {
@@ -57,7 +74,8 @@ fn lfu_log_incr(counter: u8) -> u8 {
     }
     let r: f64 = rand::rng().random();
     let base = (counter as f64 - 5.0).max(0.0);
-    let p = 1.0 / (base * 10.0 + 1.0);
+    let factor = LFU_LOG_FACTOR.load(Ordering::Relaxed) as f64;
+    let p = 1.0 / (base * factor + 1.0);
     if r < p { counter + 1 } else { counter }
 }
 

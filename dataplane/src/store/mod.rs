@@ -365,7 +365,7 @@ impl Db {
         self.set_with(key, value, false)
     }
 
-    fn remove_in(&mut self, slot: usize, key: &[u8]) -> Option<Value> {
+    fn remove_in(&mut self, slot: usize, key: &[u8]) -> Option<Entry> {
         if self.cow.is_some() && self.slots[slot].keys.contains_key(key) {
             self.before_write(slot, key);
         }
@@ -385,12 +385,40 @@ impl Db {
             self.expires_len -= 1;
         }
         self.touched(key);
-        Some(e.value)
+        Some(e)
     }
 
     /// Deletes a key (expired or not); returns its value.
     pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
+        self.remove_in(slot_of(key), key).map(|e| e.value)
+    }
+
+    /// Deletes a key (expired or not); returns its entry, access data (LRU clock or LFU
+    /// counter) included, for [`Db::set_entry`].
+    pub fn remove_entry(&mut self, key: &[u8]) -> Option<Entry> {
         self.remove_in(slot_of(key), key)
+    }
+
+    /// Stores an entry taken from another key (RENAME, MOVE): its access data go with it, as
+    /// Redis moves the object itself. Replaces any old value and drops its TTL.
+    pub fn set_entry(&mut self, key: &[u8], entry: Entry) {
+        self.set_with(key, entry.value, false);
+        if let Some(e) = self.slots[slot_of(key)].keys.get_mut(key) {
+            e.lru = entry.lru;
+        }
+    }
+
+    /// Counts an access to `key` as Redis's write lookup does (LRU clock, LFU counter), and
+    /// nothing else: RENAME and MOVE look their source up so before moving it.
+    pub fn access(&mut self, key: &[u8], now: u64) {
+        let slot = slot_of(key);
+        if self.expire_if_needed(slot, key, now) {
+            return;
+        }
+        let (clock, lfu) = (self.lru_clock, self.lfu);
+        if let Some(e) = self.slots[slot].keys.get_mut(key) {
+            Self::stamp(clock, lfu, e);
+        }
     }
 
     /// Deletes a key if it exists and has not expired; returns true if it was deleted.
@@ -409,7 +437,7 @@ impl Db {
         if self.expire_if_needed(slot, key, now) {
             return false;
         }
-        match self.remove_in(slot, key) {
+        match self.remove_in(slot, key).map(|e| e.value) {
             Some(v) => {
                 if v.len() > lazyfree::THRESHOLD {
                     lazyfree::drop_later(v);
@@ -857,6 +885,7 @@ impl Store {
     /// Copies the LRU clock and policy into every db (after a tick or CONFIG SET).
     pub fn sync_clock(&mut self) {
         let lfu = self.config.maxmemory_policy.is_lfu();
+        evict::set_lfu_params(self.config.lfu_log_factor, self.config.lfu_decay_time);
         for db in &mut self.dbs {
             db.lru_clock = self.lru_clock;
             db.lfu = lfu;
