@@ -23,6 +23,10 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::router::RouteGuard;
+
+/// The largest bulk reply whose declared length the reader trusts to size its buffer at
+/// once: Redis's default `proto-max-bulk-len` (512 MB) and its header.
+const MAX_TRUSTED_BULK: usize = 512 * 1024 * 1024 + 64;
 use crate::resp::scan::{ReplyScanner, ScanError};
 
 /// Settings of backend connections (from proxy.toml).
@@ -392,10 +396,11 @@ impl BackendConn {
             let mut scanner = ReplyScanner::new();
             loop {
                 // A big value half read: room for all of it at once (growing by doubling
-                // copies what came each time). The server's own length, not a client's.
+                // copies what came each time). The server's own length, up to Redis's
+                // largest bulk (`proto-max-bulk-len` 512 MB); a bogus one grows as usual.
                 let need = scanner.needed();
-                if need > buf.capacity() {
-                    buf.reserve(need - buf.len());
+                if need > buf.capacity() && need <= MAX_TRUSTED_BULK {
+                    crate::util::buffer::grow_exact(&mut buf, need);
                 }
                 match super::io::read_some(stream, &mut buf).await {
                     Ok(0) => return Some("connection closed by server".to_string()),

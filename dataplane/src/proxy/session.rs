@@ -25,6 +25,7 @@ use super::io::{ClientStream, Socket, read_some, write_all, write_all_pieces};
 use super::merge::Merge;
 use super::stats::OpId;
 use crate::resp::request::{Limits, ParseError, Request, RequestParser, encode_command_spans};
+use crate::util::buffer;
 
 /// Input read ahead while the session waits for a blocking call: beyond this the proxy stops
 /// reading the client until the call is answered (back-pressure, as for a full pipeline).
@@ -226,6 +227,7 @@ async fn write_loop(sock: Rc<ClientStream>, shared: Rc<SessionShared>, worker: R
             }
             if reply.bytes.len() >= BIG_REPLY {
                 if !out.is_empty() {
+                    pieces_len += out.len();
                     pieces.push(out.split().freeze());
                 }
                 pieces_len += reply.bytes.len();
@@ -405,12 +407,13 @@ impl Session {
         // A big argument half read: grow the buffer to 4x what came (up to what completes
         // it), not by doubling: each growth copies what came so far. A declared length alone
         // allocates nothing.
-        let need = self.parser.needed();
-        if need > self.inbuf.capacity() {
-            let target = need.min(self.inbuf.len() * 4);
-            if target > self.inbuf.capacity() {
-                self.inbuf.reserve(target - self.inbuf.len());
-            }
+        if let Some(target) = buffer::big_value_target(
+            self.parser.needed(),
+            self.inbuf.len(),
+            self.inbuf.capacity(),
+            usize::MAX,
+        ) {
+            buffer::grow_exact(&mut self.inbuf, target);
         }
         let timeout = self.worker.proxy.cfg.session_recv_timeout;
         loop {

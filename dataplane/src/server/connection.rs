@@ -17,6 +17,7 @@ use crate::cmd::{Ctx, execute};
 use crate::resp::reply::Out;
 use crate::resp::request::{Limits, ParseError, Request, RequestParser};
 use crate::store::now_ms;
+use crate::util::buffer;
 
 /// Serves one client until it quits, breaks the protocol, is killed or the server stops.
 #[tracing::instrument(skip(sock, shared), fields(peer = %peer))]
@@ -286,12 +287,12 @@ async fn client_loop(
         // A big argument half read: grow the buffer to 4x what came (up to what completes
         // it), not by doubling: each growth copies what came so far. A declared length alone
         // allocates nothing (`huge_declared_lengths_allocate_nothing`).
-        let need = parser.needed();
-        if need > rbuf.capacity() {
-            let target = need.min(rbuf.len() * 4);
-            if target > rbuf.capacity() {
-                rbuf.reserve(target - rbuf.len());
-            }
+        let limit = shared.query_buffer_limit.load(Ordering::Relaxed);
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        if let Some(target) =
+            buffer::big_value_target(parser.needed(), rbuf.len(), rbuf.capacity(), limit)
+        {
+            buffer::grow_exact(&mut rbuf, target);
         }
         let idle = shared.idle_timeout.load(Ordering::Relaxed);
         let idle_limit = if idle > 0 && client.subscriptions() == 0 {

@@ -1455,3 +1455,54 @@ fn big_values_pass_through_like_one_redis() {
     assert_eq!(got.len(), want.len());
     assert!(got == want, "replies differ from one redis-server's");
 }
+
+/// A backend that declares an absurd bulk length (a corrupted stream, a service that is not
+/// Redis) does not make the proxy reserve it: the proxy stays up, and when that backend
+/// goes away the waiting client gets an error, as for any broken backend.
+#[test]
+fn a_bogus_bulk_length_from_a_backend_reserves_nothing() {
+    use std::io::{Read, Write};
+    for header in [&b"$1099511627776\r\n"[..], b"$9223372036854775800\r\n"] {
+        let fake = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fake_addr = fake.local_addr().unwrap().to_string();
+        let header = header.to_vec();
+        let backend = std::thread::spawn(move || {
+            let (mut s, _) = fake.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            // The proxy may probe first (PING, AUTH, SELECT): answer until a GET comes.
+            loop {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "proxy closed the backend connection");
+                let got = &buf[..n];
+                if got.windows(3).any(|w| w.eq_ignore_ascii_case(b"GET")) {
+                    break;
+                }
+                s.write_all(b"+OK\r\n").unwrap();
+            }
+            s.write_all(&header).unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            // Gone with the value never sent.
+        });
+        let p = TestProxy::start(CoreConfig::default());
+        let slots: Vec<Slot> = (0..1024)
+            .map(|i| Slot {
+                id: i,
+                backend_addr: fake_addr.clone(),
+                ..Slot::default()
+            })
+            .collect();
+        p.fill(&slots);
+        let mut c = p.client();
+        c.send_raw(&Client::encode(&[b"GET".to_vec(), b"k".to_vec()]));
+        backend.join().unwrap();
+        let (reply, raw) = c
+            .read_reply_within(Duration::from_secs(20))
+            .expect("an answer once the backend is gone");
+        assert!(
+            matches!(reply, Frame::Error(_)),
+            "GET answered {}",
+            show(&raw)
+        );
+        assert_eq!(p.client().run("PING"), Frame::Simple(b"PONG".to_vec()));
+    }
+}
