@@ -70,11 +70,7 @@ pub(crate) fn read_str<'a>(
     key: &[u8],
     now: u64,
 ) -> Result<Option<&'a [u8]>, CmdError> {
-    match db.get(key, now) {
-        None => Ok(None),
-        Some(Value::Str(s)) => Ok(Some(s)),
-        Some(_) => Err(CmdError::WrongType),
-    }
+    Ok(read_value(db, key, now)?.map(|s| s.as_bytes()))
 }
 
 /// Mutable access to the bytes of a string value (no copy when the length stays the same).

@@ -287,12 +287,14 @@ async fn client_loop(
         // A big argument half read: grow the buffer to 4x what came (up to what completes
         // it), not by doubling: each growth copies what came so far. A declared length alone
         // allocates nothing (`huge_declared_lengths_allocate_nothing`).
-        let limit = shared.query_buffer_limit.load(Ordering::Relaxed);
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        if let Some(target) =
-            buffer::big_value_target(parser.needed(), rbuf.len(), rbuf.capacity(), limit)
-        {
-            buffer::grow_exact(&mut rbuf, target);
+        let need = parser.needed();
+        if need > rbuf.capacity() {
+            let limit = shared.query_buffer_limit.load(Ordering::Relaxed);
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            if let Some(target) = buffer::big_value_target(need, rbuf.len(), rbuf.capacity(), limit)
+            {
+                buffer::grow_exact(&mut rbuf, target);
+            }
         }
         let idle = shared.idle_timeout.load(Ordering::Relaxed);
         let idle_limit = if idle > 0 && client.subscriptions() == 0 {

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::support::{Client, show, start_codis, start_redis};
+use crate::support::{Client, dribble_and_read_slowly, show, start_codis, start_redis};
 
 /// Sends raw bytes and returns everything the server writes until it closes or goes quiet.
 pub(crate) fn exchange(port: u16, input: &[u8]) -> (Vec<u8>, bool) {
@@ -309,35 +309,9 @@ fn big_values_in_pipelines_match_redis() {
     ] {
         req.extend_from_slice(&cmd(args));
     }
-    let run = |port: u16| -> Vec<u8> {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut reader = s.try_clone().unwrap();
-        let req = req.clone();
-        // Small pieces with pauses: the server sees the big SET arrive over many reads.
-        let writer = std::thread::spawn(move || {
-            for piece in req.chunks(7_000) {
-                s.write_all(piece).unwrap();
-                std::thread::sleep(Duration::from_micros(300));
-            }
-            s
-        });
-        // A slow reader: the server's writes meet a full socket buffer.
-        let mut all = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !all.ends_with(b"$11\r\nend of test\r\n") {
-            let n = reader.read(&mut buf).unwrap();
-            assert!(n > 0, "closed after {} bytes", all.len());
-            all.extend_from_slice(&buf[..n]);
-            if all.len() % 64 == 0 {
-                std::thread::sleep(Duration::from_micros(50));
-            }
-        }
-        drop(writer.join().unwrap());
-        all
-    };
-    let want = run(redis.port);
-    let got = run(codis.port);
+    let last = b"$11\r\nend of test\r\n";
+    let want = dribble_and_read_slowly(redis.port, &req, last);
+    let got = dribble_and_read_slowly(codis.port, &req, last);
     assert_eq!(got.len(), want.len());
     assert!(got == want, "replies differ from redis-server's");
 }

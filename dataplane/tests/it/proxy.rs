@@ -11,7 +11,7 @@ use codis_model::slot_of;
 use dataplane::proxy::core::{CoreConfig, Proxy, run};
 use dataplane::resp::frame::Frame;
 
-use crate::support::{Client, Server, show, start_codis, start_redis};
+use crate::support::{Client, Server, dribble_and_read_slowly, show, start_codis, start_redis};
 
 /// A proxy running on its own thread, closed on drop.
 pub(crate) struct TestProxy {
@@ -1424,34 +1424,9 @@ fn big_values_pass_through_like_one_redis() {
         let v: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
         req.extend_from_slice(&Client::encode(&v));
     }
-    let run = |port: u16| -> Vec<u8> {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut reader = s.try_clone().unwrap();
-        let req = req.clone();
-        let writer = std::thread::spawn(move || {
-            for piece in req.chunks(7_000) {
-                s.write_all(piece).unwrap();
-                std::thread::sleep(Duration::from_micros(300));
-            }
-            s
-        });
-        let mut all = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !all.ends_with(b"$11\r\nend-of-test\r\n") {
-            let n = reader.read(&mut buf).unwrap();
-            assert!(n > 0, "closed after {} bytes", all.len());
-            all.extend_from_slice(&buf[..n]);
-            if all.len() % 64 == 0 {
-                std::thread::sleep(Duration::from_micros(50));
-            }
-        }
-        drop(writer.join().unwrap());
-        all
-    };
-    let want = run(single.port);
-    let got = run(p.port);
+    let last = b"$11\r\nend-of-test\r\n";
+    let want = dribble_and_read_slowly(single.port, &req, last);
+    let got = dribble_and_read_slowly(p.port, &req, last);
     assert_eq!(got.len(), want.len());
     assert!(got == want, "replies differ from one redis-server's");
 }

@@ -333,3 +333,32 @@ impl Client {
 pub(crate) fn show(raw: &[u8]) -> String {
     raw.escape_ascii().to_string()
 }
+
+/// Sends `req` to `port` in 7,000-byte pieces with pauses (a big argument arrives over many
+/// reads) while reading the replies slowly, 4 KiB at a time (the server's writes meet a full
+/// socket buffer), until they end with `last`; returns every byte read.
+pub(crate) fn dribble_and_read_slowly(port: u16, req: &[u8], last: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reader = s.try_clone().unwrap();
+    let req = req.to_vec();
+    let writer = std::thread::spawn(move || {
+        for piece in req.chunks(7_000) {
+            s.write_all(piece).unwrap();
+            std::thread::sleep(Duration::from_micros(300));
+        }
+        s
+    });
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !all.ends_with(last) {
+        let n = reader.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {} bytes", all.len());
+        all.extend_from_slice(&buf[..n]);
+        if all.len() % 64 == 0 {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+    drop(writer.join().unwrap());
+    all
+}
